@@ -1,0 +1,580 @@
+//! The local admin pages for the technician (and the secrétariat for accounts): system health,
+//! accounts (create, disable, new activation code), printable activation sheets. No marks here.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{self, AccountFilter, AccountRow, Id, NewPerson, id_from_hex};
+use crate::auth::{Can, ManageAccounts, ViewSystem};
+use crate::people::ClassRef;
+use crate::policy::Role;
+use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/admin", system_page)
+        .get("/admin/comptes", accounts_page)
+        .get("/admin/comptes/nouveau", new_account_page)
+        .post("/admin/comptes", create_account)
+        .get("/admin/comptes/{id}", account_page)
+        .post("/admin/comptes/{id}/desactiver", disable_account)
+        .post("/admin/comptes/{id}/reactiver", enable_account)
+        .post("/admin/comptes/{id}/code", reset_code)
+        .post("/admin/fiches", print_sheets)
+}
+
+#[derive(Template)]
+#[template(path = "admin/system.html")]
+struct SystemPage {
+    page: Page,
+    version: &'static str,
+    uptime: String,
+    disk_free: String,
+    disk_total: String,
+    db_size: String,
+    sessions: i64,
+    accounts: i64,
+    urls: Vec<String>,
+    fingerprint: String,
+}
+
+/// "1,2 Go" style sizes.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["o", "Kio", "Mio", "Gio", "Tio"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} o")
+    } else {
+        format!("{v:.1} {}", units[i]).replace('.', ",")
+    }
+}
+
+fn human_duration(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d} j {h} h {m} min")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else {
+        format!("{m} min {} s", secs % 60)
+    }
+}
+
+async fn system_page(
+    State(state): State<AppState>,
+    Can(_, ..): Can<ViewSystem>,
+    page: Page,
+) -> Result<Response, AppError> {
+    let (sessions, accounts) = state
+        .db
+        .read(|c| {
+            Ok::<_, AppError>((
+                crate::auth::session::count(c)?,
+                c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?,
+            ))
+        })
+        .await?;
+    let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
+        Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
+        Err(_) => (0, 0),
+    };
+    render(&SystemPage {
+        page,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime: human_duration(state.started.elapsed().as_secs()),
+        disk_free: human_bytes(free),
+        disk_total: human_bytes(total),
+        db_size: human_bytes(state.db.size_bytes()),
+        sessions,
+        accounts,
+        urls: state.urls.clone(),
+        fingerprint: crate::system::ca_fingerprint(&state.ca_pem),
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct AccountsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    classe: String,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Template)]
+#[template(path = "admin/accounts.html")]
+struct AccountsPage {
+    page: Page,
+    rows: Vec<AccountRow>,
+    total: i64,
+    q: String,
+    role: String,
+    classe: String,
+    classes: Vec<ClassRef>,
+    roles: Vec<Role>,
+    page_no: i64,
+    pages: i64,
+}
+
+impl AccountsPage {
+    fn query_for(&self, page_no: i64) -> String {
+        format!(
+            "?q={}&role={}&classe={}&page={page_no}",
+            crate::web::error::urlencode(&self.q),
+            crate::web::error::urlencode(&self.role),
+            crate::web::error::urlencode(&self.classe)
+        )
+    }
+}
+
+async fn accounts_page(
+    State(state): State<AppState>,
+    Can(..): Can<ManageAccounts>,
+    page: Page,
+    Query(q): Query<AccountsQuery>,
+) -> Result<Response, AppError> {
+    let page_no = q.page.unwrap_or(1).max(1);
+    let filter = AccountFilter {
+        search: q.q.clone(),
+        role: Role::parse(&q.role),
+        class_id: id_from_hex(&q.classe),
+        limit: PAGE_SIZE,
+        offset: (page_no - 1) * PAGE_SIZE,
+    };
+    let (rows, total, classes) = state
+        .db
+        .read(move |c| {
+            let (rows, total) = store::list_accounts(c, &filter)?;
+            Ok::<_, AppError>((rows, total, crate::people::all_classes(c)?))
+        })
+        .await?;
+    render(&AccountsPage {
+        page,
+        rows,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        total,
+        q: q.q,
+        role: q.role,
+        classe: q.classe,
+        classes,
+        roles: Role::ALL.to_vec(),
+        page_no,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/new_account.html")]
+struct NewAccountPage {
+    page: Page,
+    roles: Vec<Role>,
+    error: String,
+    form: NewAccountForm,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct NewAccountForm {
+    #[serde(default)]
+    surname: String,
+    #[serde(default)]
+    first_names: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    matricule: String,
+}
+
+async fn new_account_page(Can(..): Can<ManageAccounts>, page: Page) -> Result<Response, AppError> {
+    render(&NewAccountPage {
+        page,
+        roles: Role::ALL.to_vec(),
+        error: String::new(),
+        form: NewAccountForm::default(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/code.html")]
+struct CodePage {
+    page: Page,
+    slips: Vec<Slip>,
+    back: String,
+}
+
+/// One activation slip: who, where to go, the code.
+#[derive(Debug, Clone)]
+pub struct Slip {
+    pub name: String,
+    pub class_name: String,
+    pub login: String,
+    pub code: String,
+    pub url: String,
+    pub qr_svg: String,
+}
+
+fn login_url(state: &AppState, login: &str) -> String {
+    let base = state.urls.first().cloned().unwrap_or_default();
+    format!(
+        "{base}/connexion?login={}",
+        crate::web::error::urlencode(login)
+    )
+}
+
+fn qr_svg(data: &str) -> String {
+    match qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(96, 96)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+fn slip(state: &AppState, row: &AccountRow, code: String) -> Slip {
+    let url = login_url(state, &row.login);
+    Slip {
+        name: row.display_name(),
+        class_name: row.class_name.clone().unwrap_or_default(),
+        login: row.login.clone(),
+        code,
+        qr_svg: qr_svg(&url),
+        url,
+    }
+}
+
+fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && s[..4].parse::<u16>().is_ok()
+        && s[5..7].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m))
+        && s[8..].parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
+}
+
+async fn create_account(
+    State(state): State<AppState>,
+    Can(user, ..): Can<ManageAccounts>,
+    page: Page,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<NewAccountForm>,
+) -> Result<Response, AppError> {
+    let tr = page.tr;
+    let role = Role::parse(&form.role);
+    let error = if form.surname.trim().is_empty() || form.first_names.trim().is_empty() {
+        Some(tr.t("admin.new.error.names"))
+    } else if role.is_none() {
+        Some(tr.t("admin.new.error.role"))
+    } else if !form.birth_date.trim().is_empty() && !valid_date(form.birth_date.trim()) {
+        Some(tr.t("admin.new.error.date"))
+    } else {
+        None
+    };
+    let role = match (error, role) {
+        (None, Some(role)) => role,
+        (error, _) => {
+            let mut r = render(&NewAccountPage {
+                page,
+                roles: Role::ALL.to_vec(),
+                error: error.unwrap_or_default().to_string(),
+                form,
+            })?;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(r);
+        }
+    };
+    let person = NewPerson {
+        surname: form.surname.trim().to_uppercase(),
+        first_names: form.first_names.trim().to_string(),
+        birth_date: Some(form.birth_date.trim().to_string()).filter(|s| !s.is_empty()),
+        matricule: Some(form.matricule.trim().to_string()).filter(|s| !s.is_empty()),
+        roles: vec![role],
+        ..Default::default()
+    };
+    let secret = state.secret.clone();
+    let days = state.config.security.activation_days;
+    let actor = user.account_id;
+    let (row, code) = state
+        .db
+        .write(move |tx| {
+            let scope = crate::db::registry::school_scope(tx)?;
+            if let Some(m) = &person.matricule {
+                let taken: Option<i64> = rusqlite::OptionalExtension::optional(tx.query_row(
+                    "SELECT 1 FROM people WHERE scope = ?1 AND matricule = ?2",
+                    (&scope, m),
+                    |r| r.get(0),
+                ))?;
+                if taken.is_some() {
+                    return Err(AppError::BadRequest(format!(
+                        "Le matricule {m} est déjà attribué à une autre personne."
+                    )));
+                }
+            }
+            let (_, account, login) = store::create_person(tx, &scope, &person)?;
+            let code = store::issue_activation_code(tx, &secret, &account, days)?;
+            store::audit_account(
+                tx,
+                Some(&actor),
+                "account.create",
+                Some(&account),
+                Some(&login),
+                Some(&ip.to_string()),
+            )?;
+            let row = store::get_account(tx, &account)?.ok_or(AppError::NotFound)?;
+            Ok::<_, AppError>((row, code))
+        })
+        .await?;
+    let slip = slip(&state, &row, code);
+    render(&CodePage {
+        page,
+        slips: vec![slip],
+        back: format!("/admin/comptes/{}", row.id_hex()),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/account.html")]
+struct AccountPage {
+    page: Page,
+    a: AccountRow,
+    notice: String,
+}
+
+#[derive(Deserialize, Default)]
+struct NoticeQuery {
+    #[serde(default)]
+    ok: String,
+}
+
+async fn load_account(state: &AppState, id: &str) -> Result<AccountRow, AppError> {
+    let account = id_from_hex(id).ok_or(AppError::NotFound)?;
+    state
+        .db
+        .read(move |c| store::get_account(c, &account)?.ok_or(AppError::NotFound))
+        .await
+}
+
+async fn account_page(
+    State(state): State<AppState>,
+    Can(..): Can<ManageAccounts>,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Response, AppError> {
+    let a = load_account(&state, &id).await?;
+    let notice = match q.ok.as_str() {
+        "disabled" => page.tr.t("admin.account.disabled_ok"),
+        "enabled" => page.tr.t("admin.account.enabled_ok"),
+        _ => "",
+    }
+    .to_string();
+    render(&AccountPage { page, a, notice })
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn set_disabled(
+    state: AppState,
+    actor: Id,
+    id: String,
+    ip: String,
+    disabled: bool,
+) -> Result<Response, AppError> {
+    let a = load_account(&state, &id).await?;
+    if a.account_id == actor && disabled {
+        return Err(AppError::BadRequest(
+            "Vous ne pouvez pas désactiver votre propre compte.".into(),
+        ));
+    }
+    let account = a.account_id;
+    state
+        .db
+        .write(move |tx| {
+            if store::set_disabled(tx, &account, disabled)? {
+                store::audit_account(
+                    tx,
+                    Some(&actor),
+                    if disabled {
+                        "account.disable"
+                    } else {
+                        "account.enable"
+                    },
+                    Some(&account),
+                    None,
+                    Some(&ip),
+                )?;
+            }
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/admin/comptes/{id}?ok={}",
+        if disabled { "disabled" } else { "enabled" }
+    ))
+    .into_response())
+}
+
+async fn disable_account(
+    State(state): State<AppState>,
+    Can(user, ..): Can<ManageAccounts>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    set_disabled(state, user.account_id, id, ip.to_string(), true).await
+}
+
+async fn enable_account(
+    State(state): State<AppState>,
+    Can(user, ..): Can<ManageAccounts>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    set_disabled(state, user.account_id, id, ip.to_string(), false).await
+}
+
+async fn reset_code(
+    State(state): State<AppState>,
+    Can(user, ..): Can<ManageAccounts>,
+    page: Page,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let a = load_account(&state, &id).await?;
+    let account = a.account_id;
+    let actor = user.account_id;
+    let secret = state.secret.clone();
+    let days = state.config.security.activation_days;
+    let code = state
+        .db
+        .write(move |tx| {
+            let code = store::issue_activation_code(tx, &secret, &account, days)?;
+            store::audit_account(
+                tx,
+                Some(&actor),
+                "account.code",
+                Some(&account),
+                None,
+                Some(&ip.to_string()),
+            )?;
+            Ok::<_, AppError>(code)
+        })
+        .await?;
+    let slip = slip(&state, &a, code);
+    render(&CodePage {
+        page,
+        slips: vec![slip],
+        back: format!("/admin/comptes/{id}"),
+    })
+}
+
+#[derive(Deserialize)]
+struct SheetsForm {
+    #[serde(default)]
+    classe: String,
+    #[serde(default)]
+    role: String,
+    /// "pending": only accounts never activated; "all": everyone in the selection.
+    #[serde(default)]
+    which: String,
+}
+
+/// Print one A4 sheet of activation slips for a class (or a role): new codes are issued for the
+/// selected accounts, in one transaction, and shown once.
+async fn print_sheets(
+    State(state): State<AppState>,
+    Can(user, ..): Can<ManageAccounts>,
+    page: Page,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<SheetsForm>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&form.classe);
+    let role = Role::parse(&form.role);
+    if class_id.is_none() && role.is_none() {
+        return Err(AppError::BadRequest(
+            "Choisissez une classe ou un rôle pour imprimer les fiches.".into(),
+        ));
+    }
+    let only_pending = form.which != "all";
+    let secret = state.secret.clone();
+    let days = state.config.security.activation_days;
+    let actor = user.account_id;
+    let issued = state
+        .db
+        .write(move |tx| {
+            let (rows, _) = store::list_accounts(
+                tx,
+                &AccountFilter {
+                    class_id,
+                    role,
+                    limit: 2000,
+                    ..Default::default()
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows
+                .into_iter()
+                .filter(|r| !r.disabled && (!only_pending || !r.activated))
+            {
+                let code = store::issue_activation_code(tx, &secret, &row.account_id, days)?;
+                store::audit_account(
+                    tx,
+                    Some(&actor),
+                    "account.code",
+                    Some(&row.account_id),
+                    None,
+                    Some(&ip.to_string()),
+                )?;
+                out.push((row, code));
+            }
+            Ok::<_, AppError>(out)
+        })
+        .await?;
+    if issued.is_empty() {
+        return Err(AppError::BadRequest(
+            "Aucun compte à imprimer dans cette sélection (tous sont déjà activés ?).".into(),
+        ));
+    }
+    let slips = issued
+        .into_iter()
+        .map(|(row, code)| slip(&state, &row, code))
+        .collect();
+    render(&CodePage {
+        page,
+        slips,
+        back: "/admin/comptes".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates() {
+        assert_eq!(human_bytes(512), "512 o");
+        assert_eq!(human_bytes(1536), "1,5 Kio");
+        assert!(valid_date("2008-02-29"));
+        assert!(!valid_date("2008-13-01"));
+        assert!(!valid_date("01/02/2008"));
+        assert!(qr_svg("https://kekeli.local:8443/connexion?login=a").starts_with("<?xml"));
+    }
+}

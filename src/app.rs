@@ -1,0 +1,145 @@
+//! Application state and router assembly: every feature's routes, in one place, with the layer
+//! order written down. Features own their handlers; nothing here decides access.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::{get, post};
+
+use crate::auth::password::Hasher;
+use crate::auth::ratelimit::LoginLimits;
+use crate::auth::session::Timeouts;
+use crate::auth::store::Secret;
+use crate::config::Config;
+use crate::db::Db;
+use crate::web::assets::Assets;
+use crate::web::metrics::Metrics;
+
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    pub hasher: Hasher,
+    pub secret: Secret,
+    pub login_limits: LoginLimits,
+    pub timeouts: Timeouts,
+    pub metrics: Metrics,
+    pub assets: Assets,
+    pub started: Instant,
+    /// The local CA certificate (PEM) offered at `/ca.crt`.
+    pub ca_pem: String,
+    /// Addresses announced at start (for the CA page and the admin page).
+    pub urls: Vec<String>,
+}
+
+/// The one shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A route as declared, for the authorization matrix test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// A feature's routes: the axum router plus the list of what it declares.
+pub struct Routes {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes::new()
+    }
+}
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
+    }
+
+    pub fn get<H, T>(mut self, path: &'static str, h: H) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, get(h));
+        self.specs.push(RouteSpec {
+            method: "GET",
+            path,
+        });
+        self
+    }
+
+    pub fn post<H, T>(mut self, path: &'static str, h: H) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, post(h));
+        self.specs.push(RouteSpec {
+            method: "POST",
+            path,
+        });
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Routes {
+        self.router = self.router.merge(other.router);
+        self.specs.extend(other.specs);
+        self
+    }
+}
+
+/// Every feature's routes.
+fn all_routes() -> Routes {
+    Routes::new()
+        .merge(crate::system::routes())
+        .merge(crate::auth::routes())
+        .merge(crate::portal::routes())
+        .merge(crate::people::routes())
+        .merge(crate::admin::routes())
+}
+
+/// Every declared route (method, path), for tests.
+pub fn route_table() -> Vec<RouteSpec> {
+    all_routes().specs
+}
+
+/// The HTTPS application.
+///
+/// Layer order, outermost first (a request passes them top to bottom):
+/// 1. `security_headers` — every response, errors included, gets CSP, HSTS, nosniff…
+/// 2. `dress_errors` — bare 4xx/5xx from the router or rejections become French pages;
+/// 3. `csrf_cookie` — every browser gets a CSRF cookie; cross-origin POSTs are refused here;
+/// 4. body limit — larger bodies are refused (413) before any handler reads them;
+/// 5. `metrics::track` (route layer) — timing and counts by matched route.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.http.max_body_kib * 1024;
+    all_routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::metrics::track,
+        ))
+        .fallback(crate::web::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(crate::web::csrf_cookie))
+        .layer(axum::middleware::from_fn(crate::web::dress_errors))
+        .layer(axum::middleware::from_fn(crate::web::security_headers))
+        .with_state(state)
+}

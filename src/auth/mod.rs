@@ -1,0 +1,545 @@
+//! Accounts, passwords, sessions and login: the `CurrentUser` and capability extractors, the
+//! login/logout/password pages. Never logs or stores a clear password, code or session token.
+
+pub mod password;
+pub mod ratelimit;
+pub mod session;
+pub mod store;
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::app::{AppState, Routes};
+use crate::policy::{self, Capability, Principal, Role};
+use crate::web::i18n::{Lang, Tr};
+use crate::web::{self, AppError, ClientIp, CsrfForm, Page, render};
+use ratelimit::FailureKey;
+use store::{Id, hex};
+
+pub const DEVICE_COOKIE: &str = "__Host-kekeli-device";
+
+/// The logged-in person. Extracting it checks the session cookie, the timeouts and the account.
+/// Put it before [`Page`] in a handler's arguments so the page shows the user bar.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub account_id: Id,
+    pub person_id: Id,
+    pub login: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub lang: Lang,
+    pub token_hash: Vec<u8>,
+    pub must_change_password: bool,
+}
+
+impl CurrentUser {
+    pub fn principal(&self) -> Principal {
+        Principal {
+            person_id: self.person_id,
+            roles: self.roles.clone(),
+        }
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Paths a user who must choose a password may still reach.
+const PASSWORD_PATHS: [&str; 2] = ["/mot-de-passe", "/deconnexion"];
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(u) = parts.extensions.get::<CurrentUser>() {
+            return Ok(u.clone());
+        }
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let login_required = || AppError::LoginRequired {
+            next: if parts.method == axum::http::Method::GET {
+                next.clone()
+            } else {
+                String::new()
+            },
+        };
+        let Some(token) = web::cookie(&parts.headers, session::SESSION_COOKIE).map(str::to_string)
+        else {
+            return Err(login_required());
+        };
+        let row = state
+            .db
+            .read(move |c| session::lookup(c, &token))
+            .await?
+            .ok_or_else(login_required)?;
+        let now = crate::db::now();
+        if row.expired(&state.timeouts, now) {
+            let hash = row.token_hash.clone();
+            state
+                .db
+                .write(move |tx| session::delete_hash(tx, &hash))
+                .await?;
+            return Err(login_required());
+        }
+        if row.needs_touch(now) {
+            let hash = row.token_hash.clone();
+            state.db.write(move |tx| session::touch(tx, &hash)).await?;
+        }
+        if row.must_change_password && !PASSWORD_PATHS.contains(&parts.uri.path()) {
+            return Err(AppError::MustChangePassword);
+        }
+        let user = CurrentUser {
+            account_id: row.account_id,
+            person_id: row.person_id,
+            login: row.login,
+            display_name: row.display_name,
+            roles: row.roles,
+            lang: row.lang,
+            token_hash: row.token_hash,
+            must_change_password: row.must_change_password,
+        };
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+/// A school-wide capability as a type, for [`Can`].
+pub trait Cap: Send + Sync {
+    const CAP: Capability;
+}
+
+pub struct ManageAccounts;
+impl Cap for ManageAccounts {
+    const CAP: Capability = Capability::ManageAccounts;
+}
+
+pub struct ViewSystem;
+impl Cap for ViewSystem {
+    const CAP: Capability = Capability::ViewSystem;
+}
+
+/// The logged-in user, who holds capability `C` (else 403).
+pub struct Can<C: Cap>(pub CurrentUser, pub PhantomData<C>);
+
+impl<C: Cap> FromRequestParts<AppState> for Can<C> {
+    type Rejection = AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if policy::allows(&user.principal(), C::CAP) {
+            Ok(Can(user, PhantomData))
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/connexion", login_page)
+        .post("/connexion", login_submit)
+        .post("/deconnexion", logout)
+        .get("/mot-de-passe", password_page)
+        .post("/mot-de-passe", password_submit)
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    page: Page,
+    login: String,
+    next: String,
+    error: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only local paths are valid targets after login (no open redirect).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+async fn login_page(page: Page, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
+    render(&LoginPage {
+        page,
+        login: String::new(),
+        next: safe_next(&q.next).to_string(),
+        error: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    login: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn login_again(
+    page: Page,
+    status: StatusCode,
+    login: String,
+    next: String,
+    error: String,
+) -> Response {
+    match render(&LoginPage {
+        page,
+        login,
+        next,
+        error,
+    }) {
+        Ok(mut r) => {
+            *r.status_mut() = status;
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A browser that logged into an account before holds `account.nonce.mac`.
+fn device_of(headers: &HeaderMap, secret: &store::Secret, account: &Id) -> Option<String> {
+    let value = web::cookie(headers, DEVICE_COOKIE)?;
+    let mut parts = value.split('.');
+    let (acc, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    (acc == hex(account)
+        && web::constant_time_eq(
+            mac.as_bytes(),
+            secret
+                .mac(&[b"device", account, nonce.as_bytes()])
+                .as_bytes(),
+        ))
+    .then(|| nonce.to_string())
+}
+
+enum Outcome {
+    Password,
+    Activation,
+    Refused,
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    page: Page,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<Response, AppError> {
+    let tr = page.tr;
+    let next = safe_next(&form.next).to_string();
+    let login = form.login.trim().to_lowercase();
+    let ip_text = ip.to_string();
+    let now = Instant::now();
+    if let Err(wait) = state.login_limits.per_address.take(&ip, now) {
+        tracing::warn!(%ip, "login throttled for address");
+        return Ok(login_again(
+            page,
+            StatusCode::TOO_MANY_REQUESTS,
+            form.login,
+            next,
+            tr.t("login.throttled_address")
+                .replace("{s}", &wait.as_secs().max(1).to_string()),
+        ));
+    }
+    let lookup = login.clone();
+    let row = state
+        .db
+        .read(move |c| store::find_login(c, &lookup))
+        .await?;
+    let key = match &row {
+        Some(r) => match device_of(&headers, &state.secret, &r.account_id) {
+            Some(device) => FailureKey::Device(hex(&r.account_id), device),
+            None => FailureKey::Account(hex(&r.account_id)),
+        },
+        None => FailureKey::Account(format!("login:{login}")),
+    };
+    let wait = state.login_limits.failures.wait_time(&key, now);
+    if !wait.is_zero() {
+        let account = row.as_ref().map(|r| r.account_id);
+        let ipc = ip_text.clone();
+        state
+            .db
+            .write(move |tx| {
+                store::audit_account(
+                    tx,
+                    None,
+                    "login.throttled",
+                    account.as_ref(),
+                    None,
+                    Some(&ipc),
+                )
+            })
+            .await?;
+        return Ok(login_again(
+            page,
+            StatusCode::TOO_MANY_REQUESTS,
+            form.login,
+            next,
+            tr.t("login.throttled_account")
+                .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
+        ));
+    }
+
+    let outcome = match &row {
+        None => {
+            state.hasher.verify(form.password.clone(), None).await?;
+            Outcome::Refused
+        }
+        Some(r) => {
+            let code_ok = match (&r.activation_hash, r.activation_expires) {
+                (Some(h), Some(exp)) if exp > crate::db::now() => web::constant_time_eq(
+                    h.as_bytes(),
+                    store::code_hash(&state.secret, &r.account_id, &form.password).as_bytes(),
+                ),
+                _ => false,
+            };
+            if code_ok {
+                Outcome::Activation
+            } else if state
+                .hasher
+                .verify(form.password.clone(), r.password_hash.clone())
+                .await?
+            {
+                Outcome::Password
+            } else {
+                Outcome::Refused
+            }
+        }
+    };
+    let row = match (row, outcome) {
+        (Some(r), Outcome::Password | Outcome::Activation) if r.disabled => {
+            let id = r.account_id;
+            let ipc = ip_text.clone();
+            state
+                .db
+                .write(move |tx| {
+                    store::audit_account(tx, None, "login.disabled", Some(&id), None, Some(&ipc))
+                })
+                .await?;
+            return Ok(login_again(
+                page,
+                StatusCode::FORBIDDEN,
+                form.login,
+                next,
+                tr.t("login.disabled").into(),
+            ));
+        }
+        (Some(r), o @ (Outcome::Password | Outcome::Activation)) => (r, o),
+        (row, _) => {
+            let _ = state.login_limits.failures.take(&key, now);
+            let account = row.map(|r| r.account_id);
+            let ipc = ip_text.clone();
+            state
+                .db
+                .write(move |tx| {
+                    store::audit_account(
+                        tx,
+                        None,
+                        "login.refused",
+                        account.as_ref(),
+                        None,
+                        Some(&ipc),
+                    )
+                })
+                .await?;
+            return Ok(login_again(
+                page,
+                StatusCode::UNAUTHORIZED,
+                form.login,
+                next,
+                tr.t("login.refused").into(),
+            ));
+        }
+    };
+    let (row, outcome) = row;
+    let account = row.account_id;
+    let activation = matches!(outcome, Outcome::Activation);
+    let ipc = ip_text.clone();
+    let token = state
+        .db
+        .write(move |tx| {
+            if activation {
+                store::consume_activation(tx, &account)?;
+            }
+            store::mark_login(tx, &account)?;
+            store::audit_account(
+                tx,
+                Some(&account),
+                if activation {
+                    "login.activation"
+                } else {
+                    "login.ok"
+                },
+                Some(&account),
+                None,
+                Some(&ipc),
+            )?;
+            session::create(tx, &account, &ipc)
+        })
+        .await?;
+    let target = if activation {
+        "/mot-de-passe".to_string()
+    } else {
+        next
+    };
+    let mut resp = Redirect::to(&target).into_response();
+    let nonce = web::random_token();
+    let device = format!(
+        "{}.{}.{}",
+        hex(&account),
+        nonce,
+        state.secret.mac(&[b"device", &account, nonce.as_bytes()])
+    );
+    let cookies = [
+        web::set_cookie(
+            session::SESSION_COOKIE,
+            &token,
+            Some(state.timeouts.absolute_secs),
+            "Lax",
+        ),
+        web::set_cookie(DEVICE_COOKIE, &device, Some(400 * 86_400), "Strict"),
+        // A new CSRF token at login, so a token planted before login is worthless after.
+        web::set_cookie(web::CSRF_COOKIE, &web::random_token(), None, "Strict"),
+    ];
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn logout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ClientIp(ip): ClientIp,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let hash = user.token_hash.clone();
+    let account = user.account_id;
+    state
+        .db
+        .write(move |tx| {
+            session::delete_hash(tx, &hash)?;
+            store::audit_account(
+                tx,
+                Some(&account),
+                "logout",
+                Some(&account),
+                None,
+                Some(&ip.to_string()),
+            )
+        })
+        .await?;
+    let mut resp = Redirect::to("/connexion").into_response();
+    if let Ok(v) = HeaderValue::from_str(&web::set_cookie(
+        session::SESSION_COOKIE,
+        "",
+        Some(0),
+        "Lax",
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Template)]
+#[template(path = "auth/password.html")]
+struct PasswordPage {
+    page: Page,
+    first_time: bool,
+    error: String,
+}
+
+async fn password_page(user: CurrentUser, page: Page) -> Result<Response, AppError> {
+    render(&PasswordPage {
+        page,
+        first_time: user.must_change_password,
+        error: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    new: String,
+    confirm: String,
+}
+
+async fn password_submit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    ClientIp(ip): ClientIp,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<Response, AppError> {
+    let tr: Tr = page.tr;
+    let again = |page: Page, error: String| -> Result<Response, AppError> {
+        let mut r = render(&PasswordPage {
+            page,
+            first_time: user.must_change_password,
+            error,
+        })?;
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        Ok(r)
+    };
+    if !user.must_change_password {
+        let login = user.login.clone();
+        let stored = state
+            .db
+            .read(move |c| store::find_login(c, &login))
+            .await?
+            .and_then(|r| r.password_hash);
+        if !state.hasher.verify(form.current.clone(), stored).await? {
+            return again(page, tr.t("password.wrong_current").into());
+        }
+    }
+    if let Err(rule) = password::check_new(&form.new, &form.confirm, &user.login) {
+        return again(page, rule.to_string());
+    }
+    let phc = state.hasher.hash(form.new.clone()).await?;
+    let account = user.account_id;
+    let keep = user.token_hash.clone();
+    state
+        .db
+        .write(move |tx| {
+            store::set_password(tx, &account, &phc, Some(&keep))?;
+            store::audit_account(
+                tx,
+                Some(&account),
+                "account.password",
+                Some(&account),
+                None,
+                Some(&ip.to_string()),
+            )
+        })
+        .await?;
+    Ok(Redirect::to("/?ok=password").into_response())
+}

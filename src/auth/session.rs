@@ -1,0 +1,141 @@
+//! Server-side sessions: a 128-bit random token in a `__Host-` cookie, its SHA-256 in SQLite.
+//! Idle and absolute timeouts; a session never outlives a password change or a disabled account.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::store::Id;
+use crate::db::{self, DbError};
+use crate::policy::Role;
+use crate::web::i18n::Lang;
+
+pub const SESSION_COOKIE: &str = "__Host-kekeli";
+/// Sessions older than this since their last write of `last_seen` get it refreshed.
+const TOUCH_AFTER_SECS: i64 = 60;
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Create a session for `account`; returns the clear token for the cookie.
+pub fn create(conn: &Connection, account: &Id, ip: &str) -> Result<String, DbError> {
+    let token = crate::web::random_token();
+    let now = db::now();
+    conn.execute(
+        "INSERT INTO sessions (token_hash, account_id, created_at, last_seen, ip) VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![token_hash(&token), &account[..], now, ip],
+    )?;
+    Ok(token)
+}
+
+pub fn delete(conn: &Connection, token: &str) -> Result<(), DbError> {
+    conn.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        [token_hash(token)],
+    )?;
+    Ok(())
+}
+
+/// The account behind a live session.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub token_hash: Vec<u8>,
+    pub account_id: Id,
+    pub person_id: Id,
+    pub login: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub must_change_password: bool,
+    pub lang: Lang,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub disabled: bool,
+}
+
+pub fn lookup(conn: &Connection, token: &str) -> Result<Option<SessionRow>, DbError> {
+    let hash = token_hash(token);
+    Ok(conn
+        .query_row(
+            "SELECT s.account_id, a.person_id, a.login, p.first_names || ' ' || p.surname, \
+                    a.must_change_password, a.lang, s.created_at, s.last_seen, a.disabled, \
+                    (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = a.person_id) \
+             FROM sessions s JOIN accounts a ON a.id = s.account_id JOIN people p ON p.id = a.person_id \
+             WHERE s.token_hash = ?1",
+            [&hash],
+            |r| {
+                let roles: Option<String> = r.get(9)?;
+                let lang: String = r.get(5)?;
+                Ok(SessionRow {
+                    token_hash: hash.clone(),
+                    account_id: r.get(0)?,
+                    person_id: r.get(1)?,
+                    login: r.get(2)?,
+                    display_name: r.get(3)?,
+                    must_change_password: r.get::<_, i64>(4)? != 0,
+                    lang: Lang::parse(&lang).unwrap_or_default(),
+                    created_at: r.get(6)?,
+                    last_seen: r.get(7)?,
+                    disabled: r.get::<_, i64>(8)? != 0,
+                    roles: roles
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(Role::parse)
+                        .collect(),
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Timeouts, from the configuration (minutes and hours).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub staff_idle_secs: i64,
+    pub family_idle_secs: i64,
+    pub absolute_secs: i64,
+}
+
+impl SessionRow {
+    /// Is this session over at `now`?
+    pub fn expired(&self, t: &Timeouts, now: i64) -> bool {
+        let idle = if self.roles.iter().any(|r| r.is_staff()) {
+            t.staff_idle_secs
+        } else {
+            t.family_idle_secs
+        };
+        self.disabled || now - self.last_seen > idle || now - self.created_at > t.absolute_secs
+    }
+
+    pub fn needs_touch(&self, now: i64) -> bool {
+        now - self.last_seen >= TOUCH_AFTER_SECS
+    }
+}
+
+pub fn touch(conn: &Connection, token_hash: &[u8]) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE sessions SET last_seen = ?1 WHERE token_hash = ?2",
+        params![db::now(), token_hash],
+    )?;
+    Ok(())
+}
+
+pub fn delete_hash(conn: &Connection, token_hash: &[u8]) -> Result<(), DbError> {
+    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+/// Remove sessions that can no longer be valid (run periodically).
+pub fn purge_expired(conn: &Connection, t: &Timeouts) -> Result<usize, DbError> {
+    let now = db::now();
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE last_seen < ?1 OR created_at < ?2",
+        params![
+            now - t.staff_idle_secs.max(t.family_idle_secs),
+            now - t.absolute_secs
+        ],
+    )?)
+}
+
+pub fn count(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?)
+}

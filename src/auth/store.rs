@@ -1,0 +1,468 @@
+//! SQL for people, accounts, roles, guardianships and activation codes.
+//! Plain functions over a connection; callers own the transaction. Never returns secrets to views.
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::Sha256;
+
+use crate::db::{self, DbError, audit};
+use crate::policy::Role;
+
+pub type Id = [u8; 16];
+
+/// The box's secret key (in `<data>/secret.key`): keys activation-code hashes and device cookies,
+/// so a stolen database alone does not let anyone brute-force codes.
+#[derive(Clone)]
+pub struct Secret(pub [u8; 32]);
+
+impl Secret {
+    pub fn mac(&self, parts: &[&[u8]]) -> String {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.0) {
+            Ok(m) => m,
+            Err(_) => return String::new(),
+        };
+        for p in parts {
+            mac.update(&(p.len() as u32).to_be_bytes());
+            mac.update(p);
+        }
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+pub fn id_from_hex(s: &str) -> Option<Id> {
+    unhex(s)?.try_into().ok()
+}
+
+/// Letters and digits that cannot be misread on paper (no 0/O, 1/I/L, 5/S, 8/B).
+const CODE_ALPHABET: &[u8] = b"ACDEFGHJKMNPQRTUVWXYZ234679";
+
+/// A new activation code, printed as three groups of four (≈ 57 bits).
+pub fn new_activation_code() -> String {
+    let mut rng = rand::rngs::OsRng;
+    let chars: Vec<char> = (0..12)
+        .map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char)
+        .collect();
+    format!(
+        "{}-{}-{}",
+        chars[..4].iter().collect::<String>(),
+        chars[4..8].iter().collect::<String>(),
+        chars[8..].iter().collect::<String>()
+    )
+}
+
+/// Codes are compared without case, spaces or dashes, since people type them from paper.
+pub fn normalize_code(input: &str) -> String {
+    input
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+pub fn code_hash(secret: &Secret, account_id: &Id, code: &str) -> String {
+    secret.mac(&[b"activation", account_id, normalize_code(code).as_bytes()])
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewPerson {
+    pub surname: String,
+    pub first_names: String,
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+    pub matricule: Option<String>,
+    pub phone: Option<String>,
+    pub roles: Vec<Role>,
+}
+
+/// `prenom.nom` in lower-case ASCII, without accents or spaces.
+pub fn login_base(first_names: &str, surname: &str) -> String {
+    let ascii = |s: &str| -> String {
+        s.chars()
+            .filter_map(|c| {
+                let c = match c {
+                    'à' | 'â' | 'ä' | 'á' | 'À' | 'Â' => 'a',
+                    'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ɛ' | 'ɛ' => 'e',
+                    'î' | 'ï' | 'Î' => 'i',
+                    'ô' | 'ö' | 'Ô' | 'Ɔ' | 'ɔ' => 'o',
+                    'ù' | 'û' | 'ü' | 'Ù' => 'u',
+                    'ç' | 'Ç' => 'c',
+                    c => c,
+                };
+                c.is_ascii_alphanumeric().then(|| c.to_ascii_lowercase())
+            })
+            .collect()
+    };
+    let first = first_names.split_whitespace().next().unwrap_or("");
+    let base = format!("{}.{}", ascii(first), ascii(surname));
+    base.trim_matches('.').to_string()
+}
+
+/// Create a person with their roles and an account; returns (person, account, login).
+/// The login is `prenom.nom`, with a number added when taken.
+pub fn create_person(
+    conn: &Connection,
+    scope: &str,
+    p: &NewPerson,
+) -> Result<(Id, Id, String), DbError> {
+    let now = db::now();
+    let person = db::new_id();
+    conn.execute(
+        "INSERT INTO people (id, scope, surname, first_names, sex, birth_date, matricule, phone, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            &person[..],
+            scope,
+            p.surname.trim(),
+            p.first_names.trim(),
+            p.sex,
+            p.birth_date,
+            p.matricule,
+            p.phone,
+            now
+        ],
+    )?;
+    for role in &p.roles {
+        conn.execute(
+            "INSERT INTO person_roles (id, scope, person_id, role) VALUES (?1, ?2, ?3, ?4)",
+            params![&db::new_id()[..], scope, &person[..], role.code()],
+        )?;
+    }
+    let base = {
+        let b = login_base(&p.first_names, &p.surname);
+        if b.is_empty() {
+            "utilisateur".to_string()
+        } else {
+            b
+        }
+    };
+    let mut login = base.clone();
+    let mut n = 1;
+    while conn
+        .query_row("SELECT 1 FROM accounts WHERE login = ?1", [&login], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some()
+    {
+        n += 1;
+        login = format!("{base}{n}");
+    }
+    let account = db::new_id();
+    conn.execute(
+        "INSERT INTO accounts (id, scope, person_id, login, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![&account[..], scope, &person[..], login, now],
+    )?;
+    Ok((person, account, login))
+}
+
+pub fn link_guardian(
+    conn: &Connection,
+    scope: &str,
+    parent: &Id,
+    child: &Id,
+) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO guardianships (id, scope, parent_id, child_id) VALUES (?1, ?2, ?3, ?4)",
+        params![&db::new_id()[..], scope, &parent[..], &child[..]],
+    )?;
+    Ok(())
+}
+
+/// Give an account a fresh one-time code (replacing any earlier one); returns the clear code,
+/// which is shown or printed once and never stored.
+pub fn issue_activation_code(
+    conn: &Connection,
+    secret: &Secret,
+    account: &Id,
+    valid_days: i64,
+) -> Result<String, DbError> {
+    let code = new_activation_code();
+    conn.execute(
+        "UPDATE accounts SET activation_hash = ?1, activation_expires = ?2 WHERE id = ?3",
+        params![
+            code_hash(secret, account, &code),
+            db::now() + valid_days * 86_400,
+            &account[..]
+        ],
+    )?;
+    Ok(code)
+}
+
+/// What the login step needs to know about an account.
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    pub account_id: Id,
+    pub password_hash: Option<String>,
+    pub activation_hash: Option<String>,
+    pub activation_expires: Option<i64>,
+    pub disabled: bool,
+}
+
+pub fn find_login(conn: &Connection, login: &str) -> Result<Option<LoginRow>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, password_hash, activation_hash, activation_expires, disabled FROM accounts WHERE login = ?1",
+            [login.trim().to_lowercase()],
+            |r| {
+                Ok(LoginRow {
+                    account_id: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    activation_hash: r.get(2)?,
+                    activation_expires: r.get(3)?,
+                    disabled: r.get::<_, i64>(4)? != 0,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Use up an activation code: the account must now choose a password.
+pub fn consume_activation(conn: &Connection, account: &Id) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE accounts SET activation_hash = NULL, activation_expires = NULL, must_change_password = 1 WHERE id = ?1",
+        [&account[..]],
+    )?;
+    Ok(())
+}
+
+/// Set a new password hash; ends every session of the account but `keep_session`.
+pub fn set_password(
+    conn: &Connection,
+    account: &Id,
+    phc: &str,
+    keep_session: Option<&[u8]>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE accounts SET password_hash = ?1, must_change_password = 0, activation_hash = NULL, activation_expires = NULL WHERE id = ?2",
+        params![phc, &account[..]],
+    )?;
+    conn.execute(
+        "DELETE FROM sessions WHERE account_id = ?1 AND token_hash IS NOT ?2",
+        params![&account[..], keep_session],
+    )?;
+    Ok(())
+}
+
+pub fn set_disabled(conn: &Connection, account: &Id, disabled: bool) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "UPDATE accounts SET disabled = ?1, updated_at = ?2 WHERE id = ?3 AND disabled != ?1",
+        params![disabled as i64, db::now(), &account[..]],
+    )?;
+    if disabled {
+        conn.execute("DELETE FROM sessions WHERE account_id = ?1", [&account[..]])?;
+    }
+    Ok(n > 0)
+}
+
+pub fn mark_login(conn: &Connection, account: &Id) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE accounts SET last_login_at = ?1 WHERE id = ?2",
+        params![db::now(), &account[..]],
+    )?;
+    Ok(())
+}
+
+/// One line of the accounts list.
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub account_id: Id,
+    pub person_id: Id,
+    pub login: String,
+    pub surname: String,
+    pub first_names: String,
+    pub roles: Vec<Role>,
+    pub class_name: Option<String>,
+    pub activated: bool,
+    pub code_pending: bool,
+    pub disabled: bool,
+    pub last_login_at: Option<i64>,
+}
+
+impl AccountRow {
+    pub fn id_hex(&self) -> String {
+        hex(&self.account_id)
+    }
+    pub fn display_name(&self) -> String {
+        format!("{} {}", self.surname, self.first_names)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub search: String,
+    pub role: Option<Role>,
+    pub class_id: Option<Id>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Accounts matching `f`, sorted by name; also returns the total count for paging.
+pub fn list_accounts(
+    conn: &Connection,
+    f: &AccountFilter,
+) -> Result<(Vec<AccountRow>, i64), DbError> {
+    let pattern = format!("%{}%", f.search.trim().to_lowercase());
+    let role = f.role.map(Role::code);
+    let class = f.class_id.map(|c| c.to_vec());
+    let filter = "FROM accounts a JOIN people p ON p.id = a.person_id \
+         WHERE (lower(p.surname || ' ' || p.first_names || ' ' || a.login || ' ' || coalesce(p.matricule, '')) LIKE ?1) \
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = p.id AND r.role = ?2)) \
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM class_members m WHERE m.person_id = p.id AND m.class_id = ?3))";
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) {filter}"),
+        params![pattern, role, class],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT a.id, p.id, a.login, p.surname, p.first_names, a.password_hash IS NOT NULL, \
+                a.activation_hash IS NOT NULL AND a.activation_expires > ?6, a.disabled, a.last_login_at, \
+                (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = p.id), \
+                (SELECT c.name FROM class_members m JOIN classes c ON c.id = m.class_id \
+                  WHERE m.person_id = p.id AND m.role = 'eleve' LIMIT 1) \
+         {filter} ORDER BY p.surname, p.first_names LIMIT ?4 OFFSET ?5"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                pattern,
+                role,
+                class,
+                f.limit.max(1),
+                f.offset.max(0),
+                db::now()
+            ],
+            |r| {
+                let roles: Option<String> = r.get(9)?;
+                Ok(AccountRow {
+                    account_id: r.get(0)?,
+                    person_id: r.get(1)?,
+                    login: r.get(2)?,
+                    surname: r.get(3)?,
+                    first_names: r.get(4)?,
+                    activated: r.get(5)?,
+                    code_pending: r.get(6)?,
+                    disabled: r.get::<_, i64>(7)? != 0,
+                    last_login_at: r.get(8)?,
+                    roles: roles
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(Role::parse)
+                        .collect(),
+                    class_name: r.get(10)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+pub fn get_account(conn: &Connection, account: &Id) -> Result<Option<AccountRow>, DbError> {
+    let login: Option<String> = conn
+        .query_row(
+            "SELECT login FROM accounts WHERE id = ?1",
+            [&account[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(login) = login else { return Ok(None) };
+    let (rows, _) = list_accounts(
+        conn,
+        &AccountFilter {
+            search: login.clone(),
+            limit: 50,
+            ..Default::default()
+        },
+    )?;
+    Ok(rows.into_iter().find(|r| r.login == login))
+}
+
+/// Record an account event in the audit trail.
+pub fn audit_account(
+    conn: &Connection,
+    actor: Option<&Id>,
+    action: &str,
+    account: Option<&Id>,
+    new: Option<&str>,
+    ip: Option<&str>,
+) -> Result<(), DbError> {
+    audit::record(
+        conn,
+        &audit::Entry {
+            actor: actor.map(|a| &a[..]),
+            action,
+            object_type: Some("account"),
+            object_id: account.map(|a| &a[..]),
+            new,
+            ip,
+            ..Default::default()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_are_ascii_and_unique() {
+        assert_eq!(login_base("Kossi Mawuli", "AGBÉKO"), "kossi.agbeko");
+        assert_eq!(login_base("Ɛdem", "Tchalla-Essö"), "edem.tchallaesso");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::Db::open(&dir.path().join("k.db"), "T", 1).expect("open");
+        let logins: Vec<String> = db
+            .write_blocking(|tx| {
+                let p = NewPerson {
+                    surname: "Agbeko".into(),
+                    first_names: "Kossi".into(),
+                    roles: vec![Role::Eleve],
+                    ..Default::default()
+                };
+                let a = create_person(tx, "school:T", &p)?.2;
+                let b = create_person(tx, "school:T", &p)?.2;
+                Ok::<_, DbError>(vec![a, b])
+            })
+            .expect("create");
+        assert_eq!(logins, vec!["kossi.agbeko", "kossi.agbeko2"]);
+    }
+
+    #[test]
+    fn codes_are_readable_and_keyed() {
+        let c = new_activation_code();
+        assert_eq!(c.len(), 14);
+        assert!(
+            c.chars()
+                .all(|ch| ch == '-' || CODE_ALPHABET.contains(&(ch as u8)))
+        );
+        let s1 = Secret([1; 32]);
+        let s2 = Secret([2; 32]);
+        let id = [7; 16];
+        assert_eq!(
+            code_hash(&s1, &id, &c),
+            code_hash(&s1, &id, &c.to_lowercase().replace('-', " "))
+        );
+        assert_ne!(code_hash(&s1, &id, &c), code_hash(&s2, &id, &c));
+        assert_eq!(id_from_hex(&hex(&id)), Some(id));
+        assert_eq!(id_from_hex("zz"), None);
+    }
+}

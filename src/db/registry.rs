@@ -1,0 +1,437 @@
+//! The schema registry: every table that can leave the box, with its owner, and the generated
+//! change-capture triggers that append to `sync_log`. Application code must never write `sync_log`.
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use super::DbError;
+
+/// Who may write the rows of a table (DESIGN.md, *Sync*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Only the national hub writes; school code is refused by a trigger.
+    Hub,
+    /// Only this school writes; the hub keeps a read replica.
+    School,
+    /// Either side writes; last writer wins per field, conflicts kept for a person to settle.
+    Shared,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SyncedTable {
+    pub name: &'static str,
+    pub owner: Owner,
+    /// Columns that never leave the box (password hashes, codes); not captured.
+    pub secret_columns: &'static [&'static str],
+}
+
+/// Every synced table. A migration that creates a table missing here and from
+/// [`LOCAL_TABLES`] makes the database refuse to open.
+pub const REGISTRY: &[SyncedTable] = &[
+    SyncedTable {
+        name: "people",
+        owner: Owner::Shared,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "accounts",
+        owner: Owner::School,
+        secret_columns: &[
+            "password_hash",
+            "activation_hash",
+            "activation_expires",
+            "must_change_password",
+            "last_login_at",
+        ],
+    },
+    SyncedTable {
+        name: "person_roles",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "guardianships",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "classes",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "class_members",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+];
+
+/// Tables that never leave the box.
+pub const LOCAL_TABLES: &[&str] = &[
+    "refinery_schema_history",
+    "sync_state",
+    "sync_log",
+    "audit_log",
+    "sessions",
+];
+
+const TRIGGER_PREFIX: &str = "kekeli_cc_";
+
+/// Create the site row on first open.
+pub fn ensure_site(tx: &Transaction<'_>, school_code: &str) -> Result<(), DbError> {
+    let exists: Option<i64> = tx
+        .query_row("SELECT 1 FROM sync_state WHERE singleton = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if exists.is_none() {
+        tx.execute(
+            "INSERT INTO sync_state (singleton, site_id, school_code) VALUES (1, ?1, ?2)",
+            (super::new_id().to_vec(), school_code),
+        )?;
+    }
+    Ok(())
+}
+
+/// The scope of rows this school writes, e.g. `school:LTLOME`.
+pub fn school_scope(conn: &Connection) -> Result<String, DbError> {
+    let code: String = conn.query_row(
+        "SELECT school_code FROM sync_state WHERE singleton = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(format!("school:{code}"))
+}
+
+/// Tables that exist in the database but are neither registered nor declared local.
+pub fn unregistered_tables(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !LOCAL_TABLES.contains(&n.as_str()) && !REGISTRY.iter().any(|t| t.name == n))
+        .collect())
+}
+
+struct Column {
+    name: String,
+    is_blob: bool,
+}
+
+fn columns(conn: &Connection, table: &str) -> Result<Vec<Column>, DbError> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
+    let cols = stmt
+        .query_map([], |r| {
+            Ok(Column {
+                name: r.get::<_, String>(1)?,
+                is_blob: r.get::<_, String>(2)?.eq_ignore_ascii_case("BLOB"),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(cols)
+}
+
+/// Drop and regenerate every change-capture trigger from `tables` and the live schema.
+pub fn install_triggers(conn: &Connection, tables: &[SyncedTable]) -> Result<(), DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '{TRIGGER_PREFIX}%'"
+    ))?;
+    let old = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in old {
+        conn.execute_batch(&format!("DROP TRIGGER \"{name}\";"))?;
+    }
+    for table in tables {
+        conn.execute_batch(&trigger_sql(conn, table)?)?;
+    }
+    Ok(())
+}
+
+/// The SQL of one table's triggers. Sequence and clock are advanced inside the same
+/// transaction as the change, so a rollback leaves neither a log row nor a gap.
+fn trigger_sql(conn: &Connection, table: &SyncedTable) -> Result<String, DbError> {
+    let cols = columns(conn, table.name)?;
+    for required in ["id", "scope"] {
+        if !cols.iter().any(|c| c.name == required) {
+            return Err(DbError::Schema(format!(
+                "la table synchronisée {} n'a pas de colonne {required}",
+                table.name
+            )));
+        }
+    }
+    let public: Vec<&Column> = cols
+        .iter()
+        .filter(|c| !table.secret_columns.contains(&c.name.as_str()))
+        .collect();
+    let json = |prefix: &str| {
+        let parts: Vec<String> = public
+            .iter()
+            .map(|c| {
+                if c.is_blob {
+                    format!("'{0}', lower(hex({prefix}.\"{0}\"))", c.name)
+                } else {
+                    format!("'{0}', {prefix}.\"{0}\"", c.name)
+                }
+            })
+            .collect();
+        format!("json_object({})", parts.join(", "))
+    };
+    let t = table.name;
+    let advance = "UPDATE sync_state SET seq = seq + 1, \
+         hlc = MAX(hlc + 1, CAST(unixepoch('subsec') * 1000 AS INTEGER) << 16) \
+         WHERE singleton = 1 AND applying = 0;";
+    let log = |op: &str, key: &str, data: &str| {
+        format!(
+            "INSERT INTO sync_log (seq, origin, incarnation, hlc, tbl, row_key, op, row_data) \
+             SELECT seq, site_id, incarnation, hlc, '{t}', {key}, '{op}', {data} \
+             FROM sync_state WHERE singleton = 1 AND applying = 0;"
+        )
+    };
+    let update_of: Vec<String> = public.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let mut sql = String::new();
+    if table.owner == Owner::Hub {
+        for op in ["INSERT", "UPDATE", "DELETE"] {
+            sql.push_str(&format!(
+                "CREATE TRIGGER {TRIGGER_PREFIX}{t}_guard_{op} BEFORE {op} ON \"{t}\" \
+                 WHEN (SELECT applying FROM sync_state WHERE singleton = 1) = 0 \
+                 BEGIN SELECT RAISE(ABORT, 'table {t} appartient au portail national'); END;\n",
+                op = op.to_lowercase()
+            ));
+        }
+    }
+    sql.push_str(&format!(
+        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_ins AFTER INSERT ON \"{t}\" BEGIN {advance} {} END;\n",
+        log("I", "NEW.id", &json("NEW"))
+    ));
+    sql.push_str(&format!(
+        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_upd AFTER UPDATE OF {} ON \"{t}\" BEGIN {advance} {} END;\n",
+        update_of.join(", "),
+        log("U", "NEW.id", &json("NEW"))
+    ));
+    sql.push_str(&format!(
+        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_del AFTER DELETE ON \"{t}\" BEGIN {advance} {} END;\n",
+        log("D", "OLD.id", "NULL")
+    ));
+    Ok(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, new_id};
+
+    fn open() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
+        (dir, db)
+    }
+
+    fn log_count(c: &Connection, table: &str, op: &str) -> i64 {
+        c.query_row(
+            "SELECT COUNT(*) FROM sync_log WHERE tbl = ?1 AND op = ?2",
+            (table, op),
+            |r| r.get(0),
+        )
+        .expect("count")
+    }
+
+    /// Insert a valid row into `table`, creating the parents it references.
+    fn insert_row(tx: &Transaction<'_>, table: &str) -> Vec<u8> {
+        let person = |tx: &Transaction<'_>| {
+            let id = new_id().to_vec();
+            tx.execute(
+                "INSERT INTO people (id, scope, surname, first_names, updated_at) VALUES (?1, 'school:TEST', 'AGBO', 'Kossi', 0)",
+                [&id],
+            )
+            .expect("person");
+            id
+        };
+        let class = |tx: &Transaction<'_>| {
+            let id = new_id().to_vec();
+            tx.execute(
+                "INSERT INTO classes (id, scope, name, level) VALUES (?1, 'school:TEST', ?2, '2nde')",
+                (&id, format!("2nde {}", uuid::Uuid::now_v7())),
+            )
+            .expect("class");
+            id
+        };
+        let id = new_id().to_vec();
+        match table {
+            "people" => return person(tx),
+            "classes" => return class(tx),
+            "accounts" => {
+                let p = person(tx);
+                tx.execute(
+                    "INSERT INTO accounts (id, scope, person_id, login, created_at, updated_at) VALUES (?1, 'school:TEST', ?2, ?3, 0, 0)",
+                    (&id, &p, format!("u{}", uuid::Uuid::now_v7())),
+                )
+            }
+            "person_roles" => {
+                let p = person(tx);
+                tx.execute(
+                    "INSERT INTO person_roles (id, scope, person_id, role) VALUES (?1, 'school:TEST', ?2, 'eleve')",
+                    (&id, &p),
+                )
+            }
+            "guardianships" => {
+                let (a, b) = (person(tx), person(tx));
+                tx.execute(
+                    "INSERT INTO guardianships (id, scope, parent_id, child_id) VALUES (?1, 'school:TEST', ?2, ?3)",
+                    (&id, &a, &b),
+                )
+            }
+            "class_members" => {
+                let (p, c) = (person(tx), class(tx));
+                tx.execute(
+                    "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, 'school:TEST', ?2, ?3, 'eleve')",
+                    (&id, &c, &p),
+                )
+            }
+            other => panic!("add a row builder for the registered table {other}"),
+        }
+        .expect("insert");
+        id
+    }
+
+    #[test]
+    fn migrations_leave_no_unregistered_table() {
+        let (_d, db) = open();
+        let missing = db.read_blocking(|c| unregistered_tables(c)).expect("query");
+        assert!(missing.is_empty(), "unregistered tables: {missing:?}");
+    }
+
+    #[test]
+    fn an_unregistered_table_is_detected() {
+        let (_d, db) = open();
+        db.write_blocking(|tx| {
+            tx.execute_batch("CREATE TABLE forgotten (id BLOB PRIMARY KEY, scope TEXT)")?;
+            assert_eq!(unregistered_tables(tx)?, vec!["forgotten".to_string()]);
+            Ok::<_, DbError>(())
+        })
+        .expect("write");
+    }
+
+    #[test]
+    fn every_registered_table_logs_each_operation_exactly_once() {
+        let (_d, db) = open();
+        for table in REGISTRY {
+            let t = table.name;
+            db.write_blocking(|tx| {
+                let before_i = log_count(tx, t, "I");
+                let id = insert_row(tx, t);
+                assert_eq!(log_count(tx, t, "I"), before_i + 1, "{t}: insert");
+                let before_u = log_count(tx, t, "U");
+                tx.execute(
+                    &format!("UPDATE \"{t}\" SET scope = scope WHERE id = ?1"),
+                    [&id],
+                )?;
+                assert_eq!(log_count(tx, t, "U"), before_u + 1, "{t}: update");
+                let before_d = log_count(tx, t, "D");
+                // Delete children first so foreign keys hold, then the row itself.
+                tx.execute(&format!("DELETE FROM \"{t}\" WHERE id = ?1"), [&id])?;
+                assert_eq!(log_count(tx, t, "D"), before_d + 1, "{t}: delete");
+                Ok::<_, DbError>(())
+            })
+            .expect("ops");
+        }
+        // Sequence numbers are contiguous from 1.
+        db.read_blocking(|c| {
+            let (n, min, max): (i64, i64, i64) = c.query_row(
+                "SELECT COUNT(*), MIN(seq), MAX(seq) FROM sync_log",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            assert_eq!((min, max), (1, n));
+            let last: i64 = c.query_row("SELECT seq FROM sync_state", [], |r| r.get(0))?;
+            assert_eq!(last, n);
+            // The clock only moves forward.
+            let backwards: i64 = c.query_row(
+                "SELECT COUNT(*) FROM sync_log a JOIN sync_log b ON b.seq = a.seq + 1 WHERE b.hlc <= a.hlc",
+                [],
+                |r| r.get(0),
+            )?;
+            assert_eq!(backwards, 0);
+            Ok::<_, DbError>(())
+        })
+        .expect("read");
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_logs_nothing() {
+        let (_d, db) = open();
+        let r: Result<(), DbError> = db.write_blocking(|tx| {
+            for table in REGISTRY {
+                insert_row(tx, table.name);
+            }
+            Err(DbError::Schema("rollback".into()))
+        });
+        assert!(r.is_err());
+        db.read_blocking(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM sync_log", [], |r| r.get(0))?;
+            let seq: i64 = c.query_row("SELECT seq FROM sync_state", [], |r| r.get(0))?;
+            assert_eq!((n, seq), (0, 0));
+            Ok::<_, DbError>(())
+        })
+        .expect("read");
+    }
+
+    #[test]
+    fn secrets_never_enter_the_log() {
+        let (_d, db) = open();
+        db.write_blocking(|tx| {
+            let id = insert_row(tx, "accounts");
+            let before = log_count(tx, "accounts", "U");
+            tx.execute(
+                "UPDATE accounts SET password_hash = 'secret-hash' WHERE id = ?1",
+                [&id],
+            )?;
+            assert_eq!(log_count(tx, "accounts", "U"), before, "hash-only update not logged");
+            tx.execute("UPDATE accounts SET lang = 'en' WHERE id = ?1", [&id])?;
+            let leaked: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM sync_log WHERE row_data LIKE '%secret-hash%' OR row_data LIKE '%password_hash%'",
+                [],
+                |r| r.get(0),
+            )?;
+            assert_eq!(leaked, 0);
+            Ok::<_, DbError>(())
+        })
+        .expect("write");
+    }
+
+    #[test]
+    fn hub_owned_tables_refuse_school_writes() {
+        let (_d, db) = open();
+        let hub = SyncedTable {
+            name: "national_news",
+            owner: Owner::Hub,
+            secret_columns: &[],
+        };
+        db.write_blocking(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE national_news (id BLOB PRIMARY KEY, scope TEXT NOT NULL, title TEXT)",
+            )?;
+            install_triggers(tx, &[hub])?;
+            let refused = tx.execute(
+                "INSERT INTO national_news VALUES (x'01', 'national', 'Rentrée')",
+                [],
+            );
+            let msg = refused.expect_err("school write refused").to_string();
+            assert!(msg.contains("portail national"), "{msg}");
+            // The sync engine may write while applying a hub manifest, and the triggers stay quiet.
+            tx.execute("UPDATE sync_state SET applying = 1", [])?;
+            tx.execute(
+                "INSERT INTO national_news VALUES (x'01', 'national', 'Rentrée')",
+                [],
+            )?;
+            tx.execute("UPDATE sync_state SET applying = 0", [])?;
+            assert_eq!(log_count(tx, "national_news", "I"), 0);
+            tx.execute_batch("DROP TABLE national_news")?;
+            Ok::<_, DbError>(())
+        })
+        .expect("write");
+    }
+}

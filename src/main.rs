@@ -1,0 +1,444 @@
+//! The `kekeli` command: serve, init, user, healthcheck. A thin layer over the library; the only
+//! place where `anyhow` is used. Output for people is in French.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use kekeli::auth::store::{self, AccountFilter, NewPerson};
+use kekeli::config::Config;
+use kekeli::db::DbError;
+use kekeli::policy::Role;
+
+#[derive(Parser)]
+#[command(
+    name = "kekeli",
+    version,
+    about = "Kekeli — espace numérique de travail hors ligne pour les lycées"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Fichier de configuration (défaut : /etc/kekeli/kekeli.toml s'il existe)
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Dossier de données (défaut : ./kekeli-data ou KEKELI_DATA)
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Démarrer le serveur
+    Serve {
+        /// Remplir un dossier vide avec un lycée de démonstration
+        #[arg(long)]
+        demo: bool,
+        /// Port HTTPS (défaut 8443)
+        #[arg(long)]
+        https_port: Option<u16>,
+        /// Port HTTP de redirection et de la page /ca (défaut 8080, 0 pour aucun)
+        #[arg(long)]
+        http_port: Option<u16>,
+    },
+    /// Préparer le dossier de données, l'autorité de certification et le premier compte, sans servir
+    Init,
+    /// Gérer les comptes
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Vérifier que le serveur en marche répond (code de sortie 0 si oui)
+    Healthcheck,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Créer une personne et son compte ; affiche l'identifiant et le code d'activation
+    Add {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        surname: String,
+        #[arg(long)]
+        first_names: String,
+        #[arg(long)]
+        birth_date: Option<String>,
+        #[arg(long)]
+        matricule: Option<String>,
+    },
+    /// Lister les comptes
+    List {
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, default_value = "")]
+        search: String,
+    },
+    /// Désactiver un compte (ferme ses sessions)
+    Disable { login: String },
+    /// Réactiver un compte
+    Enable { login: String },
+    /// Donner un nouveau code d'activation (l'ancien ne marche plus)
+    ResetCode { login: String },
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Config> {
+    let mut config = Config::load(common.config.as_deref(), std::env::vars())?;
+    if let Some(d) = &common.data {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kekeli : {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let mut config = load_config(&cli.common)?;
+    init_tracing(&config);
+    match cli.command {
+        Command::Serve {
+            demo,
+            https_port,
+            http_port,
+        } => {
+            if let Some(p) = https_port {
+                config.http.https_port = p;
+            }
+            if let Some(p) = http_port {
+                config.http.http_port = p;
+            }
+            serve(config, demo)?;
+        }
+        Command::Init => {
+            let prepared = kekeli::init(&config)?;
+            report_first_login(&prepared);
+            println!("Dossier de données prêt : {}", config.data_dir.display());
+        }
+        Command::User(cmd) => user(&config, cmd)?,
+        Command::Healthcheck => return healthcheck(&config),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn report_first_login(prepared: &kekeli::Prepared) {
+    if let Some((login, code)) = &prepared.first_login {
+        println!();
+        println!("  Premier compte technicien créé.");
+        println!("  Identifiant : {login}");
+        println!("  Code d'activation (à usage unique) : {code}");
+        println!(
+            "  Connectez-vous avec ce code à la place du mot de passe, puis choisissez votre mot de passe."
+        );
+        println!();
+    }
+}
+
+fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let dir = config.data_dir.clone();
+    let demo_logins = if demo {
+        if kekeli::demo::dir_is_empty(&dir) {
+            None
+        } else if let Some(existing) = kekeli::demo::read_logins(&dir) {
+            println!("Démo existante réutilisée : {}", dir.display());
+            Some(existing)
+        } else {
+            bail!(kekeli::demo::DemoError::NotEmpty(dir.display().to_string()));
+        }
+    } else {
+        None
+    };
+    let prepared = kekeli::init(&config)?;
+    report_first_login(&prepared);
+    let demo_logins = match (demo, demo_logins) {
+        (true, None) => {
+            println!("Création du lycée de démonstration…");
+            let year = time::OffsetDateTime::now_utc().year();
+            Some(kekeli::demo::populate(&prepared.db, &dir, year)?)
+        }
+        (_, existing) => existing,
+    };
+    if let Some(logins) = &demo_logins {
+        println!(
+            "Comptes de démonstration (aussi dans {}) :",
+            dir.join(kekeli::demo::LOGINS_FILE).display()
+        );
+        for l in logins {
+            println!("  {:<13} {:<28} {}", l.role.code(), l.login, l.password);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("démarrage du moteur asynchrone")?;
+    runtime.block_on(async move {
+        let bind: std::net::IpAddr = config
+            .http
+            .bind
+            .parse()
+            .with_context(|| format!("adresse d'écoute invalide : {}", config.http.bind))?;
+        let main_addr = SocketAddr::new(bind, config.http.https_port);
+        let main = tokio::net::TcpListener::bind(main_addr)
+            .await
+            .with_context(|| format!("impossible d'écouter sur {main_addr} (port déjà pris ?)"))?;
+        let http =
+            if config.http.http_port != 0 && config.http.tls {
+                let addr = SocketAddr::new(bind, config.http.http_port);
+                Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!("impossible d'écouter sur {addr} (port déjà pris ?)")
+                })?)
+            } else {
+                None
+            };
+        let port = main.local_addr()?.port();
+        println!("Kekeli est prêt. Ouvrez l'une de ces adresses :");
+        for url in kekeli::urls(&config, port) {
+            println!("  {url}");
+        }
+        if let Some(h) = &http {
+            println!(
+                "Certificat à installer sur les appareils : http://{}:{}/ca",
+                config.local_name(),
+                h.local_addr()?.port()
+            );
+        }
+        kekeli::serve(
+            config,
+            prepared,
+            kekeli::Listeners { main, http },
+            shutdown_signal(),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+}
+
+fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let prepared = kekeli::init(config)?;
+    let db = prepared.db;
+    let secret = prepared.secret;
+    let days = config.security.activation_days;
+    let find = |login: &str| -> anyhow::Result<store::Id> {
+        let login = login.to_string();
+        let row = db.read_blocking(|c| store::find_login(c, &login))?;
+        row.map(|r| r.account_id)
+            .with_context(|| format!("aucun compte avec l'identifiant « {login} »"))
+    };
+    match cmd {
+        UserCommand::Add {
+            role,
+            surname,
+            first_names,
+            birth_date,
+            matricule,
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!(
+                    "rôle inconnu « {role} » ; rôles possibles : {}",
+                    Role::ALL.map(|r| r.code()).join(", ")
+                )
+            })?;
+            if surname.trim().is_empty() || first_names.trim().is_empty() {
+                bail!("le nom et le prénom sont obligatoires");
+            }
+            let person = NewPerson {
+                surname: surname.trim().to_uppercase(),
+                first_names: first_names.trim().to_string(),
+                birth_date,
+                matricule,
+                roles: vec![role],
+                ..Default::default()
+            };
+            let (login, code) = db.write_blocking(|tx| {
+                let scope = kekeli::db::registry::school_scope(tx)?;
+                let (_, account, login) = store::create_person(tx, &scope, &person)?;
+                let code = store::issue_activation_code(tx, &secret, &account, days)?;
+                store::audit_account(
+                    tx,
+                    None,
+                    "account.create",
+                    Some(&account),
+                    Some(&login),
+                    Some("cli"),
+                )?;
+                Ok::<_, DbError>((login, code))
+            })?;
+            println!("Compte créé.\nIdentifiant : {login}\nCode d'activation : {code}");
+        }
+        UserCommand::List { role, search } => {
+            let role = match role {
+                Some(r) => Some(Role::parse(&r).with_context(|| format!("rôle inconnu « {r} »"))?),
+                None => None,
+            };
+            let (rows, total) = db.read_blocking(|c| {
+                store::list_accounts(
+                    c,
+                    &AccountFilter {
+                        search,
+                        role,
+                        limit: 100_000,
+                        ..Default::default()
+                    },
+                )
+            })?;
+            for r in rows {
+                let state = if r.disabled {
+                    "désactivé"
+                } else if r.activated {
+                    "activé"
+                } else if r.code_pending {
+                    "code en attente"
+                } else {
+                    "sans code"
+                };
+                let roles: Vec<&str> = r.roles.iter().map(|r| r.code()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r.login,
+                    r.display_name(),
+                    roles.join(","),
+                    state
+                );
+            }
+            eprintln!("{total} compte(s)");
+        }
+        UserCommand::Disable { login } => {
+            let id = find(&login)?;
+            db.write_blocking(|tx| {
+                store::set_disabled(tx, &id, true)?;
+                store::audit_account(tx, None, "account.disable", Some(&id), None, Some("cli"))
+            })?;
+            println!("Compte {login} désactivé ; ses sessions sont fermées.");
+        }
+        UserCommand::Enable { login } => {
+            let id = find(&login)?;
+            db.write_blocking(|tx| {
+                store::set_disabled(tx, &id, false)?;
+                store::audit_account(tx, None, "account.enable", Some(&id), None, Some("cli"))
+            })?;
+            println!("Compte {login} réactivé.");
+        }
+        UserCommand::ResetCode { login } => {
+            let id = find(&login)?;
+            let code = db.write_blocking(|tx| {
+                let code = store::issue_activation_code(tx, &secret, &id, days)?;
+                store::audit_account(tx, None, "account.code", Some(&id), None, Some("cli"))?;
+                Ok::<_, DbError>(code)
+            })?;
+            println!(
+                "Nouveau code d'activation pour {login} : {code}\n(valable {days} jours, à usage unique)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Ask the running server's `/healthz` on this machine: the HTTP port when there is one,
+/// else the main port (HTTPS verified against the box's own CA).
+fn healthcheck(config: &Config) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(5), probe(config)).await
+    });
+    match result {
+        Ok(Ok(body)) if body.contains("\"status\":\"ok\"") => {
+            println!("{body}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Ok(Ok(body)) => {
+            eprintln!("le serveur répond mais n'est pas en bonne santé : {body}");
+            Ok(std::process::ExitCode::from(1))
+        }
+        Ok(Err(e)) => {
+            eprintln!("le serveur ne répond pas : {e:#}");
+            Ok(std::process::ExitCode::from(1))
+        }
+        Err(_) => {
+            eprintln!("le serveur ne répond pas (délai dépassé)");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+async fn probe(config: &Config) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut response = Vec::new();
+    if config.http.tls && config.http.http_port == 0 {
+        use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+        let ca = std::fs::read(config.tls_dir().join("ca.crt"))
+            .context("certificat de l'autorité locale introuvable")?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(&ca).context("certificat illisible")?)?;
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", config.http.https_port)).await?;
+        let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?;
+        stream.write_all(request).await?;
+        stream.read_to_end(&mut response).await?;
+    } else {
+        let port = if config.http.tls {
+            config.http.http_port
+        } else {
+            config.http.https_port
+        };
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        tcp.write_all(request).await?;
+        tcp.read_to_end(&mut response).await?;
+    }
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{}", head.lines().next().unwrap_or("réponse vide"));
+    }
+    Ok(body.trim().to_string())
+}

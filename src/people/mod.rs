@@ -1,0 +1,349 @@
+//! People and classes as seen by the school: a person's file (fiche) and class lists.
+//! Object-level access is decided by `policy`; this module only gathers the facts.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::app::{AppState, Routes};
+use crate::auth::CurrentUser;
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::db::DbError;
+use crate::policy::{self, Capability, ClassFacts, PersonFacts, Role};
+use crate::web::{AppError, Page, render};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/personnes/{id}", person_page)
+        .get("/classes", classes_page)
+        .get("/classes/{id}", class_page)
+}
+
+/// A class in lists and tiles.
+#[derive(Debug, Clone)]
+pub struct ClassRef {
+    pub id: String,
+    pub name: String,
+    pub pupils: i64,
+}
+
+/// Classes the person teaches (as enseignant or professeur principal).
+pub fn classes_taught(conn: &Connection, person: &Id) -> Result<Vec<ClassRef>, DbError> {
+    classes_where(
+        conn,
+        "WHERE c.id IN (SELECT class_id FROM class_members WHERE person_id = ?1 AND role IN ('enseignant', 'principal'))",
+        Some(person),
+    )
+}
+
+pub fn all_classes(conn: &Connection) -> Result<Vec<ClassRef>, DbError> {
+    classes_where(conn, "", None)
+}
+
+fn classes_where(
+    conn: &Connection,
+    filter: &str,
+    person: Option<&Id>,
+) -> Result<Vec<ClassRef>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT c.id, c.name, (SELECT COUNT(*) FROM class_members m WHERE m.class_id = c.id AND m.role = 'eleve') \
+         FROM classes c {filter} ORDER BY c.level, c.name"
+    ))?;
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok(ClassRef {
+            id: hex(&r.get::<_, Id>(0)?),
+            name: r.get(1)?,
+            pupils: r.get(2)?,
+        })
+    };
+    let rows = match person {
+        Some(p) => stmt
+            .query_map([&p[..]], map)?
+            .collect::<Result<Vec<_>, _>>()?,
+        None => stmt.query_map([], map)?.collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(rows)
+}
+
+/// A person in lists.
+#[derive(Debug, Clone)]
+pub struct PersonRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// The children linked to a parent.
+pub fn children_of(conn: &Connection, parent: &Id) -> Result<Vec<PersonRef>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT p.id, p.first_names || ' ' || p.surname FROM guardianships g JOIN people p ON p.id = g.child_id \
+         WHERE g.parent_id = ?1 ORDER BY p.first_names",
+    )?;
+    let rows = stmt
+        .query_map([&parent[..]], |r| {
+            Ok(PersonRef {
+                id: hex(&r.get::<_, Id>(0)?),
+                name: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Is the person under 18 on `today` (YYYY-MM-DD)? Unknown birth dates count as minor.
+pub fn is_minor(birth_date: Option<&str>, today: &str) -> bool {
+    let Some(b) = birth_date else { return true };
+    let (Some(by), Some(ty)) = (
+        b.get(..4).and_then(|y| y.parse::<i32>().ok()),
+        today.get(..4).and_then(|y| y.parse::<i32>().ok()),
+    ) else {
+        return true;
+    };
+    let (bmd, tmd) = (b.get(5..).unwrap_or(""), today.get(5..).unwrap_or(""));
+    let age = ty - by - if tmd < bmd { 1 } else { 0 };
+    age < 18
+}
+
+pub fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day()
+    )
+}
+
+fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<PersonFacts, DbError> {
+    let (birth, consent): (Option<String>, i64) = conn.query_row(
+        "SELECT birth_date, consent FROM people WHERE id = ?1",
+        [&target[..]],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let is_guardian = conn
+        .query_row(
+            "SELECT 1 FROM guardianships WHERE parent_id = ?1 AND child_id = ?2",
+            params![&asker[..], &target[..]],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let taught = conn
+        .query_row(
+            "SELECT 1 FROM class_members t JOIN class_members p ON p.class_id = t.class_id \
+             WHERE t.person_id = ?1 AND t.role IN ('enseignant', 'principal') AND p.person_id = ?2 AND p.role = 'eleve'",
+            params![&asker[..], &target[..]],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    Ok(PersonFacts {
+        is_self: asker == target,
+        is_guardian,
+        minor_or_consents: consent != 0 || is_minor(birth.as_deref(), &today()),
+        taught_by_asker: taught,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct PersonView {
+    name: String,
+    sex: String,
+    birth_date: String,
+    matricule: String,
+    phone: String,
+    roles: Vec<Role>,
+    classes: Vec<String>,
+    guardians: Vec<String>,
+    children: Vec<PersonRef>,
+}
+
+fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError> {
+    let base = conn
+        .query_row(
+            "SELECT first_names || ' ' || surname, coalesce(sex, ''), coalesce(birth_date, ''), coalesce(matricule, ''), coalesce(phone, '') \
+             FROM people WHERE id = ?1",
+            [&id[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((name, sex, birth_date, matricule, phone)) = base else {
+        return Ok(None);
+    };
+    let strings = |sql: &str| -> Result<Vec<String>, DbError> {
+        let mut stmt = conn.prepare(sql)?;
+        let v = stmt
+            .query_map([&id[..]], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    };
+    Ok(Some(PersonView {
+        name,
+        sex,
+        birth_date,
+        matricule,
+        phone,
+        roles: strings("SELECT role FROM person_roles WHERE person_id = ?1")?
+            .iter()
+            .filter_map(|r| Role::parse(r))
+            .collect(),
+        classes: strings(
+            "SELECT c.name FROM class_members m JOIN classes c ON c.id = m.class_id WHERE m.person_id = ?1 ORDER BY c.name",
+        )?,
+        guardians: strings(
+            "SELECT p.first_names || ' ' || p.surname || coalesce(' — ' || p.phone, '') FROM guardianships g JOIN people p ON p.id = g.parent_id WHERE g.child_id = ?1",
+        )?,
+        children: children_of(conn, id)?,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "people/person.html")]
+struct PersonPage {
+    page: Page,
+    p: PersonView,
+}
+
+async fn person_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let target = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let asker = user.person_id;
+    let principal = user.principal();
+    let view = state
+        .db
+        .read(move |c| {
+            let exists = c
+                .query_row("SELECT 1 FROM people WHERE id = ?1", [&target[..]], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
+            if !exists {
+                return Err(AppError::NotFound);
+            }
+            // Refuse before reading anything else about the person.
+            if !policy::may_view_person(&principal, person_facts(c, &asker, &target)?) {
+                return Err(AppError::Forbidden);
+            }
+            person_view(c, &target)?.ok_or(AppError::NotFound)
+        })
+        .await?;
+    render(&PersonPage { page, p: view })
+}
+
+#[derive(Template)]
+#[template(path = "people/classes.html")]
+struct ClassesPage {
+    page: Page,
+    classes: Vec<ClassRef>,
+}
+
+async fn classes_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+) -> Result<Response, AppError> {
+    let principal = user.principal();
+    let me = user.person_id;
+    let classes = state
+        .db
+        .read(move |c| {
+            if policy::allows(&principal, Capability::ListAllClasses) {
+                Ok(all_classes(c)?)
+            } else if principal.has(Role::Enseignant) {
+                Ok(classes_taught(c, &me)?)
+            } else {
+                Err(AppError::Forbidden)
+            }
+        })
+        .await?;
+    render(&ClassesPage { page, classes })
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    id: String,
+    name: String,
+    matricule: String,
+    role: String,
+}
+
+#[derive(Template)]
+#[template(path = "people/class.html")]
+struct ClassPage {
+    page: Page,
+    name: String,
+    pupils: Vec<Member>,
+    teachers: Vec<Member>,
+}
+
+async fn class_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let class = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let me = user.person_id;
+    let (name, members) = state
+        .db
+        .read(move |c| {
+            let name: String = c
+                .query_row("SELECT name FROM classes WHERE id = ?1", [&class[..]], |r| r.get(0))
+                .optional()?
+                .ok_or(AppError::NotFound)?;
+            let teaches = c
+                .query_row(
+                    "SELECT 1 FROM class_members WHERE class_id = ?1 AND person_id = ?2 AND role IN ('enseignant', 'principal')",
+                    params![&class[..], &me[..]],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !policy::may_view_class(&principal, ClassFacts { teaches }) {
+                return Err(AppError::Forbidden);
+            }
+            let mut stmt = c.prepare(
+                "SELECT p.id, p.surname || ' ' || p.first_names, coalesce(p.matricule, ''), m.role \
+                 FROM class_members m JOIN people p ON p.id = m.person_id WHERE m.class_id = ?1 ORDER BY p.surname, p.first_names",
+            )?;
+            let members = stmt
+                .query_map([&class[..]], |r| {
+                    Ok(Member {
+                        id: hex(&r.get::<_, Id>(0)?),
+                        name: r.get(1)?,
+                        matricule: r.get(2)?,
+                        role: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, AppError>((name, members))
+        })
+        .await?;
+    let (pupils, teachers): (Vec<Member>, Vec<Member>) =
+        members.into_iter().partition(|m| m.role == "eleve");
+    render(&ClassPage {
+        page,
+        name,
+        pupils,
+        teachers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minority() {
+        assert!(is_minor(Some("2010-05-01"), "2026-11-23"));
+        assert!(!is_minor(Some("2008-11-23"), "2026-11-23"), "18 today");
+        assert!(is_minor(Some("2008-11-24"), "2026-11-23"), "18 tomorrow");
+        assert!(is_minor(None, "2026-11-23"));
+    }
+}

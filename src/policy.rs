@@ -1,0 +1,197 @@
+//! The one access-rule module: who may see and do what (DESIGN.md, *Security*).
+//! Handlers ask here; they never decide rights with their own `if`s on roles.
+
+use serde::Serialize;
+
+/// A role a person holds in the school. One person may hold several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Role {
+    Eleve,
+    Parent,
+    Enseignant,
+    VieScolaire,
+    Secretariat,
+    Direction,
+    Technicien,
+    Invite,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::Eleve,
+        Role::Parent,
+        Role::Enseignant,
+        Role::VieScolaire,
+        Role::Secretariat,
+        Role::Direction,
+        Role::Technicien,
+        Role::Invite,
+    ];
+
+    /// The code stored in the database and used in files and URLs.
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Eleve => "eleve",
+            Role::Parent => "parent",
+            Role::Enseignant => "enseignant",
+            Role::VieScolaire => "vie_scolaire",
+            Role::Secretariat => "secretariat",
+            Role::Direction => "direction",
+            Role::Technicien => "technicien",
+            Role::Invite => "invite",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code.trim())
+    }
+
+    /// The i18n key of the role's name.
+    pub fn label_key(self) -> &'static str {
+        match self {
+            Role::Eleve => "role.eleve",
+            Role::Parent => "role.parent",
+            Role::Enseignant => "role.enseignant",
+            Role::VieScolaire => "role.vie_scolaire",
+            Role::Secretariat => "role.secretariat",
+            Role::Direction => "role.direction",
+            Role::Technicien => "role.technicien",
+            Role::Invite => "role.invite",
+        }
+    }
+
+    /// Staff get the shorter idle timeout and see staff-only services.
+    pub fn is_staff(self) -> bool {
+        !matches!(self, Role::Eleve | Role::Parent | Role::Invite)
+    }
+}
+
+/// Who is asking: the logged-in person and their roles.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub person_id: [u8; 16],
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    fn any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.has(*r))
+    }
+
+    pub fn is_staff(&self) -> bool {
+        self.roles.iter().any(|r| r.is_staff())
+    }
+}
+
+/// School-wide capabilities (no particular object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Create, disable and reset accounts; print activation sheets.
+    ManageAccounts,
+    /// The technician's system page: health, versions, disk.
+    ViewSystem,
+    /// List every class of the school.
+    ListAllClasses,
+}
+
+pub fn allows(who: &Principal, cap: Capability) -> bool {
+    match cap {
+        Capability::ManageAccounts => who.any(&[Role::Technicien, Role::Secretariat]),
+        Capability::ViewSystem => who.has(Role::Technicien),
+        Capability::ListAllClasses => {
+            who.any(&[Role::Direction, Role::VieScolaire, Role::Secretariat])
+        }
+    }
+}
+
+/// What the store knows about the link between the asker and a person record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PersonFacts {
+    pub is_self: bool,
+    /// The asker is a legal guardian of this person.
+    pub is_guardian: bool,
+    /// The person is a minor today, or (adult) consents to their guardians seeing their data.
+    pub minor_or_consents: bool,
+    /// The asker teaches a class this person is a pupil of.
+    pub taught_by_asker: bool,
+}
+
+/// May `who` see the file (fiche) of a person?
+pub fn may_view_person(who: &Principal, facts: PersonFacts) -> bool {
+    facts.is_self
+        || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+        || (who.has(Role::Enseignant) && facts.taught_by_asker)
+        || who.any(&[Role::VieScolaire, Role::Direction, Role::Secretariat])
+}
+
+/// What the store knows about the link between the asker and a class.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClassFacts {
+    /// The asker teaches in this class (or is its professeur principal).
+    pub teaches: bool,
+}
+
+/// May `who` see the list of a class?
+pub fn may_view_class(who: &Principal, facts: ClassFacts) -> bool {
+    (who.has(Role::Enseignant) && facts.teaches) || allows(who, Capability::ListAllClasses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(roles: &[Role]) -> Principal {
+        Principal {
+            person_id: [0; 16],
+            roles: roles.to_vec(),
+        }
+    }
+
+    #[test]
+    fn role_codes_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.code()), Some(r));
+        }
+        assert_eq!(Role::parse("roi"), None);
+    }
+
+    #[test]
+    fn a_parent_sees_a_child_only_while_minor_or_consenting() {
+        let parent = p(&[Role::Parent]);
+        let child = PersonFacts {
+            is_guardian: true,
+            minor_or_consents: true,
+            ..Default::default()
+        };
+        assert!(may_view_person(&parent, child));
+        assert!(!may_view_person(
+            &parent,
+            PersonFacts {
+                minor_or_consents: false,
+                ..child
+            }
+        ));
+        assert!(!may_view_person(&parent, PersonFacts::default()));
+    }
+
+    #[test]
+    fn the_technician_manages_accounts_but_sees_no_pupil_file() {
+        let tech = p(&[Role::Technicien]);
+        assert!(allows(&tech, Capability::ManageAccounts));
+        assert!(allows(&tech, Capability::ViewSystem));
+        assert!(!may_view_person(&tech, PersonFacts::default()));
+        assert!(!may_view_class(&tech, ClassFacts::default()));
+    }
+
+    #[test]
+    fn a_teacher_sees_only_their_classes() {
+        let t = p(&[Role::Enseignant]);
+        assert!(may_view_class(&t, ClassFacts { teaches: true }));
+        assert!(!may_view_class(&t, ClassFacts { teaches: false }));
+        assert!(!allows(&t, Capability::ManageAccounts));
+    }
+}

@@ -1,0 +1,172 @@
+//! Machine endpoints and the CA page: `/healthz` (JSON), `/metrics` (Prometheus), `/ca`, `/ca.crt`.
+//! They expose no personal data; `/metrics` answers loopback only unless configured otherwise.
+
+use askama::Template;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use std::net::SocketAddr;
+
+use crate::app::{AppState, Routes};
+use crate::web::{ApiError, AppError, Page, render};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/healthz", healthz)
+        .get("/metrics", metrics)
+        .get("/ca", ca_page)
+        .get("/ca.crt", ca_cert)
+        .get("/static/{name}", crate::web::assets::serve)
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let db_ok = state
+        .db
+        .read(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(crate::db::DbError::from)
+        })
+        .await
+        .is_ok();
+    let body = serde_json::json!({
+        "status": if db_ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "database": if db_ok { "ok" } else { "error" },
+    });
+    let code = if db_ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Response, ApiError> {
+    if !peer.ip().is_loopback() && !state.config.http.metrics_remote {
+        return Err(ApiError::Forbidden);
+    }
+    let sessions = state
+        .db
+        .read(|c| crate::auth::session::count(c))
+        .await
+        .unwrap_or(0);
+    let text = state.metrics.render(&[
+        (
+            "kekeli_uptime_seconds",
+            "Seconds since start.",
+            state.started.elapsed().as_secs_f64(),
+        ),
+        ("kekeli_sessions", "Open sessions.", sessions as f64),
+        (
+            "kekeli_database_bytes",
+            "Database size with WAL.",
+            state.db.size_bytes() as f64,
+        ),
+    ]);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "system/ca.html")]
+struct CaPage {
+    page: Page,
+    fingerprint: String,
+    https_url: String,
+}
+
+/// SHA-256 fingerprint of the CA certificate, as browsers show it (AA:BB:…).
+pub fn ca_fingerprint(pem: &str) -> String {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use sha2::Digest;
+    match CertificateDer::from_pem_slice(pem.as_bytes()) {
+        Ok(der) => sha2::Sha256::digest(der.as_ref())
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        Err(_) => String::new(),
+    }
+}
+
+pub async fn ca_page(State(state): State<AppState>, page: Page) -> Result<Response, AppError> {
+    render(&CaPage {
+        page,
+        fingerprint: ca_fingerprint(&state.ca_pem),
+        https_url: state.urls.first().cloned().unwrap_or_default(),
+    })
+}
+
+pub async fn ca_cert(State(state): State<AppState>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-x509-ca-cert"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"kekeli-ca.crt\""),
+            ),
+        ],
+        state.ca_pem.clone(),
+    )
+        .into_response()
+}
+
+/// The plain-HTTP port: `/ca`, `/ca.crt` and `/healthz`; everything else redirects to HTTPS.
+pub fn http_router(state: AppState) -> Router {
+    Router::new()
+        .route("/ca", axum::routing::get(ca_page))
+        .route("/ca.crt", axum::routing::get(ca_cert))
+        .route("/healthz", axum::routing::get(healthz))
+        .route(
+            "/static/{name}",
+            axum::routing::get(crate::web::assets::serve),
+        )
+        .fallback(redirect_to_https)
+        .layer(axum::middleware::from_fn(crate::web::security_headers))
+        .with_state(state)
+}
+
+async fn redirect_to_https(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map(|(name, _)| name)
+                .unwrap_or(h)
+                .to_string()
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+        })
+        .unwrap_or_else(|| state.config.local_name());
+    let port = state.config.http.https_port;
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    axum::response::Redirect::permanent(&target).into_response()
+}

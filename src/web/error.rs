@@ -1,0 +1,202 @@
+//! The two error types at the edge: `AppError` renders a French HTML page, `ApiError` JSON.
+//! An error response never reveals internals; the details go to the log only.
+
+use askama::Template;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::i18n::Tr;
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("page introuvable")]
+    NotFound,
+    #[error("accès refusé")]
+    Forbidden,
+    /// Not logged in (or session over): go to the login page, then come back to `next`.
+    #[error("connexion requise")]
+    LoginRequired { next: String },
+    /// The form or request was not understood; the message says what to do, in French.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("jeton de sécurité invalide")]
+    Csrf,
+    /// First login with an activation code: a new password must be chosen before anything else.
+    #[error("mot de passe à choisir")]
+    MustChangePassword,
+    #[error("requête trop volumineuse")]
+    TooLarge,
+    #[error("trop de tentatives")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("erreur interne : {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Internal(format!("gabarit : {e}"))
+    }
+}
+
+impl From<crate::auth::password::HashError> for AppError {
+    fn from(e: crate::auth::password::HashError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    tr: Tr,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    hint: &'a str,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::MustChangePassword => StatusCode::SEE_OTHER,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The French (or English) page for an error status; also used to dress bare 4xx/5xx responses.
+pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Response {
+    let (title, message, hint) = match status.as_u16() {
+        404 => ("error.404.title", "error.404.message", "error.hint.home"),
+        403 => ("error.403.title", "error.403.message", "error.hint.home"),
+        405 => ("error.405.title", "error.405.message", "error.hint.home"),
+        413 => ("error.413.title", "error.413.message", "error.hint.smaller"),
+        415 | 400 | 422 => ("error.400.title", "error.400.message", "error.hint.retry"),
+        429 => ("error.429.title", "error.429.message", "error.hint.wait"),
+        419 => (
+            "error.csrf.title",
+            "error.csrf.message",
+            "error.hint.reload",
+        ),
+        s if s >= 500 => ("error.500.title", "error.500.message", "error.hint.later"),
+        _ => ("error.400.title", "error.400.message", "error.hint.retry"),
+    };
+    let page = ErrorPage {
+        tr,
+        status: status.as_u16(),
+        title: tr.t(title),
+        message: detail.unwrap_or_else(|| tr.t(message)),
+        hint: tr.t(hint),
+    };
+    // 419 is our internal marker for a CSRF failure, answered as 403.
+    let code = if status.as_u16() == 419 {
+        StatusCode::FORBIDDEN
+    } else {
+        status
+    };
+    match page.render() {
+        Ok(html) => (
+            code,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(_) => (code, tr.t(title)).into_response(),
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let tr = Tr::default();
+        match self {
+            AppError::LoginRequired { next } => {
+                let target = if next.is_empty() || next == "/" {
+                    "/connexion".to_string()
+                } else {
+                    format!("/connexion?next={}", urlencode(&next))
+                };
+                Redirect::to(&target).into_response()
+            }
+            AppError::MustChangePassword => Redirect::to("/mot-de-passe").into_response(),
+            AppError::Internal(ref detail) => {
+                tracing::error!(error = %detail, "internal error");
+                error_page(tr, StatusCode::INTERNAL_SERVER_ERROR, None)
+            }
+            AppError::BadRequest(ref msg) => error_page(tr, StatusCode::BAD_REQUEST, Some(msg)),
+            AppError::Csrf => error_page(
+                tr,
+                StatusCode::from_u16(419).unwrap_or(StatusCode::FORBIDDEN),
+                None,
+            ),
+            AppError::TooManyRequests { retry_after_secs } => {
+                let mut r = error_page(tr, StatusCode::TOO_MANY_REQUESTS, None);
+                if let Ok(v) = retry_after_secs.to_string().parse() {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
+            other => error_page(tr, other.status(), None),
+        }
+    }
+}
+
+/// Percent-encode a path for a query string.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// JSON errors for machine endpoints (health, metrics, later the sync API).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("forbidden")]
+    Forbidden,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        (status, axum::Json(serde_json::json!({ "error": code }))).into_response()
+    }
+}

@@ -1,0 +1,385 @@
+//! Shared web plumbing: errors, extractors (client address, page context, CSRF-checked forms),
+//! security headers, templates helpers, i18n, static assets, metrics. No feature logic here.
+
+pub mod assets;
+pub mod error;
+pub mod i18n;
+pub mod metrics;
+
+use std::net::{IpAddr, SocketAddr};
+
+use askama::Template;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+pub use error::{ApiError, AppError};
+use i18n::{Lang, Tr};
+
+use crate::app::AppState;
+
+pub const CSRF_COOKIE: &str = "__Host-kekeli-csrf";
+pub const LANG_COOKIE: &str = "kekeli-lang";
+
+/// The value of cookie `name` in the request headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// A `Set-Cookie` value with the attributes every Kekeli cookie shares.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<i64>, same_site: &str) -> String {
+    let mut s = format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite={same_site}");
+    if let Some(age) = max_age {
+        s.push_str(&format!("; Max-Age={age}"));
+    }
+    s
+}
+
+pub fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    crate::auth::store::hex(&b)
+}
+
+/// The address of the client's TCP connection (never a header a client could forge).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| ClientIp(c.0.ip()))
+            .ok_or_else(|| AppError::Internal("adresse du client inconnue".into()))
+    }
+}
+
+/// The CSRF token of this browser (double-submit cookie, set by [`csrf_cookie`]).
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+fn valid_token(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Middleware: make sure every browser has a CSRF cookie; refuse cross-site POSTs early.
+pub async fn csrf_cookie(mut req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && !same_origin(req.headers()) {
+        return AppError::Csrf.into_response();
+    }
+    let existing = cookie(req.headers(), CSRF_COOKIE)
+        .filter(|t| valid_token(t))
+        .map(str::to_string);
+    let (token, fresh) = match existing {
+        Some(t) => (t, false),
+        None => (random_token(), true),
+    };
+    req.extensions_mut().insert(CsrfToken(token.clone()));
+    let mut resp = next.run(req).await;
+    if fresh && !resp.headers().contains_key(header::SET_COOKIE) {
+        if let Ok(v) = HeaderValue::from_str(&set_cookie(CSRF_COOKIE, &token, None, "Strict")) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// A POST carrying an `Origin` must come from this very host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+/// A url-encoded form whose `csrf` field matches the browser's CSRF cookie. Every state-changing
+/// route takes its input through this extractor. Invalid UTF-8, missing fields and oversized
+/// bodies become clear French 4xx pages.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
+        let expected = req.extensions().get::<CsrfToken>().map(|t| t.0.clone());
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::TooLarge
+            } else {
+                AppError::BadRequest("Le formulaire n'a pas pu être lu. Réessayez.".into())
+            }
+        })?;
+        if !is_form && !body.is_empty() {
+            return Err(AppError::BadRequest(
+                "Ce formulaire doit être envoyé depuis la page de Kekeli.".into(),
+            ));
+        }
+        let pairs = decode_form(&body)?;
+        let sent = pairs
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str());
+        match (expected, sent) {
+            (Some(e), Some(s)) if constant_time_eq(e.as_bytes(), s.as_bytes()) => {}
+            _ => return Err(AppError::Csrf),
+        }
+        serde_urlencoded::from_bytes::<T>(&body)
+            .map(CsrfForm)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "form rejected");
+                AppError::BadRequest(
+                    "Le formulaire est incomplet ou mal rempli. Vérifiez les champs et réessayez."
+                        .into(),
+                )
+            })
+    }
+}
+
+/// Strictly decode `application/x-www-form-urlencoded`: invalid percent-escapes or UTF-8 are errors.
+pub fn decode_form(body: &[u8]) -> Result<Vec<(String, String)>, AppError> {
+    let bad = || {
+        AppError::BadRequest(
+            "Le formulaire contient des caractères invalides (encodage non UTF-8).".into(),
+        )
+    };
+    let decode = |s: &[u8]| -> Result<String, AppError> {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hexpair = s.get(i + 1..i + 3).ok_or_else(bad)?;
+                    let text = std::str::from_utf8(hexpair).map_err(|_| bad())?;
+                    out.push(u8::from_str_radix(text, 16).map_err(|_| bad())?);
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).map_err(|_| bad())
+    };
+    body.split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (k, v) = match part.iter().position(|b| *b == b'=') {
+                Some(i) => (&part[..i], &part[i + 1..]),
+                None => (part, &b""[..]),
+            };
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What every page template needs: translator, CSRF token, school name, the user bar.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub tr: Tr,
+    pub csrf: String,
+    pub school: String,
+    pub user_name: String,
+    pub user_roles: String,
+    pub path: String,
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let csrf = parts
+            .extensions
+            .get::<CsrfToken>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+        let user = parts.extensions.get::<crate::auth::CurrentUser>().cloned();
+        let lang = user
+            .as_ref()
+            .map(|u| u.lang)
+            .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))
+            .unwrap_or_else(|| {
+                parts
+                    .headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(Lang::from_accept_language)
+                    .unwrap_or_default()
+            });
+        let tr = Tr::new(lang);
+        let (user_name, user_roles) = match &user {
+            Some(u) => (
+                u.display_name.clone(),
+                u.roles
+                    .iter()
+                    .map(|r| tr.t(r.label_key()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => (String::new(), String::new()),
+        };
+        Ok(Page {
+            tr,
+            csrf,
+            school: state.config.school_name.clone(),
+            user_name,
+            user_roles,
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
+/// Render a template into an HTML response.
+pub fn render<T: Template>(t: &T) -> Result<Response, AppError> {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// Middleware: security headers on every response (DESIGN.md, *Security*).
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let tls = req.extensions().get::<Tls>().is_some_and(|t| t.0);
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "same-origin");
+    set(
+        h,
+        header::HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=()",
+    );
+    set(
+        h,
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if tls {
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    resp
+}
+
+/// Request extension: the connection came over TLS (set by the listener).
+#[derive(Debug, Clone, Copy)]
+pub struct Tls(pub bool);
+
+/// Middleware: a bare 4xx/5xx (from the router or a rejection) becomes a French page.
+pub async fn dress_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let ct = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("text/html") || ct.starts_with("application/json") {
+        return resp;
+    }
+    let mut dressed = error::error_page(Tr::default(), status, None);
+    for key in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(v) = resp.headers().get(&key) {
+            dressed.headers_mut().insert(key, v.clone());
+        }
+    }
+    dressed
+}
+
+/// The fallback for unknown routes.
+pub async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_form_decoding() {
+        let pairs = decode_form(b"a=1&b=%C3%A9t%C3%A9+x&c").expect("ok");
+        assert_eq!(
+            pairs,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "été x".into()),
+                ("c".into(), "".into())
+            ]
+        );
+        assert!(decode_form(b"a=%FF%FE").is_err(), "invalid UTF-8");
+        assert!(decode_form(b"a=%G1").is_err(), "bad escape");
+        assert!(decode_form(b"a=%4").is_err(), "truncated escape");
+        assert!(
+            decode_form(&[b'a', b'=', 0xff]).is_err(),
+            "raw invalid byte"
+        );
+    }
+
+    #[test]
+    fn origin_check() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("kekeli.local:8443"));
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://kekeli.local:8443"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn cookies_are_found() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-kekeli-csrf=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, CSRF_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+}
