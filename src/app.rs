@@ -30,6 +30,8 @@ pub struct Inner {
     pub started: Instant,
     /// The local CA certificate (PEM) offered at `/ca.crt`.
     pub ca_pem: String,
+    /// The port the main listener actually bound (may differ from the configuration in tests).
+    pub main_port: u16,
     /// Addresses announced at start (for the CA page and the admin page).
     pub urls: Vec<String>,
 }

@@ -60,10 +60,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 
 /// Load the box's secret key, creating it (mode 0600) at first start.
 fn load_secret(path: &Path) -> Result<Secret, InitError> {
-    if let Ok(bytes) = std::fs::read(path) {
-        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(Secret(key));
-        }
+    if let Ok(bytes) = std::fs::read(path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(Secret(key));
     }
     use rand::RngCore;
     use std::io::Write;
@@ -206,6 +206,7 @@ pub async fn serve(
         started: Instant::now(),
         ca_pem,
         urls: urls.clone(),
+        main_port,
         config: config.clone(),
     }));
 

@@ -52,7 +52,7 @@ async fn metrics(
     }
     let sessions = state
         .db
-        .read(|c| crate::auth::session::count(c))
+        .read(crate::auth::session::count)
         .await
         .unwrap_or(0);
     let text = state.metrics.render(&[
@@ -157,7 +157,7 @@ async fn redirect_to_https(State(state): State<AppState>, req: axum::extract::Re
                     .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
         })
         .unwrap_or_else(|| state.config.local_name());
-    let port = state.config.http.https_port;
+    let port = state.main_port;
     let path = req
         .uri()
         .path_and_query()

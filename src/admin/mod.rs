@@ -70,7 +70,7 @@ fn human_duration(secs: u64) -> String {
 
 async fn system_page(
     State(state): State<AppState>,
-    Can(_, ..): Can<ViewSystem>,
+    Can(..): Can<ViewSystem>,
     page: Page,
 ) -> Result<Response, AppError> {
     let (sessions, accounts) = state

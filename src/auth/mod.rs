@@ -165,12 +165,17 @@ struct LoginPage {
     login: String,
     next: String,
     error: String,
+    notice: String,
 }
 
 #[derive(Deserialize, Default)]
 pub struct NextQuery {
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    deconnecte: String,
 }
 
 /// Only local paths are valid targets after login (no open redirect).
@@ -183,11 +188,18 @@ fn safe_next(next: &str) -> &str {
 }
 
 async fn login_page(page: Page, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
+    let notice = if q.deconnecte.is_empty() {
+        String::new()
+    } else {
+        page.tr.t("login.logged_out").to_string()
+    };
     render(&LoginPage {
         page,
-        login: String::new(),
+        // Prefilled from the QR code of an activation slip.
+        login: q.login.chars().take(64).collect(),
         next: safe_next(&q.next).to_string(),
         error: String::new(),
+        notice,
     })
 }
 
@@ -211,6 +223,7 @@ fn login_again(
         login,
         next,
         error,
+        notice: String::new(),
     }) {
         Ok(mut r) => {
             *r.status_mut() = status;
@@ -276,8 +289,9 @@ async fn login_submit(
         },
         None => FailureKey::Account(format!("login:{login}")),
     };
-    let wait = state.login_limits.failures.wait_time(&key, now);
-    if !wait.is_zero() {
+    // Every attempt spends a token up front, so concurrent guesses cannot all slip through a
+    // check-then-take race; a successful login gives it back.
+    if let Err(wait) = state.login_limits.failures.take(&key, now) {
         let account = row.as_ref().map(|r| r.account_id);
         let ipc = ip_text.clone();
         state
@@ -349,7 +363,6 @@ async fn login_submit(
         }
         (Some(r), o @ (Outcome::Password | Outcome::Activation)) => (r, o),
         (row, _) => {
-            let _ = state.login_limits.failures.take(&key, now);
             let account = row.map(|r| r.account_id);
             let ipc = ip_text.clone();
             state
@@ -375,6 +388,7 @@ async fn login_submit(
         }
     };
     let (row, outcome) = row;
+    state.login_limits.failures.refund(&key);
     let account = row.account_id;
     let activation = matches!(outcome, Outcome::Activation);
     let ipc = ip_text.clone();
@@ -457,7 +471,7 @@ async fn logout(
             )
         })
         .await?;
-    let mut resp = Redirect::to("/connexion").into_response();
+    let mut resp = Redirect::to("/connexion?deconnecte=1").into_response();
     if let Ok(v) = HeaderValue::from_str(&web::set_cookie(
         session::SESSION_COOKIE,
         "",

@@ -55,6 +55,15 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
         }
     }
 
+    /// Give back a token taken by [`Limiter::take`] (a login that turned out right).
+    pub fn refund(&self, key: &K) {
+        if let Ok(mut map) = self.buckets.lock()
+            && let Some(b) = map.get_mut(key)
+        {
+            b.tokens = (b.tokens + 1.0).min(self.capacity);
+        }
+    }
+
     /// Take one token; `Err(wait)` when the bucket is empty.
     pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let Ok(mut map) = self.buckets.lock() else {

@@ -300,7 +300,7 @@ mod tests {
     #[test]
     fn migrations_leave_no_unregistered_table() {
         let (_d, db) = open();
-        let missing = db.read_blocking(|c| unregistered_tables(c)).expect("query");
+        let missing = db.read_blocking(unregistered_tables).expect("query");
         assert!(missing.is_empty(), "unregistered tables: {missing:?}");
     }
 

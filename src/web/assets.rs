@@ -159,10 +159,10 @@ impl Assets {
     }
 
     fn get(&self, name: &str) -> Option<Asset> {
-        if let Ok(o) = self.overrides.read() {
-            if let Some(a) = o.get(name) {
-                return Some(a.clone());
-            }
+        if let Ok(o) = self.overrides.read()
+            && let Some(a) = o.get(name)
+        {
+            return Some(a.clone());
         }
         self.embedded.get(name).cloned()
     }

@@ -89,10 +89,11 @@ pub async fn csrf_cookie(mut req: Request, next: Next) -> Response {
     };
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut resp = next.run(req).await;
-    if fresh && !resp.headers().contains_key(header::SET_COOKIE) {
-        if let Ok(v) = HeaderValue::from_str(&set_cookie(CSRF_COOKIE, &token, None, "Strict")) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+    if fresh
+        && !resp.headers().contains_key(header::SET_COOKIE)
+        && let Ok(v) = HeaderValue::from_str(&set_cookie(CSRF_COOKIE, &token, None, "Strict"))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }

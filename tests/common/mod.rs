@@ -1,0 +1,268 @@
+//! Test harness: the real server in-process on 127.0.0.1:0 over real TLS, with a temporary
+//! data directory, and a small cookie-keeping HTTPS client that speaks to it as a browser would.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use kekeli::config::Config;
+use kekeli::demo::DemoLogin;
+use kekeli::policy::Role;
+use reqwest::cookie::CookieStore;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub ca_pem: String,
+    pub logins: Vec<DemoLogin>,
+    pub first_login: Option<(String, String)>,
+    pub db: kekeli::db::Db,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), kekeli::ServeError>>>,
+}
+
+pub struct Options {
+    pub demo: bool,
+    pub tweak: Box<dyn FnOnce(&mut Config) + Send>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            demo: true,
+            tweak: Box::new(|_| {}),
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            school_code: "TEST".into(),
+            school_name: "Lycée de test".into(),
+            ..Config::default()
+        };
+        config.mdns.enabled = false;
+        (opts.tweak)(&mut config);
+        let data = config.data_dir.clone();
+        let cfg = config.clone();
+        let demo = opts.demo;
+        let (prepared, logins) = tokio::task::spawn_blocking(move || {
+            let prepared = kekeli::init(&cfg).expect("init");
+            let logins = if demo {
+                kekeli::demo::populate(&prepared.db, &data, 2026).expect("demo")
+            } else {
+                Vec::new()
+            };
+            (prepared, logins)
+        })
+        .await
+        .expect("join");
+        let first_login = prepared.first_login.clone();
+        let db = prepared.db.clone();
+        let ca_pem = prepared
+            .pki
+            .as_ref()
+            .map(|p| p.ca_pem.clone())
+            .unwrap_or_default();
+        let main = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = main.local_addr().expect("addr");
+        let http_addr = http.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(kekeli::serve(
+            config.clone(),
+            prepared,
+            kekeli::Listeners {
+                main,
+                http: Some(http),
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            dir,
+            config,
+            addr,
+            http_addr,
+            ca_pem,
+            logins,
+            first_login,
+            db,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// The base URL, by the box's mDNS name (resolved to the test address by the client).
+    pub fn base(&self) -> String {
+        format!("https://kekeli.local:{}", self.addr.port())
+    }
+
+    pub fn http_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_addr.port())
+    }
+
+    pub fn browser(&self) -> Browser {
+        self.browser_from(None)
+    }
+
+    /// A browser whose connections come from `source` (another loopback address).
+    pub fn browser_from(&self, source: Option<IpAddr>) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let mut builder = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca"),
+            )
+            .tls_built_in_root_certs(false)
+            .resolve("kekeli.local", self.addr)
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ip) = source {
+            builder = builder.local_address(ip);
+        }
+        Browser {
+            client: builder.build().expect("client"),
+            jar,
+            base: self.base(),
+        }
+    }
+
+    pub fn login_of(&self, role: Role) -> &DemoLogin {
+        self.logins
+            .iter()
+            .find(|l| l.role == role)
+            .expect("demo login for role")
+    }
+
+    /// A browser logged in as the demo account of `role`.
+    pub async fn logged_in(&self, role: Role) -> Browser {
+        let l = self.login_of(role).clone();
+        let b = self.browser();
+        let r = b.login(&l.login, &l.password).await;
+        assert_eq!(r.status(), 303, "login as {role:?}");
+        b
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("join").expect("serve ended cleanly");
+        }
+        self.dir
+    }
+}
+
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub base: String,
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let url: reqwest::Url = self.base.parse().ok()?;
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
+    /// The CSRF token, fetching a page first if the browser has none yet.
+    pub async fn csrf(&self) -> String {
+        if let Some(t) = self.cookie("__Host-kekeli-csrf") {
+            return t;
+        }
+        self.get("/connexion").await;
+        self.cookie("__Host-kekeli-csrf").expect("csrf cookie")
+    }
+
+    /// POST a form with the CSRF token added.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.client
+            .post(self.url(path))
+            .form(&all)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// POST a form exactly as given (no CSRF added).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> reqwest::Response {
+        self.post("/connexion", &[("login", login), ("password", password)])
+            .await
+    }
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Count audit rows with `action`.
+pub fn audit_count(server: &TestServer, action: &str) -> i64 {
+    let action = action.to_string();
+    server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE action = ?1",
+                [&action],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("audit count")
+}

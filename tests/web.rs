@@ -1,0 +1,349 @@
+//! HTTPS, the plain-HTTP port, security headers, health and metrics, page weight, bad input,
+//! and a clean shutdown — all against the real server in-process.
+
+mod common;
+
+use common::{Options, TestServer, location};
+use kekeli::policy::Role;
+
+#[tokio::test]
+async fn https_by_name_and_the_http_port_redirects_except_the_ca_page() {
+    let server = TestServer::start().await;
+    // The client trusts only the box's CA and reaches it as kekeli.local: the chain is real.
+    let b = server.browser();
+    let r = b.get("/connexion").await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["strict-transport-security"], "max-age=31536000");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let set_cookie = h["set-cookie"].to_str().expect("cookie");
+    assert!(
+        set_cookie.starts_with("__Host-kekeli-csrf=")
+            && set_cookie.contains("Secure")
+            && set_cookie.contains("HttpOnly")
+    );
+
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let http = server.http_base();
+    let r = plain
+        .get(format!("{http}/classes?x=1"))
+        .header("host", "kekeli.local:8080")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 308);
+    assert_eq!(
+        location(&r),
+        format!("https://kekeli.local:{}/classes?x=1", server.addr.port())
+    );
+    let page = plain.get(format!("{http}/ca")).send().await.expect("GET");
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.expect("body");
+    for system in ["Windows", "Android", "iOS", "Linux", "ChromeOS"] {
+        assert!(text.contains(system), "CA page explains {system}");
+    }
+    let crt = plain
+        .get(format!("{http}/ca.crt"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(crt.headers()["content-type"], "application/x-x509-ca-cert");
+    assert_eq!(crt.text().await.expect("pem"), server.ca_pem);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics_by_matched_route() {
+    let server = TestServer::start().await;
+    let b = server.logged_in(Role::Direction).await;
+    let health: serde_json::Value = b.get("/healthz").await.json().await.expect("json");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], "ok");
+    let classes = b.text("/classes").await;
+    let first = classes
+        .split("/classes/")
+        .nth(1)
+        .and_then(|s| s.get(..32))
+        .expect("class link")
+        .to_string();
+    assert_eq!(b.get(&format!("/classes/{first}")).await.status(), 200);
+    let metrics = b.text("/metrics").await;
+    assert!(
+        metrics.contains(
+            "kekeli_http_requests_total{method=\"GET\",route=\"/classes/{id}\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&first), "raw ids never appear in metrics");
+    assert!(metrics.contains("kekeli_sessions "));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pages_are_light_and_usable_without_javascript() {
+    let server = TestServer::start().await;
+    for role in Role::ALL {
+        let b = server.logged_in(role).await;
+        let html = b.text("/").await;
+        let css = b.get("/static/app.css").await.bytes().await.expect("css");
+        let total = html.len() + css.len();
+        assert!(total < 60 * 1024, "{role:?} portal weighs {total} bytes");
+        assert!(html.contains("<html lang=\"fr\">"));
+        assert!(html.contains("name=\"viewport\""));
+        // Logout is a real form, not a script.
+        assert!(html.contains("<form method=\"post\" action=\"/deconnexion\""));
+    }
+    // English through the catalog when the browser asks for it.
+    let b = server.browser();
+    let r = b
+        .client
+        .get(b.url("/connexion"))
+        .header("accept-language", "en-GB,en;q=0.8")
+        .send()
+        .await
+        .expect("GET");
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("<html lang=\"en\">") && text.contains("Log in"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_french_4xx_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let b = server.logged_in(Role::Secretariat).await;
+    let accounts = |s: &TestServer| -> i64 {
+        s.db.read_blocking(|c| {
+            c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))
+                .map_err(kekeli::db::DbError::from)
+        })
+        .expect("count")
+    };
+    let before = accounts(&server);
+    let csrf = b.csrf().await;
+
+    // Unknown route.
+    let r = b.get("/nulle-part").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.expect("body").contains("Page introuvable"));
+    // Wrong method.
+    let r = b
+        .client
+        .delete(b.url("/admin/comptes"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), 405);
+    assert!(r.text().await.expect("body").contains("Action impossible"));
+    // Missing fields.
+    let r = b.post("/admin/comptes", &[("surname", "SEUL")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("body").contains("obligatoires"));
+    // Invalid UTF-8.
+    let mut body = format!("csrf={csrf}&surname=").into_bytes();
+    body.extend_from_slice(b"%FF%FE&first_names=Ama&role=invite");
+    let r = b
+        .post_raw("/admin/comptes", body, "application/x-www-form-urlencoded")
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("body").contains("UTF-8"));
+    // Oversized body.
+    let big = format!("csrf={csrf}&surname={}", "A".repeat(2 * 1024 * 1024));
+    let r = b
+        .post_raw(
+            "/admin/comptes",
+            big.into_bytes(),
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.expect("body").contains("trop volumineux"));
+    // Not a form at all.
+    let r = b
+        .post_raw(
+            "/admin/comptes",
+            b"{\"surname\":1}".to_vec(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    // A bad date and an unknown role.
+    let r = b
+        .post(
+            "/admin/comptes",
+            &[("surname", "A"), ("first_names", "B"), ("role", "roi")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let r = b
+        .post(
+            "/admin/comptes",
+            &[
+                ("surname", "A"),
+                ("first_names", "B"),
+                ("role", "eleve"),
+                ("birth_date", "31/12/2010"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    // A matricule already taken: refused, and the transaction leaves nothing behind.
+    let r = b
+        .post(
+            "/admin/comptes",
+            &[
+                ("surname", "A"),
+                ("first_names", "B"),
+                ("role", "eleve"),
+                ("matricule", "LTP-2026-0001"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("body").contains("déjà attribué"));
+    // Ids that are not ids.
+    assert_eq!(b.get("/admin/comptes/zz").await.status(), 404);
+    assert_eq!(
+        b.get("/personnes/00000000000000000000000000000000")
+            .await
+            .status(),
+        404
+    );
+    // Forged session cookie: back to the login page, no error.
+    let forged = server.browser();
+    forged.jar.add_cookie_str(
+        "__Host-kekeli=ffffffffffffffffffffffffffffffff; Path=/; Secure",
+        &forged.base.parse().expect("url"),
+    );
+    assert!(location(&forged.get("/").await).starts_with("/connexion"));
+    let forged2 = server.browser();
+    forged2.jar.add_cookie_str(
+        "__Host-kekeli=%00%ZZ; Path=/; Secure",
+        &forged2.base.parse().expect("url"),
+    );
+    assert!(location(&forged2.get("/").await).starts_with("/connexion"));
+    // Open redirect after login is not possible.
+    let l = server.login_of(Role::Eleve);
+    let c = server.browser();
+    let r = c
+        .post(
+            "/connexion",
+            &[
+                ("login", &l.login),
+                ("password", &l.password),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/");
+
+    assert_eq!(accounts(&server), before, "no half-done change");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_technician_creates_an_account_and_prints_a_class_sheet() {
+    let server = TestServer::start().await;
+    let tech = server.logged_in(Role::Technicien).await;
+    let r = tech
+        .post(
+            "/admin/comptes",
+            &[
+                ("surname", "Gbadoe"),
+                ("first_names", "Enyonam"),
+                ("role", "enseignant"),
+                ("birth_date", "1990-04-12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.expect("body");
+    assert!(page.contains("enyonam.gbadoe"), "{page}");
+    let code = page
+        .split("class=\"code\">")
+        .nth(1)
+        .and_then(|s| s.get(..14))
+        .expect("code on the slip")
+        .to_string();
+    assert!(page.contains("<svg"), "QR code on the slip");
+    // The new teacher logs in with the code.
+    let t = server.browser();
+    let r = t.login("enyonam.gbadoe", &code).await;
+    assert_eq!(location(&r), "/mot-de-passe");
+
+    // A class sheet: one slip per pupil, with new codes that work.
+    let classes = tech.text("/admin/comptes").await;
+    let class_id = classes
+        .split(
+            "<select id=\"s-classe\" name=\"classe\"><option value=\"\">—</option><option value=\"",
+        )
+        .nth(1)
+        .and_then(|s| s.get(..32))
+        .expect("class option")
+        .to_string();
+    let r = tech
+        .post(
+            "/admin/fiches",
+            &[("classe", &class_id), ("which", "pending")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let sheet = r.text().await.expect("body");
+    let slips = sheet.matches("<article class=\"slip\">").count();
+    assert!(slips >= 29, "{slips} slips");
+    let login = sheet
+        .split("class=\"login\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("login")
+        .to_string();
+    let code = sheet
+        .split("class=\"code\">")
+        .nth(1)
+        .and_then(|s| s.get(..14))
+        .expect("code")
+        .to_string();
+    let p = server.browser();
+    assert_eq!(location(&p.login(&login, &code).await), "/mot-de-passe");
+    // System page shows health figures.
+    let sys = tech.text("/admin").await;
+    for label in [
+        "Version",
+        "En service depuis",
+        "Disque libre",
+        "Taille de la base",
+    ] {
+        assert!(sys.contains(label), "{label}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_is_clean_and_leaves_a_sound_database() {
+    let server = TestServer::start_with(Options::default()).await;
+    let b = server.logged_in(Role::Technicien).await;
+    assert_eq!(b.get("/").await.status(), 200);
+    let db_path = server.config.db_path();
+    let dir = server.stop().await;
+    let conn = rusqlite::Connection::open(&db_path).expect("open");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let wal = std::fs::metadata(db_path.with_extension("db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert_eq!(wal, 0, "WAL checkpointed at shutdown");
+    drop(dir);
+}
