@@ -16,6 +16,43 @@ pub fn routes() -> Routes {
     Routes::new().get("/", home)
 }
 
+/// Tile icons as inline SVG (no emoji: old laptops and phones often lack the fonts).
+pub mod icons {
+    macro_rules! icon {
+        ($name:ident, $body:literal) => {
+            pub const $name: &str = concat!(
+                r#"<svg viewBox="0 0 24 24" width="28" height="28" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">"#,
+                $body,
+                "</svg>"
+            );
+        };
+    }
+    icon!(
+        PERSON,
+        r#"<circle cx="12" cy="8" r="4"/><path d="M4 21c0-4 4-6 8-6s8 2 8 6"/>"#
+    );
+    icon!(
+        CHILD,
+        r#"<circle cx="12" cy="7" r="3"/><path d="M7 21v-5l-2-3h14l-2 3v5"/>"#
+    );
+    icon!(
+        CLASS,
+        r#"<path d="M3 10l9-6 9 6"/><path d="M5 10v10h14V10"/><path d="M10 20v-5h4v5"/>"#
+    );
+    icon!(
+        KEY,
+        r#"<circle cx="8" cy="14" r="4"/><path d="M11 11l9-9"/><path d="M17 5l2 2"/>"#
+    );
+    icon!(
+        SYSTEM,
+        r#"<rect x="3" y="4" width="18" height="12" rx="1"/><path d="M8 20h8"/><path d="M12 16v4"/>"#
+    );
+    icon!(
+        LOCK,
+        r#"<rect x="5" y="11" width="14" height="10" rx="1"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>"#
+    );
+}
+
 #[derive(Debug, Clone)]
 pub struct Tile {
     pub href: String,
@@ -61,7 +98,7 @@ async fn home(
         href: format!("/personnes/{}", hex(&user.person_id)),
         title: tr.t("tile.profile").into(),
         detail: tr.t("tile.profile.detail").into(),
-        icon: "👤",
+        icon: icons::PERSON,
     }];
     if principal.has(Role::Parent) {
         for child in children {
@@ -69,7 +106,7 @@ async fn home(
                 href: format!("/personnes/{}", child.id),
                 title: child.name,
                 detail: tr.t("tile.child.detail").into(),
-                icon: "🧒",
+                icon: icons::CHILD,
             });
         }
     }
@@ -78,7 +115,7 @@ async fn home(
             href: "/classes".into(),
             title: tr.t("tile.classes").into(),
             detail: tr.t("tile.classes.detail").into(),
-            icon: "🏫",
+            icon: icons::CLASS,
         });
     } else if principal.has(Role::Enseignant) {
         for class in taught {
@@ -88,7 +125,7 @@ async fn home(
                 detail: tr
                     .t("tile.class.detail")
                     .replace("{n}", &class.pupils.to_string()),
-                icon: "🏫",
+                icon: icons::CLASS,
             });
         }
     }
@@ -97,7 +134,7 @@ async fn home(
             href: "/admin/comptes".into(),
             title: tr.t("tile.accounts").into(),
             detail: tr.t("tile.accounts.detail").into(),
-            icon: "🔑",
+            icon: icons::KEY,
         });
     }
     if policy::allows(&principal, Capability::ViewSystem) {
@@ -105,14 +142,14 @@ async fn home(
             href: "/admin".into(),
             title: tr.t("tile.system").into(),
             detail: tr.t("tile.system.detail").into(),
-            icon: "🖥",
+            icon: icons::SYSTEM,
         });
     }
     tiles.push(Tile {
         href: "/mot-de-passe".into(),
         title: tr.t("tile.password").into(),
         detail: tr.t("tile.password.detail").into(),
-        icon: "🔒",
+        icon: icons::LOCK,
     });
     let notice = if q.ok == "password" {
         tr.t("password.saved").to_string()

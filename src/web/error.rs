@@ -100,9 +100,15 @@ pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Response 
         s if s >= 500 => ("error.500.title", "error.500.message", "error.hint.later"),
         _ => ("error.400.title", "error.400.message", "error.hint.retry"),
     };
+    // 419 is our internal marker for a CSRF failure, answered as 403.
+    let code = if status.as_u16() == 419 {
+        StatusCode::FORBIDDEN
+    } else {
+        status
+    };
     let page = ErrorPage {
         tr,
-        status: status.as_u16(),
+        status: code.as_u16(),
         title: tr.t(title),
         message: detail.unwrap_or_else(|| tr.t(message)),
         hint: tr.t(hint),

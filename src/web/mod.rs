@@ -77,7 +77,9 @@ fn valid_token(s: &str) -> bool {
 
 /// Middleware: make sure every browser has a CSRF cookie; refuse cross-site POSTs early.
 pub async fn csrf_cookie(mut req: Request, next: Next) -> Response {
-    if req.method() == Method::POST && !same_origin(req.headers()) {
+    if req.method() == Method::POST
+        && !same_origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+    {
         return AppError::Csrf.into_response();
     }
     let existing = cookie(req.headers(), CSRF_COOKIE)
@@ -98,14 +100,16 @@ pub async fn csrf_cookie(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// A POST carrying an `Origin` must come from this very host.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// A POST carrying an `Origin` must come from this very host. HTTP/2 carries the host in the
+/// `:authority` pseudo-header (the URI), HTTP/1.1 in `Host`.
+fn same_origin(headers: &HeaderMap, authority: Option<&str>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .or(authority)
         .unwrap_or("");
     let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
     !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
@@ -360,17 +364,26 @@ mod tests {
     fn origin_check() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("kekeli.local:8443"));
-        assert!(same_origin(&h));
+        assert!(same_origin(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://kekeli.local:8443"),
         );
-        assert!(same_origin(&h));
+        assert!(same_origin(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(!same_origin(&h));
+        assert!(!same_origin(&h, None));
+        // HTTP/2: no Host header, the authority is in the URI.
+        let mut h2 = HeaderMap::new();
+        h2.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://kekeli.local:8443"),
+        );
+        assert!(same_origin(&h2, Some("kekeli.local:8443")));
+        assert!(!same_origin(&h2, Some("other.local:8443")));
+        assert!(!same_origin(&h2, None));
     }
 
     #[test]

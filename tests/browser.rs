@@ -1,0 +1,366 @@
+//! Browser tests in Debian's headless Chromium, driven through ChromeDriver (W3C WebDriver over
+//! plain HTTP). The browser reaches the box as `kekeli.local` over real TLS; only the box's own
+//! leaf key is accepted (pinned by SPKI), no certificate check is switched off wholesale.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Options, TestServer};
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    child: Child,
+    _profile: tempfile::TempDir,
+}
+
+fn find_chromedriver() -> Option<String> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_string)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// base64(SHA-256(SubjectPublicKeyInfo)) of the box's current leaf certificate.
+fn leaf_spki_pin(server: &TestServer) -> String {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use sha2::Digest;
+    let pem = std::fs::read(server.config.tls_dir().join("leaf.crt")).expect("leaf");
+    let der = CertificateDer::from_pem_slice(&pem).expect("pem");
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
+    base64(&sha2::Sha256::digest(cert.public_key().raw))
+}
+
+impl Driver {
+    async fn start(server: &TestServer, width: u32, height: u32) -> Option<Driver> {
+        let Some(path) = find_chromedriver() else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "chromedriver missing: .ci/run must install chromium chromium-driver"
+            );
+            eprintln!(
+                "skipped: chromedriver not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().expect("profile");
+        let mut caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-quic",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--host-resolver-rules=MAP kekeli.local 127.0.0.1"),
+                    format!("--ignore-certificate-errors-spki-list={}", leaf_spki_pin(server)),
+                    format!("--window-size={width},{height}"),
+                    "--lang=fr-FR",
+                ],
+                "prefs": {"intl.accept_languages": "fr-FR,fr"}
+            }
+        }}});
+        if width < 500 {
+            // Headless windows are at least 500 px wide: emulate the phone's screen instead.
+            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0}});
+        }
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("json");
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Some(Driver {
+            http,
+            base,
+            session,
+            child,
+            _profile: profile,
+        })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let req = self.http.request(method, url);
+        let req = if body.is_null() { req } else { req.json(&body) };
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("json");
+        if let Some(err) = v["value"].get("error") {
+            panic!("webdriver {path}: {err} {}", v["value"]["message"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v[ELEMENT].as_str().expect("element id").to_string()
+    }
+
+    async fn type_in(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    async fn path(&self) -> String {
+        self.js("return location.pathname + location.search")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    async fn text(&self) -> String {
+        self.js("return document.body.innerText")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Save a screenshot under target/screenshots for people to look at.
+    async fn screenshot(&self, name: &str) {
+        let v = self
+            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Some(b64) = v.as_str()
+            && let Some(bytes) = decode64(b64)
+        {
+            let _ = std::fs::write(dir.join(format!("{name}.png")), bytes);
+        }
+    }
+
+    async fn quit(mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn decode64(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::new();
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[tokio::test]
+async fn activation_code_then_password_then_portal_then_logout() {
+    let server = TestServer::start_with(Options {
+        demo: false,
+        ..Default::default()
+    })
+    .await;
+    let Some(d) = Driver::start(&server, 1280, 900).await else {
+        return;
+    };
+    let (login, code) = server.first_login.clone().expect("first login");
+    let base = server.base();
+
+    d.goto(&format!("{base}/connexion")).await;
+    let first = d.text().await;
+    assert!(first.contains("Connexion"), "{first}");
+    d.type_in("#login", &login).await;
+    d.type_in("#password", &code).await;
+    d.click("main button[type=submit]").await;
+    assert_eq!(d.path().await, "/mot-de-passe");
+    assert!(
+        d.text()
+            .await
+            .contains("Choisissez maintenant votre mot de passe")
+    );
+
+    // A mismatch is explained in French and nothing changes.
+    d.type_in("#new", "Ecole-de-Lome-1").await;
+    d.type_in("#confirm", "Ecole-de-Lome-2").await;
+    d.click("main button[type=submit]").await;
+    let t = d.text().await;
+    assert!(t.contains("ne sont pas identiques"), "{t}");
+
+    d.type_in("#new", "Ecole-de-Lome-1").await;
+    d.type_in("#confirm", "Ecole-de-Lome-1").await;
+    d.click("main button[type=submit]").await;
+    assert_eq!(d.path().await, "/?ok=password");
+    let home = d.text().await;
+    assert!(home.contains("Bonjour Technicien TIC"), "{home}");
+    assert!(home.contains("Votre mot de passe est enregistré"));
+    d.screenshot("portal-desktop").await;
+
+    d.click("form[action='/deconnexion'] button").await;
+    assert_eq!(d.path().await, "/connexion?deconnecte=1");
+    assert!(d.text().await.contains("Vous êtes déconnecté"));
+    // The old session is gone: the portal asks for a login again.
+    d.goto(&format!("{base}/")).await;
+    assert_eq!(d.path().await, "/connexion");
+    d.quit().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_parent_on_a_phone_sized_screen() {
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 360, 740).await else {
+        return;
+    };
+    let parent = server.login_of(kekeli::policy::Role::Parent).clone();
+    let base = server.base();
+    d.goto(&format!("{base}/connexion")).await;
+    let width = d.js("return window.innerWidth").await;
+    assert!(
+        width.as_i64().unwrap_or(9999) <= 360,
+        "phone viewport: {width}"
+    );
+    d.type_in("#login", &parent.login).await;
+    d.type_in("#password", &parent.password).await;
+    d.click("main button[type=submit]").await;
+    assert_eq!(d.path().await, "/", "{}", d.text().await);
+    // Nothing wider than the screen: no sideways scrolling on a cheap phone.
+    let overflow = d
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "horizontal overflow: {overflow}"
+    );
+    let text = d.text().await;
+    assert!(text.contains("Fiche de votre enfant"), "{text}");
+    d.screenshot("portal-phone-parent").await;
+    // The child's file opens from the tile.
+    d.click("ul.tiles li:nth-child(2) a").await;
+    assert!(d.path().await.starts_with("/personnes/"));
+    let child = d.text().await;
+    assert!(
+        child.contains("Responsables légaux") && child.contains("LTP-2026-"),
+        "{child}"
+    );
+    d.screenshot("child-file-phone").await;
+    d.quit().await;
+    server.stop().await;
+}

@@ -1,0 +1,263 @@
+//! The `kekeli` command line, run as a real process: init, user, serve --demo, healthcheck,
+//! configuration errors and a graceful SIGTERM.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn kekeli(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kekeli"));
+    let config = data.with_extension("toml");
+    if !config.exists() {
+        std::fs::write(&config, "[mdns]\nenabled = false\n").expect("config");
+    }
+    c.arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(data)
+        .args(args);
+    c.env_remove("RUST_LOG").stdin(Stdio::null());
+    c
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    kekeli(data, args).output().expect("run kekeli")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn init_creates_everything_once_and_prints_a_one_time_code() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let first = run(&data, &["init"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let out = stdout(&first);
+    assert!(out.contains("Identifiant : technicien.tic"), "{out}");
+    assert!(out.contains("Code d'activation"), "{out}");
+    for file in [
+        "kekeli.db",
+        "secret.key",
+        "tls/ca.crt",
+        "tls/ca.key",
+        "tls/leaf.crt",
+    ] {
+        assert!(data.join(file).exists(), "{file}");
+    }
+    let again = run(&data, &["init"]);
+    assert!(again.status.success());
+    assert!(
+        !stdout(&again).contains("Code d'activation"),
+        "no second account on a second start"
+    );
+}
+
+#[test]
+fn user_commands_manage_accounts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let add = run(
+        &data,
+        &[
+            "user",
+            "add",
+            "--role",
+            "enseignant",
+            "--surname",
+            "Amegah",
+            "--first-names",
+            "Kodjo Mawuli",
+        ],
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    assert!(stdout(&add).contains("Identifiant : kodjo.amegah"));
+    let bad = run(
+        &data,
+        &[
+            "user",
+            "add",
+            "--role",
+            "roi",
+            "--surname",
+            "X",
+            "--first-names",
+            "Y",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("rôle inconnu « roi »"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let list = run(&data, &["user", "list", "--role", "enseignant"]);
+    assert!(
+        stdout(&list).contains("kodjo.amegah\tAMEGAH Kodjo Mawuli\tenseignant\tcode en attente"),
+        "{}",
+        stdout(&list)
+    );
+    let reset = run(&data, &["user", "reset-code", "kodjo.amegah"]);
+    assert!(stdout(&reset).contains("Nouveau code d'activation pour kodjo.amegah"));
+    let disable = run(&data, &["user", "disable", "kodjo.amegah"]);
+    assert!(disable.status.success());
+    assert!(
+        stdout(&run(&data, &["user", "list"]))
+            .contains("kodjo.amegah\tAMEGAH Kodjo Mawuli\tenseignant\tdésactivé")
+    );
+    let missing = run(&data, &["user", "disable", "personne"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("aucun compte"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn configuration_errors_are_clear() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::write(data.with_extension("toml"), "[http]\nhttps_prot = 443\n").expect("config");
+    let o = run(&data, &["init"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("https_prot"), "{err}");
+    let o = kekeli(&tmp.path().join("other"), &["init"])
+        .env("KEKELI_HTTP__HTTPS_PORT", "huit")
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("KEKELI_HTTP__HTTPS_PORT"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_demo_never_fills_a_non_empty_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("notes.txt"), "à garder").expect("write");
+    let o = run(
+        &data,
+        &["serve", "--demo", "--https-port", "0", "--http-port", "0"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("n'est pas vide"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(&data).expect("dir").count(),
+        1,
+        "nothing written"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+#[test]
+fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let (https, http) = (free_port(), free_port());
+    let (hs, ht) = (https.to_string(), http.to_string());
+    let child = kekeli(
+        &data,
+        &["serve", "--demo", "--https-port", &hs, "--http-port", &ht],
+    )
+    .env("KEKELI_HTTP__BIND", "127.0.0.1")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let health = |data: &Path| {
+        kekeli(data, &["healthcheck"])
+            .env("KEKELI_HTTP__HTTPS_PORT", &hs)
+            .env("KEKELI_HTTP__HTTP_PORT", &ht)
+            .output()
+            .expect("healthcheck")
+    };
+    let start = Instant::now();
+    loop {
+        if health(&data).status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "server never became healthy"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The HTTPS port alone, verified against the box's own CA.
+    let tls_only = kekeli(&data, &["healthcheck"])
+        .env("KEKELI_HTTP__HTTPS_PORT", &hs)
+        .env("KEKELI_HTTP__HTTP_PORT", "0")
+        .output()
+        .expect("healthcheck");
+    assert!(tls_only.status.success(), "{}", stderr(&tls_only));
+
+    let logins = std::fs::read_to_string(data.join("demo-logins.txt")).expect("demo logins");
+    for role in [
+        "eleve",
+        "parent",
+        "enseignant",
+        "vie_scolaire",
+        "secretariat",
+        "direction",
+        "technicien",
+        "invite",
+    ] {
+        assert!(
+            logins
+                .lines()
+                .any(|l| l.split('\t').next() == Some(role) && l.split('\t').count() == 3),
+            "{role}"
+        );
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "exit after SIGTERM: {:?}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("Comptes de démonstration"), "{text}");
+    assert!(text.contains("stopped cleanly"), "{text}");
+    assert!(
+        !health(&data).status.success(),
+        "healthcheck fails once stopped"
+    );
+
+    let conn = rusqlite::Connection::open(data.join("kekeli.db")).expect("open");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let pupils: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM person_roles WHERE role = 'eleve'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!((350..=460).contains(&pupils), "{pupils} pupils");
+}
