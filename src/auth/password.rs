@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Mutex;
+
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// Argon2id parameters. m = 19 MiB, t = 2, p = 1 is OWASP's first recommended set. Measured on
@@ -70,29 +72,83 @@ pub struct Hasher {
     permits: Arc<Semaphore>,
 }
 
-fn argon() -> Argon2<'static> {
-    // The parameters are constants known to be valid; `Params::new` only fails on out-of-range values.
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or_default();
+fn argon(params: Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn our_params() -> Params {
+    // The constants are valid; `Params::new` only fails on out-of-range values.
+    Params::new(M_COST_KIB, T_COST, P_COST, Some(32)).unwrap_or_default()
+}
+
+/// Argon2's working memory (19 MiB a hash) is reused from this pool instead of being allocated
+/// and freed for each login: with glibc, that churn fragmented the heap and the resident memory
+/// grew by hundreds of MiB during a login storm (measured, see docs/BENCHMARKS.md).
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// Buffers kept for reuse; more concurrent hashes than this allocate and free their own.
+const POOLED_BUFFERS: usize = 4;
+
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    let mut buf = MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .filter(|b| b.len() >= blocks)
+        .unwrap_or_else(|| vec![Block::default(); blocks]);
+    let out = f(&mut buf[..blocks]);
+    if let Ok(mut pool) = MEMORY.lock() {
+        if pool.len() < POOLED_BUFFERS {
+            pool.push(buf);
+        }
+    }
+    out
 }
 
 /// Hash synchronously (CLI, demo data); async code uses [`Hasher::hash`].
 pub fn hash_blocking(password: &str) -> Result<String, HashError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Argon(e.to_string()))
+    use rand::RngCore;
+    let params = our_params();
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; 32];
+    with_memory(params.block_count(), |mem| {
+        argon(params.clone()).hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, mem)
+    })
+    .map_err(|e| HashError::Argon(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Argon(e.to_string()))?;
+    let hash = Output::new(&out).map_err(|e| HashError::Argon(e.to_string()))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        hash
+    ))
 }
 
 /// Verify synchronously; a malformed stored hash simply does not match.
 pub fn verify_blocking(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return false;
     }
+    let (Ok(params), Some(salt), Some(expected)) =
+        (Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let computed = with_memory(params.block_count(), |mem| {
+        argon(params.clone()).hash_password_into_with_memory(password.as_bytes(), salt, &mut out, mem)
+    });
+    computed.is_ok() && crate::web::constant_time_eq(&out, expected.as_bytes())
 }
 
 impl Hasher {
@@ -160,5 +216,15 @@ mod tests {
         assert!(verify_blocking("Lome-Tokoin-7", &h));
         assert!(!verify_blocking("lome-tokoin-7", &h));
         assert!(!verify_blocking("x", "not a hash"));
+        // Hashes made by the argon2 crate's own PHC encoder verify too (and the reverse).
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let other = argon(our_params())
+            .hash_password(b"Autre-mot-2", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify_blocking("Autre-mot-2", &other));
+        let parsed = PasswordHash::new(&h).expect("parse ours");
+        assert!(argon(our_params()).verify_password(b"Lome-Tokoin-7", &parsed).is_ok());
     }
 }

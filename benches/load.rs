@@ -1,0 +1,345 @@
+//! Load benchmarks for the foundation (docs/BENCHMARKS.md): cold start, Argon2 cost, the morning
+//! login storm, the authenticated portal at 500 sessions, memory, binary size.
+//!
+//! The server runs as a separate release process pinned to CPU 0 (`taskset -c 0`); this load
+//! generator pins itself to CPU 1. Run with `cargo bench --bench load`. Knobs (environment):
+//! `BENCH_STORM_USERS` (930), `BENCH_STORM_SECS` (300), `BENCH_SESSIONS` (500),
+//! `BENCH_PORTAL_SECS` (20). Never asserted on time: it prints figures.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kekeli::policy::Role;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn pin_to(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        eprintln!("could not pin the load generator to CPU {cpu}: {e}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// (user+system CPU seconds, RSS in MiB) of a process, from /proc.
+fn proc_stats(pid: u32) -> (f64, f64) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let cpu = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu / ticks, rss_kib / 1024.0)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    ca: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &std::path::Path) -> (Server, Duration) {
+    let port = free_port();
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[mdns]\nenabled = false\n[http]\nbind = \"127.0.0.1\"\nhttp_port = 0\n").expect("config");
+    let started = Instant::now();
+    let child = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_kekeli"), "serve"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(data)
+        .args(["--https-port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .env_remove("BENCH_STORM_USERS")
+        .env_remove("BENCH_STORM_SECS")
+        .env_remove("BENCH_SESSIONS")
+        .env_remove("BENCH_PORTAL_SECS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn server (is taskset installed?)");
+    // Cold start: until the first answered request.
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
+    }
+    let ca = std::fs::read_to_string(data.join("tls/ca.crt")).expect("ca");
+    (Server { child, port, ca }, started.elapsed())
+}
+
+fn client(server: &Server, source: Option<IpAddr>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca.as_bytes()).expect("ca"))
+        .tls_built_in_root_certs(false)
+        .resolve("kekeli.local", ([127, 0, 0, 1], server.port).into())
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(4);
+    if let Some(ip) = source {
+        b = b.local_address(ip);
+    }
+    b.build().expect("client")
+}
+
+async fn login(c: &reqwest::Client, base: &str, login: &str, password: &str) -> Result<(), String> {
+    let page = c.get(format!("{base}/connexion")).send().await.map_err(|e| e.to_string())?;
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-kekeli-csrf="))
+        .and_then(|v| v.split(';').next())
+        .ok_or("no csrf cookie")?
+        .to_string();
+    let _ = page.bytes().await;
+    let r = c
+        .post(format!("{base}/connexion"))
+        .form(&[("csrf", csrf.as_str()), ("login", login), ("password", password)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() != 303 {
+        return Err(format!("login status {}", r.status()));
+    }
+    Ok(())
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run only on bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    pin_to(1);
+    let storm_users = env_num("BENCH_STORM_USERS", 930) as usize;
+    let storm_secs = env_num("BENCH_STORM_SECS", 300);
+    let sessions = env_num("BENCH_SESSIONS", 500) as usize;
+    let portal_secs = env_num("BENCH_PORTAL_SECS", 20);
+
+    println!("# Kekeli load benchmark");
+    println!("server: release build pinned to CPU 0; load generator pinned to CPU 1");
+
+    // Argon2 cost, measured here (same code and parameters as the server).
+    let t = Instant::now();
+    let n = 10;
+    let mut phc = String::new();
+    for _ in 0..n {
+        phc = kekeli::auth::password::hash_blocking("Mesure-du-cout-1").expect("hash");
+    }
+    println!("argon2id hash (m=19 MiB, t=2, p=1): {:.1} ms per hash", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+
+    // A demo school, plus a known password on enough accounts for the storm and the sessions.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = kekeli::config::Config {
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    let prepared = kekeli::init(&config).expect("init");
+    kekeli::demo::populate(&prepared.db, &data, 2026).expect("demo");
+    let password = "Mesure-du-cout-1";
+    let wanted = storm_users + sessions;
+    let logins: Vec<String> = prepared
+        .db
+        .write_blocking(|tx| {
+            // Top up the demo school with extra pupils so every virtual user has an account.
+            let have: i64 = tx.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?;
+            for i in have as usize..wanted {
+                kekeli::auth::store::create_person(
+                    tx,
+                    "school:ECOLE",
+                    &kekeli::auth::store::NewPerson {
+                        surname: format!("CHARGE{i}"),
+                        first_names: "Eleve".into(),
+                        roles: vec![Role::Eleve],
+                        ..Default::default()
+                    },
+                )?;
+            }
+            let mut stmt = tx.prepare("SELECT id, login FROM accounts ORDER BY login")?;
+            let rows: Vec<(Vec<u8>, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, _) in &rows {
+                tx.execute("UPDATE accounts SET password_hash = ?1 WHERE id = ?2", (&phc, id))?;
+            }
+            Ok::<_, kekeli::db::DbError>(rows.into_iter().map(|(_, l)| l).collect())
+        })
+        .expect("passwords");
+    drop(prepared);
+    println!("demo school: {} accounts", logins.len());
+
+    let (server, cold) = start_server(&data);
+    let pid = server.child.id();
+    let base = "https://kekeli.local".to_string() + &format!(":{}", server.port);
+    println!("cold start to first accepted connection: {:.0} ms (demo database)", cold.as_secs_f64() * 1000.0);
+    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_kekeli")).map(|m| m.len()).unwrap_or(0);
+    println!("release binary with assets: {:.1} MiB", binary as f64 / 1048576.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, rss_idle) = proc_stats(pid);
+    println!("RSS idle: {rss_idle:.1} MiB");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = Arc::new(server);
+
+    // First request answered (TLS + page), right after start.
+    rt.block_on(async {
+        let c = client(&server, None);
+        let t = Instant::now();
+        let r = c.get(format!("{base}/connexion")).send().await.expect("first page");
+        assert_eq!(r.status(), 200);
+        println!("first page over TLS after start: {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+    });
+
+    // Morning storm: `storm_users` distinct accounts from distinct addresses, spread evenly over
+    // `storm_secs`; each loads the login page, logs in, loads its portal.
+    let users: Vec<String> = logins.iter().take(storm_users).cloned().collect();
+    let (cpu0, _) = proc_stats(pid);
+    let storm = rt.block_on(async {
+        let gap = Duration::from_secs_f64(storm_secs as f64 / users.len().max(1) as f64);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            let due = start + gap * i as u32;
+            tokio::time::sleep_until(due.into()).await;
+            let source = IpAddr::from([127, 0, (i / 250) as u8 + 1, (i % 250) as u8 + 2]);
+            let c = client(&server, Some(source));
+            let base = base.clone();
+            let user = user.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let ok = match login(&c, &base, &user, password).await {
+                    Ok(()) => match c.get(format!("{base}/")).send().await {
+                        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                        _ => false,
+                    },
+                    Err(_) => false,
+                };
+                (t.elapsed(), ok)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("join"));
+        }
+        (out, start.elapsed())
+    });
+    let (cpu1, rss_storm) = proc_stats(pid);
+    let (results, wall) = storm;
+    let errors = results.iter().filter(|(_, ok)| !ok).count();
+    let mut lat: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
+    lat.sort();
+    println!(
+        "morning storm: {} logins + portal over {:.0} s — p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms, errors {errors}, server CPU {:.1} s, RSS {rss_storm:.1} MiB",
+        results.len(),
+        wall.as_secs_f64(),
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0),
+        cpu1 - cpu0,
+    );
+
+    // Authenticated portal at `sessions` concurrent sessions, each a keep-alive connection
+    // looping on its portal page.
+    let clients = rt.block_on(async {
+        let mut out = Vec::new();
+        for (i, user) in logins.iter().skip(storm_users.min(logins.len().saturating_sub(sessions))).take(sessions).enumerate() {
+            let source = IpAddr::from([127, 0, 10 + (i / 250) as u8, (i % 250) as u8 + 2]);
+            let c = client(&server, Some(source));
+            if login(&c, &base, user, password).await.is_ok() {
+                out.push(c);
+            }
+        }
+        out
+    });
+    let (cpu2, _) = proc_stats(pid);
+    let (count, errors, mut lat) = rt.block_on(async {
+        let end = Instant::now() + Duration::from_secs(portal_secs);
+        let mut tasks = Vec::new();
+        for c in clients.iter().cloned() {
+            let base = base.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match c.get(format!("{base}/")).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            if r.bytes().await.is_err() {
+                                errors += 1;
+                            }
+                        }
+                        _ => errors += 1,
+                    }
+                    lat.push(t.elapsed());
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.expect("join");
+            all.extend(l);
+            errors += e;
+        }
+        (all.len(), errors, all)
+    });
+    let (cpu3, rss_load) = proc_stats(pid);
+    lat.sort();
+    println!(
+        "portal at {} sessions for {portal_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s of {portal_secs} s",
+        clients.len(),
+        count as f64 / portal_secs as f64,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        cpu3 - cpu2,
+    );
+    println!("RSS after load: {rss_load:.1} MiB (idle was {rss_idle:.1} MiB)");
+    drop(clients);
+    drop(rt);
+    drop(server);
+}
