@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use kekeli::policy::Role;
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pin_to(cpu: usize) {
@@ -66,7 +69,9 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -74,7 +79,11 @@ impl Drop for Server {
 fn start_server(data: &std::path::Path) -> (Server, Duration) {
     let port = free_port();
     let config = data.with_extension("toml");
-    std::fs::write(&config, "[mdns]\nenabled = false\n[http]\nbind = \"127.0.0.1\"\nhttp_port = 0\n").expect("config");
+    std::fs::write(
+        &config,
+        "[mdns]\nenabled = false\n[http]\nbind = \"127.0.0.1\"\nhttp_port = 0\n",
+    )
+    .expect("config");
     let started = Instant::now();
     let child = Command::new("taskset")
         .args(["-c", "0", env!("CARGO_BIN_EXE_kekeli"), "serve"])
@@ -99,7 +108,10 @@ fn start_server(data: &std::path::Path) -> (Server, Duration) {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
-        assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
     }
     let ca = std::fs::read_to_string(data.join("tls/ca.crt")).expect("ca");
     (Server { child, port, ca }, started.elapsed())
@@ -120,7 +132,11 @@ fn client(server: &Server, source: Option<IpAddr>) -> reqwest::Client {
 }
 
 async fn login(c: &reqwest::Client, base: &str, login: &str, password: &str) -> Result<(), String> {
-    let page = c.get(format!("{base}/connexion")).send().await.map_err(|e| e.to_string())?;
+    let page = c
+        .get(format!("{base}/connexion"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let csrf = page
         .headers()
         .get_all("set-cookie")
@@ -133,7 +149,11 @@ async fn login(c: &reqwest::Client, base: &str, login: &str, password: &str) -> 
     let _ = page.bytes().await;
     let r = c
         .post(format!("{base}/connexion"))
-        .form(&[("csrf", csrf.as_str()), ("login", login), ("password", password)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", login),
+            ("password", password),
+        ])
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -164,7 +184,10 @@ fn main() {
     for _ in 0..n {
         phc = kekeli::auth::password::hash_blocking("Mesure-du-cout-1").expect("hash");
     }
-    println!("argon2id hash (m=19 MiB, t=2, p=1): {:.1} ms per hash", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "argon2id hash (m=19 MiB, t=2, p=1): {:.1} ms per hash",
+        t.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
 
     // A demo school, plus a known password on enough accounts for the storm and the sessions.
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -199,7 +222,10 @@ fn main() {
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             for (id, _) in &rows {
-                tx.execute("UPDATE accounts SET password_hash = ?1 WHERE id = ?2", (&phc, id))?;
+                tx.execute(
+                    "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
+                    (&phc, id),
+                )?;
             }
             Ok::<_, kekeli::db::DbError>(rows.into_iter().map(|(_, l)| l).collect())
         })
@@ -210,9 +236,17 @@ fn main() {
     let (server, cold) = start_server(&data);
     let pid = server.child.id();
     let base = "https://kekeli.local".to_string() + &format!(":{}", server.port);
-    println!("cold start to first accepted connection: {:.0} ms (demo database)", cold.as_secs_f64() * 1000.0);
-    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_kekeli")).map(|m| m.len()).unwrap_or(0);
-    println!("release binary with assets: {:.1} MiB", binary as f64 / 1048576.0);
+    println!(
+        "cold start to first accepted connection: {:.0} ms (demo database)",
+        cold.as_secs_f64() * 1000.0
+    );
+    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_kekeli"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "release binary with assets: {:.1} MiB",
+        binary as f64 / 1048576.0
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (_, rss_idle) = proc_stats(pid);
     println!("RSS idle: {rss_idle:.1} MiB");
@@ -228,9 +262,16 @@ fn main() {
     rt.block_on(async {
         let c = client(&server, None);
         let t = Instant::now();
-        let r = c.get(format!("{base}/connexion")).send().await.expect("first page");
+        let r = c
+            .get(format!("{base}/connexion"))
+            .send()
+            .await
+            .expect("first page");
         assert_eq!(r.status(), 200);
-        println!("first page over TLS after start: {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+        println!(
+            "first page over TLS after start: {:.1} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
     });
 
     // Morning storm: `storm_users` distinct accounts from distinct addresses, spread evenly over
@@ -286,7 +327,12 @@ fn main() {
     // looping on its portal page.
     let clients = rt.block_on(async {
         let mut out = Vec::new();
-        for (i, user) in logins.iter().skip(storm_users.min(logins.len().saturating_sub(sessions))).take(sessions).enumerate() {
+        for (i, user) in logins
+            .iter()
+            .skip(storm_users.min(logins.len().saturating_sub(sessions)))
+            .take(sessions)
+            .enumerate()
+        {
             let source = IpAddr::from([127, 0, 10 + (i / 250) as u8, (i % 250) as u8 + 2]);
             let c = client(&server, Some(source));
             if login(&c, &base, user, password).await.is_ok() {

@@ -173,11 +173,18 @@ fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
     let data = tmp.path().join("data");
     let (https, http) = (free_port(), free_port());
     let (hs, ht) = (https.to_string(), http.to_string());
+    // Stand in for systemd: a notify socket that must receive READY=1 and then STOPPING=1.
+    let notify_path = tmp.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
     let child = kekeli(
         &data,
         &["serve", "--demo", "--https-port", &hs, "--http-port", &ht],
     )
     .env("KEKELI_HTTP__BIND", "127.0.0.1")
+    .env("NOTIFY_SOCKET", &notify_path)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
@@ -189,6 +196,9 @@ fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
             .output()
             .expect("healthcheck")
     };
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
     let start = Instant::now();
     loop {
         if health(&data).status.success() {
@@ -232,6 +242,8 @@ fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
         .status()
         .expect("kill");
     assert!(status.success());
+    let n = notify.recv(&mut buf).expect("STOPPING notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
     let out = child.wait_with_output().expect("wait");
     assert!(
         out.status.success(),

@@ -112,7 +112,12 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let mut out = [0u8; 32];
     with_memory(params.block_count(), |mem| {
-        argon(params.clone()).hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, mem)
+        argon(params.clone()).hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut out,
+            mem,
+        )
     })
     .map_err(|e| HashError::Argon(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Argon(e.to_string()))?;
@@ -146,7 +151,12 @@ pub fn verify_blocking(password: &str, phc: &str) -> bool {
     };
     let mut out = vec![0u8; expected.len()];
     let computed = with_memory(params.block_count(), |mem| {
-        argon(params.clone()).hash_password_into_with_memory(password.as_bytes(), salt, &mut out, mem)
+        argon(params.clone()).hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            mem,
+        )
     });
     computed.is_ok() && crate::web::constant_time_eq(&out, expected.as_bytes())
 }
@@ -225,6 +235,10 @@ mod tests {
             .to_string();
         assert!(verify_blocking("Autre-mot-2", &other));
         let parsed = PasswordHash::new(&h).expect("parse ours");
-        assert!(argon(our_params()).verify_password(b"Lome-Tokoin-7", &parsed).is_ok());
+        assert!(
+            argon(our_params())
+                .verify_password(b"Lome-Tokoin-7", &parsed)
+                .is_ok()
+        );
     }
 }

@@ -355,6 +355,10 @@ mod tests {
                 |r| r.get(0),
             )?;
             assert_eq!(backwards, 0);
+            // The triggers' clock is the sync crate's hybrid logical clock, near the wall clock.
+            let hlc: i64 = c.query_row("SELECT MAX(hlc) FROM sync_log", [], |r| r.get(0))?;
+            let ms = kekeli_sync::Hlc(hlc).unix_ms();
+            assert!((ms - crate::db::now() * 1000).abs() < 60_000, "hlc {hlc} → {ms} ms");
             Ok::<_, DbError>(())
         })
         .expect("read");
