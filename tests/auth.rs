@@ -68,6 +68,24 @@ async fn first_technician_activates_with_the_printed_code() {
     assert_eq!(other.login(&login, &code).await.status(), 401);
     assert_eq!(other.login(&login, "Baobab-Lome-7").await.status(), 303);
     assert_eq!(audit_count(&server, "login.activation"), 1);
+
+    // An expired code is named as such, so the person knows to ask for a new one.
+    let key = std::fs::read(server.config.data_dir.join("secret.key")).expect("secret");
+    let secret = kekeli::auth::store::Secret(key.try_into().expect("32 bytes"));
+    let expired = server
+        .db
+        .write_blocking(|tx| {
+            let id: Vec<u8> =
+                tx.query_row("SELECT id FROM accounts WHERE login = ?1", [&login], |r| {
+                    r.get(0)
+                })?;
+            let id: [u8; 16] = id.try_into().expect("id");
+            kekeli::auth::store::issue_activation_code(tx, &secret, &id, -1)
+        })
+        .expect("code");
+    let r = server.browser().login(&login, &expired).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.expect("body").contains("a expiré"));
     assert!(audit_count(&server, "login.refused") >= 1);
     server.stop().await;
 }

@@ -251,6 +251,8 @@ fn device_of(headers: &HeaderMap, secret: &store::Secret, account: &Id) -> Optio
 enum Outcome {
     Password,
     Activation,
+    /// The right code, but past its date: say so, the person can do nothing else about it.
+    ExpiredCode,
     Refused,
 }
 
@@ -323,15 +325,19 @@ async fn login_submit(
             Outcome::Refused
         }
         Some(r) => {
-            let code_ok = match (&r.activation_hash, r.activation_expires) {
-                (Some(h), Some(exp)) if exp > crate::db::now() => web::constant_time_eq(
+            let code_matches = r.activation_hash.as_ref().is_some_and(|h| {
+                web::constant_time_eq(
                     h.as_bytes(),
                     store::code_hash(&state.secret, &r.account_id, &form.password).as_bytes(),
-                ),
-                _ => false,
-            };
-            if code_ok {
+                )
+            });
+            let code_live = r
+                .activation_expires
+                .is_some_and(|exp| exp > crate::db::now());
+            if code_matches && code_live {
                 Outcome::Activation
+            } else if code_matches {
+                Outcome::ExpiredCode
             } else if state
                 .hasher
                 .verify(form.password.clone(), r.password_hash.clone())
@@ -362,7 +368,8 @@ async fn login_submit(
             ));
         }
         (Some(r), o @ (Outcome::Password | Outcome::Activation)) => (r, o),
-        (row, _) => {
+        (row, outcome) => {
+            let expired = matches!(outcome, Outcome::ExpiredCode);
             let account = row.map(|r| r.account_id);
             let ipc = ip_text.clone();
             state
@@ -383,7 +390,12 @@ async fn login_submit(
                 StatusCode::UNAUTHORIZED,
                 form.login,
                 next,
-                tr.t("login.refused").into(),
+                tr.t(if expired {
+                    "login.code_expired"
+                } else {
+                    "login.refused"
+                })
+                .into(),
             ));
         }
     };
