@@ -347,3 +347,27 @@ async fn shutdown_is_clean_and_leaves_a_sound_database() {
     assert_eq!(wal, 0, "WAL checkpointed at shutdown");
     drop(dir);
 }
+
+#[tokio::test]
+async fn behind_a_tls_terminator_the_main_port_speaks_plain_http() {
+    let server = TestServer::start_with(Options {
+        demo: false,
+        tweak: Box::new(|c| c.http.tls = false),
+    })
+    .await;
+    assert!(server.ca_pem.is_empty(), "no local CA made in this mode");
+    assert!(!server.config.tls_dir().join("ca.key").exists());
+    let plain = reqwest::Client::new();
+    let r = plain
+        .get(format!("http://{}/connexion", server.addr))
+        .send()
+        .await
+        .expect("plain HTTP");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("strict-transport-security").is_none(),
+        "HSTS is the terminator's job"
+    );
+    assert!(r.headers().get("content-security-policy").is_some());
+    server.stop().await;
+}

@@ -9,10 +9,12 @@ use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
-/// Argon2id parameters. m = 19 MiB, t = 2, p = 1 is OWASP's first recommended set. Measured on
-/// the 2-core build machine (release build, `cargo run --release --example hash_cost`) at about
-/// 25 ms per hash: a morning storm of 930 logins in 5 minutes (~3 per second) uses under 10 % of
-/// one core, and two hashes at once bound the memory to ~40 MiB.
+/// Argon2id parameters: m = 19 MiB, t = 2, p = 1, OWASP's first recommended set. Measured on
+/// the 2-core build machine (release build, `cargo bench --bench load`, first line): 41–45 ms per
+/// hash on one core. A morning storm of 930 logins in 5 minutes then costs ~42 s of one core
+/// (14 %), p95 of a login plus portal stayed at 52–57 ms; the bench's figures are in
+/// docs/BENCHMARKS.md. Two hashes at once (`security.hash_concurrency`) bound the working
+/// memory to ~40 MiB, reused from a pool.
 pub const M_COST_KIB: u32 = 19 * 1024;
 pub const T_COST: u32 = 2;
 pub const P_COST: u32 = 1;
