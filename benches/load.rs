@@ -4,7 +4,8 @@
 //! The server runs as a separate release process pinned to CPU 0 (`taskset -c 0`); this load
 //! generator pins itself to CPU 1. Run with `cargo bench --bench load`. Knobs (environment):
 //! `BENCH_STORM_USERS` (930), `BENCH_STORM_SECS` (300), `BENCH_SESSIONS` (500),
-//! `BENCH_PORTAL_SECS` (20). Never asserted on time: it prints figures.
+//! `BENCH_PORTAL_SECS` (20), `BENCH_OPEN_RATE` (2000 pages/s). Never asserted on time: it prints
+//! figures.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -97,6 +98,7 @@ fn start_server(data: &std::path::Path) -> (Server, Duration) {
         .env_remove("BENCH_STORM_SECS")
         .env_remove("BENCH_SESSIONS")
         .env_remove("BENCH_PORTAL_SECS")
+        .env_remove("BENCH_OPEN_RATE")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -173,6 +175,7 @@ fn main() {
     let storm_secs = env_num("BENCH_STORM_SECS", 300);
     let sessions = env_num("BENCH_SESSIONS", 500) as usize;
     let portal_secs = env_num("BENCH_PORTAL_SECS", 20);
+    let open_rate = env_num("BENCH_OPEN_RATE", 2000);
 
     println!("# Kekeli load benchmark");
     println!("server: release build pinned to CPU 0; load generator pinned to CPU 1");
@@ -374,7 +377,7 @@ fn main() {
         }
         (all.len(), errors, all)
     });
-    let (cpu3, rss_load) = proc_stats(pid);
+    let (cpu3, _) = proc_stats(pid);
     lat.sort();
     println!(
         "portal at {} sessions for {portal_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s of {portal_secs} s",
@@ -384,6 +387,57 @@ fn main() {
         percentile(&lat, 0.99),
         cpu3 - cpu2,
     );
+    // Open loop: the same sessions, each asking for its portal at a steady pace so that together
+    // they make `open_rate` pages/s — how a school's sessions behave (people read between clicks).
+    let (sent, errors, mut lat) = rt.block_on(async {
+        let n = clients.len().max(1);
+        let every = Duration::from_secs_f64(n as f64 / open_rate.max(1) as f64);
+        let start = Instant::now();
+        let end = start + Duration::from_secs(portal_secs);
+        let mut tasks = Vec::new();
+        for (i, c) in clients.iter().cloned().enumerate() {
+            let base = base.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                // Spread the sessions' first requests over one interval.
+                let mut due = start + every.mul_f64(i as f64 / n as f64);
+                while due < end {
+                    tokio::time::sleep_until(due.into()).await;
+                    let t = Instant::now();
+                    match c.get(format!("{base}/")).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            if r.bytes().await.is_err() {
+                                errors += 1;
+                            }
+                        }
+                        _ => errors += 1,
+                    }
+                    lat.push(t.elapsed());
+                    due += every;
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.expect("join");
+            all.extend(l);
+            errors += e;
+        }
+        (all.len(), errors, all)
+    });
+    lat.sort();
+    println!(
+        "portal open loop, {} sessions asking {open_rate} pages/s together: {:.0} pages/s served — p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, errors {errors}",
+        clients.len(),
+        sent as f64 / portal_secs as f64,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+    );
+    let (_, rss_load) = proc_stats(pid);
     println!("RSS after load: {rss_load:.1} MiB (idle was {rss_idle:.1} MiB)");
     drop(clients);
     drop(rt);

@@ -98,10 +98,10 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
         .filter(|b| b.len() >= blocks)
         .unwrap_or_else(|| vec![Block::default(); blocks]);
     let out = f(&mut buf[..blocks]);
-    if let Ok(mut pool) = MEMORY.lock() {
-        if pool.len() < POOLED_BUFFERS {
-            pool.push(buf);
-        }
+    if let Ok(mut pool) = MEMORY.lock()
+        && pool.len() < POOLED_BUFFERS
+    {
+        pool.push(buf);
     }
     out
 }
