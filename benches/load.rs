@@ -348,7 +348,7 @@ fn main() {
     let (count, errors, mut lat) = rt.block_on(async {
         let end = Instant::now() + Duration::from_secs(portal_secs);
         let mut tasks = Vec::new();
-        for c in clients.iter().cloned() {
+        for c in clients.clone() {
             let base = base.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
