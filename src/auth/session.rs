@@ -54,13 +54,16 @@ pub struct SessionRow {
 
 pub fn lookup(conn: &Connection, token: &str) -> Result<Option<SessionRow>, DbError> {
     let hash = token_hash(token);
+    // Cached statement: this runs on every authenticated request.
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT s.account_id, a.person_id, a.login, p.first_names || ' ' || p.surname, \
                     a.must_change_password, a.lang, s.created_at, s.last_seen, a.disabled, \
                     (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = a.person_id) \
              FROM sessions s JOIN accounts a ON a.id = s.account_id JOIN people p ON p.id = a.person_id \
              WHERE s.token_hash = ?1",
+        )?
+        .query_row(
             [&hash],
             |r| {
                 let roles: Option<String> = r.get(9)?;

@@ -46,7 +46,7 @@ fn classes_where(
     filter: &str,
     person: Option<&Id>,
 ) -> Result<Vec<ClassRef>, DbError> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT c.id, c.name, (SELECT COUNT(*) FROM class_members m WHERE m.class_id = c.id AND m.role = 'eleve') \
          FROM classes c {filter} ORDER BY c.level, c.name"
     ))?;
@@ -75,7 +75,7 @@ pub struct PersonRef {
 
 /// The children linked to a parent.
 pub fn children_of(conn: &Connection, parent: &Id) -> Result<Vec<PersonRef>, DbError> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT p.id, p.first_names || ' ' || p.surname FROM guardianships g JOIN people p ON p.id = g.child_id \
          WHERE g.parent_id = ?1 ORDER BY p.first_names",
     )?;
