@@ -273,3 +273,99 @@ fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
         .expect("count");
     assert!((350..=460).contains(&pupils), "{pupils} pupils");
 }
+
+#[test]
+fn sigterm_lets_logins_in_flight_finish() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let ps = port.to_string();
+    let mut child = kekeli(
+        &data,
+        &["serve", "--demo", "--https-port", &ps, "--http-port", "0"],
+    )
+    .env("KEKELI_HTTP__BIND", "127.0.0.1")
+    // One hash at a time: the demo's eight logins queue behind each other.
+    .env("KEKELI_SECURITY__HASH_CONCURRENCY", "1")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ca = std::fs::read(data.join("tls/ca.crt")).expect("ca");
+    let logins = std::fs::read_to_string(data.join("demo-logins.txt")).expect("logins");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let pid = child.id().to_string();
+    let statuses = rt.block_on(async move {
+        let mut pending = Vec::new();
+        for line in logins.lines() {
+            let mut f = line.split('\t');
+            let (_, login, password) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+            let client = reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+                .tls_built_in_root_certs(false)
+                .resolve("kekeli.local", ([127, 0, 0, 1], port).into())
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client");
+            let base = format!("https://kekeli.local:{port}");
+            let page = client
+                .get(format!("{base}/connexion"))
+                .send()
+                .await
+                .expect("page");
+            let csrf = page
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| v.strip_prefix("__Host-kekeli-csrf="))
+                .and_then(|v| v.split(';').next())
+                .expect("csrf")
+                .to_string();
+            let (login, password) = (login.to_string(), password.to_string());
+            pending.push(tokio::spawn(async move {
+                client
+                    .post(format!("{base}/connexion"))
+                    .form(&[
+                        ("csrf", csrf.as_str()),
+                        ("login", &login),
+                        ("password", &password),
+                    ])
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let mut out = Vec::new();
+        for p in pending {
+            out.push(p.await.expect("join"));
+        }
+        out
+    });
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(statuses.len(), 8);
+    for s in statuses {
+        assert_eq!(
+            s,
+            Ok(303),
+            "a login in flight when SIGTERM arrived was answered"
+        );
+    }
+}

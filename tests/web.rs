@@ -371,3 +371,75 @@ async fn behind_a_tls_terminator_the_main_port_speaks_plain_http() {
     assert!(r.headers().get("content-security-policy").is_some());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn requests_in_flight_finish_during_shutdown() {
+    const N: usize = 16;
+    let server = TestServer::start_with(Options {
+        demo: false,
+        tweak: Box::new(|c| c.security.hash_concurrency = 1),
+    })
+    .await;
+    // Sixteen accounts log in at once; with one hash at a time, most are still waiting for
+    // Argon2 when the shutdown starts.
+    let phc = kekeli::auth::password::hash_blocking("Coupure-de-courant-1").expect("hash");
+    let logins: Vec<String> = server
+        .db
+        .write_blocking(|tx| {
+            let mut out = Vec::new();
+            for i in 0..N {
+                let (_, account, login) = kekeli::auth::store::create_person(
+                    tx,
+                    "school:TEST",
+                    &kekeli::auth::store::NewPerson {
+                        surname: format!("COUPURE{i}"),
+                        first_names: "Ama".into(),
+                        roles: vec![Role::Enseignant],
+                        ..Default::default()
+                    },
+                )?;
+                kekeli::auth::store::set_password(tx, &account, &phc, None)?;
+                out.push(login);
+            }
+            Ok::<_, kekeli::db::DbError>(out)
+        })
+        .expect("accounts");
+    let mut tasks = Vec::new();
+    for login in logins {
+        let b = server.browser();
+        b.csrf().await;
+        tasks.push(tokio::spawn(async move {
+            b.login(&login, "Coupure-de-courant-1")
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let addr = server.addr;
+    let db = server.db.clone();
+    server.stop().await;
+    // When `serve` returns, every accepted request has run to its end (the handler writes
+    // its audit row before answering).
+    let done: i64 = db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'login.ok'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("count");
+    assert_eq!(
+        done, N as i64,
+        "every login completed before shutdown returned"
+    );
+    for t in tasks {
+        assert_eq!(t.await.expect("join"), 303, "an in-flight login completed");
+    }
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
