@@ -104,6 +104,14 @@ pub fn is_minor(birth_date: Option<&str>, today: &str) -> bool {
     age < 18
 }
 
+/// `2010-10-16` → `16/10/2010`, as dates are written in Togo; anything else is shown as is.
+pub fn french_date(iso: &str) -> String {
+    match (iso.get(..4), iso.get(5..7), iso.get(8..10)) {
+        (Some(y), Some(m), Some(d)) if iso.len() == 10 => format!("{d}/{m}/{y}"),
+        _ => iso.to_string(),
+    }
+}
+
 pub fn today() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
@@ -167,7 +175,14 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let Some((name, sex, birth_date, matricule, phone)) = base else {
+    let Some((name, sex, birth_date, matricule, phone)): Option<(
+        String,
+        String,
+        String,
+        String,
+        String,
+    )> = base
+    else {
         return Ok(None);
     };
     let strings = |sql: &str| -> Result<Vec<String>, DbError> {
@@ -180,7 +195,7 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
     Ok(Some(PersonView {
         name,
         sex,
-        birth_date,
+        birth_date: french_date(&birth_date),
         matricule,
         phone,
         roles: strings("SELECT role FROM person_roles WHERE person_id = ?1")?
@@ -345,5 +360,7 @@ mod tests {
         assert!(!is_minor(Some("2008-11-23"), "2026-11-23"), "18 today");
         assert!(is_minor(Some("2008-11-24"), "2026-11-23"), "18 tomorrow");
         assert!(is_minor(None, "2026-11-23"));
+        assert_eq!(french_date("2010-10-16"), "16/10/2010");
+        assert_eq!(french_date(""), "");
     }
 }
