@@ -112,27 +112,20 @@ pub fn init(config: &Config) -> Result<Prepared, InitError> {
         if has_tech.is_some() {
             return Ok::<_, DbError>(None);
         }
-        let scope = db::registry::school_scope(tx)?;
-        let (_, account, login) = store::create_person(
+        let issued = store::create_account_with_code(
             tx,
-            &scope,
+            &secret,
             &NewPerson {
                 surname: "TIC".into(),
                 first_names: "Technicien".into(),
                 roles: vec![Role::Technicien],
                 ..Default::default()
             },
-        )?;
-        let code = store::issue_activation_code(tx, &secret, &account, days)?;
-        store::audit_account(
-            tx,
+            days,
             None,
-            "account.create",
-            Some(&account),
-            Some(&login),
             None,
         )?;
-        Ok(Some((login, code)))
+        Ok(Some((issued.login, issued.code)))
     })?;
     Ok(Prepared {
         db,

@@ -290,20 +290,10 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 roles: vec![role],
                 ..Default::default()
             };
-            let (login, code) = db.write_blocking(|tx| {
-                let scope = kekeli::db::registry::school_scope(tx)?;
-                let (_, account, login) = store::create_person(tx, &scope, &person)?;
-                let code = store::issue_activation_code(tx, &secret, &account, days)?;
-                store::audit_account(
-                    tx,
-                    None,
-                    "account.create",
-                    Some(&account),
-                    Some(&login),
-                    Some("cli"),
-                )?;
-                Ok::<_, DbError>((login, code))
+            let issued = db.write_blocking(|tx| {
+                store::create_account_with_code(tx, &secret, &person, days, None, Some("cli"))
             })?;
+            let (login, code) = (issued.login, issued.code);
             println!("Compte créé.\nIdentifiant : {login}\nCode d'activation : {code}");
         }
         UserCommand::List { role, search } => {

@@ -325,16 +325,15 @@ async fn create_account(
                     )));
                 }
             }
-            let (_, account, login) = store::create_person(tx, &scope, &person)?;
-            let code = store::issue_activation_code(tx, &secret, &account, days)?;
-            store::audit_account(
+            let issued = store::create_account_with_code(
                 tx,
+                &secret,
+                &person,
+                days,
                 Some(&actor),
-                "account.create",
-                Some(&account),
-                Some(&login),
                 Some(&ip.to_string()),
             )?;
+            let (account, code) = (issued.account, issued.code);
             let row = store::get_account(tx, &account)?.ok_or(AppError::NotFound)?;
             Ok::<_, AppError>((row, code))
         })

@@ -248,6 +248,21 @@ fn device_of(headers: &HeaderMap, secret: &store::Secret, account: &Id) -> Optio
     .then(|| nonce.to_string())
 }
 
+/// Record a failed or refused login event (`login.*`) on `account` (when known) from `ip`;
+/// the actor is unknown, since the attempt did not prove who it was.
+async fn audit_login(
+    state: &AppState,
+    action: &'static str,
+    account: Option<Id>,
+    ip: String,
+) -> Result<(), AppError> {
+    state
+        .db
+        .write(move |tx| store::audit_account(tx, None, action, account.as_ref(), None, Some(&ip)))
+        .await
+        .map_err(AppError::from)
+}
+
 enum Outcome {
     Password,
     Activation,
@@ -294,21 +309,13 @@ async fn login_submit(
     // Every attempt spends a token up front, so concurrent guesses cannot all slip through a
     // check-then-take race; a successful login gives it back.
     if let Err(wait) = state.login_limits.failures.take(&key, now) {
-        let account = row.as_ref().map(|r| r.account_id);
-        let ipc = ip_text.clone();
-        state
-            .db
-            .write(move |tx| {
-                store::audit_account(
-                    tx,
-                    None,
-                    "login.throttled",
-                    account.as_ref(),
-                    None,
-                    Some(&ipc),
-                )
-            })
-            .await?;
+        audit_login(
+            &state,
+            "login.throttled",
+            row.as_ref().map(|r| r.account_id),
+            ip_text,
+        )
+        .await?;
         return Ok(login_again(
             page,
             StatusCode::TOO_MANY_REQUESTS,
@@ -351,14 +358,7 @@ async fn login_submit(
     };
     let row = match (row, outcome) {
         (Some(r), Outcome::Password | Outcome::Activation) if r.disabled => {
-            let id = r.account_id;
-            let ipc = ip_text.clone();
-            state
-                .db
-                .write(move |tx| {
-                    store::audit_account(tx, None, "login.disabled", Some(&id), None, Some(&ipc))
-                })
-                .await?;
+            audit_login(&state, "login.disabled", Some(r.account_id), ip_text).await?;
             return Ok(login_again(
                 page,
                 StatusCode::FORBIDDEN,
@@ -370,21 +370,7 @@ async fn login_submit(
         (Some(r), o @ (Outcome::Password | Outcome::Activation)) => (r, o),
         (row, outcome) => {
             let expired = matches!(outcome, Outcome::ExpiredCode);
-            let account = row.map(|r| r.account_id);
-            let ipc = ip_text.clone();
-            state
-                .db
-                .write(move |tx| {
-                    store::audit_account(
-                        tx,
-                        None,
-                        "login.refused",
-                        account.as_ref(),
-                        None,
-                        Some(&ipc),
-                    )
-                })
-                .await?;
+            audit_login(&state, "login.refused", row.map(|r| r.account_id), ip_text).await?;
             return Ok(login_again(
                 page,
                 StatusCode::UNAUTHORIZED,

@@ -176,6 +176,42 @@ pub fn create_person(
     Ok((person, account, login))
 }
 
+/// A new account as handed out: the person, their login and the one-time code to print.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub account: Id,
+    pub login: String,
+    pub code: String,
+}
+
+/// Create a person with an account and a fresh activation code, audited as `account.create`
+/// (by `actor`, from `origin`: an address, `cli`, or nothing for the system).
+pub fn create_account_with_code(
+    conn: &Connection,
+    secret: &Secret,
+    person: &NewPerson,
+    valid_days: i64,
+    actor: Option<&Id>,
+    origin: Option<&str>,
+) -> Result<Issued, DbError> {
+    let scope = crate::db::registry::school_scope(conn)?;
+    let (_, account, login) = create_person(conn, &scope, person)?;
+    let code = issue_activation_code(conn, secret, &account, valid_days)?;
+    audit_account(
+        conn,
+        actor,
+        "account.create",
+        Some(&account),
+        Some(&login),
+        origin,
+    )?;
+    Ok(Issued {
+        account,
+        login,
+        code,
+    })
+}
+
 pub fn link_guardian(
     conn: &Connection,
     scope: &str,
