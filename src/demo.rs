@@ -14,6 +14,8 @@ use crate::db::{self, Db, DbError};
 use crate::policy::Role;
 
 pub const LOGINS_FILE: &str = "demo-logins.txt";
+/// Shown on the demo's pages unless the configuration names the school.
+pub const SCHOOL_NAME: &str = "LETP de démonstration — Lomé";
 
 const SURNAMES: &[&str] = &[
     "AGBEKO",

@@ -157,8 +157,11 @@ fn report_first_login(prepared: &kekeli::Prepared) {
     }
 }
 
-fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
+    if demo && config.school_name == Config::default().school_name {
+        config.school_name = kekeli::demo::SCHOOL_NAME.to_string();
+    }
     let demo_logins = if demo {
         if kekeli::demo::dir_is_empty(&dir) {
             None
