@@ -360,6 +360,22 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any bytes at all: an answer (pairs or a clear error), never a panic.
+        #[test]
+        fn form_decoding_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_form(&body);
+        }
+
+        /// What a browser encodes comes back unchanged.
+        #[test]
+        fn form_decoding_round_trips(pairs in proptest::collection::vec(("[a-z_]{1,12}", "\\PC{0,40}"), 0..8)) {
+            let body = serde_urlencoded::to_string(&pairs).expect("encode");
+            let decoded = decode_form(body.as_bytes()).expect("decode");
+            proptest::prop_assert_eq!(decoded, pairs);
+        }
+    }
+
     #[test]
     fn origin_check() {
         let mut h = HeaderMap::new();

@@ -214,6 +214,23 @@ mod tests {
             .collect()
     }
 
+    proptest::proptest! {
+        /// Whatever arrives (a cut link, a corrupted USB stick), decoding answers without panicking.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let name = hex(&Sha256::digest(&bytes));
+            let _ = Segment::decode(&name, &bytes);
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused() {
+        let zeros = vec![b'\n'; MAX_SEGMENT_BYTES + 1];
+        let bytes = zstd::bulk::compress(&zeros, 3).expect("compress");
+        let name = hex(&Sha256::digest(&bytes));
+        assert!(Segment::decode(&name, &bytes).is_err());
+    }
+
     #[test]
     fn segments_round_trip_and_refuse_tampering() {
         let c = changes(500);
