@@ -83,8 +83,27 @@ impl AppError {
     }
 }
 
+/// What an error page was made from, kept on the response so `dress_errors` can render it again
+/// in the visitor's language (errors are built where the request is not at hand).
+#[derive(Debug, Clone)]
+pub struct ErrorPageInfo {
+    pub status: StatusCode,
+    pub detail: Option<String>,
+    pub lang: super::i18n::Lang,
+}
+
 /// The French (or English) page for an error status; also used to dress bare 4xx/5xx responses.
 pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Response {
+    let mut resp = render_error_page(tr, status, detail);
+    resp.extensions_mut().insert(ErrorPageInfo {
+        status,
+        detail: detail.map(str::to_string),
+        lang: tr.lang,
+    });
+    resp
+}
+
+fn render_error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Response {
     let (title, message, hint) = match status.as_u16() {
         404 => ("error.404.title", "error.404.message", "error.hint.home"),
         403 => ("error.403.title", "error.403.message", "error.hint.home"),

@@ -230,15 +230,7 @@ impl FromRequestParts<AppState> for Page {
         let lang = user
             .as_ref()
             .map(|u| u.lang)
-            .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))
-            .unwrap_or_else(|| {
-                parts
-                    .headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(Lang::from_accept_language)
-                    .unwrap_or_default()
-            });
+            .unwrap_or_else(|| request_lang(&parts.headers));
         let tr = Tr::new(lang);
         let (user_name, user_roles) = match &user {
             Some(u) => (
@@ -308,27 +300,52 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 pub struct Tls(pub bool);
 
 /// Middleware: a bare 4xx/5xx (from the router or a rejection) becomes a French page.
+/// Error pages come out in the visitor's language (cookie, then `Accept-Language`).
 pub async fn dress_errors(req: Request, next: Next) -> Response {
+    let lang = request_lang(req.headers());
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let ct = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct.starts_with("text/html") || ct.starts_with("application/json") {
-        return resp;
-    }
-    let mut dressed = error::error_page(Tr::default(), status, None);
+    let (status, detail) = match resp.extensions().get::<error::ErrorPageInfo>() {
+        Some(info) if info.lang == lang => return resp,
+        Some(info) => (info.status, info.detail.clone()),
+        None => {
+            let ct = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if ct.starts_with("text/html") || ct.starts_with("application/json") {
+                return resp;
+            }
+            (status, None)
+        }
+    };
+    let mut dressed = error::error_page(Tr::new(lang), status, detail.as_deref());
     for key in [header::RETRY_AFTER, header::ALLOW] {
         if let Some(v) = resp.headers().get(&key) {
             dressed.headers_mut().insert(key, v.clone());
         }
     }
+    for v in resp.headers().get_all(header::SET_COOKIE) {
+        dressed.headers_mut().append(header::SET_COOKIE, v.clone());
+    }
     dressed
+}
+
+/// The language a visitor without a session asked for: the language cookie, else the browser's.
+pub fn request_lang(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE)
+        .and_then(Lang::parse)
+        .unwrap_or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(Lang::from_accept_language)
+                .unwrap_or_default()
+        })
 }
 
 /// The fallback for unknown routes.
