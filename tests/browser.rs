@@ -210,6 +210,31 @@ impl Driver {
             .to_string()
     }
 
+    /// The path once it equals `want` (navigation may still be under way right after a click),
+    /// or whatever it is after 15 s — with the page text, for the assertion message.
+    async fn wait_path(&self, want: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let path = self.path().await;
+            if path == want || Instant::now() > deadline {
+                return (path, self.text().await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The page text once it contains `needle`, or as it is after 15 s.
+    async fn wait_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = self.text().await;
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn text(&self) -> String {
         self.js("return document.body.innerText")
             .await
@@ -290,7 +315,8 @@ async fn activation_code_then_password_then_portal_then_logout() {
     d.type_in("#login", &login).await;
     d.type_in("#password", &code).await;
     d.click("main button[type=submit]").await;
-    assert_eq!(d.path().await, "/mot-de-passe");
+    let (path, page) = d.wait_path("/mot-de-passe").await;
+    assert_eq!(path, "/mot-de-passe", "{page}");
     assert!(
         d.text()
             .await
@@ -301,24 +327,31 @@ async fn activation_code_then_password_then_portal_then_logout() {
     d.type_in("#new", "Ecole-de-Lome-1").await;
     d.type_in("#confirm", "Ecole-de-Lome-2").await;
     d.click("main button[type=submit]").await;
-    let t = d.text().await;
+    let t = d.wait_text("ne sont pas identiques").await;
     assert!(t.contains("ne sont pas identiques"), "{t}");
 
     d.type_in("#new", "Ecole-de-Lome-1").await;
     d.type_in("#confirm", "Ecole-de-Lome-1").await;
     d.click("main button[type=submit]").await;
-    assert_eq!(d.path().await, "/?ok=password");
+    let (path, page) = d.wait_path("/?ok=password").await;
+    assert_eq!(path, "/?ok=password", "{page}");
     let home = d.text().await;
     assert!(home.contains("Bonjour Technicien TIC"), "{home}");
     assert!(home.contains("Votre mot de passe est enregistré"));
     d.screenshot("portal-desktop").await;
 
     d.click("form[action='/deconnexion'] button").await;
-    assert_eq!(d.path().await, "/connexion?deconnecte=1");
-    assert!(d.text().await.contains("Vous êtes déconnecté"));
+    let (path, page) = d.wait_path("/connexion?deconnecte=1").await;
+    assert_eq!(path, "/connexion?deconnecte=1", "{page}");
+    assert!(
+        d.wait_text("Vous êtes déconnecté")
+            .await
+            .contains("Vous êtes déconnecté")
+    );
     // The old session is gone: the portal asks for a login again.
     d.goto(&format!("{base}/")).await;
-    assert_eq!(d.path().await, "/connexion");
+    let (path, page) = d.wait_path("/connexion").await;
+    assert_eq!(path, "/connexion", "{page}");
     d.quit().await;
     server.stop().await;
 }
@@ -340,7 +373,8 @@ async fn a_parent_on_a_phone_sized_screen() {
     d.type_in("#login", &parent.login).await;
     d.type_in("#password", &parent.password).await;
     d.click("main button[type=submit]").await;
-    assert_eq!(d.path().await, "/", "{}", d.text().await);
+    let (path, page) = d.wait_path("/").await;
+    assert_eq!(path, "/", "{page}");
     // Nothing wider than the screen: no sideways scrolling on a cheap phone.
     let overflow = d
         .js("return document.documentElement.scrollWidth - window.innerWidth")
@@ -354,8 +388,8 @@ async fn a_parent_on_a_phone_sized_screen() {
     d.screenshot("portal-phone-parent").await;
     // The child's file opens from the tile.
     d.click("ul.tiles li:nth-child(2) a").await;
+    let child = d.wait_text("Responsables légaux").await;
     assert!(d.path().await.starts_with("/personnes/"));
-    let child = d.text().await;
     assert!(
         child.contains("Responsables légaux") && child.contains("LTP-2026-"),
         "{child}"
