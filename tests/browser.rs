@@ -398,3 +398,70 @@ async fn a_parent_on_a_phone_sized_screen() {
     d.quit().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_technician_creates_an_account_and_prints_slips_from_the_admin_pages() {
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 1280, 900).await else {
+        return;
+    };
+    let tech = server.login_of(kekeli::policy::Role::Technicien).clone();
+    let base = server.base();
+    d.goto(&format!("{base}/connexion")).await;
+    d.type_in("#login", &tech.login).await;
+    d.type_in("#password", &tech.password).await;
+    d.click("main button[type=submit]").await;
+    d.wait_text("Bonjour").await;
+
+    // System page from its tile.
+    d.click("a.tile[href='/admin']").await;
+    let system = d.wait_text("Disque libre").await;
+    assert!(system.contains("Taille de la base"), "{system}");
+    d.screenshot("admin-system").await;
+
+    // Accounts: search, then create one through the form.
+    d.goto(&format!("{base}/admin/comptes")).await;
+    d.type_in("#q", "LTP-2026-0001").await;
+    d.click("form.filters button[type=submit]").await;
+    let found = d.wait_text("1 comptes").await;
+    assert!(found.contains("1 comptes"), "{found}");
+    d.screenshot("admin-accounts").await;
+    d.goto(&format!("{base}/admin/comptes/nouveau")).await;
+    d.type_in("#surname", "Kpodar").await;
+    d.type_in("#first_names", "Delali").await;
+    d.click("main button[type=submit]").await;
+    let slip = d.wait_text("Code d'activation").await;
+    assert!(slip.contains("delali.kpodar"), "{slip}");
+    let code = d
+        .js("return document.querySelector('.slip .code').textContent")
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(code.len(), 14, "code on the slip: {code}");
+    d.screenshot("admin-slip").await;
+
+    // A class sheet: one slip per pupil, ready for the printer.
+    d.goto(&format!("{base}/admin/comptes")).await;
+    d.js("document.querySelector('#s-classe').selectedIndex = 1; return 0")
+        .await;
+    d.click("form[action='/admin/fiches'] button[type=submit]")
+        .await;
+    d.wait_text("Ces codes ne sont affichés qu'une fois").await;
+    let slips = d
+        .js("return document.querySelectorAll('article.slip').length")
+        .await
+        .as_i64()
+        .unwrap_or(0);
+    assert!(slips >= 29, "{slips} slips on the class sheet");
+    d.screenshot("admin-class-sheet").await;
+
+    // The new account works with its code.
+    let b = server.browser();
+    assert_eq!(
+        common::location(&b.login("delali.kpodar", &code).await),
+        "/mot-de-passe"
+    );
+    d.quit().await;
+    server.stop().await;
+}

@@ -316,6 +316,42 @@ async fn the_technician_creates_an_account_and_prints_a_class_sheet() {
         .to_string();
     let p = server.browser();
     assert_eq!(location(&p.login(&login, &code).await), "/mot-de-passe");
+    // A class's sheet is its pupils and their parents — never its teachers; a role keeps one side.
+    let count = |sql: &str| -> i64 {
+        let id = kekeli::auth::store::unhex(&class_id).expect("hex");
+        server
+            .db
+            .read_blocking(|c| {
+                c.query_row(sql, [&id], |r| r.get(0))
+                    .map_err(kekeli::db::DbError::from)
+            })
+            .expect("count")
+    };
+    let pupils = count("SELECT COUNT(*) FROM class_members WHERE class_id = ?1 AND role = 'eleve'");
+    let parents = count(
+        "SELECT COUNT(DISTINCT g.parent_id) FROM guardianships g JOIN class_members m ON m.person_id = g.child_id \
+         WHERE m.class_id = ?1 AND m.role = 'eleve'",
+    );
+    let slips_for = |role: &'static str| {
+        let tech = &tech;
+        let class_id = class_id.clone();
+        async move {
+            let r = tech
+                .post(
+                    "/admin/fiches",
+                    &[("classe", &class_id), ("role", role), ("which", "all")],
+                )
+                .await;
+            r.text()
+                .await
+                .expect("body")
+                .matches("<article class=\"slip\">")
+                .count() as i64
+        }
+    };
+    assert_eq!(slips_for("").await, pupils + parents);
+    assert_eq!(slips_for("parent").await, parents);
+    assert_eq!(slips_for("eleve").await, pupils);
     // System page shows health figures.
     let sys = tech.text("/admin").await;
     for label in [

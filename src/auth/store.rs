@@ -344,6 +344,8 @@ impl AccountRow {
     }
 }
 
+/// Which accounts to list. `class_id` selects a class's pupils and their parents (what the
+/// secrétariat hands out together); add `role` to keep one of the two.
 #[derive(Debug, Clone, Default)]
 pub struct AccountFilter {
     pub search: String,
@@ -364,7 +366,8 @@ pub fn list_accounts(
     let filter = "FROM accounts a JOIN people p ON p.id = a.person_id \
          WHERE (lower(p.surname || ' ' || p.first_names || ' ' || a.login || ' ' || coalesce(p.matricule, '')) LIKE ?1) \
            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = p.id AND r.role = ?2)) \
-           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM class_members m WHERE m.person_id = p.id AND m.class_id = ?3))";
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM class_members m WHERE m.class_id = ?3 AND m.role = 'eleve' \
+                AND (m.person_id = p.id OR m.person_id IN (SELECT child_id FROM guardianships WHERE parent_id = p.id))))";
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) {filter}"),
         params![pattern, role, class],
@@ -374,8 +377,9 @@ pub fn list_accounts(
         "SELECT a.id, p.id, a.login, p.surname, p.first_names, a.password_hash IS NOT NULL, \
                 a.activation_hash IS NOT NULL AND a.activation_expires > ?6, a.disabled, a.last_login_at, \
                 (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = p.id), \
-                (SELECT c.name FROM class_members m JOIN classes c ON c.id = m.class_id \
-                  WHERE m.person_id = p.id AND m.role = 'eleve' LIMIT 1) \
+                (SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
+                  WHERE m.role = 'eleve' AND (m.person_id = p.id \
+                     OR m.person_id IN (SELECT child_id FROM guardianships WHERE parent_id = p.id))) \
          {filter} ORDER BY p.surname, p.first_names LIMIT ?4 OFFSET ?5"
     ))?;
     let rows = stmt

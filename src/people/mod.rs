@@ -48,7 +48,9 @@ fn classes_where(
 ) -> Result<Vec<ClassRef>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT c.id, c.name, (SELECT COUNT(*) FROM class_members m WHERE m.class_id = c.id AND m.role = 'eleve') \
-         FROM classes c {filter} ORDER BY c.level, c.name"
+         FROM classes c {filter} \
+         ORDER BY CASE c.level WHEN '6e' THEN 1 WHEN '5e' THEN 2 WHEN '4e' THEN 3 WHEN '3e' THEN 4 \
+                  WHEN '2nde' THEN 5 WHEN '1ère' THEN 6 WHEN 'Tle' THEN 7 ELSE 8 END, c.name"
     ))?;
     let map = |r: &rusqlite::Row<'_>| {
         Ok(ClassRef {
