@@ -147,17 +147,22 @@ async fn accounts_page(
     Query(q): Query<AccountsQuery>,
 ) -> Result<Response, AppError> {
     let page_no = q.page.unwrap_or(1).max(1);
-    let filter = AccountFilter {
+    let class = id_from_hex(&q.classe);
+    let mut filter = AccountFilter {
         search: q.q.clone(),
         role: Role::parse(&q.role),
-        class_id: id_from_hex(&q.classe),
         limit: PAGE_SIZE,
         offset: (page_no - 1) * PAGE_SIZE,
+        ..Default::default()
     };
     let (rows, total, classes) = state
         .db
         .read(move |c| {
-            let (rows, total) = store::list_accounts(c, &filter)?;
+            if let Some(class) = class {
+                filter.people = Some(crate::people::class_family(c, &class)?);
+            }
+            let (mut rows, total) = store::list_accounts(c, &filter)?;
+            with_classes(c, &mut rows)?;
             Ok::<_, AppError>((rows, total, crate::people::all_classes(c)?))
         })
         .await?;
@@ -364,8 +369,22 @@ async fn load_account(state: &AppState, id: &str) -> Result<AccountRow, AppError
     let account = id_from_hex(id).ok_or(AppError::NotFound)?;
     state
         .db
-        .read(move |c| store::get_account(c, &account)?.ok_or(AppError::NotFound))
+        .read(move |c| {
+            let mut row = store::get_account(c, &account)?.ok_or(AppError::NotFound)?;
+            with_classes(c, std::slice::from_mut(&mut row))?;
+            Ok(row)
+        })
         .await
+}
+
+/// Put each person's class (or their children's classes) beside their account.
+fn with_classes(c: &rusqlite::Connection, rows: &mut [AccountRow]) -> Result<(), AppError> {
+    let ids: Vec<Id> = rows.iter().map(|r| r.person_id).collect();
+    let labels = crate::people::class_labels(c, &ids)?;
+    for r in rows {
+        r.class_name = labels.get(&r.person_id).cloned();
+    }
+    Ok(())
 }
 
 async fn account_page(
@@ -519,15 +538,20 @@ async fn print_sheets(
     let issued = state
         .db
         .write(move |tx| {
-            let (rows, _) = store::list_accounts(
+            let people = match class_id {
+                Some(class) => Some(crate::people::class_family(tx, &class)?),
+                None => None,
+            };
+            let (mut rows, _) = store::list_accounts(
                 tx,
                 &AccountFilter {
-                    class_id,
+                    people,
                     role,
                     limit: 2000,
                     ..Default::default()
                 },
             )?;
+            with_classes(tx, &mut rows)?;
             let mut out = Vec::new();
             for row in rows
                 .into_iter()

@@ -328,6 +328,7 @@ pub struct AccountRow {
     pub surname: String,
     pub first_names: String,
     pub roles: Vec<Role>,
+    /// Filled by the caller from the school structure (`people::class_labels`), not here.
     pub class_name: Option<String>,
     pub activated: bool,
     pub code_pending: bool,
@@ -344,13 +345,13 @@ impl AccountRow {
     }
 }
 
-/// Which accounts to list. `class_id` selects a class's pupils and their parents (what the
-/// secrétariat hands out together); add `role` to keep one of the two.
+/// Which accounts to list. `people` narrows to those persons (e.g. a class's pupils and their
+/// parents, as the school-structure code defines them); `role` and `search` narrow further.
 #[derive(Debug, Clone, Default)]
 pub struct AccountFilter {
     pub search: String,
     pub role: Option<Role>,
-    pub class_id: Option<Id>,
+    pub people: Option<Vec<Id>>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -362,24 +363,23 @@ pub fn list_accounts(
 ) -> Result<(Vec<AccountRow>, i64), DbError> {
     let pattern = format!("%{}%", f.search.trim().to_lowercase());
     let role = f.role.map(Role::code);
-    let class = f.class_id.map(|c| c.to_vec());
+    // The set of persons travels as a JSON array of hex ids (one parameter, any length).
+    let people = f.people.as_ref().map(|ids| {
+        serde_json::Value::from(ids.iter().map(|i| hex(i)).collect::<Vec<_>>()).to_string()
+    });
     let filter = "FROM accounts a JOIN people p ON p.id = a.person_id \
          WHERE (lower(p.surname || ' ' || p.first_names || ' ' || a.login || ' ' || coalesce(p.matricule, '')) LIKE ?1) \
            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = p.id AND r.role = ?2)) \
-           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM class_members m WHERE m.class_id = ?3 AND m.role = 'eleve' \
-                AND (m.person_id = p.id OR m.person_id IN (SELECT child_id FROM guardianships WHERE parent_id = p.id))))";
+           AND (?3 IS NULL OR p.id IN (SELECT unhex(value) FROM json_each(?3)))";
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) {filter}"),
-        params![pattern, role, class],
+        params![pattern, role, people],
         |r| r.get(0),
     )?;
     let mut stmt = conn.prepare(&format!(
         "SELECT a.id, p.id, a.login, p.surname, p.first_names, a.password_hash IS NOT NULL, \
                 a.activation_hash IS NOT NULL AND a.activation_expires > ?6, a.disabled, a.last_login_at, \
-                (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = p.id), \
-                (SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
-                  WHERE m.role = 'eleve' AND (m.person_id = p.id \
-                     OR m.person_id IN (SELECT child_id FROM guardianships WHERE parent_id = p.id))) \
+                (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = p.id) \
          {filter} ORDER BY p.surname, p.first_names LIMIT ?4 OFFSET ?5"
     ))?;
     let rows = stmt
@@ -387,7 +387,7 @@ pub fn list_accounts(
             params![
                 pattern,
                 role,
-                class,
+                people,
                 f.limit.max(1),
                 f.offset.max(0),
                 db::now()
@@ -409,7 +409,7 @@ pub fn list_accounts(
                         .split(',')
                         .filter_map(Role::parse)
                         .collect(),
-                    class_name: r.get(10)?,
+                    class_name: None,
                 })
             },
         )?

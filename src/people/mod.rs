@@ -68,6 +68,39 @@ fn classes_where(
     Ok(rows)
 }
 
+/// A class's pupils and their legal guardians: who gets a slip when a class is handed its codes.
+pub fn class_family(conn: &Connection, class: &Id) -> Result<Vec<Id>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
+         UNION SELECT g.parent_id FROM guardianships g JOIN class_members m ON m.person_id = g.child_id \
+         WHERE m.class_id = ?1 AND m.role = 'eleve'",
+    )?;
+    let ids = stmt
+        .query_map([&class[..]], |r| r.get::<_, Id>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// The class (or, for a parent, the children's classes) to show beside each person.
+pub fn class_labels(
+    conn: &Connection,
+    persons: &[Id],
+) -> Result<std::collections::HashMap<Id, String>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
+         WHERE m.role = 'eleve' AND (m.person_id = ?1 \
+            OR m.person_id IN (SELECT child_id FROM guardianships WHERE parent_id = ?1))",
+    )?;
+    let mut out = std::collections::HashMap::new();
+    for p in persons {
+        let label: Option<String> = stmt.query_row([&p[..]], |r| r.get(0))?;
+        if let Some(label) = label {
+            out.insert(*p, label);
+        }
+    }
+    Ok(out)
+}
+
 /// A person in lists.
 #[derive(Debug, Clone)]
 pub struct PersonRef {
