@@ -4,7 +4,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use common::{Options, TestServer, audit_count, location};
+use common::{Options, TestServer, audit_count, location, make_accounts};
 use kekeli::policy::Role;
 
 #[tokio::test]
@@ -178,32 +178,6 @@ async fn idle_sessions_expire() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(p.get("/").await.status(), 200);
     server.stop().await;
-}
-
-/// Create `n` accounts with a known password directly in the database.
-fn make_accounts(server: &TestServer, n: usize, password: &str) -> Vec<String> {
-    let phc = kekeli::auth::password::hash_blocking(password).expect("hash");
-    server
-        .db
-        .write_blocking(|tx| {
-            let mut logins = Vec::new();
-            for i in 0..n {
-                let (_, account, login) = kekeli::auth::store::create_person(
-                    tx,
-                    "school:TEST",
-                    &kekeli::auth::store::NewPerson {
-                        surname: format!("CLASSE{i}"),
-                        first_names: "Eleve".into(),
-                        roles: vec![Role::Eleve],
-                        ..Default::default()
-                    },
-                )?;
-                kekeli::auth::store::set_password(tx, &account, &phc, None)?;
-                logins.push(login);
-            }
-            Ok::<_, kekeli::db::DbError>(logins)
-        })
-        .expect("accounts")
 }
 
 #[tokio::test]

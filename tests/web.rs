@@ -418,28 +418,7 @@ async fn requests_in_flight_finish_during_shutdown() {
     .await;
     // Sixteen accounts log in at once; with one hash at a time, most are still waiting for
     // Argon2 when the shutdown starts.
-    let phc = kekeli::auth::password::hash_blocking("Coupure-de-courant-1").expect("hash");
-    let logins: Vec<String> = server
-        .db
-        .write_blocking(|tx| {
-            let mut out = Vec::new();
-            for i in 0..N {
-                let (_, account, login) = kekeli::auth::store::create_person(
-                    tx,
-                    "school:TEST",
-                    &kekeli::auth::store::NewPerson {
-                        surname: format!("COUPURE{i}"),
-                        first_names: "Ama".into(),
-                        roles: vec![Role::Enseignant],
-                        ..Default::default()
-                    },
-                )?;
-                kekeli::auth::store::set_password(tx, &account, &phc, None)?;
-                out.push(login);
-            }
-            Ok::<_, kekeli::db::DbError>(out)
-        })
-        .expect("accounts");
+    let logins = common::make_accounts(&server, N, "Coupure-de-courant-1");
     let mut tasks = Vec::new();
     for login in logins {
         let b = server.browser();

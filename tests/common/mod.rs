@@ -266,3 +266,29 @@ pub fn audit_count(server: &TestServer, action: &str) -> i64 {
         })
         .expect("audit count")
 }
+
+/// Create `n` accounts with a known password directly in the database.
+pub fn make_accounts(server: &TestServer, n: usize, password: &str) -> Vec<String> {
+    let phc = kekeli::auth::password::hash_blocking(password).expect("hash");
+    server
+        .db
+        .write_blocking(|tx| {
+            let mut logins = Vec::new();
+            for i in 0..n {
+                let (_, account, login) = kekeli::auth::store::create_person(
+                    tx,
+                    "school:TEST",
+                    &kekeli::auth::store::NewPerson {
+                        surname: format!("CLASSE{i}"),
+                        first_names: "Eleve".into(),
+                        roles: vec![kekeli::policy::Role::Eleve],
+                        ..Default::default()
+                    },
+                )?;
+                kekeli::auth::store::set_password(tx, &account, &phc, None)?;
+                logins.push(login);
+            }
+            Ok::<_, kekeli::db::DbError>(logins)
+        })
+        .expect("accounts")
+}
