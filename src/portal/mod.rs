@@ -85,15 +85,33 @@ async fn home(
     let tr = page.tr;
     let principal = user.principal();
     let me = user.person_id;
-    let (children, taught) = state
-        .db
-        .read(move |c| {
-            Ok::<_, AppError>((
-                crate::people::children_of(c, &me)?,
-                crate::people::classes_taught(c, &me)?,
-            ))
-        })
-        .await?;
+    // Only parents have children tiles and only teachers class tiles: the others' portal needs
+    // no second trip to the database.
+    let (wants_children, wants_classes) = (
+        principal.has(Role::Parent),
+        principal.has(Role::Enseignant) && !policy::allows(&principal, Capability::ListAllClasses),
+    );
+    let (children, taught) = if wants_children || wants_classes {
+        state
+            .db
+            .read(move |c| {
+                Ok::<_, AppError>((
+                    if wants_children {
+                        crate::people::children_of(c, &me)?
+                    } else {
+                        Vec::new()
+                    },
+                    if wants_classes {
+                        crate::people::classes_taught(c, &me)?
+                    } else {
+                        Vec::new()
+                    },
+                ))
+            })
+            .await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut tiles = vec![Tile {
         href: format!("/personnes/{}", hex(&user.person_id)),
         title: tr.t("tile.profile").into(),
