@@ -165,6 +165,28 @@ async fn login(c: &reqwest::Client, base: &str, login: &str, password: &str) -> 
     Ok(())
 }
 
+/// One portal page, read to the end; false on any error or non-200 answer.
+async fn portal_ok(c: &reqwest::Client, base: &str) -> bool {
+    match c.get(format!("{base}/")).send().await {
+        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// Join the per-session tasks: (requests made, errors, every latency).
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+) -> (usize, usize, Vec<Duration>) {
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("join");
+        all.extend(l);
+        errors += e;
+    }
+    (all.len(), errors, all)
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run only on bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -352,30 +374,18 @@ fn main() {
             let base = base.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
-                let mut errors = 0;
+                let mut errors = 0usize;
                 while Instant::now() < end {
                     let t = Instant::now();
-                    match c.get(format!("{base}/")).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            if r.bytes().await.is_err() {
-                                errors += 1;
-                            }
-                        }
-                        _ => errors += 1,
+                    if !portal_ok(&c, &base).await {
+                        errors += 1;
                     }
                     lat.push(t.elapsed());
                 }
                 (lat, errors)
             }));
         }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await.expect("join");
-            all.extend(l);
-            errors += e;
-        }
-        (all.len(), errors, all)
+        gather(tasks).await
     });
     let (cpu3, _) = proc_stats(pid);
     lat.sort();
@@ -399,19 +409,14 @@ fn main() {
             let base = base.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
-                let mut errors = 0;
+                let mut errors = 0usize;
                 // Spread the sessions' first requests over one interval.
                 let mut due = start + every.mul_f64(i as f64 / n as f64);
                 while due < end {
                     tokio::time::sleep_until(due.into()).await;
                     let t = Instant::now();
-                    match c.get(format!("{base}/")).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            if r.bytes().await.is_err() {
-                                errors += 1;
-                            }
-                        }
-                        _ => errors += 1,
+                    if !portal_ok(&c, &base).await {
+                        errors += 1;
                     }
                     lat.push(t.elapsed());
                     due += every;
@@ -419,14 +424,7 @@ fn main() {
                 (lat, errors)
             }));
         }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await.expect("join");
-            all.extend(l);
-            errors += e;
-        }
-        (all.len(), errors, all)
+        gather(tasks).await
     });
     lat.sort();
     println!(
