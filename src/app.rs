@@ -100,6 +100,23 @@ impl Routes {
         self
     }
 
+    /// A POST route accepting bodies up to `limit` bytes (uploads); others keep the global limit.
+    pub fn post_with_limit<H, T>(mut self, path: &'static str, h: H, limit: usize) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(
+            path,
+            post(h).layer(axum::extract::DefaultBodyLimit::max(limit)),
+        );
+        self.specs.push(RouteSpec {
+            method: "POST",
+            path,
+        });
+        self
+    }
+
     pub fn merge(mut self, other: Routes) -> Routes {
         self.router = self.router.merge(other.router);
         self.specs.extend(other.specs);
@@ -115,6 +132,9 @@ fn all_routes() -> Routes {
         .merge(crate::portal::routes())
         .merge(crate::people::routes())
         .merge(crate::admin::routes())
+        .merge(crate::school::routes())
+        .merge(crate::timetable::routes())
+        .merge(crate::attendance::routes())
 }
 
 /// Every declared route (method, path), for tests.

@@ -19,6 +19,9 @@ pub struct Config {
     pub school_code: String,
     /// The school's name as printed on pages.
     pub school_name: String,
+    /// The school's offset from UTC in minutes (Togo: 0, no summer time). Decides "today" and
+    /// the current timetable slot.
+    pub utc_offset_minutes: i32,
     /// `tracing` filter when `RUST_LOG` is not set.
     pub log: String,
     pub http: HttpConfig,
@@ -71,6 +74,7 @@ impl Default for Config {
             name: "kekeli".into(),
             school_code: "ECOLE".into(),
             school_name: "Lycée".into(),
+            utc_offset_minutes: 0,
             log: "info".into(),
             http: HttpConfig::default(),
             mdns: MdnsConfig::default(),

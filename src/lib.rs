@@ -3,15 +3,19 @@
 
 pub mod admin;
 pub mod app;
+pub mod attendance;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod files;
 pub mod net;
 pub mod people;
 pub mod policy;
 pub mod portal;
+pub mod school;
 pub mod system;
+pub mod timetable;
 pub mod web;
 
 use std::future::Future;
@@ -102,6 +106,10 @@ pub fn init(config: &Config) -> Result<Prepared, InitError> {
     } else {
         None
     };
+    db.write_blocking(|tx| {
+        let scope = db::registry::school_scope(tx)?;
+        school::seed_reference(tx, &scope)
+    })?;
     let days = config.security.activation_days;
     let first_login = db.write_blocking(|tx| {
         let has_tech: Option<i64> = rusqlite::OptionalExtension::optional(tx.query_row(

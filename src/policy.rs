@@ -78,6 +78,10 @@ impl Principal {
         self.roles.contains(&role)
     }
 
+    pub fn any_of(&self, roles: &[Role]) -> bool {
+        self.any(roles)
+    }
+
     fn any(&self, roles: &[Role]) -> bool {
         roles.iter().any(|r| self.has(*r))
     }
@@ -96,6 +100,16 @@ pub enum Capability {
     ViewSystem,
     /// List every class of the school.
     ListAllClasses,
+    /// Change the structure: years, periods, rooms, subjects, groups, imports.
+    ManageStructure,
+    /// Create and change timetable slots and one-off changes.
+    ManageTimetable,
+    /// See any class's, teacher's or room's timetable.
+    ViewTimetables,
+    /// See the whole school's absences and lateness.
+    ViewSchoolAttendance,
+    /// Record absences for any session and decide on justifications.
+    ManageAttendance,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -105,6 +119,18 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         Capability::ListAllClasses => {
             who.any(&[Role::Direction, Role::VieScolaire, Role::Secretariat])
         }
+        Capability::ManageStructure | Capability::ManageTimetable => {
+            who.any(&[Role::Direction, Role::Secretariat])
+        }
+        Capability::ViewTimetables => who.any(&[
+            Role::Enseignant,
+            Role::VieScolaire,
+            Role::Secretariat,
+            Role::Direction,
+            Role::Technicien,
+        ]),
+        Capability::ViewSchoolAttendance => who.any(&[Role::VieScolaire, Role::Direction]),
+        Capability::ManageAttendance => who.has(Role::VieScolaire),
     }
 }
 
@@ -138,6 +164,31 @@ pub struct ClassFacts {
 /// May `who` see the list of a class?
 pub fn may_view_class(who: &Principal, facts: ClassFacts) -> bool {
     (who.has(Role::Enseignant) && facts.teaches) || allows(who, Capability::ListAllClasses)
+}
+
+/// May `who` see a pupil's timetable?
+pub fn may_view_timetable_of(who: &Principal, facts: PersonFacts) -> bool {
+    may_view_person(who, facts) || allows(who, Capability::ViewTimetables)
+}
+
+/// May `who` see a pupil's absences and lateness? (Not the secrétariat nor the technician.)
+pub fn may_view_attendance_of(who: &Principal, facts: PersonFacts) -> bool {
+    facts.is_self
+        || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+        || (who.has(Role::Enseignant) && facts.taught_by_asker)
+        || allows(who, Capability::ViewSchoolAttendance)
+}
+
+/// May `who` send a justification for a pupil's absence? Their legal guardian (while they may
+/// see the child), or the pupil themself once adult.
+pub fn may_justify_absence_of(who: &Principal, facts: PersonFacts, pupil_is_adult: bool) -> bool {
+    (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+        || (facts.is_self && pupil_is_adult)
+}
+
+/// May `who` take the roll call of a session? Its teacher (or replacement), or vie scolaire.
+pub fn may_take_roll_call(who: &Principal, teaches_session: bool) -> bool {
+    (who.has(Role::Enseignant) && teaches_session) || allows(who, Capability::ManageAttendance)
 }
 
 #[cfg(test)]
@@ -185,6 +236,48 @@ mod tests {
         assert!(allows(&tech, Capability::ViewSystem));
         assert!(!may_view_person(&tech, PersonFacts::default()));
         assert!(!may_view_class(&tech, ClassFacts::default()));
+        assert!(!may_view_attendance_of(&tech, PersonFacts::default()));
+    }
+
+    #[test]
+    fn attendance_rights() {
+        let parent = p(&[Role::Parent]);
+        let child = PersonFacts {
+            is_guardian: true,
+            minor_or_consents: true,
+            ..Default::default()
+        };
+        assert!(may_view_attendance_of(&parent, child));
+        assert!(may_justify_absence_of(&parent, child, false));
+        assert!(!may_justify_absence_of(
+            &parent,
+            PersonFacts::default(),
+            false
+        ));
+        let pupil = p(&[Role::Eleve]);
+        let me = PersonFacts {
+            is_self: true,
+            ..Default::default()
+        };
+        assert!(may_view_attendance_of(&pupil, me));
+        assert!(
+            !may_justify_absence_of(&pupil, me, false),
+            "a minor's parents justify"
+        );
+        assert!(may_justify_absence_of(&pupil, me, true));
+        assert!(!may_view_attendance_of(
+            &p(&[Role::Secretariat]),
+            PersonFacts::default()
+        ));
+        assert!(may_view_attendance_of(
+            &p(&[Role::VieScolaire]),
+            PersonFacts::default()
+        ));
+        let teacher = p(&[Role::Enseignant]);
+        assert!(may_take_roll_call(&teacher, true));
+        assert!(!may_take_roll_call(&teacher, false));
+        assert!(may_take_roll_call(&p(&[Role::VieScolaire]), false));
+        assert!(!may_take_roll_call(&p(&[Role::Direction]), false));
     }
 
     #[test]

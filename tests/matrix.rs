@@ -12,6 +12,12 @@ enum Obj {
     Person,
     Class,
     Account,
+    /// A room (the same for own and other).
+    Room,
+    /// A session (occurrence): own = taught by the demo teacher, other = not.
+    Session,
+    /// An absence: own = of the demo parent's child, other = of an unrelated pupil.
+    Absence,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,6 +37,8 @@ struct Entry {
     rule: Option<Rule>,
     /// Form fields for POST routes (the CSRF token is added).
     form: &'static [(&'static str, &'static str)],
+    /// Sent as multipart/form-data (uploads).
+    multipart: bool,
 }
 
 fn everyone(_: Role, _: bool) -> bool {
@@ -55,6 +63,54 @@ fn one_person(r: Role, own: bool) -> bool {
     own || school_wide(r)
 }
 
+/// Staff who may look at any class's, teacher's or room's timetable.
+fn timetables(r: Role) -> bool {
+    matches!(
+        r,
+        Role::Enseignant
+            | Role::VieScolaire
+            | Role::Secretariat
+            | Role::Direction
+            | Role::Technicien
+    )
+}
+fn staff_timetables(r: Role, _: bool) -> bool {
+    timetables(r)
+}
+fn pupil_timetable(r: Role, own: bool) -> bool {
+    own || timetables(r)
+}
+fn has_timetable(r: Role, _: bool) -> bool {
+    r != Role::Invite
+}
+fn structure(r: Role, _: bool) -> bool {
+    matches!(r, Role::Secretariat | Role::Direction)
+}
+fn session_page(r: Role, own: bool) -> bool {
+    structure(r, own) || r == Role::VieScolaire || (r == Role::Enseignant && own)
+}
+fn roll_call(r: Role, own: bool) -> bool {
+    r == Role::VieScolaire || (r == Role::Enseignant && own)
+}
+fn roll_call_list(r: Role, _: bool) -> bool {
+    matches!(r, Role::VieScolaire | Role::Enseignant)
+}
+fn school_attendance(r: Role, _: bool) -> bool {
+    matches!(r, Role::VieScolaire | Role::Direction)
+}
+fn pupil_attendance(r: Role, own: bool) -> bool {
+    own || matches!(r, Role::VieScolaire | Role::Direction)
+}
+fn justify(r: Role, own: bool) -> bool {
+    r == Role::Parent && own
+}
+fn decide(r: Role, _: bool) -> bool {
+    r == Role::VieScolaire
+}
+fn justification_document(r: Role, own: bool) -> bool {
+    matches!(r, Role::VieScolaire | Role::Direction) || justify(r, own)
+}
+
 fn matrix() -> Vec<Entry> {
     use Obj::*;
     let e = |method, path, obj, rule, form| Entry {
@@ -63,6 +119,7 @@ fn matrix() -> Vec<Entry> {
         obj,
         rule,
         form,
+        multipart: false,
     };
     vec![
         e("GET", "/healthz", None, Option::None, &[]),
@@ -145,6 +202,122 @@ fn matrix() -> Vec<Entry> {
             Some(account_managers),
             &[("classe", "{other_class}"), ("which", "all")],
         ),
+        e("GET", "/emploi-du-temps", None, Some(has_timetable), &[]),
+        e(
+            "GET",
+            "/emploi-du-temps/eleve/{id}",
+            Person,
+            Some(pupil_timetable),
+            &[],
+        ),
+        e(
+            "GET",
+            "/emploi-du-temps/classe/{id}",
+            Class,
+            Some(staff_timetables),
+            &[],
+        ),
+        e(
+            "GET",
+            "/emploi-du-temps/enseignant/{id}",
+            Person,
+            Some(staff_timetables),
+            &[],
+        ),
+        e(
+            "GET",
+            "/emploi-du-temps/salle/{id}",
+            Room,
+            Some(staff_timetables),
+            &[],
+        ),
+        e(
+            "POST",
+            "/emploi-du-temps/creneaux",
+            None,
+            Some(structure),
+            &[
+                ("class_id", "{other_class}"),
+                ("subject_id", "zz"),
+                ("weekday", "1"),
+                ("starts", "07:00"),
+                ("ends", "08:00"),
+            ],
+        ),
+        e(
+            "GET",
+            "/emploi-du-temps/seance/{occ}",
+            Session,
+            Some(session_page),
+            &[],
+        ),
+        e(
+            "POST",
+            "/emploi-du-temps/seance/{occ}",
+            Session,
+            Some(structure),
+            &[("action", "rien")],
+        ),
+        e("GET", "/emploi-du-temps/agenda", None, Some(everyone), &[]),
+        e("POST", "/emploi-du-temps/agenda", None, Some(everyone), &[]),
+        e(
+            "POST",
+            "/emploi-du-temps/agenda/revoquer",
+            None,
+            Some(everyone),
+            &[],
+        ),
+        e("GET", "/ical/{token}", None, Option::None, &[]),
+        e("GET", "/appel", None, Some(roll_call_list), &[]),
+        e("GET", "/appel/{occ}", Session, Some(roll_call), &[]),
+        e("POST", "/appel/{occ}", Session, Some(roll_call), &[]),
+        e("GET", "/absences", None, Some(school_attendance), &[]),
+        e(
+            "GET",
+            "/absences/eleve/{id}",
+            Person,
+            Some(pupil_attendance),
+            &[],
+        ),
+        e(
+            "GET",
+            "/absences/{id}/justifier",
+            Absence,
+            Some(justify),
+            &[],
+        ),
+        Entry {
+            multipart: true,
+            ..e(
+                "POST",
+                "/absences/{id}/justifier",
+                Absence,
+                Some(justify),
+                &[("reason", "Malade, certificat à venir")],
+            )
+        },
+        e(
+            "POST",
+            "/absences/{id}/decision",
+            Absence,
+            Some(decide),
+            &[("decision", "accepter")],
+        ),
+        e(
+            "GET",
+            "/absences/{id}/document",
+            Absence,
+            Some(justification_document),
+            &[],
+        ),
+        e("GET", "/etablissement", None, Some(structure), &[]),
+        e(
+            "POST",
+            "/etablissement/annees",
+            None,
+            Some(structure),
+            &[("name", "2030-2031")],
+        ),
         // Last: it ends the session used for the rows above.
         e("POST", "/deconnexion", None, Some(everyone), &[]),
     ]
@@ -170,6 +343,61 @@ struct Objects {
     own_class: String,
     other_class: String,
     account: String,
+    room: String,
+    own_session: String,
+    other_session: String,
+    own_absence: String,
+    other_absence: String,
+}
+
+/// An extra session yesterday for `class`, taught by `teacher`: a session that exists whatever
+/// the date the test runs (holidays included).
+fn extra_session(server: &TestServer, teacher: &[u8], class: &[u8]) -> String {
+    use kekeli::timetable::store::{NewChange, OccKey, create_change};
+    let yesterday = kekeli::school::calendar::now(0).date - time::Duration::days(1);
+    let teacher: [u8; 16] = teacher.try_into().expect("id");
+    let class: [u8; 16] = class.try_into().expect("id");
+    let id = server
+        .db
+        .write_blocking(|tx| {
+            let subject: [u8; 16] =
+                tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
+            create_change(
+                tx,
+                "school:TEST",
+                &NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: kekeli::school::calendar::iso(yesterday),
+                    starts: Some(14 * 60),
+                    ends: Some(15 * 60),
+                    teacher_id: Some(teacher),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &teacher,
+            )
+        })
+        .expect("extra session");
+    OccKey::Change(id).encode()
+}
+
+/// An unjustified absence of `pupil`, made for the test.
+fn absence_of(server: &TestServer, pupil: &[u8]) -> String {
+    let pupil = pupil.to_vec();
+    let id = kekeli::db::new_id();
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, 'absence', '2026-11-02', 420, 110, 0, 0)",
+                (&id[..], &pupil),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("absence");
+    hex(&id)
 }
 
 fn objects_for(server: &TestServer, who: Who) -> Objects {
@@ -216,12 +444,28 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
         Who::As(r) => login_person(r),
         Who::Anonymous => other_person.clone(),
     };
+    let child = q1(
+        server,
+        "SELECT child_id FROM guardianships WHERE parent_id = ?1",
+        &login_person(Role::Parent),
+    );
+    let room = q1(server, "SELECT id FROM rooms WHERE name <> ?1 LIMIT 1", &"");
+    let other_teacher = q1(
+        server,
+        "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'enseignant' LIMIT 1",
+        &other_class,
+    );
     Objects {
         own_person: hex(&own_person),
         other_person: hex(&other_person),
         own_class: hex(&own_class),
         other_class: hex(&other_class),
         account: hex(&account),
+        room: hex(&room),
+        own_session: extra_session(server, &teacher, &own_class),
+        other_session: extra_session(server, &other_teacher, &other_class),
+        own_absence: absence_of(server, &child),
+        other_absence: absence_of(server, &other_person),
     }
 }
 
@@ -232,9 +476,17 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::Class, true) => &o.own_class,
         (Obj::Class, false) => &o.other_class,
         (Obj::Account, _) => &o.account,
+        (Obj::Room, _) => &o.room,
+        (Obj::Session, true) => &o.own_session,
+        (Obj::Session, false) => &o.other_session,
+        (Obj::Absence, true) => &o.own_absence,
+        (Obj::Absence, false) => &o.other_absence,
         (Obj::None, _) => "",
     };
-    path.replace("{id}", id).replace("{name}", "app.css")
+    path.replace("{id}", id)
+        .replace("{occ}", id)
+        .replace("{token}", "0123456789abcdef0123456789abcdef")
+        .replace("{name}", "app.css")
 }
 
 async fn status_of(b: &Browser, e: &Entry, path: &str, o: &Objects) -> (u16, String) {
@@ -247,7 +499,11 @@ async fn status_of(b: &Browser, e: &Entry, path: &str, o: &Objects) -> (u16, Str
             .map(|(k, v)| (*k, v.replace("{other_class}", &o.other_class)))
             .collect();
         let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        b.post(path, &refs).await
+        if e.multipart {
+            b.post_multipart(path, &refs, Option::None).await
+        } else {
+            b.post(path, &refs).await
+        }
     };
     (r.status().as_u16(), location(&r))
 }
@@ -343,30 +599,50 @@ async fn every_route_every_role_own_and_other() {
 #[tokio::test]
 async fn every_post_route_refuses_a_missing_or_forged_csrf_token() {
     let server = TestServer::start().await;
-    let tech = server.logged_in(Role::Technicien).await;
-    let o = objects_for(&server, Who::As(Role::Technicien));
+    // Each route is tried as a role it allows, so the refusal can only be the CSRF check's.
+    let mut browsers: Vec<(Role, Browser, Objects)> = Vec::new();
     for e in matrix().iter().filter(|e| e.method == "POST") {
-        let path = concrete(e.path, e.obj, true, &o);
+        let role = match e.rule {
+            Some(rule) => *Role::ALL
+                .iter()
+                .find(|r| rule(**r, true))
+                .expect("a role allowed"),
+            None => Role::Technicien,
+        };
+        if !browsers.iter().any(|(r, _, _)| *r == role) {
+            let b = server.logged_in(role).await;
+            let o = objects_for(&server, Who::As(role));
+            browsers.push((role, b, o));
+        }
+        let (_, b, o) = browsers
+            .iter()
+            .find(|(r, _, _)| *r == role)
+            .expect("browser");
+        let path = concrete(e.path, e.obj, true, o);
         for body in ["", "csrf=00000000000000000000000000000000"] {
-            let r = tech
+            let r = b
                 .post_raw(
                     &path,
                     body.as_bytes().to_vec(),
                     "application/x-www-form-urlencoded",
                 )
                 .await;
-            assert_eq!(r.status(), 403, "POST {path} with body {body:?}");
+            assert_eq!(
+                r.status(),
+                403,
+                "POST {path} as {role:?} with body {body:?}"
+            );
             let text = r.text().await.expect("body");
             assert!(
                 text.contains("Formulaire expiré"),
-                "French page for {path}: {text}"
+                "French page for {path} as {role:?}: {text}"
             );
         }
         // A cross-site POST is refused even with the right token.
-        let csrf = tech.csrf().await;
-        let r = tech
+        let csrf = b.csrf().await;
+        let r = b
             .client
-            .post(tech.url(&path))
+            .post(b.url(&path))
             .header("origin", "https://evil.example")
             .form(&[("csrf", csrf.as_str())])
             .send()
@@ -374,7 +650,9 @@ async fn every_post_route_refuses_a_missing_or_forged_csrf_token() {
             .expect("POST");
         assert_eq!(r.status(), 403, "cross-origin POST {path}");
     }
-    // The session is still alive: none of the refused POSTs logged it out.
-    assert_eq!(tech.get("/").await.status(), 200);
+    // The sessions are still alive: none of the refused POSTs logged them out.
+    for (role, b, _) in &browsers {
+        assert_eq!(b.get("/").await.status(), 200, "{role:?} still logged in");
+    }
     server.stop().await;
 }

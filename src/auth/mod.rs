@@ -131,6 +131,26 @@ impl Cap for ViewSystem {
     const CAP: Capability = Capability::ViewSystem;
 }
 
+pub struct ManageStructure;
+impl Cap for ManageStructure {
+    const CAP: Capability = Capability::ManageStructure;
+}
+
+pub struct ManageTimetable;
+impl Cap for ManageTimetable {
+    const CAP: Capability = Capability::ManageTimetable;
+}
+
+pub struct ManageAttendance;
+impl Cap for ManageAttendance {
+    const CAP: Capability = Capability::ManageAttendance;
+}
+
+pub struct ViewSchoolAttendance;
+impl Cap for ViewSchoolAttendance {
+    const CAP: Capability = Capability::ViewSchoolAttendance;
+}
+
 /// The logged-in user, who holds capability `C` (else 403).
 pub struct Can<C: Cap>(pub CurrentUser, pub PhantomData<C>);
 

@@ -63,6 +63,81 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "school_years",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "periods",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "levels",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "series",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "rooms",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "equipment",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "pupil_groups",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "group_members",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "subjects",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "coefficients",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "teachings",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "timetable_slots",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "timetable_changes",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "roll_calls",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "absences",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -72,6 +147,8 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_log",
     "audit_log",
     "sessions",
+    "outbox",
+    "calendar_feeds",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";
@@ -291,10 +368,121 @@ mod tests {
                     (&id, &c, &p),
                 )
             }
-            other => panic!("add a row builder for the registered table {other}"),
+            other => return school_life_row(tx, other, &id, &person, &class),
         }
         .expect("insert");
         id
+    }
+
+    /// Rows of the school-life tables, with the parents they need.
+    fn school_life_row(
+        tx: &Transaction<'_>,
+        table: &str,
+        id: &[u8],
+        person: &dyn Fn(&Transaction<'_>) -> Vec<u8>,
+        class: &dyn Fn(&Transaction<'_>) -> Vec<u8>,
+    ) -> Vec<u8> {
+        let one = |sql: &str, extra: &[&dyn rusqlite::ToSql]| {
+            let mut p: Vec<&dyn rusqlite::ToSql> = vec![&id];
+            p.extend_from_slice(extra);
+            tx.execute(sql, p.as_slice()).expect(sql);
+        };
+        let make = |t: &str| school_life_row(tx, t, &new_id(), person, class);
+        let uniq = uuid::Uuid::now_v7().to_string();
+        match table {
+            "school_years" => one(
+                "INSERT INTO school_years (id, scope, name, starts_on, ends_on) VALUES (?1, 'school:TEST', ?2, '2026-09-01', '2027-07-31')",
+                &[&uniq],
+            ),
+            "periods" => {
+                let y = make("school_years");
+                one(
+                    "INSERT INTO periods (id, scope, school_year_id, cycle, number, name, starts_on, ends_on) VALUES (?1, 'school:TEST', ?2, 'lycee', 1, 'S1', '2026-09-01', '2027-02-01')",
+                    &[&y],
+                )
+            }
+            "levels" => one(
+                "INSERT INTO levels (id, scope, code, name, cycle, rank) VALUES (?1, 'school:TEST', ?2, 'x', 'lycee', 9)",
+                &[&uniq],
+            ),
+            "series" => one(
+                "INSERT INTO series (id, scope, code, name, kind) VALUES (?1, 'school:TEST', ?2, 'x', 'technique')",
+                &[&uniq],
+            ),
+            "rooms" => one(
+                "INSERT INTO rooms (id, scope, name) VALUES (?1, 'school:TEST', ?2)",
+                &[&uniq],
+            ),
+            "equipment" => one(
+                "INSERT INTO equipment (id, scope, name) VALUES (?1, 'school:TEST', ?2)",
+                &[&uniq],
+            ),
+            "pupil_groups" => one(
+                "INSERT INTO pupil_groups (id, scope, name) VALUES (?1, 'school:TEST', ?2)",
+                &[&uniq],
+            ),
+            "group_members" => {
+                let (g, p) = (make("pupil_groups"), person(tx));
+                one(
+                    "INSERT INTO group_members (id, scope, group_id, person_id) VALUES (?1, 'school:TEST', ?2, ?3)",
+                    &[&g, &p],
+                )
+            }
+            "subjects" => one(
+                "INSERT INTO subjects (id, scope, code, name) VALUES (?1, 'school:TEST', ?2, 'x')",
+                &[&uniq],
+            ),
+            "coefficients" => {
+                let (y, s) = (make("school_years"), make("subjects"));
+                one(
+                    "INSERT INTO coefficients (id, scope, school_year_id, level, subject_id, coefficient) VALUES (?1, 'school:TEST', ?2, '2nde', ?3, 2)",
+                    &[&y, &s],
+                )
+            }
+            "teachings" => {
+                let (y, s, t, c) = (
+                    make("school_years"),
+                    make("subjects"),
+                    person(tx),
+                    class(tx),
+                );
+                one(
+                    "INSERT INTO teachings (id, scope, school_year_id, teacher_id, class_id, subject_id) VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?5)",
+                    &[&y, &t, &c, &s],
+                )
+            }
+            "timetable_slots" => {
+                let (y, s, c) = (make("school_years"), make("subjects"), class(tx));
+                one(
+                    "INSERT INTO timetable_slots (id, scope, school_year_id, class_id, subject_id, weekday, starts, ends, valid_from, valid_to) \
+                     VALUES (?1, 'school:TEST', ?2, ?3, ?4, 1, 420, 475, '2026-09-01', '2027-07-31')",
+                    &[&y, &c, &s],
+                )
+            }
+            "timetable_changes" => {
+                let slot = make("timetable_slots");
+                one(
+                    "INSERT INTO timetable_changes (id, scope, kind, slot_id, on_date, created_at) VALUES (?1, 'school:TEST', 'annule', ?2, '2026-11-23', 0)",
+                    &[&slot],
+                )
+            }
+            "roll_calls" => {
+                let p = person(tx);
+                one(
+                    "INSERT INTO roll_calls (id, scope, on_date, starts, ends, taken_by, taken_at, updated_at) VALUES (?1, 'school:TEST', '2026-11-23', 420, 475, ?2, 0, 0)",
+                    &[&p],
+                )
+            }
+            "absences" => {
+                let p = person(tx);
+                one(
+                    "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, created_at, updated_at) VALUES (?1, 'school:TEST', ?2, 'absence', '2026-11-23', 420, 55, 0, 0)",
+                    &[&p],
+                )
+            }
+            other => panic!("add a row builder for the registered table {other}"),
+        }
+        id.to_vec()
     }
 
     #[test]

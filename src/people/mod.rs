@@ -157,7 +157,8 @@ pub fn today() -> String {
     )
 }
 
-fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<PersonFacts, DbError> {
+/// What links `asker` to `target`, for `policy`.
+pub fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<PersonFacts, DbError> {
     let (birth, consent): (Option<String>, i64) = conn.query_row(
         "SELECT birth_date, consent FROM people WHERE id = ?1",
         [&target[..]],
@@ -174,7 +175,9 @@ fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<PersonFact
     let taught = conn
         .query_row(
             "SELECT 1 FROM class_members t JOIN class_members p ON p.class_id = t.class_id \
-             WHERE t.person_id = ?1 AND t.role IN ('enseignant', 'principal') AND p.person_id = ?2 AND p.role = 'eleve'",
+             WHERE t.person_id = ?1 AND t.role IN ('enseignant', 'principal') AND p.person_id = ?2 AND p.role = 'eleve' \
+             UNION ALL SELECT 1 FROM teachings tg JOIN group_members gm ON gm.group_id = tg.group_id \
+             WHERE tg.teacher_id = ?1 AND gm.person_id = ?2 LIMIT 1",
             params![&asker[..], &target[..]],
             |_| Ok(()),
         )
@@ -186,6 +189,32 @@ fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<PersonFact
         minor_or_consents: consent != 0 || is_minor(birth.as_deref(), &today()),
         taught_by_asker: taught,
     })
+}
+
+/// "Prénoms NOM" of a person.
+pub fn person_name(conn: &Connection, id: &Id) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT first_names || ' ' || surname FROM people WHERE id = ?1")?
+        .query_row([&id[..]], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn class_name(conn: &Connection, id: &Id) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT name FROM classes WHERE id = ?1")?
+        .query_row([&id[..]], |r| r.get(0))
+        .optional()?)
+}
+
+/// Is `teacher` part of the class's teaching team (or its professeur principal)?
+pub fn teaches_class(conn: &Connection, teacher: &Id, class: &Id) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM class_members WHERE class_id = ?1 AND person_id = ?2 AND role IN ('enseignant', 'principal')",
+        )?
+        .query_row(params![&class[..], &teacher[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 #[derive(Debug, Clone)]

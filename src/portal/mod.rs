@@ -48,6 +48,22 @@ pub mod icons {
         r#"<rect x="3" y="4" width="18" height="12" rx="1"/><path d="M8 20h8"/><path d="M12 16v4"/>"#
     );
     icon!(
+        CALENDAR,
+        r#"<rect x="3" y="5" width="18" height="16" rx="1"/><path d="M3 10h18"/><path d="M8 3v4"/><path d="M16 3v4"/>"#
+    );
+    icon!(
+        CHECK,
+        r#"<path d="M9 11l3 3 8-8"/><path d="M20 12v7a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h9"/>"#
+    );
+    icon!(
+        CLOCK,
+        r#"<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 3"/>"#
+    );
+    icon!(
+        BUILDING,
+        r#"<path d="M4 21V5l8-3 8 3v16"/><path d="M9 21v-4h6v4"/><path d="M8 8h2M14 8h2M8 12h2M14 12h2"/>"#
+    );
+    icon!(
         LOCK,
         r#"<rect x="5" y="11" width="14" height="10" rx="1"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>"#
     );
@@ -119,14 +135,66 @@ async fn home(
         icon: icons::PERSON,
     }];
     if principal.has(Role::Parent) {
-        for child in children {
+        for child in &children {
             tiles.push(Tile {
                 href: format!("/personnes/{}", child.id),
-                title: child.name,
+                title: child.name.clone(),
                 detail: tr.t("tile.child.detail").into(),
                 icon: icons::CHILD,
             });
         }
+    }
+    // School life: what people open every day.
+    if principal.any_of(&[Role::Eleve, Role::Parent, Role::Enseignant])
+        || policy::allows(&principal, Capability::ViewTimetables)
+    {
+        tiles.push(Tile {
+            href: "/emploi-du-temps".into(),
+            title: tr.t("tile.timetable").into(),
+            detail: tr.t("tile.timetable.detail").into(),
+            icon: icons::CALENDAR,
+        });
+    }
+    if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::ManageAttendance) {
+        tiles.push(Tile {
+            href: "/appel".into(),
+            title: tr.t("tile.rollcall").into(),
+            detail: tr.t("tile.rollcall.detail").into(),
+            icon: icons::CHECK,
+        });
+    }
+    if policy::allows(&principal, Capability::ViewSchoolAttendance) {
+        tiles.push(Tile {
+            href: "/absences".into(),
+            title: tr.t("tile.absences").into(),
+            detail: tr.t("tile.absences.detail").into(),
+            icon: icons::CLOCK,
+        });
+    } else if principal.has(Role::Eleve) {
+        tiles.push(Tile {
+            href: format!("/absences/eleve/{}", hex(&user.person_id)),
+            title: tr.t("tile.absences").into(),
+            detail: tr.t("tile.absences.detail").into(),
+            icon: icons::CLOCK,
+        });
+    }
+    if principal.has(Role::Parent) {
+        for child in &children {
+            tiles.push(Tile {
+                href: format!("/absences/eleve/{}", child.id),
+                title: tr.t("tile.child_absences").replace("{name}", &child.name),
+                detail: tr.t("tile.absences.detail").into(),
+                icon: icons::CLOCK,
+            });
+        }
+    }
+    if policy::allows(&principal, Capability::ManageStructure) {
+        tiles.push(Tile {
+            href: "/etablissement".into(),
+            title: tr.t("tile.structure").into(),
+            detail: tr.t("tile.structure.detail").into(),
+            icon: icons::BUILDING,
+        });
     }
     if policy::allows(&principal, Capability::ListAllClasses) {
         tiles.push(Tile {

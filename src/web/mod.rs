@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-pub use error::{ApiError, AppError};
+pub use error::{ApiError, AppError, urlencode};
 use i18n::{Lang, Tr};
 
 use crate::app::AppState;

@@ -221,6 +221,32 @@ impl Browser {
             .expect("POST")
     }
 
+    /// POST a multipart form (text fields, and optionally one file) with the CSRF token added.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, Vec<u8>)>,
+    ) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut form = reqwest::multipart::Form::new().text("csrf", csrf);
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        if let Some((field, name, bytes)) = file {
+            form = form.part(
+                field.to_string(),
+                reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+            );
+        }
+        self.client
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST multipart")
+    }
+
     /// POST a form exactly as given (no CSRF added).
     pub async fn post_raw(
         &self,

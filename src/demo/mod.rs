@@ -1,6 +1,8 @@
 //! The demo school: a believable Togolese technical lycée (LETP) with twelve classes, ~400 pupils,
 //! ~40 staff and their families. Only ever written into an empty data directory.
 
+mod school_life;
+
 use std::path::Path;
 
 use rand::rngs::StdRng;
@@ -396,6 +398,7 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
             )?;
             featured.push((Role::Parent, parent, parent_login));
         }
+        school_life::populate(tx, &scope, year, &mut rng)?;
         Ok::<_, DbError>(featured)
     })?;
 

@@ -1,0 +1,802 @@
+//! Roll call and absences (appel, vie scolaire): the teacher's roll call of the current session,
+//! the vie scolaire's day, families' view and justifications. Counts are in hours (DOMAIN.md).
+//! Rights come from `policy`; the SQL lives in `store`.
+
+pub mod store;
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use time::Duration;
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::auth::{Can, CurrentUser, ManageAttendance};
+use crate::db::DbError;
+use crate::policy::{self, Capability, Role};
+use crate::school::calendar::{self, hm, hours, iso};
+use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
+use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
+use store::{Mark, Totals};
+
+/// Largest justification document (a phone photo of a medical certificate).
+pub const MAX_DOCUMENT: usize = 5 * 1024 * 1024;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/appel", sessions_page)
+        .get("/appel/{occ}", roll_call_page)
+        .post("/appel/{occ}", roll_call_save)
+        .get("/absences", school_page)
+        .get("/absences/eleve/{id}", pupil_page)
+        .get("/absences/{id}/justifier", justify_page)
+        .post_with_limit(
+            "/absences/{id}/justifier",
+            justify_submit,
+            MAX_DOCUMENT + 64 * 1024,
+        )
+        .post("/absences/{id}/decision", decide)
+        .get("/absences/{id}/document", document)
+}
+
+#[derive(Debug, Clone)]
+struct SessionLine {
+    href: String,
+    time: String,
+    subject: String,
+    audience: String,
+    room: String,
+    current: bool,
+    taken: bool,
+}
+
+#[derive(Template)]
+#[template(path = "attendance/sessions.html")]
+struct SessionsPage {
+    page: Page,
+    today: String,
+    sessions: Vec<SessionLine>,
+}
+
+/// Today's sessions of the teacher (or, for vie scolaire, of the whole school), the current
+/// one first and marked.
+async fn sessions_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+) -> Result<Response, AppError> {
+    let principal = user.principal();
+    let all = policy::allows(&principal, Capability::ManageAttendance);
+    if !(all || user.has(Role::Enseignant)) {
+        return Err(AppError::Forbidden);
+    }
+    let now = calendar::now(state.config.utc_offset_minutes);
+    let me = user.person_id;
+    let list = state
+        .db
+        .read(move |c| {
+            let occ: Vec<Occurrence> = if all {
+                let classes: Vec<Id> = crate::school::classes(c)?
+                    .into_iter()
+                    .map(|n| n.id)
+                    .collect();
+                let groups: Vec<Id> = crate::school::groups(c)?
+                    .into_iter()
+                    .map(|n| n.id)
+                    .collect();
+                tt::occurrences(c, &Filter::Audience { classes, groups }, now.date, now.date)?
+            } else {
+                tt::occurrences(c, &Filter::Teacher(me), now.date, now.date)?
+                    .into_iter()
+                    .filter(|o| o.teacher_id == Some(me))
+                    .collect()
+            };
+            let mut out = Vec::new();
+            for o in occ.into_iter().filter(Occurrence::happens) {
+                let taken = store::existing(c, o.key())?.is_some();
+                out.push((o, taken));
+            }
+            Ok::<_, DbError>(out)
+        })
+        .await?;
+    let mut sessions: Vec<SessionLine> = list
+        .into_iter()
+        .map(|(o, taken)| SessionLine {
+            href: format!("/appel/{}", o.key().encode()),
+            time: format!("{}–{}", hm(o.starts), hm(o.ends)),
+            subject: o.subject.clone(),
+            audience: o.audience.clone(),
+            room: o.room.clone(),
+            current: o.starts <= now.minute && now.minute < o.ends,
+            taken,
+        })
+        .collect();
+    sessions.sort_by_key(|s| !s.current);
+    render(&SessionsPage {
+        today: calendar::french(now.date),
+        sessions,
+        page,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct PupilLine {
+    id: String,
+    name: String,
+    state: &'static str,
+    minutes: String,
+    justified: bool,
+}
+
+#[derive(Template)]
+#[template(path = "attendance/roll_call.html")]
+struct RollCallPage {
+    page: Page,
+    title: String,
+    when: String,
+    pupils: Vec<PupilLine>,
+    taken: String,
+    notice: String,
+    error: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    #[serde(default)]
+    ok: String,
+    #[serde(default)]
+    erreur: String,
+}
+
+/// Load an occurrence and check the asker may take its roll call.
+fn occurrence_for_roll_call(
+    c: &rusqlite::Connection,
+    key: OccKey,
+    who: &policy::Principal,
+) -> Result<Occurrence, AppError> {
+    let o = tt::occurrence(c, key)?.ok_or(AppError::NotFound)?;
+    if !policy::may_take_roll_call(who, o.teacher_id == Some(who.person_id)) {
+        return Err(AppError::Forbidden);
+    }
+    if !o.happens() {
+        return Err(AppError::BadRequest(
+            "Cette séance est annulée ou déplacée : pas d'appel à faire ici.".into(),
+        ));
+    }
+    Ok(o)
+}
+
+async fn roll_call_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(occ): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let (o, lines, taken) = state
+        .db
+        .read(move |c| {
+            let o = occurrence_for_roll_call(c, key, &principal)?;
+            let (lines, taken) = store::lines(c, &o)?;
+            Ok::<_, AppError>((o, lines, taken))
+        })
+        .await?;
+    let tr = page.tr;
+    let pupils = lines
+        .into_iter()
+        .map(|l| PupilLine {
+            id: hex(&l.id),
+            name: l.name,
+            state: match l.mark {
+                Mark::Present => "present",
+                Mark::Absent => "absent",
+                Mark::Late(_) => "retard",
+            },
+            minutes: match l.mark {
+                Mark::Late(m) => m.to_string(),
+                _ => String::new(),
+            },
+            justified: l.justified,
+        })
+        .collect();
+    let taken = taken
+        .map(|(at, by)| {
+            let t = calendar::at(
+                time::OffsetDateTime::from_unix_timestamp(at)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                state.config.utc_offset_minutes,
+            );
+            tr.t("rollcall.taken")
+                .replace("{time}", &hm(t.minute))
+                .replace("{date}", &calendar::french(t.date))
+                .replace("{name}", &by)
+        })
+        .unwrap_or_default();
+    let notice = if q.ok.is_empty() {
+        String::new()
+    } else {
+        q.ok.clone()
+    };
+    let day = tr.t(calendar::DAY_KEYS[(calendar::weekday_number(o.date) - 1) as usize]);
+    render(&RollCallPage {
+        title: format!("{} — {}", o.audience, o.subject),
+        when: format!(
+            "{day} {} · {}–{}",
+            calendar::french(o.date),
+            hm(o.starts),
+            hm(o.ends)
+        ),
+        pupils,
+        taken,
+        notice,
+        error: q.erreur,
+        page,
+    })
+}
+
+/// Save the whole class in one request: `p_<pupil>` = present | absent | retard, and
+/// `m_<pupil>` = minutes late.
+async fn roll_call_save(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(occ): Path<String>,
+    CsrfForm(form): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let now = calendar::now(state.config.utc_offset_minutes);
+    let me = user.person_id;
+    let school = state.config.school_name.clone();
+    let ip = ip.to_string();
+    let fields: HashMap<String, String> = form.into_iter().collect();
+    let result = state
+        .db
+        .write(move |tx| {
+            let o = occurrence_for_roll_call(tx, key, &principal)?;
+            if o.date > now.date {
+                return Ok(Err("L'appel d'une séance à venir ne peut pas encore être fait.".to_string()));
+            }
+            let pupils = store::pupils(tx, &o)?;
+            let mut marks = HashMap::new();
+            for (id, name) in &pupils {
+                let h = hex(id);
+                let mark = match fields.get(&format!("p_{h}")).map(String::as_str) {
+                    None | Some("present") => Mark::Present,
+                    Some("absent") => Mark::Absent,
+                    Some("retard") => {
+                        let typed = fields.get(&format!("m_{h}")).map(|s| s.trim()).unwrap_or("");
+                        let minutes = if typed.is_empty() {
+                            // Marked late during the session: late by the time elapsed so far.
+                            if o.date == now.date && now.minute > o.starts && now.minute < o.ends {
+                                now.minute - o.starts
+                            } else {
+                                return Ok(Err(format!("Indiquez les minutes de retard de {name}.")));
+                            }
+                        } else {
+                            match typed.parse::<i64>() {
+                                Ok(m) if m >= 1 && m < o.minutes() => m,
+                                _ => {
+                                    return Ok(Err(format!(
+                                        "Retard de {name} : « {typed} » n'est pas un nombre de minutes entre 1 et {}.",
+                                        o.minutes() - 1
+                                    )));
+                                }
+                            }
+                        };
+                        Mark::Late(minutes)
+                    }
+                    Some(other) => {
+                        return Ok(Err(format!("Choix inconnu « {other} » pour {name}.")));
+                    }
+                };
+                marks.insert(*id, mark);
+            }
+            // A pupil field for someone not on the list is refused, not ignored.
+            let known: std::collections::HashSet<String> = pupils.iter().map(|(id, _)| hex(id)).collect();
+            if let Some(stranger) = fields
+                .keys()
+                .filter_map(|k| k.strip_prefix("p_"))
+                .find(|h| !known.contains(*h))
+            {
+                let _ = stranger;
+                return Ok(Err("La liste a changé depuis l'ouverture de la page : rechargez-la et refaites l'appel.".into()));
+            }
+            let scope = crate::db::registry::school_scope(tx)?;
+            let saved = store::save(tx, &scope, &school, &o, &marks, &me, &ip)?;
+            Ok::<_, AppError>(Ok(saved))
+        })
+        .await?;
+    let back = format!("/appel/{occ}");
+    match result {
+        Ok(saved) => {
+            let msg = format!(
+                "Appel enregistré : {} absent(s), {} retard(s).",
+                saved.absent, saved.late
+            );
+            Ok(Redirect::to(&format!("{back}?ok={}", urlencode(&msg))).into_response())
+        }
+        // Nothing was written: the transaction returned before any change.
+        Err(msg) => Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(&msg))).into_response()),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AbsenceLine {
+    id: String,
+    pupil_id: String,
+    pupil: String,
+    class: String,
+    when: String,
+    what: String,
+    subject: String,
+    status: &'static str,
+    status_label: String,
+    reason: String,
+    has_document: bool,
+    decision_note: String,
+    can_justify: bool,
+}
+
+fn absence_line(tr: crate::web::i18n::Tr, r: &store::Row, can_justify: bool) -> AbsenceLine {
+    let date = calendar::parse_date(&r.on_date)
+        .map(calendar::french)
+        .unwrap_or_default();
+    let status: &'static str = match r.status.as_str() {
+        "acceptee" => "acceptee",
+        "en_attente" => "en_attente",
+        "refusee" => "refusee",
+        _ => "non_justifiee",
+    };
+    AbsenceLine {
+        id: hex(&r.id),
+        pupil_id: hex(&r.pupil_id),
+        pupil: r.pupil.clone(),
+        class: r.class.clone(),
+        when: format!("{date} {}", hm(r.starts)),
+        what: if r.kind == "absence" {
+            tr.t("absences.absence").replace("{h}", &hours(r.minutes))
+        } else {
+            tr.t("absences.late").replace("{m}", &r.minutes.to_string())
+        },
+        subject: r.subject.clone(),
+        status,
+        status_label: tr.t(&format!("absences.status.{status}")).to_string(),
+        reason: r.reason.clone(),
+        has_document: r.has_document,
+        decision_note: r.decision_note.clone(),
+        can_justify: can_justify && matches!(status, "non_justifiee" | "refusee"),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Repeated {
+    pupil_id: String,
+    name: String,
+    class: String,
+    hours: String,
+    count: i64,
+}
+
+#[derive(Template)]
+#[template(path = "attendance/school.html")]
+struct SchoolPage {
+    page: Page,
+    date_label: String,
+    prev: String,
+    next: String,
+    day: Vec<AbsenceLine>,
+    day_hours: String,
+    pending: Vec<AbsenceLine>,
+    repeated: Vec<Repeated>,
+    can_decide: bool,
+    notice: String,
+}
+
+#[derive(Deserialize, Default)]
+struct DayQuery {
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    ok: String,
+}
+
+/// The vie scolaire's page: the day's absences, pending justifications, repeated absentees.
+async fn school_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Query(q): Query<DayQuery>,
+) -> Result<Response, AppError> {
+    let principal = user.principal();
+    if !policy::allows(&principal, Capability::ViewSchoolAttendance) {
+        return Err(AppError::Forbidden);
+    }
+    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let date = calendar::parse_date(&q.date).unwrap_or(today);
+    let since = iso(date - Duration::days(30));
+    let d = iso(date);
+    let (day, pending, repeated) = state
+        .db
+        .read(move |c| {
+            Ok::<_, DbError>((
+                store::of_day(c, &d)?,
+                store::pending(c)?,
+                store::repeated(c, &since, 4 * 60)?,
+            ))
+        })
+        .await?;
+    let tr = page.tr;
+    let day_hours =
+        hours(Totals::of(&day).absence_unjustified + Totals::of(&day).absence_justified);
+    render(&SchoolPage {
+        date_label: calendar::french(date),
+        prev: format!("/absences?date={}", iso(date - Duration::days(1))),
+        next: format!("/absences?date={}", iso(date + Duration::days(1))),
+        day: day.iter().map(|r| absence_line(tr, r, false)).collect(),
+        day_hours,
+        pending: pending.iter().map(|r| absence_line(tr, r, false)).collect(),
+        repeated: repeated
+            .into_iter()
+            .map(|(id, name, class, minutes, count)| Repeated {
+                pupil_id: hex(&id),
+                name,
+                class,
+                hours: hours(minutes),
+                count,
+            })
+            .collect(),
+        can_decide: policy::allows(&principal, Capability::ManageAttendance),
+        notice: match q.ok.as_str() {
+            "acceptee" => tr.t("absences.accepted").to_string(),
+            "refusee" => tr.t("absences.refused").to_string(),
+            _ => String::new(),
+        },
+        page,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "attendance/pupil.html")]
+struct PupilPage {
+    page: Page,
+    name: String,
+    lines: Vec<AbsenceLine>,
+    absence_justified: String,
+    absence_unjustified: String,
+    late_justified: String,
+    late_unjustified: String,
+    notice: String,
+}
+
+async fn pupil_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let me = user.person_id;
+    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let (name, rows, can_justify) = state
+        .db
+        .read(move |c| {
+            let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
+            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            if !policy::may_view_attendance_of(&principal, facts) {
+                return Err(AppError::Forbidden);
+            }
+            let adult = !pupil_is_minor(c, &pupil, &today)?;
+            let can = policy::may_justify_absence_of(&principal, facts, adult);
+            let since = crate::school::current_year(c, &today)?
+                .map(|y| y.starts_on)
+                .unwrap_or_default();
+            Ok((name, store::of_pupil(c, &pupil, &since)?, can))
+        })
+        .await?;
+    let tr = page.tr;
+    let t = Totals::of(&rows);
+    render(&PupilPage {
+        name,
+        lines: rows
+            .iter()
+            .map(|r| absence_line(tr, r, can_justify))
+            .collect(),
+        absence_justified: hours(t.absence_justified),
+        absence_unjustified: hours(t.absence_unjustified),
+        late_justified: hours(t.late_justified),
+        late_unjustified: hours(t.late_unjustified),
+        notice: if q.ok == "justifiee" {
+            tr.t("absences.sent").to_string()
+        } else {
+            String::new()
+        },
+        page,
+    })
+}
+
+fn pupil_is_minor(c: &rusqlite::Connection, pupil: &Id, today: &str) -> Result<bool, DbError> {
+    let birth: Option<String> = c.query_row(
+        "SELECT birth_date FROM people WHERE id = ?1",
+        [&pupil[..]],
+        |r| r.get(0),
+    )?;
+    Ok(crate::people::is_minor(birth.as_deref(), today))
+}
+
+/// Load an absence and check the asker may justify it.
+fn absence_for_justification(
+    c: &rusqlite::Connection,
+    id: &Id,
+    who: &policy::Principal,
+    today: &str,
+) -> Result<store::Row, AppError> {
+    let row = store::one(c, id)?.ok_or(AppError::NotFound)?;
+    let facts = crate::people::person_facts(c, &who.person_id, &row.pupil_id)?;
+    let adult = !pupil_is_minor(c, &row.pupil_id, today)?;
+    if !policy::may_justify_absence_of(who, facts, adult) {
+        return Err(AppError::Forbidden);
+    }
+    Ok(row)
+}
+
+#[derive(Template)]
+#[template(path = "attendance/justify.html")]
+struct JustifyPage {
+    page: Page,
+    a: AbsenceLine,
+    error: String,
+    open: bool,
+    max_mb: usize,
+}
+
+async fn justify_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let row = state
+        .db
+        .read(move |c| absence_for_justification(c, &absence, &principal, &today))
+        .await?;
+    let a = absence_line(page.tr, &row, true);
+    render(&JustifyPage {
+        open: a.can_justify,
+        a,
+        error: q.erreur,
+        max_mb: MAX_DOCUMENT / (1024 * 1024),
+        page,
+    })
+}
+
+/// The justification form, sent as multipart (it may carry a photo or a PDF).
+async fn justify_submit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    csrf: Option<axum::Extension<crate::web::CsrfToken>>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, AppError> {
+    // A form that is not multipart cannot carry our token: the same refusal as a missing one.
+    let mut multipart = multipart.map_err(|_| AppError::Csrf)?;
+    let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    // Rights before reading a possibly large body.
+    {
+        let (principal, today) = (principal.clone(), today.clone());
+        state
+            .db
+            .read(move |c| absence_for_justification(c, &absence, &principal, &today).map(|_| ()))
+            .await?;
+    }
+    let back = format!("/absences/{id}/justifier");
+    let fail = |msg: &str| -> Result<Response, AppError> {
+        Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(msg))).into_response())
+    };
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let unreadable = || AppError::BadRequest("Le formulaire n'a pas pu être lu. Réessayez.".into());
+    while let Some(field) = multipart.next_field().await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge
+        } else {
+            unreadable()
+        }
+    })? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "document" {
+            let filename = field.file_name().unwrap_or("justificatif").to_string();
+            let bytes = field.bytes().await.map_err(|_| AppError::TooLarge)?;
+            if !bytes.is_empty() {
+                file = Some((filename, bytes.to_vec()));
+            }
+        } else if matches!(name.as_str(), "csrf" | "reason") {
+            let text = field.text().await.map_err(|_| unreadable())?;
+            fields.insert(name, text);
+        }
+    }
+    let expected = csrf.map(|c| c.0.0.clone()).unwrap_or_default();
+    let sent = fields.get("csrf").cloned().unwrap_or_default();
+    if expected.is_empty() || !crate::web::constant_time_eq(expected.as_bytes(), sent.as_bytes()) {
+        return Err(AppError::Csrf);
+    }
+    let reason: String = fields
+        .get("reason")
+        .map(|s| s.trim())
+        .unwrap_or("")
+        .chars()
+        .take(1000)
+        .collect();
+    if reason.chars().count() < 3 {
+        return fail("Écrivez le motif de l'absence (par exemple : malade, avec certificat).");
+    }
+    let doc = match &file {
+        Some((name, bytes)) => {
+            if bytes.len() > MAX_DOCUMENT {
+                return fail(
+                    "Le document dépasse 5 Mo : prenez une photo plus petite ou envoyez un PDF.",
+                );
+            }
+            let Some(kind) = crate::files::Kind::sniff(bytes) else {
+                return fail("Ce document n'est ni une photo (JPEG, PNG) ni un PDF.");
+            };
+            let store = crate::files::Store::new(state.config.data_dir.join("store"));
+            let bytes = bytes.clone();
+            let hash = tokio::task::spawn_blocking(move || store.put(&bytes))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let safe: String = name
+                .chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
+                .take(80)
+                .collect();
+            let stem = safe
+                .rsplit_once('.')
+                .map(|(s, _)| s.to_string())
+                .unwrap_or(safe);
+            Some((
+                hash,
+                format!(
+                    "{}.{}",
+                    if stem.trim().is_empty() {
+                        "justificatif"
+                    } else {
+                        stem.trim()
+                    },
+                    kind.extension()
+                ),
+            ))
+        }
+        None => None,
+    };
+    let me = user.person_id;
+    let ip = ip.to_string();
+    let (pupil, done) = state
+        .db
+        .write(move |tx| {
+            let row = absence_for_justification(tx, &absence, &principal, &today)?;
+            let done = store::justify(
+                tx,
+                &absence,
+                &me,
+                &reason,
+                doc.as_ref().map(|(h, n)| (h.as_str(), n.as_str())),
+                &ip,
+            )?;
+            Ok::<_, AppError>((row.pupil_id, done))
+        })
+        .await?;
+    if !done {
+        return fail("Cette absence a déjà un justificatif en attente ou accepté.");
+    }
+    Ok(Redirect::to(&format!("/absences/eleve/{}?ok=justifiee", hex(&pupil))).into_response())
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    decision: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Can(user, _): Can<ManageAttendance>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Decision>,
+) -> Result<Response, AppError> {
+    let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let accept = match f.decision.as_str() {
+        "accepter" => true,
+        "refuser" => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "Choisissez accepter ou refuser.".into(),
+            ));
+        }
+    };
+    let note: String = f.note.trim().chars().take(300).collect();
+    let me = user.person_id;
+    let ip = ip.to_string();
+    let done = state
+        .db
+        .write(move |tx| {
+            store::one(tx, &absence)?.ok_or(AppError::NotFound)?;
+            Ok::<_, AppError>(store::decide(tx, &absence, &me, accept, &note, &ip)?)
+        })
+        .await?;
+    if !done {
+        return Err(AppError::BadRequest(
+            "Ce justificatif n'est plus en attente (déjà traité ?). Rechargez la page.".into(),
+        ));
+    }
+    Ok(Redirect::to(&format!(
+        "/absences?ok={}",
+        if accept { "acceptee" } else { "refusee" }
+    ))
+    .into_response())
+}
+
+/// The justification document, for vie scolaire, direction and whoever may justify.
+async fn document(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let (hash, name) = state
+        .db
+        .read(move |c| {
+            if !policy::allows(&principal, Capability::ViewSchoolAttendance) {
+                absence_for_justification(c, &absence, &principal, &today)?;
+            }
+            store::document(c, &absence)?.ok_or(AppError::NotFound)
+        })
+        .await?;
+    let store = crate::files::Store::new(state.config.data_dir.join("store"));
+    let bytes = tokio::task::spawn_blocking(move || store.get(&hash))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|_| AppError::NotFound)?;
+    let kind = crate::files::Kind::sniff(&bytes).ok_or(AppError::NotFound)?;
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.mime()));
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(resp)
+}

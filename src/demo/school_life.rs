@@ -1,0 +1,447 @@
+//! The demo school's daily life: the school year and its periods, subjects and coefficients,
+//! rooms, groups, teaching assignments, a conflict-free timetable and a fortnight of roll calls.
+//! Demo data only; nothing here is a rule (coefficients are the demo school's own choice).
+
+use std::collections::{HashMap, HashSet};
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rusqlite::{Connection, params};
+use time::Duration;
+
+use crate::auth::store::Id;
+use crate::db::{self, DbError};
+use crate::school::{self, calendar};
+use crate::timetable::store::{self as tt, Filter};
+
+/// (code, name, domain, hours per week, coefficient in 2nde/1ère/Tle).
+type SubjectSpec = (&'static str, &'static str, &'static str, i64, f64);
+
+const COMMON: &[SubjectSpec] = &[
+    ("FR", "Français", "lettres", 4, 3.0),
+    ("ANG", "Anglais", "lettres", 3, 2.0),
+    ("HG", "Histoire-Géographie", "lettres", 3, 2.0),
+    ("MATH", "Mathématiques", "sciences", 5, 4.0),
+    ("EPS", "Éducation physique et sportive", "eps", 2, 1.0),
+];
+
+fn specific(serie: &str, level: &str) -> Vec<SubjectSpec> {
+    let philo = ("PHILO", "Philosophie", "lettres", 3, 2.0);
+    let mut v = match serie {
+        "A4" => vec![
+            ("ALL", "Allemand", "lettres", 3, 2.0),
+            (
+                "SVT",
+                "Sciences de la vie et de la Terre",
+                "sciences",
+                2,
+                1.0,
+            ),
+        ],
+        "CD" | "D" | "C4" => vec![
+            ("PC", "Physique-Chimie", "sciences", 4, 4.0),
+            (
+                "SVT",
+                "Sciences de la vie et de la Terre",
+                "sciences",
+                3,
+                3.0,
+            ),
+        ],
+        "F1" => vec![
+            ("DT", "Dessin technique", "techniques", 4, 4.0),
+            ("FAB", "Fabrication mécanique", "techniques", 6, 5.0),
+        ],
+        "F3" => vec![
+            ("ELT", "Électrotechnique", "techniques", 6, 5.0),
+            ("PC", "Physique-Chimie", "sciences", 3, 3.0),
+        ],
+        "G2" => vec![
+            ("COMPTA", "Comptabilité", "techniques", 6, 5.0),
+            ("ECO", "Économie générale", "techniques", 3, 3.0),
+        ],
+        _ => Vec::new(),
+    };
+    if level != "2nde" {
+        v.push(philo);
+    }
+    v.push(("INFO", "Informatique", "techniques", 2, 1.0));
+    v
+}
+
+/// The school day in units (start, end), Monday to Friday; no lessons on Wednesday afternoon.
+const MORNING: &[(i64, i64)] = &[(420, 475), (475, 530), (530, 585), (600, 655), (655, 710)];
+const AFTERNOON: &[(i64, i64)] = &[(900, 955), (955, 1010)];
+
+fn units() -> Vec<(i64, usize, i64, i64)> {
+    let mut out = Vec::new();
+    for day in 1..=5 {
+        for (i, (a, b)) in MORNING.iter().enumerate() {
+            out.push((day, i, *a, *b));
+        }
+        if day != 3 {
+            for (i, (a, b)) in AFTERNOON.iter().enumerate() {
+                out.push((day, MORNING.len() + i, *a, *b));
+            }
+        }
+    }
+    out
+}
+
+struct ClassInfo {
+    id: Id,
+    name: String,
+    level: String,
+    serie: String,
+    team: Vec<Id>,
+}
+
+fn classes(conn: &Connection) -> Result<Vec<ClassInfo>, DbError> {
+    let list: Vec<(Id, String, String, String)> = conn
+        .prepare("SELECT id, name, level, coalesce(serie, '') FROM classes ORDER BY rowid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (id, name, level, serie) in list {
+        // The professeur principal first, then the rest of the team in a fixed order.
+        let team: Vec<Id> = conn
+            .prepare(
+                "SELECT person_id FROM class_members WHERE class_id = ?1 AND role IN ('enseignant', 'principal') \
+                 GROUP BY person_id ORDER BY MAX(role = 'principal') DESC, MIN(rowid)",
+            )?
+            .query_map([&id[..]], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        out.push(ClassInfo {
+            id,
+            name,
+            level,
+            serie,
+            team,
+        });
+    }
+    Ok(out)
+}
+
+/// Everything of the school's life for the demo, in the caller's transaction.
+pub fn populate(
+    conn: &Connection,
+    scope: &str,
+    year: i32,
+    rng: &mut StdRng,
+) -> Result<(), DbError> {
+    school::seed_reference(conn, scope)?;
+    let year_id = school::create_year(
+        conn,
+        scope,
+        &format!("{year}-{}", year + 1),
+        &format!("{year}-09-14"),
+        &format!("{}-07-15", year + 1),
+        Some(&format!("{year}-09-14")),
+        &school::default_periods(year),
+    )
+    .map_err(|e| DbError::Schema(e.to_string()))?;
+    let (valid_from, valid_to) = (format!("{year}-09-14"), format!("{}-07-15", year + 1));
+
+    let info = school::ensure_room(
+        conn,
+        scope,
+        "Salle informatique",
+        "salle informatique",
+        true,
+    )?;
+    school::ensure_room(conn, scope, "Laboratoire", "laboratoire", true)?;
+    school::ensure_room(conn, scope, "Atelier", "atelier", false)?;
+    conn.execute(
+        "INSERT INTO equipment (id, scope, name, kind, bookable) VALUES (?1, ?2, 'Vidéoprojecteur 1', 'vidéoprojecteur', 1), \
+         (?3, ?2, 'Vidéoprojecteur 2', 'vidéoprojecteur', 1), (?4, ?2, 'Chariot de 20 ordinateurs portables', 'ordinateurs', 1)",
+        params![&db::new_id()[..], scope, &db::new_id()[..], &db::new_id()[..]],
+    )?;
+
+    let classes = classes(conn)?;
+    let mut subject_ids: HashMap<&str, Id> = HashMap::new();
+    // Busy (weekday, unit) per teacher and per room, so the timetable never clashes.
+    let mut teacher_busy: HashSet<(Id, i64, usize)> = HashSet::new();
+    let mut room_busy: HashSet<(Id, i64, usize)> = HashSet::new();
+    let all_units = units();
+    for (n, class) in classes.iter().enumerate() {
+        let room = school::ensure_room(conn, scope, &format!("Salle {}", n + 1), "salle", false)?;
+        conn.execute(
+            "UPDATE classes SET room_id = ?2, letter = '' WHERE id = ?1",
+            params![&class.id[..], &room[..]],
+        )?;
+        let mut specs: Vec<SubjectSpec> = COMMON.to_vec();
+        specs.extend(specific(&class.serie, &class.level));
+        // Eight teachers per class: the principal teaches the first subject, and a teacher may
+        // take two subjects of the class when the team is short.
+        let mut class_busy: HashSet<(i64, usize)> = HashSet::new();
+        for (k, (code, name, domain, hours, coef)) in specs.iter().enumerate() {
+            let subject = match subject_ids.get(code) {
+                Some(id) => *id,
+                None => {
+                    let id = school::upsert_subject(conn, scope, code, name, domain)?;
+                    subject_ids.insert(code, id);
+                    id
+                }
+            };
+            school::set_coefficient(
+                conn,
+                scope,
+                &year_id,
+                &class.level,
+                &class.serie,
+                &subject,
+                *coef,
+            )?;
+            let Some(teacher) = class.team.get(k % class.team.len().max(1)).copied() else {
+                continue;
+            };
+            school::add_teaching(
+                conn,
+                scope,
+                &year_id,
+                &teacher,
+                &class.id,
+                &subject,
+                *hours as f64,
+            )?;
+            let place = if *code == "INFO" { info } else { room };
+            // Place the hours two by two where the class, the teacher and the room are free.
+            let mut left = *hours;
+            let mut order = all_units.clone();
+            order.shuffle(rng);
+            let mut placed: Vec<(i64, usize)> = Vec::new();
+            for (day, unit, _, _) in order {
+                if left == 0 {
+                    break;
+                }
+                let free = |u: usize,
+                            cb: &HashSet<(i64, usize)>,
+                            tb: &HashSet<(Id, i64, usize)>,
+                            rb: &HashSet<(Id, i64, usize)>| {
+                    !cb.contains(&(day, u))
+                        && !tb.contains(&(teacher, day, u))
+                        && !rb.contains(&(place, day, u))
+                        && all_units.iter().any(|x| x.0 == day && x.1 == u)
+                };
+                // Never more than two hours of a subject a day.
+                if placed.iter().filter(|(d, _)| *d == day).count() >= 2
+                    || !free(unit, &class_busy, &teacher_busy, &room_busy)
+                {
+                    continue;
+                }
+                for u in [unit, unit + 1] {
+                    let same_half = (u < MORNING.len()) == (unit < MORNING.len());
+                    if left > 0
+                        && same_half
+                        && free(u, &class_busy, &teacher_busy, &room_busy)
+                        && placed.iter().filter(|(d, _)| *d == day).count() < 2
+                    {
+                        class_busy.insert((day, u));
+                        teacher_busy.insert((teacher, day, u));
+                        room_busy.insert((place, day, u));
+                        placed.push((day, u));
+                        left -= 1;
+                    }
+                }
+            }
+            // Consecutive units become one slot.
+            placed.sort();
+            let mut i = 0;
+            while i < placed.len() {
+                let (day, first) = placed[i];
+                let mut last = first;
+                while i + 1 < placed.len() && placed[i + 1] == (day, last + 1) {
+                    last += 1;
+                    i += 1;
+                }
+                let start = all_units
+                    .iter()
+                    .find(|x| x.0 == day && x.1 == first)
+                    .map(|x| x.2)
+                    .unwrap_or(420);
+                let end = all_units
+                    .iter()
+                    .find(|x| x.0 == day && x.1 == last)
+                    .map(|x| x.3)
+                    .unwrap_or(475);
+                let slot = tt::NewSlot {
+                    school_year_id: year_id,
+                    class_id: Some(class.id),
+                    group_id: None,
+                    subject_id: subject,
+                    teacher_id: Some(teacher),
+                    room_id: Some(place),
+                    weekday: day,
+                    starts: start,
+                    ends: end,
+                    weeks: "all".into(),
+                    valid_from: valid_from.clone(),
+                    valid_to: valid_to.clone(),
+                };
+                if let Err(c) = tt::create_slot(conn, scope, &slot)? {
+                    return Err(DbError::Schema(format!(
+                        "démo : créneau en conflit {}",
+                        c.iter()
+                            .map(|c| c.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                i += 1;
+            }
+        }
+        let _ = &class.name;
+    }
+    half_class_groups(
+        conn,
+        scope,
+        &classes,
+        &year_id,
+        &subject_ids,
+        &valid_from,
+        &valid_to,
+    )?;
+    past_roll_calls(conn, scope, &classes, rng)?;
+    Ok(())
+}
+
+/// The first technical class is split in two halves for a workshop on Saturday morning,
+/// alternating weeks A and B — groups and A/B weeks in the demo.
+fn half_class_groups(
+    conn: &Connection,
+    scope: &str,
+    classes: &[ClassInfo],
+    year: &Id,
+    subjects: &HashMap<&str, Id>,
+    valid_from: &str,
+    valid_to: &str,
+) -> Result<(), DbError> {
+    let Some(class) = classes.iter().find(|c| c.serie.starts_with('F')) else {
+        return Ok(());
+    };
+    let Some(subject) = subjects.get("INFO").copied() else {
+        return Ok(());
+    };
+    let pupils: Vec<Id> = conn
+        .prepare("SELECT m.person_id FROM class_members m JOIN people p ON p.id = m.person_id WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.surname, p.first_names")?
+        .query_map([&class.id[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let room: Id = conn.query_row(
+        "SELECT id FROM rooms WHERE name = 'Salle informatique'",
+        [],
+        |r| r.get(0),
+    )?;
+    let teacher = class.team.first().copied();
+    let half = pupils.len().div_ceil(2);
+    for (g, (members, weeks)) in [(&pupils[..half], "A"), (&pupils[half..], "B")]
+        .into_iter()
+        .enumerate()
+    {
+        let id = db::new_id();
+        conn.execute(
+            "INSERT INTO pupil_groups (id, scope, name, class_id) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &id[..],
+                scope,
+                format!("{} — groupe {}", class.name, g + 1),
+                &class.id[..]
+            ],
+        )?;
+        for p in members {
+            conn.execute(
+                "INSERT INTO group_members (id, scope, group_id, person_id) VALUES (?1, ?2, ?3, ?4)",
+                params![&db::new_id()[..], scope, &id[..], &p[..]],
+            )?;
+        }
+        let slot = tt::NewSlot {
+            school_year_id: *year,
+            class_id: None,
+            group_id: Some(id),
+            subject_id: subject,
+            teacher_id: teacher,
+            room_id: Some(room),
+            weekday: 6,
+            starts: 480,
+            ends: 600,
+            weeks: weeks.into(),
+            valid_from: valid_from.into(),
+            valid_to: valid_to.into(),
+        };
+        if let Err(c) = tt::create_slot(conn, scope, &slot)? {
+            return Err(DbError::Schema(format!("démo : atelier en conflit {c:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Roll calls of the last ten school days before today, with a few absences and lateness, some
+/// justified — so the vie scolaire and the families have something to see.
+fn past_roll_calls(
+    conn: &Connection,
+    scope: &str,
+    classes: &[ClassInfo],
+    rng: &mut StdRng,
+) -> Result<(), DbError> {
+    let today = calendar::now(0).date;
+    let from = today - Duration::days(14);
+    let school = super::SCHOOL_NAME;
+    for class in classes {
+        let f = Filter::Audience {
+            classes: vec![class.id],
+            groups: Vec::new(),
+        };
+        let occ = tt::occurrences(conn, &f, from, today - Duration::days(1))?;
+        for o in occ.iter().filter(|o| o.happens()) {
+            let Some(teacher) = o.teacher_id else {
+                continue;
+            };
+            let pupils = crate::attendance::store::pupils(conn, o)?;
+            let mut marks = HashMap::new();
+            for (p, _) in &pupils {
+                let roll = rng.gen_range(0..1000);
+                let mark = if roll < 25 {
+                    crate::attendance::store::Mark::Absent
+                } else if roll < 35 {
+                    crate::attendance::store::Mark::Late(rng.gen_range(5..25))
+                } else {
+                    crate::attendance::store::Mark::Present
+                };
+                marks.insert(*p, mark);
+            }
+            crate::attendance::store::save(conn, scope, school, o, &marks, &teacher, "démo")?;
+        }
+    }
+    // Some families justified; the vie scolaire accepted most.
+    let ids: Vec<(Id, Id)> = conn
+        .prepare(
+            "SELECT a.id, g.parent_id FROM absences a JOIN guardianships g ON g.child_id = a.pupil_id \
+             WHERE a.kind = 'absence' GROUP BY a.id ORDER BY a.on_date",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let cpe: Option<Id> = conn
+        .query_row(
+            "SELECT person_id FROM person_roles WHERE role = 'vie_scolaire' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    for (absence, parent) in ids {
+        let r = rng.gen_range(0..10);
+        if r < 4 {
+            crate::attendance::store::justify(
+                conn,
+                &absence,
+                &parent,
+                "Malade, fièvre (palu). Certificat remis au surveillant.",
+                None,
+                "démo",
+            )?;
+            if let (Some(cpe), true) = (cpe, r < 3) {
+                crate::attendance::store::decide(conn, &absence, &cpe, true, "", "démo")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The content-addressed file store: `store/<sha256>` (or `<sha256>.zst` when compression
+//! helps), written atomically and deduplicated. Rows reference files by hash; this module never
+//! decides who may read a file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("stockage des fichiers : {0}")]
+    Io(#[from] std::io::Error),
+    #[error("fichier introuvable")]
+    Missing,
+}
+
+/// The kinds of documents families and teachers may send, recognised by their first bytes
+/// (never by the name or the browser's claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pdf,
+    Jpeg,
+    Png,
+}
+
+impl Kind {
+    pub fn sniff(bytes: &[u8]) -> Option<Kind> {
+        if bytes.starts_with(b"%PDF-") {
+            Some(Kind::Pdf)
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Kind::Jpeg)
+        } else if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+            Some(Kind::Png)
+        } else {
+            None
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Kind::Pdf => "application/pdf",
+            Kind::Jpeg => "image/jpeg",
+            Kind::Png => "image/png",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Pdf => "pdf",
+            Kind::Jpeg => "jpg",
+            Kind::Png => "png",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn valid_hash(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl Store {
+    pub fn new(dir: PathBuf) -> Store {
+        Store { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Store `bytes`; returns their SHA-256 (hex). Storing the same bytes twice keeps one copy.
+    /// The file is fsynced before the name appears, so a row referencing it never dangles.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, FileError> {
+        let hash = hex(&Sha256::digest(bytes));
+        if self.find(&hash).is_some() {
+            return Ok(hash);
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        // Compress only when it saves at least a tenth (photos and PDFs usually do not).
+        let compressed = zstd::bulk::compress(bytes, 3)
+            .ok()
+            .filter(|c| c.len() * 10 < bytes.len() * 9);
+        let (name, data) = match &compressed {
+            Some(c) => (format!("{hash}.zst"), c.as_slice()),
+            None => (hash.clone(), bytes),
+        };
+        let tmp = self.dir.join(format!(".{name}.{}", std::process::id()));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join(&name))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(hash)
+    }
+
+    fn find(&self, hash: &str) -> Option<(PathBuf, bool)> {
+        if !valid_hash(hash) {
+            return None;
+        }
+        let plain = self.dir.join(hash);
+        if plain.exists() {
+            return Some((plain, false));
+        }
+        let z = self.dir.join(format!("{hash}.zst"));
+        z.exists().then_some((z, true))
+    }
+
+    /// The bytes of a stored file, checked against their hash.
+    pub fn get(&self, hash: &str) -> Result<Vec<u8>, FileError> {
+        let (path, compressed) = self.find(hash).ok_or(FileError::Missing)?;
+        let raw = std::fs::read(path)?;
+        let bytes = if compressed {
+            zstd::stream::decode_all(raw.as_slice())?
+        } else {
+            raw
+        };
+        if hex(&Sha256::digest(&bytes)) != hash {
+            return Err(FileError::Io(std::io::Error::other("contenu altéré")));
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_round_trip_once_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path().join("store"));
+        let text = b"%PDF-1.4 ".repeat(1000);
+        let h = store.put(&text).expect("put");
+        assert_eq!(store.put(&text).expect("again"), h);
+        assert!(
+            dir.path().join("store").join(format!("{h}.zst")).exists(),
+            "repetitive data compressed"
+        );
+        assert_eq!(store.get(&h).expect("get"), text);
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let h2 = store.put(&noise).expect("put");
+        assert_eq!(store.get(&h2).expect("get"), noise);
+        assert!(matches!(
+            store.get("../etc/passwd"),
+            Err(FileError::Missing)
+        ));
+        std::fs::write(dir.path().join("store").join(&h2), b"tampered").expect("write");
+        assert!(store.get(&h2).is_err());
+        assert_eq!(Kind::sniff(b"%PDF-1.7"), Some(Kind::Pdf));
+        assert_eq!(Kind::sniff(b"<html>"), None);
+    }
+}
