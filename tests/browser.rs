@@ -189,6 +189,14 @@ impl Driver {
 
     async fn click(&self, css: &str) {
         let id = self.find(css).await;
+        // As a person would: bring it to the middle of the screen first (sticky bars at the
+        // bottom cover what WebDriver scrolls only to the edge).
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": "arguments[0].scrollIntoView({block: 'center'})", "args": [{ ELEMENT: id }]}),
+        )
+        .await;
         self.cmd(
             reqwest::Method::POST,
             &format!("/element/{id}/click"),
@@ -472,6 +480,235 @@ async fn the_technician_creates_an_account_and_prints_slips_from_the_admin_pages
         common::location(&b.login("delali.kpodar", &code).await),
         "/mot-de-passe"
     );
+    d.quit().await;
+    server.stop().await;
+}
+
+impl Driver {
+    async fn log_in(&self, base: &str, login: &str, password: &str) {
+        self.goto(&format!("{base}/connexion")).await;
+        self.type_in("#login", login).await;
+        self.type_in("#password", password).await;
+        self.click("main button[type=submit]").await;
+        let (path, page) = self.wait_path("/").await;
+        assert_eq!(path, "/", "login as {login}: {page}");
+    }
+
+    async fn log_out(&self) {
+        self.click("form[action='/deconnexion'] button").await;
+        let text = self.wait_text("Vous êtes déconnecté").await;
+        assert!(text.contains("Vous êtes déconnecté"), "{text}");
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The school day's roll call end to end, on a phone: the teacher marks an absence and a
+/// lateness for the lesson under way; the parent sees the absence and justifies it with a photo;
+/// vie scolaire accepts; the hours add up.
+#[tokio::test]
+async fn roll_call_then_justification_then_acceptance_on_a_phone() {
+    use kekeli::policy::Role;
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 360, 740).await else {
+        return;
+    };
+    let base = server.base();
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let parent = server.login_of(Role::Parent).clone();
+    let cpe = server.login_of(Role::VieScolaire).clone();
+
+    // A lesson under way right now, one hour long, for the teacher's class: an extra session,
+    // so the test does not depend on the day or the hour it runs.
+    let now = kekeli::school::calendar::now(server.config.utc_offset_minutes);
+    let starts = (now.minute - 5).clamp(0, 1440 - 60);
+    let (teacher_id, class_id, child_id, other_id, child_name) = server
+        .db
+        .write_blocking(|tx| {
+            let t: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&teacher.login],
+                |r| r.get(0),
+            )?;
+            let p: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&parent.login],
+                |r| r.get(0),
+            )?;
+            let (child, class, name): ([u8; 16], [u8; 16], String) = tx.query_row(
+                "SELECT g.child_id, m.class_id, pe.surname || ' ' || pe.first_names FROM guardianships g \
+                 JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' \
+                 JOIN people pe ON pe.id = g.child_id WHERE g.parent_id = ?1 LIMIT 1",
+                [&p],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let other: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' AND person_id <> ?2 LIMIT 1",
+                (&class, &child),
+                |r| r.get(0),
+            )?;
+            // The demo's fortnight of absences would blur the counts checked below.
+            tx.execute("DELETE FROM absences WHERE pupil_id IN (?1, ?2)", (&child, &other))?;
+            let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects ORDER BY rank LIMIT 1", [], |r| r.get(0))?;
+            kekeli::timetable::store::create_change(
+                tx,
+                "school:TEST",
+                &kekeli::timetable::store::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: kekeli::school::calendar::iso(now.date),
+                    starts: Some(starts),
+                    ends: Some(starts + 60),
+                    teacher_id: Some(t),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &t,
+            )?;
+            Ok::<_, kekeli::db::DbError>((t, class, child, other, name))
+        })
+        .expect("lesson now");
+    let _ = (teacher_id, class_id);
+
+    // 1. The teacher opens the roll call from the portal; the lesson under way comes first.
+    d.log_in(&base, &teacher.login, &teacher.password).await;
+    d.click("a.tile[href='/appel']").await;
+    let list = d.wait_text("En cours").await;
+    assert!(list.contains("En cours"), "{list}");
+    d.click("ul.sessions li.current a").await;
+    let sheet = d.wait_text("Enregistrer l'appel").await;
+    assert!(sheet.contains(&child_name), "{sheet}");
+    d.screenshot("roll-call-phone").await;
+    // One tap per pupil: the child absent, another pupil 10 minutes late.
+    d.click(&format!("label[for='ab_{}']", hex(&child_id)))
+        .await;
+    d.click(&format!("label[for='re_{}']", hex(&other_id)))
+        .await;
+    d.type_in(&format!("#m_{}", hex(&other_id)), "10").await;
+    let overflow = d
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "horizontal overflow: {overflow}"
+    );
+    d.click("form.rollcall button[type=submit]").await;
+    let saved = d.wait_text("Appel enregistré").await;
+    assert!(saved.contains("1 absent(s), 1 retard(s)"), "{saved}");
+    // The family's SMS is queued, with the child's name and the lesson's times.
+    let queued: Vec<String> = server
+        .db
+        .read_blocking(|c| {
+            let mut s = c.prepare(
+                "SELECT body FROM outbox o JOIN absences a ON a.id = o.ref_id WHERE a.pupil_id = ?1 AND o.state = 'en_attente'",
+            )?;
+            let v = s.query_map([&child_id[..]], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, kekeli::db::DbError>(v)
+        })
+        .expect("outbox");
+    assert!(
+        queued
+            .iter()
+            .any(|b| b.contains("absent(e)") && b.contains(&kekeli::school::calendar::hm(starts))),
+        "{queued:?}"
+    );
+    d.log_out().await;
+
+    // 2. The parent sees the absence (1 h, not justified) and justifies it with a photo.
+    d.log_in(&base, &parent.login, &parent.password).await;
+    d.click(&format!(
+        "a.tile[href='/absences/eleve/{}']",
+        hex(&child_id)
+    ))
+    .await;
+    let page = d.wait_text("Absences non justifiées").await;
+    assert!(
+        page.contains("Absence (1 h)") && page.contains("Non justifiée"),
+        "{page}"
+    );
+    let unjustified = d
+        .js("return document.getElementById('absence-unjustified').innerText")
+        .await;
+    assert_eq!(unjustified.as_str(), Some("1 h"));
+    d.click("ul.absences a.button").await;
+    d.wait_text("Motif").await;
+    d.type_in(
+        "#reason",
+        "Malade : fièvre, consultation au CHU Sylvanus Olympio.",
+    )
+    .await;
+    let photo = server.dir.path().join("certificat.png");
+    std::fs::write(
+        &photo,
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0",
+    )
+    .expect("png");
+    d.type_in("#document", &photo.display().to_string()).await;
+    d.click("main form button[type=submit]").await;
+    let sent = d.wait_text("Justificatif envoyé").await;
+    assert!(sent.contains("Justificatif en attente"), "{sent}");
+    d.screenshot("justification-sent-phone").await;
+    d.log_out().await;
+
+    // 3. Vie scolaire reads the reason, opens the document and accepts.
+    d.log_in(&base, &cpe.login, &cpe.password).await;
+    d.click("a.tile[href='/absences']").await;
+    let desk = d.wait_text("CHU Sylvanus Olympio").await;
+    assert!(desk.contains(&child_name), "{desk}");
+    let card = "Array.from(document.querySelectorAll('div.card')).find(c => c.innerText.includes('CHU Sylvanus Olympio'))";
+    let doc_href = d
+        .js(&format!(
+            "return {card}.querySelector('a[href$=\"/document\"]').getAttribute('href')"
+        ))
+        .await;
+    let doc_href = doc_href.as_str().expect("document link").to_string();
+    d.js(&format!(
+        "{card}.querySelector('button[value=accepter]').click()"
+    ))
+    .await;
+    let accepted = d.wait_text("Justificatif accepté").await;
+    assert!(accepted.contains("Justificatif accepté"), "{accepted}");
+    d.log_out().await;
+    // The document is served as an attachment of the right type to vie scolaire, and to no one else.
+    let cpe_b = server.logged_in(Role::VieScolaire).await;
+    let r = cpe_b.get(&doc_href).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("attachment")
+    );
+    let teacher_b = server.logged_in(Role::Enseignant).await;
+    assert_eq!(teacher_b.get(&doc_href).await.status(), 403);
+
+    // 4. The parent sees it justified; the hours moved from one count to the other.
+    d.log_in(&base, &parent.login, &parent.password).await;
+    d.goto(&format!("{base}/absences/eleve/{}", hex(&child_id)))
+        .await;
+    let after = d.wait_text("Justifiée").await;
+    assert!(after.contains("Justifiée"), "{after}");
+    let justified = d
+        .js("return document.getElementById('absence-justified').innerText")
+        .await;
+    let unjustified = d
+        .js("return document.getElementById('absence-unjustified').innerText")
+        .await;
+    assert_eq!(
+        (justified.as_str(), unjustified.as_str()),
+        (Some("1 h"), Some("0 h"))
+    );
+    // Each step is in the audit trail.
+    for action in ["absence.create", "absence.justify", "absence.decide"] {
+        assert!(
+            common::audit_count(&server, action) >= 1,
+            "{action} audited"
+        );
+    }
+    d.screenshot("absence-justified-phone").await;
     d.quit().await;
     server.stop().await;
 }

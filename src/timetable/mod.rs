@@ -152,7 +152,7 @@ fn item(tr: crate::web::i18n::Tr, o: &Occurrence, view: Viewpoint, href: String)
         parts.push(o.teacher.clone());
     }
     if view != Viewpoint::Room && !o.room.is_empty() {
-        parts.push(format!("{} {}", tr.t("timetable.room"), o.room));
+        parts.push(o.room.clone());
     }
     let (state, css) = match &o.state {
         OccState::Normal => (String::new(), ""),
