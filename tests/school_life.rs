@@ -1,0 +1,445 @@
+//! School life over HTTP against the demo school: timetable conflicts, changes and A/B weeks,
+//! the iCalendar feed, and the roll call's all-or-nothing save of a whole class.
+
+mod common;
+
+use common::{TestServer, location};
+use kekeli::policy::Role;
+use kekeli::school::calendar;
+use kekeli::timetable::store::{self as tt, Filter, OccKey};
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn one<T: rusqlite::types::FromSql>(server: &TestServer, sql: &str) -> T {
+    let sql = sql.to_string();
+    server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(&sql, [], |r| r.get(0))
+                .map_err(kekeli::db::DbError::from)
+        })
+        .expect("query")
+}
+
+fn count(server: &TestServer, sql: &str) -> i64 {
+    one(server, sql)
+}
+
+fn query_param(loc: &str, name: &str) -> String {
+    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_clashing_slot_is_refused_with_its_reason_and_nothing_is_written() {
+    let server = TestServer::start().await;
+    let sec = server.logged_in(Role::Secretariat).await;
+    // An existing slot of a class: put another lesson on top of it in the same class.
+    let (class, weekday, starts, ends): (Vec<u8>, i64, i64, i64) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT class_id, weekday, starts, ends FROM timetable_slots WHERE class_id IS NOT NULL LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("slot");
+    let subject: Vec<u8> = one(&server, "SELECT id FROM subjects LIMIT 1");
+    let before = count(&server, "SELECT COUNT(*) FROM timetable_slots");
+    let r = sec
+        .post(
+            "/emploi-du-temps/creneaux",
+            &[
+                ("class_id", &hex(&class)),
+                ("subject_id", &hex(&subject)),
+                ("weekday", &weekday.to_string()),
+                ("starts", &calendar::hm(starts + 5)),
+                ("ends", &calendar::hm(ends + 30)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let msg = query_param(&location(&r), "erreur");
+    assert!(
+        msg.starts_with("Créneau refusé") && msg.contains("a déjà cours"),
+        "{msg}"
+    );
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM timetable_slots"),
+        before
+    );
+    // Impossible times are named, not stored.
+    let r = sec
+        .post(
+            "/emploi-du-temps/creneaux",
+            &[
+                ("class_id", &hex(&class)),
+                ("subject_id", &hex(&subject)),
+                ("weekday", "2"),
+                ("starts", "25:00"),
+                ("ends", "26:00"),
+            ],
+        )
+        .await;
+    assert!(query_param(&location(&r), "erreur").contains("Heure impossible"));
+    let r = sec
+        .post(
+            "/emploi-du-temps/creneaux",
+            &[
+                ("class_id", &hex(&class)),
+                ("subject_id", &hex(&subject)),
+                ("weekday", "2"),
+                ("starts", "10:00"),
+                ("ends", "09:00"),
+            ],
+        )
+        .await;
+    assert!(query_param(&location(&r), "erreur").contains("finir après"));
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM timetable_slots"),
+        before
+    );
+    // A free Sunday morning is accepted and shows on the class's week.
+    let r = sec
+        .post(
+            "/emploi-du-temps/creneaux",
+            &[
+                ("class_id", &hex(&class)),
+                ("subject_id", &hex(&subject)),
+                ("weekday", "7"),
+                ("starts", "08:00"),
+                ("ends", "09:00"),
+            ],
+        )
+        .await;
+    assert!(location(&r).ends_with("?ok=creneau"), "{}", location(&r));
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM timetable_slots"),
+        before + 1
+    );
+    let week = sec
+        .text(&format!("/emploi-du-temps/classe/{}", hex(&class)))
+        .await;
+    assert!(
+        week.contains("Dimanche") && week.contains("08:00–09:00"),
+        "{week}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn changes_and_ab_weeks_shape_the_occurrences() {
+    let server = TestServer::start().await;
+    server
+        .db
+        .write_blocking(|tx| {
+            let scope = "school:TEST";
+            let year = kekeli::school::current_year(tx, "2026-11-23")?.expect("year");
+            let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
+            let (t1, t2): ([u8; 16], [u8; 16]) = tx.query_row(
+                "SELECT a.person_id, b.person_id FROM person_roles a, person_roles b \
+                 WHERE a.role = 'enseignant' AND b.role = 'enseignant' AND a.person_id <> b.person_id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let class = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO classes (id, scope, name, level, serie) VALUES (?1, ?2, 'Tle G2', 'Tle', 'G2')",
+                (&class[..], scope),
+            )?;
+            let slot = |weekday, starts, weeks: &str| tt::NewSlot {
+                school_year_id: year.id,
+                class_id: Some(class),
+                group_id: None,
+                subject_id: subject,
+                teacher_id: Some(t1),
+                room_id: None,
+                weekday,
+                starts,
+                ends: starts + 60,
+                weeks: weeks.into(),
+                valid_from: year.starts_on.clone(),
+                valid_to: year.ends_on.clone(),
+            };
+            // The demo's week A starts on the year's first Monday (2026-09-14): 23 Nov is week A.
+            let a = tt::create_slot(tx, scope, &slot(6, 600, "A"))?.expect("A");
+            tt::create_slot(tx, scope, &slot(6, 600, "B"))?.expect("B shares the hour with A");
+            let monday = tt::create_slot(tx, scope, &slot(7, 600, "all"))?.expect("sunday");
+            // Same teacher, same hour, another class: refused.
+            let mut clash = slot(7, 630, "all");
+            clash.class_id = None;
+            clash.group_id = None;
+            clash.class_id = Some(tx.query_row("SELECT id FROM classes WHERE name = '2nde A4'", [], |r| r.get(0))?);
+            let refused = tt::create_slot(tx, scope, &clash)?.expect_err("teacher clash");
+            assert!(refused.iter().any(|c| c.to_string().contains("enseigne déjà")), "{refused:?}");
+
+            let f = Filter::Audience { classes: vec![class], groups: vec![] };
+            let week_a = calendar::parse_date("2026-11-23").expect("date");
+            let occ = tt::occurrences(tx, &f, week_a, week_a + time::Duration::days(6))?;
+            let sat: Vec<_> = occ.iter().filter(|o| calendar::weekday_number(o.date) == 6).collect();
+            assert_eq!(sat.len(), 1, "only the A slot in an A week");
+            assert_eq!(sat[0].slot_id, Some(a));
+            let next = tt::occurrences(tx, &f, week_a + time::Duration::days(7), week_a + time::Duration::days(13))?;
+            assert!(next.iter().filter(|o| calendar::weekday_number(o.date) == 6).all(|o| o.slot_id != Some(a)));
+
+            // A replacement: the usual teacher still sees the lesson (marked), the replacement too.
+            let sunday = calendar::parse_date("2026-11-29").expect("date");
+            tt::create_change(
+                tx,
+                scope,
+                &tt::NewChange {
+                    kind: "remplace".into(),
+                    slot_id: Some(monday),
+                    on_date: "2026-11-29".into(),
+                    teacher_id: Some(t2),
+                    ..Default::default()
+                },
+                &t1,
+            )?;
+            let mine = tt::occurrences(tx, &Filter::Teacher(t1), sunday, sunday)?;
+            assert!(mine.iter().any(|o| matches!(o.state, tt::State::Replaced { .. }) && o.teacher_id == Some(t2)));
+            let theirs = tt::occurrences(tx, &Filter::Teacher(t2), sunday, sunday)?;
+            assert!(theirs.iter().any(|o| o.slot_id == Some(monday)), "the replacement sees it");
+            // Moved a week later at 15:00: greyed in its week, in place in the next.
+            let later = sunday + time::Duration::days(7);
+            tt::create_change(
+                tx,
+                scope,
+                &tt::NewChange {
+                    kind: "deplace".into(),
+                    slot_id: Some(monday),
+                    on_date: "2026-12-06".into(),
+                    new_date: Some("2026-12-05".into()),
+                    starts: Some(900),
+                    ends: Some(960),
+                    ..Default::default()
+                },
+                &t1,
+            )?;
+            let around = tt::occurrences(tx, &f, later - time::Duration::days(1), later)?;
+            assert!(around.iter().any(|o| matches!(o.state, tt::State::MovedAway { .. }) && o.date == later));
+            let moved = around.iter().find(|o| matches!(o.state, tt::State::Moved { .. })).expect("moved");
+            assert_eq!((calendar::iso(moved.date).as_str(), moved.starts), ("2026-12-05", 900));
+            // Its key is the change; looking it up again finds it.
+            let key = moved.key();
+            assert!(matches!(key, OccKey::Change(_)));
+            assert!(tt::occurrence(tx, key)?.is_some());
+            assert_eq!(OccKey::decode(&key.encode()), Some(key));
+            Ok::<_, kekeli::db::DbError>(())
+        })
+        .expect("timetable");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_calendar_feed_is_secret_revocable_and_valid_icalendar() {
+    let server = TestServer::start().await;
+    let pupil = server.logged_in(Role::Eleve).await;
+    let r = pupil.post("/emploi-du-temps/agenda", &[]).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.expect("page");
+    let start = page.find("/ical/").expect("address shown once");
+    let token: String = page[start + 6..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(token.len(), 32);
+    // No cookie needed: a calendar app fetches it.
+    let app = server.browser();
+    let r = app.get(&format!("/ical/{token}.ics")).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/calendar")
+    );
+    let ics = r.text().await.expect("ics");
+    assert!(ics.starts_with("BEGIN:VCALENDAR"), "{ics}");
+    assert!(
+        ics.contains("BEGIN:VEVENT") && ics.contains("DTSTART") && ics.contains("UID:"),
+        "{ics}"
+    );
+    assert!(ics.trim_end().ends_with("END:VCALENDAR"));
+    // Only the hash is stored.
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM calendar_feeds"), 1);
+    assert!(
+        !std::fs::read(server.config.db_path())
+            .expect("db")
+            .windows(32)
+            .any(|w| w == token.as_bytes())
+    );
+    // A new address revokes the old one; revoking ends it.
+    let r = pupil.post("/emploi-du-temps/agenda", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.get(&format!("/ical/{token}.ics")).await.status(), 404);
+    pupil.post("/emploi-du-temps/agenda/revoquer", &[]).await;
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM calendar_feeds"), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
+    let server = TestServer::start().await;
+    let teacher_login = server.login_of(Role::Enseignant).login.clone();
+    // A 60-pupil class with a lesson of its teacher yesterday, 08:00–10:00.
+    let yesterday = calendar::now(0).date - time::Duration::days(1);
+    let (key, pupils) = server
+        .db
+        .write_blocking(|tx| {
+            let scope = "school:TEST";
+            let teacher: [u8; 16] =
+                tx.query_row("SELECT person_id FROM accounts WHERE login = ?1", [&teacher_login], |r| r.get(0))?;
+            let class = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO classes (id, scope, name, level, serie) VALUES (?1, ?2, '2nde G2 bis', '2nde', 'G2')",
+                (&class[..], scope),
+            )?;
+            let mut pupils = Vec::new();
+            for i in 0..60 {
+                let (p, _, _) = kekeli::auth::store::create_person(
+                    tx,
+                    scope,
+                    &kekeli::auth::store::NewPerson {
+                        surname: format!("ELEVE{i:02}"),
+                        first_names: "Test".into(),
+                        roles: vec![Role::Eleve],
+                        ..Default::default()
+                    },
+                )?;
+                tx.execute(
+                    "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'eleve')",
+                    (&kekeli::db::new_id()[..], scope, &class[..], &p[..]),
+                )?;
+                pupils.push(p);
+            }
+            let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
+            let change = tt::create_change(
+                tx,
+                scope,
+                &tt::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: calendar::iso(yesterday),
+                    starts: Some(480),
+                    ends: Some(600),
+                    teacher_id: Some(teacher),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &teacher,
+            )?;
+            Ok::<_, kekeli::db::DbError>((OccKey::Change(change).encode(), pupils))
+        })
+        .expect("class");
+    let teacher = server.logged_in(Role::Enseignant).await;
+    let path = format!("/appel/{key}");
+    let page = teacher.text(&path).await;
+    assert!(page.contains("60 élèves"), "{page}");
+    let field = |i: usize, what: &str| (format!("p_{}", hex(&pupils[i])), what.to_string());
+    let minutes = |i: usize, m: &str| (format!("m_{}", hex(&pupils[i])), m.to_string());
+
+    // One bad line (minutes beyond the lesson) and nothing at all is saved.
+    let mut bad: Vec<(String, String)> = (0..60).map(|i| field(i, "present")).collect();
+    bad[3] = field(3, "absent");
+    bad.push(field(7, "retard"));
+    bad.push(minutes(7, "500"));
+    let refs: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = teacher.post(&path, &refs).await;
+    let msg = query_param(&location(&r), "erreur");
+    assert!(msg.contains("ELEVE07") && msg.contains("minutes"), "{msg}");
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM roll_calls WHERE taken_at > 0 AND starts = 480 AND ends = 600"
+        ),
+        0
+    );
+
+    // The whole class in one request: 3 absent, 2 late.
+    let mut form: Vec<(String, String)> = (0..60).map(|i| field(i, "present")).collect();
+    for i in [1, 2, 3] {
+        form[i] = field(i, "absent");
+    }
+    form[10] = field(10, "retard");
+    form[11] = field(11, "retard");
+    form.push(minutes(10, "15"));
+    form.push(minutes(11, "5"));
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = teacher.post(&path, &refs).await;
+    let ok = query_param(&location(&r), "ok");
+    assert_eq!(ok, "Appel enregistré : 3 absent(s), 2 retard(s).");
+    let ids: Vec<String> = pupils.iter().map(|p| format!("x'{}'", hex(p))).collect();
+    let within = format!("pupil_id IN ({})", ids.join(","));
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT COUNT(*) FROM absences WHERE {within} AND kind = 'absence' AND minutes = 120"
+            )
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT SUM(minutes) FROM absences WHERE {within} AND kind = 'retard'")
+        ),
+        20
+    );
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'absence.create' AND object_id IN (SELECT id FROM absences WHERE {within})"
+            )
+        ),
+        5
+    );
+    // The same sheet again changes nothing; correcting one pupil is audited and cancels the SMS.
+    let r = teacher.post(&path, &refs).await;
+    assert!(location(&r).contains("ok="));
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT COUNT(*) FROM absences WHERE {within}")
+        ),
+        5
+    );
+    form[1] = field(1, "present");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    teacher.post(&path, &refs).await;
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT COUNT(*) FROM absences WHERE {within}")
+        ),
+        4
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'absence.delete'"
+        ),
+        1
+    );
+    // A pupil's page counts in hours.
+    let vs = server.logged_in(Role::VieScolaire).await;
+    let page = vs
+        .text(&format!("/absences/eleve/{}", hex(&pupils[2])))
+        .await;
+    assert!(page.contains("id=\"absence-unjustified\">2 h<"), "{page}");
+    // Another teacher cannot take this roll call.
+    let other = server.logged_in(Role::Direction).await;
+    assert_eq!(other.post(&path, &refs).await.status(), 403);
+    server.stop().await;
+}
