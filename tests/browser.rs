@@ -582,11 +582,18 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     assert!(sheet.contains(&child_name), "{sheet}");
     d.screenshot("roll-call-phone").await;
     // One tap per pupil: the child absent, another pupil 10 minutes late.
-    d.click(&format!("label[for='ab_{}']", hex(&child_id)))
+    d.click(&format!(
+        "input[name='p_{}'][value=absent] + label",
+        hex(&child_id)
+    ))
+    .await;
+    d.click(&format!(
+        "input[name='p_{}'][value=retard] + label",
+        hex(&other_id)
+    ))
+    .await;
+    d.type_in(&format!("input[name='m_{}']", hex(&other_id)), "10")
         .await;
-    d.click(&format!("label[for='re_{}']", hex(&other_id)))
-        .await;
-    d.type_in(&format!("#m_{}", hex(&other_id)), "10").await;
     let overflow = d
         .js("return document.documentElement.scrollWidth - window.innerWidth")
         .await;

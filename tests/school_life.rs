@@ -345,6 +345,19 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
     let path = format!("/appel/{key}");
     let page = teacher.text(&path).await;
     assert!(page.contains("60 élèves"), "{page}");
+    // The sheet of 60 pupils, with its stylesheet, stays under the 60 KB page budget.
+    let css = teacher
+        .get("/static/app.css")
+        .await
+        .bytes()
+        .await
+        .expect("css")
+        .len();
+    assert!(
+        page.len() + css < 60 * 1024,
+        "roll call of 60 weighs {} bytes",
+        page.len() + css
+    );
     let field = |i: usize, what: &str| (format!("p_{}", hex(&pupils[i])), what.to_string());
     let minutes = |i: usize, m: &str| (format!("m_{}", hex(&pupils[i])), m.to_string());
 
@@ -441,5 +454,43 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
     // Another teacher cannot take this roll call.
     let other = server.logged_in(Role::Direction).await;
     assert_eq!(other.post(&path, &refs).await.status(), 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn daily_pages_stay_under_the_weight_budget() {
+    let server = TestServer::start().await;
+    for (role, path) in [
+        (Role::Eleve, "/emploi-du-temps"),
+        (Role::Enseignant, "/emploi-du-temps"),
+        (Role::Enseignant, "/appel"),
+        (Role::VieScolaire, "/absences"),
+        (Role::Direction, "/emploi-du-temps"),
+    ] {
+        let b = server.logged_in(role).await;
+        let r = b.get(path).await;
+        assert_eq!(r.status(), 200, "{role:?} {path}");
+        let html = r.text().await.expect("html");
+        let css = b
+            .get("/static/app.css")
+            .await
+            .bytes()
+            .await
+            .expect("css")
+            .len();
+        assert!(
+            html.len() + css < 60 * 1024,
+            "{role:?} {path} weighs {} bytes",
+            html.len() + css
+        );
+        assert!(html.contains("<html lang=\"fr\">"));
+    }
+    // A parent lands on their child's week.
+    let parent = server.logged_in(Role::Parent).await;
+    let r = parent.get("/emploi-du-temps").await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/emploi-du-temps/eleve/"));
+    let week = parent.text(&location(&r)).await;
+    assert!(week.contains("Semaine du"), "{week}");
     server.stop().await;
 }

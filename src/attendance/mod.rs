@@ -136,6 +136,11 @@ struct PupilLine {
 #[template(path = "attendance/roll_call.html")]
 struct RollCallPage {
     page: Page,
+    // Looked up once: they repeat on every line of a 60-pupil sheet.
+    present: &'static str,
+    absent: &'static str,
+    late: &'static str,
+    minutes: &'static str,
     title: String,
     when: String,
     pupils: Vec<PupilLine>,
@@ -225,6 +230,10 @@ async fn roll_call_page(
     };
     let day = tr.t(calendar::DAY_KEYS[(calendar::weekday_number(o.date) - 1) as usize]);
     render(&RollCallPage {
+        present: tr.t("rollcall.present"),
+        absent: tr.t("rollcall.absent"),
+        late: tr.t("rollcall.late"),
+        minutes: tr.t("rollcall.minutes_short"),
         title: format!("{} — {}", o.audience, o.subject),
         when: format!(
             "{day} {} · {}–{}",

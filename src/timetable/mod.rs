@@ -373,7 +373,7 @@ async fn pupil_week(
                 return Err(AppError::Forbidden);
             }
             let children = crate::people::children_of(c, &me)?;
-            Ok((name, store::pupil_audience(c, &pupil)?, children))
+            Ok((name, Filter::Pupil(pupil), children))
         })
         .await?;
     let tabs = if children.len() > 1 {

@@ -20,6 +20,8 @@ pub enum Filter {
     },
     Teacher(Id),
     Room(Id),
+    /// A pupil's classes and groups, looked up in the same database trip.
+    Pupil(Id),
 }
 
 /// What happened to one occurrence of a session.
@@ -278,6 +280,8 @@ fn filter_sql(f: &Filter, alias: &str, values: &mut Vec<Value>) -> String {
             values.push(Value::Blob(r.to_vec()));
             format!("{alias}.room_id = ?")
         }
+        // Resolved to an audience before any SQL is built.
+        Filter::Pupil(_) => "0".into(),
     }
 }
 
@@ -289,6 +293,7 @@ fn matches(f: &Filter, o: &Occurrence) -> bool {
         }
         Filter::Teacher(t) => o.teacher_id == Some(*t),
         Filter::Room(r) => o.room_id == Some(*r),
+        Filter::Pupil(_) => false,
     }
 }
 
@@ -300,17 +305,28 @@ pub fn occurrences(
     from: Date,
     to: Date,
 ) -> Result<Vec<Occurrence>, DbError> {
+    let resolved;
+    let filter = match filter {
+        Filter::Pupil(p) => {
+            resolved = pupil_audience(conn, p)?;
+            &resolved
+        }
+        f => f,
+    };
     let (from_s, to_s) = (iso(from), iso(to));
     // Slots of the filter, plus slots whose changes bring them into it (a replacement teacher,
     // a session moved into this room).
     let mut values = Vec::new();
     let own = filter_sql(filter, "s", &mut values);
     let via_change = filter_sql(filter, "x", &mut values);
-    values.push(Value::Text(to_s.clone()));
-    values.push(Value::Text(from_s.clone()));
+    for d in [&from_s, &to_s, &from_s, &to_s, &to_s, &from_s] {
+        values.push(Value::Text(d.clone()));
+    }
     let sql = format!(
         "SELECT {SLOT_COLUMNS} {SLOT_JOINS} WHERE ({own} OR s.id IN (SELECT x.slot_id FROM timetable_changes x \
-           WHERE x.slot_id IS NOT NULL AND {via_change})) AND s.valid_from <= ? AND s.valid_to >= ?"
+           WHERE x.slot_id IS NOT NULL AND {via_change} \
+             AND (x.on_date BETWEEN ? AND ? OR x.new_date BETWEEN ? AND ?))) \
+           AND s.valid_from <= ? AND s.valid_to >= ?"
     );
     let slots = conn
         .prepare_cached(&sql)?
@@ -471,6 +487,7 @@ fn slot_matches(f: &Filter, s: &SlotRow) -> bool {
         }
         Filter::Teacher(t) => s.teacher_id == Some(*t),
         Filter::Room(r) => s.room_id == Some(*r),
+        Filter::Pupil(_) => false,
     }
 }
 

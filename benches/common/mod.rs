@@ -1,0 +1,206 @@
+//! Helpers shared by the benchmarks: the server as a separate release process pinned to CPU 0,
+//! HTTPS clients that log in like a browser, percentiles and /proc figures.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn pin_to(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        eprintln!("could not pin the load generator to CPU {cpu}: {e}");
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// (user+system CPU seconds, RSS in MiB) of a process, from /proc.
+pub fn proc_stats(pid: u32) -> (f64, f64) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let cpu = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu / ticks, rss_kib / 1024.0)
+}
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub ca: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_server(data: &std::path::Path) -> (Server, Duration) {
+    let port = free_port();
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        "[mdns]\nenabled = false\n[http]\nbind = \"127.0.0.1\"\nhttp_port = 0\n",
+    )
+    .expect("config");
+    let started = Instant::now();
+    let child = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_kekeli"), "serve"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(data)
+        .args(["--https-port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .env_remove("BENCH_STORM_USERS")
+        .env_remove("BENCH_STORM_SECS")
+        .env_remove("BENCH_SESSIONS")
+        .env_remove("BENCH_PORTAL_SECS")
+        .env_remove("BENCH_OPEN_RATE")
+        .env_remove("BENCH_WEEK_SECS")
+        .env_remove("BENCH_ROLLCALL_ROUNDS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn server (is taskset installed?)");
+    // Cold start: until the first answered request.
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+    }
+    let ca = std::fs::read_to_string(data.join("tls/ca.crt")).expect("ca");
+    (Server { child, port, ca }, started.elapsed())
+}
+
+pub fn client(server: &Server, source: Option<IpAddr>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca.as_bytes()).expect("ca"))
+        .tls_built_in_root_certs(false)
+        .resolve("kekeli.local", ([127, 0, 0, 1], server.port).into())
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(4);
+    if let Some(ip) = source {
+        b = b.local_address(ip);
+    }
+    b.build().expect("client")
+}
+
+pub async fn login(
+    c: &reqwest::Client,
+    base: &str,
+    login: &str,
+    password: &str,
+) -> Result<(), String> {
+    login_csrf(c, base, login, password).await.map(|_| ())
+}
+
+/// Log in; returns the browser's CSRF token for the forms that follow.
+pub async fn login_csrf(
+    c: &reqwest::Client,
+    base: &str,
+    login: &str,
+    password: &str,
+) -> Result<String, String> {
+    let page = c
+        .get(format!("{base}/connexion"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-kekeli-csrf="))
+        .and_then(|v| v.split(';').next())
+        .ok_or("no csrf cookie")?
+        .to_string();
+    let _ = page.bytes().await;
+    let r = c
+        .post(format!("{base}/connexion"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", login),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() != 303 {
+        return Err(format!("login status {}", r.status()));
+    }
+    // Login hands out a fresh CSRF token; the forms that follow need that one.
+    let fresh = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-kekeli-csrf="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string);
+    Ok(fresh.unwrap_or(csrf))
+}
+
+/// One portal page, read to the end; false on any error or non-200 answer.
+pub async fn portal_ok(c: &reqwest::Client, base: &str) -> bool {
+    match c.get(format!("{base}/")).send().await {
+        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// Join the per-session tasks: (requests made, errors, every latency).
+pub async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+) -> (usize, usize, Vec<Duration>) {
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("join");
+        all.extend(l);
+        errors += e;
+    }
+    (all.len(), errors, all)
+}

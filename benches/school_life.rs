@@ -1,0 +1,264 @@
+//! School-life benchmarks (docs/BENCHMARKS.md): week-view pages per second at 500 pupil sessions,
+//! and 18 teachers saving a roll call at the same moment while 500 pupils read their timetables.
+//!
+//! Same setup as `load`: the release server pinned to CPU 0, this generator to CPU 1. Run with
+//! `cargo bench --bench school_life`. Knobs: `BENCH_SESSIONS` (500), `BENCH_WEEK_SECS` (20),
+//! `BENCH_ROLLCALL_ROUNDS` (30). Prints figures; asserts nothing about time.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    client, env_num, gather, login, login_csrf, percentile, pin_to, proc_stats, start_server,
+};
+use kekeli::school::calendar;
+
+const TEACHERS: usize = 18;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn week_ok(c: &reqwest::Client, base: &str) -> bool {
+    match c.get(format!("{base}/emploi-du-temps")).send().await {
+        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// 500 pupils reading their week in a closed loop until `stop` is set: (pages, errors, latencies).
+fn readers(
+    clients: &[reqwest::Client],
+    base: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>> {
+    clients
+        .iter()
+        .cloned()
+        .map(|c| {
+            let base = base.to_string();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if !week_ok(&c, &base).await {
+                        errors += 1;
+                    }
+                    lat.push(t.elapsed());
+                }
+                (lat, errors)
+            })
+        })
+        .collect()
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    pin_to(1);
+    let sessions = env_num("BENCH_SESSIONS", 500) as usize;
+    let week_secs = env_num("BENCH_WEEK_SECS", 20);
+    let rounds = env_num("BENCH_ROLLCALL_ROUNDS", 30) as usize;
+    println!("# Kekeli school-life benchmark");
+    println!("server: release build pinned to CPU 0; load generator pinned to CPU 1");
+
+    // The demo school; every account gets one known password (hashed once).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = kekeli::config::Config {
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    let prepared = kekeli::init(&config).expect("init");
+    let year = {
+        let now = time::OffsetDateTime::now_utc();
+        if (now.month() as u8) >= 8 {
+            now.year()
+        } else {
+            now.year() - 1
+        }
+    };
+    kekeli::demo::populate(&prepared.db, &data, year).expect("demo");
+    let password = "Mesure-du-cout-1";
+    let phc = kekeli::auth::password::hash_blocking(password).expect("hash");
+    let today = calendar::now(0).date;
+    // 18 teachers, each with a lesson today in one of their classes (an extra session, so the
+    // benchmark runs any day), and the pupil lists of those lessons.
+    type Sheet = (String, String, Vec<String>);
+    let (pupils, sheets): (Vec<String>, Vec<Sheet>) = prepared
+        .db
+        .write_blocking(|tx| {
+            tx.execute("UPDATE accounts SET password_hash = ?1", [&phc])?;
+            let pupils: Vec<String> = tx
+                .prepare(
+                    "SELECT a.login FROM accounts a JOIN person_roles r ON r.person_id = a.person_id \
+                     WHERE r.role = 'eleve' ORDER BY a.login",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let teams: Vec<(String, [u8; 16], [u8; 16])> = tx
+                .prepare(
+                    "SELECT a.login, m.person_id, m.class_id FROM class_members m JOIN accounts a ON a.person_id = m.person_id \
+                     WHERE m.role = 'enseignant' GROUP BY m.person_id ORDER BY a.login",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
+            let mut sheets = Vec::new();
+            for (login, teacher, class) in teams.into_iter().take(TEACHERS) {
+                let change = kekeli::timetable::store::create_change(
+                    tx,
+                    "school:ECOLE",
+                    &kekeli::timetable::store::NewChange {
+                        kind: "supplementaire".into(),
+                        on_date: calendar::iso(today),
+                        starts: Some(420),
+                        ends: Some(540),
+                        teacher_id: Some(teacher),
+                        class_id: Some(class),
+                        subject_id: Some(subject),
+                        ..Default::default()
+                    },
+                    &teacher,
+                )?;
+                let ids: Vec<[u8; 16]> = tx
+                    .prepare("SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve'")?
+                    .query_map([&class[..]], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                sheets.push((
+                    login,
+                    kekeli::timetable::store::OccKey::Change(change).encode(),
+                    ids.iter().map(|i| hex(i)).collect(),
+                ));
+            }
+            Ok::<_, kekeli::db::DbError>((pupils, sheets))
+        })
+        .expect("setup");
+    drop(prepared);
+    println!(
+        "demo school: {} pupils; {} teachers with a lesson today",
+        pupils.len(),
+        sheets.len()
+    );
+
+    let (server, _) = start_server(&data);
+    let pid = server.child.id();
+    let base = format!("https://kekeli.local:{}", server.port);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Log in the readers (pupils, cycling if there are fewer than `sessions`) and the teachers.
+    let (readers_c, teachers_c) = rt.block_on(async {
+        let mut r = Vec::new();
+        for i in 0..sessions {
+            let source =
+                std::net::IpAddr::from([127, 0, 20 + (i / 250) as u8, (i % 250) as u8 + 2]);
+            let c = client(&server, Some(source));
+            if login(&c, &base, &pupils[i % pupils.len()], password)
+                .await
+                .is_ok()
+            {
+                r.push(c);
+            }
+        }
+        let mut t = Vec::new();
+        for (i, (login, key, ids)) in sheets.iter().enumerate() {
+            let source = std::net::IpAddr::from([127, 0, 30, i as u8 + 2]);
+            let c = client(&server, Some(source));
+            let csrf = login_csrf(&c, &base, login, password)
+                .await
+                .expect("teacher login");
+            t.push((c, csrf, key.clone(), ids.clone()));
+        }
+        (r, t)
+    });
+
+    // Week views: every pupil session asks for its week in a closed loop.
+    let (cpu0, _) = proc_stats(pid);
+    let (count, errors, mut lat) = rt.block_on(async {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = readers(&readers_c, &base, stop.clone());
+        tokio::time::sleep(Duration::from_secs(week_secs)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        gather(tasks).await
+    });
+    let (cpu1, rss) = proc_stats(pid);
+    lat.sort();
+    println!(
+        "week view (pupil) at {} sessions for {week_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s, RSS {rss:.1} MiB",
+        readers_c.len(),
+        count as f64 / week_secs as f64,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        cpu1 - cpu0,
+    );
+
+    // Roll calls: all teachers save at the same instant, `rounds` times, while the pupils read.
+    let (saves, save_errors, reads, read_secs) = rt.block_on(async {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = Instant::now();
+        let background = readers(&readers_c, &base, stop.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut saves = Vec::new();
+        let mut errors = 0usize;
+        for round in 0..rounds {
+            let barrier = Arc::new(tokio::sync::Barrier::new(teachers_c.len()));
+            let mut tasks = Vec::new();
+            for (c, csrf, key, ids) in teachers_c.iter().cloned() {
+                let base = base.clone();
+                let barrier = barrier.clone();
+                tasks.push(tokio::spawn(async move {
+                    // A different few pupils absent each round, so every save writes.
+                    let mut form = vec![("csrf".to_string(), csrf)];
+                    for (i, id) in ids.iter().enumerate() {
+                        let mark = if (i + round) % 11 == 0 { "absent" } else { "present" };
+                        form.push((format!("p_{id}"), mark.to_string()));
+                    }
+                    barrier.wait().await;
+                    let t = Instant::now();
+                    let ok = matches!(
+                        c.post(format!("{base}/appel/{key}")).form(&form).send().await,
+                        Ok(r) if r.status() == 303
+                            && r.headers().get("location").and_then(|v| v.to_str().ok()).is_some_and(|l| l.contains("ok="))
+                    );
+                    (t.elapsed(), ok)
+                }));
+            }
+            for t in tasks {
+                let (d, ok) = t.await.expect("join");
+                saves.push(d);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (reads, _, _) = gather(background).await;
+        (saves, errors, reads, started.elapsed().as_secs_f64())
+    });
+    let mut saves = saves;
+    saves.sort();
+    println!(
+        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s) — save p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}",
+        saves.len(),
+        teachers_c.len(),
+        readers_c.len(),
+        reads as f64 / read_secs,
+        percentile(&saves, 0.50),
+        percentile(&saves, 0.99),
+        percentile(&saves, 1.0),
+    );
+    drop(readers_c);
+    drop(teachers_c);
+    drop(rt);
+    drop(server);
+}
