@@ -3,7 +3,10 @@
 //!
 //! Same setup as `load`: the release server pinned to CPU 0, this generator to CPU 1. Run with
 //! `cargo bench --bench school_life`. Knobs: `BENCH_SESSIONS` (500), `BENCH_WEEK_SECS` (20),
-//! `BENCH_ROLLCALL_ROUNDS` (30). Prints figures; asserts nothing about time.
+//! `BENCH_ROLLCALL_ROUNDS` (30), `BENCH_READ_RATE` (1000 pages/s: the readers' pace during the
+//! roll calls — two week views a second from each of 500 sessions, far above a school's real
+//! load; a closed loop would measure queueing behind a saturated core, not the save).
+//! Prints figures; asserts nothing about time.
 
 mod common;
 
@@ -28,22 +31,33 @@ async fn week_ok(c: &reqwest::Client, base: &str) -> bool {
     }
 }
 
-/// 500 pupils reading their week in a closed loop until `stop` is set: (pages, errors, latencies).
+/// Pupils reading their week until `stop` is set: in a closed loop (`rate` = None: as fast as
+/// the server answers) or together at `rate` pages/s (people read between clicks).
 fn readers(
     clients: &[reqwest::Client],
     base: &str,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    rate: Option<u64>,
 ) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>> {
+    let n = clients.len().max(1);
+    let every = rate.map(|r| Duration::from_secs_f64(n as f64 / r.max(1) as f64));
+    let start = Instant::now();
     clients
         .iter()
         .cloned()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             let base = base.to_string();
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0usize;
+                let mut due = every.map(|e| start + e.mul_f64(i as f64 / n as f64));
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let (Some(d), Some(e)) = (due.as_mut(), every) {
+                        tokio::time::sleep_until((*d).into()).await;
+                        *d += e;
+                    }
                     let t = Instant::now();
                     if !week_ok(&c, &base).await {
                         errors += 1;
@@ -64,6 +78,7 @@ fn main() {
     let sessions = env_num("BENCH_SESSIONS", 500) as usize;
     let week_secs = env_num("BENCH_WEEK_SECS", 20);
     let rounds = env_num("BENCH_ROLLCALL_ROUNDS", 30) as usize;
+    let read_rate = env_num("BENCH_READ_RATE", 1000);
     println!("# Kekeli school-life benchmark");
     println!("server: release build pinned to CPU 0; load generator pinned to CPU 1");
 
@@ -185,7 +200,7 @@ fn main() {
     let (cpu0, _) = proc_stats(pid);
     let (count, errors, mut lat) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let tasks = readers(&readers_c, &base, stop.clone());
+        let tasks = readers(&readers_c, &base, stop.clone(), None);
         tokio::time::sleep(Duration::from_secs(week_secs)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         gather(tasks).await
@@ -202,10 +217,10 @@ fn main() {
     );
 
     // Roll calls: all teachers save at the same instant, `rounds` times, while the pupils read.
-    let (saves, save_errors, reads, read_secs) = rt.block_on(async {
+    let (saves, save_errors, reads, read_secs, mut read_lat) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let started = Instant::now();
-        let background = readers(&readers_c, &base, stop.clone());
+        let background = readers(&readers_c, &base, stop.clone(), Some(read_rate));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut saves = Vec::new();
         let mut errors = 0usize;
@@ -242,17 +257,19 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let (reads, _, _) = gather(background).await;
-        (saves, errors, reads, started.elapsed().as_secs_f64())
+        let (reads, _, read_lat) = gather(background).await;
+        (saves, errors, reads, started.elapsed().as_secs_f64(), read_lat)
     });
     let mut saves = saves;
     saves.sort();
+    read_lat.sort();
     println!(
-        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s) — save p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}",
+        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s, read p99 {:.1} ms) — save p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}",
         saves.len(),
         teachers_c.len(),
         readers_c.len(),
         reads as f64 / read_secs,
+        percentile(&read_lat, 0.99),
         percentile(&saves, 0.50),
         percentile(&saves, 0.99),
         percentile(&saves, 1.0),

@@ -93,6 +93,7 @@ pub fn start_server(data: &std::path::Path) -> (Server, Duration) {
         .env_remove("BENCH_OPEN_RATE")
         .env_remove("BENCH_WEEK_SECS")
         .env_remove("BENCH_ROLLCALL_ROUNDS")
+        .env_remove("BENCH_READ_RATE")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -67,6 +67,9 @@ pub fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     configure(&conn)?;
+    // Every page runs a handful of cached statements (session, page data, timetable shapes);
+    // rusqlite's default of 16 would evict and re-parse them under a mixed load.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 

@@ -333,24 +333,28 @@ pub fn occurrences(
         .query_map(params_from_iter(values), slot_row)?
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Changes of those slots touching the range, and extra sessions of the filter in the range.
+    // Changes touching the range (kept below only for the slots found above), and extra
+    // sessions of the filter. The SQL's shape depends on the filter's only, so it stays cached.
     let mut values: Vec<Value> = Vec::new();
-    let slot_ids: Vec<Id> = slots.iter().map(|s| s.id).collect();
-    let of_slots = in_list("x.slot_id", &slot_ids, &mut values);
-    values.push(Value::Text(from_s.clone()));
-    values.push(Value::Text(to_s.clone()));
-    values.push(Value::Text(from_s.clone()));
-    values.push(Value::Text(to_s.clone()));
+    for d in [&from_s, &to_s, &from_s, &to_s] {
+        values.push(Value::Text(d.clone()));
+    }
     let extra = filter_sql(filter, "x", &mut values);
     values.push(Value::Text(from_s.clone()));
     values.push(Value::Text(to_s.clone()));
     let sql = format!(
-        "SELECT {CHANGE_COLUMNS} WHERE ({of_slots} AND (x.on_date BETWEEN ? AND ? OR x.new_date BETWEEN ? AND ?)) \
+        "SELECT {CHANGE_COLUMNS} WHERE (x.slot_id IS NOT NULL AND (x.on_date BETWEEN ? AND ? OR x.new_date BETWEEN ? AND ?)) \
          OR (x.kind = 'supplementaire' AND {extra} AND x.on_date BETWEEN ? AND ?)"
     );
+    let slot_ids: std::collections::HashSet<Id> = slots.iter().map(|s| s.id).collect();
     let changes = conn
         .prepare_cached(&sql)?
         .query_map(params_from_iter(values), change_row)?
+        .filter(|c| {
+            c.as_ref()
+                .map(|c| c.slot_id.is_none_or(|s| slot_ids.contains(&s)))
+                .unwrap_or(true)
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let by_slot: HashMap<Id, &SlotRow> = slots.iter().map(|s| (s.id, s)).collect();
