@@ -90,14 +90,7 @@ fn main() {
         ..Default::default()
     };
     let prepared = kekeli::init(&config).expect("init");
-    let year = {
-        let now = time::OffsetDateTime::now_utc();
-        if (now.month() as u8) >= 8 {
-            now.year()
-        } else {
-            now.year() - 1
-        }
-    };
+    let year = kekeli::demo::school_year_of(time::OffsetDateTime::now_utc());
     kekeli::demo::populate(&prepared.db, &data, year).expect("demo");
     let password = "Mesure-du-cout-1";
     let phc = kekeli::auth::password::hash_blocking(password).expect("hash");

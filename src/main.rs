@@ -179,13 +179,7 @@ fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let demo_logins = match (demo, demo_logins) {
         (true, None) => {
             println!("Création du lycée de démonstration…");
-            // The school year under way: it starts in September.
-            let now = time::OffsetDateTime::now_utc();
-            let year = if (now.month() as u8) >= 8 {
-                now.year()
-            } else {
-                now.year() - 1
-            };
+            let year = kekeli::demo::school_year_of(time::OffsetDateTime::now_utc());
             Some(kekeli::demo::populate(&prepared.db, &dir, year)?)
         }
         (_, existing) => existing,

@@ -164,6 +164,15 @@ pub enum DemoError {
     Io(String, std::io::Error),
 }
 
+/// The year (September) in which the school year under way at `now` started.
+pub fn school_year_of(now: time::OffsetDateTime) -> i32 {
+    if (now.month() as u8) >= 8 {
+        now.year()
+    } else {
+        now.year() - 1
+    }
+}
+
 /// Is `dir` absent or empty?
 pub fn dir_is_empty(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {

@@ -447,25 +447,7 @@ async fn teacher_week(
     Path(id): Path<String>,
     Query(q): Query<WeekQuery>,
 ) -> Result<Response, AppError> {
-    let teacher = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    // Teachers hold this capability too: their own week is one of these.
-    if !policy::allows(&user.principal(), Capability::ViewTimetables) {
-        return Err(AppError::Forbidden);
-    }
-    let name = state
-        .db
-        .read(move |c| crate::people::person_name(c, &teacher))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let spec = WeekSpec {
-        title: page.tr.t("timetable.of").replace("{name}", &name),
-        base: format!("/emploi-du-temps/enseignant/{id}"),
-        filter: Filter::Teacher(teacher),
-        view: Viewpoint::Teacher,
-        tabs: Vec::new(),
-        form_class: None,
-    };
-    show_week(state, &user, page, q, spec).await
+    staff_week(state, user, page, q, id, Viewpoint::Teacher).await
 }
 
 async fn room_week(
@@ -475,27 +457,55 @@ async fn room_week(
     Path(id): Path<String>,
     Query(q): Query<WeekQuery>,
 ) -> Result<Response, AppError> {
-    let room = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    staff_week(state, user, page, q, id, Viewpoint::Room).await
+}
+
+/// A teacher's or a room's week, for the staff who may look at any timetable (teachers hold
+/// this capability too: their own week is one of these).
+async fn staff_week(
+    state: AppState,
+    user: CurrentUser,
+    page: Page,
+    q: WeekQuery,
+    id: String,
+    view: Viewpoint,
+) -> Result<Response, AppError> {
+    let target = id_from_hex(&id).ok_or(AppError::NotFound)?;
     if !policy::allows(&user.principal(), Capability::ViewTimetables) {
         return Err(AppError::Forbidden);
     }
-    let name: String = state
+    let name = state
         .db
-        .read(move |c| {
-            use rusqlite::OptionalExtension;
-            c.query_row("SELECT name FROM rooms WHERE id = ?1", [&room[..]], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(DbError::from)
+        .read(move |c| match view {
+            Viewpoint::Room => {
+                use rusqlite::OptionalExtension;
+                c.query_row("SELECT name FROM rooms WHERE id = ?1", [&target[..]], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(DbError::from)
+            }
+            _ => crate::people::person_name(c, &target),
         })
         .await?
         .ok_or(AppError::NotFound)?;
+    let (title, base, filter) = match view {
+        Viewpoint::Room => (
+            page.tr.t("timetable.room_of"),
+            format!("/emploi-du-temps/salle/{id}"),
+            Filter::Room(target),
+        ),
+        _ => (
+            page.tr.t("timetable.of"),
+            format!("/emploi-du-temps/enseignant/{id}"),
+            Filter::Teacher(target),
+        ),
+    };
     let spec = WeekSpec {
-        title: page.tr.t("timetable.room_of").replace("{name}", &name),
-        base: format!("/emploi-du-temps/salle/{id}"),
-        filter: Filter::Room(room),
-        view: Viewpoint::Room,
+        title: title.replace("{name}", &name),
+        base,
+        filter,
+        view,
         tabs: Vec::new(),
         form_class: None,
     };
