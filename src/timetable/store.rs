@@ -8,7 +8,7 @@ use time::{Date, Duration};
 
 use crate::auth::store::{Id, hex, id_from_hex};
 use crate::db::{self, DbError};
-use crate::school::calendar::{self, is_week_a, iso, parse_date, weekday_number};
+use crate::school::calendar::{self, is_week_a, iso, parse_date};
 
 /// Whose timetable.
 #[derive(Debug, Clone)]
@@ -772,9 +772,4 @@ pub fn create_change(
 /// Today's week as its Monday, or the week of `date` when given (`YYYY-MM-DD`).
 pub fn week_of(date: Option<&str>, today: Date) -> Date {
     calendar::monday_of(date.and_then(parse_date).unwrap_or(today))
-}
-
-/// Weekday number of a date (1 = Monday), re-exported for views.
-pub fn weekday(d: Date) -> i64 {
-    weekday_number(d)
 }
