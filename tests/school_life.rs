@@ -494,3 +494,170 @@ async fn daily_pages_stay_under_the_weight_budget() {
     assert!(week.contains("Semaine du"), "{week}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
+    let server = TestServer::start().await;
+    let parent_login = server.login_of(Role::Parent).login.clone();
+    let absence = server
+        .db
+        .write_blocking(|tx| {
+            let child: [u8; 16] = tx.query_row(
+                "SELECT g.child_id FROM guardianships g JOIN accounts a ON a.person_id = g.parent_id WHERE a.login = ?1 LIMIT 1",
+                [&parent_login],
+                |r| r.get(0),
+            )?;
+            let id = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, 'absence', '2026-11-02', 420, 110, 0, 0)",
+                (&id[..], &child[..]),
+            )?;
+            Ok::<_, kekeli::db::DbError>(id)
+        })
+        .expect("absence");
+    let parent = server.logged_in(Role::Parent).await;
+    let path = format!("/absences/{}/justifier", hex(&absence));
+    let status = |s: &TestServer| -> String {
+        let id = absence;
+        s.db.read_blocking(move |c| {
+            c.query_row(
+                "SELECT status FROM absences WHERE id = ?1",
+                [&id[..]],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("status")
+    };
+    // A web page passed off as a certificate: refused by its content, nothing stored.
+    let r = parent
+        .post_multipart(
+            &path,
+            &[("reason", "Malade")],
+            Some((
+                "document",
+                "certificat.pdf",
+                b"<html>pas un PDF</html>".to_vec(),
+            )),
+        )
+        .await;
+    assert!(
+        query_param(&location(&r), "erreur").contains("ni une photo"),
+        "{}",
+        location(&r)
+    );
+    assert_eq!(status(&server), "non_justifiee");
+    assert!(
+        !server.config.data_dir.join("store").exists()
+            || std::fs::read_dir(server.config.data_dir.join("store"))
+                .expect("dir")
+                .next()
+                .is_none()
+    );
+    // No reason: refused with what to write.
+    let r = parent.post_multipart(&path, &[("reason", " ")], None).await;
+    assert!(
+        query_param(&location(&r), "erreur").contains("motif"),
+        "{}",
+        location(&r)
+    );
+    assert_eq!(status(&server), "non_justifiee");
+    // A good one goes through once; a second is refused, the first stays.
+    let r = parent
+        .post_multipart(&path, &[("reason", "Malade, fièvre")], None)
+        .await;
+    assert!(location(&r).contains("ok=justifiee"), "{}", location(&r));
+    let r = parent
+        .post_multipart(&path, &[("reason", "Autre motif")], None)
+        .await;
+    assert!(
+        query_param(&location(&r), "erreur").contains("déjà"),
+        "{}",
+        location(&r)
+    );
+    let reason: String = one(
+        &server,
+        &format!(
+            "SELECT reason FROM absences WHERE id = x'{}'",
+            hex(&absence)
+        ),
+    );
+    assert_eq!(reason, "Malade, fièvre");
+
+    // Moving a lesson onto an hour its class already has: refused, no change written.
+    let (slot, weekday, starts, ends, class): ([u8; 16], i64, i64, i64, [u8; 16]) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT id, weekday, starts, ends, class_id FROM timetable_slots WHERE class_id IS NOT NULL ORDER BY weekday, starts LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("slot");
+    let (other_start, other_end): (i64, i64) = server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT starts, ends FROM timetable_slots WHERE class_id = ?1 AND weekday = ?2 AND id <> ?3 LIMIT 1",
+                (&class[..], weekday, &slot[..]),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("another lesson that day");
+    let _ = (starts, ends);
+    // The slot's next occurrence from the coming weeks.
+    let today = calendar::now(0).date;
+    let monday = calendar::monday_of(today) + time::Duration::weeks(1);
+    let date = monday + time::Duration::days(weekday - 1);
+    let key = OccKey::Slot(slot, date).encode();
+    let sec = server.logged_in(Role::Secretariat).await;
+    let before = count(&server, "SELECT COUNT(*) FROM timetable_changes");
+    let r = sec
+        .post(
+            &format!("/emploi-du-temps/seance/{key}"),
+            &[
+                ("action", "deplace"),
+                ("new_date", &calendar::iso(date)),
+                ("starts", &calendar::hm(other_start)),
+                ("ends", &calendar::hm(other_end)),
+            ],
+        )
+        .await;
+    assert!(
+        query_param(&location(&r), "erreur").contains("déjà pris"),
+        "{}",
+        location(&r)
+    );
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM timetable_changes"),
+        before
+    );
+    // Cancelling it works and shows on the week, struck through.
+    let r = sec
+        .post(
+            &format!("/emploi-du-temps/seance/{key}"),
+            &[("action", "annule"), ("note", "Conseil de classe")],
+        )
+        .await;
+    assert!(!location(&r).contains("erreur"), "{}", location(&r));
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM timetable_changes"),
+        before + 1
+    );
+    let week = sec
+        .text(&format!(
+            "/emploi-du-temps/classe/{}?semaine={}",
+            hex(&class),
+            calendar::iso(monday)
+        ))
+        .await;
+    assert!(
+        week.contains("Annulé — Conseil de classe") && week.contains("session cancelled"),
+        "{week}"
+    );
+    server.stop().await;
+}
