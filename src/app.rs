@@ -135,6 +135,7 @@ fn all_routes() -> Routes {
         .merge(crate::school::routes())
         .merge(crate::timetable::routes())
         .merge(crate::attendance::routes())
+        .merge(crate::imports::routes())
 }
 
 /// Every declared route (method, path), for tests.

@@ -22,6 +22,8 @@ pub struct Config {
     /// The school's offset from UTC in minutes (Togo: 0, no summer time). Decides "today" and
     /// the current timetable slot.
     pub utc_offset_minutes: i32,
+    /// Country calling code added to 8-digit local phone numbers in imports (Togo: `228`).
+    pub phone_country_code: String,
     /// `tracing` filter when `RUST_LOG` is not set.
     pub log: String,
     pub http: HttpConfig,
@@ -75,6 +77,7 @@ impl Default for Config {
             school_code: "ECOLE".into(),
             school_name: "Lycée".into(),
             utc_offset_minutes: 0,
+            phone_country_code: "228".into(),
             log: "info".into(),
             http: HttpConfig::default(),
             mdns: MdnsConfig::default(),

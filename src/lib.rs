@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod files;
+pub mod imports;
 pub mod net;
 pub mod people;
 pub mod policy;

@@ -56,6 +56,19 @@ enum Command {
     User(UserCommand),
     /// Vérifier que le serveur en marche répond (code de sortie 0 si oui)
     Healthcheck,
+    /// Importer un fichier CSV ou XLSX : tout ou rien, avec un rapport par ligne
+    Import {
+        /// pupils, parents, staff, classes, coefficients ou timetable
+        kind: String,
+        /// Le fichier (.csv ou .xlsx)
+        file: PathBuf,
+        /// Montrer ce qui serait fait, sans rien enregistrer
+        #[arg(long)]
+        dry_run: bool,
+        /// Enregistrer aussi les départs (élèves des classes du fichier qui n'y sont plus)
+        #[arg(long)]
+        confirm_departures: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::User(cmd) => user(&config, cmd)?,
         Command::Healthcheck => return healthcheck(&config),
+        Command::Import {
+            kind,
+            file,
+            dry_run,
+            confirm_departures,
+        } => return import(&config, &kind, &file, dry_run, confirm_departures),
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -255,6 +274,95 @@ async fn shutdown_signal() {
             }
         }
     }
+}
+
+fn import(
+    config: &Config,
+    kind: &str,
+    file: &std::path::Path,
+    dry_run: bool,
+    confirm_departures: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    use kekeli::imports::{self, Action, Kind, Options};
+    let kind = Kind::parse(kind).with_context(|| {
+        format!(
+            "type d'import inconnu « {kind} » ; types possibles : {}",
+            Kind::ALL.map(|k| k.cli()).join(", ")
+        )
+    })?;
+    let bytes = std::fs::read(file).with_context(|| format!("lecture de {}", file.display()))?;
+    let prepared = kekeli::init(config)?;
+    let today = kekeli::school::calendar::iso(
+        kekeli::school::calendar::now(config.utc_offset_minutes).date,
+    );
+    let opts = Options {
+        dry_run,
+        confirm_departures,
+        today,
+        country_code: config.phone_country_code.clone(),
+        actor: None,
+        origin: "cli".into(),
+        file_name: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let report = imports::import_blocking(&prepared.db, kind, &bytes, &opts)?;
+    for l in report
+        .lines
+        .iter()
+        .filter(|l| l.action != Action::Unchanged)
+    {
+        println!(
+            "ligne {:>4}  {:<12}  {}{}",
+            l.line,
+            l.action.label(),
+            l.what,
+            if l.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", l.detail)
+            }
+        );
+    }
+    if !report.ignored_columns.is_empty() {
+        println!("Colonnes ignorées : {}", report.ignored_columns.join(", "));
+    }
+    if !report.errors.is_empty() {
+        for e in &report.errors {
+            eprintln!("{e}");
+        }
+        eprintln!(
+            "{} erreur(s) : rien n'a été modifié. Corrigez le fichier et relancez.",
+            report.errors.len()
+        );
+        return Ok(std::process::ExitCode::from(2));
+    }
+    if !report.departures.is_empty() {
+        println!("Élèves absents du fichier ({}) :", report.departures.len());
+        for d in &report.departures {
+            println!("  {} — {} ({})", d.matricule, d.name, d.class);
+        }
+        if !report.departures_applied {
+            println!(
+                "  (départs non enregistrés ; relancez avec --confirm-departures pour les enregistrer)"
+            );
+        }
+    }
+    if report.applied {
+        println!("Import appliqué : {}.", report.summary());
+        for (_, class, n) in &report.new_accounts {
+            println!(
+                "  {class} : {n} nouveau(x) compte(s) — imprimez les fiches d'activation depuis Comptes."
+            );
+        }
+    } else {
+        println!(
+            "Essai (--dry-run) : {}. Rien n'a été enregistré.",
+            report.summary()
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {

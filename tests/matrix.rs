@@ -111,6 +111,14 @@ fn justification_document(r: Role, own: bool) -> bool {
     matches!(r, Role::VieScolaire | Role::Direction) || justify(r, own)
 }
 
+/// Imports: people files need account managers, structure files the secrétariat or direction.
+fn people_imports(r: Role, _: bool) -> bool {
+    matches!(r, Role::Technicien | Role::Secretariat)
+}
+fn any_imports(r: Role, _: bool) -> bool {
+    matches!(r, Role::Technicien | Role::Secretariat | Role::Direction)
+}
+
 fn matrix() -> Vec<Entry> {
     use Obj::*;
     let e = |method, path, obj, rule, form| Entry {
@@ -268,6 +276,31 @@ fn matrix() -> Vec<Entry> {
             &[],
         ),
         e("GET", "/ical/{token}", None, Option::None, &[]),
+        e("GET", "/imports", None, Some(any_imports), &[]),
+        e(
+            "GET",
+            "/imports/{kind}/modele",
+            None,
+            Some(people_imports),
+            &[],
+        ),
+        Entry {
+            multipart: true,
+            ..e(
+                "POST",
+                "/imports/{kind}/apercu",
+                None,
+                Some(people_imports),
+                &[],
+            )
+        },
+        e(
+            "POST",
+            "/imports/{kind}/appliquer",
+            None,
+            Some(people_imports),
+            &[("fichier", "00"), ("nom", "x.csv")],
+        ),
         e("GET", "/appel", None, Some(roll_call_list), &[]),
         e("GET", "/appel/{occ}", Session, Some(roll_call), &[]),
         e("POST", "/appel/{occ}", Session, Some(roll_call), &[]),
@@ -487,6 +520,7 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         .replace("{occ}", id)
         .replace("{token}", "0123456789abcdef0123456789abcdef")
         .replace("{name}", "app.css")
+        .replace("{kind}", "eleves")
 }
 
 async fn status_of(b: &Browser, e: &Entry, path: &str, o: &Objects) -> (u16, String) {

@@ -600,8 +600,6 @@ async fn justify_submit(
     csrf: Option<axum::Extension<crate::web::CsrfToken>>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, AppError> {
-    // A form that is not multipart cannot carry our token: the same refusal as a missing one.
-    let mut multipart = multipart.map_err(|_| AppError::Csrf)?;
     let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let today = iso(calendar::now(state.config.utc_offset_minutes).date);
@@ -617,40 +615,9 @@ async fn justify_submit(
     let fail = |msg: &str| -> Result<Response, AppError> {
         Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(msg))).into_response())
     };
-    let mut fields: HashMap<String, String> = HashMap::new();
-    let mut file: Option<(String, Vec<u8>)> = None;
-    let unreadable = || AppError::BadRequest("Le formulaire n'a pas pu être lu. Réessayez.".into());
-    while let Some(field) = multipart.next_field().await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::TooLarge
-        } else {
-            unreadable()
-        }
-    })? {
-        let name = field.name().unwrap_or("").to_string();
-        if name == "document" {
-            let filename = field.file_name().unwrap_or("justificatif").to_string();
-            let bytes = field.bytes().await.map_err(|_| AppError::TooLarge)?;
-            if !bytes.is_empty() {
-                file = Some((filename, bytes.to_vec()));
-            }
-        } else if matches!(name.as_str(), "csrf" | "reason") {
-            let text = field.text().await.map_err(|_| unreadable())?;
-            fields.insert(name, text);
-        }
-    }
-    let expected = csrf.map(|c| c.0.0.clone()).unwrap_or_default();
-    let sent = fields.get("csrf").cloned().unwrap_or_default();
-    if expected.is_empty() || !crate::web::constant_time_eq(expected.as_bytes(), sent.as_bytes()) {
-        return Err(AppError::Csrf);
-    }
-    let reason: String = fields
-        .get("reason")
-        .map(|s| s.trim())
-        .unwrap_or("")
-        .chars()
-        .take(1000)
-        .collect();
+    let upload = crate::web::upload::read(multipart, csrf, "document", &["reason"]).await?;
+    let reason: String = upload.field("reason").trim().chars().take(1000).collect();
+    let file = upload.file;
     if reason.chars().count() < 3 {
         return fail("Écrivez le motif de l'absence (par exemple : malade, avec certificat).");
     }

@@ -56,6 +56,10 @@ pub mod icons {
         r#"<path d="M9 11l3 3 8-8"/><path d="M20 12v7a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h9"/>"#
     );
     icon!(
+        UPLOAD,
+        r#"<path d="M12 16V4"/><path d="M7 9l5-5 5 5"/><path d="M4 16v4h16v-4"/>"#
+    );
+    icon!(
         CLOCK,
         r#"<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 3"/>"#
     );
@@ -221,6 +225,16 @@ async fn home(
             title: tr.t("tile.accounts").into(),
             detail: tr.t("tile.accounts.detail").into(),
             icon: icons::KEY,
+        });
+    }
+    if policy::allows(&principal, Capability::ManageAccounts)
+        || policy::allows(&principal, Capability::ManageStructure)
+    {
+        tiles.push(Tile {
+            href: "/imports".into(),
+            title: tr.t("tile.imports").into(),
+            detail: tr.t("tile.imports.detail").into(),
+            icon: icons::UPLOAD,
         });
     }
     if policy::allows(&principal, Capability::ViewSystem) {

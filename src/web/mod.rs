@@ -5,6 +5,7 @@ pub mod assets;
 pub mod error;
 pub mod i18n;
 pub mod metrics;
+pub mod upload;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -1,0 +1,412 @@
+//! Imports of the secrétariat's spreadsheets: pupils, parents, staff, classes, coefficients and
+//! the timetable. The command line (`kekeli import`) and the admin page run the same code.
+//!
+//! Every import runs inside one write transaction: each line is checked and applied in turn, so
+//! a line sees what earlier lines did (two siblings share a parent, a slot conflicts with the one
+//! above it). A dry run, or any error, rolls the whole transaction back: what the preview says
+//! is exactly what applying does, and one bad line changes nothing. Unchanged rows are not
+//! written, so re-importing a file writes nothing and sends nothing to the national portal.
+
+mod people;
+pub mod sheet;
+mod structure;
+mod views;
+
+use rusqlite::{Connection, Transaction};
+
+use crate::auth::store::{Id, hex};
+use crate::db::{self, DbError, audit};
+use crate::policy::Capability;
+pub use sheet::{LineError, ReadError, Sheet};
+pub use views::routes;
+
+/// Largest file accepted by the admin page (a 3,000-pupil school's list is about 300 KB).
+pub const MAX_FILE: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Classes,
+    Pupils,
+    Parents,
+    Staff,
+    Coefficients,
+    Timetable,
+}
+
+impl Kind {
+    /// In the order a new school imports them.
+    pub const ALL: [Kind; 6] = [
+        Kind::Staff,
+        Kind::Classes,
+        Kind::Pupils,
+        Kind::Parents,
+        Kind::Coefficients,
+        Kind::Timetable,
+    ];
+
+    /// The command-line name (`kekeli import pupils …`).
+    pub fn cli(self) -> &'static str {
+        match self {
+            Kind::Classes => "classes",
+            Kind::Pupils => "pupils",
+            Kind::Parents => "parents",
+            Kind::Staff => "staff",
+            Kind::Coefficients => "coefficients",
+            Kind::Timetable => "timetable",
+        }
+    }
+
+    /// The name in addresses and sample files (`/imports/modele/eleves`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Classes => "classes",
+            Kind::Pupils => "eleves",
+            Kind::Parents => "parents",
+            Kind::Staff => "personnels",
+            Kind::Coefficients => "coefficients",
+            Kind::Timetable => "emploi-du-temps",
+        }
+    }
+
+    /// Either name, as typed on the command line or sent by the page.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.cli() == s || k.slug() == s)
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Classes => "Classes",
+            Kind::Pupils => "Élèves",
+            Kind::Parents => "Parents et responsables",
+            Kind::Staff => "Personnels",
+            Kind::Coefficients => "Coefficients",
+            Kind::Timetable => "Emploi du temps",
+        }
+    }
+
+    /// Who may run it: people imports create accounts; the others change the structure.
+    pub fn capability(self) -> Capability {
+        match self {
+            Kind::Pupils | Kind::Parents | Kind::Staff => Capability::ManageAccounts,
+            Kind::Classes | Kind::Coefficients | Kind::Timetable => Capability::ManageStructure,
+        }
+    }
+
+    /// The sample file shipped in `docs/imports/` (also offered for download on the page).
+    pub fn sample(self) -> &'static str {
+        match self {
+            Kind::Classes => include_str!("../../docs/imports/classes.csv"),
+            Kind::Pupils => include_str!("../../docs/imports/eleves.csv"),
+            Kind::Parents => include_str!("../../docs/imports/parents.csv"),
+            Kind::Staff => include_str!("../../docs/imports/personnels.csv"),
+            Kind::Coefficients => include_str!("../../docs/imports/coefficients.csv"),
+            Kind::Timetable => include_str!("../../docs/imports/emploi-du-temps.csv"),
+        }
+    }
+
+    fn fields(self) -> &'static [sheet::Field] {
+        match self {
+            Kind::Classes => structure::CLASS_FIELDS,
+            Kind::Pupils => people::PUPIL_FIELDS,
+            Kind::Parents => people::PARENT_FIELDS,
+            Kind::Staff => people::STAFF_FIELDS,
+            Kind::Coefficients => structure::COEFFICIENT_FIELDS,
+            Kind::Timetable => structure::SLOT_FIELDS,
+        }
+    }
+
+    /// The expected columns, for the page and the error messages.
+    pub fn columns(self) -> Vec<(&'static str, bool)> {
+        self.fields()
+            .iter()
+            .map(|f| (f.label, f.required))
+            .collect()
+    }
+}
+
+/// What happens to one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Create => "création",
+            Action::Update => "modification",
+            Action::Unchanged => "inchangé",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LineReport {
+    pub line: usize,
+    pub action: Action,
+    /// Who or what the line is about ("KOFFI Ama (2nde A)").
+    pub what: String,
+    /// What changes ("classe 2nde A → 2nde B"), or notes ("compte créé").
+    pub detail: String,
+}
+
+/// A pupil of the school missing from a new pupils file.
+#[derive(Debug, Clone)]
+pub struct Departure {
+    pub person: Id,
+    pub matricule: String,
+    pub name: String,
+    pub class: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub kind: Kind,
+    pub lines: Vec<LineReport>,
+    pub errors: Vec<LineError>,
+    pub ignored_columns: Vec<String>,
+    pub departures: Vec<Departure>,
+    /// The departures were recorded (asked for, and the import applied).
+    pub departures_applied: bool,
+    /// Classes that received new accounts, with how many: their activation slips are to print.
+    pub new_accounts: Vec<(String, String, usize)>,
+    pub applied: bool,
+}
+
+impl Report {
+    fn new(kind: Kind) -> Report {
+        Report {
+            kind,
+            lines: Vec::new(),
+            errors: Vec::new(),
+            ignored_columns: Vec::new(),
+            departures: Vec::new(),
+            departures_applied: false,
+            new_accounts: Vec::new(),
+            applied: false,
+        }
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.lines.iter().filter(|l| l.action == action).count()
+    }
+
+    /// "12 créations, 3 modifications, 40 inchangés".
+    pub fn summary(&self) -> String {
+        format!(
+            "{} création(s), {} modification(s), {} inchangé(s)",
+            self.count(Action::Create),
+            self.count(Action::Update),
+            self.count(Action::Unchanged)
+        )
+    }
+
+    fn new_account(&mut self, class_id: &Id, class_name: &str) {
+        let key = hex(class_id);
+        match self.new_accounts.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(entry) => entry.2 += 1,
+            None => self.new_accounts.push((key, class_name.to_string(), 1)),
+        }
+    }
+}
+
+/// How to run an import.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    /// Record the departures the pupils file implies (left today, account disabled).
+    pub confirm_departures: bool,
+    /// Today in the school's time zone, `YYYY-MM-DD`.
+    pub today: String,
+    /// Country calling code added to 8-digit local phone numbers ("228" for Togo).
+    pub country_code: String,
+    pub actor: Option<Id>,
+    /// Address of the browser, or "cli".
+    pub origin: String,
+    pub file_name: String,
+}
+
+/// A line's problem, or a database failure that stops the import.
+#[derive(Debug)]
+enum Problem {
+    Line(LineError),
+    Db(DbError),
+}
+
+impl From<DbError> for Problem {
+    fn from(e: DbError) -> Problem {
+        Problem::Db(e)
+    }
+}
+
+impl From<rusqlite::Error> for Problem {
+    fn from(e: rusqlite::Error) -> Problem {
+        Problem::Db(e.into())
+    }
+}
+
+impl From<LineError> for Problem {
+    fn from(e: LineError) -> Problem {
+        Problem::Line(e)
+    }
+}
+
+/// Shared by every kind: the transaction and the facts of this run.
+struct Ctx<'a> {
+    tx: &'a Connection,
+    scope: String,
+    opts: &'a Options,
+}
+
+impl Ctx<'_> {
+    /// Run `f` for each data row, collecting its line report or its error.
+    fn each(
+        &self,
+        sheet: &Sheet,
+        report: &mut Report,
+        mut f: impl FnMut(&sheet::Record, &mut Report) -> Result<LineReport, Problem>,
+    ) -> Result<(), DbError> {
+        for rec in &sheet.rows {
+            match f(rec, report) {
+                Ok(line) => report.lines.push(line),
+                Err(Problem::Line(e)) => report.errors.push(e),
+                Err(Problem::Db(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Check and apply every line of `sheet` in `tx` (the caller commits or rolls back).
+pub fn run(tx: &Connection, kind: Kind, sheet: &Sheet, opts: &Options) -> Result<Report, DbError> {
+    let mut report = Report::new(kind);
+    let (cols, errors) = sheet::Columns::locate(sheet, kind.fields());
+    report.ignored_columns = cols.ignored.clone();
+    if !errors.is_empty() {
+        report.errors = errors;
+        return Ok(report);
+    }
+    if sheet.rows.is_empty() {
+        report.errors.push(LineError {
+            line: sheet.header_line,
+            column: String::new(),
+            message: "le fichier n'a aucune ligne sous les noms de colonnes.".into(),
+        });
+        return Ok(report);
+    }
+    let ctx = Ctx {
+        tx,
+        scope: db::registry::school_scope(tx)?,
+        opts,
+    };
+    match kind {
+        Kind::Pupils => people::pupils(&ctx, &cols, sheet, &mut report)?,
+        Kind::Parents => people::parents(&ctx, &cols, sheet, &mut report)?,
+        Kind::Staff => people::staff(&ctx, &cols, sheet, &mut report)?,
+        Kind::Classes => structure::classes(&ctx, &cols, sheet, &mut report)?,
+        Kind::Coefficients => structure::coefficients(&ctx, &cols, sheet, &mut report)?,
+        Kind::Timetable => structure::timetable(&ctx, &cols, sheet, &mut report)?,
+    }
+    Ok(report)
+}
+
+/// Why an import could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Rolls the transaction back while carrying the report out.
+enum Abort {
+    Rollback(Box<Report>),
+    Db(DbError),
+}
+
+impl From<DbError> for Abort {
+    fn from(e: DbError) -> Abort {
+        Abort::Db(e)
+    }
+}
+
+fn in_transaction(
+    tx: &Transaction<'_>,
+    kind: Kind,
+    sheet: &Sheet,
+    opts: &Options,
+) -> Result<Report, Abort> {
+    let mut report = run(tx, kind, sheet, opts)?;
+    if !report.errors.is_empty() || opts.dry_run {
+        return Err(Abort::Rollback(Box::new(report)));
+    }
+    let departures = report.departures.len();
+    if opts.confirm_departures && departures > 0 {
+        people::record_departures(tx, &report.departures, opts)?;
+        report.departures_applied = true;
+    }
+    let what = format!(
+        "{} « {} » : {}{}",
+        kind.cli(),
+        opts.file_name,
+        report.summary(),
+        if report.departures_applied {
+            format!(", {departures} départ(s)")
+        } else {
+            String::new()
+        }
+    );
+    audit::record(
+        tx,
+        &audit::Entry {
+            actor: opts.actor.as_ref().map(|a| &a[..]),
+            action: "import.apply",
+            object_type: Some("import"),
+            new: Some(&what),
+            ip: Some(&opts.origin),
+            ..Default::default()
+        },
+    )?;
+    report.applied = true;
+    Ok(report)
+}
+
+fn finish(result: Result<Report, Abort>) -> Result<Report, ImportError> {
+    match result {
+        Ok(r) => Ok(r),
+        Err(Abort::Rollback(r)) => Ok(*r),
+        Err(Abort::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Read and import a file, off the async runtime (command line, benchmarks).
+pub fn import_blocking(
+    db: &crate::db::Db,
+    kind: Kind,
+    bytes: &[u8],
+    opts: &Options,
+) -> Result<Report, ImportError> {
+    let sheet = sheet::read(bytes)?;
+    finish(db.write_blocking(|tx| in_transaction(tx, kind, &sheet, opts)))
+}
+
+/// Read and import a file from a request handler.
+pub async fn import(
+    db: &crate::db::Db,
+    kind: Kind,
+    bytes: Vec<u8>,
+    opts: Options,
+) -> Result<Report, ImportError> {
+    let sheet = tokio::task::spawn_blocking(move || sheet::read(&bytes))
+        .await
+        .map_err(|e| ImportError::Db(DbError::Join(e)))??;
+    finish(
+        db.write(move |tx| in_transaction(tx, kind, &sheet, &opts))
+            .await,
+    )
+}

@@ -1,0 +1,501 @@
+//! Reading a spreadsheet the secrétariat already has: CSV separated by `,`, `;` or tabs, in
+//! UTF-8 (with or without BOM), UTF-16 (Excel's "texte Unicode") or Windows-1252, or an XLSX
+//! workbook (first sheet). The first non-empty row holds the column names, matched tolerantly
+//! (case, accents, spaces and punctuation do not matter).
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx};
+
+/// A table read from a file: column names and the data rows with their line in the file.
+#[derive(Debug, Clone, Default)]
+pub struct Sheet {
+    pub headers: Vec<String>,
+    /// The line (CSV) or row (XLSX) of the column names, counted from 1.
+    pub header_line: usize,
+    pub rows: Vec<Record>,
+}
+
+/// One data row; `line` counts from 1 as a spreadsheet shows it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub line: usize,
+    pub cells: Vec<String>,
+}
+
+/// Why a file could not be read at all (before any line is looked at).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    #[error("Le fichier est vide.")]
+    Empty,
+    #[error(
+        "Le classeur Excel n'a pas pu être lu ({0}). Enregistrez-le de nouveau au format .xlsx ou en CSV."
+    )]
+    Xlsx(String),
+    #[error(
+        "Ligne {line} : le fichier CSV est mal formé ({message}). Vérifiez les guillemets de cette ligne."
+    )]
+    Csv { line: usize, message: String },
+    #[error(
+        "Ce fichier n'est ni un CSV ni un classeur .xlsx (un .xls ancien ? Enregistrez-le en .xlsx ou en CSV)."
+    )]
+    NotATable,
+}
+
+/// Read `bytes` as XLSX (by content, whatever the name) or as CSV.
+pub fn read(bytes: &[u8]) -> Result<Sheet, ReadError> {
+    if bytes.is_empty() {
+        return Err(ReadError::Empty);
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return read_xlsx(bytes);
+    }
+    // An old binary .xls (OLE2) or any other binary file.
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) || bytes.contains(&0) && !utf16(bytes) {
+        return Err(ReadError::NotATable);
+    }
+    read_csv(&decode(bytes))
+}
+
+fn utf16(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF])
+}
+
+/// Text of a CSV file: UTF-8 (BOM removed), UTF-16 with BOM, otherwise Windows-1252 (what Excel
+/// writes on a French Windows).
+pub fn decode(bytes: &[u8]) -> String {
+    if let Some((enc, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (text, _) = enc.decode_without_bom_handling(&bytes[bom..]);
+        return text.into_owned();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode(bytes).0.into_owned(),
+    }
+}
+
+/// The separator used by the header line: the most frequent of `;`, `,` and tab outside quotes.
+fn delimiter(text: &str) -> u8 {
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let mut counts = [(b';', 0), (b',', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for b in first.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            for c in counts.iter_mut() {
+                if c.0 == b {
+                    c.1 += 1;
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|c| c.1)
+        .filter(|c| c.1 > 0)
+        .map(|c| c.0)
+        .unwrap_or(b';')
+}
+
+/// The line where a quote opens and never closes (the CSV reader would silently swallow the
+/// rest of the file into one cell).
+fn unclosed_quote(text: &str) -> Option<usize> {
+    let (mut line, mut opened, mut quoted) = (1, 0, false);
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                if quoted {
+                    opened = line;
+                }
+            }
+            '\n' => line += 1,
+            _ => {}
+        }
+    }
+    quoted.then_some(opened)
+}
+
+fn read_csv(text: &str) -> Result<Sheet, ReadError> {
+    if let Some(line) = unclosed_quote(text) {
+        return Err(ReadError::Csv {
+            line,
+            message: "guillemet ouvert jamais fermé".into(),
+        });
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter(text))
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for result in reader.records() {
+        let record = result.map_err(|e| ReadError::Csv {
+            line: e.position().map(|p| p.line() as usize).unwrap_or(0),
+            message: match e.kind() {
+                csv::ErrorKind::Utf8 { .. } => "caractères illisibles".into(),
+                _ => "guillemet non fermé ou ligne coupée".into(),
+            },
+        })?;
+        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        rows.push(Record {
+            line,
+            cells: record.iter().map(clean).collect(),
+        });
+    }
+    into_sheet(rows)
+}
+
+fn clean(cell: &str) -> String {
+    cell.trim().trim_matches('\u{a0}').trim().to_string()
+}
+
+/// Split off the header row (the first non-empty one) and drop empty rows.
+fn into_sheet(rows: Vec<Record>) -> Result<Sheet, ReadError> {
+    let mut rows = rows
+        .into_iter()
+        .filter(|r| r.cells.iter().any(|c| !c.is_empty()));
+    let head = rows.next().ok_or(ReadError::Empty)?;
+    Ok(Sheet {
+        headers: head.cells,
+        header_line: head.line,
+        rows: rows.collect(),
+    })
+}
+
+fn read_xlsx(bytes: &[u8]) -> Result<Sheet, ReadError> {
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
+        .map_err(|e: calamine::XlsxError| ReadError::Xlsx(e.to_string()))?;
+    let range = book
+        .worksheet_range_at(0)
+        .ok_or(ReadError::Empty)?
+        .map_err(|e| ReadError::Xlsx(e.to_string()))?;
+    let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
+    let rows = range
+        .rows()
+        .enumerate()
+        .map(|(i, cells)| Record {
+            line: first_row + i + 1,
+            cells: cells.iter().map(cell_text).collect(),
+        })
+        .collect();
+    into_sheet(rows)
+}
+
+/// A cell as the text a person would have typed: whole numbers without ".0", dates as
+/// `YYYY-MM-DD`, times of day as `HH:MM`.
+fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty | Data::Error(_) => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => clean(s),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string().replace('.', ","),
+        Data::Bool(b) => if *b { "oui" } else { "non" }.to_string(),
+        Data::DateTime(d) => excel_serial(d.as_f64()),
+    }
+}
+
+/// An Excel date serial (days since 1899-12-30; a fraction is the time of day).
+fn excel_serial(v: f64) -> String {
+    if v < 1.0 {
+        let minutes = (v * 1440.0).round() as i64;
+        return format!("{:02}:{:02}", minutes / 60, minutes % 60);
+    }
+    let base = time::macros::date!(1899 - 12 - 30);
+    match base.checked_add(time::Duration::days(v.floor() as i64)) {
+        Some(d) => crate::school::calendar::iso(d),
+        None => String::new(),
+    }
+}
+
+/// Letters of a column as a spreadsheet names it: 0 → A, 25 → Z, 26 → AA.
+pub fn column_letter(mut index: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Lower-case ASCII letters and digits only: "Date de naissance" and "DATE_NAISSANCE " compare
+/// as "datedenaissance" and "datenaissance".
+pub fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| c.to_lowercase())
+        .filter_map(|c| {
+            let c = match c {
+                'à' | 'â' | 'ä' | 'á' | 'ã' => 'a',
+                'é' | 'è' | 'ê' | 'ë' | 'ɛ' => 'e',
+                'î' | 'ï' | 'í' => 'i',
+                'ô' | 'ö' | 'ó' | 'ɔ' => 'o',
+                'ù' | 'û' | 'ü' | 'ú' => 'u',
+                'ç' => 'c',
+                'ñ' => 'n',
+                'ÿ' => 'y',
+                c => c,
+            };
+            c.is_ascii_alphanumeric().then_some(c)
+        })
+        .collect()
+}
+
+/// A name as compared between files: folded words in order, single spaces.
+pub fn fold_name(s: &str) -> String {
+    s.split_whitespace()
+        .map(fold)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What one kind of import expects in a column.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub label: &'static str,
+    /// Accepted column names, already folded (see [`fold`]).
+    pub aliases: &'static [&'static str],
+    pub required: bool,
+}
+
+/// Where each expected field was found in the file.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    fields: &'static [Field],
+    index: Vec<Option<usize>>,
+    /// Column names in the file that matched nothing (shown as ignored).
+    pub ignored: Vec<String>,
+}
+
+/// One problem, with its place in the file, in French.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    /// "C (Date de naissance)", or empty for the whole line.
+    pub column: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "ligne {} : {}", self.line, self.message)
+        } else {
+            write!(
+                f,
+                "ligne {}, colonne {} : {}",
+                self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl Columns {
+    /// Match the file's headers against `fields`; missing required columns and columns matched
+    /// twice are errors on the header line.
+    pub fn locate(sheet: &Sheet, fields: &'static [Field]) -> (Columns, Vec<LineError>) {
+        let folded: Vec<String> = sheet.headers.iter().map(|h| fold(h)).collect();
+        let mut index = vec![None; fields.len()];
+        let mut errors = Vec::new();
+        let mut used = vec![false; folded.len()];
+        for (f, field) in fields.iter().enumerate() {
+            let hits: Vec<usize> = folded
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| !h.is_empty() && field.aliases.contains(&h.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            match hits.as_slice() {
+                [] if field.required => errors.push(LineError {
+                    line: sheet.header_line,
+                    column: String::new(),
+                    message: format!(
+                        "la colonne obligatoire « {} » est absente (colonnes trouvées : {}).",
+                        field.label,
+                        sheet
+                            .headers
+                            .iter()
+                            .filter(|h| !h.is_empty())
+                            .map(|h| format!("« {h} »"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+                [] => {}
+                [one] => {
+                    index[f] = Some(*one);
+                    used[*one] = true;
+                }
+                many => errors.push(LineError {
+                    line: sheet.header_line,
+                    column: String::new(),
+                    message: format!(
+                        "plusieurs colonnes peuvent être « {} » ({}) : gardez-en une seule.",
+                        field.label,
+                        many.iter()
+                            .map(|i| column_letter(*i))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            }
+        }
+        let ignored = sheet
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| !used[*i] && !h.is_empty())
+            .map(|(_, h)| h.clone())
+            .collect();
+        (
+            Columns {
+                fields,
+                index,
+                ignored,
+            },
+            errors,
+        )
+    }
+
+    /// Is the field's column in the file?
+    pub fn has(&self, field: usize) -> bool {
+        self.index.get(field).copied().flatten().is_some()
+    }
+
+    /// The trimmed cell of `field` in `rec` ("" when the column or the cell is missing).
+    pub fn get<'a>(&self, rec: &'a Record, field: usize) -> &'a str {
+        self.index
+            .get(field)
+            .copied()
+            .flatten()
+            .and_then(|i| rec.cells.get(i))
+            .map(|s| s.as_str())
+            .unwrap_or("")
+    }
+
+    /// An error about `field`'s cell on `rec`'s line.
+    pub fn error(&self, rec: &Record, field: usize, message: impl Into<String>) -> LineError {
+        let column = match (
+            self.index.get(field).copied().flatten(),
+            self.fields.get(field),
+        ) {
+            (Some(i), Some(f)) => format!("{} ({})", column_letter(i), f.label),
+            (None, Some(f)) => f.label.to_string(),
+            _ => String::new(),
+        };
+        LineError {
+            line: rec.line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// A required cell, or an error saying it is empty.
+    pub fn required<'a>(&self, rec: &'a Record, field: usize) -> Result<&'a str, LineError> {
+        let v = self.get(rec, field);
+        if v.is_empty() {
+            let label = self.fields.get(field).map(|f| f.label).unwrap_or("");
+            Err(self.error(rec, field, format!("« {label} » est vide.")))
+        } else {
+            Ok(v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_encodings_and_bom() {
+        let utf8 = "\u{feff}Matricule;Nom;Prénoms\n\"001\";KOFFI;Akossiwa Ɛdem\n\n";
+        let s = read(utf8.as_bytes()).expect("utf8");
+        assert_eq!(s.headers, ["Matricule", "Nom", "Prénoms"]);
+        assert_eq!(s.rows.len(), 1);
+        assert_eq!(s.rows[0].line, 2);
+        assert_eq!(s.rows[0].cells[2], "Akossiwa Ɛdem");
+
+        let (cp1252, _, _) = encoding_rs::WINDOWS_1252.encode("Nom,Prénoms\nAGBÉKO,Élodie\n");
+        let s = read(&cp1252).expect("1252");
+        assert_eq!(s.headers[1], "Prénoms");
+        assert_eq!(s.rows[0].cells, ["AGBÉKO", "Élodie"]);
+
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "Nom\tClasse\r\nAMAH\t2nde A\r\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let s = read(&utf16).expect("utf16");
+        assert_eq!(s.rows[0].cells, ["AMAH", "2nde A"]);
+
+        assert_eq!(
+            read(b"Nom;Classe\n\"AMAH;2nde A\nKOFFI;1\n").map(|s| s.rows.len()),
+            Err(ReadError::Csv {
+                line: 2,
+                message: "guillemet ouvert jamais fermé".into()
+            })
+        );
+        let s = read(b"Nom;Classe\n\"AMAH \"\"Jr\"\"\";2nde A\n").expect("escaped quotes");
+        assert_eq!(s.rows[0].cells[0], "AMAH \"Jr\"");
+        assert!(matches!(read(b""), Err(ReadError::Empty)));
+        assert!(matches!(
+            read(&[0xD0, 0xCF, 0x11, 0xE0, 0, 0]),
+            Err(ReadError::NotATable)
+        ));
+    }
+
+    #[test]
+    fn tolerant_headers_and_errors_with_places() {
+        const FIELDS: &[Field] = &[
+            Field {
+                label: "Matricule",
+                aliases: &["matricule", "numero"],
+                required: true,
+            },
+            Field {
+                label: "Date de naissance",
+                aliases: &["datedenaissance", "datenaissance", "nele"],
+                required: false,
+            },
+            Field {
+                label: "Classe",
+                aliases: &["classe"],
+                required: true,
+            },
+        ];
+        let sheet = read("MATRICULE , Observations,DATE_NAISSANCE\n12,,2009-01-01\n".as_bytes())
+            .expect("read");
+        let (cols, errors) = Columns::locate(&sheet, FIELDS);
+        assert_eq!(cols.ignored, ["Observations"]);
+        assert_eq!(errors.len(), 1, "Classe is missing");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("ligne 1 : la colonne obligatoire « Classe »")
+        );
+        let rec = &sheet.rows[0];
+        assert_eq!(cols.get(rec, 0), "12");
+        assert_eq!(cols.get(rec, 1), "2009-01-01");
+        assert_eq!(
+            cols.error(rec, 1, "date impossible").to_string(),
+            "ligne 2, colonne C (Date de naissance) : date impossible"
+        );
+        assert_eq!(column_letter(0), "A");
+        assert_eq!(column_letter(27), "AB");
+        assert_eq!(fold_name("  Kossi   ÉDEM "), "kossi edem");
+    }
+
+    #[test]
+    fn excel_serials() {
+        assert_eq!(excel_serial(39814.0), "2009-01-01");
+        assert_eq!(excel_serial(0.3125), "07:30");
+    }
+}
