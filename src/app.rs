@@ -136,6 +136,7 @@ fn all_routes() -> Routes {
         .merge(crate::timetable::routes())
         .merge(crate::attendance::routes())
         .merge(crate::imports::routes())
+        .merge(crate::journal::routes())
 }
 
 /// Every declared route (method, path), for tests.

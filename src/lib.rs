@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod files;
 pub mod imports;
+pub mod journal;
 pub mod net;
 pub mod people;
 pub mod policy;

@@ -110,6 +110,8 @@ pub enum Capability {
     ViewSchoolAttendance,
     /// Record absences for any session and decide on justifications.
     ManageAttendance,
+    /// Read every class's lesson log and put the visa on it.
+    VisaLessonLog,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -131,6 +133,7 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         ]),
         Capability::ViewSchoolAttendance => who.any(&[Role::VieScolaire, Role::Direction]),
         Capability::ManageAttendance => who.has(Role::VieScolaire),
+        Capability::VisaLessonLog => who.has(Role::Direction),
     }
 }
 
@@ -189,6 +192,26 @@ pub fn may_justify_absence_of(who: &Principal, facts: PersonFacts, pupil_is_adul
 /// May `who` take the roll call of a session? Its teacher (or replacement), or vie scolaire.
 pub fn may_take_roll_call(who: &Principal, teaches_session: bool) -> bool {
     (who.has(Role::Enseignant) && teaches_session) || allows(who, Capability::ManageAttendance)
+}
+
+/// May `who` write the lesson log of a session? Only the teacher who teaches it (or the
+/// replacement); the cahier de textes is the teacher's own record.
+pub fn may_write_lesson_log(who: &Principal, teaches_session: bool) -> bool {
+    who.has(Role::Enseignant) && teaches_session
+}
+
+/// May `who` read a class's lesson log as a whole? The direction, and its teachers.
+pub fn may_read_class_log(who: &Principal, facts: ClassFacts) -> bool {
+    (who.has(Role::Enseignant) && facts.teaches) || allows(who, Capability::VisaLessonLog)
+}
+
+/// May `who` read a pupil's lesson log and homework? The pupil, their guardians (while they may
+/// see the child), a teacher of theirs, the direction.
+pub fn may_read_pupil_log(who: &Principal, facts: PersonFacts) -> bool {
+    facts.is_self
+        || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+        || (who.has(Role::Enseignant) && facts.taught_by_asker)
+        || allows(who, Capability::VisaLessonLog)
 }
 
 #[cfg(test)]

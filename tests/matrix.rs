@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Browser, TestServer, location};
+use common::{Browser, TestServer, extra_session, location};
 use kekeli::policy::Role;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -18,6 +18,11 @@ enum Obj {
     Session,
     /// An absence: own = of the demo parent's child, other = of an unrelated pupil.
     Absence,
+    /// A lesson-log entry: own = written by the demo teacher (for a pupil or parent: in the
+    /// pupil's class), other = another teacher's, in a class none of them belongs to.
+    LogEntry,
+    /// A document attached to such an entry.
+    Attachment,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,6 +122,29 @@ fn people_imports(r: Role, _: bool) -> bool {
 }
 fn any_imports(r: Role, _: bool) -> bool {
     matches!(r, Role::Technicien | Role::Secretariat | Role::Direction)
+}
+
+/// Lesson log.
+fn journal_index(r: Role, _: bool) -> bool {
+    matches!(
+        r,
+        Role::Eleve | Role::Parent | Role::Enseignant | Role::Direction
+    )
+}
+fn journal_session(r: Role, own: bool) -> bool {
+    r == Role::Direction || (r == Role::Enseignant && own)
+}
+fn journal_author(r: Role, own: bool) -> bool {
+    r == Role::Enseignant && own
+}
+fn direction(r: Role, _: bool) -> bool {
+    r == Role::Direction
+}
+fn pupil_log(r: Role, own: bool) -> bool {
+    own || r == Role::Direction
+}
+fn journal_document(r: Role, own: bool) -> bool {
+    r == Role::Direction || (own && matches!(r, Role::Enseignant | Role::Eleve | Role::Parent))
 }
 
 fn matrix() -> Vec<Entry> {
@@ -301,6 +329,73 @@ fn matrix() -> Vec<Entry> {
             Some(people_imports),
             &[("fichier", "00"), ("nom", "x.csv")],
         ),
+        e("GET", "/cahier-de-textes", None, Some(journal_index), &[]),
+        e(
+            "GET",
+            "/cahier-de-textes/seance/{occ}",
+            Session,
+            Some(journal_session),
+            &[],
+        ),
+        Entry {
+            multipart: true,
+            ..e(
+                "POST",
+                "/cahier-de-textes/seance/{occ}",
+                Session,
+                Some(journal_author),
+                &[("contenu", "Cours : les fractions.")],
+            )
+        },
+        e(
+            "POST",
+            "/cahier-de-textes/entree/{id}/visa",
+            Obj::LogEntry,
+            Some(direction),
+            &[],
+        ),
+        e(
+            "GET",
+            "/cahier-de-textes/piece/{id}",
+            Attachment,
+            Some(journal_document),
+            &[],
+        ),
+        e(
+            "POST",
+            "/cahier-de-textes/piece/{id}/retirer",
+            Attachment,
+            Some(journal_author),
+            &[],
+        ),
+        e(
+            "POST",
+            "/cahier-de-textes/entree/{id}/supprimer",
+            Obj::LogEntry,
+            Some(journal_author),
+            &[],
+        ),
+        e(
+            "GET",
+            "/cahier-de-textes/classe/{id}",
+            Class,
+            Some(journal_session),
+            &[],
+        ),
+        e(
+            "POST",
+            "/cahier-de-textes/classe/{id}/visa",
+            Class,
+            Some(direction),
+            &[("du", "2026-09-01"), ("au", "2027-07-31")],
+        ),
+        e(
+            "GET",
+            "/cahier-de-textes/eleve/{id}",
+            Person,
+            Some(pupil_log),
+            &[],
+        ),
         e("GET", "/appel", None, Some(roll_call_list), &[]),
         e("GET", "/appel/{occ}", Session, Some(roll_call), &[]),
         e("POST", "/appel/{occ}", Session, Some(roll_call), &[]),
@@ -381,38 +476,50 @@ struct Objects {
     other_session: String,
     own_absence: String,
     other_absence: String,
+    own_entry: String,
+    other_entry: String,
+    own_attachment: String,
+    other_attachment: String,
 }
 
-/// An extra session yesterday for `class`, taught by `teacher`: a session that exists whatever
-/// the date the test runs (holidays included).
-fn extra_session(server: &TestServer, teacher: &[u8], class: &[u8]) -> String {
-    use kekeli::timetable::store::{NewChange, OccKey, create_change};
-    let yesterday = kekeli::school::calendar::now(0).date - time::Duration::days(1);
-    let teacher: [u8; 16] = teacher.try_into().expect("id");
-    let class: [u8; 16] = class.try_into().expect("id");
-    let id = server
+/// A lesson-log entry with one attached PDF for the session `occ`, written by its teacher.
+fn entry_with_document(server: &TestServer, occ: &str) -> (String, String) {
+    use kekeli::timetable::store::{OccKey, occurrence};
+    let key = OccKey::decode(occ).expect("occ");
+    let store = kekeli::files::Store::new(server.config.data_dir.join("store"));
+    let hash = store.put(b"%PDF-1.4 fiche d'exercices").expect("store");
+    server
         .db
         .write_blocking(|tx| {
-            let subject: [u8; 16] =
-                tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
-            create_change(
+            let o = occurrence(tx, key)?.expect("session");
+            let teacher = o.teacher_id.expect("teacher");
+            let (entry, _) = kekeli::journal::store::save(
                 tx,
                 "school:TEST",
-                &NewChange {
-                    kind: "supplementaire".into(),
-                    on_date: kekeli::school::calendar::iso(yesterday),
-                    starts: Some(14 * 60),
-                    ends: Some(15 * 60),
-                    teacher_id: Some(teacher),
-                    class_id: Some(class),
-                    subject_id: Some(subject),
+                &o,
+                &teacher,
+                &kekeli::journal::store::Draft {
+                    content: "Cours".into(),
                     ..Default::default()
                 },
-                &teacher,
-            )
+            )?;
+            kekeli::journal::store::add_attachment(
+                tx,
+                "school:TEST",
+                &entry,
+                &hash,
+                "fiche.pdf",
+                "application/pdf",
+                26,
+            )?;
+            let attachment: [u8; 16] = tx.query_row(
+                "SELECT id FROM lesson_attachments WHERE entry_id = ?1",
+                [&entry[..]],
+                |r| r.get(0),
+            )?;
+            Ok::<_, kekeli::db::DbError>((hex(&entry), hex(&attachment)))
         })
-        .expect("extra session");
-    OccKey::Change(id).encode()
+        .expect("entry")
 }
 
 /// An unjustified absence of `pupil`, made for the test.
@@ -488,7 +595,46 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
         "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'enseignant' LIMIT 1",
         &other_class,
     );
+    // The lesson-log entries: for a pupil or a parent, "own" is in the pupil's class; "other" is
+    // in a class that neither the teacher nor the featured pupil belongs to.
+    let pupil = login_person(Role::Eleve);
+    let pupil_class = q1(
+        server,
+        "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
+        &pupil,
+    );
+    let entry_class = match who {
+        Who::As(Role::Eleve | Role::Parent) => pupil_class.clone(),
+        _ => own_class.clone(),
+    };
+    let far_class = {
+        let (t, p) = (teacher.clone(), pupil_class.clone());
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT id FROM classes WHERE id NOT IN (SELECT class_id FROM class_members WHERE person_id = ?1) AND id <> ?2 LIMIT 1",
+                    (&t, &p),
+                    |r| r.get::<_, Vec<u8>>(0),
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("far class")
+    };
+    let far_teacher = q1(
+        server,
+        "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'enseignant' LIMIT 1",
+        &far_class,
+    );
+    let (own_entry, own_attachment) =
+        entry_with_document(server, &extra_session(server, &teacher, &entry_class));
+    let (other_entry, other_attachment) =
+        entry_with_document(server, &extra_session(server, &far_teacher, &far_class));
     Objects {
+        own_entry,
+        other_entry,
+        own_attachment,
+        other_attachment,
         own_person: hex(&own_person),
         other_person: hex(&other_person),
         own_class: hex(&own_class),
@@ -514,6 +660,10 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::Session, false) => &o.other_session,
         (Obj::Absence, true) => &o.own_absence,
         (Obj::Absence, false) => &o.other_absence,
+        (Obj::LogEntry, true) => &o.own_entry,
+        (Obj::LogEntry, false) => &o.other_entry,
+        (Obj::Attachment, true) => &o.own_attachment,
+        (Obj::Attachment, false) => &o.other_attachment,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)

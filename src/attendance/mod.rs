@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::Duration;
@@ -637,27 +636,12 @@ async fn justify_submit(
                 .await
                 .map_err(|e| AppError::Internal(e.to_string()))?
                 .map_err(|e| AppError::Internal(e.to_string()))?;
-            let safe: String = name
-                .chars()
-                .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
-                .take(80)
-                .collect();
-            let stem = safe
+            let stem = crate::files::safe_name(name, "justificatif");
+            let stem = stem
                 .rsplit_once('.')
-                .map(|(s, _)| s.to_string())
-                .unwrap_or(safe);
-            Some((
-                hash,
-                format!(
-                    "{}.{}",
-                    if stem.trim().is_empty() {
-                        "justificatif"
-                    } else {
-                        stem.trim()
-                    },
-                    kind.extension()
-                ),
-            ))
+                .map(|(s, _)| s.trim())
+                .unwrap_or(&stem);
+            Some((hash, format!("{stem}.{}", kind.extension())))
         }
         None => None,
     };
@@ -754,25 +738,5 @@ async fn document(
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|_| AppError::NotFound)?;
     let kind = crate::files::Kind::sniff(&bytes).ok_or(AppError::NotFound)?;
-    let mut resp = bytes.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.mime()));
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(resp)
+    Ok(crate::files::download(bytes, kind.mime(), &name))
 }

@@ -146,6 +146,11 @@ impl Cap for ManageAttendance {
     const CAP: Capability = Capability::ManageAttendance;
 }
 
+pub struct VisaLessonLog;
+impl Cap for VisaLessonLog {
+    const CAP: Capability = Capability::VisaLessonLog;
+}
+
 pub struct ViewSchoolAttendance;
 impl Cap for ViewSchoolAttendance {
     const CAP: Capability = Capability::ViewSchoolAttendance;

@@ -138,6 +138,21 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "lesson_entries",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "lesson_entry_versions",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "lesson_attachments",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -478,6 +493,28 @@ mod tests {
                 one(
                     "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, created_at, updated_at) VALUES (?1, 'school:TEST', ?2, 'absence', '2026-11-23', 420, 55, 0, 0)",
                     &[&p],
+                )
+            }
+            "lesson_entries" => {
+                let (s, t, c) = (make("subjects"), person(tx), class(tx));
+                one(
+                    "INSERT INTO lesson_entries (id, scope, occ, on_date, starts, ends, class_id, subject_id, teacher_id, created_at, updated_at) \
+                     VALUES (?1, 'school:TEST', ?2, '2026-11-23', 420, 475, ?3, ?4, ?5, 0, 0)",
+                    &[&uniq, &c, &s, &t],
+                )
+            }
+            "lesson_entry_versions" => {
+                let e = make("lesson_entries");
+                one(
+                    "INSERT INTO lesson_entry_versions (id, scope, entry_id, content, homework, edited_at) VALUES (?1, 'school:TEST', ?2, 'x', '', 0)",
+                    &[&e],
+                )
+            }
+            "lesson_attachments" => {
+                let e = make("lesson_entries");
+                one(
+                    "INSERT INTO lesson_attachments (id, scope, entry_id, sha256, name, mime, size, added_at) VALUES (?1, 'school:TEST', ?2, 'x', 'a.pdf', 'application/pdf', 1, 0)",
+                    &[&e],
                 )
             }
             other => panic!("add a row builder for the registered table {other}"),

@@ -306,6 +306,59 @@ pub fn populate(
     Ok(())
 }
 
+/// What the teacher wrote in the cahier de textes for a past session: the lesson, homework for
+/// the same day next week one time in three, the direction's visa on entries older than a week.
+fn lesson_entry(
+    conn: &Connection,
+    scope: &str,
+    o: &tt::Occurrence,
+    teacher: &Id,
+    today: time::Date,
+    rng: &mut StdRng,
+) -> Result<(), DbError> {
+    const LESSONS: &[&str] = &[
+        "Correction de l'exercice donné la semaine dernière, puis cours : définitions et deux exemples au tableau.",
+        "Suite du chapitre. Travail en groupes de quatre sur le document distribué ; mise en commun.",
+        "Interrogation écrite de 20 minutes, puis début du chapitre suivant (introduction et plan).",
+        "Révision des notions du chapitre avant le devoir : questions des élèves, exercices d'application.",
+        "Étude de cas à partir du manuel, p. 54 à 57. Résumé dicté en fin d'heure.",
+    ];
+    const HOMEWORK: &[&str] = &[
+        "Exercices 3 et 4 de la fiche, à rendre sur copie double.",
+        "Apprendre le résumé et les définitions du cours.",
+        "Lire les pages 58 à 61 du manuel et répondre aux questions 1 à 5.",
+    ];
+    let with_homework = rng.gen_range(0..3) == 0;
+    let draft = crate::journal::store::Draft {
+        content: format!(
+            "{} — {}",
+            o.subject,
+            LESSONS[rng.gen_range(0..LESSONS.len())]
+        ),
+        homework: if with_homework {
+            HOMEWORK[rng.gen_range(0..HOMEWORK.len())].to_string()
+        } else {
+            String::new()
+        },
+        due_on: with_homework.then(|| calendar::iso(o.date + Duration::days(7))),
+        minutes: with_homework.then(|| [20, 30, 45, 60][rng.gen_range(0..4)]),
+    };
+    let (entry, _) = crate::journal::store::save(conn, scope, o, teacher, &draft)?;
+    if o.date < today - Duration::days(7) {
+        let direction: Option<Id> = conn
+            .query_row(
+                "SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(d) = direction {
+            crate::journal::store::visa(conn, &[entry], &d)?;
+        }
+    }
+    Ok(())
+}
+
 /// The first technical class is split in two halves for a workshop on Saturday morning,
 /// alternating weeks A and B — groups and A/B weeks in the demo.
 fn half_class_groups(
@@ -410,6 +463,7 @@ fn past_roll_calls(
                 marks.insert(*p, mark);
             }
             crate::attendance::store::save(conn, scope, school, o, &marks, &teacher, "démo")?;
+            lesson_entry(conn, scope, o, &teacher, today, rng)?;
         }
     }
     // Some families justified; the vie scolaire accepted most.

@@ -22,6 +22,14 @@ pub enum Kind {
     Pdf,
     Jpeg,
     Png,
+    /// OpenDocument text, spreadsheet, presentation (LibreOffice).
+    Odt,
+    Ods,
+    Odp,
+    /// Office Open XML (Word, Excel, PowerPoint).
+    Docx,
+    Xlsx,
+    Pptx,
 }
 
 impl Kind {
@@ -37,11 +45,53 @@ impl Kind {
         }
     }
 
+    /// [`Kind::sniff`], plus office documents for teachers' attachments: a ZIP whose first entry
+    /// names an OpenDocument type, or a ZIP with an Office Open XML part list and the matching
+    /// extension.
+    pub fn sniff_document(bytes: &[u8], name: &str) -> Option<Kind> {
+        if let Some(k) = Kind::sniff(bytes) {
+            return Some(k);
+        }
+        if !bytes.starts_with(b"PK\x03\x04") {
+            return None;
+        }
+        let head = &bytes[..bytes.len().min(4096)];
+        let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+        if head.get(30..38) == Some(b"mimetype") {
+            for (kind, mime) in [
+                (Kind::Odt, &b"opendocument.text"[..]),
+                (Kind::Ods, b"opendocument.spreadsheet"),
+                (Kind::Odp, b"opendocument.presentation"),
+            ] {
+                if has(mime) {
+                    return Some(kind);
+                }
+            }
+            return None;
+        }
+        let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        let ooxml = has(b"[Content_Types].xml") || has(b"_rels/.rels");
+        match (ooxml, ext.as_str()) {
+            (true, "docx") => Some(Kind::Docx),
+            (true, "xlsx") => Some(Kind::Xlsx),
+            (true, "pptx") => Some(Kind::Pptx),
+            _ => None,
+        }
+    }
+
     pub fn mime(self) -> &'static str {
         match self {
             Kind::Pdf => "application/pdf",
             Kind::Jpeg => "image/jpeg",
             Kind::Png => "image/png",
+            Kind::Odt => "application/vnd.oasis.opendocument.text",
+            Kind::Ods => "application/vnd.oasis.opendocument.spreadsheet",
+            Kind::Odp => "application/vnd.oasis.opendocument.presentation",
+            Kind::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            Kind::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Kind::Pptx => {
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+            }
         }
     }
 
@@ -50,8 +100,75 @@ impl Kind {
             Kind::Pdf => "pdf",
             Kind::Jpeg => "jpg",
             Kind::Png => "png",
+            Kind::Odt => "odt",
+            Kind::Ods => "ods",
+            Kind::Odp => "odp",
+            Kind::Docx => "docx",
+            Kind::Xlsx => "xlsx",
+            Kind::Pptx => "pptx",
         }
     }
+
+    /// The kind whose MIME type this is (for files stored with it).
+    pub fn from_mime(mime: &str) -> Option<Kind> {
+        [
+            Kind::Pdf,
+            Kind::Jpeg,
+            Kind::Png,
+            Kind::Odt,
+            Kind::Ods,
+            Kind::Odp,
+            Kind::Docx,
+            Kind::Xlsx,
+            Kind::Pptx,
+        ]
+        .into_iter()
+        .find(|k| k.mime() == mime)
+    }
+}
+
+/// A file name safe to store and show: letters, digits, `. - _` and spaces, 80 characters at
+/// most, with `fallback` when nothing is left.
+pub fn safe_name(name: &str, fallback: &str) -> String {
+    let s: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
+        .take(80)
+        .collect();
+    let s = s.trim();
+    if s.is_empty() || s.starts_with('.') {
+        fallback.to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// A stored file sent as a download (never shown inline: DESIGN.md, uploads are served as
+/// attachments), private to the person who asked.
+pub fn download(bytes: Vec<u8>, mime: &'static str, name: &str) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    resp
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +255,36 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn office_documents_are_recognised_by_content() {
+        let mut odt = b"PK\x03\x04".to_vec();
+        odt.extend_from_slice(&[0; 26]);
+        odt.extend_from_slice(b"mimetypeapplication/vnd.oasis.opendocument.text");
+        assert_eq!(Kind::sniff_document(&odt, "cours.odt"), Some(Kind::Odt));
+        assert_eq!(
+            Kind::sniff_document(&odt, "cours.exe"),
+            Some(Kind::Odt),
+            "content decides"
+        );
+        let mut docx = b"PK\x03\x04".to_vec();
+        docx.extend_from_slice(&[0; 26]);
+        docx.extend_from_slice(b"[Content_Types].xml");
+        assert_eq!(Kind::sniff_document(&docx, "Fiche.DOCX"), Some(Kind::Docx));
+        assert_eq!(
+            Kind::sniff_document(&docx, "fiche.zip"),
+            None,
+            "a plain zip is refused"
+        );
+        assert_eq!(Kind::sniff_document(b"MZ\x90\x00", "a.pdf"), None);
+        assert_eq!(Kind::sniff_document(b"%PDF-1.7", "x"), Some(Kind::Pdf));
+        assert_eq!(Kind::from_mime(Kind::Pptx.mime()), Some(Kind::Pptx));
+        assert_eq!(safe_name("../../etc/passwd", "f"), "f");
+        assert_eq!(
+            safe_name("Fiche n°3 (corrigé).pdf", "f"),
+            "Fiche n3 corrigé.pdf"
+        );
+    }
 
     #[test]
     fn files_round_trip_once_and_are_checked() {

@@ -217,16 +217,7 @@ async fn run(
 }
 
 fn safe_name(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
-        .take(80)
-        .collect();
-    if s.trim().is_empty() {
-        "fichier".into()
-    } else {
-        s.trim().to_string()
-    }
+    crate::files::safe_name(name, "fichier")
 }
 
 #[derive(Deserialize)]

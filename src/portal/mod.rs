@@ -56,6 +56,10 @@ pub mod icons {
         r#"<path d="M9 11l3 3 8-8"/><path d="M20 12v7a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h9"/>"#
     );
     icon!(
+        BOOK,
+        r#"<path d="M4 5a2 2 0 0 1 2-2h13v16H6a2 2 0 0 0-2 2z"/><path d="M4 19V5"/><path d="M8 7h7"/>"#
+    );
+    icon!(
         UPLOAD,
         r#"<path d="M12 16V4"/><path d="M7 9l5-5 5 5"/><path d="M4 16v4h16v-4"/>"#
     );
@@ -157,6 +161,32 @@ async fn home(
             title: tr.t("tile.timetable").into(),
             detail: tr.t("tile.timetable.detail").into(),
             icon: icons::CALENDAR,
+        });
+    }
+    if principal.has(Role::Eleve) {
+        tiles.push(Tile {
+            href: format!("/cahier-de-textes/eleve/{}", hex(&user.person_id)),
+            title: tr.t("tile.homework").into(),
+            detail: tr.t("tile.homework.detail").into(),
+            icon: icons::BOOK,
+        });
+    }
+    if principal.has(Role::Parent) {
+        for child in &children {
+            tiles.push(Tile {
+                href: format!("/cahier-de-textes/eleve/{}", child.id),
+                title: tr.t("tile.child_homework").replace("{name}", &child.name),
+                detail: tr.t("tile.homework.detail").into(),
+                icon: icons::BOOK,
+            });
+        }
+    }
+    if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::VisaLessonLog) {
+        tiles.push(Tile {
+            href: "/cahier-de-textes".into(),
+            title: tr.t("tile.journal").into(),
+            detail: tr.t("tile.journal.detail").into(),
+            icon: icons::BOOK,
         });
     }
     if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::ManageAttendance) {

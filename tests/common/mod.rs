@@ -318,3 +318,35 @@ pub fn make_accounts(server: &TestServer, n: usize, password: &str) -> Vec<Strin
         })
         .expect("accounts")
 }
+
+/// An extra session yesterday for `class`, taught by `teacher`: a session that exists whatever
+/// the date the test runs (holidays included).
+pub fn extra_session(server: &TestServer, teacher: &[u8], class: &[u8]) -> String {
+    use kekeli::timetable::store::{NewChange, OccKey, create_change};
+    let yesterday = kekeli::school::calendar::now(0).date - time::Duration::days(1);
+    let teacher: [u8; 16] = teacher.try_into().expect("id");
+    let class: [u8; 16] = class.try_into().expect("id");
+    let id = server
+        .db
+        .write_blocking(|tx| {
+            let subject: [u8; 16] =
+                tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
+            create_change(
+                tx,
+                "school:TEST",
+                &NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: kekeli::school::calendar::iso(yesterday),
+                    starts: Some(14 * 60),
+                    ends: Some(15 * 60),
+                    teacher_id: Some(teacher),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &teacher,
+            )
+        })
+        .expect("extra session");
+    OccKey::Change(id).encode()
+}

@@ -1,0 +1,881 @@
+//! The cahier de textes (lesson log and homework): the teacher writes, per session, what was
+//! done, the homework with its due date and expected time, and attaches documents; pupils and
+//! parents see the homework by due date and the log of the pupil's classes; teachers read their
+//! classes' logs; the direction reads everything and puts its visa, after which an entry can no
+//! longer be deleted. Every edit keeps the earlier state.
+
+pub mod store;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use time::Duration;
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::auth::{Can, CurrentUser, VisaLessonLog};
+use crate::db::DbError;
+use crate::policy::{self, Capability, ClassFacts, Principal, Role};
+use crate::school::calendar::{self, french, hm, iso, parse_date};
+use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
+use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render, urlencode};
+use store::{Draft, Entry};
+
+/// Largest attachment (a scanned worksheet, a short presentation).
+pub const MAX_ATTACHMENT: usize = 5 * 1024 * 1024;
+const MAX_CONTENT: usize = 5000;
+const MAX_HOMEWORK: usize = 2000;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/cahier-de-textes", index)
+        .get("/cahier-de-textes/seance/{occ}", session_page)
+        .post_with_limit(
+            "/cahier-de-textes/seance/{occ}",
+            session_save,
+            MAX_ATTACHMENT + 64 * 1024,
+        )
+        .post("/cahier-de-textes/entree/{id}/supprimer", delete_entry)
+        .post("/cahier-de-textes/entree/{id}/visa", visa_entry)
+        .get("/cahier-de-textes/classe/{id}", class_page)
+        .post("/cahier-de-textes/classe/{id}/visa", visa_class)
+        .get("/cahier-de-textes/eleve/{id}", pupil_page)
+        .get("/cahier-de-textes/piece/{id}", attachment)
+        .post("/cahier-de-textes/piece/{id}/retirer", remove_attachment)
+}
+
+/// An entry as shown.
+#[derive(Debug, Clone)]
+pub struct EntryView {
+    pub id: String,
+    pub occ: String,
+    pub when: String,
+    pub audience: String,
+    pub subject: String,
+    pub teacher: String,
+    pub content: String,
+    pub homework: String,
+    pub due: String,
+    pub visa: String,
+    pub attachments: Vec<(String, String, String)>,
+}
+
+fn day_label(page: &Page, date: &str) -> String {
+    match parse_date(date) {
+        Some(d) => format!(
+            "{} {}",
+            page.tr
+                .t(calendar::DAY_KEYS[(calendar::weekday_number(d) - 1) as usize]),
+            french(d)
+        ),
+        None => date.to_string(),
+    }
+}
+
+fn view(page: &Page, e: &Entry) -> EntryView {
+    let due = match (&e.due_on, e.minutes) {
+        (Some(d), Some(m)) if !e.homework.is_empty() && m > 0 => format!(
+            "{} {} · {}",
+            page.tr.t("journal.due"),
+            day_label(page, d),
+            calendar::hours(m)
+        ),
+        (Some(d), _) if !e.homework.is_empty() => {
+            format!("{} {}", page.tr.t("journal.due"), day_label(page, d))
+        }
+        _ => String::new(),
+    };
+    EntryView {
+        id: hex(&e.id),
+        occ: e.occ.clone(),
+        when: format!(
+            "{} · {}–{}",
+            day_label(page, &e.on_date),
+            hm(e.starts),
+            hm(e.ends)
+        ),
+        audience: e.audience.clone(),
+        subject: e.subject.clone(),
+        teacher: e.teacher.clone(),
+        content: e.content.clone(),
+        homework: e.homework.clone(),
+        due,
+        visa: e
+            .visa
+            .as_ref()
+            .map(|(who, at)| {
+                let d = time::OffsetDateTime::from_unix_timestamp(*at)
+                    .map(|t| french(t.date()))
+                    .unwrap_or_default();
+                format!("{} {who}, {d}", page.tr.t("journal.visa_by"))
+            })
+            .unwrap_or_default(),
+        attachments: e
+            .attachments
+            .iter()
+            .map(|a| {
+                (
+                    hex(&a.id),
+                    a.name.clone(),
+                    crate::admin::human_bytes(a.size.max(0) as u64),
+                )
+            })
+            .collect(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    #[serde(default)]
+    ok: String,
+    #[serde(default)]
+    erreur: String,
+    #[serde(default)]
+    semaine: String,
+    #[serde(default)]
+    du: String,
+    #[serde(default)]
+    au: String,
+}
+
+/// A session of the teacher's week with the state of its entry.
+struct SessionLine {
+    occ: String,
+    when: String,
+    what: String,
+    filled: bool,
+    visa: bool,
+}
+
+#[derive(Template)]
+#[template(path = "journal/index.html")]
+struct IndexPage {
+    page: Page,
+    week_label: String,
+    prev: String,
+    next: String,
+    sessions: Vec<SessionLine>,
+    classes: Vec<(String, String, i64, i64)>,
+    notice: String,
+}
+
+async fn index(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let principal = user.principal();
+    let me = user.person_id;
+    if principal.has(Role::Eleve) {
+        return Ok(Redirect::to(&format!("/cahier-de-textes/eleve/{}", hex(&me))).into_response());
+    }
+    let is_teacher = principal.has(Role::Enseignant);
+    let is_direction = policy::allows(&principal, Capability::VisaLessonLog);
+    if !is_teacher && !is_direction {
+        if principal.has(Role::Parent) {
+            let children = state
+                .db
+                .read(move |c| crate::people::children_of(c, &me))
+                .await?;
+            if let Some(child) = children.first() {
+                return Ok(
+                    Redirect::to(&format!("/cahier-de-textes/eleve/{}", child.id)).into_response(),
+                );
+            }
+        }
+        return Err(AppError::Forbidden);
+    }
+    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let monday = tt::week_of(Some(&q.semaine), today);
+    let (sessions, classes) = state
+        .db
+        .read(move |c| {
+            let mut sessions = Vec::new();
+            if is_teacher {
+                let occs = tt::occurrences(c, &Filter::Teacher(me), monday, monday + Duration::days(6))?;
+                for o in occs.into_iter().filter(|o| o.happens() && o.teacher_id == Some(me)) {
+                    let key = o.key().encode();
+                    let entry = store::by_occ(c, &key)?;
+                    sessions.push((o, key, entry));
+                }
+            }
+            let classes: Vec<(Id, String, i64, i64)> = if is_direction {
+                c.prepare(
+                    "SELECT c.id, c.name, \
+                       (SELECT COUNT(*) FROM lesson_entries e WHERE e.class_id = c.id OR e.group_id IN (SELECT id FROM pupil_groups WHERE class_id = c.id)), \
+                       (SELECT COUNT(*) FROM lesson_entries e WHERE (e.class_id = c.id OR e.group_id IN (SELECT id FROM pupil_groups WHERE class_id = c.id)) AND e.visa_at IS NULL) \
+                     FROM classes c LEFT JOIN levels l ON l.code = c.level ORDER BY coalesce(l.rank, 99), c.name",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<Vec<_>, _>>()?
+            } else {
+                crate::people::classes_taught(c, &me)?
+                    .into_iter()
+                    .filter_map(|cl| id_from_hex(&cl.id).map(|id| (id, cl.name, -1, -1)))
+                    .collect()
+            };
+            Ok::<_, DbError>((sessions, classes))
+        })
+        .await?;
+    let sessions = sessions
+        .into_iter()
+        .map(|(o, key, entry)| SessionLine {
+            when: format!(
+                "{} · {}–{}",
+                day_label(&page, &iso(o.date)),
+                hm(o.starts),
+                hm(o.ends)
+            ),
+            what: format!("{} — {}", o.audience, o.subject),
+            filled: entry.is_some(),
+            visa: entry.as_ref().is_some_and(|e| e.visa.is_some()),
+            occ: key,
+        })
+        .collect();
+    render(&IndexPage {
+        week_label: page
+            .tr
+            .t("timetable.week_of")
+            .replace("{from}", &french(monday))
+            .replace("{to}", &french(monday + Duration::days(5))),
+        prev: iso(monday - Duration::days(7)),
+        next: iso(monday + Duration::days(7)),
+        sessions,
+        classes: classes
+            .into_iter()
+            .map(|(id, name, n, pending)| (hex(&id), name, n, pending))
+            .collect(),
+        notice: if q.ok.is_empty() {
+            String::new()
+        } else {
+            page.tr.t("journal.saved").into()
+        },
+        page,
+    })
+}
+
+/// Who may do what with a session's entry.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    write: bool,
+    visa: bool,
+}
+
+/// Rights on a session: its teacher writes; the direction and the class's teachers read.
+fn session_access(
+    c: &rusqlite::Connection,
+    o: &Occurrence,
+    who: &Principal,
+) -> Result<Access, AppError> {
+    let write = policy::may_write_lesson_log(who, o.teacher_id == Some(who.person_id));
+    let visa = policy::allows(who, Capability::VisaLessonLog);
+    let class = match (o.class_id, o.group_id) {
+        (Some(c), _) => Some(c),
+        (None, Some(g)) => c
+            .query_row(
+                "SELECT class_id FROM pupil_groups WHERE id = ?1",
+                [&g[..]],
+                |r| r.get::<_, Option<Id>>(0),
+            )
+            .map_err(DbError::from)?,
+        _ => None,
+    };
+    let teaches = match class {
+        Some(class) => crate::people::teaches_class(c, &who.person_id, &class)?,
+        None => false,
+    };
+    if !write && !policy::may_read_class_log(who, ClassFacts { teaches }) {
+        return Err(AppError::Forbidden);
+    }
+    Ok(Access { write, visa })
+}
+
+#[derive(Template)]
+#[template(path = "journal/session.html")]
+struct SessionPage {
+    page: Page,
+    title: String,
+    when: String,
+    write: bool,
+    can_visa: bool,
+    entry: Option<EntryView>,
+    content: String,
+    homework: String,
+    due_on: String,
+    minutes: String,
+    history: Vec<(String, String, String, String)>,
+    error: String,
+    notice: String,
+    max_mb: usize,
+}
+
+async fn session_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(occ): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let (o, access, entry, history, next_date) = state
+        .db
+        .read(move |c| {
+            let o = tt::occurrence(c, key)?.ok_or(AppError::NotFound)?;
+            let access = session_access(c, &o, &principal)?;
+            let entry = store::by_occ(c, &key.encode())?;
+            let history = match &entry {
+                Some(e) => store::versions(c, &e.id)?,
+                None => Vec::new(),
+            };
+            // The homework is usually for the next session of the same subject.
+            let audience = Filter::Audience {
+                classes: o.class_id.into_iter().collect(),
+                groups: o.group_id.into_iter().collect(),
+            };
+            let next = tt::occurrences(
+                c,
+                &audience,
+                o.date + Duration::days(1),
+                o.date + Duration::days(21),
+            )?
+            .into_iter()
+            .find(|n| n.happens() && n.subject_id == o.subject_id)
+            .map(|n| iso(n.date));
+            Ok::<_, AppError>((o, access, entry, history, next))
+        })
+        .await?;
+    let entry_view = entry.as_ref().map(|e| view(&page, e));
+    let history = history
+        .iter()
+        .map(|v| {
+            let at = time::OffsetDateTime::from_unix_timestamp(v.edited_at)
+                .map(|t| {
+                    format!(
+                        "{} {}",
+                        french(t.date()),
+                        hm(i64::from(t.hour()) * 60 + i64::from(t.minute()))
+                    )
+                })
+                .unwrap_or_default();
+            let due = match &v.due_on {
+                Some(d) if !v.homework.is_empty() => {
+                    format!("{} {}", page.tr.t("journal.due"), day_label(&page, d))
+                }
+                _ => String::new(),
+            };
+            (
+                at,
+                v.content.clone(),
+                v.homework.clone(),
+                format!("{due} ({})", v.edited_by),
+            )
+        })
+        .collect();
+    let (content, homework, due_on, minutes) = match &entry {
+        Some(e) => (
+            e.content.clone(),
+            e.homework.clone(),
+            e.due_on.clone().unwrap_or_default(),
+            e.minutes.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        None => (
+            String::new(),
+            String::new(),
+            next_date.unwrap_or_default(),
+            String::new(),
+        ),
+    };
+    render(&SessionPage {
+        title: format!("{} — {}", o.audience, o.subject),
+        when: format!(
+            "{} · {}–{} · {}",
+            day_label(&page, &iso(o.date)),
+            hm(o.starts),
+            hm(o.ends),
+            o.teacher
+        ),
+        write: access.write,
+        can_visa: access.visa,
+        entry: entry_view,
+        content,
+        homework,
+        due_on,
+        minutes,
+        history,
+        error: q.erreur,
+        notice: if q.ok.is_empty() {
+            String::new()
+        } else {
+            page.tr.t("journal.saved").into()
+        },
+        max_mb: MAX_ATTACHMENT / (1024 * 1024),
+        page,
+    })
+}
+
+/// Check the teacher's draft; the French message says what to fix.
+fn check_draft(
+    fields: &crate::web::upload::Upload,
+    session_date: time::Date,
+) -> Result<Draft, String> {
+    let content = fields.field("contenu").trim().replace("\r\n", "\n");
+    let homework = fields.field("travail").trim().replace("\r\n", "\n");
+    if content.is_empty() && homework.is_empty() {
+        return Err("Écrivez ce qui a été fait en séance, ou le travail à faire.".into());
+    }
+    if content.chars().count() > MAX_CONTENT || homework.chars().count() > MAX_HOMEWORK {
+        return Err(format!(
+            "Texte trop long : {MAX_CONTENT} caractères au plus pour la séance, {MAX_HOMEWORK} pour le travail."
+        ));
+    }
+    let due_on = if homework.is_empty() {
+        None
+    } else {
+        let raw = fields.field("pour_le").trim();
+        let Some(d) = parse_date(raw) else {
+            return Err("Indiquez pour quand est le travail (date de remise).".into());
+        };
+        if d < session_date || d > session_date + Duration::days(90) {
+            return Err(format!(
+                "La date de remise doit suivre la séance du {} (trois mois au plus).",
+                french(session_date)
+            ));
+        }
+        Some(iso(d))
+    };
+    let raw_minutes = fields.field("duree").trim();
+    let minutes = if raw_minutes.is_empty() || homework.is_empty() {
+        None
+    } else {
+        match raw_minutes.parse::<i64>() {
+            Ok(m) if (0..=600).contains(&m) => Some(m),
+            _ => return Err("Temps prévu : un nombre de minutes entre 0 et 600.".into()),
+        }
+    };
+    Ok(Draft {
+        content,
+        homework,
+        due_on,
+        minutes,
+    })
+}
+
+async fn session_save(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(occ): Path<String>,
+    csrf: Option<axum::Extension<CsrfToken>>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, AppError> {
+    let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    // Rights before reading a possibly large body.
+    let o = {
+        let principal = principal.clone();
+        state
+            .db
+            .read(move |c| {
+                let o = tt::occurrence(c, key)?.ok_or(AppError::NotFound)?;
+                if !session_access(c, &o, &principal)?.write {
+                    return Err(AppError::Forbidden);
+                }
+                Ok(o)
+            })
+            .await?
+    };
+    let upload = crate::web::upload::read(
+        multipart,
+        csrf,
+        "piece",
+        &["contenu", "travail", "pour_le", "duree"],
+    )
+    .await?;
+    let back = format!("/cahier-de-textes/seance/{occ}");
+    let fail =
+        |msg: &str| Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(msg))).into_response());
+    let draft = match check_draft(&upload, o.date) {
+        Ok(d) => d,
+        Err(msg) => return fail(&msg),
+    };
+    let file = match upload.file {
+        Some((name, bytes)) => {
+            if bytes.len() > MAX_ATTACHMENT {
+                return fail(
+                    "La pièce jointe dépasse 5 Mo : réduisez-la ou partagez-la en plusieurs fichiers.",
+                );
+            }
+            let Some(kind) = crate::files::Kind::sniff_document(&bytes, &name) else {
+                return fail(
+                    "Pièce jointe refusée : PDF, image (JPEG, PNG), ou document texte, tableur ou présentation (LibreOffice, Word, Excel, PowerPoint).",
+                );
+            };
+            let store = crate::files::Store::new(state.config.data_dir.join("store"));
+            let size = bytes.len() as i64;
+            let hash = tokio::task::spawn_blocking(move || store.put(&bytes))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let stem = crate::files::safe_name(&name, "document");
+            let stem = stem
+                .rsplit_once('.')
+                .map(|(s, _)| s.trim().to_string())
+                .unwrap_or(stem);
+            Some((
+                hash,
+                format!("{stem}.{}", kind.extension()),
+                kind.mime(),
+                size,
+            ))
+        }
+        None => None,
+    };
+    let me = user.person_id;
+    state
+        .db
+        .write(move |tx| {
+            let scope = crate::db::registry::school_scope(tx)?;
+            let (entry, _) = store::save(tx, &scope, &o, &me, &draft)?;
+            if let Some((hash, name, mime, size)) = &file {
+                store::add_attachment(tx, &scope, &entry, hash, name, mime, *size)?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!("{back}?ok=1")).into_response())
+}
+
+/// The entry, if `who` wrote it and it has no visa (delete, remove an attachment).
+fn own_unvisaed(c: &rusqlite::Connection, id: &Id, who: &Principal) -> Result<Entry, AppError> {
+    let e = store::get(c, id)?.ok_or(AppError::NotFound)?;
+    if !policy::may_write_lesson_log(who, e.teacher_id == who.person_id) {
+        return Err(AppError::Forbidden);
+    }
+    if e.visa.is_some() {
+        return Err(AppError::BadRequest(
+            "Cette séance porte le visa de la direction : elle ne peut plus être supprimée. Vous pouvez encore la compléter.".into(),
+        ));
+    }
+    Ok(e)
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn delete_entry(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let occ = state
+        .db
+        .write(move |tx| {
+            let e = own_unvisaed(tx, &id, &principal)?;
+            if !store::delete(tx, &id)? {
+                return Err(AppError::Forbidden);
+            }
+            crate::db::audit::record(
+                tx,
+                &crate::db::audit::Entry {
+                    actor: Some(&principal.person_id[..]),
+                    action: "journal.delete",
+                    object_type: Some("lesson_entry"),
+                    object_id: Some(&id[..]),
+                    old: Some(&format!("{} | {} | {}", e.on_date, e.content, e.homework)),
+                    ip: Some(&ip.to_string()),
+                    ..Default::default()
+                },
+            )?;
+            Ok::<_, AppError>(e.occ)
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/cahier-de-textes/seance/{occ}")).into_response())
+}
+
+async fn visa_entry(
+    State(state): State<AppState>,
+    Can(user, ..): Can<VisaLessonLog>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let occ = state
+        .db
+        .write(move |tx| {
+            let e = store::get(tx, &id)?.ok_or(AppError::NotFound)?;
+            store::visa(tx, &[id], &me)?;
+            Ok::<_, AppError>(e.occ)
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/cahier-de-textes/seance/{occ}?ok=1")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "journal/class.html")]
+struct ClassPage {
+    page: Page,
+    class_id: String,
+    class_name: String,
+    from: String,
+    to: String,
+    entries: Vec<EntryView>,
+    pending: usize,
+    can_visa: bool,
+    notice: String,
+}
+
+/// The period shown: `du`/`au` from the query, else the last four weeks and the next two.
+fn range(q: &Notice, today: time::Date) -> (String, String) {
+    let from = parse_date(&q.du).unwrap_or(today - Duration::days(28));
+    let to = parse_date(&q.au).unwrap_or(today + Duration::days(14));
+    if from <= to {
+        (iso(from), iso(to))
+    } else {
+        (iso(to), iso(from))
+    }
+}
+
+async fn class_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let class = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let (from, to) = range(&q, today);
+    let (f, t) = (from.clone(), to.clone());
+    let (name, entries) = state
+        .db
+        .read(move |c| {
+            let name = crate::people::class_name(c, &class)?.ok_or(AppError::NotFound)?;
+            let teaches = crate::people::teaches_class(c, &principal.person_id, &class)?;
+            if !policy::may_read_class_log(&principal, ClassFacts { teaches }) {
+                return Err(AppError::Forbidden);
+            }
+            Ok((name, store::of_class(c, &class, &f, &t)?))
+        })
+        .await?;
+    let pending = entries.iter().filter(|e| e.visa.is_none()).count();
+    render(&ClassPage {
+        class_id: id,
+        class_name: name,
+        entries: entries.iter().map(|e| view(&page, e)).collect(),
+        pending,
+        can_visa: policy::allows(&user.principal(), Capability::VisaLessonLog),
+        notice: if q.ok.is_empty() {
+            String::new()
+        } else {
+            page.tr.t("journal.visa_done").replace("{n}", &q.ok)
+        },
+        from,
+        to,
+        page,
+    })
+}
+
+#[derive(Deserialize)]
+struct VisaForm {
+    #[serde(default)]
+    du: String,
+    #[serde(default)]
+    au: String,
+}
+
+/// The direction's visa on every entry of a class shown on the page (the dates of the page).
+async fn visa_class(
+    State(state): State<AppState>,
+    Can(user, ..): Can<VisaLessonLog>,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<VisaForm>,
+) -> Result<Response, AppError> {
+    let class = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let (Some(from), Some(to)) = (parse_date(&form.du), parse_date(&form.au)) else {
+        return Err(AppError::BadRequest(
+            "Dates de la période à viser manquantes.".into(),
+        ));
+    };
+    let me = user.person_id;
+    let n = state
+        .db
+        .write(move |tx| {
+            crate::people::class_name(tx, &class)?.ok_or(AppError::NotFound)?;
+            let ids: Vec<Id> = store::of_class(tx, &class, &iso(from), &iso(to))?
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            Ok::<_, AppError>(store::visa(tx, &ids, &me)?)
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/cahier-de-textes/classe/{id}?du={}&au={}&ok={n}",
+        iso(from),
+        iso(to)
+    ))
+    .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "journal/pupil.html")]
+struct PupilPage {
+    page: Page,
+    pupil: String,
+    children: Vec<(String, String, bool)>,
+    homework: Vec<EntryView>,
+    entries: Vec<EntryView>,
+}
+
+async fn pupil_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let me = user.person_id;
+    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let (name, children, homework, entries) = state
+        .db
+        .read(move |c| {
+            let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
+            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            if !policy::may_read_pupil_log(&principal, facts) {
+                return Err(AppError::Forbidden);
+            }
+            let children = if principal.has(Role::Parent) {
+                crate::people::children_of(c, &me)?
+            } else {
+                Vec::new()
+            };
+            let homework = store::homework_of_pupil(c, &pupil, &iso(today))?;
+            let entries =
+                store::of_pupil(c, &pupil, &iso(today - Duration::days(21)), &iso(today))?;
+            Ok::<_, AppError>((name, children, homework, entries))
+        })
+        .await?;
+    render(&PupilPage {
+        pupil: name,
+        children: children
+            .into_iter()
+            .map(|ch| {
+                let current = ch.id == id;
+                (ch.id, ch.name, current)
+            })
+            .collect(),
+        homework: homework.iter().map(|e| view(&page, e)).collect(),
+        entries: entries.iter().map(|e| view(&page, e)).collect(),
+        page,
+    })
+}
+
+/// May `who` read this entry (and so its attachments)?
+fn may_read_entry(c: &rusqlite::Connection, e: &Entry, who: &Principal) -> Result<bool, DbError> {
+    if e.teacher_id == who.person_id || policy::allows(who, Capability::VisaLessonLog) {
+        return Ok(true);
+    }
+    let class = match (e.class_id, e.group_id) {
+        (Some(c), _) => Some(c),
+        (None, Some(g)) => c.query_row(
+            "SELECT class_id FROM pupil_groups WHERE id = ?1",
+            [&g[..]],
+            |r| r.get::<_, Option<Id>>(0),
+        )?,
+        _ => None,
+    };
+    if let Some(class) = class
+        && policy::may_read_class_log(
+            who,
+            ClassFacts {
+                teaches: crate::people::teaches_class(c, &who.person_id, &class)?,
+            },
+        )
+    {
+        return Ok(true);
+    }
+    // The pupils of the session's class or group, and whoever may read their log.
+    let pupils: Vec<Id> = c
+        .prepare_cached(
+            "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
+             UNION SELECT person_id FROM group_members WHERE group_id = ?2",
+        )?
+        .query_map(
+            rusqlite::params![
+                e.class_id.as_ref().map(|x| &x[..]),
+                e.group_id.as_ref().map(|x| &x[..])
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let candidates: Vec<Id> = if who.has(Role::Parent) {
+        crate::people::children_of(c, &who.person_id)?
+            .into_iter()
+            .filter_map(|ch| id_from_hex(&ch.id))
+            .collect()
+    } else {
+        vec![who.person_id]
+    };
+    for p in candidates.into_iter().filter(|p| pupils.contains(p)) {
+        if policy::may_read_pupil_log(who, crate::people::person_facts(c, &who.person_id, &p)?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+async fn attachment(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let a = state
+        .db
+        .read(move |c| {
+            let a = store::attachment(c, &id)?.ok_or(AppError::NotFound)?;
+            let e = store::get(c, &a.entry_id)?.ok_or(AppError::NotFound)?;
+            if !may_read_entry(c, &e, &principal)? {
+                return Err(AppError::Forbidden);
+            }
+            Ok(a)
+        })
+        .await?;
+    let store = crate::files::Store::new(state.config.data_dir.join("store"));
+    let hash = a.sha256.clone();
+    let bytes = tokio::task::spawn_blocking(move || store.get(&hash))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|_| AppError::NotFound)?;
+    let kind = crate::files::Kind::from_mime(&a.mime).ok_or(AppError::NotFound)?;
+    Ok(crate::files::download(bytes, kind.mime(), &a.name))
+}
+
+async fn remove_attachment(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let occ = state
+        .db
+        .write(move |tx| {
+            let a = store::attachment(tx, &id)?.ok_or(AppError::NotFound)?;
+            let e = own_unvisaed(tx, &a.entry_id, &principal)?;
+            store::remove_attachment(tx, &id)?;
+            Ok::<_, AppError>(e.occ)
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/cahier-de-textes/seance/{occ}?ok=1")).into_response())
+}

@@ -1,0 +1,273 @@
+//! The cahier de textes over HTTP against the demo school: a teacher writes a session with
+//! homework and a document, edits it (history kept); the pupil and the parent see the homework;
+//! the direction puts its visa, after which the entry cannot be deleted; bad input saves nothing.
+
+mod common;
+
+use common::{TestServer, audit_count, extra_session, location};
+use kekeli::db::DbError;
+use kekeli::policy::Role;
+
+fn q(server: &TestServer, sql: &str, p: &[u8]) -> Vec<u8> {
+    let (sql, p) = (sql.to_string(), p.to_vec());
+    server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(&sql, [&p], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(DbError::from)
+        })
+        .expect("query")
+}
+
+fn count(server: &TestServer, sql: &str) -> i64 {
+    let sql = sql.to_string();
+    server
+        .db
+        .read_blocking(move |c| c.query_row(&sql, [], |r| r.get(0)).map_err(DbError::from))
+        .expect("count")
+}
+
+fn person_of(server: &TestServer, role: Role) -> Vec<u8> {
+    let login = server.login_of(role).login.clone();
+    server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&login],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("person")
+}
+
+#[tokio::test]
+async fn a_session_written_seen_by_the_family_then_visa_and_no_deletion() {
+    let server = TestServer::start().await;
+    let teacher = person_of(&server, Role::Enseignant);
+    let pupil = person_of(&server, Role::Eleve);
+    let class = q(
+        &server,
+        "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
+        &pupil,
+    );
+    let occ = extra_session(&server, &teacher, &class);
+    let yesterday = kekeli::school::calendar::now(0).date - time::Duration::days(1);
+    let due = kekeli::school::calendar::iso(yesterday + time::Duration::days(8));
+    let path = format!("/cahier-de-textes/seance/{occ}");
+    let t = server.logged_in(Role::Enseignant).await;
+    let entries = || count(&server, "SELECT COUNT(*) FROM lesson_entries");
+    let before = entries();
+
+    // Bad input first: a due date before the session, then a file that is no document.
+    let r = t
+        .post_multipart(
+            &path,
+            &[
+                ("contenu", "Les fractions"),
+                ("travail", "Ex. 4"),
+                ("pour_le", "2020-01-01"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    let r = t
+        .post_multipart(
+            &path,
+            &[("contenu", "Les fractions")],
+            Some(("piece", "virus.exe", b"MZ\x90\x00 not a document".to_vec())),
+        )
+        .await;
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    assert_eq!(entries(), before, "nothing saved");
+
+    // The real entry, with homework and a worksheet.
+    let r = t
+        .post_multipart(
+            &path,
+            &[
+                ("contenu", "Les fractions : addition, exemples au tableau."),
+                ("travail", "Exercices 4 et 5 p. 32."),
+                ("pour_le", &due),
+                ("duree", "30"),
+            ],
+            Some((
+                "piece",
+                "fiche fractions.pdf",
+                b"%PDF-1.4 exercices".to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).ends_with("?ok=1"), "{}", location(&r));
+    assert_eq!(entries(), before + 1);
+    let page = t.text(&path).await;
+    assert!(page.contains("fiche fractions.pdf"), "{page}");
+
+    // An edit keeps the earlier text in the history.
+    t.post_multipart(
+        &path,
+        &[
+            ("contenu", "Les fractions : addition et soustraction."),
+            ("travail", "Exercices 4 et 5 p. 32."),
+            ("pour_le", &due),
+            ("duree", "30"),
+        ],
+        None,
+    )
+    .await;
+    let page = t.text(&path).await;
+    assert!(page.contains("Modifications précédentes (1)"), "{page}");
+    assert!(page.contains("addition, exemples au tableau"));
+    // Saving the same text again writes nothing new.
+    t.post_multipart(
+        &path,
+        &[
+            ("contenu", "Les fractions : addition et soustraction."),
+            ("travail", "Exercices 4 et 5 p. 32."),
+            ("pour_le", &due),
+            ("duree", "30"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM lesson_entry_versions WHERE content LIKE 'Les fractions%'"
+        ),
+        1
+    );
+
+    // The pupil and the parent see the homework with its due date and the document.
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let p = server.logged_in(Role::Eleve).await;
+    let r = p.get("/cahier-de-textes").await;
+    let own_page = format!("/cahier-de-textes/eleve/{}", hex(&pupil));
+    assert_eq!(
+        location(&r),
+        own_page,
+        "a pupil's lesson log is their homework page"
+    );
+    let home = p.text(&own_page).await;
+    assert!(
+        home.contains("Exercices 4 et 5 p. 32."),
+        "the pupil's homework page"
+    );
+    assert!(home.contains("30 min") || home.contains("0 h 30"), "{home}");
+    let attachment = hex(&q(
+        &server,
+        "SELECT a.id FROM lesson_attachments a JOIN lesson_entries e ON e.id = a.entry_id WHERE e.teacher_id = ?1 AND a.name = 'fiche fractions.pdf'",
+        &teacher,
+    ));
+    let r = p
+        .get(&format!("/cahier-de-textes/piece/{attachment}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("cd")
+            .starts_with("attachment")
+    );
+    assert_eq!(
+        r.bytes().await.expect("pdf").as_ref(),
+        b"%PDF-1.4 exercices"
+    );
+    let parent = server.logged_in(Role::Parent).await;
+    let page = parent
+        .text(&format!("/cahier-de-textes/eleve/{}", hex(&pupil)))
+        .await;
+    assert!(page.contains("Exercices 4 et 5 p. 32."));
+
+    // The direction puts its visa; the teacher can no longer delete, only complete.
+    let entry = hex(&q(
+        &server,
+        "SELECT id FROM lesson_entries WHERE occ = CAST(?1 AS TEXT)",
+        occ.as_bytes(),
+    ));
+    let d = server.logged_in(Role::Direction).await;
+    let r = d
+        .post(&format!("/cahier-de-textes/entree/{entry}/visa"), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = t
+        .post(&format!("/cahier-de-textes/entree/{entry}/supprimer"), &[])
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("visa de la direction")
+    );
+    let r = t
+        .post(
+            &format!("/cahier-de-textes/piece/{attachment}/retirer"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 400, "no removal after the visa either");
+    assert_eq!(entries(), before + 1);
+    // Even a bypass of the application is refused by the database.
+    let raw = server.db.write_blocking(|tx| {
+        tx.execute("DELETE FROM lesson_entries WHERE visa_at IS NOT NULL", [])
+            .map_err(DbError::from)
+    });
+    assert!(raw.is_err(), "the trigger keeps entries with a visa");
+
+    // Without a visa, the author may delete; the deletion is audited.
+    let occ2 = extra_session(&server, &teacher, &class);
+    t.post_multipart(
+        &format!("/cahier-de-textes/seance/{occ2}"),
+        &[("contenu", "Séance de remplacement : révisions.")],
+        None,
+    )
+    .await;
+    let entry2 = hex(&q(
+        &server,
+        "SELECT id FROM lesson_entries WHERE occ = CAST(?1 AS TEXT)",
+        occ2.as_bytes(),
+    ));
+    let r = t
+        .post(&format!("/cahier-de-textes/entree/{entry2}/supprimer"), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(entries(), before + 1);
+    assert_eq!(audit_count(&server, "journal.delete"), 1);
+
+    // The class log shows the entry with its visa to the class's teacher.
+    let log = t
+        .text(&format!("/cahier-de-textes/classe/{}", hex(&class)))
+        .await;
+    assert!(
+        log.contains("addition et soustraction") && log.contains("Visa :"),
+        "{log}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_school_has_a_lesson_log_with_homework_and_visas() {
+    let server = TestServer::start().await;
+    assert!(count(&server, "SELECT COUNT(*) FROM lesson_entries") > 100);
+    assert!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM lesson_entries WHERE homework <> ''"
+        ) > 20
+    );
+    assert!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM lesson_entries WHERE visa_at IS NOT NULL"
+        ) > 20
+    );
+    let t = server.logged_in(Role::Enseignant).await;
+    let page = t.text("/cahier-de-textes").await;
+    assert!(page.contains("Mes séances"), "{page}");
+    server.stop().await;
+}
