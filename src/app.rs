@@ -137,6 +137,7 @@ fn all_routes() -> Routes {
         .merge(crate::attendance::routes())
         .merge(crate::imports::routes())
         .merge(crate::journal::routes())
+        .merge(crate::discipline::routes())
 }
 
 /// Every declared route (method, path), for tests.

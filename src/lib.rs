@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod discipline;
 pub mod files;
 pub mod imports;
 pub mod journal;

@@ -112,6 +112,12 @@ pub enum Capability {
     ManageAttendance,
     /// Read every class's lesson log and put the visa on it.
     VisaLessonLog,
+    /// See and handle every incident and punishment of the school.
+    ManageDiscipline,
+    /// Decide (and cancel) sanctions.
+    DecideSanctions,
+    /// Report an incident (and punish the pupils of one's own report).
+    ReportIncidents,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -134,6 +140,11 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         Capability::ViewSchoolAttendance => who.any(&[Role::VieScolaire, Role::Direction]),
         Capability::ManageAttendance => who.has(Role::VieScolaire),
         Capability::VisaLessonLog => who.has(Role::Direction),
+        Capability::ManageDiscipline => who.any(&[Role::VieScolaire, Role::Direction]),
+        Capability::DecideSanctions => who.has(Role::Direction),
+        Capability::ReportIncidents => {
+            who.any(&[Role::Enseignant, Role::VieScolaire, Role::Direction])
+        }
     }
 }
 
@@ -212,6 +223,22 @@ pub fn may_read_pupil_log(who: &Principal, facts: PersonFacts) -> bool {
         || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
         || (who.has(Role::Enseignant) && facts.taught_by_asker)
         || allows(who, Capability::VisaLessonLog)
+}
+
+/// May `who` see an incident (its description names pupils)? Vie scolaire and direction, and
+/// the teacher who reported it.
+pub fn may_view_incident(who: &Principal, reported_by_asker: bool) -> bool {
+    allows(who, Capability::ManageDiscipline)
+        || (reported_by_asker && allows(who, Capability::ReportIncidents))
+}
+
+/// May `who` see a pupil's punishments and sanctions? Vie scolaire, direction, the pupil, and
+/// their guardians while they may see the child (DOMAIN.md: sensitive data). Not teachers, not
+/// the technician.
+pub fn may_view_discipline_of(who: &Principal, facts: PersonFacts) -> bool {
+    facts.is_self
+        || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+        || allows(who, Capability::ManageDiscipline)
 }
 
 #[cfg(test)]
@@ -309,5 +336,51 @@ mod tests {
         assert!(may_view_class(&t, ClassFacts { teaches: true }));
         assert!(!may_view_class(&t, ClassFacts { teaches: false }));
         assert!(!allows(&t, Capability::ManageAccounts));
+    }
+
+    #[test]
+    fn discipline_and_lesson_log_are_kept_to_those_who_need_them() {
+        let (t, cpe, dir, tech, parent) = (
+            p(&[Role::Enseignant]),
+            p(&[Role::VieScolaire]),
+            p(&[Role::Direction]),
+            p(&[Role::Technicien]),
+            p(&[Role::Parent]),
+        );
+        // Incidents: vie scolaire and direction, and the teacher who reported one.
+        assert!(may_view_incident(&t, true) && !may_view_incident(&t, false));
+        assert!(may_view_incident(&cpe, false) && may_view_incident(&dir, false));
+        assert!(!may_view_incident(&tech, true));
+        // Sanctions: never the technician nor teachers; the family while it may see the child.
+        let child = PersonFacts {
+            is_guardian: true,
+            minor_or_consents: true,
+            ..Default::default()
+        };
+        let taught = PersonFacts {
+            taught_by_asker: true,
+            ..Default::default()
+        };
+        assert!(may_view_discipline_of(&parent, child));
+        assert!(!may_view_discipline_of(
+            &parent,
+            PersonFacts {
+                minor_or_consents: false,
+                ..child
+            }
+        ));
+        assert!(!may_view_discipline_of(&t, taught));
+        assert!(!may_view_discipline_of(&tech, PersonFacts::default()));
+        assert!(may_view_discipline_of(&cpe, PersonFacts::default()));
+        assert!(
+            allows(&dir, Capability::DecideSanctions) && !allows(&cpe, Capability::DecideSanctions)
+        );
+        // Lesson log: the session's teacher writes; the direction reads all and gives visas.
+        assert!(may_write_lesson_log(&t, true) && !may_write_lesson_log(&t, false));
+        assert!(!may_write_lesson_log(&dir, true), "the direction reads, it does not write");
+        assert!(may_read_class_log(&dir, ClassFacts { teaches: false }));
+        assert!(!may_read_class_log(&cpe, ClassFacts { teaches: false }));
+        assert!(may_read_pupil_log(&t, taught) && may_read_pupil_log(&parent, child));
+        assert!(!may_read_pupil_log(&tech, PersonFacts::default()));
     }
 }

@@ -23,6 +23,11 @@ enum Obj {
     LogEntry,
     /// A document attached to such an entry.
     Attachment,
+    /// An incident: own = reported by the demo teacher, other = by the vie scolaire about an
+    /// unrelated pupil.
+    Incident,
+    /// A sanction (the same for own and other).
+    Sanction,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -145,6 +150,17 @@ fn pupil_log(r: Role, own: bool) -> bool {
 }
 fn journal_document(r: Role, own: bool) -> bool {
     r == Role::Direction || (own && matches!(r, Role::Enseignant | Role::Eleve | Role::Parent))
+}
+
+/// Discipline.
+fn reporters(r: Role, _: bool) -> bool {
+    matches!(r, Role::Enseignant | Role::VieScolaire | Role::Direction)
+}
+fn incident_rule(r: Role, own: bool) -> bool {
+    matches!(r, Role::VieScolaire | Role::Direction) || (r == Role::Enseignant && own)
+}
+fn discipline_record(r: Role, own: bool) -> bool {
+    (own && r != Role::Enseignant) || matches!(r, Role::VieScolaire | Role::Direction)
 }
 
 fn matrix() -> Vec<Entry> {
@@ -396,6 +412,50 @@ fn matrix() -> Vec<Entry> {
             Some(pupil_log),
             &[],
         ),
+        e("GET", "/discipline", None, Some(reporters), &[]),
+        e(
+            "GET",
+            "/discipline/incidents/nouveau",
+            None,
+            Some(reporters),
+            &[],
+        ),
+        e("POST", "/discipline/incidents", None, Some(reporters), &[]),
+        e(
+            "GET",
+            "/discipline/incident/{id}",
+            Incident,
+            Some(incident_rule),
+            &[],
+        ),
+        e(
+            "POST",
+            "/discipline/incident/{id}/punition",
+            Incident,
+            Some(incident_rule),
+            &[("type", "inconnu")],
+        ),
+        e(
+            "POST",
+            "/discipline/incident/{id}/sanction",
+            Incident,
+            Some(direction),
+            &[("type", "inconnu")],
+        ),
+        e(
+            "POST",
+            "/discipline/sanction/{id}/annuler",
+            Sanction,
+            Some(direction),
+            &[("motif", "Erreur de saisie")],
+        ),
+        e(
+            "GET",
+            "/discipline/eleve/{id}",
+            Person,
+            Some(discipline_record),
+            &[],
+        ),
         e("GET", "/appel", None, Some(roll_call_list), &[]),
         e("GET", "/appel/{occ}", Session, Some(roll_call), &[]),
         e("POST", "/appel/{occ}", Session, Some(roll_call), &[]),
@@ -480,6 +540,52 @@ struct Objects {
     other_entry: String,
     own_attachment: String,
     other_attachment: String,
+    own_incident: String,
+    other_incident: String,
+    sanction: String,
+}
+
+/// An incident about `pupil` reported by `reporter`, with a sanction.
+fn incident_about(server: &TestServer, reporter: &[u8], pupil: &[u8]) -> (String, String) {
+    use kekeli::discipline::store::{self as ds, Actor, NewIncident, NewSanction};
+    let reporter: [u8; 16] = reporter.try_into().expect("id");
+    let pupil: [u8; 16] = pupil.try_into().expect("id");
+    server
+        .db
+        .write_blocking(|tx| {
+            let by = Actor {
+                person: &reporter,
+                ip: "test",
+            };
+            let incident = ds::create_incident(
+                tx,
+                "school:TEST",
+                &NewIncident {
+                    on_date: "2026-11-02".into(),
+                    at_minutes: None,
+                    place: "Cour".into(),
+                    description: "Dispute".into(),
+                    people: vec![(pupil, "auteur".into())],
+                },
+                &by,
+            )?;
+            let sanction = ds::decide(
+                tx,
+                "school:TEST",
+                &NewSanction {
+                    pupil,
+                    incident: Some(incident),
+                    kind: "avertissement".into(),
+                    days: None,
+                    decided_on: "2026-11-03".into(),
+                    starts_on: None,
+                    reason: "Dispute".into(),
+                },
+                &by,
+            )?;
+            Ok::<_, kekeli::db::DbError>((hex(&incident), hex(&sanction)))
+        })
+        .expect("incident")
 }
 
 /// A lesson-log entry with one attached PDF for the session `occ`, written by its teacher.
@@ -630,7 +736,18 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
         entry_with_document(server, &extra_session(server, &teacher, &entry_class));
     let (other_entry, other_attachment) =
         entry_with_document(server, &extra_session(server, &far_teacher, &far_class));
+    let cpe = login_person(Role::VieScolaire);
+    let taught_pupil = q1(
+        server,
+        "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' LIMIT 1",
+        &own_class,
+    );
+    let (own_incident, _) = incident_about(server, &teacher, &taught_pupil);
+    let (other_incident, sanction) = incident_about(server, &cpe, &other_person);
     Objects {
+        own_incident,
+        other_incident,
+        sanction,
         own_entry,
         other_entry,
         own_attachment,
@@ -664,6 +781,9 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::LogEntry, false) => &o.other_entry,
         (Obj::Attachment, true) => &o.own_attachment,
         (Obj::Attachment, false) => &o.other_attachment,
+        (Obj::Incident, true) => &o.own_incident,
+        (Obj::Incident, false) => &o.other_incident,
+        (Obj::Sanction, _) => &o.sanction,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)

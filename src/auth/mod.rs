@@ -151,6 +151,21 @@ impl Cap for VisaLessonLog {
     const CAP: Capability = Capability::VisaLessonLog;
 }
 
+pub struct ManageDiscipline;
+impl Cap for ManageDiscipline {
+    const CAP: Capability = Capability::ManageDiscipline;
+}
+
+pub struct DecideSanctions;
+impl Cap for DecideSanctions {
+    const CAP: Capability = Capability::DecideSanctions;
+}
+
+pub struct ReportIncidents;
+impl Cap for ReportIncidents {
+    const CAP: Capability = Capability::ReportIncidents;
+}
+
 pub struct ViewSchoolAttendance;
 impl Cap for ViewSchoolAttendance {
     const CAP: Capability = Capability::ViewSchoolAttendance;

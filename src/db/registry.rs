@@ -153,6 +153,26 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "incidents",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "incident_people",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "punishments",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "sanctions",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -515,6 +535,34 @@ mod tests {
                 one(
                     "INSERT INTO lesson_attachments (id, scope, entry_id, sha256, name, mime, size, added_at) VALUES (?1, 'school:TEST', ?2, 'x', 'a.pdf', 'application/pdf', 1, 0)",
                     &[&e],
+                )
+            }
+            "incidents" => {
+                let p = person(tx);
+                one(
+                    "INSERT INTO incidents (id, scope, on_date, description, reported_by, created_at, updated_at) VALUES (?1, 'school:TEST', '2026-11-23', 'x', ?2, 0, 0)",
+                    &[&p],
+                )
+            }
+            "incident_people" => {
+                let (i, p) = (make("incidents"), person(tx));
+                one(
+                    "INSERT INTO incident_people (id, scope, incident_id, person_id, part) VALUES (?1, 'school:TEST', ?2, ?3, 'auteur')",
+                    &[&i, &p],
+                )
+            }
+            "punishments" => {
+                let p = person(tx);
+                one(
+                    "INSERT INTO punishments (id, scope, pupil_id, kind, on_date, given_by, created_at) VALUES (?1, 'school:TEST', ?2, 'retenue', '2026-11-25', ?2, 0)",
+                    &[&p],
+                )
+            }
+            "sanctions" => {
+                let p = person(tx);
+                one(
+                    "INSERT INTO sanctions (id, scope, pupil_id, kind, decided_on, reason, decided_by, created_at) VALUES (?1, 'school:TEST', ?2, 'avertissement', '2026-11-23', 'x', ?2, 0)",
+                    &[&p],
                 )
             }
             other => panic!("add a row builder for the registered table {other}"),

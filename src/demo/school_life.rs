@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::Duration;
 
 use crate::auth::store::Id;
@@ -303,6 +303,126 @@ pub fn populate(
         &valid_to,
     )?;
     past_roll_calls(conn, scope, &classes, rng)?;
+    discipline(conn, scope, &classes)?;
+    Ok(())
+}
+
+/// A few incidents of the last fortnight, with a punishment and sanctions.
+fn discipline(conn: &Connection, scope: &str, classes: &[ClassInfo]) -> Result<(), DbError> {
+    use crate::discipline::store::{self as ds, Actor, NewIncident, NewPunishment, NewSanction};
+    let today = calendar::now(0).date;
+    let one = |sql: &str, p: &[u8]| -> Result<Option<Id>, DbError> {
+        Ok(conn.query_row(sql, [p], |r| r.get(0)).optional()?)
+    };
+    let pupils_of = |class: &Id| -> Result<Vec<Id>, DbError> {
+        Ok(conn
+            .prepare("SELECT m.person_id FROM class_members m JOIN people p ON p.id = m.person_id WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.surname, p.first_names")?
+            .query_map([&class[..]], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?)
+    };
+    let (Some(cpe), Some(direction)) = (
+        conn.query_row(
+            "SELECT person_id FROM person_roles WHERE role = 'vie_scolaire' LIMIT 1",
+            [],
+            |r| r.get::<_, Id>(0),
+        )
+        .optional()?,
+        conn.query_row(
+            "SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1",
+            [],
+            |r| r.get::<_, Id>(0),
+        )
+        .optional()?,
+    ) else {
+        return Ok(());
+    };
+    let (Some(first), Some(fourth)) = (classes.first(), classes.get(3)) else {
+        return Ok(());
+    };
+    let Some(principal) = one(
+        "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'principal'",
+        &first.id,
+    )?
+    else {
+        return Ok(());
+    };
+    let (p1, p4) = (pupils_of(&first.id)?, pupils_of(&fourth.id)?);
+    if p1.len() < 6 || p4.len() < 2 {
+        return Ok(());
+    }
+    fn by(person: &Id) -> Actor<'_> {
+        Actor {
+            person, ip: "démo"
+        }
+    }
+    let day = |n: i64| calendar::iso(today - Duration::days(n));
+    // A fight in the yard, reported by the professeur principal of the first class.
+    let fight = ds::create_incident(
+        conn,
+        scope,
+        &NewIncident {
+            on_date: day(5),
+            at_minutes: Some(10 * 60 + 5),
+            place: "Cour, pendant la récréation".into(),
+            description: "Bagarre entre deux élèves après une dispute au sujet d'un ballon ; un troisième élève a reçu un coup en voulant les séparer.".into(),
+            people: vec![(p1[3], "auteur".into()), (p1[5], "auteur".into()), (p1[4], "victime".into())],
+        },
+        &by(&principal),
+    )?;
+    ds::punish(
+        conn,
+        scope,
+        &NewPunishment {
+            pupil: p1[3],
+            incident: Some(fight),
+            kind: "retenue".into(),
+            on_date: calendar::iso(today + Duration::days(2)),
+            detail: "Mercredi 14 h – 16 h, en salle d'étude : rédaction sur le respect d'autrui."
+                .into(),
+        },
+        &by(&principal),
+    )?;
+    ds::decide(
+        conn,
+        scope,
+        &NewSanction {
+            pupil: p1[5],
+            incident: Some(fight),
+            kind: "avertissement".into(),
+            days: None,
+            decided_on: day(3),
+            starts_on: None,
+            reason: "Violence envers un camarade dans la cour.".into(),
+        },
+        &by(&direction),
+    )?;
+    // Leaving the school without permission, seen by the vie scolaire.
+    let out = ds::create_incident(
+        conn,
+        scope,
+        &NewIncident {
+            on_date: day(9),
+            at_minutes: Some(15 * 60),
+            place: "Portail".into(),
+            description: "Sortie de l'établissement sans autorisation pendant les cours de l'après-midi, pour la deuxième fois ce mois-ci.".into(),
+            people: vec![(p4[1], "auteur".into())],
+        },
+        &by(&cpe),
+    )?;
+    ds::decide(
+        conn,
+        scope,
+        &NewSanction {
+            pupil: p4[1],
+            incident: Some(out),
+            kind: "exclusion_temporaire".into(),
+            days: Some(2),
+            decided_on: day(7),
+            starts_on: Some(day(6)),
+            reason: "Sorties répétées sans autorisation ; la famille a été reçue.".into(),
+        },
+        &by(&direction),
+    )?;
     Ok(())
 }
 

@@ -59,6 +59,7 @@ pub mod icons {
         BOOK,
         r#"<path d="M4 5a2 2 0 0 1 2-2h13v16H6a2 2 0 0 0-2 2z"/><path d="M4 19V5"/><path d="M8 7h7"/>"#
     );
+    icon!(FLAG, r#"<path d="M5 21V4"/><path d="M5 4h11l-2 4 2 4H5"/>"#);
     icon!(
         UPLOAD,
         r#"<path d="M12 16V4"/><path d="M7 9l5-5 5 5"/><path d="M4 16v4h16v-4"/>"#
@@ -178,6 +179,31 @@ async fn home(
                 title: tr.t("tile.child_homework").replace("{name}", &child.name),
                 detail: tr.t("tile.homework.detail").into(),
                 icon: icons::BOOK,
+            });
+        }
+    }
+    if policy::allows(&principal, Capability::ReportIncidents) {
+        tiles.push(Tile {
+            href: "/discipline".into(),
+            title: tr.t("tile.discipline").into(),
+            detail: tr.t("tile.discipline.detail").into(),
+            icon: icons::FLAG,
+        });
+    } else if principal.has(Role::Eleve) {
+        tiles.push(Tile {
+            href: format!("/discipline/eleve/{}", hex(&user.person_id)),
+            title: tr.t("tile.discipline").into(),
+            detail: tr.t("tile.discipline.family").into(),
+            icon: icons::FLAG,
+        });
+    }
+    if principal.has(Role::Parent) {
+        for child in &children {
+            tiles.push(Tile {
+                href: format!("/discipline/eleve/{}", child.id),
+                title: tr.t("tile.child_discipline").replace("{name}", &child.name),
+                detail: tr.t("tile.discipline.family").into(),
+                icon: icons::FLAG,
             });
         }
     }
