@@ -138,6 +138,8 @@ fn all_routes() -> Routes {
         .merge(crate::imports::routes())
         .merge(crate::journal::routes())
         .merge(crate::discipline::routes())
+        .merge(crate::agenda::routes())
+        .merge(crate::booking::routes())
 }
 
 /// Every declared route (method, path), for tests.

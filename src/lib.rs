@@ -2,9 +2,11 @@
 //! directory; `serve` runs the server until told to stop — tests run it in-process on port 0.
 
 pub mod admin;
+pub mod agenda;
 pub mod app;
 pub mod attendance;
 pub mod auth;
+pub mod booking;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -118,6 +118,12 @@ pub enum Capability {
     DecideSanctions,
     /// Report an incident (and punish the pupils of one's own report).
     ReportIncidents,
+    /// Write the school calendar.
+    ManageAgenda,
+    /// Book rooms and equipment.
+    BookResources,
+    /// Approve or refuse bookings that need it, cancel anyone's.
+    ApproveBookings,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -145,6 +151,17 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         Capability::ReportIncidents => {
             who.any(&[Role::Enseignant, Role::VieScolaire, Role::Direction])
         }
+        Capability::ManageAgenda => {
+            who.any(&[Role::Direction, Role::Secretariat, Role::VieScolaire])
+        }
+        Capability::BookResources => who.any(&[
+            Role::Enseignant,
+            Role::VieScolaire,
+            Role::Secretariat,
+            Role::Direction,
+            Role::Technicien,
+        ]),
+        Capability::ApproveBookings => who.has(Role::Direction),
     }
 }
 
@@ -239,6 +256,28 @@ pub fn may_view_discipline_of(who: &Principal, facts: PersonFacts) -> bool {
     facts.is_self
         || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
         || allows(who, Capability::ManageDiscipline)
+}
+
+/// What the store knows about an agenda event's audience and the asker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFacts {
+    /// "tous": everyone of the school.
+    pub everyone: bool,
+    /// "personnel": staff only.
+    pub staff_only: bool,
+    /// For a class event: the asker is in the class (pupil, teacher) or is a pupil's guardian.
+    pub in_class: bool,
+}
+
+/// May `who` see an agenda event?
+pub fn may_view_event(who: &Principal, facts: EventFacts) -> bool {
+    // A class event: its pupils, teachers and families, and the school-wide staff.
+    let class_event = !facts.everyone && !facts.staff_only;
+    facts.everyone
+        || (facts.staff_only && who.is_staff())
+        || facts.in_class
+        || (class_event && allows(who, Capability::ListAllClasses))
+        || allows(who, Capability::ManageAgenda)
 }
 
 #[cfg(test)]
@@ -377,7 +416,10 @@ mod tests {
         );
         // Lesson log: the session's teacher writes; the direction reads all and gives visas.
         assert!(may_write_lesson_log(&t, true) && !may_write_lesson_log(&t, false));
-        assert!(!may_write_lesson_log(&dir, true), "the direction reads, it does not write");
+        assert!(
+            !may_write_lesson_log(&dir, true),
+            "the direction reads, it does not write"
+        );
         assert!(may_read_class_log(&dir, ClassFacts { teaches: false }));
         assert!(!may_read_class_log(&cpe, ClassFacts { teaches: false }));
         assert!(may_read_pupil_log(&t, taught) && may_read_pupil_log(&parent, child));

@@ -28,6 +28,10 @@ enum Obj {
     Incident,
     /// A sanction (the same for own and other).
     Sanction,
+    /// An agenda event: own = for everyone, other = for the staff only.
+    Event,
+    /// A booking: own = the demo teacher's, other = someone else's.
+    Booking,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -161,6 +165,27 @@ fn incident_rule(r: Role, own: bool) -> bool {
 }
 fn discipline_record(r: Role, own: bool) -> bool {
     (own && r != Role::Enseignant) || matches!(r, Role::VieScolaire | Role::Direction)
+}
+
+/// Agenda and bookings.
+fn agenda_managers(r: Role, _: bool) -> bool {
+    matches!(r, Role::Direction | Role::Secretariat | Role::VieScolaire)
+}
+fn agenda_event(r: Role, own: bool) -> bool {
+    own || r.is_staff()
+}
+fn bookers(r: Role, _: bool) -> bool {
+    matches!(
+        r,
+        Role::Enseignant
+            | Role::VieScolaire
+            | Role::Secretariat
+            | Role::Direction
+            | Role::Technicien
+    )
+}
+fn booking_owner(r: Role, own: bool) -> bool {
+    r == Role::Direction || (r == Role::Enseignant && own)
 }
 
 fn matrix() -> Vec<Entry> {
@@ -456,6 +481,47 @@ fn matrix() -> Vec<Entry> {
             Some(discipline_record),
             &[],
         ),
+        e("GET", "/agenda", None, Some(everyone), &[]),
+        e("GET", "/agenda/nouveau", None, Some(agenda_managers), &[]),
+        e("POST", "/agenda", None, Some(agenda_managers), &[]),
+        e("GET", "/agenda/{id}", Event, Some(agenda_event), &[]),
+        e("POST", "/agenda/{id}", Event, Some(agenda_managers), &[]),
+        e(
+            "POST",
+            "/agenda/{id}/supprimer",
+            Event,
+            Some(agenda_managers),
+            &[],
+        ),
+        e("GET", "/reservations", None, Some(bookers), &[]),
+        e(
+            "GET",
+            "/reservations/ressource/{id}",
+            Room,
+            Some(bookers),
+            &[],
+        ),
+        e(
+            "POST",
+            "/reservations/ressource/{id}",
+            Room,
+            Some(bookers),
+            &[],
+        ),
+        e(
+            "POST",
+            "/reservations/{id}/decision",
+            Booking,
+            Some(direction),
+            &[("decision", "refuser")],
+        ),
+        e(
+            "POST",
+            "/reservations/{id}/annuler",
+            Booking,
+            Some(booking_owner),
+            &[],
+        ),
         e("GET", "/appel", None, Some(roll_call_list), &[]),
         e("GET", "/appel/{occ}", Session, Some(roll_call), &[]),
         e("POST", "/appel/{occ}", Session, Some(roll_call), &[]),
@@ -543,6 +609,60 @@ struct Objects {
     own_incident: String,
     other_incident: String,
     sanction: String,
+    own_event: String,
+    other_event: String,
+    own_booking: String,
+    other_booking: String,
+}
+
+/// An agenda event for `audience` ("tous" or "personnel").
+fn event_for(server: &TestServer, audience: &str) -> String {
+    let audience = audience.to_string();
+    let id = server
+        .db
+        .write_blocking(move |tx| {
+            let by: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )?;
+            kekeli::agenda::store::create(
+                tx,
+                "school:TEST",
+                &kekeli::agenda::store::NewEvent {
+                    title: "Réunion".into(),
+                    kind: "reunion".into(),
+                    starts_on: "2026-12-09".into(),
+                    ends_on: "2026-12-09".into(),
+                    times: None,
+                    audience,
+                    class_id: None,
+                    place: String::new(),
+                    description: String::new(),
+                },
+                &by,
+            )
+        })
+        .expect("event");
+    hex(&id)
+}
+
+/// A booking of the first room by `person`, waiting for approval.
+fn booking_by(server: &TestServer, person: &[u8]) -> String {
+    let person = person.to_vec();
+    let id = kekeli::db::new_id();
+    server
+        .db
+        .write_blocking(move |tx| {
+            tx.execute(
+                "INSERT INTO bookings (id, scope, room_id, on_date, starts, ends, purpose, booked_by, status, created_at) \
+                 VALUES (?1, 'school:TEST', (SELECT id FROM rooms LIMIT 1), '2026-12-10', 600, 660, 'test', ?2, 'demandee', 0)",
+                (&id[..], &person),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("booking");
+    hex(&id)
 }
 
 /// An incident about `pupil` reported by `reporter`, with a sanction.
@@ -744,7 +864,12 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     );
     let (own_incident, _) = incident_about(server, &teacher, &taught_pupil);
     let (other_incident, sanction) = incident_about(server, &cpe, &other_person);
+    let direction_person = login_person(Role::Direction);
     Objects {
+        own_event: event_for(server, "tous"),
+        other_event: event_for(server, "personnel"),
+        own_booking: booking_by(server, &teacher),
+        other_booking: booking_by(server, &direction_person),
         own_incident,
         other_incident,
         sanction,
@@ -784,6 +909,10 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::Incident, true) => &o.own_incident,
         (Obj::Incident, false) => &o.other_incident,
         (Obj::Sanction, _) => &o.sanction,
+        (Obj::Event, true) => &o.own_event,
+        (Obj::Event, false) => &o.other_event,
+        (Obj::Booking, true) => &o.own_booking,
+        (Obj::Booking, false) => &o.other_booking,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)

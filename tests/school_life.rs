@@ -609,10 +609,23 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
         })
         .expect("another lesson that day");
     let _ = (starts, ends);
-    // The slot's next occurrence from the coming weeks.
+    // The slot's next occurrence in the coming weeks, outside the school holidays.
     let today = calendar::now(0).date;
-    let monday = calendar::monday_of(today) + time::Duration::weeks(1);
-    let date = monday + time::Duration::days(weekday - 1);
+    let date = (1..12)
+        .map(|w| {
+            calendar::monday_of(today)
+                + time::Duration::weeks(w)
+                + time::Duration::days(weekday - 1)
+        })
+        .find(|d| {
+            let day = calendar::iso(*d);
+            server
+                .db
+                .read_blocking(|c| kekeli::agenda::store::days_off(c, &day, &day))
+                .expect("days off")
+                .is_empty()
+        })
+        .expect("a school week");
     let key = OccKey::Slot(slot, date).encode();
     let sec = server.logged_in(Role::Secretariat).await;
     let before = count(&server, "SELECT COUNT(*) FROM timetable_changes");
@@ -652,7 +665,7 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
         .text(&format!(
             "/emploi-du-temps/classe/{}?semaine={}",
             hex(&class),
-            calendar::iso(monday)
+            calendar::iso(calendar::monday_of(date))
         ))
         .await;
     assert!(

@@ -166,6 +166,21 @@ impl Cap for ReportIncidents {
     const CAP: Capability = Capability::ReportIncidents;
 }
 
+pub struct ManageAgenda;
+impl Cap for ManageAgenda {
+    const CAP: Capability = Capability::ManageAgenda;
+}
+
+pub struct BookResources;
+impl Cap for BookResources {
+    const CAP: Capability = Capability::BookResources;
+}
+
+pub struct ApproveBookings;
+impl Cap for ApproveBookings {
+    const CAP: Capability = Capability::ApproveBookings;
+}
+
 pub struct ViewSchoolAttendance;
 impl Cap for ViewSchoolAttendance {
     const CAP: Capability = Capability::ViewSchoolAttendance;

@@ -173,6 +173,16 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "agenda_events",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "bookings",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -563,6 +573,19 @@ mod tests {
                 one(
                     "INSERT INTO sanctions (id, scope, pupil_id, kind, decided_on, reason, decided_by, created_at) VALUES (?1, 'school:TEST', ?2, 'avertissement', '2026-11-23', 'x', ?2, 0)",
                     &[&p],
+                )
+            }
+            "agenda_events" => one(
+                "INSERT INTO agenda_events (id, scope, title, kind, starts_on, ends_on, audience, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', 'x', 'evenement', '2026-11-23', '2026-11-23', 'tous', 0, 0)",
+                &[],
+            ),
+            "bookings" => {
+                let (r, p) = (make("rooms"), person(tx));
+                one(
+                    "INSERT INTO bookings (id, scope, room_id, on_date, starts, ends, booked_by, status, created_at) \
+                     VALUES (?1, 'school:TEST', ?2, '2026-11-23', 600, 660, ?3, 'confirmee', 0)",
+                    &[&r, &p],
                 )
             }
             other => panic!("add a row builder for the registered table {other}"),

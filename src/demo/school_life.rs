@@ -158,6 +158,12 @@ pub fn populate(
         params![&db::new_id()[..], scope, &db::new_id()[..], &db::new_id()[..]],
     )?;
 
+    // The computer room is booked on the direction's approval.
+    conn.execute(
+        "UPDATE rooms SET needs_approval = 1 WHERE id = ?1",
+        [&info[..]],
+    )?;
+
     let classes = classes(conn)?;
     let mut subject_ids: HashMap<&str, Id> = HashMap::new();
     // Busy (weekday, unit) per teacher and per room, so the timetable never clashes.
@@ -304,6 +310,171 @@ pub fn populate(
     )?;
     past_roll_calls(conn, scope, &classes, rng)?;
     discipline(conn, scope, &classes)?;
+    // After the fortnight of lessons above, so that the demo's history does not depend on the
+    // date it is made.
+    agenda(conn, scope, year, &classes)?;
+    bookings(conn, scope, &classes)?;
+    Ok(())
+}
+
+/// The school calendar of the year: holidays, public holidays, compositions, a conseil de
+/// classe and a staff meeting.
+fn agenda(conn: &Connection, scope: &str, year: i32, classes: &[ClassInfo]) -> Result<(), DbError> {
+    use crate::agenda::store::{self as ag, NewEvent};
+    let direction: Option<Id> = conn
+        .query_row(
+            "SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(by) = direction else {
+        return Ok(());
+    };
+    let y1 = year + 1;
+    let event = |title: &str,
+                 kind: &str,
+                 from: String,
+                 to: String,
+                 times: Option<(i64, i64)>,
+                 class: Option<Id>,
+                 place: &str| NewEvent {
+        title: title.into(),
+        kind: kind.into(),
+        starts_on: from,
+        ends_on: to,
+        times,
+        audience: if class.is_some() {
+            "classe"
+        } else if kind == "reunion" {
+            "personnel"
+        } else {
+            "tous"
+        }
+        .into(),
+        class_id: class,
+        place: place.into(),
+        description: String::new(),
+    };
+    let mut events = vec![
+        event(
+            "Vacances de Noël",
+            "vacances",
+            format!("{year}-12-19"),
+            format!("{y1}-01-03"),
+            None,
+            None,
+            "",
+        ),
+        event(
+            "Fête de l'indépendance",
+            "ferie",
+            format!("{y1}-04-27"),
+            format!("{y1}-04-27"),
+            None,
+            None,
+            "",
+        ),
+        event(
+            "Fête du travail",
+            "ferie",
+            format!("{y1}-05-01"),
+            format!("{y1}-05-01"),
+            None,
+            None,
+            "",
+        ),
+        event(
+            "Vacances de Pâques",
+            "vacances",
+            format!("{y1}-04-03"),
+            format!("{y1}-04-18"),
+            None,
+            None,
+            "",
+        ),
+        event(
+            "Compositions du 1er semestre",
+            "examen",
+            format!("{y1}-01-25"),
+            format!("{y1}-01-30"),
+            None,
+            None,
+            "",
+        ),
+        event(
+            "Réunion des enseignants",
+            "reunion",
+            format!("{year}-12-09"),
+            format!("{year}-12-09"),
+            Some((15 * 60, 17 * 60)),
+            None,
+            "Salle des professeurs",
+        ),
+    ];
+    if let Some(first) = classes.first() {
+        events.push(event(
+            &format!("Conseil de classe — {}", first.name),
+            "conseil",
+            format!("{y1}-02-05"),
+            format!("{y1}-02-05"),
+            Some((15 * 60, 16 * 60 + 30)),
+            Some(first.id),
+            "Bureau du censeur",
+        ));
+    }
+    for e in &events {
+        ag::create(conn, scope, e, &by)?;
+    }
+    Ok(())
+}
+
+/// The first class's teacher has the computer room next week (waiting for the direction), and
+/// a projector.
+fn bookings(conn: &Connection, scope: &str, classes: &[ClassInfo]) -> Result<(), DbError> {
+    use crate::booking::store as bk;
+    let Some(first) = classes.first() else {
+        return Ok(());
+    };
+    let teacher: Option<Id> = conn
+        .query_row(
+            "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'principal'",
+            [&first.id[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(teacher) = teacher else {
+        return Ok(());
+    };
+    let next_week = calendar::monday_of(calendar::now(0).date) + Duration::weeks(1);
+    for res in bk::resources(conn)? {
+        let (day, purpose) = if res.is_room && res.needs_approval {
+            (
+                next_week + Duration::days(2),
+                format!("{} : recherche documentaire", first.name),
+            )
+        } else if !res.is_room && res.kind == "vidéoprojecteur" {
+            (
+                next_week + Duration::days(3),
+                format!("{} : exposés", first.name),
+            )
+        } else {
+            continue;
+        };
+        // Late afternoon, after the lessons: the demo's timetable leaves it free.
+        let _ = bk::book(
+            conn,
+            scope,
+            &res,
+            &[day],
+            (17 * 60, 18 * 60),
+            &purpose,
+            &teacher,
+        )?;
+        if !res.is_room {
+            break;
+        }
+    }
     Ok(())
 }
 

@@ -182,6 +182,20 @@ async fn home(
             });
         }
     }
+    tiles.push(Tile {
+        href: "/agenda".into(),
+        title: tr.t("tile.agenda").into(),
+        detail: tr.t("tile.agenda.detail").into(),
+        icon: icons::CALENDAR,
+    });
+    if policy::allows(&principal, Capability::BookResources) {
+        tiles.push(Tile {
+            href: "/reservations".into(),
+            title: tr.t("tile.booking").into(),
+            detail: tr.t("tile.booking.detail").into(),
+            icon: icons::KEY,
+        });
+    }
     if policy::allows(&principal, Capability::ReportIncidents) {
         tiles.push(Tile {
             href: "/discipline".into(),

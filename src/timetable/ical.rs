@@ -70,12 +70,46 @@ fn filters_for(conn: &Connection, person: &Id) -> Result<Vec<Filter>, DbError> {
     Ok(out)
 }
 
+/// A school-local date and time as the UTC instant calendar apps expect.
+fn instant(date: time::Date, minutes: i64, offset_minutes: i32) -> chrono::DateTime<chrono::Utc> {
+    let local = date.midnight().assume_utc().unix_timestamp() + minutes * 60;
+    let utc = local - i64::from(offset_minutes) * 60;
+    chrono::DateTime::<chrono::Utc>::from_timestamp(utc, 0).unwrap_or_default()
+}
+
+fn naive(d: time::Date) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(d.year(), d.month() as u32, u32::from(d.day()))
+        .unwrap_or_default()
+}
+
+/// A school calendar event: all-day events span whole days (the end date is exclusive).
+fn agenda_event(e: &crate::agenda::store::Event, offset_minutes: i32) -> Option<Event> {
+    let (from, to) = (
+        calendar::parse_date(&e.e.starts_on)?,
+        calendar::parse_date(&e.e.ends_on)?,
+    );
+    let mut ev = Event::with_uid(&format!("agenda-{}@kekeli", crate::auth::store::hex(&e.id)));
+    ev.summary(&e.e.title);
+    match e.e.times {
+        Some((a, b)) => {
+            ev.starts(instant(from, a, offset_minutes))
+                .ends(instant(to, b, offset_minutes));
+        }
+        None => {
+            ev.starts(naive(from)).ends(naive(to + Duration::days(1)));
+        }
+    }
+    if !e.e.place.is_empty() {
+        ev.location(&e.e.place);
+    }
+    if !e.e.description.is_empty() {
+        ev.description(&e.e.description);
+    }
+    Some(ev.done())
+}
+
 fn event(o: &Occurrence, offset_minutes: i32, school: &str) -> Event {
-    let at = |minutes: i64| {
-        let local = o.date.midnight().assume_utc().unix_timestamp() + minutes * 60;
-        let utc = local - i64::from(offset_minutes) * 60;
-        chrono::DateTime::<chrono::Utc>::from_timestamp(utc, 0).unwrap_or_default()
-    };
+    let at = |minutes: i64| instant(o.date, minutes, offset_minutes);
     let uid = format!("{}@kekeli", o.key().encode());
     let mut e = Event::with_uid(&uid);
     let summary = if o.audience.is_empty() {
@@ -117,7 +151,7 @@ async fn feed(
     let today = calendar::now(state.config.utc_offset_minutes).date;
     let from = calendar::monday_of(today) - Duration::weeks(WEEKS_BEFORE);
     let to = calendar::monday_of(today) + Duration::weeks(WEEKS_AFTER) - Duration::days(1);
-    let occ = state
+    let (occ, agenda) = state
         .db
         .read(move |c| {
             let person = person_for_token(c, &token)?.ok_or(AppError::NotFound)?;
@@ -125,7 +159,20 @@ async fn feed(
             for f in filters_for(c, &person)? {
                 all.extend(store::occurrences(c, &f, from, to)?);
             }
-            Ok::<_, AppError>(all)
+            let roles: Vec<Role> = c
+                .prepare_cached("SELECT role FROM person_roles WHERE person_id = ?1")?
+                .query_map([&person[..]], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .filter_map(|r| Role::parse(r))
+                .collect();
+            let who = crate::policy::Principal {
+                person_id: person,
+                roles,
+            };
+            let agenda =
+                crate::agenda::store::visible(c, &who, &calendar::iso(from), &calendar::iso(to))?;
+            Ok::<_, AppError>((all, agenda))
         })
         .await?;
     let mut cal = Calendar::new();
@@ -138,6 +185,11 @@ async fn feed(
                 state.config.utc_offset_minutes,
                 &state.config.school_name,
             ));
+        }
+    }
+    for e in &agenda {
+        if let Some(ev) = agenda_event(e, state.config.utc_offset_minutes) {
+            cal.push(ev);
         }
     }
     let body = cal.done().to_string();

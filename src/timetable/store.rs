@@ -366,6 +366,14 @@ pub fn occurrences(
     }
 
     let mut out = Vec::new();
+    // School holidays and public holidays (agenda) have no usual lessons; explicit changes
+    // (an extra session, a session moved onto such a day) still show.
+    let days_off = crate::agenda::store::days_off(conn, &from_s, &to_s)?;
+    let off = |d: &str| {
+        days_off
+            .iter()
+            .any(|(a, b)| a.as_str() <= d && d <= b.as_str())
+    };
     // Usual occurrences, with their changes applied.
     let mut monday = calendar::monday_of(from);
     while monday <= to {
@@ -373,7 +381,7 @@ pub fn occurrences(
             let Some(date) = s.date_in_week(monday) else {
                 continue;
             };
-            if date < from || date > to {
+            if date < from || date > to || (!days_off.is_empty() && off(&iso(date))) {
                 continue;
             }
             let mut o = s.occurrence(date);

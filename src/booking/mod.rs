@@ -1,0 +1,423 @@
+//! Booking of rooms and equipment (salle informatique, vidéoprojecteur): by time range, once or
+//! every week until a date (school holidays skipped), all or nothing; a clash with another
+//! booking or, for a room, with a lesson of the timetable is refused with its reason. Resources
+//! marked "needs approval" wait for the direction.
+
+pub mod store;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use time::Duration;
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{hex, id_from_hex};
+use crate::auth::{ApproveBookings, BookResources, Can};
+use crate::db::DbError;
+use crate::policy::{self, Capability};
+use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
+use crate::timetable::store::{self as tt, Filter};
+use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use store::Booking;
+
+/// The longest weekly series (a school year has about 36 teaching weeks).
+const MAX_WEEKS: usize = 40;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/reservations", index)
+        .get("/reservations/ressource/{id}", resource_page)
+        .post("/reservations/ressource/{id}", book)
+        .post("/reservations/{id}/annuler", cancel)
+        .post("/reservations/{id}/decision", decide)
+}
+
+fn status_label(s: &str) -> &'static str {
+    match s {
+        "demandee" => "en attente de la direction",
+        "confirmee" => "confirmée",
+        "refusee" => "refusée",
+        "annulee" => "annulée",
+        _ => "",
+    }
+}
+
+struct BookingView {
+    id: String,
+    resource_id: String,
+    resource: String,
+    when: String,
+    purpose: String,
+    booker: String,
+    status: &'static str,
+    live: bool,
+}
+
+fn view(b: &Booking) -> BookingView {
+    BookingView {
+        id: hex(&b.id),
+        resource_id: hex(&b.resource_id),
+        resource: b.resource.clone(),
+        when: format!(
+            "{} · {}–{}",
+            parse_date(&b.on_date).map(french).unwrap_or_default(),
+            hm(b.starts),
+            hm(b.ends)
+        ),
+        purpose: b.purpose.clone(),
+        booker: b.booker.clone(),
+        status: status_label(&b.status),
+        live: matches!(b.status.as_str(), "demandee" | "confirmee"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "booking/index.html")]
+struct IndexPage {
+    page: Page,
+    resources: Vec<(String, String, String, bool)>,
+    mine: Vec<BookingView>,
+    pending: Vec<BookingView>,
+    can_approve: bool,
+}
+
+async fn index(
+    State(state): State<AppState>,
+    Can(user, ..): Can<BookResources>,
+    page: Page,
+) -> Result<Response, AppError> {
+    let can_approve = policy::allows(&user.principal(), Capability::ApproveBookings);
+    let me = user.person_id;
+    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let (resources, mine, pending) = state
+        .db
+        .read(move |c| {
+            Ok::<_, DbError>((
+                store::resources(c)?,
+                store::of_person(c, &me, &today)?,
+                if can_approve {
+                    store::pending(c, &today)?
+                } else {
+                    Vec::new()
+                },
+            ))
+        })
+        .await?;
+    render(&IndexPage {
+        resources: resources
+            .into_iter()
+            .map(|r| (hex(&r.id), r.name, r.kind, r.needs_approval))
+            .collect(),
+        mine: mine.iter().map(view).collect(),
+        pending: pending.iter().map(view).collect(),
+        can_approve,
+        page,
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct WeekQuery {
+    #[serde(default)]
+    semaine: String,
+    #[serde(default)]
+    erreur: String,
+    #[serde(default)]
+    ok: String,
+}
+
+/// A day of a resource's week: its label and (time, what, css class) items.
+type DayView = (String, Vec<(String, String, &'static str)>);
+
+#[derive(Template)]
+#[template(path = "booking/resource.html")]
+struct ResourcePage {
+    page: Page,
+    id: String,
+    name: String,
+    kind: String,
+    needs_approval: bool,
+    week_label: String,
+    prev: String,
+    next: String,
+    days: Vec<DayView>,
+    today: String,
+    error: String,
+    notice: String,
+}
+
+async fn resource_page(
+    State(state): State<AppState>,
+    Can(..): Can<BookResources>,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<WeekQuery>,
+) -> Result<Response, AppError> {
+    let res_id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let monday = tt::week_of(Some(&q.semaine), today);
+    let sunday = monday + Duration::days(6);
+    let (res, bookings, lessons) = state
+        .db
+        .read(move |c| {
+            let res = store::resource(c, &res_id)?.ok_or(AppError::NotFound)?;
+            let bookings = store::of_resource(c, &res_id, &iso(monday), &iso(sunday))?;
+            let lessons = if res.is_room {
+                tt::occurrences(c, &Filter::Room(res_id), monday, sunday)?
+                    .into_iter()
+                    .filter(|o| o.happens() && o.room_id == Some(res_id))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, AppError>((res, bookings, lessons))
+        })
+        .await?;
+    let mut days = Vec::new();
+    for i in 0..6 {
+        let d = monday + Duration::days(i);
+        let day = iso(d);
+        let mut items: Vec<(i64, String, String, &'static str)> = bookings
+            .iter()
+            .filter(|b| b.on_date == day)
+            .map(|b| {
+                (
+                    b.starts,
+                    format!("{}–{}", hm(b.starts), hm(b.ends)),
+                    format!(
+                        "{} — {}{}",
+                        b.booker,
+                        b.purpose,
+                        if b.status == "demandee" {
+                            " (en attente)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "booking",
+                )
+            })
+            .collect();
+        items.extend(lessons.iter().filter(|o| o.date == d).map(|o| {
+            (
+                o.starts,
+                format!("{}–{}", hm(o.starts), hm(o.ends)),
+                format!("{} — {}", o.audience, o.subject),
+                "lesson",
+            )
+        }));
+        items.sort_by_key(|i| i.0);
+        days.push((
+            format!(
+                "{} {}",
+                page.tr.t(calendar::DAY_KEYS[i as usize]),
+                french(d)
+            ),
+            items.into_iter().map(|(_, t, w, c)| (t, w, c)).collect(),
+        ));
+    }
+    render(&ResourcePage {
+        id,
+        name: res.name,
+        kind: res.kind,
+        needs_approval: res.needs_approval,
+        week_label: page
+            .tr
+            .t("timetable.week_of")
+            .replace("{from}", &french(monday))
+            .replace("{to}", &french(monday + Duration::days(5))),
+        prev: iso(monday - Duration::days(7)),
+        next: iso(monday + Duration::days(7)),
+        days,
+        today: iso(today),
+        error: q.erreur,
+        notice: match q.ok.as_str() {
+            "" => String::new(),
+            "attente" => page.tr.t("booking.pending_notice").into(),
+            n => page.tr.t("booking.booked_notice").replace("{n}", n),
+        },
+        page,
+    })
+}
+
+#[derive(Deserialize)]
+struct BookForm {
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    debut: String,
+    #[serde(default)]
+    fin: String,
+    #[serde(default)]
+    objet: String,
+    #[serde(default)]
+    jusqu_au: String,
+}
+
+async fn book(
+    State(state): State<AppState>,
+    Can(user, ..): Can<BookResources>,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<BookForm>,
+) -> Result<Response, AppError> {
+    let res_id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let back = format!("/reservations/ressource/{id}");
+    let fail = |msg: &str, week: &str| {
+        Ok(
+            Redirect::to(&format!("{back}?semaine={week}&erreur={}", urlencode(msg)))
+                .into_response(),
+        )
+    };
+    let Some(date) = parse_date(&form.date) else {
+        return fail("Indiquez la date de la réservation.", "");
+    };
+    let week = iso(date);
+    if date < today || date > today + Duration::days(365) {
+        return fail(
+            "La date doit être aujourd'hui ou plus tard (un an au plus).",
+            &week,
+        );
+    }
+    let (Some(starts), Some(ends)) = (parse_time(&form.debut), parse_time(&form.fin)) else {
+        return fail(
+            "Indiquez l'heure de début et de fin (par exemple 10:00 et 12:00).",
+            &week,
+        );
+    };
+    if starts >= ends {
+        return fail("L'heure de fin doit suivre l'heure de début.", &week);
+    }
+    let purpose: String = form.objet.trim().chars().take(200).collect();
+    if purpose.chars().count() < 3 {
+        return fail(
+            "Dites pour quoi (classe, activité) : le responsable de la salle le lira.",
+            &week,
+        );
+    }
+    let until = if form.jusqu_au.trim().is_empty() {
+        date
+    } else {
+        match parse_date(&form.jusqu_au) {
+            Some(u) if u >= date && u <= date + Duration::weeks(MAX_WEEKS as i64) => u,
+            _ => {
+                return fail(
+                    "Répétition : la date de fin doit suivre la première date (40 semaines au plus).",
+                    &week,
+                );
+            }
+        }
+    };
+    let me = user.person_id;
+    let outcome = state
+        .db
+        .write(move |tx| {
+            let res = store::resource(tx, &res_id)?.ok_or(AppError::NotFound)?;
+            let off = crate::agenda::store::days_off(tx, &iso(date), &iso(until))?;
+            let dates: Vec<time::Date> = (0..=MAX_WEEKS as i64)
+                .map(|w| date + Duration::weeks(w))
+                .take_while(|d| *d <= until)
+                .filter(|d| {
+                    let s = iso(*d);
+                    !off.iter()
+                        .any(|(a, b)| a.as_str() <= s.as_str() && s.as_str() <= b.as_str())
+                })
+                .collect();
+            if dates.is_empty() {
+                return Ok(Err(vec![
+                    "Toutes ces dates tombent pendant les vacances.".to_string(),
+                ]));
+            }
+            let scope = crate::db::registry::school_scope(tx)?;
+            let done = store::book(tx, &scope, &res, &dates, (starts, ends), &purpose, &me)?;
+            Ok::<_, AppError>(done.map(|ids| (ids.len(), res.needs_approval)))
+        })
+        .await?;
+    match outcome {
+        Ok((_, true)) => {
+            Ok(Redirect::to(&format!("{back}?semaine={week}&ok=attente")).into_response())
+        }
+        Ok((n, false)) => {
+            Ok(Redirect::to(&format!("{back}?semaine={week}&ok={n}")).into_response())
+        }
+        Err(problems) => {
+            let shown: Vec<String> = problems.iter().take(5).cloned().collect();
+            let more = problems.len().saturating_sub(5);
+            let msg = format!(
+                "Réservation refusée, rien n'est enregistré : {}{}.",
+                shown.join(" ; "),
+                if more > 0 {
+                    format!(" ; et {more} autre(s)")
+                } else {
+                    String::new()
+                }
+            );
+            fail(&msg, &week)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Can(user, ..): Can<BookResources>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let booking = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let principal = user.principal();
+    let me = user.person_id;
+    state
+        .db
+        .write(move |tx| {
+            let b = store::get(tx, &booking)?.ok_or(AppError::NotFound)?;
+            if b.booked_by != me && !policy::allows(&principal, Capability::ApproveBookings) {
+                return Err(AppError::Forbidden);
+            }
+            store::set_status(tx, &booking, "annulee", &me)?;
+            Ok(())
+        })
+        .await?;
+    Ok(Redirect::to("/reservations").into_response())
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    #[serde(default)]
+    decision: String,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Can(user, ..): Can<ApproveBookings>,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> Result<Response, AppError> {
+    let booking = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let status = match form.decision.as_str() {
+        "confirmer" => "confirmee",
+        "refuser" => "refusee",
+        _ => {
+            return Err(AppError::BadRequest(
+                "Choisissez : confirmer ou refuser.".into(),
+            ));
+        }
+    };
+    let me = user.person_id;
+    state
+        .db
+        .write(move |tx| {
+            let b = store::get(tx, &booking)?.ok_or(AppError::NotFound)?;
+            if b.status != "demandee" {
+                return Err(AppError::BadRequest(
+                    "Cette demande a déjà reçu une réponse.".into(),
+                ));
+            }
+            store::set_status(tx, &booking, status, &me)?;
+            Ok(())
+        })
+        .await?;
+    Ok(Redirect::to("/reservations").into_response())
+}
