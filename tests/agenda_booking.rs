@@ -473,3 +473,95 @@ async fn bookings_clash_repeat_around_holidays_and_wait_for_approval() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_secretariat_opens_a_room_for_booking_and_splits_a_class() {
+    let server = TestServer::start().await;
+    let sec = server.logged_in(Role::Secretariat).await;
+    let r = sec
+        .post(
+            "/etablissement/salles",
+            &[("nom", "Salle polyvalente"), ("places", "zéro")],
+        )
+        .await;
+    assert!(query_param(&location(&r), "erreur").contains("places"));
+    let r = sec
+        .post(
+            "/etablissement/salles",
+            &[
+                ("nom", "  Salle   polyvalente "),
+                ("type", "salle de réunion"),
+                ("places", "80"),
+                ("reservable", "on"),
+                ("accord", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let t = server.logged_in(Role::Enseignant).await;
+    let page = t.text("/reservations").await;
+    assert!(
+        page.contains("Salle polyvalente") && page.contains("sur accord de la direction"),
+        "{page}"
+    );
+    // The same name again changes it: closed for booking now.
+    sec.post(
+        "/etablissement/salles",
+        &[("nom", "Salle polyvalente"), ("places", "80")],
+    )
+    .await;
+    assert_eq!(
+        one::<i64>(
+            &server,
+            "SELECT COUNT(*) FROM rooms WHERE name = 'Salle polyvalente' AND bookable = 0"
+        ),
+        1
+    );
+    assert!(!t.text("/reservations").await.contains("Salle polyvalente"));
+    // Equipment kept in a room that does not exist is refused.
+    let r = sec
+        .post(
+            "/etablissement/materiel",
+            &[("nom", "Sono"), ("salle", "Salle 99"), ("reservable", "on")],
+        )
+        .await;
+    assert!(query_param(&location(&r), "erreur").contains("Salle inconnue"));
+    assert_eq!(
+        one::<i64>(
+            &server,
+            "SELECT COUNT(*) FROM equipment WHERE name = 'Sono'"
+        ),
+        0
+    );
+
+    // Half-groups: every pupil in exactly one of the two; a second split is refused.
+    let (class, name, size): (Vec<u8>, String, i64) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT c.id, c.name, (SELECT COUNT(*) FROM class_members m WHERE m.class_id = c.id AND m.role = 'eleve') \
+                 FROM classes c WHERE NOT EXISTS (SELECT 1 FROM pupil_groups g WHERE g.class_id = c.id) LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("a class without groups");
+    let class_hex = hex(&class);
+    let r = sec
+        .post("/etablissement/groupes", &[("classe", class_hex.as_str())])
+        .await;
+    assert!(!location(&r).contains("erreur"), "{}", location(&r));
+    let members: i64 = one(
+        &server,
+        &format!(
+            "SELECT COUNT(DISTINCT m.person_id) FROM group_members m JOIN pupil_groups g ON g.id = m.group_id WHERE g.name LIKE '{name} — groupe _'"
+        ),
+    );
+    assert_eq!(members, size);
+    let r = sec
+        .post("/etablissement/groupes", &[("classe", class_hex.as_str())])
+        .await;
+    assert!(query_param(&location(&r), "erreur").contains("existent déjà"));
+    server.stop().await;
+}

@@ -330,6 +330,110 @@ pub fn ensure_room(
     Ok(id)
 }
 
+/// What the structure page says about a room or a piece of equipment.
+#[derive(Debug, Clone)]
+pub struct ResourceInput {
+    pub name: String,
+    pub kind: String,
+    pub capacity: Option<i64>,
+    /// For equipment: the room it lives in.
+    pub room: Option<Id>,
+    pub bookable: bool,
+    pub needs_approval: bool,
+}
+
+/// Create a room, or change the one with this name; returns whether it was new.
+pub fn upsert_room(conn: &Connection, scope: &str, r: &ResourceInput) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "UPDATE rooms SET kind = ?2, capacity = ?3, bookable = ?4, needs_approval = ?5 WHERE name = ?1",
+        params![r.name, r.kind, r.capacity, r.bookable as i64, r.needs_approval as i64],
+    )?;
+    if n == 0 {
+        conn.execute(
+            "INSERT INTO rooms (id, scope, name, kind, capacity, bookable, needs_approval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![&db::new_id()[..], scope, r.name, r.kind, r.capacity, r.bookable as i64, r.needs_approval as i64],
+        )?;
+    }
+    Ok(n == 0)
+}
+
+/// Create a piece of equipment, or change the one with this name; returns whether it was new.
+pub fn upsert_equipment(
+    conn: &Connection,
+    scope: &str,
+    r: &ResourceInput,
+) -> Result<bool, DbError> {
+    let room = r.room.as_ref().map(|x| &x[..]);
+    let n = conn.execute(
+        "UPDATE equipment SET kind = ?2, room_id = ?3, bookable = ?4, needs_approval = ?5 WHERE name = ?1",
+        params![r.name, r.kind, room, r.bookable as i64, r.needs_approval as i64],
+    )?;
+    if n == 0 {
+        conn.execute(
+            "INSERT INTO equipment (id, scope, name, kind, room_id, bookable, needs_approval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![&db::new_id()[..], scope, r.name, r.kind, room, r.bookable as i64, r.needs_approval as i64],
+        )?;
+    }
+    Ok(n == 0)
+}
+
+/// Split a class into two half-groups ("<classe> — groupe 1" and "— groupe 2"), pupils in
+/// alphabetical order; refused (with the reason) if the class has no pupil or the groups exist.
+pub fn split_class(
+    conn: &Connection,
+    scope: &str,
+    class: &Id,
+) -> Result<Result<[Id; 2], String>, DbError> {
+    let Some(name) = conn
+        .query_row(
+            "SELECT name FROM classes WHERE id = ?1",
+            [&class[..]],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+    else {
+        return Ok(Err("Classe inconnue.".into()));
+    };
+    let names = [format!("{name} — groupe 1"), format!("{name} — groupe 2")];
+    let taken: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pupil_groups WHERE name IN (?1, ?2)",
+        params![names[0], names[1]],
+        |r| r.get(0),
+    )?;
+    if taken > 0 {
+        return Ok(Err(format!("Les demi-groupes de {name} existent déjà.")));
+    }
+    let pupils: Vec<Id> = conn
+        .prepare(
+            "SELECT m.person_id FROM class_members m JOIN people p ON p.id = m.person_id \
+             WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.surname, p.first_names",
+        )?
+        .query_map([&class[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if pupils.len() < 2 {
+        return Ok(Err(format!(
+            "{name} n'a pas assez d'élèves pour deux groupes."
+        )));
+    }
+    let half = pupils.len().div_ceil(2);
+    let mut ids = [[0u8; 16]; 2];
+    for (g, members) in [&pupils[..half], &pupils[half..]].into_iter().enumerate() {
+        let id = db::new_id();
+        conn.execute(
+            "INSERT INTO pupil_groups (id, scope, name, class_id) VALUES (?1, ?2, ?3, ?4)",
+            params![&id[..], scope, names[g], &class[..]],
+        )?;
+        for p in members {
+            conn.execute(
+                "INSERT INTO group_members (id, scope, group_id, person_id) VALUES (?1, ?2, ?3, ?4)",
+                params![&db::new_id()[..], scope, &id[..], &p[..]],
+            )?;
+        }
+        ids[g] = id;
+    }
+    Ok(Ok(ids))
+}
+
 /// Record that `teacher` teaches `subject` to a class (and make them part of the class team,
 /// which is what class-level rights look at).
 pub fn add_teaching(

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Deserialize;
 
 use super::calendar;
@@ -17,6 +17,9 @@ pub fn routes() -> Routes {
     Routes::new()
         .get("/etablissement", structure_page)
         .post("/etablissement/annees", create_year)
+        .post("/etablissement/salles", save_room)
+        .post("/etablissement/materiel", save_equipment)
+        .post("/etablissement/groupes", split_class)
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +47,7 @@ struct StructurePage {
     rooms: Vec<(String, String, String)>,
     equipment: Vec<(String, String, String)>,
     groups: Vec<(String, String, i64)>,
+    classes: Vec<(String, String)>,
     teachings: Vec<(String, String, String, String)>,
     error: String,
     notice: String,
@@ -151,14 +155,24 @@ async fn structure_page(
                 strings3(c, "SELECT code, name, CASE kind WHEN 'generale' THEN 'générale' ELSE 'technique' END FROM series ORDER BY kind, code")?,
                 heads,
                 coefs,
-                strings3(c, "SELECT name, kind, coalesce(capacity, '') FROM rooms ORDER BY name")?,
-                strings3(c, "SELECT e.name, e.kind, coalesce(r.name, '') FROM equipment e LEFT JOIN rooms r ON r.id = e.room_id ORDER BY e.name")?,
+                strings3(c, "SELECT name, kind || CASE WHEN bookable = 1 THEN ', réservable' ELSE '' END \
+                    || CASE WHEN needs_approval = 1 THEN ' sur accord' ELSE '' END, coalesce(capacity, '') FROM rooms ORDER BY name")?,
+                strings3(c, "SELECT e.name, e.kind || CASE WHEN e.bookable = 1 THEN ', réservable' ELSE '' END \
+                    || CASE WHEN e.needs_approval = 1 THEN ' sur accord' ELSE '' END, coalesce(r.name, '') \
+                    FROM equipment e LEFT JOIN rooms r ON r.id = e.room_id ORDER BY e.name")?,
                 groups,
                 teachings,
             ))
         })
         .await?;
     let (years, levels, series, coef_heads, coefs, rooms, equipment, groups, teachings) = view;
+    let classes = state
+        .db
+        .read(crate::people::all_classes)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
     let this_year = calendar::now(state.config.utc_offset_minutes).date.year();
     render(&StructurePage {
         years,
@@ -169,12 +183,13 @@ async fn structure_page(
         rooms,
         equipment,
         groups,
+        classes,
         teachings,
         error: q.erreur,
-        notice: if q.ok == "annee" {
-            page.tr.t("structure.year_saved").to_string()
-        } else {
-            String::new()
+        notice: match q.ok.as_str() {
+            "annee" => page.tr.t("structure.year_saved").to_string(),
+            "" => String::new(),
+            _ => page.tr.t("structure.saved").to_string(),
         },
         next_year: format!("{}-{}", this_year, this_year + 1),
         page,
@@ -249,6 +264,139 @@ async fn create_year(
             urlencode(&capitalize(&msg))
         ))
         .into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResourceForm {
+    #[serde(default)]
+    nom: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    places: String,
+    #[serde(default)]
+    salle: String,
+    #[serde(default)]
+    reservable: String,
+    #[serde(default)]
+    accord: String,
+}
+
+fn back(msg: &str) -> Result<Response, AppError> {
+    Ok(Redirect::to(&format!("/etablissement?erreur={}", urlencode(msg))).into_response())
+}
+
+impl ResourceForm {
+    fn check(&self, default_kind: &str) -> Result<super::ResourceInput, String> {
+        let name: String = self.nom.split_whitespace().collect::<Vec<_>>().join(" ");
+        if name.is_empty() || name.chars().count() > 60 {
+            return Err("Donnez un nom (60 caractères au plus).".into());
+        }
+        let capacity = match self.places.trim() {
+            "" => None,
+            p => match p.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => Some(n),
+                _ => return Err("Nombre de places : de 1 à 500.".into()),
+            },
+        };
+        let kind = match self.kind.trim() {
+            "" => default_kind.to_string(),
+            k => k.chars().take(40).collect(),
+        };
+        Ok(super::ResourceInput {
+            name,
+            kind,
+            capacity,
+            room: None,
+            bookable: self.reservable == "on",
+            needs_approval: self.accord == "on",
+        })
+    }
+}
+
+/// Add a room, or change the one with the same name (kind, places, booking rules).
+async fn save_room(
+    State(state): State<AppState>,
+    _: Can<ManageStructure>,
+    CsrfForm(f): CsrfForm<ResourceForm>,
+) -> Result<Response, AppError> {
+    let r = match f.check("salle") {
+        Ok(r) => r,
+        Err(msg) => return back(&msg),
+    };
+    state
+        .db
+        .write(move |tx| {
+            let scope = crate::db::registry::school_scope(tx)?;
+            super::upsert_room(tx, &scope, &r)
+        })
+        .await?;
+    Ok(Redirect::to("/etablissement?ok=salle#salles").into_response())
+}
+
+/// Add a piece of equipment, or change the one with the same name.
+async fn save_equipment(
+    State(state): State<AppState>,
+    _: Can<ManageStructure>,
+    CsrfForm(f): CsrfForm<ResourceForm>,
+) -> Result<Response, AppError> {
+    let mut r = match f.check("matériel") {
+        Ok(r) => r,
+        Err(msg) => return back(&msg),
+    };
+    let room_name = f.salle.trim().to_string();
+    let found = state
+        .db
+        .write(move |tx| {
+            if !room_name.is_empty() {
+                let room: Option<crate::auth::store::Id> = tx
+                    .query_row("SELECT id FROM rooms WHERE name = ?1", [&room_name], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(DbError::from)?;
+                match room {
+                    Some(id) => r.room = Some(id),
+                    None => return Ok(false),
+                }
+            }
+            let scope = crate::db::registry::school_scope(tx)?;
+            super::upsert_equipment(tx, &scope, &r)?;
+            Ok::<_, DbError>(true)
+        })
+        .await?;
+    if !found {
+        return back("Salle inconnue pour ce matériel : créez-la d'abord ou laissez vide.");
+    }
+    Ok(Redirect::to("/etablissement?ok=materiel#salles").into_response())
+}
+
+#[derive(Deserialize)]
+struct SplitForm {
+    #[serde(default)]
+    classe: String,
+}
+
+/// Split a class into two half-groups (for practical work on A/B weeks).
+async fn split_class(
+    State(state): State<AppState>,
+    _: Can<ManageStructure>,
+    CsrfForm(f): CsrfForm<SplitForm>,
+) -> Result<Response, AppError> {
+    let Some(class) = crate::auth::store::id_from_hex(&f.classe) else {
+        return back("Choisissez la classe à partager.");
+    };
+    let result = state
+        .db
+        .write(move |tx| {
+            let scope = crate::db::registry::school_scope(tx)?;
+            super::split_class(tx, &scope, &class)
+        })
+        .await?;
+    match result {
+        Ok(_) => Ok(Redirect::to("/etablissement?ok=groupes#groupes").into_response()),
+        Err(msg) => back(&msg),
     }
 }
 
