@@ -34,6 +34,8 @@ pub struct Inner {
     pub main_port: u16,
     /// Addresses announced at start (for the CA page and the admin page).
     pub urls: Vec<String>,
+    /// Computed timetable weeks (see `timetable::cache`).
+    pub weeks: crate::timetable::cache::WeekCache,
 }
 
 /// The one shared state; cheap to clone.

@@ -212,6 +212,7 @@ pub async fn serve(
         started: Instant::now(),
         ca_pem,
         urls: urls.clone(),
+        weeks: Default::default(),
         main_port,
         config: config.clone(),
     }));

@@ -29,6 +29,9 @@ pub enum DbError {
     Join(#[from] tokio::task::JoinError),
     #[error("connexion à la base empoisonnée")]
     Poisoned,
+    /// The shared transaction of a group of writes could not be committed.
+    #[error("enregistrement impossible : {0}")]
+    Commit(String),
 }
 
 /// Shared handle; cheap to clone.
@@ -37,9 +40,21 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
+/// A write waiting for the writer: it runs inside the group's transaction (in its own
+/// savepoint) and returns what delivers its result once the group's commit is known.
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> Finish + Send>;
+type Finish = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Writes from request handlers waiting for the writer (group commit).
+    queue: Mutex<Vec<Job>>,
+    /// Group transactions committed, and the writes they carried (for metrics and tests).
+    groups: std::sync::atomic::AtomicU64,
+    grouped_writes: std::sync::atomic::AtomicU64,
+    /// Bumped after every commit of this process: caches of derived data compare it.
+    generation: std::sync::atomic::AtomicU64,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
 }
@@ -104,6 +119,10 @@ impl Db {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
+                queue: Mutex::new(Vec::new()),
+                groups: Default::default(),
+                grouped_writes: Default::default(),
+                generation: Default::default(),
                 readers: Mutex::new(pool),
                 reader_permits: Semaphore::new(readers),
             }),
@@ -145,18 +164,111 @@ impl Db {
         .map_err(|e| E::from(DbError::Join(e)))?
     }
 
-    /// Run `f` inside one write transaction on the single writer, on the blocking pool.
-    /// The transaction commits only if `f` returns `Ok`; otherwise nothing is written.
+    /// Run `f` inside a write transaction on the single writer, on the blocking pool. `f`'s
+    /// writes are kept only if it returns `Ok`; otherwise nothing it did is written.
+    ///
+    /// Group commit: writes that arrive while the writer is busy wait in a queue, and the next
+    /// holder of the writer runs them all in one transaction, each in its own savepoint (a
+    /// failing one rolls back alone), with one commit — one `fsync` — for the group. Each caller
+    /// gets its answer only after that commit, so "acknowledged means durable" still holds.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let (send, receive) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx: &Transaction<'_>| {
+            let result = match tx.execute_batch("SAVEPOINT kekeli_write") {
+                Err(e) => Err(E::from(DbError::from(e))),
+                Ok(()) => {
+                    let result = f(tx);
+                    let end = if result.is_ok() {
+                        "RELEASE kekeli_write"
+                    } else {
+                        "ROLLBACK TO kekeli_write; RELEASE kekeli_write"
+                    };
+                    match tx.execute_batch(end) {
+                        Ok(()) => result,
+                        Err(e) => Err(E::from(DbError::from(e))),
+                    }
+                }
+            };
+            Box::new(move |commit: Result<(), DbError>| {
+                let out = match (result, commit) {
+                    (Ok(_), Err(e)) => Err(E::from(e)),
+                    (result, _) => result,
+                };
+                let _ = send.send(out);
+            })
+        });
+        self.inner
+            .queue
+            .lock()
+            .map_err(|_| E::from(DbError::Poisoned))?
+            .push(job);
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking(f))
+        tokio::task::spawn_blocking(move || db.drain())
             .await
-            .map_err(|e| E::from(DbError::Join(e)))?
+            .map_err(|e| E::from(DbError::Join(e)))?;
+        receive.await.unwrap_or_else(|_| {
+            Err(E::from(DbError::Commit(
+                "la transaction n'a pas pu être ouverte".into(),
+            )))
+        })
+    }
+
+    /// Take the writer, then run every queued write in one transaction and commit once.
+    fn drain(&self) {
+        let Ok(mut conn) = self.inner.writer.lock() else {
+            return;
+        };
+        let jobs = match self.inner.queue.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return,
+        };
+        if jobs.is_empty() {
+            return;
+        }
+        let Ok(tx) = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        else {
+            // Dropping the jobs drops their answer channels: each caller gets an error.
+            tracing::error!("impossible d'ouvrir une transaction d'écriture");
+            return;
+        };
+        let n = jobs.len() as u64;
+        let finishes: Vec<Finish> = jobs.into_iter().map(|job| job(&tx)).collect();
+        let commit = tx.commit().map_err(|e| e.to_string());
+        self.bump();
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.groups.fetch_add(1, Relaxed);
+        self.inner.grouped_writes.fetch_add(n, Relaxed);
+        for finish in finishes {
+            finish(commit.clone().map_err(DbError::Commit));
+        }
+    }
+
+    fn bump(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes after every commit made through this handle (not by other processes): what an
+    /// in-memory cache of derived data checks before trusting an entry.
+    pub fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// (group transactions committed, writes they carried) since the database was opened.
+    pub fn group_commits(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.inner.groups.load(Relaxed),
+            self.inner.grouped_writes.load(Relaxed),
+        )
     }
 
     /// Same as [`Db::write`] for code that is already off the async runtime (CLI, jobs).
@@ -174,7 +286,9 @@ impl Db {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| E::from(DbError::from(e)))?;
         let value = f(&tx)?;
-        tx.commit().map_err(|e| E::from(DbError::from(e)))?;
+        let commit = tx.commit();
+        self.bump();
+        commit.map_err(|e| E::from(DbError::from(e)))?;
         Ok(value)
     }
 
@@ -229,6 +343,72 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_waiting_together_share_one_commit_and_fail_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 2).expect("open");
+        db.write_blocking(|tx| {
+            tx.execute_batch("CREATE TEMP TABLE t (n INTEGER PRIMARY KEY)")
+                .map_err(DbError::from)
+        })
+        .expect("table");
+        let (before, _) = db.group_commits();
+        // Hold the writer so that the writes queue up behind it.
+        let held = db.clone();
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            held.read_blocking(|_| {
+                let _ = locked_tx.send(());
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok::<_, DbError>(())
+            })
+        });
+        locked.recv().expect("writer held");
+        let mut tasks = Vec::new();
+        for n in 0..10i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |tx| {
+                    tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                    if n == 3 {
+                        // A refused request: its own insert must vanish, not the others'.
+                        return Err(DbError::Schema("refusé".into()));
+                    }
+                    Ok(n)
+                })
+                .await
+            }));
+        }
+        holder.join().expect("holder").expect("read");
+        let mut ok = 0;
+        for (n, t) in tasks.into_iter().enumerate() {
+            match t.await.expect("task") {
+                Ok(v) => {
+                    assert_eq!(v, n as i64);
+                    ok += 1;
+                }
+                Err(DbError::Schema(_)) => assert_eq!(n, 3),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(ok, 9);
+        let rows: Vec<i64> = db
+            .read_blocking(|c| {
+                c.prepare("SELECT n FROM t ORDER BY n")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(DbError::from)
+            })
+            .expect("rows");
+        assert_eq!(rows, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        let (after, _) = db.group_commits();
+        assert!(
+            after - before < 10,
+            "{} commits for 10 queued writes",
+            after - before
+        );
+    }
 
     #[test]
     fn pragmas_are_set_on_every_connection() {

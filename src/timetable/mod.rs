@@ -2,12 +2,15 @@
 //! and a room; slot entry with conflict checks; one-off changes; the personal iCalendar feed.
 //! Who may see which timetable is decided by `policy`; this module only gathers and shows.
 
+pub mod cache;
 pub mod ical;
 pub mod store;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use std::sync::Arc;
+
 use serde::Deserialize;
 use time::{Date, Duration};
 
@@ -217,27 +220,45 @@ async fn show_week(
     let me = user.person_id;
     let filter = spec.filter.clone();
     let form_class = spec.form_class.filter(|_| manager);
-    let (occ, form) = state
-        .db
-        .read(move |c| {
-            let occ = store::occurrences(c, &filter, monday, sunday)?;
-            let form = match form_class {
-                Some(class) => {
-                    let pairs = |v: Vec<crate::school::Named>| {
-                        v.into_iter().map(|n| (hex(&n.id), n.name)).collect()
+    // The week itself comes from the cache when no write happened since it was computed.
+    let generation = state.db.generation();
+    let cached = state.weeks.get(&filter, monday, generation);
+    let fresh = cached.is_none();
+    let (occ, form) = match (cached, form_class) {
+        // The common case (a pupil's or a teacher's week seen again): no database trip at all.
+        (Some(occ), None) => (occ, None),
+        (cached, form_class) => {
+            state
+                .db
+                .read(move |c| {
+                    let occ = match cached {
+                        Some(occ) => occ,
+                        None => Arc::new(store::occurrences(c, &filter, monday, sunday)?),
                     };
-                    Some(SlotForm {
-                        class_id: hex(&class),
-                        subjects: pairs(crate::school::subjects(c)?),
-                        teachers: pairs(crate::school::teachers(c)?),
-                        rooms: pairs(crate::school::rooms(c)?),
-                    })
-                }
-                None => None,
-            };
-            Ok::<_, DbError>((occ, form))
-        })
-        .await?;
+                    let form = match form_class {
+                        Some(class) => {
+                            let pairs = |v: Vec<crate::school::Named>| {
+                                v.into_iter().map(|n| (hex(&n.id), n.name)).collect()
+                            };
+                            Some(SlotForm {
+                                class_id: hex(&class),
+                                subjects: pairs(crate::school::subjects(c)?),
+                                teachers: pairs(crate::school::teachers(c)?),
+                                rooms: pairs(crate::school::rooms(c)?),
+                            })
+                        }
+                        None => None,
+                    };
+                    Ok::<_, DbError>((occ, form))
+                })
+                .await?
+        }
+    };
+    if fresh {
+        state
+            .weeks
+            .put(&spec.filter, monday, generation, occ.clone());
+    }
     let tr = page.tr;
     let link = |o: &Occurrence| -> String {
         let mine = o.teacher_id == Some(me);
@@ -280,10 +301,18 @@ async fn my_week(
 ) -> Result<Response, AppError> {
     let me = user.person_id;
     if user.has(Role::Eleve) {
-        let filter = state
-            .db
-            .read(move |c| store::pupil_audience(c, &me))
-            .await?;
+        let generation = state.db.generation();
+        let filter = match state.weeks.audience(&me, generation) {
+            Some(f) => f,
+            None => {
+                let f = state
+                    .db
+                    .read(move |c| store::pupil_audience(c, &me))
+                    .await?;
+                state.weeks.put_audience(&me, generation, f.clone());
+                f
+            }
+        };
         let spec = WeekSpec {
             title: page.tr.t("timetable.mine").to_string(),
             base: "/emploi-du-temps".into(),

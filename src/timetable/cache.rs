@@ -1,0 +1,144 @@
+//! A small in-memory cache of computed weeks. Many pupils share a class, so their week views
+//! need the same occurrences: the cache keys them by audience (classes and groups), teacher or
+//! room, and week. An entry is trusted only while no write has been committed by this server
+//! since it was computed (`Db::generation`) and for at most [`TTL`], which bounds how long a
+//! change made by another process (`kekeli import` while the server runs) can go unseen.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use time::Date;
+
+use super::store::{Filter, Occurrence};
+use crate::auth::store::Id;
+
+/// How long an entry may be served without being recomputed.
+pub const TTL: Duration = Duration::from_secs(5);
+/// Past this many entries the cache starts afresh (a school has a few hundred distinct weeks in
+/// use at once: classes, groups, teachers, rooms).
+const CAPACITY: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Audience(Vec<Id>, Vec<Id>),
+    Teacher(Id),
+    Room(Id),
+}
+
+struct Entry {
+    generation: u64,
+    made: Instant,
+    value: Arc<Vec<Occurrence>>,
+}
+
+#[derive(Default)]
+pub struct WeekCache {
+    entries: Mutex<HashMap<(Key, Date), Entry>>,
+    /// A pupil's classes and groups, under the same rules.
+    audiences: Mutex<HashMap<Id, (u64, Instant, Filter)>>,
+}
+
+fn key(filter: &Filter) -> Option<Key> {
+    match filter {
+        Filter::Audience { classes, groups } => {
+            let (mut c, mut g) = (classes.clone(), groups.clone());
+            c.sort_unstable();
+            g.sort_unstable();
+            Some(Key::Audience(c, g))
+        }
+        Filter::Teacher(t) => Some(Key::Teacher(*t)),
+        Filter::Room(r) => Some(Key::Room(*r)),
+        // Resolved in the database trip; callers resolve it first to use the cache.
+        Filter::Pupil(_) => None,
+    }
+}
+
+impl WeekCache {
+    /// A pupil's audience (classes and groups) if known since the last write.
+    pub fn audience(&self, pupil: &Id, generation: u64) -> Option<Filter> {
+        let audiences = self.audiences.lock().ok()?;
+        let (g, made, f) = audiences.get(pupil)?;
+        (*g == generation && made.elapsed() < TTL).then(|| f.clone())
+    }
+
+    pub fn put_audience(&self, pupil: &Id, generation: u64, filter: Filter) {
+        if let Ok(mut audiences) = self.audiences.lock() {
+            if audiences.len() >= CAPACITY * 4 {
+                audiences.clear();
+            }
+            audiences.insert(*pupil, (generation, Instant::now(), filter));
+        }
+    }
+
+    /// The week starting `monday` for `filter`, if computed since the last write.
+    pub fn get(
+        &self,
+        filter: &Filter,
+        monday: Date,
+        generation: u64,
+    ) -> Option<Arc<Vec<Occurrence>>> {
+        let k = key(filter)?;
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(&(k, monday))?;
+        (e.generation == generation && e.made.elapsed() < TTL).then(|| e.value.clone())
+    }
+
+    /// Keep a week computed from the database as it was at `generation` (read before the
+    /// query: a write during the query makes the entry stale at once).
+    pub fn put(&self, filter: &Filter, monday: Date, generation: u64, value: Arc<Vec<Occurrence>>) {
+        let Some(k) = key(filter) else {
+            return;
+        };
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+            entries.insert(
+                (k, monday),
+                Entry {
+                    generation,
+                    made: Instant::now(),
+                    value,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_lives_until_the_next_write() {
+        let cache = WeekCache::default();
+        let monday = time::macros::date!(2026 - 11 - 23);
+        let a = Filter::Audience {
+            classes: vec![[2; 16], [1; 16]],
+            groups: vec![],
+        };
+        let same = Filter::Audience {
+            classes: vec![[1; 16], [2; 16]],
+            groups: vec![],
+        };
+        assert!(cache.get(&a, monday, 7).is_none());
+        cache.put(&a, monday, 7, Arc::new(Vec::new()));
+        assert!(
+            cache.get(&same, monday, 7).is_some(),
+            "order of ids does not matter"
+        );
+        assert!(cache.get(&a, monday, 8).is_none(), "a write happened since");
+        assert!(
+            cache
+                .get(&a, monday + time::Duration::weeks(1), 7)
+                .is_none()
+        );
+        let pupil = Filter::Pupil([3; 16]);
+        cache.put(&pupil, monday, 7, Arc::new(Vec::new()));
+        assert!(
+            cache.get(&pupil, monday, 7).is_none(),
+            "unresolved filters are not kept"
+        );
+    }
+}
