@@ -158,10 +158,10 @@ pub fn save(
     let key = o.key();
     let roll_call = match existing(conn, key)? {
         Some((id, _, _)) => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE roll_calls SET taken_by = ?2, updated_at = ?3 WHERE id = ?1",
-                params![&id[..], &by[..], now],
-            )?;
+            )?
+            .execute(params![&id[..], &by[..], now])?;
             id
         }
         None => {
@@ -176,9 +176,8 @@ pub fn save(
             } else {
                 change
             };
-            conn.execute(
-                "INSERT INTO roll_calls (id, scope, slot_id, change_id, on_date, starts, ends, class_id, group_id, subject_id, \
-                   taken_by, taken_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            conn.prepare_cached("INSERT INTO roll_calls (id, scope, slot_id, change_id, on_date, starts, ends, class_id, group_id, subject_id, \
+                   taken_by, taken_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)")?.execute(
                 params![
                     &id[..],
                     scope,
@@ -208,7 +207,8 @@ pub fn save(
         match (before.get(pupil), wanted) {
             (None, None) => {}
             (Some(r), None) => {
-                conn.execute("DELETE FROM absences WHERE id = ?1", [&r.id[..]])?;
+                conn.prepare_cached("DELETE FROM absences WHERE id = ?1")?
+                    .execute([&r.id[..]])?;
                 cancel_notifications(conn, &r.id)?;
                 audit::record(
                     conn,
@@ -229,11 +229,11 @@ pub fn save(
                 // A different kind is a new fact for the family: it is notified again and any
                 // justification of the old one no longer applies.
                 let new_kind = r.kind != kind;
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE absences SET kind = ?2, minutes = ?3, updated_at = ?4, \
                        status = CASE WHEN ?5 THEN 'non_justifiee' ELSE status END WHERE id = ?1",
-                    params![&r.id[..], kind, minutes, now, new_kind],
-                )?;
+                )?
+                .execute(params![&r.id[..], kind, minutes, now, new_kind])?;
                 audit::record(
                     conn,
                     &audit::Entry {
@@ -255,9 +255,8 @@ pub fn save(
             }
             (None, Some((kind, minutes))) => {
                 let id = db::new_id();
-                conn.execute(
-                    "INSERT INTO absences (id, scope, roll_call_id, pupil_id, kind, on_date, starts, minutes, recorded_by, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                conn.prepare_cached("INSERT INTO absences (id, scope, roll_call_id, pupil_id, kind, on_date, starts, minutes, recorded_by, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)")?.execute(
                     params![&id[..], scope, &roll_call[..], &pupil[..], kind, iso(o.date), o.starts, minutes, &by[..], now],
                 )?;
                 audit::record(
@@ -286,8 +285,7 @@ pub fn save(
 }
 
 fn cancel_notifications(conn: &Connection, absence: &Id) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE outbox SET state = 'annule' WHERE ref_table = 'absences' AND ref_id = ?1 AND state = 'en_attente'",
+    conn.prepare_cached("UPDATE outbox SET state = 'annule' WHERE ref_table = 'absences' AND ref_id = ?1 AND state = 'en_attente'")?.execute(
         [&absence[..]],
     )?;
     Ok(())
@@ -342,11 +340,11 @@ fn notify_family(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for (parent, phone) in &parents {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO outbox (created_at, channel, person_id, address, body, ref_table, ref_id) \
              VALUES (?1, 'sms', ?2, ?3, ?4, 'absences', ?5)",
-            params![db::now(), &parent[..], phone, body, &absence[..]],
-        )?;
+        )?
+        .execute(params![db::now(), &parent[..], phone, body, &absence[..]])?;
     }
     Ok(parents.len())
 }
@@ -495,10 +493,9 @@ pub fn justify(
     document: Option<(&str, &str)>,
     ip: &str,
 ) -> Result<bool, DbError> {
-    let n = conn.execute(
-        "UPDATE absences SET status = 'en_attente', reason = ?2, document = coalesce(?3, document), \
+    let n = conn.prepare_cached("UPDATE absences SET status = 'en_attente', reason = ?2, document = coalesce(?3, document), \
            document_name = coalesce(?4, document_name), justified_by = ?5, justified_at = ?6, updated_at = ?6 \
-         WHERE id = ?1 AND status IN ('non_justifiee', 'refusee')",
+         WHERE id = ?1 AND status IN ('non_justifiee', 'refusee')")?.execute(
         params![&absence[..], reason, document.map(|d| d.0), document.map(|d| d.1), &by[..], db::now()],
     )?;
     if n == 1 {
@@ -528,9 +525,8 @@ pub fn decide(
     ip: &str,
 ) -> Result<bool, DbError> {
     let status = if accept { "acceptee" } else { "refusee" };
-    let n = conn.execute(
-        "UPDATE absences SET status = ?2, decided_by = ?3, decided_at = ?4, decision_note = ?5, updated_at = ?4 \
-         WHERE id = ?1 AND status = 'en_attente'",
+    let n = conn.prepare_cached("UPDATE absences SET status = ?2, decided_by = ?3, decided_at = ?4, decision_note = ?5, updated_at = ?4 \
+         WHERE id = ?1 AND status = 'en_attente'")?.execute(
         params![&absence[..], status, &by[..], db::now(), note],
     )?;
     if n == 1 {

@@ -18,9 +18,8 @@ pub struct Entry<'a> {
 }
 
 pub fn record(conn: &Connection, e: &Entry<'_>) -> Result<(), DbError> {
-    conn.execute(
-        "INSERT INTO audit_log (at, actor, action, object_type, object_id, old_value, new_value, ip) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    conn.prepare_cached("INSERT INTO audit_log (at, actor, action, object_type, object_id, old_value, new_value, ip) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(
         (
             super::now(),
             e.actor,
@@ -37,8 +36,7 @@ pub fn record(conn: &Connection, e: &Entry<'_>) -> Result<(), DbError> {
 
 /// Delete audit rows older than `keep_days` (DESIGN.md keeps logs 12 months).
 pub fn purge(conn: &Connection, keep_days: i64) -> Result<usize, DbError> {
-    Ok(conn.execute(
-        "DELETE FROM audit_log WHERE at < ?1",
-        [super::now() - keep_days * 86_400],
-    )?)
+    Ok(conn
+        .prepare_cached("DELETE FROM audit_log WHERE at < ?1")?
+        .execute([super::now() - keep_days * 86_400])?)
 }
