@@ -667,37 +667,14 @@ fn half_class_groups(
     let Some(subject) = subjects.get("INFO").copied() else {
         return Ok(());
     };
-    let pupils: Vec<Id> = conn
-        .prepare("SELECT m.person_id FROM class_members m JOIN people p ON p.id = m.person_id WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.surname, p.first_names")?
-        .query_map([&class.id[..]], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let groups = school::split_class(conn, scope, &class.id)?.map_err(DbError::Schema)?;
     let room: Id = conn.query_row(
         "SELECT id FROM rooms WHERE name = 'Salle informatique'",
         [],
         |r| r.get(0),
     )?;
     let teacher = class.team.first().copied();
-    let half = pupils.len().div_ceil(2);
-    for (g, (members, weeks)) in [(&pupils[..half], "A"), (&pupils[half..], "B")]
-        .into_iter()
-        .enumerate()
-    {
-        let id = db::new_id();
-        conn.execute(
-            "INSERT INTO pupil_groups (id, scope, name, class_id) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                &id[..],
-                scope,
-                format!("{} — groupe {}", class.name, g + 1),
-                &class.id[..]
-            ],
-        )?;
-        for p in members {
-            conn.execute(
-                "INSERT INTO group_members (id, scope, group_id, person_id) VALUES (?1, ?2, ?3, ?4)",
-                params![&db::new_id()[..], scope, &id[..], &p[..]],
-            )?;
-        }
+    for (id, weeks) in groups.into_iter().zip(["A", "B"]) {
         let slot = tt::NewSlot {
             school_year_id: *year,
             class_id: None,

@@ -422,6 +422,44 @@ fn back_to(id: &str, msg: &str) -> Result<Response, AppError> {
     .into_response())
 }
 
+/// Record a punishment or a sanction for one of the incident's pupils (chosen in the form), in
+/// one transaction, as `principal`, if they may see the incident; back to the incident page.
+async fn record_for_involved<F>(
+    state: &AppState,
+    id: &str,
+    incident: Id,
+    principal: Principal,
+    ip: String,
+    eleve: String,
+    record: F,
+) -> Result<Response, AppError>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>, &str, Id, &Actor<'_>) -> Result<Id, DbError>
+        + Send
+        + 'static,
+{
+    let done = state
+        .db
+        .write(move |tx| {
+            let i = visible_incident(tx, &incident, &principal)?;
+            let Some(pupil) = involved(&i, &eleve) else {
+                return Ok(false);
+            };
+            let scope = crate::db::registry::school_scope(tx)?;
+            let by = Actor {
+                person: &principal.person_id,
+                ip: &ip,
+            };
+            record(tx, &scope, pupil, &by)?;
+            Ok::<_, AppError>(true)
+        })
+        .await?;
+    if !done {
+        return back_to(id, "Choisissez un élève concerné par l'incident.");
+    }
+    Ok(Redirect::to(&format!("/discipline/incident/{id}")).into_response())
+}
+
 /// The pupil of a measure must be one of the incident's people.
 fn involved(i: &store::Incident, pupil: &str) -> Option<Id> {
     let id = id_from_hex(pupil)?;
@@ -462,21 +500,18 @@ async fn punish(
         );
     }
     let ip = ip.to_string();
-    let done = state
-        .db
-        .write(move |tx| {
-            let i = visible_incident(tx, &incident, &principal)?;
-            let Some(pupil) = involved(&i, &form.eleve) else {
-                return Ok(false);
-            };
-            let scope = crate::db::registry::school_scope(tx)?;
-            let by = Actor {
-                person: &principal.person_id,
-                ip: &ip,
-            };
+    let eleve = form.eleve.clone();
+    record_for_involved(
+        &state,
+        &id,
+        incident,
+        principal,
+        ip,
+        eleve,
+        move |tx, scope, pupil, by| {
             store::punish(
                 tx,
-                &scope,
+                scope,
                 &NewPunishment {
                     pupil,
                     incident: Some(incident),
@@ -484,15 +519,11 @@ async fn punish(
                     on_date: iso(date),
                     detail,
                 },
-                &by,
-            )?;
-            Ok::<_, AppError>(true)
-        })
-        .await?;
-    if !done {
-        return back_to(&id, "Choisissez un élève concerné par l'incident.");
-    }
-    Ok(Redirect::to(&format!("/discipline/incident/{id}")).into_response())
+                by,
+            )
+        },
+    )
+    .await
 }
 
 /// Check a sanction against the DOMAIN.md scale.
@@ -542,21 +573,18 @@ async fn sanction(
     };
     let principal = user.principal();
     let ip = ip.to_string();
-    let done = state
-        .db
-        .write(move |tx| {
-            let i = visible_incident(tx, &incident, &principal)?;
-            let Some(pupil) = involved(&i, &form.eleve) else {
-                return Ok(false);
-            };
-            let scope = crate::db::registry::school_scope(tx)?;
-            let by = Actor {
-                person: &principal.person_id,
-                ip: &ip,
-            };
+    let eleve = form.eleve.clone();
+    record_for_involved(
+        &state,
+        &id,
+        incident,
+        principal,
+        ip,
+        eleve,
+        move |tx, scope, pupil, by| {
             store::decide(
                 tx,
-                &scope,
+                scope,
                 &NewSanction {
                     pupil,
                     incident: Some(incident),
@@ -566,15 +594,11 @@ async fn sanction(
                     starts_on,
                     reason,
                 },
-                &by,
-            )?;
-            Ok::<_, AppError>(true)
-        })
-        .await?;
-    if !done {
-        return back_to(&id, "Choisissez un élève concerné par l'incident.");
-    }
-    Ok(Redirect::to(&format!("/discipline/incident/{id}")).into_response())
+                by,
+            )
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
