@@ -466,6 +466,12 @@ async fn daily_pages_stay_under_the_weight_budget() {
         (Role::Enseignant, "/appel"),
         (Role::VieScolaire, "/absences"),
         (Role::Direction, "/emploi-du-temps"),
+        (Role::Enseignant, "/cahier-de-textes"),
+        (Role::Direction, "/cahier-de-textes"),
+        (Role::VieScolaire, "/discipline"),
+        (Role::Eleve, "/agenda"),
+        (Role::Enseignant, "/reservations"),
+        (Role::Eleve, "/"),
     ] {
         let b = server.logged_in(role).await;
         let r = b.get(path).await;
@@ -492,6 +498,15 @@ async fn daily_pages_stay_under_the_weight_budget() {
     assert!(location(&r).starts_with("/emploi-du-temps/eleve/"));
     let week = parent.text(&location(&r)).await;
     assert!(week.contains("Semaine du"), "{week}");
+    // The homework page with three weeks of the class's log, on a parent's phone.
+    let r = parent.get("/cahier-de-textes").await;
+    let homework = parent.text(&location(&r)).await;
+    assert!(homework.contains("Travail à faire"));
+    assert!(
+        homework.len() < 50 * 1024,
+        "homework page weighs {} bytes",
+        homework.len()
+    );
     server.stop().await;
 }
 
