@@ -142,6 +142,7 @@ fn all_routes() -> Routes {
         .merge(crate::discipline::routes())
         .merge(crate::agenda::routes())
         .merge(crate::booking::routes())
+        .merge(crate::grades::routes())
 }
 
 /// Every declared route (method, path), for tests.

@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod discipline;
 pub mod files;
+pub mod grades;
 pub mod imports;
 pub mod journal;
 pub mod net;

@@ -124,6 +124,9 @@ pub enum Capability {
     BookResources,
     /// Approve or refuse bookings that need it, cancel anyone's.
     ApproveBookings,
+    /// Read every mark of the school, set the averages' settings, close periods (and change
+    /// marks after closing), record council decisions.
+    DirectAssessment,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -162,6 +165,7 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
             Role::Technicien,
         ]),
         Capability::ApproveBookings => who.has(Role::Direction),
+        Capability::DirectAssessment => who.has(Role::Direction),
     }
 }
 
@@ -278,6 +282,59 @@ pub fn may_view_event(who: &Principal, facts: EventFacts) -> bool {
         || facts.in_class
         || (class_event && allows(who, Capability::ListAllClasses))
         || allows(who, Capability::ManageAgenda)
+}
+
+/// May `who` change the marks of an assessment? Its teacher while the period is open; once the
+/// period is closed, only the direction (DOMAIN.md: audited like every mark change).
+pub fn may_enter_marks(who: &Principal, own_assessment: bool, period_closed: bool) -> bool {
+    if period_closed {
+        allows(who, Capability::DirectAssessment)
+    } else {
+        who.has(Role::Enseignant) && own_assessment
+    }
+}
+
+/// May `who` open an assessment's grid? Its teacher and the direction.
+pub fn may_view_assessment(who: &Principal, own_assessment: bool) -> bool {
+    (who.has(Role::Enseignant) && own_assessment) || allows(who, Capability::DirectAssessment)
+}
+
+/// Which of a pupil's marks `who` may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarksView {
+    /// Every mark, published or not (direction).
+    All,
+    /// The marks of the asker's own assessments (a teacher of the pupil).
+    OwnTeaching,
+    /// Published marks only (the pupil, their guardians).
+    Published,
+}
+
+/// May `who` see a pupil's marks, and which? Never the technician, vie scolaire or secrétariat
+/// (they see issued bulletins, not marks).
+pub fn marks_view_of(who: &Principal, facts: PersonFacts) -> Option<MarksView> {
+    if allows(who, Capability::DirectAssessment) {
+        Some(MarksView::All)
+    } else if facts.is_self
+        || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+    {
+        Some(MarksView::Published)
+    } else if who.has(Role::Enseignant) && facts.taught_by_asker {
+        Some(MarksView::OwnTeaching)
+    } else {
+        None
+    }
+}
+
+/// May `who` see a class's results table and run its conseil de classe? Its professeur
+/// principal and the direction.
+pub fn may_run_council(who: &Principal, is_principal: bool) -> bool {
+    (who.has(Role::Enseignant) && is_principal) || allows(who, Capability::DirectAssessment)
+}
+
+/// May `who` write a pupil's appreciation in a subject? The teacher of that subject.
+pub fn may_write_appreciation(who: &Principal, teaches_subject: bool) -> bool {
+    who.has(Role::Enseignant) && teaches_subject
 }
 
 #[cfg(test)]

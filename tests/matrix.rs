@@ -32,6 +32,14 @@ enum Obj {
     Event,
     /// A booking: own = the demo teacher's, other = someone else's.
     Booking,
+    /// An assessment: own = the demo teacher's, other = another teacher's.
+    Assessment,
+    /// A course (class × subject): own = taught by the demo teacher, other = by someone else.
+    Course,
+    /// A class for its council: own = the demo teacher is its professeur principal.
+    CouncilClass,
+    /// A period that is not the current one (closing it disturbs nothing else).
+    Period,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -149,6 +157,26 @@ fn journal_author(r: Role, own: bool) -> bool {
 fn direction(r: Role, _: bool) -> bool {
     r == Role::Direction
 }
+/// Marks.
+fn marks_index(r: Role, _: bool) -> bool {
+    matches!(
+        r,
+        Role::Eleve | Role::Parent | Role::Enseignant | Role::Direction
+    )
+}
+fn teachers(r: Role, _: bool) -> bool {
+    r == Role::Enseignant
+}
+fn assessment_view(r: Role, own: bool) -> bool {
+    r == Role::Direction || (r == Role::Enseignant && own)
+}
+fn own_teaching(r: Role, own: bool) -> bool {
+    r == Role::Enseignant && own
+}
+fn pupil_marks(r: Role, own: bool) -> bool {
+    own || r == Role::Direction
+}
+
 fn pupil_log(r: Role, own: bool) -> bool {
     own || r == Role::Direction
 }
@@ -514,6 +542,141 @@ fn matrix() -> Vec<Entry> {
             Some(agenda_managers),
             &[],
         ),
+        e("GET", "/notes", None, Some(marks_index), &[]),
+        e("GET", "/notes/parametres", None, Some(direction), &[]),
+        e(
+            "POST",
+            "/notes/parametres",
+            None,
+            Some(direction),
+            &[
+                ("poids_classe", "1"),
+                ("poids_composition", "1"),
+                ("composition_manquante", "moyenne"),
+                ("absent_zero", "1"),
+                ("decimales", "2"),
+                ("arrondi", "superieur"),
+                ("annuelle", ""),
+                ("appreciations", "10 Passable\n0 Insuffisant"),
+                ("distinctions", "12 Tableau d'honneur"),
+            ],
+        ),
+        e(
+            "POST",
+            "/notes/periode/{id}/cloturer",
+            Period,
+            Some(direction),
+            &[],
+        ),
+        e(
+            "POST",
+            "/notes/periode/{id}/rouvrir",
+            Period,
+            Some(direction),
+            &[],
+        ),
+        e("GET", "/notes/nouvelle", None, Some(teachers), &[]),
+        e(
+            "POST",
+            "/notes/evaluations",
+            None,
+            Some(teachers),
+            &[
+                ("cours", "x"),
+                ("periode", "x"),
+                ("kind", "devoir"),
+                ("date", "2026-10-01"),
+                ("bareme", "20"),
+            ],
+        ),
+        e(
+            "GET",
+            "/notes/evaluation/{id}",
+            Assessment,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
+            "POST",
+            "/notes/evaluation/{id}",
+            Assessment,
+            Some(own_teaching),
+            &[],
+        ),
+        e(
+            "POST",
+            "/notes/evaluation/{id}/publier",
+            Assessment,
+            Some(own_teaching),
+            &[],
+        ),
+        e(
+            "GET",
+            "/notes/evaluation/{id}/export.csv",
+            Assessment,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
+            "GET",
+            "/notes/evaluation/{id}/export.xlsx",
+            Assessment,
+            Some(assessment_view),
+            &[],
+        ),
+        Entry {
+            multipart: true,
+            ..e(
+                "POST",
+                "/notes/evaluation/{id}/import",
+                Assessment,
+                Some(own_teaching),
+                &[],
+            )
+        },
+        e(
+            "POST",
+            "/notes/evaluation/{id}/supprimer",
+            Assessment,
+            Some(own_teaching),
+            &[],
+        ),
+        e("GET", "/notes/eleve/{id}", Person, Some(pupil_marks), &[]),
+        e(
+            "GET",
+            "/notes/appreciations/{course}",
+            Course,
+            Some(own_teaching),
+            &[],
+        ),
+        e(
+            "POST",
+            "/notes/appreciations/{course}/{period}",
+            Course,
+            Some(own_teaching),
+            &[],
+        ),
+        e(
+            "GET",
+            "/conseil/{class}",
+            CouncilClass,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
+            "POST",
+            "/conseil/{class}/{period}",
+            CouncilClass,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
+            "GET",
+            "/conseil/{class}/{period}/resultats.csv",
+            CouncilClass,
+            Some(assessment_view),
+            &[],
+        ),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
             "GET",
@@ -634,6 +797,12 @@ struct Objects {
     other_event: String,
     own_booking: String,
     other_booking: String,
+    own_assessment: String,
+    other_assessment: String,
+    own_course: String,
+    other_course: String,
+    period: String,
+    other_period: String,
 }
 
 /// An agenda event for `audience` ("tous" or "personnel").
@@ -669,6 +838,56 @@ fn event_for(server: &TestServer, audience: &str) -> String {
 }
 
 /// A booking of the first room by `person`, waiting for approval.
+/// The current lycée period and another one of the year.
+fn periods(server: &TestServer) -> (Vec<u8>, Vec<u8>) {
+    let current = q1(
+        server,
+        "SELECT id FROM periods WHERE cycle = 'lycee' ORDER BY (starts_on <= ?1 AND ends_on >= ?1) DESC, starts_on DESC LIMIT 1",
+        &kekeli::people::today(),
+    );
+    let other = q1(
+        server,
+        "SELECT id FROM periods WHERE cycle = 'lycee' AND id <> ?1 LIMIT 1",
+        &current,
+    );
+    (current, other)
+}
+
+/// A new assessment by `teacher` in one of their classes, and its course key.
+fn assessment_by(server: &TestServer, teacher: &[u8], period: &[u8]) -> (String, String) {
+    let (teacher, period) = (teacher.to_vec(), period.to_vec());
+    let id = kekeli::db::new_id();
+    let (class, subject) = server
+        .db
+        .write_blocking(move |tx| {
+            tx.query_row(
+                "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, on_date, scale, created_at, updated_at) \
+                 SELECT ?1, scope, ?2, class_id, subject_id, teacher_id, 'devoir', 'matrice', '2026-10-01', 20, 0, 0 \
+                 FROM teachings WHERE teacher_id = ?3 AND class_id IS NOT NULL LIMIT 1 RETURNING class_id, subject_id",
+                (&id[..], &period, &teacher),
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("assessment");
+    (hex(&id), format!("{}-{}", hex(&class), hex(&subject)))
+}
+
+/// Make `teacher` the professeur principal of `class` (the demo picks its own principals).
+fn make_principal(server: &TestServer, teacher: &[u8], class: &[u8]) {
+    let (teacher, class) = (teacher.to_vec(), class.to_vec());
+    server
+        .db
+        .write_blocking(move |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, 'school:TEST', ?2, ?3, 'principal')",
+                (&kekeli::db::new_id()[..], &class, &teacher),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("principal");
+}
+
 fn booking_by(server: &TestServer, person: &[u8]) -> String {
     let person = person.to_vec();
     let id = kekeli::db::new_id();
@@ -886,7 +1105,17 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     let (own_incident, _) = incident_about(server, &teacher, &taught_pupil);
     let (other_incident, sanction) = incident_about(server, &cpe, &other_person);
     let direction_person = login_person(Role::Direction);
+    let (period, other_period) = periods(server);
+    let (own_assessment, own_course) = assessment_by(server, &teacher, &period);
+    let (other_assessment, other_course) = assessment_by(server, &far_teacher, &period);
+    make_principal(server, &teacher, &own_class);
     Objects {
+        own_assessment,
+        other_assessment,
+        own_course,
+        other_course,
+        period: hex(&period),
+        other_period: hex(&other_period),
         own_event: event_for(server, "tous"),
         other_event: event_for(server, "personnel"),
         own_booking: booking_by(server, &teacher),
@@ -934,9 +1163,19 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::Event, false) => &o.other_event,
         (Obj::Booking, true) => &o.own_booking,
         (Obj::Booking, false) => &o.other_booking,
+        (Obj::Assessment, true) => &o.own_assessment,
+        (Obj::Assessment, false) => &o.other_assessment,
+        (Obj::Course, true) => &o.own_course,
+        (Obj::Course, false) => &o.other_course,
+        (Obj::CouncilClass, true) => &o.own_class,
+        (Obj::CouncilClass, false) => &o.other_class,
+        (Obj::Period, _) => &o.other_period,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)
+        .replace("{class}", id)
+        .replace("{course}", id)
+        .replace("{period}", &o.period)
         .replace("{occ}", id)
         .replace("{token}", "0123456789abcdef0123456789abcdef")
         .replace("{name}", "app.css")

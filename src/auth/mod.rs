@@ -186,6 +186,11 @@ impl Cap for ViewSchoolAttendance {
     const CAP: Capability = Capability::ViewSchoolAttendance;
 }
 
+pub struct DirectAssessment;
+impl Cap for DirectAssessment {
+    const CAP: Capability = Capability::DirectAssessment;
+}
+
 /// The logged-in user, who holds capability `C` (else 403).
 pub struct Can<C: Cap>(pub CurrentUser, pub PhantomData<C>);
 

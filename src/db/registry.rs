@@ -183,6 +183,31 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "assessment_settings",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "assessments",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "marks",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "subject_appreciations",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "council_records",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -586,6 +611,42 @@ mod tests {
                     "INSERT INTO bookings (id, scope, room_id, on_date, starts, ends, booked_by, status, created_at) \
                      VALUES (?1, 'school:TEST', ?2, '2026-11-23', 600, 660, ?3, 'confirmee', 0)",
                     &[&r, &p],
+                )
+            }
+            "assessment_settings" => {
+                let y = make("school_years");
+                one(
+                    "INSERT INTO assessment_settings (id, scope, school_year_id, bands, distinctions, updated_at) VALUES (?1, 'school:TEST', ?2, '[]', '[]', 0)",
+                    &[&y],
+                )
+            }
+            "assessments" => {
+                let (p, s, t, c) = (make("periods"), make("subjects"), person(tx), class(tx));
+                one(
+                    "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, on_date, scale, created_at, updated_at) \
+                     VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?5, 'devoir', '2026-11-23', 20, 0, 0)",
+                    &[&p, &c, &s, &t],
+                )
+            }
+            "marks" => {
+                let (a, p) = (make("assessments"), person(tx));
+                one(
+                    "INSERT INTO marks (id, scope, assessment_id, pupil_id, value, status, updated_at) VALUES (?1, 'school:TEST', ?2, ?3, 12.5, 'note', 0)",
+                    &[&a, &p],
+                )
+            }
+            "subject_appreciations" => {
+                let (per, s, p) = (make("periods"), make("subjects"), person(tx));
+                one(
+                    "INSERT INTO subject_appreciations (id, scope, period_id, pupil_id, subject_id, text, written_by, updated_at) VALUES (?1, 'school:TEST', ?2, ?3, ?4, 'x', ?3, 0)",
+                    &[&per, &p, &s],
+                )
+            }
+            "council_records" => {
+                let (per, c, p) = (make("periods"), class(tx), person(tx));
+                one(
+                    "INSERT INTO council_records (id, scope, period_id, class_id, pupil_id, updated_by, updated_at) VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?4, 0)",
+                    &[&per, &c, &p],
                 )
             }
             other => panic!("add a row builder for the registered table {other}"),

@@ -1,6 +1,7 @@
 //! The demo school: a believable Togolese technical lycée (LETP) with twelve classes, ~400 pupils,
 //! ~40 staff and their families. Only ever written into an empty data directory.
 
+mod marks;
 mod school_life;
 
 use std::path::Path;
@@ -408,6 +409,7 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
             featured.push((Role::Parent, parent, parent_login));
         }
         school_life::populate(tx, &scope, year, &mut rng)?;
+        marks::populate(tx, &scope, &mut rng)?;
         Ok::<_, DbError>(featured)
     })?;
 

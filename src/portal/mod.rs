@@ -221,6 +221,31 @@ async fn home(
             });
         }
     }
+    if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::DirectAssessment) {
+        tiles.push(Tile {
+            href: "/notes".into(),
+            title: tr.t("tile.grades").into(),
+            detail: tr.t("tile.grades.detail").into(),
+            icon: icons::BOOK,
+        });
+    } else if principal.has(Role::Eleve) {
+        tiles.push(Tile {
+            href: format!("/notes/eleve/{}", hex(&user.person_id)),
+            title: tr.t("tile.grades").into(),
+            detail: tr.t("tile.grades.family").into(),
+            icon: icons::BOOK,
+        });
+    }
+    if principal.has(Role::Parent) {
+        for child in &children {
+            tiles.push(Tile {
+                href: format!("/notes/eleve/{}", child.id),
+                title: tr.t("tile.child_grades").replace("{name}", &child.name),
+                detail: tr.t("tile.grades.family").into(),
+                icon: icons::BOOK,
+            });
+        }
+    }
     if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::VisaLessonLog) {
         tiles.push(Tile {
             href: "/cahier-de-textes".into(),

@@ -1,0 +1,818 @@
+//! Assessments and mark grids: create an assessment of one's own teaching, type the marks from
+//! the keyboard, save the whole grid in one request (all or nothing), publish, export and import
+//! as CSV or XLSX; a pupil's (or child's) marks of a period.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::store::{self, Assessment, GridLine, KINDS, Value, fmt_number};
+use super::{Notice, PeriodView, compute, course_key, period_view, show};
+use crate::app::{AppState, Routes};
+use crate::auth::CurrentUser;
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::policy::{self, MarksView, Principal};
+use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render, urlencode};
+
+/// Largest mark file accepted (a 60-pupil grid is a few kilobytes).
+const MAX_FILE: usize = 512 * 1024;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/notes/nouvelle", new_page)
+        .post("/notes/evaluations", create)
+        .get("/notes/evaluation/{id}", grid_page)
+        .post("/notes/evaluation/{id}", grid_save)
+        .post("/notes/evaluation/{id}/publier", publish)
+        .post("/notes/evaluation/{id}/supprimer", delete)
+        .get("/notes/evaluation/{id}/export.csv", export_csv)
+        .get("/notes/evaluation/{id}/export.xlsx", export_xlsx)
+        .post_with_limit(
+            "/notes/evaluation/{id}/import",
+            import,
+            MAX_FILE + 16 * 1024,
+        )
+        .get("/notes/eleve/{id}", pupil_page)
+}
+
+// ---------------------------------------------------------------------------------------------
+// New assessment
+
+#[derive(Template)]
+#[template(path = "grades/new.html")]
+struct NewPage {
+    page: Page,
+    course: String,
+    audience: String,
+    subject: String,
+    periods: Vec<PeriodView>,
+    kinds: &'static [(&'static str, &'static str)],
+    today: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct CourseQuery {
+    #[serde(default)]
+    cours: String,
+    #[serde(default)]
+    erreur: String,
+}
+
+/// The teacher's teaching named by a course key, with the year's periods of its cycle.
+fn own_course(
+    c: &rusqlite::Connection,
+    me: &Id,
+    course: &str,
+) -> Result<(store::Teaching, Vec<store::Period>), AppError> {
+    let (audience, subject) = course_key(course).ok_or(AppError::NotFound)?;
+    let today = crate::people::today();
+    let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
+    let t = store::teachings_of(c, me, &year.id)?
+        .into_iter()
+        .find(|t| t.audience_id() == audience && t.subject_id == subject)
+        .ok_or(AppError::Forbidden)?;
+    let periods = store::periods(c, &year.id, &t.cycle)?;
+    Ok((t, periods))
+}
+
+async fn new_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Query(q): Query<CourseQuery>,
+) -> Result<Response, AppError> {
+    if !user.has(policy::Role::Enseignant) {
+        return Err(AppError::Forbidden);
+    }
+    let me = user.person_id;
+    let course = q.cours.clone();
+    let (t, periods) = state.db.read(move |c| own_course(c, &me, &course)).await?;
+    let today = crate::people::today();
+    let current = periods
+        .iter()
+        .find(|p| p.starts_on <= today && today <= p.ends_on)
+        .map(|p| p.id);
+    render(&NewPage {
+        course: q.cours,
+        audience: t.audience,
+        subject: t.subject,
+        periods: periods
+            .iter()
+            .filter(|p| p.closed_at.is_none())
+            .map(|p| period_view(p, Some(p.id) == current))
+            .collect(),
+        kinds: KINDS,
+        today,
+        error: q.erreur,
+        page,
+    })
+}
+
+#[derive(Deserialize)]
+struct NewForm {
+    cours: String,
+    periode: String,
+    kind: String,
+    #[serde(default)]
+    titre: String,
+    date: String,
+    bareme: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(f): CsrfForm<NewForm>,
+) -> Result<Response, AppError> {
+    if !user.has(policy::Role::Enseignant) {
+        return Err(AppError::Forbidden);
+    }
+    let me = user.person_id;
+    let course = f.cours.clone();
+    let result = state
+        .db
+        .write(move |tx| {
+            let (t, periods) = own_course(tx, &me, &f.cours)?;
+            let period = id_from_hex(&f.periode)
+                .and_then(|id| periods.iter().find(|p| p.id == id))
+                .ok_or_else(|| AppError::BadRequest("Choisissez la période de l'évaluation.".into()))?;
+            if period.closed_at.is_some() {
+                return Ok(Err(format!("Le {} est clôturé : plus d'évaluation nouvelle.", period.name)));
+            }
+            if !KINDS.iter().any(|(k, _)| *k == f.kind) {
+                return Ok(Err("Choisissez le type : interrogation, devoir ou composition.".into()));
+            }
+            let Some(date) = crate::school::calendar::parse_date(f.date.trim()) else {
+                return Ok(Err(format!("« {} » n'est pas une date.", f.date.trim())));
+            };
+            let date = crate::school::calendar::iso(date);
+            if date < period.starts_on || date > period.ends_on {
+                return Ok(Err(format!(
+                    "Le {} va du {} au {} : la date {} n'en fait pas partie.",
+                    period.name,
+                    crate::people::french_date(&period.starts_on),
+                    crate::people::french_date(&period.ends_on),
+                    crate::people::french_date(&date)
+                )));
+            }
+            let scale: f64 = match f.bareme.trim().replace(',', ".").parse::<f64>() {
+                Ok(s) if s > 0.0 && s <= 100.0 && s.fract() == 0.0 => s,
+                _ => return Ok(Err(format!("Barème « {} » : un nombre entier entre 1 et 100 (20, 10, 40…).", f.bareme.trim()))),
+            };
+            if f.titre.chars().count() > 120 {
+                return Ok(Err("Titre trop long (120 caractères au plus).".into()));
+            }
+            if f.kind == "composition" {
+                let exists: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM assessments WHERE period_id = ?1 AND subject_id = ?2 \
+                     AND (class_id = ?3 OR group_id = ?3) AND kind = 'composition')",
+                    rusqlite::params![&period.id[..], &t.subject_id[..], &t.audience_id()[..]],
+                    |r| r.get(0),
+                )?;
+                if exists {
+                    return Ok(Err(format!(
+                        "{} a déjà sa composition de {} pour le {} : saisissez les notes dans celle-ci.",
+                        t.audience, t.subject, period.name
+                    )));
+                }
+            }
+            let scope = crate::db::registry::school_scope(tx)?;
+            let id = store::create_assessment(
+                tx,
+                &scope,
+                &store::NewAssessment {
+                    period_id: period.id,
+                    class_id: t.class_id,
+                    group_id: t.group_id,
+                    subject_id: t.subject_id,
+                    teacher_id: me,
+                    kind: f.kind.clone(),
+                    title: f.titre.trim().to_string(),
+                    on_date: date,
+                    scale,
+                },
+            )?;
+            Ok::<_, AppError>(Ok(id))
+        })
+        .await?;
+    Ok(match result {
+        Ok(id) => Redirect::to(&format!("/notes/evaluation/{}", hex(&id))).into_response(),
+        Err(e) => Redirect::to(&format!(
+            "/notes/nouvelle?cours={course}&erreur={}",
+            urlencode(&e)
+        ))
+        .into_response(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The grid
+
+struct Line {
+    id: String,
+    name: String,
+    matricule: String,
+    typed: String,
+    error: bool,
+}
+
+#[derive(Template)]
+#[template(path = "grades/grid.html")]
+struct GridPage {
+    page: Page,
+    id: String,
+    title: String,
+    detail: String,
+    scale: String,
+    lines: Vec<Line>,
+    editable: bool,
+    published: bool,
+    closed: bool,
+    can_delete: bool,
+    stats: String,
+    notice: String,
+    errors: Vec<String>,
+}
+
+/// Load an assessment the asker may see, and whether they may change its marks.
+fn load(
+    c: &rusqlite::Connection,
+    id: &Id,
+    who: &Principal,
+) -> Result<(Assessment, bool), AppError> {
+    let a = store::assessment(c, id)?.ok_or(AppError::NotFound)?;
+    let own = a.teacher_id == who.person_id
+        && store::teaches(
+            c,
+            &who.person_id,
+            &a.school_year_id,
+            &a.audience_id(),
+            &a.subject_id,
+        )?;
+    if !policy::may_view_assessment(who, own) {
+        return Err(AppError::Forbidden);
+    }
+    Ok((
+        a.clone(),
+        policy::may_enter_marks(who, own, a.period_closed),
+    ))
+}
+
+fn grid_stats(a: &Assessment, lines: &[GridLine]) -> String {
+    let notes: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| match l.value {
+            Some(Value::Note(v)) => Some(v),
+            _ => None,
+        })
+        .collect();
+    if notes.is_empty() {
+        return String::new();
+    }
+    let s = compute::Settings::default();
+    let st = compute::stats(&s, notes.iter().copied()).map(|st| {
+        format!(
+            "{} note(s) · moyenne {} · plus haute {} · plus basse {} (sur {})",
+            st.count,
+            fmt_number(st.mean),
+            fmt_number(st.highest),
+            fmt_number(st.lowest),
+            fmt_number(a.scale)
+        )
+    });
+    st.unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grid_view(
+    page: Page,
+    a: &Assessment,
+    lines: &[GridLine],
+    editable: bool,
+    typed: Option<&HashMap<String, String>>,
+    bad: &[Id],
+    notice: String,
+    errors: Vec<String>,
+) -> GridPage {
+    GridPage {
+        id: hex(&a.id),
+        title: format!("{} — {}", a.audience, a.subject),
+        detail: format!(
+            "{} · {} · {}{}",
+            a.label(),
+            crate::people::french_date(&a.on_date),
+            a.period,
+            if a.teacher.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", a.teacher)
+            }
+        ),
+        scale: fmt_number(a.scale),
+        lines: lines
+            .iter()
+            .map(|l| {
+                let h = hex(&l.pupil_id);
+                Line {
+                    typed: typed
+                        .and_then(|t| t.get(&format!("n_{h}")).cloned())
+                        .unwrap_or_else(|| l.value.map(Value::typed).unwrap_or_default()),
+                    error: bad.contains(&l.pupil_id),
+                    id: h,
+                    name: l.name.clone(),
+                    matricule: l.matricule.clone(),
+                }
+            })
+            .collect(),
+        editable,
+        published: a.published,
+        closed: a.period_closed,
+        can_delete: editable && !a.period_closed,
+        stats: grid_stats(a, lines),
+        notice,
+        errors,
+        page,
+    }
+}
+
+async fn grid_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (a, editable, lines) = state
+        .db
+        .read(move |c| {
+            let (a, editable) = load(c, &id, &who)?;
+            let lines = store::grid(c, &a)?;
+            Ok::<_, AppError>((a, editable, lines))
+        })
+        .await?;
+    let errors = if q.erreur.is_empty() {
+        Vec::new()
+    } else {
+        q.erreur.split('\n').map(str::to_string).collect()
+    };
+    render(&grid_view(
+        page,
+        &a,
+        &lines,
+        editable,
+        None,
+        &[],
+        q.ok,
+        errors,
+    ))
+}
+
+/// The new value per pupil (`None` = no mark).
+type Wanted = HashMap<Id, Option<Value>>;
+
+/// Check every typed value; the errors name the pupil. Nothing is written unless all are valid.
+fn validate(
+    a: &Assessment,
+    lines: &[GridLine],
+    fields: &HashMap<String, String>,
+) -> Result<Wanted, (Vec<String>, Vec<Id>)> {
+    let mut wanted = HashMap::new();
+    let (mut errors, mut bad) = (Vec::new(), Vec::new());
+    for l in lines {
+        let Some(typed) = fields.get(&format!("n_{}", hex(&l.pupil_id))) else {
+            continue;
+        };
+        match store::parse_value(typed, a.scale) {
+            Ok(v) => {
+                wanted.insert(l.pupil_id, v);
+            }
+            Err(e) => {
+                errors.push(format!("{} : {e}.", l.name));
+                bad.push(l.pupil_id);
+            }
+        }
+    }
+    let known: std::collections::HashSet<String> = lines.iter().map(|l| hex(&l.pupil_id)).collect();
+    if fields
+        .keys()
+        .filter_map(|k| k.strip_prefix("n_"))
+        .any(|h| !known.contains(h))
+    {
+        errors.push(
+            "La liste des élèves a changé depuis l'ouverture de la page : rechargez-la (vos notes tapées sont à recopier)."
+                .into(),
+        );
+    }
+    if errors.is_empty() {
+        Ok(wanted)
+    } else {
+        Err((errors, bad))
+    }
+}
+
+fn saved_message(s: store::Saved) -> String {
+    let changes = s.created + s.changed + s.removed;
+    if changes == 0 {
+        "Aucune modification : les notes étaient déjà celles-ci.".into()
+    } else {
+        format!(
+            "Notes enregistrées : {} nouvelle(s), {} modifiée(s), {} retirée(s).",
+            s.created, s.changed, s.removed
+        )
+    }
+}
+
+enum Outcome {
+    Saved(store::Saved),
+    Invalid(Box<Assessment>, Vec<GridLine>, Vec<String>, Vec<Id>),
+}
+
+async fn grid_save(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    ClientIp(ip): ClientIp,
+    Path(id_text): Path<String>,
+    CsrfForm(form): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let me = user.person_id;
+    let fields: HashMap<String, String> = form.into_iter().collect();
+    let typed = fields.clone();
+    let ip = ip.to_string();
+    let outcome = state
+        .db
+        .write(move |tx| {
+            let (a, editable) = load(tx, &id, &who)?;
+            if !editable {
+                return Err(if a.period_closed {
+                    AppError::BadRequest(format!(
+                        "Le {} est clôturé : une modification de note passe par la direction.",
+                        a.period
+                    ))
+                } else {
+                    AppError::Forbidden
+                });
+            }
+            let lines = store::grid(tx, &a)?;
+            match validate(&a, &lines, &fields) {
+                Ok(wanted) => {
+                    let scope = crate::db::registry::school_scope(tx)?;
+                    let saved = store::save_grid(tx, &scope, &a, &lines, &wanted, &me, Some(&ip))?;
+                    Ok(Outcome::Saved(saved))
+                }
+                Err((errors, bad)) => Ok(Outcome::Invalid(Box::new(a), lines, errors, bad)),
+            }
+        })
+        .await?;
+    match outcome {
+        Outcome::Saved(s) => Ok(Redirect::to(&format!(
+            "/notes/evaluation/{id_text}?ok={}",
+            urlencode(&saved_message(s))
+        ))
+        .into_response()),
+        Outcome::Invalid(a, lines, mut errors, bad) => {
+            errors.push("Rien n'a été enregistré : corrigez puis enregistrez de nouveau.".into());
+            let view = grid_view(
+                page,
+                &a,
+                &lines,
+                true,
+                Some(&typed),
+                &bad,
+                String::new(),
+                errors,
+            );
+            let mut resp = render(&view)?;
+            *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+    }
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id_text): Path<String>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let me = user.person_id;
+    state
+        .db
+        .write(move |tx| {
+            let (_, editable) = load(tx, &id, &who)?;
+            if !editable {
+                return Err(AppError::Forbidden);
+            }
+            store::publish(tx, &id, &me)?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/notes/evaluation/{id_text}?ok={}",
+        urlencode("Notes publiées : les élèves et leurs parents les voient.")
+    ))
+    .into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id_text): Path<String>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let me = user.person_id;
+    let label = state
+        .db
+        .write(move |tx| {
+            let (a, editable) = load(tx, &id, &who)?;
+            if !editable || a.period_closed {
+                return Err(AppError::Forbidden);
+            }
+            store::delete_assessment(tx, &a, &me)?;
+            Ok::<_, AppError>(format!("{} — {} : {}", a.audience, a.subject, a.label()))
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/notes?ok={}",
+        urlencode(&format!("Évaluation supprimée ({label})."))
+    ))
+    .into_response())
+}
+
+fn file_name(a: &Assessment, ext: &str) -> String {
+    crate::files::safe_name(
+        &format!(
+            "notes {} {} {} {}.{ext}",
+            a.audience,
+            a.subject,
+            label_kind(&a.kind),
+            a.on_date
+        ),
+        &format!("notes.{ext}"),
+    )
+}
+
+fn label_kind(k: &str) -> &'static str {
+    store::label(KINDS, k)
+}
+
+async fn export_csv(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (a, lines) = state
+        .db
+        .read(move |c| {
+            let (a, _) = load(c, &id, &who)?;
+            let lines = store::grid(c, &a)?;
+            Ok::<_, AppError>((a, lines))
+        })
+        .await?;
+    Ok(crate::files::download(
+        super::sheet::to_csv(&lines),
+        "text/csv; charset=utf-8",
+        &file_name(&a, "csv"),
+    ))
+}
+
+async fn export_xlsx(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (a, lines) = state
+        .db
+        .read(move |c| {
+            let (a, _) = load(c, &id, &who)?;
+            let lines = store::grid(c, &a)?;
+            Ok::<_, AppError>((a, lines))
+        })
+        .await?;
+    let bytes = super::sheet::to_xlsx(&a, &lines).map_err(AppError::Internal)?;
+    Ok(crate::files::download(
+        bytes,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        &file_name(&a, "xlsx"),
+    ))
+}
+
+async fn import(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    ClientIp(ip): ClientIp,
+    Path(id_text): Path<String>,
+    csrf: Option<axum::Extension<CsrfToken>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
+    let upload = crate::web::upload::read(multipart, csrf, "fichier", &[]).await?;
+    let who = user.principal();
+    let check = who.clone();
+    state
+        .db
+        .read(move |c| match load(c, &id, &check)? {
+            (_, true) => Ok(()),
+            _ => Err(AppError::Forbidden),
+        })
+        .await?;
+    let Some((_, bytes)) = upload.file.filter(|(_, b)| !b.is_empty()) else {
+        return Ok(Redirect::to(&format!(
+            "/notes/evaluation/{id_text}?erreur={}",
+            urlencode("Choisissez un fichier CSV ou XLSX à importer.")
+        ))
+        .into_response());
+    };
+    if bytes.len() > MAX_FILE {
+        return Err(AppError::TooLarge);
+    }
+    let me = user.person_id;
+    let ip = ip.to_string();
+    let outcome = state
+        .db
+        .write(move |tx| {
+            let (a, editable) = load(tx, &id, &who)?;
+            if !editable {
+                return Err(AppError::Forbidden);
+            }
+            let lines = store::grid(tx, &a)?;
+            match super::sheet::from_file(&bytes, &a, &lines) {
+                Ok(wanted) => {
+                    let scope = crate::db::registry::school_scope(tx)?;
+                    let saved = store::save_grid(tx, &scope, &a, &lines, &wanted, &me, Some(&ip))?;
+                    Ok(Outcome::Saved(saved))
+                }
+                Err(errors) => Ok(Outcome::Invalid(Box::new(a), lines, errors, Vec::new())),
+            }
+        })
+        .await?;
+    match outcome {
+        Outcome::Saved(s) => Ok(Redirect::to(&format!(
+            "/notes/evaluation/{id_text}?ok={}",
+            urlencode(&format!("Fichier importé. {}", saved_message(s)))
+        ))
+        .into_response()),
+        Outcome::Invalid(a, lines, mut errors, _) => {
+            errors.push(
+                "Rien n'a été importé : corrigez le fichier puis importez-le de nouveau.".into(),
+            );
+            let view = grid_view(page, &a, &lines, true, None, &[], String::new(), errors);
+            let mut resp = render(&view)?;
+            *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A pupil's marks
+
+struct SubjectMarks {
+    subject: String,
+    marks: Vec<(String, String, String)>,
+    average: String,
+}
+
+#[derive(Template)]
+#[template(path = "grades/pupil.html")]
+struct PupilPage {
+    page: Page,
+    pupil: String,
+    class: String,
+    periods: Vec<(String, String, bool)>,
+    period: String,
+    subjects: Vec<SubjectMarks>,
+    published_only: bool,
+    pupil_id: String,
+}
+
+async fn pupil_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let who = user.principal();
+    let today = crate::people::today();
+    let wanted = id_from_hex(&q.periode);
+    let data = state
+        .db
+        .read(move |c| {
+            let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
+            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            let view = policy::marks_view_of(&who, facts).ok_or(AppError::Forbidden)?;
+            let class: Option<(Id, String)> = rusqlite::OptionalExtension::optional(c.query_row(
+                "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \
+                 WHERE cm.person_id = ?1 AND cm.role = 'eleve' LIMIT 1",
+                [&pupil[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))?;
+            let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
+            let cycle = match &class {
+                Some((cid, _)) => store::class_cycle(c, cid)?,
+                None => "lycee".into(),
+            };
+            let periods = store::periods(c, &year.id, &cycle)?;
+            let current = store::period_at(c, &year.id, &cycle, &today)?;
+            let period = wanted
+                .and_then(|w| periods.iter().find(|p| p.id == w).cloned())
+                .or(current);
+            let marks = match &period {
+                Some(p) => store::marks_of_pupil(
+                    c,
+                    &pupil,
+                    &p.id,
+                    view == MarksView::Published,
+                    (view == MarksView::OwnTeaching).then_some(&me),
+                )?,
+                None => Vec::new(),
+            };
+            let settings = store::settings(c, &year.id)?;
+            Ok::<_, AppError>((name, class, periods, period, marks, settings, view))
+        })
+        .await?;
+    let (name, class, periods, period, marks, settings, view) = data;
+    let mut subjects: Vec<SubjectMarks> = Vec::new();
+    let mut inputs: Vec<Vec<compute::Mark>> = Vec::new();
+    for m in &marks {
+        if subjects.last().map(|s| &s.subject) != Some(&m.subject) {
+            subjects.push(SubjectMarks {
+                subject: m.subject.clone(),
+                marks: Vec::new(),
+                average: String::new(),
+            });
+            inputs.push(Vec::new());
+        }
+        let Some(value) = m.value else { continue };
+        let (Some(s), Some(input)) = (subjects.last_mut(), inputs.last_mut()) else {
+            continue;
+        };
+        let kind = store::label(KINDS, &m.kind);
+        s.marks.push((
+            format!(
+                "{kind}{}",
+                if m.title.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", m.title)
+                }
+            ),
+            crate::people::french_date(&m.on_date),
+            match value {
+                Value::Note(v) => format!("{} / {}", fmt_number(v), fmt_number(m.scale)),
+                Value::Absent => "Absent(e)".into(),
+                Value::Excused => "Excusé(e)".into(),
+                Value::NotAssessed => "Non noté(e)".into(),
+            },
+        ));
+        input.push(compute::Mark {
+            kind: if m.kind == "composition" {
+                compute::Kind::Composition
+            } else {
+                compute::Kind::Class
+            },
+            entry: value.entry(m.scale),
+        });
+    }
+    for (s, input) in subjects.iter_mut().zip(&inputs) {
+        s.average = show(
+            compute::subject_average(&settings, input, 1.0).map(|r| r.average),
+            settings.decimals,
+        );
+    }
+    let current = period.as_ref().map(|p| p.id);
+    render(&PupilPage {
+        pupil: name,
+        class: class.map(|c| c.1).unwrap_or_default(),
+        periods: periods
+            .iter()
+            .map(|p| (hex(&p.id), p.name.clone(), Some(p.id) == current))
+            .collect(),
+        period: period.map(|p| p.name).unwrap_or_default(),
+        subjects,
+        published_only: view == MarksView::Published,
+        pupil_id: id,
+        page,
+    })
+}

@@ -1,0 +1,526 @@
+//! Marks and averages (DOMAIN.md, *Marks and averages*): teachers create assessments of their
+//! own teaching and type the marks in a keyboard-friendly grid; marks reach pupils and parents
+//! when published (by the teacher, or when the direction closes the period); the professeur
+//! principal runs the conseil de classe on the class table; the direction sets the school's
+//! averaging rules and closes periods. Every mark change is audited (who, when, old → new).
+//!
+//! `compute` is the pure computation; `store` its SQL; `marks` the grid pages; `council` the
+//! class table, appreciations and the results export.
+
+pub mod compute;
+pub mod council;
+pub mod marks;
+pub mod sheet;
+pub mod store;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::auth::{Can, CurrentUser, DirectAssessment};
+use crate::policy::{Capability, Role};
+use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
+use compute::{Band, MissingComposition, Rounding, Settings};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/notes", index)
+        .get("/notes/parametres", settings_page)
+        .post("/notes/parametres", settings_save)
+        .post("/notes/periode/{id}/cloturer", close_period)
+        .post("/notes/periode/{id}/rouvrir", reopen_period)
+        .merge(marks::routes())
+        .merge(council::routes())
+}
+
+/// `?ok=` and `?erreur=` after a redirect.
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    #[serde(default)]
+    pub ok: String,
+    #[serde(default)]
+    pub erreur: String,
+    #[serde(default)]
+    pub periode: String,
+}
+
+/// "12,50" with the school's decimals, or "—".
+pub fn show(v: Option<f64>, decimals: u32) -> String {
+    match v {
+        Some(v) => format!("{:.*}", decimals as usize, v).replace('.', ","),
+        None => "—".into(),
+    }
+}
+
+/// Minutes as French hours: "3 h", "1 h 30".
+pub fn hours(minutes: i64) -> String {
+    crate::school::calendar::hours(minutes)
+}
+
+pub struct PeriodView {
+    pub id: String,
+    pub name: String,
+    pub cycle: &'static str,
+    pub dates: String,
+    pub closed: bool,
+    pub current: bool,
+}
+
+fn period_view(p: &store::Period, current: bool) -> PeriodView {
+    PeriodView {
+        id: hex(&p.id),
+        name: p.name.clone(),
+        cycle: if p.cycle == "college" {
+            "Collège"
+        } else {
+            "Lycée"
+        },
+        dates: format!(
+            "{} – {}",
+            crate::people::french_date(&p.starts_on),
+            crate::people::french_date(&p.ends_on)
+        ),
+        closed: p.closed_at.is_some(),
+        current,
+    }
+}
+
+struct TeachingView {
+    audience: String,
+    subject: String,
+    period: String,
+    closed: bool,
+    new_link: String,
+    appreciations_link: String,
+    assessments: Vec<AssessmentLine>,
+}
+
+pub struct AssessmentLine {
+    pub id: String,
+    pub label: String,
+    pub date: String,
+    pub entered: String,
+    pub published: bool,
+}
+
+pub fn assessment_line(a: &store::Assessment, pupils: Option<i64>) -> AssessmentLine {
+    AssessmentLine {
+        id: hex(&a.id),
+        label: a.label(),
+        date: crate::people::french_date(&a.on_date),
+        entered: match pupils {
+            Some(n) => format!("{}/{}", a.entered, n),
+            None => a.entered.to_string(),
+        },
+        published: a.published,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "grades/index.html")]
+struct IndexPage {
+    page: Page,
+    notice: String,
+    error: String,
+    year: String,
+    teachings: Vec<TeachingView>,
+    councils: Vec<(String, String)>,
+    children: Vec<(String, String)>,
+    direction: bool,
+    periods: Vec<PeriodView>,
+    classes: Vec<(String, String)>,
+}
+
+async fn index(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    if user.has(Role::Eleve) && user.roles.len() == 1 {
+        return Ok(Redirect::to(&format!("/notes/eleve/{}", hex(&user.person_id))).into_response());
+    }
+    let me = user.person_id;
+    let principal = user.principal();
+    let today = crate::people::today();
+    let data = state
+        .db
+        .read(move |c| {
+            let year = crate::school::current_year(c, &today)?;
+            let mut teachings = Vec::new();
+            let mut periods = Vec::new();
+            let mut classes = Vec::new();
+            if let Some(y) = &year {
+                if principal.has(Role::Enseignant) {
+                    for t in store::teachings_of(c, &me, &y.id)? {
+                        let p = store::period_at(c, &y.id, &t.cycle, &today)?;
+                        let list = match &p {
+                            Some(p) => store::assessments_of_teacher(c, &me, &[p.id])?
+                                .into_iter()
+                                .filter(|a| {
+                                    a.audience_id() == t.audience_id()
+                                        && a.subject_id == t.subject_id
+                                })
+                                .collect(),
+                            None => Vec::new(),
+                        };
+                        teachings.push((t, p, list));
+                    }
+                }
+                if crate::policy::allows(&principal, Capability::DirectAssessment) {
+                    let current_lycee = store::period_at(c, &y.id, "lycee", &today)?.map(|p| p.id);
+                    let current_college =
+                        store::period_at(c, &y.id, "college", &today)?.map(|p| p.id);
+                    for p in store::year_periods(c, &y.id)? {
+                        let cur = Some(p.id) == current_lycee || Some(p.id) == current_college;
+                        periods.push(period_view(&p, cur));
+                    }
+                    classes = crate::school::classes(c)?
+                        .into_iter()
+                        .map(|n| (hex(&n.id), n.name))
+                        .collect();
+                }
+            }
+            let councils: Vec<(String, String)> = store::principal_of(c, &me)?
+                .into_iter()
+                .map(|(id, name)| (hex(&id), name))
+                .collect();
+            let children: Vec<(String, String)> = if principal.has(Role::Parent) {
+                crate::people::children_of(c, &me)?
+                    .into_iter()
+                    .map(|p| (p.id, p.name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, AppError>((year, teachings, periods, classes, councils, children))
+        })
+        .await?;
+    let (year, teachings, periods, classes, councils, children) = data;
+    let teachings = teachings
+        .into_iter()
+        .map(|(t, p, list)| {
+            let course = format!("{}-{}", hex(&t.audience_id()), hex(&t.subject_id));
+            TeachingView {
+                audience: t.audience.clone(),
+                subject: t.subject.clone(),
+                period: p.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+                closed: p.as_ref().is_some_and(|p| p.closed_at.is_some()),
+                new_link: format!("/notes/nouvelle?cours={course}"),
+                appreciations_link: format!(
+                    "/notes/appreciations/{course}{}",
+                    p.as_ref()
+                        .map(|p| format!("?periode={}", hex(&p.id)))
+                        .unwrap_or_default()
+                ),
+                assessments: list.iter().map(|a| assessment_line(a, None)).collect(),
+            }
+        })
+        .collect();
+    let direction = crate::policy::allows(&user.principal(), Capability::DirectAssessment);
+    if !direction && councils.is_empty() && children.is_empty() && !user.has(Role::Enseignant) {
+        return Err(AppError::Forbidden);
+    }
+    render(&IndexPage {
+        notice: q.ok,
+        error: q.erreur,
+        year: year.map(|y| y.name).unwrap_or_default(),
+        teachings,
+        councils,
+        children,
+        direction,
+        periods,
+        classes,
+        page,
+    })
+}
+
+async fn close_period(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let period = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let done = state
+        .db
+        .write(move |tx| {
+            let p = store::period(tx, &period)?.ok_or(AppError::NotFound)?;
+            let done = store::close_period(tx, &period, &me)?;
+            Ok::<_, AppError>((p.name, done))
+        })
+        .await?;
+    let msg = if done.1 {
+        format!(
+            "{} clôturé : toutes ses notes sont publiées ; une modification passe désormais par la direction.",
+            done.0
+        )
+    } else {
+        format!("{} était déjà clôturé.", done.0)
+    };
+    Ok(Redirect::to(&format!("/notes?ok={}", urlencode(&msg))).into_response())
+}
+
+async fn reopen_period(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let period = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let name = state
+        .db
+        .write(move |tx| {
+            let p = store::period(tx, &period)?.ok_or(AppError::NotFound)?;
+            store::reopen_period(tx, &period, &me)?;
+            Ok::<_, AppError>(p.name)
+        })
+        .await?;
+    let msg = format!("{name} rouvert : les enseignants peuvent de nouveau modifier leurs notes.");
+    Ok(Redirect::to(&format!("/notes?ok={}", urlencode(&msg))).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The school's averaging rules
+
+#[derive(Template)]
+#[template(path = "grades/settings.html")]
+struct SettingsPage {
+    page: Page,
+    year: String,
+    notice: String,
+    error: String,
+    class_weight: String,
+    composition_weight: String,
+    missing_zero: bool,
+    absent_zero: bool,
+    decimals: u32,
+    rounding: &'static str,
+    annual: String,
+    bands: String,
+    distinctions: String,
+    confirmed: String,
+}
+
+fn bands_text(b: &[Band]) -> String {
+    let mut b = b.to_vec();
+    b.sort_by(|x, y| y.from.total_cmp(&x.from));
+    b.iter()
+        .map(|b| format!("{} {}", store::fmt_number(b.from), b.label))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn parse_bands(text: &str, what: &str) -> Result<Vec<Band>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (n, label) = line.split_once(char::is_whitespace).ok_or_else(|| {
+            format!("{what}, ligne {} : écrivez un seuil puis un libellé, par exemple « 16 Très bien ».", i + 1)
+        })?;
+        let from: f64 = n
+            .trim_start_matches('≥')
+            .replace(',', ".")
+            .parse()
+            .map_err(|_| {
+                format!(
+                    "{what}, ligne {} : « {n} » n'est pas un seuil sur 20.",
+                    i + 1
+                )
+            })?;
+        if !(0.0..=20.0).contains(&from) || label.trim().is_empty() {
+            return Err(format!(
+                "{what}, ligne {} : le seuil doit être entre 0 et 20, suivi d'un libellé.",
+                i + 1
+            ));
+        }
+        out.push(Band {
+            from,
+            label: label.trim().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+async fn settings_page(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    page: Page,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let today = crate::people::today();
+    let (year, s, confirmed) = state
+        .db
+        .read(move |c| {
+            let y = crate::school::current_year(c, &today)?.ok_or_else(|| {
+                AppError::BadRequest("Aucune année scolaire : créez-la d'abord sur la page Établissement.".into())
+            })?;
+            let s = store::settings(c, &y.id)?;
+            let confirmed: Option<(String, i64)> = rusqlite::OptionalExtension::optional(c.query_row(
+                "SELECT p.surname || ' ' || p.first_names, a.confirmed_at FROM assessment_settings a \
+                 JOIN people p ON p.id = a.confirmed_by WHERE a.school_year_id = ?1",
+                [&y.id[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))?;
+            Ok::<_, AppError>((y.name, s, confirmed))
+        })
+        .await?;
+    render(&SettingsPage {
+        year,
+        notice: q.ok,
+        error: q.erreur,
+        class_weight: store::fmt_number(s.class_weight),
+        composition_weight: store::fmt_number(s.composition_weight),
+        missing_zero: s.missing_composition == MissingComposition::Zero,
+        absent_zero: s.absent_counts_zero,
+        decimals: s.decimals,
+        rounding: match s.rounding {
+            Rounding::HalfUp => "superieur",
+            Rounding::HalfEven => "pair",
+            Rounding::Down => "tronque",
+        },
+        annual: s
+            .annual_weights
+            .iter()
+            .map(|w| store::fmt_number(*w))
+            .collect::<Vec<_>>()
+            .join(" ; "),
+        bands: bands_text(&s.bands),
+        distinctions: bands_text(&s.distinctions),
+        confirmed: confirmed
+            .map(|(name, at)| {
+                let t = time::OffsetDateTime::from_unix_timestamp(at)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                format!(
+                    "Réglages confirmés par {name} le {}.",
+                    crate::school::calendar::french(t.date())
+                )
+            })
+            .unwrap_or_else(|| {
+                "Réglages par défaut de DOMAIN.md, pas encore confirmés par la direction.".into()
+            }),
+        page,
+    })
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    poids_classe: String,
+    poids_composition: String,
+    #[serde(default)]
+    composition_manquante: String,
+    #[serde(default)]
+    absent_zero: String,
+    decimales: u32,
+    arrondi: String,
+    #[serde(default)]
+    annuelle: String,
+    appreciations: String,
+    distinctions: String,
+}
+
+fn parse_settings(f: &SettingsForm) -> Result<Settings, String> {
+    let weight = |s: &str, what: &str| -> Result<f64, String> {
+        let v: f64 = s
+            .trim()
+            .replace(',', ".")
+            .parse()
+            .map_err(|_| format!("{what} : « {} » n'est pas un nombre.", s.trim()))?;
+        if !(0.0..=10.0).contains(&v) {
+            return Err(format!("{what} doit être entre 0 et 10."));
+        }
+        Ok(v)
+    };
+    let class_weight = weight(&f.poids_classe, "Le poids des notes de classe")?;
+    let composition_weight = weight(&f.poids_composition, "Le poids de la composition")?;
+    if class_weight + composition_weight <= 0.0 {
+        return Err("Les deux poids ne peuvent pas être nuls ensemble.".into());
+    }
+    if f.decimales > 3 {
+        return Err("Le nombre de décimales va de 0 à 3.".into());
+    }
+    let mut annual = Vec::new();
+    for w in f
+        .annuelle
+        .split([';', ' ', '+'])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        annual.push(weight(w, "Un poids de la moyenne annuelle")?);
+    }
+    let bands = parse_bands(&f.appreciations, "Appréciations")?;
+    if bands.is_empty() {
+        return Err("Indiquez au moins une appréciation.".into());
+    }
+    Ok(Settings {
+        class_weight,
+        composition_weight,
+        missing_composition: if f.composition_manquante == "zero" {
+            MissingComposition::Zero
+        } else {
+            MissingComposition::ClassAverage
+        },
+        absent_counts_zero: !f.absent_zero.is_empty(),
+        decimals: f.decimales,
+        rounding: match f.arrondi.as_str() {
+            "pair" => Rounding::HalfEven,
+            "tronque" => Rounding::Down,
+            _ => Rounding::HalfUp,
+        },
+        bands,
+        distinctions: parse_bands(&f.distinctions, "Distinctions")?,
+        annual_weights: annual,
+    })
+}
+
+async fn settings_save(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    CsrfForm(f): CsrfForm<SettingsForm>,
+) -> Result<Response, AppError> {
+    let s = match parse_settings(&f) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(
+                Redirect::to(&format!("/notes/parametres?erreur={}", urlencode(&e)))
+                    .into_response(),
+            );
+        }
+    };
+    let me = user.person_id;
+    let today = crate::people::today();
+    state
+        .db
+        .write(move |tx| {
+            let y = crate::school::current_year(tx, &today)?
+                .ok_or_else(|| AppError::BadRequest("Aucune année scolaire.".into()))?;
+            let scope = crate::db::registry::school_scope(tx)?;
+            store::save_settings(tx, &scope, &y.id, &s, &me)?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/notes/parametres?ok={}",
+        urlencode("Réglages enregistrés pour l'année scolaire.")
+    ))
+    .into_response())
+}
+
+/// For handlers that only need the client address as text.
+pub fn ip_text(ip: &ClientIp) -> String {
+    ip.0.to_string()
+}
+
+/// Parse "audience-subject" (two hex ids) from a course key.
+pub fn course_key(s: &str) -> Option<(Id, Id)> {
+    let (a, b) = s.split_once('-')?;
+    Some((id_from_hex(a)?, id_from_hex(b)?))
+}

@@ -1,0 +1,1282 @@
+//! SQL of the marks: settings, assessments, mark grids, publication, period closing, and the
+//! inputs of the computation for a class and a period.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::compute::{self, Band, Entry, Kind, MissingComposition, Rounding, Settings};
+use crate::auth::store::Id;
+use crate::db::{self, DbError, audit};
+
+pub const KINDS: &[(&str, &str)] = &[
+    ("interrogation", "Interrogation"),
+    ("devoir", "Devoir"),
+    ("composition", "Composition"),
+];
+
+pub const DECISIONS: &[(&str, &str)] = &[
+    ("admis", "Admis(e) en classe supérieure"),
+    ("redouble", "Redouble"),
+    ("repeche", "Repêché(e)"),
+    ("exclu", "Exclu(e)"),
+];
+
+pub fn label(list: &[(&'static str, &'static str)], code: &str) -> &'static str {
+    list.iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+        .unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+fn bands_from_json(s: &str) -> Vec<Band> {
+    serde_json::from_str::<Vec<(f64, String)>>(s)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(from, label)| Band { from, label })
+        .collect()
+}
+
+pub fn bands_to_json(b: &[Band]) -> String {
+    let v: Vec<(f64, &str)> = b.iter().map(|b| (b.from, b.label.as_str())).collect();
+    serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
+}
+
+/// The school's settings for a school year; DOMAIN.md's defaults when none were entered.
+pub fn settings(conn: &Connection, year: &Id) -> Result<Settings, DbError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT class_weight, composition_weight, missing_composition, absent_counts_zero, decimals, \
+                    rounding, annual_weights, bands, distinctions \
+             FROM assessment_settings WHERE school_year_id = ?1",
+        )?
+        .query_row([&year[..]], |r| {
+            Ok((
+                r.get::<_, f64>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        })
+        .optional()?;
+    let Some((wc, wk, missing, absent, decimals, rounding, annual, bands, distinctions)) = row
+    else {
+        return Ok(Settings::default());
+    };
+    let defaults = Settings::default();
+    let bands = bands_from_json(&bands);
+    let distinctions = bands_from_json(&distinctions);
+    Ok(Settings {
+        class_weight: wc,
+        composition_weight: wk,
+        missing_composition: if missing == "zero" {
+            MissingComposition::Zero
+        } else {
+            MissingComposition::ClassAverage
+        },
+        absent_counts_zero: absent != 0,
+        decimals: decimals.clamp(0, 3) as u32,
+        rounding: match rounding.as_str() {
+            "pair" => Rounding::HalfEven,
+            "tronque" => Rounding::Down,
+            _ => Rounding::HalfUp,
+        },
+        annual_weights: serde_json::from_str(&annual).unwrap_or_default(),
+        bands: if bands.is_empty() {
+            defaults.bands.clone()
+        } else {
+            bands
+        },
+        distinctions: if distinctions.is_empty() {
+            defaults.distinctions
+        } else {
+            distinctions
+        },
+    })
+}
+
+/// Store the settings of a school year (insert or replace), confirmed by `by`.
+pub fn save_settings(
+    conn: &Connection,
+    scope: &str,
+    year: &Id,
+    s: &Settings,
+    by: &Id,
+) -> Result<(), DbError> {
+    let now = db::now();
+    conn.execute(
+        "INSERT INTO assessment_settings (id, scope, school_year_id, class_weight, composition_weight, \
+             missing_composition, absent_counts_zero, decimals, rounding, annual_weights, bands, distinctions, \
+             confirmed_by, confirmed_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) \
+         ON CONFLICT (school_year_id) DO UPDATE SET class_weight = excluded.class_weight, \
+             composition_weight = excluded.composition_weight, missing_composition = excluded.missing_composition, \
+             absent_counts_zero = excluded.absent_counts_zero, decimals = excluded.decimals, \
+             rounding = excluded.rounding, annual_weights = excluded.annual_weights, bands = excluded.bands, \
+             distinctions = excluded.distinctions, confirmed_by = excluded.confirmed_by, \
+             confirmed_at = excluded.confirmed_at, updated_at = excluded.updated_at",
+        params![
+            &db::new_id()[..],
+            scope,
+            &year[..],
+            s.class_weight,
+            s.composition_weight,
+            match s.missing_composition {
+                MissingComposition::Zero => "zero",
+                MissingComposition::ClassAverage => "moyenne",
+            },
+            s.absent_counts_zero as i64,
+            s.decimals as i64,
+            match s.rounding {
+                Rounding::HalfUp => "superieur",
+                Rounding::HalfEven => "pair",
+                Rounding::Down => "tronque",
+            },
+            serde_json::to_string(&s.annual_weights).unwrap_or_else(|_| "[]".into()),
+            bands_to_json(&s.bands),
+            bands_to_json(&s.distinctions),
+            &by[..],
+            now,
+        ],
+    )?;
+    audit::record(
+        conn,
+        &audit::Entry {
+            actor: Some(by),
+            action: "grades.settings",
+            object_type: Some("school_year"),
+            object_id: Some(year),
+            new: Some(&format!(
+                "wc={} wk={} compo_manquante={:?} décimales={}",
+                s.class_weight, s.composition_weight, s.missing_composition, s.decimals
+            )),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Periods and teachings
+
+#[derive(Debug, Clone)]
+pub struct Period {
+    pub id: Id,
+    pub school_year_id: Id,
+    pub cycle: String,
+    pub number: i64,
+    pub name: String,
+    pub starts_on: String,
+    pub ends_on: String,
+    pub closed_at: Option<i64>,
+}
+
+const PERIOD_COLS: &str =
+    "p.id, p.school_year_id, p.cycle, p.number, p.name, p.starts_on, p.ends_on, p.closed_at";
+
+fn period_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Period> {
+    Ok(Period {
+        id: r.get(0)?,
+        school_year_id: r.get(1)?,
+        cycle: r.get(2)?,
+        number: r.get(3)?,
+        name: r.get(4)?,
+        starts_on: r.get(5)?,
+        ends_on: r.get(6)?,
+        closed_at: r.get(7)?,
+    })
+}
+
+pub fn period(conn: &Connection, id: &Id) -> Result<Option<Period>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {PERIOD_COLS} FROM periods p WHERE p.id = ?1"
+        ))?
+        .query_row([&id[..]], period_row)
+        .optional()?)
+}
+
+/// The periods of a school year for one cycle, in order.
+pub fn periods(conn: &Connection, year: &Id, cycle: &str) -> Result<Vec<Period>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {PERIOD_COLS} FROM periods p WHERE p.school_year_id = ?1 AND p.cycle = ?2 ORDER BY p.number"
+    ))?;
+    let rows = st
+        .query_map(params![&year[..], cycle], period_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// All periods of a school year (both cycles).
+pub fn year_periods(conn: &Connection, year: &Id) -> Result<Vec<Period>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {PERIOD_COLS} FROM periods p WHERE p.school_year_id = ?1 ORDER BY p.cycle DESC, p.number"
+    ))?;
+    let rows = st
+        .query_map([&year[..]], period_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The cycle of a class (collège or lycée) from its level; lycée when the level is unknown.
+pub fn class_cycle(conn: &Connection, class: &Id) -> Result<String, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT coalesce(l.cycle, 'lycee') FROM classes c LEFT JOIN levels l ON l.code = c.level WHERE c.id = ?1",
+        )?
+        .query_row([&class[..]], |r| r.get(0))
+        .optional()?
+        .unwrap_or_else(|| "lycee".into()))
+}
+
+/// The period of `cycle` containing `date`, else the last one started, else the first.
+pub fn period_at(
+    conn: &Connection,
+    year: &Id,
+    cycle: &str,
+    date: &str,
+) -> Result<Option<Period>, DbError> {
+    let all = periods(conn, year, cycle)?;
+    let inside = all
+        .iter()
+        .find(|p| p.starts_on.as_str() <= date && date <= p.ends_on.as_str());
+    let started = all.iter().rev().find(|p| p.starts_on.as_str() <= date);
+    Ok(inside.or(started).or(all.first()).cloned())
+}
+
+/// A teacher's teaching: a class or a group, a subject.
+#[derive(Debug, Clone)]
+pub struct Teaching {
+    pub class_id: Option<Id>,
+    pub group_id: Option<Id>,
+    pub subject_id: Id,
+    pub audience: String,
+    pub subject: String,
+    /// The class of the audience (a group's class when it is part of one).
+    pub cycle: String,
+}
+
+impl Teaching {
+    pub fn audience_id(&self) -> Id {
+        self.class_id.or(self.group_id).unwrap_or_default()
+    }
+}
+
+/// What `teacher` teaches in the school year.
+pub fn teachings_of(conn: &Connection, teacher: &Id, year: &Id) -> Result<Vec<Teaching>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT t.class_id, t.group_id, t.subject_id, coalesce(c.name, g.name), s.name, \
+                coalesce(l.cycle, gl.cycle, 'lycee') \
+         FROM teachings t JOIN subjects s ON s.id = t.subject_id \
+         LEFT JOIN classes c ON c.id = t.class_id LEFT JOIN levels l ON l.code = c.level \
+         LEFT JOIN pupil_groups g ON g.id = t.group_id LEFT JOIN classes gc ON gc.id = g.class_id \
+         LEFT JOIN levels gl ON gl.code = gc.level \
+         WHERE t.teacher_id = ?1 AND t.school_year_id = ?2 \
+         ORDER BY coalesce(l.rank, gl.rank, 99), coalesce(c.name, g.name), s.rank, s.name",
+    )?;
+    let rows = st
+        .query_map(params![&teacher[..], &year[..]], |r| {
+            Ok(Teaching {
+                class_id: r.get(0)?,
+                group_id: r.get(1)?,
+                subject_id: r.get(2)?,
+                audience: r.get(3)?,
+                subject: r.get(4)?,
+                cycle: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Does `teacher` teach `subject` to this class or group in the school year?
+pub fn teaches(
+    conn: &Connection,
+    teacher: &Id,
+    year: &Id,
+    audience: &Id,
+    subject: &Id,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM teachings WHERE teacher_id = ?1 AND school_year_id = ?2 \
+             AND (class_id = ?3 OR group_id = ?3) AND subject_id = ?4",
+        )?
+        .query_row(
+            params![&teacher[..], &year[..], &audience[..], &subject[..]],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assessments
+
+#[derive(Debug, Clone)]
+pub struct NewAssessment {
+    pub period_id: Id,
+    pub class_id: Option<Id>,
+    pub group_id: Option<Id>,
+    pub subject_id: Id,
+    pub teacher_id: Id,
+    pub kind: String,
+    pub title: String,
+    pub on_date: String,
+    pub scale: f64,
+}
+
+pub fn create_assessment(conn: &Connection, scope: &str, a: &NewAssessment) -> Result<Id, DbError> {
+    let id = db::new_id();
+    let now = db::now();
+    conn.execute(
+        "INSERT INTO assessments (id, scope, period_id, class_id, group_id, subject_id, teacher_id, kind, title, \
+             on_date, scale, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+        params![
+            &id[..],
+            scope,
+            &a.period_id[..],
+            a.class_id.as_ref().map(|x| &x[..]),
+            a.group_id.as_ref().map(|x| &x[..]),
+            &a.subject_id[..],
+            &a.teacher_id[..],
+            a.kind,
+            a.title,
+            a.on_date,
+            a.scale,
+            now,
+        ],
+    )?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub id: Id,
+    pub period_id: Id,
+    pub period: String,
+    pub period_closed: bool,
+    pub school_year_id: Id,
+    pub class_id: Option<Id>,
+    pub group_id: Option<Id>,
+    pub audience: String,
+    pub subject_id: Id,
+    pub subject: String,
+    pub teacher_id: Id,
+    pub teacher: String,
+    pub kind: String,
+    pub title: String,
+    pub on_date: String,
+    pub scale: f64,
+    pub published: bool,
+    /// Marks entered (any status) and pupils on the list.
+    pub entered: i64,
+}
+
+impl Assessment {
+    pub fn audience_id(&self) -> Id {
+        self.class_id.or(self.group_id).unwrap_or_default()
+    }
+
+    /// "Devoir n° 2 (/20)" — the kind, the title, the scale.
+    pub fn label(&self) -> String {
+        let kind = label(KINDS, &self.kind);
+        if self.title.is_empty() {
+            format!("{kind} (/{})", fmt_number(self.scale))
+        } else {
+            format!("{kind} — {} (/{})", self.title, fmt_number(self.scale))
+        }
+    }
+}
+
+const ASSESSMENT_SELECT: &str = "SELECT a.id, a.period_id, p.name, p.closed_at IS NOT NULL, p.school_year_id, \
+        a.class_id, a.group_id, coalesce(c.name, g.name), a.subject_id, s.name, a.teacher_id, \
+        t.surname || ' ' || t.first_names, a.kind, a.title, a.on_date, a.scale, a.published_at IS NOT NULL, \
+        (SELECT COUNT(*) FROM marks m WHERE m.assessment_id = a.id) \
+     FROM assessments a JOIN periods p ON p.id = a.period_id JOIN subjects s ON s.id = a.subject_id \
+     JOIN people t ON t.id = a.teacher_id LEFT JOIN classes c ON c.id = a.class_id \
+     LEFT JOIN pupil_groups g ON g.id = a.group_id";
+
+fn assessment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Assessment> {
+    Ok(Assessment {
+        id: r.get(0)?,
+        period_id: r.get(1)?,
+        period: r.get(2)?,
+        period_closed: r.get(3)?,
+        school_year_id: r.get(4)?,
+        class_id: r.get(5)?,
+        group_id: r.get(6)?,
+        audience: r.get(7)?,
+        subject_id: r.get(8)?,
+        subject: r.get(9)?,
+        teacher_id: r.get(10)?,
+        teacher: r.get(11)?,
+        kind: r.get(12)?,
+        title: r.get(13)?,
+        on_date: r.get(14)?,
+        scale: r.get(15)?,
+        published: r.get(16)?,
+        entered: r.get(17)?,
+    })
+}
+
+pub fn assessment(conn: &Connection, id: &Id) -> Result<Option<Assessment>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!("{ASSESSMENT_SELECT} WHERE a.id = ?1"))?
+        .query_row([&id[..]], assessment_row)
+        .optional()?)
+}
+
+/// The assessments of a teacher in a period, by class then date.
+pub fn assessments_of_teacher(
+    conn: &Connection,
+    teacher: &Id,
+    period_ids: &[Id],
+) -> Result<Vec<Assessment>, DbError> {
+    let mut out = Vec::new();
+    let mut st = conn.prepare_cached(&format!(
+        "{ASSESSMENT_SELECT} WHERE a.teacher_id = ?1 AND a.period_id = ?2 ORDER BY 8, s.name, a.on_date, a.created_at"
+    ))?;
+    for p in period_ids {
+        out.extend(
+            st.query_map(params![&teacher[..], &p[..]], assessment_row)?
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// A class's assessments of a period (its own and its groups').
+pub fn assessments_of_class(
+    conn: &Connection,
+    class: &Id,
+    period: &Id,
+) -> Result<Vec<Assessment>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{ASSESSMENT_SELECT} WHERE a.period_id = ?2 AND (a.class_id = ?1 OR a.group_id IN \
+         (SELECT id FROM pupil_groups WHERE class_id = ?1)) ORDER BY s.rank, s.name, a.on_date"
+    ))?;
+    let rows = st
+        .query_map(params![&class[..], &period[..]], assessment_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn delete_assessment(conn: &Connection, a: &Assessment, actor: &Id) -> Result<(), DbError> {
+    let marks: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM marks WHERE assessment_id = ?1",
+        [&a.id[..]],
+        |r| r.get(0),
+    )?;
+    conn.execute("DELETE FROM marks WHERE assessment_id = ?1", [&a.id[..]])?;
+    conn.execute("DELETE FROM assessments WHERE id = ?1", [&a.id[..]])?;
+    audit::record(
+        conn,
+        &audit::Entry {
+            actor: Some(actor),
+            action: "grades.assessment.delete",
+            object_type: Some("assessment"),
+            object_id: Some(&a.id),
+            old: Some(&format!(
+                "{} {} {} ({marks} notes)",
+                a.audience,
+                a.subject,
+                a.label()
+            )),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+pub fn publish(conn: &Connection, a: &Id, actor: &Id) -> Result<(), DbError> {
+    let n = conn.execute(
+        "UPDATE assessments SET published_at = ?2, updated_at = ?2 WHERE id = ?1 AND published_at IS NULL",
+        params![&a[..], db::now()],
+    )?;
+    if n > 0 {
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(actor),
+                action: "grades.publish",
+                object_type: Some("assessment"),
+                object_id: Some(a),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Close a period: every assessment of it is published, and marks change only by the direction.
+pub fn close_period(conn: &Connection, period: &Id, actor: &Id) -> Result<bool, DbError> {
+    let now = db::now();
+    let n = conn.execute(
+        "UPDATE periods SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL",
+        params![&period[..], now],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    conn.execute(
+        "UPDATE assessments SET published_at = ?2, updated_at = ?2 WHERE period_id = ?1 AND published_at IS NULL",
+        params![&period[..], now],
+    )?;
+    audit::record(
+        conn,
+        &audit::Entry {
+            actor: Some(actor),
+            action: "grades.period.close",
+            object_type: Some("period"),
+            object_id: Some(period),
+            ..Default::default()
+        },
+    )?;
+    Ok(true)
+}
+
+pub fn reopen_period(conn: &Connection, period: &Id, actor: &Id) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "UPDATE periods SET closed_at = NULL WHERE id = ?1 AND closed_at IS NOT NULL",
+        [&period[..]],
+    )?;
+    if n > 0 {
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(actor),
+                action: "grades.period.reopen",
+                object_type: Some("period"),
+                object_id: Some(period),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(n > 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mark grids
+
+/// A stored mark: a value on the assessment's scale or a code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Note(f64),
+    Absent,
+    Excused,
+    NotAssessed,
+}
+
+impl Value {
+    fn from_row(status: &str, value: Option<f64>) -> Option<Value> {
+        match (status, value) {
+            ("note", Some(v)) => Some(Value::Note(v)),
+            ("absent", _) => Some(Value::Absent),
+            ("excuse", _) => Some(Value::Excused),
+            ("non_note", _) => Some(Value::NotAssessed),
+            _ => None,
+        }
+    }
+
+    fn status(self) -> &'static str {
+        match self {
+            Value::Note(_) => "note",
+            Value::Absent => "absent",
+            Value::Excused => "excuse",
+            Value::NotAssessed => "non_note",
+        }
+    }
+
+    fn number(self) -> Option<f64> {
+        match self {
+            Value::Note(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// As typed in the grid and in spreadsheets: "12,5", "abs", "exc", "nn".
+    pub fn typed(self) -> String {
+        match self {
+            Value::Note(v) => fmt_number(v),
+            Value::Absent => "abs".into(),
+            Value::Excused => "exc".into(),
+            Value::NotAssessed => "nn".into(),
+        }
+    }
+
+    pub fn entry(self, scale: f64) -> Entry {
+        match self {
+            Value::Note(value) => Entry::Mark { value, scale },
+            Value::Absent => Entry::Absent,
+            Value::Excused => Entry::Excused,
+            Value::NotAssessed => Entry::NotAssessed,
+        }
+    }
+}
+
+/// A number the French way: "12,5", "14", "13,25".
+pub fn fmt_number(v: f64) -> String {
+    let s = format!("{:.2}", v);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.replace('.', ",")
+}
+
+/// Read what a teacher typed for one pupil: empty = no mark; a number on the scale (comma or
+/// point, at most two decimals); `abs` absent, `exc`/`disp` excused, `nn` not assessed.
+/// The error says what is wrong, for a message that begins with the pupil's name.
+pub fn parse_value(typed: &str, scale: f64) -> Result<Option<Value>, String> {
+    let t = typed.trim().to_lowercase();
+    let t = t.trim_end_matches('.');
+    match t {
+        "" => return Ok(None),
+        "a" | "abs" | "absent" | "absente" => return Ok(Some(Value::Absent)),
+        "e" | "exc" | "excuse" | "excusé" | "excusée" | "disp" | "dispense" | "dispensé"
+        | "dispensée" => return Ok(Some(Value::Excused)),
+        "nn" | "n" | "non noté" | "non note" | "non évalué" | "ne" => {
+            return Ok(Some(Value::NotAssessed));
+        }
+        _ => {}
+    }
+    let n = t.replace(',', ".");
+    let v: f64 = n.parse().map_err(|_| {
+        format!(
+            "« {} » n'est ni une note ni un code (abs, exc, nn)",
+            typed.trim()
+        )
+    })?;
+    if !v.is_finite() || v < 0.0 || v > scale {
+        return Err(format!(
+            "{} est hors du barème (de 0 à {})",
+            typed.trim(),
+            fmt_number(scale)
+        ));
+    }
+    if (v * 100.0 - (v * 100.0).round()).abs() > 1e-6 {
+        return Err(format!("{} a plus de deux décimales", typed.trim()));
+    }
+    Ok(Some(Value::Note((v * 100.0).round() / 100.0)))
+}
+
+#[derive(Debug, Clone)]
+pub struct GridLine {
+    pub pupil_id: Id,
+    pub name: String,
+    pub matricule: String,
+    pub value: Option<Value>,
+}
+
+/// The pupils of a class or group (still at school, by name) and their marks in `a`. Pupils who
+/// left but have a mark stay on the list.
+pub fn grid(conn: &Connection, a: &Assessment) -> Result<Vec<GridLine>, DbError> {
+    let mut st = conn.prepare_cached(
+        "WITH roster(pid) AS ( \
+             SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
+             UNION SELECT person_id FROM group_members WHERE group_id = ?1) \
+         SELECT p.id, p.surname || ' ' || p.first_names, coalesce(p.matricule, ''), m.status, m.value \
+         FROM people p LEFT JOIN marks m ON m.pupil_id = p.id AND m.assessment_id = ?2 \
+         WHERE (p.id IN (SELECT pid FROM roster) AND p.left_on IS NULL) OR m.id IS NOT NULL \
+         ORDER BY p.surname, p.first_names",
+    )?;
+    let rows = st
+        .query_map(params![&a.audience_id()[..], &a.id[..]], |r| {
+            let status: Option<String> = r.get(3)?;
+            let value: Option<f64> = r.get(4)?;
+            Ok(GridLine {
+                pupil_id: r.get(0)?,
+                name: r.get(1)?,
+                matricule: r.get(2)?,
+                value: status.and_then(|s| Value::from_row(&s, value)),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    pub created: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+/// Write a grid: `wanted` holds, per pupil of the grid, the new value (`None` = no mark). Every
+/// change is audited with its old and new value. The caller validated every value.
+pub fn save_grid(
+    conn: &Connection,
+    scope: &str,
+    a: &Assessment,
+    lines: &[GridLine],
+    wanted: &HashMap<Id, Option<Value>>,
+    actor: &Id,
+    ip: Option<&str>,
+) -> Result<Saved, DbError> {
+    let now = db::now();
+    let mut saved = Saved::default();
+    for line in lines {
+        let Some(new) = wanted.get(&line.pupil_id).copied() else {
+            saved.unchanged += 1;
+            continue;
+        };
+        if new == line.value {
+            saved.unchanged += 1;
+            continue;
+        }
+        let old_text = line.value.map(Value::typed).unwrap_or_else(|| "—".into());
+        let new_text = new.map(Value::typed).unwrap_or_else(|| "—".into());
+        let mark_id: Id = match (line.value, new) {
+            (_, Some(v)) => {
+                let id: Id = conn
+                    .prepare_cached(
+                        "INSERT INTO marks (id, scope, assessment_id, pupil_id, value, status, updated_by, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT (assessment_id, pupil_id) DO UPDATE SET value = excluded.value, \
+                             status = excluded.status, updated_by = excluded.updated_by, updated_at = excluded.updated_at \
+                         RETURNING id",
+                    )?
+                    .query_row(
+                        params![
+                            &db::new_id()[..],
+                            scope,
+                            &a.id[..],
+                            &line.pupil_id[..],
+                            v.number(),
+                            v.status(),
+                            &actor[..],
+                            now
+                        ],
+                        |r| r.get(0),
+                    )?;
+                if line.value.is_some() {
+                    saved.changed += 1;
+                } else {
+                    saved.created += 1;
+                }
+                id
+            }
+            (Some(_), None) => {
+                let id: Id = conn
+                    .prepare_cached(
+                        "DELETE FROM marks WHERE assessment_id = ?1 AND pupil_id = ?2 RETURNING id",
+                    )?
+                    .query_row(params![&a.id[..], &line.pupil_id[..]], |r| r.get(0))?;
+                saved.removed += 1;
+                id
+            }
+            (None, None) => continue,
+        };
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(actor),
+                action: "grades.mark",
+                object_type: Some("mark"),
+                object_id: Some(&mark_id),
+                old: Some(&format!("{old_text} ({})", line.name)),
+                new: Some(&format!(
+                    "{new_text} /{} — {} {} {}",
+                    fmt_number(a.scale),
+                    a.audience,
+                    a.subject,
+                    a.on_date
+                )),
+                ip,
+            },
+        )?;
+    }
+    if saved.created + saved.changed + saved.removed > 0 {
+        conn.prepare_cached("UPDATE assessments SET updated_at = ?2 WHERE id = ?1")?
+            .execute(params![&a.id[..], now])?;
+    }
+    Ok(saved)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A pupil's marks
+
+#[derive(Debug, Clone)]
+pub struct PupilMark {
+    pub assessment: Id,
+    pub subject_id: Id,
+    pub subject: String,
+    pub kind: String,
+    pub title: String,
+    pub on_date: String,
+    pub scale: f64,
+    pub value: Option<Value>,
+}
+
+/// A pupil's marks of a period; only published ones when `published_only`, and only the
+/// subjects of `teacher` when given.
+pub fn marks_of_pupil(
+    conn: &Connection,
+    pupil: &Id,
+    period: &Id,
+    published_only: bool,
+    teacher: Option<&Id>,
+) -> Result<Vec<PupilMark>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT a.id, a.subject_id, s.name, a.kind, a.title, a.on_date, a.scale, m.status, m.value \
+         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subjects s ON s.id = a.subject_id \
+         WHERE m.pupil_id = ?1 AND a.period_id = ?2 AND (?3 = 0 OR a.published_at IS NOT NULL) \
+           AND (?4 IS NULL OR a.teacher_id = ?4) \
+         ORDER BY s.rank, s.name, a.on_date",
+    )?;
+    let rows = st
+        .query_map(
+            params![
+                &pupil[..],
+                &period[..],
+                published_only as i64,
+                teacher.map(|t| &t[..])
+            ],
+            |r| {
+                let status: String = r.get(7)?;
+                Ok(PupilMark {
+                    assessment: r.get(0)?,
+                    subject_id: r.get(1)?,
+                    subject: r.get(2)?,
+                    kind: r.get(3)?,
+                    title: r.get(4)?,
+                    on_date: r.get(5)?,
+                    scale: r.get(6)?,
+                    value: Value::from_row(&status, r.get(8)?),
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A class's period: the computation's input and everything around it
+
+#[derive(Debug, Clone)]
+pub struct SubjectCol {
+    pub id: Id,
+    pub code: String,
+    pub name: String,
+    pub domain: String,
+    pub coefficient: f64,
+    pub teacher: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PupilRow {
+    pub id: Id,
+    pub surname: String,
+    pub first_names: String,
+    pub matricule: String,
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+    /// Absences and lateness in the period, in minutes: (justified, not justified).
+    pub absence_minutes: (i64, i64),
+    pub late_minutes: (i64, i64),
+    pub sanctions: Vec<String>,
+}
+
+impl PupilRow {
+    pub fn name(&self) -> String {
+        format!("{} {}", self.surname, self.first_names)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassPeriodData {
+    pub class_id: Id,
+    pub class_name: String,
+    pub period: Period,
+    pub subjects: Vec<SubjectCol>,
+    /// Subjects with marks in the class but no coefficient for its level and série.
+    pub missing_coefficients: Vec<String>,
+    pub pupils: Vec<PupilRow>,
+    pub input: compute::ClassPeriod,
+    pub settings: Settings,
+}
+
+/// Gather a class's period: subjects with their coefficients (school data for the year, level
+/// and série), pupils, their marks (all of them, published or not), absences and sanctions.
+pub fn class_period(
+    conn: &Connection,
+    class: &Id,
+    period: &Period,
+) -> Result<Option<ClassPeriodData>, DbError> {
+    let Some((class_name, level, serie)): Option<(String, String, String)> = conn
+        .prepare_cached("SELECT name, level, coalesce(serie, '') FROM classes WHERE id = ?1")?
+        .query_row([&class[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let year = period.school_year_id;
+    let subjects: Vec<SubjectCol> = conn
+        .prepare_cached(
+            "SELECT s.id, s.code, s.name, s.domain, k.coefficient, \
+                    coalesce((SELECT group_concat(t.surname || ' ' || t.first_names, ', ') FROM teachings tg \
+                              JOIN people t ON t.id = tg.teacher_id \
+                              WHERE tg.subject_id = s.id AND tg.school_year_id = ?1 AND (tg.class_id = ?4 \
+                                OR tg.group_id IN (SELECT id FROM pupil_groups WHERE class_id = ?4))), '') \
+             FROM coefficients k JOIN subjects s ON s.id = k.subject_id \
+             WHERE k.school_year_id = ?1 AND k.level = ?2 AND (k.serie = ?3 OR (k.serie = '' AND NOT EXISTS \
+                   (SELECT 1 FROM coefficients k2 WHERE k2.school_year_id = ?1 AND k2.level = ?2 \
+                    AND k2.serie = ?3 AND k2.subject_id = k.subject_id))) \
+             ORDER BY s.rank, s.name",
+        )?
+        .query_map(params![&year[..], level, serie, &class[..]], |r| {
+            Ok(SubjectCol {
+                id: r.get(0)?,
+                code: r.get(1)?,
+                name: r.get(2)?,
+                domain: r.get(3)?,
+                coefficient: r.get(4)?,
+                teacher: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    type Raw = (Id, String, String, String, Option<String>, Option<String>);
+    let pupils_raw: Vec<Raw> = conn
+        .prepare_cached(
+            "SELECT p.id, p.surname, p.first_names, coalesce(p.matricule, ''), p.sex, p.birth_date \
+             FROM class_members cm JOIN people p ON p.id = cm.person_id \
+             WHERE cm.class_id = ?1 AND cm.role = 'eleve' AND p.left_on IS NULL \
+             ORDER BY p.surname, p.first_names",
+        )?
+        .query_map([&class[..]], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let index: HashMap<Id, usize> = pupils_raw
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.0, i))
+        .collect();
+    let subject_index: HashMap<Id, usize> = subjects
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id, i))
+        .collect();
+
+    let mut input = compute::ClassPeriod {
+        subjects: subjects
+            .iter()
+            .map(|s| compute::Subject {
+                coefficient: s.coefficient,
+            })
+            .collect(),
+        pupils: vec![
+            compute::Pupil {
+                marks: vec![Vec::new(); subjects.len()],
+                sanctioned: false,
+            };
+            pupils_raw.len()
+        ],
+    };
+    let mut missing = std::collections::BTreeSet::new();
+    let mut st = conn.prepare_cached(
+        "SELECT m.pupil_id, a.subject_id, s.name, a.kind, m.status, m.value, a.scale \
+         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subjects s ON s.id = a.subject_id \
+         WHERE a.period_id = ?2 AND m.pupil_id IN \
+               (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve')",
+    )?;
+    let mut rows = st.query(params![&class[..], &period.id[..]])?;
+    while let Some(r) = rows.next()? {
+        let pupil: Id = r.get(0)?;
+        let subject: Id = r.get(1)?;
+        let Some(&pi) = index.get(&pupil) else {
+            continue;
+        };
+        let Some(&si) = subject_index.get(&subject) else {
+            missing.insert(r.get::<_, String>(2)?);
+            continue;
+        };
+        let kind: String = r.get(3)?;
+        let status: String = r.get(4)?;
+        let Some(value) = Value::from_row(&status, r.get(5)?) else {
+            continue;
+        };
+        input.pupils[pi].marks[si].push(compute::Mark {
+            kind: if kind == "composition" {
+                Kind::Composition
+            } else {
+                Kind::Class
+            },
+            entry: value.entry(r.get(6)?),
+        });
+    }
+    drop(rows);
+
+    let mut pupils = Vec::with_capacity(pupils_raw.len());
+    let mut absences = conn.prepare_cached(
+        "SELECT kind, status = 'acceptee', SUM(minutes) FROM absences \
+         WHERE pupil_id = ?1 AND on_date BETWEEN ?2 AND ?3 GROUP BY 1, 2",
+    )?;
+    let mut sanctions = conn.prepare_cached(
+        "SELECT kind, days FROM sanctions WHERE pupil_id = ?1 AND cancelled_at IS NULL \
+         AND decided_on BETWEEN ?2 AND ?3 ORDER BY decided_on",
+    )?;
+    for (i, (id, surname, first_names, matricule, sex, birth)) in pupils_raw.into_iter().enumerate()
+    {
+        let mut row = PupilRow {
+            id,
+            surname,
+            first_names,
+            matricule,
+            sex,
+            birth_date: birth,
+            absence_minutes: (0, 0),
+            late_minutes: (0, 0),
+            sanctions: Vec::new(),
+        };
+        let mut q = absences.query(params![&id[..], period.starts_on, period.ends_on])?;
+        while let Some(r) = q.next()? {
+            let (kind, justified, minutes): (String, bool, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let slot = if kind == "absence" {
+                &mut row.absence_minutes
+            } else {
+                &mut row.late_minutes
+            };
+            if justified {
+                slot.0 += minutes;
+            } else {
+                slot.1 += minutes;
+            }
+        }
+        let mut q = sanctions.query(params![&id[..], period.starts_on, period.ends_on])?;
+        while let Some(r) = q.next()? {
+            let kind: String = r.get(0)?;
+            let days: Option<i64> = r.get(1)?;
+            row.sanctions.push(match kind.as_str() {
+                "avertissement" => "Avertissement".to_string(),
+                "blame" => "Blâme".to_string(),
+                "exclusion_temporaire" => {
+                    format!("Exclusion temporaire ({} j)", days.unwrap_or(0))
+                }
+                _ => "Exclusion définitive".to_string(),
+            });
+        }
+        input.pupils[i].sanctioned = !row.sanctions.is_empty();
+        pupils.push(row);
+    }
+
+    Ok(Some(ClassPeriodData {
+        class_id: *class,
+        class_name,
+        settings: settings(conn, &year)?,
+        period: period.clone(),
+        subjects,
+        missing_coefficients: missing.into_iter().collect(),
+        pupils,
+        input,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conseil de classe
+
+#[derive(Debug, Clone, Default)]
+pub struct Council {
+    /// Per pupil: remarks and decision.
+    pub records: HashMap<Id, (String, Option<String>)>,
+    /// Per (pupil, subject): the teacher's appreciation.
+    pub appreciations: HashMap<(Id, Id), String>,
+}
+
+pub fn council(conn: &Connection, class: &Id, period: &Id) -> Result<Council, DbError> {
+    let mut c = Council::default();
+    let mut st = conn.prepare_cached(
+        "SELECT pupil_id, remarks, decision FROM council_records WHERE class_id = ?1 AND period_id = ?2",
+    )?;
+    let mut rows = st.query(params![&class[..], &period[..]])?;
+    while let Some(r) = rows.next()? {
+        c.records.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
+    }
+    drop(rows);
+    let mut st = conn.prepare_cached(
+        "SELECT a.pupil_id, a.subject_id, a.text FROM subject_appreciations a \
+         WHERE a.period_id = ?2 AND a.pupil_id IN (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve')",
+    )?;
+    let mut rows = st.query(params![&class[..], &period[..]])?;
+    while let Some(r) = rows.next()? {
+        c.appreciations.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+    }
+    Ok(c)
+}
+
+/// Write (or clear, with an empty text) a teacher's appreciation. Returns whether it changed.
+pub fn set_appreciation(
+    conn: &Connection,
+    scope: &str,
+    period: &Id,
+    pupil: &Id,
+    subject: &Id,
+    text: &str,
+    by: &Id,
+) -> Result<bool, DbError> {
+    let old: Option<String> = conn
+        .prepare_cached(
+            "SELECT text FROM subject_appreciations WHERE period_id = ?1 AND pupil_id = ?2 AND subject_id = ?3",
+        )?
+        .query_row(params![&period[..], &pupil[..], &subject[..]], |r| r.get(0))
+        .optional()?;
+    if old.as_deref().unwrap_or("") == text {
+        return Ok(false);
+    }
+    if text.is_empty() {
+        conn.prepare_cached(
+            "DELETE FROM subject_appreciations WHERE period_id = ?1 AND pupil_id = ?2 AND subject_id = ?3",
+        )?
+        .execute(params![&period[..], &pupil[..], &subject[..]])?;
+    } else {
+        conn.prepare_cached(
+            "INSERT INTO subject_appreciations (id, scope, period_id, pupil_id, subject_id, text, written_by, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (period_id, pupil_id, subject_id) \
+             DO UPDATE SET text = excluded.text, written_by = excluded.written_by, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            &db::new_id()[..],
+            scope,
+            &period[..],
+            &pupil[..],
+            &subject[..],
+            text,
+            &by[..],
+            db::now()
+        ])?;
+    }
+    Ok(true)
+}
+
+/// Write the council's remarks and decision on a pupil. Returns whether it changed; audited.
+#[allow(clippy::too_many_arguments)]
+pub fn set_council_record(
+    conn: &Connection,
+    scope: &str,
+    class: &Id,
+    period: &Id,
+    pupil: &Id,
+    remarks: &str,
+    decision: Option<&str>,
+    by: &Id,
+) -> Result<bool, DbError> {
+    let old: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT remarks, decision FROM council_records WHERE period_id = ?1 AND pupil_id = ?2",
+        )?
+        .query_row(params![&period[..], &pupil[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let unchanged = match &old {
+        Some((r, d)) => r == remarks && d.as_deref() == decision,
+        None => remarks.is_empty() && decision.is_none(),
+    };
+    if unchanged {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "INSERT INTO council_records (id, scope, period_id, class_id, pupil_id, remarks, decision, updated_by, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (period_id, pupil_id) \
+         DO UPDATE SET class_id = excluded.class_id, remarks = excluded.remarks, decision = excluded.decision, \
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        &db::new_id()[..],
+        scope,
+        &period[..],
+        &class[..],
+        &pupil[..],
+        remarks,
+        decision,
+        &by[..],
+        db::now()
+    ])?;
+    if old.as_ref().and_then(|o| o.1.as_deref()) != decision {
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(by),
+                action: "grades.council.decision",
+                object_type: Some("person"),
+                object_id: Some(pupil),
+                old: old.as_ref().and_then(|o| o.1.as_deref()),
+                new: decision,
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(true)
+}
+
+/// Is `person` the professeur principal of `class`?
+pub fn is_principal(conn: &Connection, person: &Id, class: &Id) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM class_members WHERE class_id = ?1 AND person_id = ?2 AND role = 'principal'",
+        )?
+        .query_row(params![&class[..], &person[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The classes whose professeur principal is `person`.
+pub fn principal_of(conn: &Connection, person: &Id) -> Result<Vec<(Id, String)>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \
+         WHERE cm.person_id = ?1 AND cm.role = 'principal' ORDER BY c.name",
+    )?;
+    let rows = st
+        .query_map([&person[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_marks() {
+        assert_eq!(parse_value("12,5", 20.0), Ok(Some(Value::Note(12.5))));
+        assert_eq!(parse_value(" 7.25 ", 10.0), Ok(Some(Value::Note(7.25))));
+        assert_eq!(parse_value("", 20.0), Ok(None));
+        assert_eq!(parse_value("ABS", 20.0), Ok(Some(Value::Absent)));
+        assert_eq!(parse_value("exc", 20.0), Ok(Some(Value::Excused)));
+        assert_eq!(parse_value("nn", 20.0), Ok(Some(Value::NotAssessed)));
+        assert!(
+            parse_value("21", 20.0)
+                .unwrap_err()
+                .contains("hors du barème")
+        );
+        assert!(parse_value("-1", 20.0).is_err());
+        assert!(
+            parse_value("12,555", 20.0)
+                .unwrap_err()
+                .contains("décimales")
+        );
+        assert!(
+            parse_value("douze", 20.0)
+                .unwrap_err()
+                .contains("ni une note")
+        );
+        assert!(parse_value("NaN", 20.0).is_err());
+        assert_eq!(fmt_number(12.5), "12,5");
+        assert_eq!(fmt_number(14.0), "14");
+        assert_eq!(fmt_number(13.25), "13,25");
+    }
+}
