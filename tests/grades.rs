@@ -1,0 +1,531 @@
+//! Marks over HTTP against the demo school: a teacher creates an assessment and types a grid
+//! (a mark outside the scale saves nothing and names the pupil), publishes it, the pupil and the
+//! parent see it only then; a spreadsheet round trip; closing the period locks the teacher out
+//! and lets the direction correct, audited; a hand-computed class in the conseil de classe.
+
+mod common;
+
+use common::{TestServer, audit_count, location};
+use kekeli::db::DbError;
+use kekeli::grades::store as gs;
+use kekeli::policy::Role;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn q(server: &TestServer, sql: &str, p: &[u8]) -> Vec<u8> {
+    let (sql, p) = (sql.to_string(), p.to_vec());
+    server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(&sql, [&p], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(DbError::from)
+        })
+        .expect("query")
+}
+
+fn text(server: &TestServer, sql: &str, p: &[u8]) -> String {
+    let (sql, p) = (sql.to_string(), p.to_vec());
+    server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(&sql, [&p], |r| r.get::<_, String>(0))
+                .map_err(DbError::from)
+        })
+        .expect("query")
+}
+
+fn marks_of(server: &TestServer, assessment: &[u8]) -> Vec<(String, Option<f64>)> {
+    let a = assessment.to_vec();
+    server
+        .db
+        .read_blocking(move |c| {
+            let mut st = c.prepare(
+                "SELECT status, value FROM marks WHERE assessment_id = ?1 ORDER BY pupil_id",
+            )?;
+            let rows = st
+                .query_map([&a], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, DbError>(rows)
+        })
+        .expect("marks")
+}
+
+fn person_of(server: &TestServer, role: Role) -> Vec<u8> {
+    q(
+        server,
+        "SELECT person_id FROM accounts WHERE login = CAST(?1 AS TEXT)",
+        server.login_of(role).login.as_bytes(),
+    )
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The current lycée period: (id, first day).
+fn current_period(server: &TestServer) -> (Vec<u8>, String) {
+    let today = kekeli::people::today();
+    let id = q(
+        server,
+        "SELECT id FROM periods WHERE cycle = 'lycee' ORDER BY (starts_on <= CAST(?1 AS TEXT) AND ends_on >= CAST(?1 AS TEXT)) DESC, starts_on DESC LIMIT 1",
+        today.as_bytes(),
+    );
+    let starts = text(server, "SELECT starts_on FROM periods WHERE id = ?1", &id);
+    (id, starts)
+}
+
+#[tokio::test]
+async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
+    let server = TestServer::start().await;
+    let teacher = person_of(&server, Role::Enseignant);
+    let pupil = person_of(&server, Role::Eleve);
+    let class = q(
+        &server,
+        "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
+        &pupil,
+    );
+    // The demo teacher teaches EPS to the demo pupil's class, whatever the demo drew.
+    let subject = q(
+        &server,
+        "SELECT id FROM subjects WHERE code = CAST(?1 AS TEXT)",
+        b"EPS",
+    );
+    {
+        let (t, c, s) = (teacher.clone(), class.clone(), subject.clone());
+        server
+            .db
+            .write_blocking(move |tx| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO teachings (id, scope, school_year_id, teacher_id, class_id, subject_id, hours_per_week) \
+                     SELECT ?1, 'school:TEST', id, ?2, ?3, ?4, 2 FROM school_years LIMIT 1",
+                    (&kekeli::db::new_id()[..], &t, &c, &s),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("teaching");
+    }
+    let pupil_name = text(
+        &server,
+        "SELECT surname || ' ' || first_names FROM people WHERE id = ?1",
+        &pupil,
+    );
+    let pupil_matricule = text(
+        &server,
+        "SELECT matricule FROM people WHERE id = ?1",
+        &pupil,
+    );
+    let (period, starts) = current_period(&server);
+    let course = format!("{}-{}", hex(&class), hex(&subject));
+
+    let t = server.logged_in(Role::Enseignant).await;
+    let home = t.text("/notes").await;
+    assert!(home.contains(&format!("/notes/nouvelle?cours={course}")));
+    // A date outside the period is refused with the period's dates.
+    let r = t
+        .post(
+            "/notes/evaluations",
+            &[
+                ("cours", &course),
+                ("periode", &hex(&period)),
+                ("kind", "devoir"),
+                ("titre", "Devoir de test"),
+                ("date", "1999-01-04"),
+                ("bareme", "20"),
+            ],
+        )
+        .await;
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    let r = t
+        .post(
+            "/notes/evaluations",
+            &[
+                ("cours", &course),
+                ("periode", &hex(&period)),
+                ("kind", "devoir"),
+                ("titre", "Devoir de test"),
+                ("date", &starts),
+                ("bareme", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let grid_url = location(&r);
+    let assessment = unhex(grid_url.trim_start_matches("/notes/evaluation/"));
+    let grid = t.text(&grid_url).await;
+    assert!(grid.contains(&pupil_name), "the pupil is on the grid");
+    let pupils: Vec<Vec<u8>> = {
+        let c = class.clone();
+        server
+            .db
+            .read_blocking(move |db| {
+                let mut st = db.prepare(
+                    "SELECT p.id FROM class_members m JOIN people p ON p.id = m.person_id \
+                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL ORDER BY p.id",
+                )?;
+                let rows = st
+                    .query_map([&c], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, DbError>(rows)
+            })
+            .expect("pupils")
+    };
+    let others: Vec<&Vec<u8>> = pupils.iter().filter(|p| **p != pupil).collect();
+    assert!(others.len() >= 2);
+    let field = |p: &[u8]| format!("n_{}", hex(p));
+    let (f0, f1, f2) = (field(&pupil), field(others[0]), field(others[1]));
+
+    // One mark out of the scale: 422, the pupil named, nothing written.
+    let audits = audit_count(&server, "grades.mark");
+    let r = t
+        .post(&grid_url, &[(&f0, "21"), (&f1, "abs"), (&f2, "12,5")])
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains(&format!("{pupil_name} : 21 est hors du barème")),
+        "the error names the pupil"
+    );
+    assert!(body.contains("value=\"21\""), "the typed values are kept");
+    assert!(marks_of(&server, &assessment).is_empty(), "nothing saved");
+    assert_eq!(audit_count(&server, "grades.mark"), audits);
+
+    // A valid grid: one request, three marks, three audit rows.
+    let r = t
+        .post(&grid_url, &[(&f0, "14,5"), (&f1, "abs"), (&f2, "exc")])
+        .await;
+    assert_eq!(r.status(), 303, "{}", location(&r));
+    assert_eq!(marks_of(&server, &assessment).len(), 3);
+    assert_eq!(audit_count(&server, "grades.mark"), audits + 3);
+    // The same grid again changes nothing.
+    let r = t
+        .post(&grid_url, &[(&f0, "14,5"), (&f1, "abs"), (&f2, "exc")])
+        .await;
+    assert!(location(&r).contains("Aucune"), "{}", location(&r));
+    assert_eq!(audit_count(&server, "grades.mark"), audits + 3);
+
+    // Not visible before publication, visible after.
+    let marks_page = format!("/notes/eleve/{}", hex(&pupil));
+    let e = server.logged_in(Role::Eleve).await;
+    let p = server.logged_in(Role::Parent).await;
+    let child = q(
+        &server,
+        "SELECT child_id FROM guardianships WHERE parent_id = ?1",
+        &person_of(&server, Role::Parent),
+    );
+    let child_page = format!("/notes/eleve/{}", hex(&child));
+    assert!(!e.text(&marks_page).await.contains("Devoir de test"));
+    let r = t.post(&format!("{grid_url}/publier"), &[]).await;
+    assert_eq!(r.status(), 303);
+    let seen = e.text(&marks_page).await;
+    assert!(
+        seen.contains("Devoir de test") && seen.contains("14,5 / 20"),
+        "{seen}"
+    );
+    if child == pupil {
+        assert!(p.text(&child_page).await.contains("14,5 / 20"));
+    }
+    assert_eq!(
+        p.get(&marks_page.replace(&hex(&pupil), &hex(others[0])))
+            .await
+            .status(),
+        403
+    );
+
+    // Spreadsheet round trip: the export re-imports to no change; a bad line changes nothing
+    // and is reported with its line and column; the fixed file applies.
+    let csv = t.text(&format!("{grid_url}/export.csv")).await;
+    assert!(csv.contains("Matricule;Nom et prénoms;Note"), "{csv}");
+    assert!(csv.contains(&format!("{pupil_matricule};{pupil_name};14,5")));
+    let import = |bytes: Vec<u8>, name: &'static str| {
+        let t = &t;
+        let url = format!("{grid_url}/import");
+        async move {
+            t.post_multipart(&url, &[], Some(("fichier", name, bytes)))
+                .await
+        }
+    };
+    let r = import(csv.clone().into_bytes(), "notes.csv").await;
+    assert!(location(&r).contains("Aucune"), "{}", location(&r));
+    let bad = csv
+        .replace(&format!("{pupil_name};14,5"), &format!("{pupil_name};16"))
+        .replace(";exc", ";25");
+    let r = import(bad.into_bytes(), "notes.csv").await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("colonne C (Note)") && body.contains("25 est hors du barème"),
+        "{body}"
+    );
+    assert!(
+        marks_of(&server, &assessment)
+            .iter()
+            .any(|m| m.1 == Some(14.5)),
+        "unchanged"
+    );
+    let fixed = csv.replace(&format!("{pupil_name};14,5"), &format!("{pupil_name};16"));
+    let r = import(fixed.into_bytes(), "notes.csv").await;
+    assert!(location(&r).contains("1%20modifi"), "{}", location(&r));
+    assert!(
+        marks_of(&server, &assessment)
+            .iter()
+            .any(|m| m.1 == Some(16.0))
+    );
+    let xlsx = t
+        .get(&format!("{grid_url}/export.xlsx"))
+        .await
+        .bytes()
+        .await
+        .expect("xlsx")
+        .to_vec();
+    assert!(xlsx.starts_with(b"PK"));
+    let r = import(xlsx, "notes.xlsx").await;
+    assert!(
+        location(&r).contains("Aucune"),
+        "XLSX round trip: {}",
+        location(&r)
+    );
+
+    // The direction closes the period: the teacher can no longer change, the direction can.
+    let d = server.logged_in(Role::Direction).await;
+    let r = d
+        .post(&format!("/notes/periode/{}/cloturer", hex(&period)), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = t.post(&grid_url, &[(&f0, "10")]).await;
+    assert_eq!(r.status(), 400, "closed period");
+    let before = audit_count(&server, "grades.mark");
+    let r = d.post(&grid_url, &[(&f0, "17")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(audit_count(&server, "grades.mark"), before + 1);
+    let last: String = {
+        server
+            .db
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT old_value || ' → ' || new_value FROM audit_log WHERE action = 'grades.mark' ORDER BY rowid DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("audit")
+    };
+    assert!(
+        last.starts_with("16 (") && last.contains("→ 17 /20"),
+        "{last}"
+    );
+    // Every assessment of the closed period is now published.
+    let unpublished: i64 = {
+        let p = period.clone();
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM assessments WHERE period_id = ?1 AND published_at IS NULL",
+                    [&p],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("count")
+    };
+    assert_eq!(unpublished, 0);
+    server.stop().await;
+}
+
+/// DOMAIN.md's rules end to end: a class built by hand, its council table shows the averages,
+/// ranks (with a tie) and statistics computed with a pencil.
+#[tokio::test]
+async fn the_council_table_shows_hand_computed_averages_and_ranks() {
+    let server = TestServer::start().await;
+    let teacher = person_of(&server, Role::Enseignant);
+    let (period, starts) = current_period(&server);
+    let setup = {
+        let (teacher, period) = (teacher.clone(), period.clone());
+        move |tx: &rusqlite::Transaction<'_>| -> Result<(Vec<u8>, Vec<Vec<u8>>), DbError> {
+            let scope = "school:TEST";
+            let year: Vec<u8> = tx.query_row(
+                "SELECT school_year_id FROM periods WHERE id = ?1",
+                [&period],
+                |r| r.get(0),
+            )?;
+            let year: [u8; 16] = year.try_into().map_err(|_| DbError::Schema("id".into()))?;
+            let teacher: [u8; 16] = teacher
+                .try_into()
+                .map_err(|_| DbError::Schema("id".into()))?;
+            let period: [u8; 16] = period
+                .try_into()
+                .map_err(|_| DbError::Schema("id".into()))?;
+            let class = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO classes (id, scope, name, level, serie) VALUES (?1, ?2, '2nde ESSAI', '2nde', 'ESSAI')",
+                (&class[..], scope),
+            )?;
+            tx.execute(
+                "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'principal')",
+                (&kekeli::db::new_id()[..], scope, &class[..], &teacher[..]),
+            )?;
+            let mut subjects = Vec::new();
+            for (code, name, coef) in [
+                ("TM", "Maths essai", 4.0),
+                ("TF", "Français essai", 2.0),
+                ("TE", "EPS essai", 1.0),
+            ] {
+                let s = kekeli::school::upsert_subject(tx, scope, code, name, "sciences")?;
+                kekeli::school::set_coefficient(tx, scope, &year, "2nde", "ESSAI", &s, coef)?;
+                kekeli::school::add_teaching(tx, scope, &year, &teacher, &class, &s, 2.0)?;
+                subjects.push(s);
+            }
+            let mut pupils = Vec::new();
+            for (surname, sex) in [("AAA", "F"), ("BBB", "M"), ("CCC", "M"), ("DDD", "F")] {
+                let (p, _, _) = kekeli::auth::store::create_person(
+                    tx,
+                    scope,
+                    &kekeli::auth::store::NewPerson {
+                        surname: surname.into(),
+                        first_names: "Essai".into(),
+                        sex: Some(sex.into()),
+                        matricule: Some(format!("ESSAI-{surname}")),
+                        roles: vec![Role::Eleve],
+                        ..Default::default()
+                    },
+                )?;
+                tx.execute(
+                    "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'eleve')",
+                    (&kekeli::db::new_id()[..], scope, &class[..], &p[..]),
+                )?;
+                pupils.push(p);
+            }
+            // (subject, kind, marks of A, B, C, D); None = no mark.
+            type Plan = (usize, &'static str, [Option<f64>; 4]);
+            let plan: [Plan; 8] = [
+                (
+                    0,
+                    "interrogation",
+                    [Some(14.0), Some(16.0), Some(8.0), None],
+                ),
+                (0, "devoir", [Some(16.0), None, None, None]),
+                (0, "composition", [Some(17.0), Some(16.0), Some(8.0), None]),
+                (1, "devoir", [Some(12.0), Some(10.0), None, None]),
+                (1, "composition", [Some(12.0), Some(14.0), Some(11.0), None]),
+                (2, "interrogation", [Some(15.0), None, None, None]),
+                (2, "composition", [None, Some(15.0), None, None]),
+                (2, "devoir", [None, None, None, None]),
+            ];
+            for (subject, kind, marks) in plan {
+                let id = gs::create_assessment(
+                    tx,
+                    scope,
+                    &gs::NewAssessment {
+                        period_id: period,
+                        class_id: Some(class),
+                        group_id: None,
+                        subject_id: subjects[subject],
+                        teacher_id: teacher,
+                        kind: kind.into(),
+                        title: String::new(),
+                        on_date: starts.clone(),
+                        scale: 20.0,
+                    },
+                )?;
+                let a = gs::assessment(tx, &id)?.ok_or(DbError::Schema("assessment".into()))?;
+                let lines = gs::grid(tx, &a)?;
+                let wanted = pupils
+                    .iter()
+                    .zip(marks)
+                    .filter_map(|(p, m)| m.map(|v| (*p, Some(gs::Value::Note(v)))))
+                    .collect();
+                gs::save_grid(tx, scope, &a, &lines, &wanted, &teacher, None)?;
+            }
+            Ok((class.to_vec(), pupils.iter().map(|p| p.to_vec()).collect()))
+        }
+    };
+    let (class, _pupils) = server.db.write_blocking(setup).expect("setup");
+
+    let t = server.logged_in(Role::Enseignant).await;
+    let page = t.text(&format!("/conseil/{}", hex(&class))).await;
+    // A: maths (15+17)/2 = 16 ×4, français 12 ×2, EPS 15 ×1 → 103/7 = 14,71.
+    // B: maths 16, français (10+14)/2 = 12, EPS composition 15 → 14,71 too: a tie.
+    // C: maths 8 ×4, français 11 ×2, no EPS → 54/6 = 9,00, third (the place after the tie).
+    assert_eq!(page.matches("<strong>14,71</strong>").count(), 2, "{page}");
+    assert!(
+        page.contains("1re ex aequo") && page.contains("1er ex aequo"),
+        "tie, with gender"
+    );
+    assert!(page.contains("<strong>9,00</strong>") && page.contains("<td>3e</td>"));
+    assert!(page.contains("Encouragements"), "distinction ≥ 14");
+    // Class statistics: maths highest 16, lowest 8, mean 13,33; overall mean 12,81.
+    assert!(
+        page.contains("<td>13,33</td>") && page.contains("<td>12,81</td>"),
+        "stats"
+    );
+
+    // Remarks are recorded; a decision before the last period of the year is refused.
+    let h = |p: &[u8]| hex(p);
+    let save = format!("/conseil/{}/{}", hex(&class), hex(&period));
+    let first = &_pupils[0];
+    let r = t
+        .post(
+            &save,
+            &[(
+                &format!("r_{}", h(first)),
+                "Très bon semestre, à poursuivre.",
+            )],
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let last_period: bool = {
+        let p = period.clone();
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT number = (SELECT MAX(number) FROM periods x WHERE x.school_year_id = p.school_year_id AND x.cycle = p.cycle) FROM periods p WHERE id = ?1",
+                    [&p],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("last")
+    };
+    let r = t
+        .post(
+            &save,
+            &[
+                (
+                    &format!("r_{}", h(first)),
+                    "Très bon semestre, à poursuivre.",
+                ),
+                (&format!("d_{}", h(first)), "admis"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        location(&r).contains("erreur="),
+        !last_period,
+        "{}",
+        location(&r)
+    );
+    let csv = t.text(&format!("{save}/resultats.csv")).await;
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("ESSAI-AAA;"))
+        .expect("pupil row");
+    assert!(
+        row.contains(";16,00;12,00;15,00;7;103,00;14,71;1re ex aequo;Bien;Encouragements;"),
+        "{row}"
+    );
+    assert!(csv.contains("Moyenne de la classe;;13,33;"), "{csv}");
+    // A teacher who is not the class's principal, the pupils and families: refused.
+    let e = server.logged_in(Role::Eleve).await;
+    assert_eq!(
+        e.get(&format!("/conseil/{}", hex(&class))).await.status(),
+        403
+    );
+    server.stop().await;
+}
