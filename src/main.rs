@@ -58,7 +58,7 @@ enum Command {
     Healthcheck,
     /// Importer un fichier CSV ou XLSX : tout ou rien, avec un rapport par ligne
     Import {
-        /// pupils, parents, staff, classes, coefficients ou timetable
+        /// pupils, parents, staff, classes, coefficients, timetable ou marks
         kind: String,
         /// Le fichier (.csv ou .xlsx)
         file: PathBuf,

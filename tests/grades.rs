@@ -440,7 +440,7 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
                     .zip(marks)
                     .filter_map(|(p, m)| m.map(|v| (*p, Some(gs::Value::Note(v)))))
                     .collect();
-                gs::save_grid(tx, scope, &a, &lines, &wanted, &teacher, None)?;
+                gs::save_grid(tx, scope, &a, &lines, &wanted, Some(&teacher), None)?;
             }
             Ok((class.to_vec(), pupils.iter().map(|p| p.to_vec()).collect()))
         }

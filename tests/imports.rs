@@ -155,6 +155,16 @@ fn the_samples_import_in_order_and_a_second_time_change_nothing() {
             &db,
             "SELECT COUNT(*) FROM audit_log WHERE action = 'import.apply'"
         ),
+        7
+    );
+    // The marks sample: two assessments and a composition in 2nde A4 1, six marks audited.
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM assessments"), 3);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM marks"), 6);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'grades.mark'"
+        ),
         6
     );
     assert!(
@@ -572,4 +582,61 @@ async fn the_secretariat_previews_then_applies_and_prints_the_new_slips() {
     let page = t.text("/imports").await;
     assert!(page.contains("Élèves") && !page.contains("Emploi du temps"));
     server.stop().await;
+}
+
+#[test]
+fn a_bad_mark_file_changes_nothing_and_names_line_column_and_pupil() {
+    let (_d, db) = fresh();
+    import_samples(&db);
+    let before = (changes(&db), count(&db, "SELECT COUNT(*) FROM marks"));
+    // Line 2 changes a mark, line 3 is above its scale, line 4 names an unknown pupil, line 5
+    // contradicts the composition's date, line 6 has an unknown type.
+    let file = "Classe;Matière;Type;Date;Barème;Titre;Matricule;Note\n\
+        2nde A4 1;MATH;Devoir;20/10/2026;20;Devoir n° 1;2026-0001;15\n\
+        2nde A4 1;MATH;Interrogation;06/10/2026;10;Interrogation n° 1;2026-0001;12\n\
+        2nde A4 1;MATH;Devoir;20/10/2026;20;Devoir n° 1;2099-9999;10\n\
+        2nde A4 1;Français;Composition;09/12/2026;20;;2026-0001;12\n\
+        2nde A4 1;Français;Exposé;09/12/2026;20;;2026-0001;12\n";
+    let r = run(&db, Kind::Marks, file.as_bytes(), &opts(false));
+    assert!(!r.applied);
+    let errors: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "ligne 3, colonne H (Note) : AGBEKO Akossiwa Élodie : 12 est hors du barème (de 0 à 10)"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("ligne 4, colonne G (Matricule)"),
+        "{errors:?}"
+    );
+    assert!(errors[2].contains("déjà sa composition"), "{errors:?}");
+    assert!(
+        errors[3].starts_with("ligne 6, colonne C (Type)"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        (changes(&db), count(&db, "SELECT COUNT(*) FROM marks")),
+        before,
+        "nothing written"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM marks WHERE value = 15"), 0);
+    // The good line alone applies, and is audited old → new.
+    let r = run(
+        &db,
+        Kind::Marks,
+        "Classe;Matière;Type;Date;Barème;Titre;Matricule;Note\n2nde A4 1;MATH;Devoir;20/10/2026;20;Devoir n° 1;2026-0001;15\n".as_bytes(),
+        &opts(false),
+    );
+    assert!(r.applied && r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.count(Action::Update), 1);
+    assert_eq!(r.lines[0].detail, "13,5 → 15");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'grades.mark' AND old_value LIKE '13,5 (%' AND new_value LIKE '15 /20%'"
+        ),
+        1
+    );
 }

@@ -21,3 +21,14 @@ document.addEventListener("DOMContentLoaded", function () {
   form.addEventListener("change", count);
   count();
 });
+// Mark grid: Enter moves to the next pupil instead of submitting (Tab works as usual).
+document.addEventListener("keydown", function (e) {
+  var t = e.target;
+  if (e.key !== "Enter" || !t.form || !t.form.classList.contains("marks") || t.tagName !== "INPUT") return;
+  var inputs = Array.prototype.slice.call(t.form.querySelectorAll("input[name^=n_]"));
+  var i = inputs.indexOf(t);
+  if (i < 0) return;
+  e.preventDefault();
+  if (i + 1 < inputs.length) { inputs[i + 1].focus(); inputs[i + 1].select(); }
+  else { t.form.querySelector("button[type=submit]").focus(); }
+});

@@ -100,7 +100,7 @@ pub fn populate(conn: &Connection, scope: &str, rng: &mut StdRng) -> Result<(), 
                 };
                 wanted.insert(l.pupil_id, Some(value));
             }
-            gs::save_grid(conn, scope, &a, &lines, &wanted, &teacher, None)?;
+            gs::save_grid(conn, scope, &a, &lines, &wanted, Some(&teacher), None)?;
             if i + 1 < plan.len() {
                 gs::publish(conn, &id, &teacher)?;
             }

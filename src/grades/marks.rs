@@ -466,7 +466,8 @@ async fn grid_save(
             match validate(&a, &lines, &fields) {
                 Ok(wanted) => {
                     let scope = crate::db::registry::school_scope(tx)?;
-                    let saved = store::save_grid(tx, &scope, &a, &lines, &wanted, &me, Some(&ip))?;
+                    let saved =
+                        store::save_grid(tx, &scope, &a, &lines, &wanted, Some(&me), Some(&ip))?;
                     Ok(Outcome::Saved(saved))
                 }
                 Err((errors, bad)) => Ok(Outcome::Invalid(Box::new(a), lines, errors, bad)),
@@ -657,7 +658,8 @@ async fn import(
             match super::sheet::from_file(&bytes, &a, &lines) {
                 Ok(wanted) => {
                     let scope = crate::db::registry::school_scope(tx)?;
-                    let saved = store::save_grid(tx, &scope, &a, &lines, &wanted, &me, Some(&ip))?;
+                    let saved =
+                        store::save_grid(tx, &scope, &a, &lines, &wanted, Some(&me), Some(&ip))?;
                     Ok(Outcome::Saved(saved))
                 }
                 Err(errors) => Ok(Outcome::Invalid(Box::new(a), lines, errors, Vec::new())),

@@ -717,7 +717,7 @@ pub fn save_grid(
     a: &Assessment,
     lines: &[GridLine],
     wanted: &HashMap<Id, Option<Value>>,
-    actor: &Id,
+    actor: Option<&Id>,
     ip: Option<&str>,
 ) -> Result<Saved, DbError> {
     let now = db::now();
@@ -751,7 +751,7 @@ pub fn save_grid(
                             &line.pupil_id[..],
                             v.number(),
                             v.status(),
-                            &actor[..],
+                            actor.map(|a| &a[..]),
                             now
                         ],
                         |r| r.get(0),
@@ -777,7 +777,7 @@ pub fn save_grid(
         audit::record(
             conn,
             &audit::Entry {
-                actor: Some(actor),
+                actor: actor.map(|a| &a[..]),
                 action: "grades.mark",
                 object_type: Some("mark"),
                 object_id: Some(&mark_id),

@@ -7,6 +7,7 @@
 //! is exactly what applying does, and one bad line changes nothing. Unchanged rows are not
 //! written, so re-importing a file writes nothing and sends nothing to the national portal.
 
+mod marks;
 mod people;
 pub mod sheet;
 mod structure;
@@ -31,17 +32,19 @@ pub enum Kind {
     Staff,
     Coefficients,
     Timetable,
+    Marks,
 }
 
 impl Kind {
     /// In the order a new school imports them.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Staff,
         Kind::Classes,
         Kind::Pupils,
         Kind::Parents,
         Kind::Coefficients,
         Kind::Timetable,
+        Kind::Marks,
     ];
 
     /// The command-line name (`kekeli import pupils …`).
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Staff => "staff",
             Kind::Coefficients => "coefficients",
             Kind::Timetable => "timetable",
+            Kind::Marks => "marks",
         }
     }
 
@@ -65,6 +69,7 @@ impl Kind {
             Kind::Staff => "personnels",
             Kind::Coefficients => "coefficients",
             Kind::Timetable => "emploi-du-temps",
+            Kind::Marks => "notes",
         }
     }
 
@@ -83,6 +88,7 @@ impl Kind {
             Kind::Staff => "Personnels",
             Kind::Coefficients => "Coefficients",
             Kind::Timetable => "Emploi du temps",
+            Kind::Marks => "Notes",
         }
     }
 
@@ -91,6 +97,7 @@ impl Kind {
         match self {
             Kind::Pupils | Kind::Parents | Kind::Staff => Capability::ManageAccounts,
             Kind::Classes | Kind::Coefficients | Kind::Timetable => Capability::ManageStructure,
+            Kind::Marks => Capability::DirectAssessment,
         }
     }
 
@@ -103,6 +110,7 @@ impl Kind {
             Kind::Staff => include_str!("../../docs/imports/personnels.csv"),
             Kind::Coefficients => include_str!("../../docs/imports/coefficients.csv"),
             Kind::Timetable => include_str!("../../docs/imports/emploi-du-temps.csv"),
+            Kind::Marks => include_str!("../../docs/imports/notes.csv"),
         }
     }
 
@@ -114,6 +122,7 @@ impl Kind {
             Kind::Staff => people::STAFF_FIELDS,
             Kind::Coefficients => structure::COEFFICIENT_FIELDS,
             Kind::Timetable => structure::SLOT_FIELDS,
+            Kind::Marks => marks::MARK_FIELDS,
         }
     }
 
@@ -310,6 +319,7 @@ pub fn run(tx: &Connection, kind: Kind, sheet: &Sheet, opts: &Options) -> Result
         Kind::Classes => structure::classes(&ctx, &cols, sheet, &mut report)?,
         Kind::Coefficients => structure::coefficients(&ctx, &cols, sheet, &mut report)?,
         Kind::Timetable => structure::timetable(&ctx, &cols, sheet, &mut report)?,
+        Kind::Marks => marks::marks(&ctx, &cols, sheet, &mut report)?,
     }
     Ok(report)
 }
