@@ -71,6 +71,13 @@ const M_TITLE: usize = 5;
 const M_MATRICULE: usize = 6;
 const M_NOTE: usize = 8;
 
+/// An assessment touched by the file: as it was, its grid, the wanted values.
+type Pending = (
+    gs::Assessment,
+    Vec<gs::GridLine>,
+    HashMap<Id, Option<Value>>,
+);
+
 /// A class or a group of the school: id, name, cycle, is a group.
 type Audience = (Id, String, String, bool);
 
@@ -135,14 +142,7 @@ pub(super) fn marks(
     let audiences = audiences(ctx.tx)?;
     let subjects = subjects(ctx.tx)?;
     // Per assessment: the grid as it was and the wanted values.
-    let mut grids: HashMap<
-        Id,
-        (
-            gs::Assessment,
-            Vec<gs::GridLine>,
-            HashMap<Id, Option<Value>>,
-        ),
-    > = HashMap::new();
+    let mut grids: HashMap<Id, Pending> = HashMap::new();
     let mut seen: HashMap<(Id, Id), usize> = HashMap::new();
     ctx.each(sheet, report, |rec, _| {
         let class_cell = cols.required(rec, M_CLASS)?;
@@ -239,13 +239,14 @@ pub(super) fn marks(
                 )?
             }
         };
-        if !grids.contains_key(&assessment) {
-            let a = gs::assessment(ctx.tx, &assessment)?.ok_or_else(|| DbError::Schema("évaluation".into()))?;
-            let lines = gs::grid(ctx.tx, &a)?;
-            grids.insert(assessment, (a, lines, HashMap::new()));
-        }
-        let Some((a, lines, wanted)) = grids.get_mut(&assessment) else {
-            return Err(DbError::Schema("évaluation".into()).into());
+        let (a, lines, wanted) = match grids.entry(assessment) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let a = gs::assessment(ctx.tx, &assessment)?
+                    .ok_or_else(|| DbError::Schema("évaluation".into()))?;
+                let lines = gs::grid(ctx.tx, &a)?;
+                e.insert((a, lines, HashMap::new()))
+            }
         };
         let matricule = cols.required(rec, M_MATRICULE)?;
         let line = lines
