@@ -143,6 +143,7 @@ fn all_routes() -> Routes {
         .merge(crate::agenda::routes())
         .merge(crate::booking::routes())
         .merge(crate::grades::routes())
+        .merge(crate::bulletins::routes())
 }
 
 /// Every declared route (method, path), for tests.

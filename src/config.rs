@@ -29,6 +29,34 @@ pub struct Config {
     pub http: HttpConfig,
     pub mdns: MdnsConfig,
     pub security: SecurityConfig,
+    pub bulletin: BulletinConfig,
+}
+
+/// The school's identity printed at the top of bulletins (DOMAIN.md, *The bulletin*).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulletinConfig {
+    /// The ministry, as the school prints it.
+    pub ministry: String,
+    /// Direction régionale de l'éducation (DRE).
+    pub directorate: String,
+    /// Inspection.
+    pub inspection: String,
+    /// Postal address and telephone of the school.
+    pub address: String,
+}
+
+impl Default for BulletinConfig {
+    fn default() -> Self {
+        BulletinConfig {
+            ministry:
+                "Ministère de l'Enseignement primaire, secondaire, technique et de l'Artisanat"
+                    .into(),
+            directorate: String::new(),
+            inspection: String::new(),
+            address: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +110,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             mdns: MdnsConfig::default(),
             security: SecurityConfig::default(),
+            bulletin: BulletinConfig::default(),
         }
     }
 }

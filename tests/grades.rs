@@ -527,5 +527,180 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         e.get(&format!("/conseil/{}", hex(&class))).await.status(),
         403
     );
+
+    // Bulletins: refused while the period is open; issued once it is closed; frozen.
+    let d = server.logged_in(Role::Direction).await;
+    let issue = format!("/bulletins/classe/{}/{}/emettre", hex(&class), hex(&period));
+    let r = d.post(&issue, &[]).await;
+    assert!(
+        location(&r).contains("erreur="),
+        "open period: {}",
+        location(&r)
+    );
+    let r = d
+        .post(&format!("/notes/periode/{}/cloturer", hex(&period)), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = d.post(&issue, &[]).await;
+    assert!(location(&r).contains("4%20bulletin"), "{}", location(&r));
+    // (id, pupil, version, PDF hash, replaced)
+    type Row = (Vec<u8>, Vec<u8>, i64, String, bool);
+    let issued = |server: &TestServer| -> Vec<Row> {
+        let c = class.clone();
+        server
+            .db
+            .read_blocking(move |db| {
+                let mut st = db.prepare(
+                    "SELECT id, pupil_id, version, pdf_sha256, replaced_at IS NOT NULL FROM bulletins WHERE class_id = ?1 ORDER BY pupil_id, version",
+                )?;
+                let rows = st
+                    .query_map([&c], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, DbError>(rows)
+            })
+            .expect("bulletins")
+    };
+    let first_issue = issued(&server);
+    assert_eq!(first_issue.len(), 4);
+    let a_bulletin = first_issue
+        .iter()
+        .find(|b| b.1 == _pupils[0])
+        .expect("A's bulletin")
+        .clone();
+    let url = format!("/bulletins/{}", hex(&a_bulletin.0));
+    let pdf = t.get(&url).await.bytes().await.expect("pdf").to_vec();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let again = d.get(&url).await.bytes().await.expect("pdf").to_vec();
+    assert_eq!(pdf, again, "a reprint is byte-identical");
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&pdf)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(sha, a_bulletin.3, "the stored hash is the file's");
+    let text = pdftotext(&pdf);
+    for expected in [
+        "RÉPUBLIQUE TOGOLAISE",
+        "BULLETIN DE NOTES",
+        "AAA Essai",
+        "ESSAI-AAA",
+        "14,71",
+        "1re ex aequo",
+        "Encouragements",
+        "Très bon semestre, à poursuivre.",
+        "Bulletin délivré en un seul exemplaire.",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    // Without the right: a pupil of another class.
+    assert_eq!(e.get(&url).await.status(), 403);
+
+    // Issuing again without asking for a re-issue changes nothing. A re-issue makes a new
+    // version only for the pupils whose printed numbers changed: D's council remarks change D's
+    // bulletin only.
+    let r = d.post(&issue, &[]).await;
+    assert!(location(&r).contains("0%20bulletin"), "{}", location(&r));
+    assert_eq!(issued(&server), first_issue);
+    let r = d
+        .post(
+            &save,
+            &[(&format!("r_{}", h(&_pupils[3])), "Aucune note ce semestre.")],
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let r = d.post(&issue, &[("reemettre", "1")]).await;
+    assert!(
+        location(&r).contains("1%20nouvelle"),
+        "only D: {}",
+        location(&r)
+    );
+    let now = issued(&server);
+    assert_eq!(now.len(), 5);
+    let d_versions: Vec<_> = now.iter().filter(|b| b.1 == _pupils[3]).collect();
+    assert_eq!(d_versions.len(), 2);
+    assert!(
+        d_versions[0].4 && !d_versions[1].4,
+        "v1 replaced, v2 current"
+    );
+    assert_eq!(
+        d.get(&format!("/bulletins/{}", hex(&d_versions[0].0)))
+            .await
+            .status(),
+        200,
+        "the old version stays traceable"
+    );
+    // A later mark change (by the direction, the period being closed) alters no issued
+    // bulletin; re-issued, it changes everyone's (the class mean is on every bulletin).
+    let maths_compo = q(
+        &server,
+        "SELECT a.id FROM assessments a JOIN subjects s ON s.id = a.subject_id WHERE a.class_id = ?1 AND s.code = 'TM' AND a.kind = 'composition'",
+        &class,
+    );
+    let r = d
+        .post(
+            &format!("/notes/evaluation/{}", hex(&maths_compo)),
+            &[(&format!("n_{}", hex(&_pupils[2])), "12")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(t.get(&url).await.bytes().await.expect("pdf").to_vec(), pdf);
+    let r = d.post(&issue, &[("reemettre", "1")]).await;
+    assert!(location(&r).contains("4%20nouvelle"), "{}", location(&r));
+    assert_eq!(
+        t.get(&url).await.bytes().await.expect("pdf").to_vec(),
+        pdf,
+        "v1 kept"
+    );
+    // The class: one PDF of all pupils, and a zip of the single files.
+    let all = d
+        .get(&format!(
+            "/bulletins/classe/{}/{}/bulletins.pdf",
+            hex(&class),
+            hex(&period)
+        ))
+        .await
+        .bytes()
+        .await
+        .expect("pdf");
+    let all_text = pdftotext(&all);
+    assert_eq!(
+        all_text.matches("BULLETIN DE NOTES").count(),
+        4,
+        "{all_text}"
+    );
+    let zip = d
+        .get(&format!(
+            "/bulletins/classe/{}/{}/bulletins.zip",
+            hex(&class),
+            hex(&period)
+        ))
+        .await
+        .bytes()
+        .await
+        .expect("zip");
+    assert!(zip.starts_with(b"PK"));
+    assert_eq!(zip.windows(4).filter(|w| *w == b"%PDF").count(), 4);
     server.stop().await;
+}
+
+/// The text of a PDF, by Poppler's `pdftotext` (installed by `.ci/run`).
+fn pdftotext(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("b.pdf");
+    std::fs::write(&path, pdf).expect("write");
+    let out = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is needed: apt-get install poppler-utils");
+    assert!(out.status.success(), "pdftotext failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -40,6 +40,9 @@ enum Obj {
     CouncilClass,
     /// A period that is not the current one (closing it disturbs nothing else).
     Period,
+    /// An issued bulletin: own = of the asker (the pupil, the parent's child, a pupil of the
+    /// teacher's class as its principal), other = of an unrelated pupil.
+    Bulletin,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -172,6 +175,12 @@ fn assessment_view(r: Role, own: bool) -> bool {
 }
 fn own_teaching(r: Role, own: bool) -> bool {
     r == Role::Enseignant && own
+}
+fn bulletin_printers(r: Role, own: bool) -> bool {
+    matches!(r, Role::Direction | Role::Secretariat) || (r == Role::Enseignant && own)
+}
+fn bulletin(r: Role, own: bool) -> bool {
+    own || matches!(r, Role::Direction | Role::Secretariat)
 }
 fn pupil_marks(r: Role, own: bool) -> bool {
     own || r == Role::Direction
@@ -677,6 +686,35 @@ fn matrix() -> Vec<Entry> {
             Some(assessment_view),
             &[],
         ),
+        e(
+            "GET",
+            "/bulletins/classe/{class}",
+            CouncilClass,
+            Some(bulletin_printers),
+            &[],
+        ),
+        e(
+            "POST",
+            "/bulletins/classe/{class}/{period}/emettre",
+            CouncilClass,
+            Some(direction),
+            &[],
+        ),
+        e(
+            "GET",
+            "/bulletins/classe/{class}/{period}/bulletins.pdf",
+            CouncilClass,
+            Some(bulletin_printers),
+            &[],
+        ),
+        e(
+            "GET",
+            "/bulletins/classe/{class}/{period}/bulletins.zip",
+            CouncilClass,
+            Some(bulletin_printers),
+            &[],
+        ),
+        e("GET", "/bulletins/{id}", Bulletin, Some(bulletin), &[]),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
             "GET",
@@ -803,6 +841,8 @@ struct Objects {
     other_course: String,
     period: String,
     other_period: String,
+    own_bulletin: String,
+    other_bulletin: String,
 }
 
 /// An agenda event for `audience` ("tous" or "personnel").
@@ -871,6 +911,28 @@ fn assessment_by(server: &TestServer, teacher: &[u8], period: &[u8]) -> (String,
         })
         .expect("assessment");
     (hex(&id), format!("{}-{}", hex(&class), hex(&subject)))
+}
+
+/// An issued bulletin of `pupil` in `class` for `period`, its PDF in the content store.
+fn bulletin_of(server: &TestServer, pupil: &[u8], class: &[u8], period: &[u8]) -> String {
+    let store = kekeli::files::Store::new(server.config.data_dir.join("store"));
+    let sha = store
+        .put(format!("%PDF-1.7 matrice {}", hex(pupil)).as_bytes())
+        .expect("store");
+    let (pupil, class, period) = (pupil.to_vec(), class.to_vec(), period.to_vec());
+    let id = kekeli::db::new_id();
+    server
+        .db
+        .write_blocking(move |tx| {
+            tx.execute(
+                "INSERT INTO bulletins (id, scope, pupil_id, period_id, class_id, version, pdf_sha256, numbers, numbers_sha256, issued_at) \
+                 VALUES (?1, 'school:TEST', ?2, ?3, ?4, 1 + (SELECT COUNT(*) FROM bulletins WHERE pupil_id = ?2 AND period_id = ?3), ?5, '{}', 'x', 0)",
+                (&id[..], &pupil, &period, &class, &sha),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("bulletin");
+    hex(&id)
 }
 
 /// Make `teacher` the professeur principal of `class` (the demo picks its own principals).
@@ -1109,7 +1171,11 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     let (own_assessment, own_course) = assessment_by(server, &teacher, &period);
     let (other_assessment, other_course) = assessment_by(server, &far_teacher, &period);
     make_principal(server, &teacher, &own_class);
+    let own_bulletin = bulletin_of(server, &own_person, &own_class, &period);
+    let other_bulletin = bulletin_of(server, &other_person, &other_class, &period);
     Objects {
+        own_bulletin,
+        other_bulletin,
         own_assessment,
         other_assessment,
         own_course,
@@ -1170,6 +1236,8 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::CouncilClass, true) => &o.own_class,
         (Obj::CouncilClass, false) => &o.other_class,
         (Obj::Period, _) => &o.other_period,
+        (Obj::Bulletin, true) => &o.own_bulletin,
+        (Obj::Bulletin, false) => &o.other_bulletin,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)

@@ -208,9 +208,17 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "bulletins",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
+/// Registered tables whose rows are never deleted (a trigger refuses it): issued documents.
+pub const NEVER_DELETED: &[&str] = &["bulletins"];
+
 pub const LOCAL_TABLES: &[&str] = &[
     "refinery_schema_history",
     "sync_state",
@@ -649,6 +657,14 @@ mod tests {
                     &[&per, &c, &p],
                 )
             }
+            "bulletins" => {
+                let (per, c, p) = (make("periods"), class(tx), person(tx));
+                one(
+                    "INSERT INTO bulletins (id, scope, pupil_id, period_id, class_id, version, pdf_sha256, numbers, numbers_sha256, issued_at) \
+                     VALUES (?1, 'school:TEST', ?2, ?3, ?4, 1, 'x', '{}', 'y', 0)",
+                    &[&p, &per, &c],
+                )
+            }
             other => panic!("add a row builder for the registered table {other}"),
         }
         id.to_vec()
@@ -688,7 +704,15 @@ mod tests {
                 )?;
                 assert_eq!(log_count(tx, t, "U"), before_u + 1, "{t}: update");
                 let before_d = log_count(tx, t, "D");
-                // Delete children first so foreign keys hold, then the row itself.
+                if NEVER_DELETED.contains(&t) {
+                    // Frozen documents refuse deletion, and nothing reaches the log.
+                    assert!(
+                        tx.execute(&format!("DELETE FROM \"{t}\" WHERE id = ?1"), [&id])
+                            .is_err()
+                    );
+                    assert_eq!(log_count(tx, t, "D"), before_d, "{t}: refused delete");
+                    return Ok(());
+                }
                 tx.execute(&format!("DELETE FROM \"{t}\" WHERE id = ?1"), [&id])?;
                 assert_eq!(log_count(tx, t, "D"), before_d + 1, "{t}: delete");
                 Ok::<_, DbError>(())

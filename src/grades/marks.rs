@@ -704,6 +704,8 @@ struct PupilPage {
     subjects: Vec<SubjectMarks>,
     published_only: bool,
     pupil_id: String,
+    /// Issued bulletins: (id, period, version, replaced).
+    bulletins: Vec<(String, String, i64, bool)>,
 }
 
 async fn pupil_page(
@@ -751,10 +753,17 @@ async fn pupil_page(
                 None => Vec::new(),
             };
             let settings = store::settings(c, &year.id)?;
-            Ok::<_, AppError>((name, class, periods, period, marks, settings, view))
+            let bulletins = if view == MarksView::OwnTeaching {
+                Vec::new()
+            } else {
+                crate::bulletins::of_pupil(c, &pupil)?
+            };
+            Ok::<_, AppError>((
+                name, class, periods, period, marks, settings, view, bulletins,
+            ))
         })
         .await?;
-    let (name, class, periods, period, marks, settings, view) = data;
+    let (name, class, periods, period, marks, settings, view, bulletins) = data;
     let mut subjects: Vec<SubjectMarks> = Vec::new();
     let mut inputs: Vec<Vec<compute::Mark>> = Vec::new();
     for m in &marks {
@@ -815,6 +824,10 @@ async fn pupil_page(
         subjects,
         published_only: view == MarksView::Published,
         pupil_id: id,
+        bulletins: bulletins
+            .iter()
+            .map(|b| (hex(&b.id), b.period.clone(), b.version, b.replaced))
+            .collect(),
         page,
     })
 }

@@ -1,0 +1,588 @@
+//! Bulletins de notes: issued by the direction for a class once its period is closed, each
+//! **frozen** (the PDF in the content store under its SHA-256, the numbers printed on it as JSON
+//! with their own hash); a reprint is the stored file, byte for byte. A later mark change alters
+//! no issued bulletin; a re-issue, on request only, adds a new version for the pupils whose
+//! numbers changed and keeps the old one traceable. Per class: one PDF of all pupils and a zip
+//! of single PDFs. Pupils and parents download their issued bulletins.
+
+pub mod document;
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::auth::{Can, CurrentUser, DirectAssessment};
+use crate::db::{self, DbError, audit};
+use crate::grades::store::{self as gs, Period};
+use crate::grades::{Notice, council};
+use crate::policy::{self, Capability, Principal, Role};
+use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use document::{Bulletin, Header};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/bulletins/classe/{class}", class_page)
+        .post("/bulletins/classe/{class}/{period}/emettre", issue)
+        .get(
+            "/bulletins/classe/{class}/{period}/bulletins.pdf",
+            class_pdf,
+        )
+        .get(
+            "/bulletins/classe/{class}/{period}/bulletins.zip",
+            class_zip,
+        )
+        .get("/bulletins/{id}", download)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn header(config: &crate::config::Config) -> Header {
+    Header {
+        ministry: config.bulletin.ministry.clone(),
+        directorate: config.bulletin.directorate.clone(),
+        inspection: config.bulletin.inspection.clone(),
+        school: config.school_name.clone(),
+        address: config.bulletin.address.clone(),
+    }
+}
+
+/// An issued bulletin, as listed.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub id: Id,
+    pub pupil_id: Id,
+    pub period: String,
+    pub version: i64,
+    pub issued_at: i64,
+    pub replaced: bool,
+    pub pdf_sha256: String,
+    pub numbers: String,
+    pub numbers_sha256: String,
+    pub class_id: Id,
+}
+
+const ISSUED_SELECT: &str = "SELECT b.id, b.pupil_id, p.name, b.version, b.issued_at, b.replaced_at IS NOT NULL, \
+     b.pdf_sha256, b.numbers, b.numbers_sha256, b.class_id FROM bulletins b JOIN periods p ON p.id = b.period_id";
+
+fn issued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issued> {
+    Ok(Issued {
+        id: r.get(0)?,
+        pupil_id: r.get(1)?,
+        period: r.get(2)?,
+        version: r.get(3)?,
+        issued_at: r.get(4)?,
+        replaced: r.get(5)?,
+        pdf_sha256: r.get(6)?,
+        numbers: r.get(7)?,
+        numbers_sha256: r.get(8)?,
+        class_id: r.get(9)?,
+    })
+}
+
+/// A pupil's bulletins, newest period and version first.
+pub fn of_pupil(conn: &Connection, pupil: &Id) -> Result<Vec<Issued>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{ISSUED_SELECT} WHERE b.pupil_id = ?1 ORDER BY p.starts_on DESC, b.version DESC"
+    ))?;
+    let rows = st
+        .query_map([&pupil[..]], issued_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The current (not replaced) bulletins of a class's period, by pupil name.
+pub fn of_class(conn: &Connection, class: &Id, period: &Id) -> Result<Vec<Issued>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{ISSUED_SELECT} JOIN people x ON x.id = b.pupil_id \
+         WHERE b.class_id = ?1 AND b.period_id = ?2 AND b.replaced_at IS NULL ORDER BY x.surname, x.first_names"
+    ))?;
+    let rows = st
+        .query_map(params![&class[..], &period[..]], issued_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn one(conn: &Connection, id: &Id) -> Result<Option<Issued>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!("{ISSUED_SELECT} WHERE b.id = ?1"))?
+        .query_row([&id[..]], issued_row)
+        .optional()?)
+}
+
+/// What an issue did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IssueReport {
+    pub issued: usize,
+    pub new_versions: usize,
+    pub unchanged: usize,
+}
+
+/// The bulletins of a class's period as they would be printed now, with the pupils' current
+/// issued versions (read side of an issue; rendering happens outside the database).
+pub struct Draft {
+    pub bulletins: Vec<(Id, Bulletin, String, String)>,
+    pub current: HashMap<Id, (i64, String)>,
+}
+
+pub fn draft(
+    conn: &Connection,
+    config: &crate::config::Config,
+    class: &Id,
+    period: &Period,
+) -> Result<Option<Draft>, DbError> {
+    let Some(r) = council::results(conn, class, period)? else {
+        return Ok(None);
+    };
+    let year: String = conn.query_row(
+        "SELECT name FROM school_years WHERE id = ?1",
+        [&period.school_year_id[..]],
+        |r| r.get(0),
+    )?;
+    let principal: String = conn
+        .query_row(
+            "SELECT p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
+             WHERE m.class_id = ?1 AND m.role = 'principal' LIMIT 1",
+            [&class[..]],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    let docs = document::of_class(&r, &header(config), &year, &principal);
+    let bulletins = r
+        .data
+        .pupils
+        .iter()
+        .zip(docs)
+        .map(|(p, b)| {
+            let numbers = serde_json::to_string(&b).unwrap_or_default();
+            let hash = sha256_hex(numbers.as_bytes());
+            (p.id, b, numbers, hash)
+        })
+        .collect();
+    let mut current = HashMap::new();
+    for i in of_class(conn, class, &period.id)? {
+        current.insert(i.pupil_id, (i.version, i.numbers_sha256));
+    }
+    Ok(Some(Draft { bulletins, current }))
+}
+
+/// Which bulletins of a draft are to be written: every pupil without one; with `reissue`, also
+/// those whose numbers changed since their current version.
+pub fn to_issue(d: &Draft, reissue: bool) -> (Vec<usize>, usize) {
+    let mut out = Vec::new();
+    let mut unchanged = 0;
+    for (i, (pupil, _, _, hash)) in d.bulletins.iter().enumerate() {
+        match d.current.get(pupil) {
+            None => out.push(i),
+            Some((_, h)) if reissue && h != hash => out.push(i),
+            Some(_) => unchanged += 1,
+        }
+    }
+    (out, unchanged)
+}
+
+/// Write rendered bulletins: store the PDFs, add the rows (a new version replaces the current
+/// one), audit.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    conn: &Connection,
+    files: &crate::files::Store,
+    class: &Id,
+    period: &Id,
+    rendered: &[Rendered],
+    actor: Option<&Id>,
+) -> Result<IssueReport, DbError> {
+    let scope = db::registry::school_scope(conn)?;
+    let now = db::now();
+    let mut report = IssueReport::default();
+    for (pupil, pdf, numbers, numbers_hash) in rendered {
+        let sha = files
+            .put(pdf)
+            .map_err(|e| DbError::Schema(format!("magasin de fichiers : {e}")))?;
+        let last: Option<i64> = conn
+            .prepare_cached(
+                "SELECT MAX(version) FROM bulletins WHERE pupil_id = ?1 AND period_id = ?2",
+            )?
+            .query_row(params![&pupil[..], &period[..]], |r| r.get(0))?;
+        conn.prepare_cached(
+            "UPDATE bulletins SET replaced_at = ?3 WHERE pupil_id = ?1 AND period_id = ?2 AND replaced_at IS NULL",
+        )?
+        .execute(params![&pupil[..], &period[..], now])?;
+        let version = last.unwrap_or(0) + 1;
+        let id = db::new_id();
+        conn.prepare_cached(
+            "INSERT INTO bulletins (id, scope, pupil_id, period_id, class_id, version, pdf_sha256, numbers, \
+                 numbers_sha256, issued_at, issued_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            &id[..],
+            scope,
+            &pupil[..],
+            &period[..],
+            &class[..],
+            version,
+            sha,
+            numbers,
+            numbers_hash,
+            now,
+            actor.map(|a| &a[..])
+        ])?;
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: actor.map(|a| &a[..]),
+                action: "bulletin.issue",
+                object_type: Some("bulletin"),
+                object_id: Some(&id),
+                new: Some(&format!("version {version}, pdf {sha}")),
+                ..Default::default()
+            },
+        )?;
+        if version > 1 {
+            report.new_versions += 1;
+        } else {
+            report.issued += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// A rendered bulletin: pupil, PDF, numbers (JSON) and their hash.
+pub type Rendered = (Id, Vec<u8>, String, String);
+
+/// Render the PDFs of the chosen bulletins.
+pub fn render_pdfs(d: &Draft, chosen: &[usize]) -> Result<Vec<Rendered>, String> {
+    chosen
+        .iter()
+        .map(|&i| {
+            let (pupil, b, numbers, hash) = &d.bulletins[i];
+            Ok((*pupil, document::pdf(b)?, numbers.clone(), hash.clone()))
+        })
+        .collect()
+}
+
+/// Issue a class's bulletins in one go (used by the page, the CLI and the benchmark).
+pub fn issue_class_blocking(
+    app_db: &crate::db::Db,
+    config: &crate::config::Config,
+    class: Id,
+    period: Id,
+    reissue: bool,
+    actor: Option<Id>,
+) -> Result<IssueReport, String> {
+    let cfg = config.clone();
+    let (p, d) = app_db
+        .read_blocking(move |c| {
+            let p = gs::period(c, &period)?
+                .ok_or_else(|| DbError::Schema("période inconnue".into()))?;
+            let d = draft(c, &cfg, &class, &p)?;
+            Ok::<_, DbError>((p, d))
+        })
+        .map_err(|e| e.to_string())?;
+    if p.closed_at.is_none() {
+        return Err(format!(
+            "Le {} n'est pas clôturé : la direction le clôture d'abord, puis émet les bulletins.",
+            p.name
+        ));
+    }
+    let d = d.ok_or("classe inconnue")?;
+    let (chosen, unchanged) = to_issue(&d, reissue);
+    let rendered = render_pdfs(&d, &chosen)?;
+    let files = crate::files::Store::new(config.data_dir.join("store"));
+    let mut report = app_db
+        .write_blocking(move |tx| record(tx, &files, &class, &period, &rendered, actor.as_ref()))
+        .map_err(|e| e.to_string())?;
+    report.unchanged = unchanged;
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+/// May `who` see (and print) a class's bulletins? The direction, the secrétariat (printing),
+/// the professeur principal.
+fn may_print(who: &Principal, is_principal: bool) -> bool {
+    who.any_of(&[Role::Direction, Role::Secretariat]) || (who.has(Role::Enseignant) && is_principal)
+}
+
+fn class_access(
+    c: &Connection,
+    who: &Principal,
+    class: &Id,
+    period: Option<Id>,
+) -> Result<Period, AppError> {
+    let principal = gs::is_principal(c, &who.person_id, class)?;
+    if !may_print(who, principal) {
+        return Err(AppError::Forbidden);
+    }
+    let cycle = gs::class_cycle(c, class)?;
+    let today = crate::people::today();
+    let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
+    match period {
+        Some(p) => gs::period(c, &p)?
+            .filter(|p| p.cycle == cycle)
+            .ok_or(AppError::NotFound),
+        None => gs::period_at(c, &year.id, &cycle, &today)?.ok_or(AppError::NotFound),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "bulletins/class.html")]
+struct ClassPage {
+    page: Page,
+    class_id: String,
+    class: String,
+    period_id: String,
+    period: String,
+    periods: Vec<(String, String, bool)>,
+    closed: bool,
+    can_issue: bool,
+    pupils: Vec<(String, String, String)>,
+    missing: usize,
+    notice: String,
+    error: String,
+}
+
+async fn class_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(class): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let wanted = id_from_hex(&q.periode);
+    let (name, p, periods, rows, issued) = state
+        .db
+        .read(move |c| {
+            let p = class_access(c, &who, &class_id, wanted)?;
+            let name = crate::people::class_name(c, &class_id)?.ok_or(AppError::NotFound)?;
+            let periods = gs::periods(c, &p.school_year_id, &p.cycle)?;
+            let pupils: Vec<(Id, String)> = c
+                .prepare(
+                    "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
+                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL ORDER BY p.surname, p.first_names",
+                )?
+                .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let issued = of_class(c, &class_id, &p.id)?;
+            Ok::<_, AppError>((name, p, periods, pupils, issued))
+        })
+        .await?;
+    let by_pupil: HashMap<Id, &Issued> = issued.iter().map(|i| (i.pupil_id, i)).collect();
+    let pupils: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|(id, n)| match by_pupil.get(id) {
+            Some(i) => (
+                n.clone(),
+                hex(&i.id),
+                format!("version {} · {}", i.version, date_of(i.issued_at)),
+            ),
+            None => (n.clone(), String::new(), String::new()),
+        })
+        .collect();
+    let missing = pupils.iter().filter(|p| p.1.is_empty()).count();
+    render(&ClassPage {
+        class_id: class,
+        class: name,
+        period_id: hex(&p.id),
+        period: p.name.clone(),
+        periods: periods
+            .iter()
+            .map(|x| (hex(&x.id), x.name.clone(), x.id == p.id))
+            .collect(),
+        closed: p.closed_at.is_some(),
+        can_issue: policy::allows(&user.principal(), Capability::DirectAssessment),
+        pupils,
+        missing,
+        notice: q.ok,
+        error: q.erreur,
+        page,
+    })
+}
+
+fn date_of(at: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    crate::school::calendar::french(t.date())
+}
+
+async fn issue(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    Path((class, period)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
+    let reissue = form.iter().any(|(k, v)| k == "reemettre" && v == "1");
+    let me = user.person_id;
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        issue_class_blocking(&st.db, &st.config, class_id, period_id, reissue, Some(me))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    let back = format!("/bulletins/classe/{class}?periode={period}");
+    Ok(match result {
+        Ok(r) => Redirect::to(&format!(
+            "{back}&ok={}",
+            urlencode(&format!(
+                "{} bulletin(s) émis, {} nouvelle(s) version(s), {} inchangé(s).",
+                r.issued, r.new_versions, r.unchanged
+            ))
+        )),
+        Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
+    }
+    .into_response())
+}
+
+async fn class_pdf(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((class, period)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (name, p, issued) = state
+        .db
+        .read(move |c| {
+            let p = class_access(c, &who, &class_id, Some(period_id))?;
+            let name = crate::people::class_name(c, &class_id)?.unwrap_or_default();
+            Ok::<_, AppError>((name, p, of_class(c, &class_id, &period_id)?))
+        })
+        .await?;
+    if issued.is_empty() {
+        return Err(AppError::BadRequest(
+            "Aucun bulletin émis pour cette classe et cette période.".into(),
+        ));
+    }
+    // The frozen numbers, laid out again: the same pages as the single PDFs.
+    let bulletins: Vec<Bulletin> = issued
+        .iter()
+        .filter_map(|i| serde_json::from_str(&i.numbers).ok())
+        .collect();
+    let title = format!("Bulletins {name} — {}", p.name);
+    let bytes = tokio::task::spawn_blocking(move || document::pdf_all(&title, &bulletins))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::Internal)?;
+    Ok(crate::files::download(
+        bytes,
+        "application/pdf",
+        &crate::files::safe_name(&format!("bulletins {name} {}.pdf", p.name), "bulletins.pdf"),
+    ))
+}
+
+async fn class_zip(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((class, period)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (name, p, issued, names) = state
+        .db
+        .read(move |c| {
+            let p = class_access(c, &who, &class_id, Some(period_id))?;
+            let name = crate::people::class_name(c, &class_id)?.unwrap_or_default();
+            let issued = of_class(c, &class_id, &period_id)?;
+            let mut names = HashMap::new();
+            for i in &issued {
+                names.insert(
+                    i.pupil_id,
+                    crate::people::person_name(c, &i.pupil_id)?.unwrap_or_default(),
+                );
+            }
+            Ok::<_, AppError>((name, p, issued, names))
+        })
+        .await?;
+    let files = crate::files::Store::new(state.config.data_dir.join("store"));
+    let period_name = p.name.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for i in &issued {
+            let pdf = files.get(&i.pdf_sha256).map_err(|e| e.to_string())?;
+            let file = crate::files::safe_name(
+                &format!(
+                    "{} {} v{}.pdf",
+                    names
+                        .get(&i.pupil_id)
+                        .map(String::as_str)
+                        .unwrap_or("eleve"),
+                    period_name,
+                    i.version
+                ),
+                "bulletin.pdf",
+            );
+            zip.start_file(file, opts).map_err(|e| e.to_string())?;
+            zip.write_all(&pdf).map_err(|e| e.to_string())?;
+        }
+        Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(AppError::Internal)?;
+    Ok(crate::files::download(
+        bytes,
+        "application/zip",
+        &crate::files::safe_name(&format!("bulletins {name} {}.zip", p.name), "bulletins.zip"),
+    ))
+}
+
+/// One issued bulletin, byte for byte as frozen: the pupil, their guardians (while they may
+/// see the child), the direction, the secrétariat, the class's professeur principal.
+async fn download(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(id.trim_end_matches(".pdf")).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let who = user.principal();
+    let (issued, name) = state
+        .db
+        .read(move |c| {
+            let i = one(c, &id)?.ok_or(AppError::NotFound)?;
+            let class = i.class_id;
+            let facts = crate::people::person_facts(c, &me, &i.pupil_id)?;
+            let family = facts.is_self
+                || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents);
+            let principal = gs::is_principal(c, &me, &class)?;
+            if !family && !may_print(&who, principal) {
+                return Err(AppError::Forbidden);
+            }
+            let name = crate::people::person_name(c, &i.pupil_id)?.unwrap_or_default();
+            Ok::<_, AppError>((i, name))
+        })
+        .await?;
+    let files = crate::files::Store::new(state.config.data_dir.join("store"));
+    let bytes = files
+        .get(&issued.pdf_sha256)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(crate::files::download(
+        bytes,
+        "application/pdf",
+        &crate::files::safe_name(
+            &format!("bulletin {name} {} v{}.pdf", issued.period, issued.version),
+            "bulletin.pdf",
+        ),
+    ))
+}
