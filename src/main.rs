@@ -56,6 +56,9 @@ enum Command {
     User(UserCommand),
     /// Vérifier que le serveur en marche répond (code de sortie 0 si oui)
     Healthcheck,
+    /// Exporter des résultats (procès-verbal d'une classe pour une période)
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Importer un fichier CSV ou XLSX : tout ou rien, avec un rapport par ligne
     Import {
         /// pupils, parents, staff, classes, coefficients, timetable ou marks
@@ -68,6 +71,25 @@ enum Command {
         /// Enregistrer aussi les départs (élèves des classes du fichier qui n'y sont plus)
         #[arg(long)]
         confirm_departures: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Le tableau des résultats d'une classe : une ligne par élève, puis les statistiques
+    Results {
+        /// Nom de la classe, par exemple « 1ère D 1 »
+        #[arg(long)]
+        class: String,
+        /// Période : son nom (« 1er semestre ») ou son numéro (1, 2, 3)
+        #[arg(long)]
+        period: String,
+        /// csv ou pdf
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Fichier à écrire (défaut : la sortie standard)
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -112,9 +134,11 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
+    // Logs go to standard error: standard output carries what a command produces (an export).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }
 
@@ -153,6 +177,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::User(cmd) => user(&config, cmd)?,
         Command::Healthcheck => return healthcheck(&config),
+        Command::Export(ExportCommand::Results {
+            class,
+            period,
+            format,
+            output,
+        }) => export_results(&config, &class, &period, &format, output.as_deref())?,
         Command::Import {
             kind,
             file,
@@ -274,6 +304,80 @@ async fn shutdown_signal() {
             }
         }
     }
+}
+
+fn export_results(
+    config: &Config,
+    class: &str,
+    period: &str,
+    format: &str,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use kekeli::grades::{council, store as gs};
+    use kekeli::imports::sheet::fold;
+    if format != "csv" && format != "pdf" {
+        anyhow::bail!("format inconnu « {format} » : csv ou pdf");
+    }
+    let prepared = kekeli::init(config)?;
+    let today = kekeli::school::calendar::iso(
+        kekeli::school::calendar::now(config.utc_offset_minutes).date,
+    );
+    let (class, period) = (class.to_string(), period.to_string());
+    let results = prepared.db.read_blocking(move |c| {
+        let classes = kekeli::school::classes(c)?;
+        let Some(found) = classes.iter().find(|k| fold(&k.name) == fold(&class)) else {
+            return Ok::<_, kekeli::db::DbError>(Err(format!(
+                "classe inconnue « {class} » ; classes : {}",
+                classes
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let Some(year) = kekeli::school::current_year(c, &today)? else {
+            return Ok(Err("aucune année scolaire".into()));
+        };
+        let cycle = gs::class_cycle(c, &found.id)?;
+        let periods = gs::periods(c, &year.id, &cycle)?;
+        let Some(p) = periods
+            .iter()
+            .find(|p| fold(&p.name) == fold(&period) || p.number.to_string() == period.trim())
+        else {
+            return Ok(Err(format!(
+                "période inconnue « {period} » ; périodes : {}",
+                periods
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        Ok(council::results(c, &found.id, p)?.ok_or_else(|| "classe vide".to_string()))
+    })?;
+    let r = results.map_err(|e| anyhow::anyhow!(e))?;
+    let bytes = if format == "pdf" {
+        council::results_pdf(&r, &config.school_name).map_err(|e| anyhow::anyhow!(e))?
+    } else {
+        council::results_csv_bytes(&r)
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .with_context(|| format!("écriture de {}", path.display()))?;
+            eprintln!(
+                "{} élève(s), {} : {}",
+                r.data.pupils.len(),
+                r.data.period.name,
+                path.display()
+            );
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(())
 }
 
 fn import(

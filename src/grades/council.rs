@@ -208,6 +208,40 @@ pub fn results_csv_bytes(r: &Results) -> Vec<u8> {
     w.into_inner().unwrap_or_default()
 }
 
+/// The results table as an A4 landscape PDF: the same rows as the CSV.
+pub fn results_pdf(r: &Results, school: &str) -> Result<Vec<u8>, String> {
+    use crate::pdf::{Align, Col, Doc, Row};
+    let (head, rows) = results_rows(r);
+    let title = format!(
+        "Procès-verbal du conseil de classe — {} — {}",
+        r.data.class_name, r.data.period.name
+    );
+    let mut doc = Doc::landscape(&title);
+    doc.paragraph(school, 9.0, true, Align::Left);
+    doc.paragraph(&title, 12.0, true, Align::Center);
+    doc.space(6.0);
+    // Names get room; every figure column shares the rest.
+    let w = doc.width();
+    let n = head.len();
+    let (mat, surname, first) = (48.0, 62.0, 70.0);
+    let other = (w - mat - surname - first) / (n.saturating_sub(3).max(1)) as f32;
+    let cols: Vec<Col> = (0..n)
+        .map(|i| Col {
+            width: match i {
+                0 => mat,
+                1 => surname,
+                2 => first,
+                _ => other,
+            },
+            align: if i < 3 { Align::Left } else { Align::Center },
+        })
+        .collect();
+    let header = [Row::new(head).bold().shaded()];
+    let body: Vec<Row> = rows.into_iter().map(Row::new).collect();
+    doc.table(&cols, &header, &body, 6.0);
+    doc.finish()
+}
+
 /// The class and period named in a request, and the asker's right to run its council.
 fn council_access(
     c: &Connection,
