@@ -309,31 +309,31 @@ pub fn draw(doc: &mut Doc, b: &Bulletin) {
     // The marks, grouped by domain, and the total.
     let cols = [
         Col {
-            width: 118.0,
+            width: 112.0,
             align: Align::Left,
         },
         Col {
-            width: 40.0,
+            width: 38.0,
             align: Align::Right,
         },
         Col {
-            width: 40.0,
+            width: 38.0,
             align: Align::Right,
         },
         Col {
-            width: 40.0,
+            width: 38.0,
             align: Align::Right,
         },
         Col {
-            width: 30.0,
+            width: 28.0,
             align: Align::Right,
         },
         Col {
-            width: 44.0,
+            width: 42.0,
             align: Align::Right,
         },
         Col {
-            width: 46.0,
+            width: 56.0,
             align: Align::Center,
         },
         Col {
@@ -341,7 +341,7 @@ pub fn draw(doc: &mut Doc, b: &Bulletin) {
             align: Align::Left,
         },
         Col {
-            width: w - 442.0,
+            width: w - 436.0,
             align: Align::Left,
         },
     ];
