@@ -229,7 +229,9 @@ fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         (true, None) => {
             println!("Création du lycée de démonstration…");
             let year = kekeli::demo::school_year_of(time::OffsetDateTime::now_utc());
-            Some(kekeli::demo::populate(&prepared.db, &dir, year)?)
+            let logins = kekeli::demo::populate(&prepared.db, &dir, year)?;
+            kekeli::demo::issue_bulletins(&prepared.db, &config)?;
+            Some(logins)
         }
         (_, existing) => existing,
     };

@@ -253,7 +253,8 @@ fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
     );
     let text = stdout(&out);
     assert!(text.contains("Comptes de démonstration"), "{text}");
-    assert!(text.contains("stopped cleanly"), "{text}");
+    // Logs go to standard error.
+    assert!(stderr(&out).contains("stopped cleanly"), "{}", stderr(&out));
     assert!(
         !health(&data).status.success(),
         "healthcheck fails once stopped"

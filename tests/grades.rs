@@ -121,6 +121,15 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
     );
     let (period, starts) = current_period(&server);
     let course = format!("{}-{}", hex(&class), hex(&subject));
+    // The demo closed this class's semester after its council: the direction reopens it.
+    let d = server.logged_in(Role::Direction).await;
+    let r = d
+        .post(
+            &format!("/conseil/{}/{}/rouvrir", hex(&class), hex(&period)),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
 
     let t = server.logged_in(Role::Enseignant).await;
     let home = t.text("/notes").await;
@@ -235,6 +244,20 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
             .status(),
         403
     );
+    // The demo issued the featured class's bulletins: the parent downloads the child's.
+    let page = p.text(&child_page).await;
+    let link = page
+        .split("href=\"/bulletins/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a bulletin link on the child's marks page");
+    let pdf = p.get(&format!("/bulletins/{link}")).await;
+    assert_eq!(pdf.status(), 200);
+    let text = pdftotext(&pdf.bytes().await.expect("pdf"));
+    assert!(
+        text.contains("BULLETIN DE NOTES") && text.contains(&pupil_name),
+        "{text}"
+    );
 
     // Spreadsheet round trip: the export re-imports to no change; a bad line changes nothing
     // and is reported with its line and column; the fixed file applies.
@@ -291,7 +314,6 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
     );
 
     // The direction closes the period: the teacher can no longer change, the direction can.
-    let d = server.logged_in(Role::Direction).await;
     let r = d
         .post(&format!("/notes/periode/{}/cloturer", hex(&period)), &[])
         .await;
@@ -537,10 +559,27 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         "open period: {}",
         location(&r)
     );
-    let r = d
-        .post(&format!("/notes/periode/{}/cloturer", hex(&period)), &[])
-        .await;
-    assert_eq!(r.status(), 303);
+    // The direction closes the semester for this class only, after its council.
+    let r = d.post(&format!("{save}/cloturer"), &[]).await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let still_open: i64 = {
+        let (p, k) = (period.clone(), class.clone());
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT (SELECT closed_at IS NULL FROM periods WHERE id = ?1) + (SELECT COUNT(*) FROM class_period_closures WHERE period_id = ?1 AND class_id = ?2)",
+                    [&p, &k],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("closures")
+    };
+    assert_eq!(
+        still_open, 2,
+        "the period stays open for the other classes; one closure"
+    );
     let r = d.post(&issue, &[]).await;
     assert!(location(&r).contains("4%20bulletin"), "{}", location(&r));
     // (id, pupil, version, PDF hash, replaced)

@@ -687,6 +687,20 @@ fn matrix() -> Vec<Entry> {
             &[],
         ),
         e(
+            "POST",
+            "/conseil/{class}/{period}/cloturer",
+            CouncilClass,
+            Some(direction),
+            &[],
+        ),
+        e(
+            "POST",
+            "/conseil/{class}/{period}/rouvrir",
+            CouncilClass,
+            Some(direction),
+            &[],
+        ),
+        e(
             "GET",
             "/bulletins/classe/{class}",
             CouncilClass,
@@ -1171,6 +1185,14 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     let (own_assessment, own_course) = assessment_by(server, &teacher, &period);
     let (other_assessment, other_course) = assessment_by(server, &far_teacher, &period);
     make_principal(server, &teacher, &own_class);
+    // The demo closed the featured class's semester; the matrix checks the open-period rights.
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute("DELETE FROM class_period_closures", [])
+                .map_err(kekeli::db::DbError::from)
+        })
+        .expect("reopen");
     let own_bulletin = bulletin_of(server, &own_person, &own_class, &period);
     let other_bulletin = bulletin_of(server, &other_person, &other_class, &period);
     Objects {

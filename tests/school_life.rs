@@ -563,13 +563,22 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
         location(&r)
     );
     assert_eq!(status(&server), "non_justifiee");
-    assert!(
-        !server.config.data_dir.join("store").exists()
-            || std::fs::read_dir(server.config.data_dir.join("store"))
-                .expect("dir")
-                .next()
-                .is_none()
-    );
+    // Nothing stored but the demo's issued bulletins.
+    let stored = std::fs::read_dir(server.config.data_dir.join("store"))
+        .map(|d| d.count())
+        .unwrap_or(0) as i64;
+    let bulletins: i64 = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT COUNT(DISTINCT pdf_sha256) FROM bulletins",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("bulletins");
+    assert_eq!(stored, bulletins, "the refused document was not stored");
     // No reason: refused with what to write.
     let r = parent.post_multipart(&path, &[("reason", " ")], None).await;
     assert!(

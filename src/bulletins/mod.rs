@@ -287,10 +287,12 @@ pub fn issue_class_blocking(
             let p = gs::period(c, &period)?
                 .ok_or_else(|| DbError::Schema("période inconnue".into()))?;
             let d = draft(c, &cfg, &class, &p)?;
-            Ok::<_, DbError>((p, d))
+            let closed = gs::is_closed(c, &p, &class)?;
+            Ok::<_, DbError>((p, (d, closed)))
         })
         .map_err(|e| e.to_string())?;
-    if p.closed_at.is_none() {
+    let (d, closed) = d;
+    if !closed {
         return Err(format!(
             "Le {} n'est pas clôturé : la direction le clôture d'abord, puis émet les bulletins.",
             p.name
@@ -364,7 +366,7 @@ async fn class_page(
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let wanted = id_from_hex(&q.periode);
-    let (name, p, periods, rows, issued) = state
+    let (name, p, periods, rows, issued, closed) = state
         .db
         .read(move |c| {
             let p = class_access(c, &who, &class_id, wanted)?;
@@ -378,7 +380,8 @@ async fn class_page(
                 .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             let issued = of_class(c, &class_id, &p.id)?;
-            Ok::<_, AppError>((name, p, periods, pupils, issued))
+            let closed = gs::is_closed(c, &p, &class_id)?;
+            Ok::<_, AppError>((name, p, periods, pupils, issued, closed))
         })
         .await?;
     let by_pupil: HashMap<Id, &Issued> = issued.iter().map(|i| (i.pupil_id, i)).collect();
@@ -403,7 +406,7 @@ async fn class_page(
             .iter()
             .map(|x| (hex(&x.id), x.name.clone(), x.id == p.id))
             .collect(),
-        closed: p.closed_at.is_some(),
+        closed,
         can_issue: policy::allows(&user.principal(), Capability::DirectAssessment),
         pupils,
         missing,

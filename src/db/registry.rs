@@ -213,6 +213,11 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "class_period_closures",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -663,6 +668,13 @@ mod tests {
                     "INSERT INTO bulletins (id, scope, pupil_id, period_id, class_id, version, pdf_sha256, numbers, numbers_sha256, issued_at) \
                      VALUES (?1, 'school:TEST', ?2, ?3, ?4, 1, 'x', '{}', 'y', 0)",
                     &[&p, &per, &c],
+                )
+            }
+            "class_period_closures" => {
+                let (per, c) = (make("periods"), class(tx));
+                one(
+                    "INSERT INTO class_period_closures (id, scope, class_id, period_id, closed_at) VALUES (?1, 'school:TEST', ?2, ?3, 0)",
+                    &[&c, &per],
                 )
             }
             other => panic!("add a row builder for the registered table {other}"),

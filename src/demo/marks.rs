@@ -13,7 +13,12 @@ use crate::auth::store::Id;
 use crate::db::DbError;
 use crate::grades::store::{self as gs, GridLine, Value};
 
-pub fn populate(conn: &Connection, scope: &str, rng: &mut StdRng) -> Result<(), DbError> {
+pub fn populate(
+    conn: &Connection,
+    scope: &str,
+    rng: &mut StdRng,
+    full_class: Option<Id>,
+) -> Result<(), DbError> {
     let today = crate::people::today();
     let Some(year) = crate::school::current_year(conn, &today)? else {
         return Ok(());
@@ -50,12 +55,16 @@ pub fn populate(conn: &Connection, scope: &str, rng: &mut StdRng) -> Result<(), 
         if days < 14 {
             continue;
         }
-        // Two interrogations and a devoir, spread over the period so far.
-        let plan = [
+        // Two interrogations and a devoir, spread over the period so far; the featured class
+        // also sat its composition.
+        let mut plan = vec![
             ("interrogation", "Interrogation n° 1", 10.0, days / 4),
             ("devoir", "Devoir n° 1", 20.0, days / 2),
             ("interrogation", "Interrogation n° 2", 10.0, days * 3 / 4),
         ];
+        if Some(class) == full_class {
+            plan.push(("composition", "", 20.0, days));
+        }
         let subject_shift: f64 = rng.gen_range(-1.5..1.5);
         for (i, (kind, title, scale, offset)) in plan.iter().enumerate() {
             let mut date = first + time::Duration::days(*offset);
@@ -106,5 +115,53 @@ pub fn populate(conn: &Connection, scope: &str, rng: &mut StdRng) -> Result<(), 
             }
         }
     }
+    if let Some(class) = full_class {
+        council_and_close(conn, scope, &year.id, &class, &today)?;
+    }
+    Ok(())
+}
+
+/// The featured class's conseil de classe: remarks by result, then the semester closed for the
+/// class by the direction (its bulletins are issued after the demo's transaction).
+fn council_and_close(
+    conn: &Connection,
+    scope: &str,
+    year: &Id,
+    class: &Id,
+    today: &str,
+) -> Result<(), DbError> {
+    let cycle = gs::class_cycle(conn, class)?;
+    let Some(period) = gs::period_at(conn, year, &cycle, today)? else {
+        return Ok(());
+    };
+    let Some(r) = crate::grades::council::results(conn, class, &period)? else {
+        return Ok(());
+    };
+    let director: Option<Id> = conn
+        .query_row(
+            "SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(director) = director else {
+        return Ok(());
+    };
+    for (p, res) in r.data.pupils.iter().zip(&r.result.pupils) {
+        let remark = match res.average {
+            Some(a) if a >= 14.0 => "Très bon semestre, continuez ainsi.",
+            Some(a) if a >= 10.0 => {
+                "Semestre satisfaisant ; peut mieux faire avec plus de régularité."
+            }
+            Some(_) => {
+                "Résultats insuffisants : un travail régulier est exigé au prochain semestre."
+            }
+            None => "",
+        };
+        gs::set_council_record(
+            conn, scope, class, &period.id, &p.id, remark, None, &director,
+        )?;
+    }
+    gs::close_for_class(conn, scope, &period.id, class, &director)?;
     Ok(())
 }

@@ -166,6 +166,35 @@ pub enum DemoError {
 }
 
 /// The year (September) in which the school year under way at `now` started.
+/// Issue the bulletins of the demo classes whose period is closed (the featured pupil's class),
+/// so the demo shows frozen bulletins to the direction, the pupil and the parent.
+pub fn issue_bulletins(db: &Db, config: &crate::config::Config) -> Result<usize, DemoError> {
+    let closed: Vec<(Id, Id)> = db.read_blocking(|c| {
+        let mut st = c.prepare("SELECT class_id, period_id FROM class_period_closures")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, DbError>(rows)
+    })?;
+    let director: Option<Id> = db.read_blocking(|c| {
+        Ok::<_, DbError>(
+            c.query_row(
+                "SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .ok(),
+        )
+    })?;
+    let mut n = 0;
+    for (class, period) in closed {
+        let r = crate::bulletins::issue_class_blocking(db, config, class, period, false, director)
+            .map_err(|e| DbError::Schema(format!("démo, bulletins : {e}")))?;
+        n += r.issued;
+    }
+    Ok(n)
+}
+
 pub fn school_year_of(now: time::OffsetDateTime) -> i32 {
     if (now.month() as u8) >= 8 {
         now.year()
@@ -409,7 +438,20 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
             featured.push((Role::Parent, parent, parent_login));
         }
         school_life::populate(tx, &scope, year, &mut rng)?;
-        marks::populate(tx, &scope, &mut rng)?;
+        // The featured pupil's class gets a whole semester: compositions, council, closure.
+        let full_class: Option<Id> = featured
+            .iter()
+            .find(|(r, _, _)| *r == Role::Eleve)
+            .and_then(|(_, account, _)| {
+                tx.query_row(
+                    "SELECT m.class_id FROM accounts a JOIN class_members m ON m.person_id = a.person_id \
+                     WHERE a.id = ?1 AND m.role = 'eleve'",
+                    [&account[..]],
+                    |r| r.get(0),
+                )
+                .ok()
+            });
+        marks::populate(tx, &scope, &mut rng, full_class)?;
         Ok::<_, DbError>(featured)
     })?;
 

@@ -14,8 +14,8 @@ use super::compute::{self, ClassResult};
 use super::store::{self, ClassPeriodData, Council, DECISIONS, Period};
 use super::{Notice, course_key, show};
 use crate::app::{AppState, Routes};
-use crate::auth::CurrentUser;
 use crate::auth::store::{Id, hex, id_from_hex};
+use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::db::DbError;
 use crate::policy::{self, Principal};
 use crate::web::{AppError, CsrfForm, Page, render, urlencode};
@@ -25,6 +25,8 @@ pub fn routes() -> Routes {
         .get("/conseil/{class}", council_page)
         .post("/conseil/{class}/{period}", council_save)
         .get("/conseil/{class}/{period}/resultats.csv", results_csv)
+        .post("/conseil/{class}/{period}/cloturer", close_class)
+        .post("/conseil/{class}/{period}/rouvrir", reopen_class)
         .get("/notes/appreciations/{course}", appreciations_page)
         .post("/notes/appreciations/{course}/{period}", appreciations_save)
 }
@@ -317,13 +319,14 @@ async fn council_page(
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let wanted = id_from_hex(&q.periode);
-    let (r, periods) = state
+    let (r, periods, closed) = state
         .db
         .read(move |c| {
             let period = council_access(c, &who, &class_id, wanted)?;
             let periods = store::periods(c, &period.school_year_id, &period.cycle)?;
+            let closed = store::is_closed(c, &period, &class_id)?;
             let r = results(c, &class_id, &period)?.ok_or(AppError::NotFound)?;
-            Ok::<_, AppError>((r, periods))
+            Ok::<_, AppError>((r, periods, closed))
         })
         .await?;
     let d = r.data.settings.decimals;
@@ -421,7 +424,7 @@ async fn council_page(
             .iter()
             .map(|p| (hex(&p.id), p.name.clone(), p.id == current))
             .collect(),
-        closed: r.data.period.closed_at.is_some(),
+        closed,
         direction: policy::allows(&user.principal(), policy::Capability::DirectAssessment),
         subjects: r
             .data
@@ -507,6 +510,65 @@ async fn council_save(
         )),
         Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
     }
+    .into_response())
+}
+
+/// The direction closes the period for this class after its council.
+async fn close_class(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    Path((class, period)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let who = user.principal();
+    let (name, done) = state
+        .db
+        .write(move |tx| {
+            let p = council_access(tx, &who, &class_id, Some(period_id))?;
+            let scope = crate::db::registry::school_scope(tx)?;
+            let done = store::close_for_class(tx, &scope, &p.id, &class_id, &me)?;
+            Ok::<_, AppError>((p.name, done))
+        })
+        .await?;
+    let msg = if done {
+        format!(
+            "{name} clôturé pour cette classe : notes publiées et figées ; les bulletins peuvent être émis."
+        )
+    } else {
+        format!("{name} était déjà clôturé pour cette classe.")
+    };
+    Ok(Redirect::to(&format!(
+        "/conseil/{class}?periode={period}&ok={}",
+        urlencode(&msg)
+    ))
+    .into_response())
+}
+
+async fn reopen_class(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    Path((class, period)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    let who = user.principal();
+    state
+        .db
+        .write(move |tx| {
+            let p = council_access(tx, &who, &class_id, Some(period_id))?;
+            store::reopen_for_class(tx, &p.id, &class_id, &me)?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/conseil/{class}?periode={period}&ok={}",
+        urlencode("Période rouverte pour cette classe.")
+    ))
     .into_response())
 }
 
@@ -676,7 +738,7 @@ async fn appreciations_save(
         .db
         .write(move |tx| {
             let (t, p, _, pupils) = course_access(tx, &who, &key, Some(period_id))?;
-            if p.closed_at.is_some() {
+            if store::is_closed(tx, &p, &t.audience_id())? {
                 return Ok(Err(format!(
                     "Le {} est clôturé : les appréciations ne changent plus.",
                     p.name

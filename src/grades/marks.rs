@@ -91,7 +91,19 @@ async fn new_page(
     }
     let me = user.person_id;
     let course = q.cours.clone();
-    let (t, periods) = state.db.read(move |c| own_course(c, &me, &course)).await?;
+    let (t, periods) = state
+        .db
+        .read(move |c| {
+            let (t, periods) = own_course(c, &me, &course)?;
+            let mut open = Vec::new();
+            for p in periods {
+                if !store::is_closed(c, &p, &t.audience_id())? {
+                    open.push(p);
+                }
+            }
+            Ok::<_, AppError>((t, open))
+        })
+        .await?;
     let today = crate::people::today();
     let current = periods
         .iter()
@@ -103,7 +115,6 @@ async fn new_page(
         subject: t.subject,
         periods: periods
             .iter()
-            .filter(|p| p.closed_at.is_none())
             .map(|p| period_view(p, Some(p.id) == current))
             .collect(),
         kinds: KINDS,
@@ -141,7 +152,7 @@ async fn create(
             let period = id_from_hex(&f.periode)
                 .and_then(|id| periods.iter().find(|p| p.id == id))
                 .ok_or_else(|| AppError::BadRequest("Choisissez la période de l'évaluation.".into()))?;
-            if period.closed_at.is_some() {
+            if store::is_closed(tx, period, &t.audience_id())? {
                 return Ok(Err(format!("Le {} est clôturé : plus d'évaluation nouvelle.", period.name)));
             }
             if !KINDS.iter().any(|(k, _)| *k == f.kind) {

@@ -167,7 +167,11 @@ async fn index(
                                 .collect(),
                             None => Vec::new(),
                         };
-                        teachings.push((t, p, list));
+                        let closed = match &p {
+                            Some(p) => store::is_closed(c, p, &t.audience_id())?,
+                            None => false,
+                        };
+                        teachings.push((t, p, list, closed));
                     }
                 }
                 if crate::policy::allows(&principal, Capability::DirectAssessment) {
@@ -202,13 +206,13 @@ async fn index(
     let (year, teachings, periods, classes, councils, children) = data;
     let teachings = teachings
         .into_iter()
-        .map(|(t, p, list)| {
+        .map(|(t, p, list, closed)| {
             let course = format!("{}-{}", hex(&t.audience_id()), hex(&t.subject_id));
             TeachingView {
                 audience: t.audience.clone(),
                 subject: t.subject.clone(),
                 period: p.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
-                closed: p.as_ref().is_some_and(|p| p.closed_at.is_some()),
+                closed,
                 new_link: format!("/notes/nouvelle?cours={course}"),
                 appreciations_link: format!(
                     "/notes/appreciations/{course}{}",

@@ -397,7 +397,9 @@ impl Assessment {
     }
 }
 
-const ASSESSMENT_SELECT: &str = "SELECT a.id, a.period_id, p.name, p.closed_at IS NOT NULL, p.school_year_id, \
+const ASSESSMENT_SELECT: &str = "SELECT a.id, a.period_id, p.name, \
+        (p.closed_at IS NOT NULL OR EXISTS (SELECT 1 FROM class_period_closures k \
+            WHERE k.period_id = a.period_id AND k.class_id = coalesce(a.class_id, g.class_id))), p.school_year_id, \
         a.class_id, a.group_id, coalesce(c.name, g.name), a.subject_id, s.name, a.teacher_id, \
         t.surname || ' ' || t.first_names, a.kind, a.title, a.on_date, a.scale, a.published_at IS NOT NULL, \
         (SELECT COUNT(*) FROM marks m WHERE m.assessment_id = a.id) \
@@ -515,6 +517,93 @@ pub fn publish(conn: &Connection, a: &Id, actor: &Id) -> Result<(), DbError> {
         )?;
     }
     Ok(())
+}
+
+/// The class of a class or group (a group that spans classes has none).
+pub fn audience_class(conn: &Connection, audience: &Id) -> Result<Option<Id>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM classes WHERE id = ?1 UNION ALL SELECT class_id FROM pupil_groups WHERE id = ?1 AND class_id IS NOT NULL",
+        )?
+        .query_row([&audience[..]], |r| r.get(0))
+        .optional()?)
+}
+
+/// Is the period closed for this class or group (the whole period, or the class after its
+/// council)?
+pub fn is_closed(conn: &Connection, period: &Period, audience: &Id) -> Result<bool, DbError> {
+    if period.closed_at.is_some() {
+        return Ok(true);
+    }
+    let Some(class) = audience_class(conn, audience)? else {
+        return Ok(false);
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM class_period_closures WHERE class_id = ?1 AND period_id = ?2",
+        )?
+        .query_row(params![&class[..], &period.id[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Close a period for one class: its assessments (and its groups') are published; marks change
+/// only by the direction from then on. Returns false when it was already closed.
+pub fn close_for_class(
+    conn: &Connection,
+    scope: &str,
+    period: &Id,
+    class: &Id,
+    actor: &Id,
+) -> Result<bool, DbError> {
+    let now = db::now();
+    let n = conn.execute(
+        "INSERT INTO class_period_closures (id, scope, class_id, period_id, closed_at, closed_by)          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (class_id, period_id) DO NOTHING",
+        params![&db::new_id()[..], scope, &class[..], &period[..], now, &actor[..]],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    conn.execute(
+        "UPDATE assessments SET published_at = ?3, updated_at = ?3 WHERE period_id = ?1 AND published_at IS NULL          AND (class_id = ?2 OR group_id IN (SELECT id FROM pupil_groups WHERE class_id = ?2))",
+        params![&period[..], &class[..], now],
+    )?;
+    audit::record(
+        conn,
+        &audit::Entry {
+            actor: Some(actor),
+            action: "grades.period.close_class",
+            object_type: Some("class"),
+            object_id: Some(class),
+            ..Default::default()
+        },
+    )?;
+    Ok(true)
+}
+
+pub fn reopen_for_class(
+    conn: &Connection,
+    period: &Id,
+    class: &Id,
+    actor: &Id,
+) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "DELETE FROM class_period_closures WHERE class_id = ?1 AND period_id = ?2",
+        params![&class[..], &period[..]],
+    )?;
+    if n > 0 {
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(actor),
+                action: "grades.period.reopen_class",
+                object_type: Some("class"),
+                object_id: Some(class),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(n > 0)
 }
 
 /// Close a period: every assessment of it is published, and marks change only by the direction.

@@ -179,7 +179,7 @@ pub(super) fn marks(
             .into_iter()
             .find(|p| p.starts_on <= date && date <= p.ends_on)
             .ok_or_else(|| cols.error(rec, M_DATE, format!("le {} n'est dans aucune période de l'année {}.", crate::people::french_date(&date), year.name)))?;
-        if period.closed_at.is_some() {
+        if gs::is_closed(ctx.tx, &period, &audience)? {
             return Err(cols
                 .error(rec, M_DATE, format!("le {} est clôturé : une correction passe par la direction, sur la page de l'évaluation.", period.name))
                 .into());

@@ -58,7 +58,9 @@ impl TestServer {
         let (prepared, logins) = tokio::task::spawn_blocking(move || {
             let prepared = kekeli::init(&cfg).expect("init");
             let logins = if demo {
-                kekeli::demo::populate(&prepared.db, &data, 2026).expect("demo")
+                let logins = kekeli::demo::populate(&prepared.db, &data, 2026).expect("demo");
+                kekeli::demo::issue_bulletins(&prepared.db, &cfg).expect("demo bulletins");
+                logins
             } else {
                 Vec::new()
             };
