@@ -719,3 +719,269 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     d.quit().await;
     server.stop().await;
 }
+
+impl Driver {
+    /// Click a button that asks "…?" (the `danger` buttons) and say yes.
+    async fn click_and_confirm(&self, css: &str) {
+        self.click(css).await;
+        let url = format!("{}/session/{}/alert/accept", self.base, self.session);
+        let _ = self.http.post(url).json(&json!({})).send().await;
+    }
+
+    /// Press keys in the focused element (WebDriver key codes: "\u{E007}" Enter, "\u{E004}" Tab).
+    async fn keys(&self, text: &str) {
+        let active = self
+            .cmd(reqwest::Method::GET, "/element/active", Value::Null)
+            .await;
+        let id = active[ELEMENT]
+            .as_str()
+            .expect("focused element")
+            .to_string();
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// Fetch `path` from the page (with its session) and return the bytes.
+    async fn fetch_bytes(&self, path: &str) -> Vec<u8> {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];
+             fetch('{path}').then(r => r.arrayBuffer()).then(b => {{
+               let s = ''; const a = new Uint8Array(b);
+               for (let i = 0; i < a.length; i++) s += String.fromCharCode(a[i]);
+               done(btoa(s));
+             }}).catch(e => done('ERR ' + e));"
+        );
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/async",
+                json!({"script": script, "args": []}),
+            )
+            .await;
+        let b64 = v.as_str().unwrap_or("");
+        assert!(!b64.starts_with("ERR"), "fetch {path}: {b64}");
+        decode64(b64).expect("base64")
+    }
+}
+
+/// Assessment end to end: a teacher types a class's marks with the keyboard (Enter goes to the
+/// next pupil); as professeur principal they write the council's remark; the direction closes
+/// the semester for the class and re-issues its bulletins; the parent downloads the child's
+/// bulletin, whose text shows the general average and rank of the class table.
+#[tokio::test]
+async fn marks_by_keyboard_then_council_then_bulletins_then_the_parent_downloads() {
+    use kekeli::policy::Role;
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 1280, 900).await else {
+        return;
+    };
+    let base = server.base();
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let parent = server.login_of(Role::Parent).clone();
+    let direction = server.login_of(Role::Direction).clone();
+    // The parent's child's class: the teacher teaches it EPS and is its professeur principal;
+    // the demo closed its semester, reopened here.
+    let (class, child, child_name, period) = server
+        .db
+        .write_blocking(|tx| {
+            let t: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&teacher.login],
+                |r| r.get(0),
+            )?;
+            let (child, class, name): ([u8; 16], [u8; 16], String) = tx.query_row(
+                "SELECT g.child_id, m.class_id, pe.surname || ' ' || pe.first_names FROM guardianships g \
+                 JOIN accounts a ON a.person_id = g.parent_id \
+                 JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' \
+                 JOIN people pe ON pe.id = g.child_id WHERE a.login = ?1 LIMIT 1",
+                [&parent.login],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO teachings (id, scope, school_year_id, teacher_id, class_id, subject_id, hours_per_week) \
+                 SELECT ?1, 'school:TEST', id, ?2, ?3, (SELECT id FROM subjects WHERE code = 'EPS'), 2 FROM school_years LIMIT 1",
+                (&kekeli::db::new_id()[..], &t, &class),
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, 'school:TEST', ?2, ?3, 'principal')",
+                (&kekeli::db::new_id()[..], &class, &t),
+            )?;
+            let period: [u8; 16] = tx.query_row(
+                "SELECT period_id FROM class_period_closures WHERE class_id = ?1",
+                [&class],
+                |r| r.get(0),
+            )?;
+            tx.execute("DELETE FROM class_period_closures WHERE class_id = ?1", [&class])?;
+            Ok::<_, kekeli::db::DbError>((class, child, name, period))
+        })
+        .expect("setup");
+    let starts: String = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT starts_on FROM periods WHERE id = ?1",
+                [&period],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("period");
+
+    // 1. The teacher creates a devoir and types the grid from the keyboard.
+    d.log_in(&base, &teacher.login, &teacher.password).await;
+    d.click("a.tile[href='/notes']").await;
+    d.wait_text("Mes évaluations").await;
+    let eps = d
+        .js(&format!(
+            "return [...document.querySelectorAll('a')].map(a => a.getAttribute('href')).find(h => h && h.startsWith('/notes/nouvelle?cours={}-'))",
+            hex(&class)
+        ))
+        .await;
+    let new_url = eps
+        .as_str()
+        .expect("new-assessment link for the class")
+        .to_string();
+    d.goto(&format!("{base}{new_url}")).await;
+    d.wait_text("Nouvelle évaluation").await;
+    d.type_in("#titre", "Devoir au clavier").await;
+    d.js(&format!(
+        "document.getElementById('date').value = '{starts}'; return 1"
+    ))
+    .await;
+    d.click("form[action='/notes/evaluations'] button[type=submit]")
+        .await;
+    let grid = d.wait_text("Devoir au clavier").await;
+    assert!(grid.contains(&child_name), "{grid}");
+    // The pupils in page order; the child's row.
+    let names = d
+        .js("return [...document.querySelectorAll('table.grid tbody tr td:nth-child(2)')].map(td => td.innerText)")
+        .await;
+    let names: Vec<String> = names
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .collect();
+    let child_row = names
+        .iter()
+        .position(|n| *n == child_name)
+        .expect("child row");
+    d.click("#n1").await;
+    // Every pupil from the keyboard: a mark then Enter; the child gets 17, one pupil "abs".
+    for i in 0..names.len() {
+        let value = if i == child_row {
+            "17".to_string()
+        } else if i == (child_row + 1) % names.len() {
+            "abs".to_string()
+        } else {
+            format!("{},5", 8 + i % 10)
+        };
+        d.keys(&format!("{value}\u{E007}")).await;
+    }
+    let focused = d.js("return document.activeElement.tagName").await;
+    assert_eq!(
+        focused,
+        json!("BUTTON"),
+        "Enter after the last pupil reaches Enregistrer"
+    );
+    d.click("form.marks button[type=submit]").await;
+    let saved = d.wait_text("Notes enregistrées").await;
+    assert!(
+        saved.contains(&format!("{} nouvelle(s)", names.len())),
+        "{saved}"
+    );
+    d.screenshot("marks-grid").await;
+
+    // 2. As professeur principal: the council's remark on the child.
+    d.goto(&format!("{base}/conseil/{}", hex(&class))).await;
+    d.wait_text("Remarques et décisions du conseil").await;
+    d.type_in(
+        &format!("input[name='r_{}']", hex(&child)),
+        " Félicitations pour l'EPS.",
+    )
+    .await;
+    d.click("form[action^='/conseil/'] button.sticky").await;
+    let council = d.wait_text("Conseil de classe enregistré").await;
+    assert!(
+        council.contains("Conseil de classe enregistré"),
+        "{council}"
+    );
+    d.log_out().await;
+
+    // 3. The direction closes the semester for the class and re-issues its bulletins.
+    d.log_in(&base, &direction.login, &direction.password).await;
+    d.goto(&format!("{base}/conseil/{}", hex(&class))).await;
+    d.wait_text("Clôturer").await;
+    d.click_and_confirm("form[action$='/cloturer'] button")
+        .await;
+    let closed = d.wait_text("clôturé pour cette classe").await;
+    assert!(closed.contains("clôturé pour cette classe"), "{closed}");
+    d.goto(&format!(
+        "{base}/bulletins/classe/{}?periode={}",
+        hex(&class),
+        hex(&period)
+    ))
+    .await;
+    d.wait_text("Réémettre").await;
+    d.click_and_confirm("form[action$='/emettre'] button").await;
+    let issued = d.wait_text("nouvelle(s) version(s)").await;
+    assert!(issued.contains("nouvelle(s) version(s)"), "{issued}");
+    d.log_out().await;
+
+    // 4. The parent downloads the child's newest bulletin; its text shows the class table's
+    // general average and rank.
+    let expected = server
+        .db
+        .read_blocking(|c| {
+            let p = kekeli::grades::store::period(c, &period)?.expect("period");
+            let r = kekeli::grades::council::results(c, &class, &p)?.expect("results");
+            let i = r
+                .data
+                .pupils
+                .iter()
+                .position(|p| p.id == child)
+                .expect("child");
+            let feminine = r.data.pupils[i].sex.as_deref() == Some("F");
+            let res = &r.result.pupils[i];
+            Ok::<_, kekeli::db::DbError>((
+                kekeli::grades::show(res.average, 2),
+                res.rank.map(|k| k.french(feminine)).unwrap_or_default(),
+            ))
+        })
+        .expect("expected");
+    d.log_in(&base, &parent.login, &parent.password).await;
+    d.goto(&format!("{base}/notes/eleve/{}", hex(&child))).await;
+    d.wait_text("Bulletins").await;
+    let href = d
+        .js("return document.querySelector('a[href^=\"/bulletins/\"]').getAttribute('href')")
+        .await;
+    let pdf = d.fetch_bytes(href.as_str().expect("bulletin link")).await;
+    assert!(pdf.starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("bulletin.pdf");
+    std::fs::write(&path, &pdf).expect("write");
+    let out = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (apt-get install poppler-utils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&child_name), "{text}");
+    assert!(text.contains("Félicitations pour l'EPS."), "{text}");
+    let (average, rank) = expected;
+    let summary = text
+        .lines()
+        .find(|l| l.contains("Moyenne de la période"))
+        .unwrap_or("");
+    assert!(
+        summary.contains(&average) && summary.contains(&rank),
+        "expected {average} and {rank} in: {summary}\n{text}"
+    );
+    d.quit().await;
+    server.stop().await;
+}
