@@ -472,7 +472,32 @@ async fn daily_pages_stay_under_the_weight_budget() {
         (Role::Eleve, "/agenda"),
         (Role::Enseignant, "/reservations"),
         (Role::Eleve, "/"),
+        (Role::Enseignant, "/notes"),
+        (Role::Direction, "/notes"),
+        (Role::Direction, "/conseil/{class}"),
+        (Role::Parent, "/notes/eleve/{child}"),
+        (Role::Direction, "/notes/evaluation/{assessment}"),
     ] {
+        // The featured class's council table, the child's marks, one of its mark grids.
+        let parent_login = server.login_of(Role::Parent).login.clone();
+        let (class, child, assessment): (Vec<u8>, Vec<u8>, Vec<u8>) = server
+            .db
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT m.class_id, g.child_id, (SELECT id FROM assessments WHERE class_id = m.class_id LIMIT 1) \
+                     FROM guardianships g JOIN accounts a ON a.person_id = g.parent_id \
+                     JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' WHERE a.login = ?1",
+                    [&parent_login],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("ids");
+        let path = path
+            .replace("{class}", &hex(&class))
+            .replace("{child}", &hex(&child))
+            .replace("{assessment}", &hex(&assessment));
+        let path = path.as_str();
         let b = server.logged_in(role).await;
         let r = b.get(path).await;
         assert_eq!(r.status(), 200, "{role:?} {path}");
