@@ -36,6 +36,8 @@ pub struct Inner {
     pub urls: Vec<String>,
     /// Computed timetable weeks (see `timetable::cache`).
     pub weeks: crate::timetable::cache::WeekCache,
+    /// The whole-school bulletin job, if one ran since start (see `bulletins`).
+    pub bulletin_job: crate::bulletins::SchoolJob,
 }
 
 /// The one shared state; cheap to clone.

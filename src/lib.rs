@@ -216,6 +216,7 @@ pub async fn serve(
         ca_pem,
         urls: urls.clone(),
         weeks: Default::default(),
+        bulletin_job: Default::default(),
         main_port,
         config: config.clone(),
     }));

@@ -580,8 +580,24 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         still_open, 2,
         "the period stays open for the other classes; one closure"
     );
-    let r = d.post(&issue, &[]).await;
-    assert!(location(&r).contains("4%20bulletin"), "{}", location(&r));
+    // The whole-school job issues what is missing in every closed class (here: this one; the
+    // demo's featured class has its bulletins already) and lists the classes still open.
+    let r = d.post("/bulletins/ecole", &[]).await;
+    assert_eq!(location(&r), "/bulletins/ecole");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let progress = loop {
+        let page = d.text("/bulletins/ecole").await;
+        if page.contains("Terminé.") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(progress.contains("Terminé."), "{progress}");
+    assert!(progress.contains("· 4 bulletin(s) émis"), "{progress}");
+    assert!(
+        progress.contains("pas encore clôturé"),
+        "open classes are listed"
+    );
     // (id, pupil, version, PDF hash, replaced)
     type Row = (Vec<u8>, Vec<u8>, i64, String, bool);
     let issued = |server: &TestServer| -> Vec<Row> {

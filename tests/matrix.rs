@@ -729,6 +729,8 @@ fn matrix() -> Vec<Entry> {
             &[],
         ),
         e("GET", "/bulletins/{id}", Bulletin, Some(bulletin), &[]),
+        e("GET", "/bulletins/ecole", None, Some(direction), &[]),
+        e("POST", "/bulletins/ecole", None, Some(direction), &[]),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
             "GET",

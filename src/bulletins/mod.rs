@@ -38,6 +38,8 @@ pub fn routes() -> Routes {
             class_zip,
         )
         .get("/bulletins/{id}", download)
+        .get("/bulletins/ecole", school_page)
+        .post("/bulletins/ecole", school_start)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -307,6 +309,152 @@ pub fn issue_class_blocking(
         .map_err(|e| e.to_string())?;
     report.unchanged = unchanged;
     Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole school, in the background
+
+/// Progress of the whole-school job: classes done out of all, bulletins issued, the class under
+/// way, the classes that could not be issued (with why).
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub running: bool,
+    pub done: usize,
+    pub total: usize,
+    pub issued: usize,
+    pub current: String,
+    pub skipped: Vec<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// One job at a time for the whole school; the page polls it.
+#[derive(Debug, Clone, Default)]
+pub struct SchoolJob(pub std::sync::Arc<std::sync::Mutex<Progress>>);
+
+impl SchoolJob {
+    pub fn snapshot(&self) -> Progress {
+        self.0.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        if let Ok(mut p) = self.0.lock() {
+            f(&mut p);
+        }
+    }
+}
+
+/// Issue the missing bulletins of every class whose current period is closed, one class after
+/// the other, recording progress. Classes still open are listed as skipped.
+pub fn run_school_job(
+    db: &crate::db::Db,
+    config: &crate::config::Config,
+    job: &SchoolJob,
+    actor: Option<Id>,
+) {
+    let today = crate::people::today();
+    let classes: Result<Vec<(Id, String, Option<Period>, bool)>, DbError> = db.read_blocking(|c| {
+        let Some(year) = crate::school::current_year(c, &today)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for k in crate::school::classes(c)? {
+            let cycle = gs::class_cycle(c, &k.id)?;
+            let p = gs::period_at(c, &year.id, &cycle, &today)?;
+            let closed = match &p {
+                Some(p) => gs::is_closed(c, p, &k.id)?,
+                None => false,
+            };
+            out.push((k.id, k.name, p, closed));
+        }
+        Ok(out)
+    });
+    let classes = match classes {
+        Ok(c) => c,
+        Err(e) => {
+            job.update(|p| {
+                p.running = false;
+                p.skipped.push(format!("lecture impossible : {e}"));
+                p.finished_at = Some(db::now());
+            });
+            return;
+        }
+    };
+    job.update(|p| p.total = classes.len());
+    for (class, name, period, closed) in classes {
+        job.update(|p| p.current = name.clone());
+        match (period, closed) {
+            (Some(period), true) => {
+                match issue_class_blocking(db, config, class, period.id, false, actor) {
+                    Ok(r) => job.update(|p| p.issued += r.issued),
+                    Err(e) => job.update(|p| p.skipped.push(format!("{name} : {e}"))),
+                }
+            }
+            (Some(period), false) => job.update(|p| {
+                p.skipped
+                    .push(format!("{name} : {} pas encore clôturé", period.name))
+            }),
+            (None, _) => job.update(|p| p.skipped.push(format!("{name} : aucune période"))),
+        }
+        job.update(|p| p.done += 1);
+    }
+    job.update(|p| {
+        p.running = false;
+        p.current.clear();
+        p.finished_at = Some(db::now());
+    });
+}
+
+#[derive(Template)]
+#[template(path = "bulletins/school.html")]
+struct SchoolPage {
+    page: Page,
+    p: Progress,
+    percent: usize,
+    ever: bool,
+}
+
+async fn school_page(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    page: Page,
+) -> Result<Response, AppError> {
+    let p = state.bulletin_job.snapshot();
+    render(&SchoolPage {
+        percent: (p.done * 100).checked_div(p.total).unwrap_or(0),
+        ever: p.started_at > 0,
+        p,
+        page,
+    })
+}
+
+async fn school_start(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    {
+        let job = &state.bulletin_job;
+        let mut started = false;
+        job.update(|p| {
+            if !p.running {
+                *p = Progress {
+                    running: true,
+                    started_at: db::now(),
+                    ..Progress::default()
+                };
+                started = true;
+            }
+        });
+        if started {
+            let st = state.clone();
+            let me = user.person_id;
+            tokio::task::spawn_blocking(move || {
+                run_school_job(&st.db, &st.config, &st.bulletin_job, Some(me))
+            });
+        }
+    }
+    Ok(Redirect::to("/bulletins/ecole").into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
