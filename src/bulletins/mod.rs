@@ -353,7 +353,9 @@ pub fn run_school_job(
     actor: Option<Id>,
 ) {
     let today = crate::people::today();
-    let classes: Result<Vec<(Id, String, Option<Period>, bool)>, DbError> = db.read_blocking(|c| {
+    // (class, name, current period, closed for the class)
+    type Todo = (Id, String, Option<Period>, bool);
+    let classes: Result<Vec<Todo>, DbError> = db.read_blocking(|c| {
         let Some(year) = crate::school::current_year(c, &today)? else {
             return Ok(Vec::new());
         };
