@@ -146,6 +146,7 @@ fn all_routes() -> Routes {
         .merge(crate::booking::routes())
         .merge(crate::grades::routes())
         .merge(crate::bulletins::routes())
+        .merge(crate::competences::routes())
 }
 
 /// Every declared route (method, path), for tests.

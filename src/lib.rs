@@ -8,6 +8,7 @@ pub mod attendance;
 pub mod auth;
 pub mod booking;
 pub mod bulletins;
+pub mod competences;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -116,7 +117,8 @@ pub fn init(config: &Config) -> Result<Prepared, InitError> {
     };
     db.write_blocking(|tx| {
         let scope = db::registry::school_scope(tx)?;
-        school::seed_reference(tx, &scope)
+        school::seed_reference(tx, &scope)?;
+        competences::seed(tx, &scope)
     })?;
     let days = config.security.activation_days;
     let first_login = db.write_blocking(|tx| {

@@ -763,3 +763,142 @@ fn pdftotext(pdf: &[u8]) -> String {
     assert!(out.status.success(), "pdftotext failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Competences: the preloaded B2i framework; a teacher records levels for a class (one unknown
+/// level and nothing is written); the family sees the progress; the attestation is a PDF.
+#[tokio::test]
+async fn competences_recorded_for_a_class_seen_by_the_family_and_attested() {
+    let server = TestServer::start().await;
+    let teacher = person_of(&server, Role::Enseignant);
+    let pupil = person_of(&server, Role::Eleve);
+    let class = q(
+        &server,
+        "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
+        &pupil,
+    );
+    {
+        let (t, c) = (teacher.clone(), class.clone());
+        server
+            .db
+            .write_blocking(move |tx| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, 'school:TEST', ?2, ?3, 'enseignant')",
+                    (&kekeli::db::new_id()[..], &c, &t),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("teaches");
+    }
+    let domain = q(
+        &server,
+        "SELECT id FROM competence_domains WHERE code = CAST(?1 AS TEXT)",
+        b"D1",
+    );
+    let c11 = q(
+        &server,
+        "SELECT id FROM competences WHERE code = CAST(?1 AS TEXT)",
+        b"C1.1",
+    );
+    let c12 = q(
+        &server,
+        "SELECT id FROM competences WHERE code = CAST(?1 AS TEXT)",
+        b"C1.2",
+    );
+    let other = q(
+        &server,
+        "SELECT person_id FROM class_members WHERE role = 'eleve' AND person_id <> ?1 AND class_id = \
+         (SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve') LIMIT 1",
+        &pupil,
+    );
+    let records = |server: &TestServer| -> i64 {
+        server
+            .db
+            .read_blocking(|c| {
+                c.query_row("SELECT COUNT(*) FROM competence_records", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .expect("count")
+    };
+    let t = server.logged_in(Role::Enseignant).await;
+    let page = t
+        .text(&format!("/competences/classe/{}", hex(&class)))
+        .await;
+    assert!(
+        page.contains("C1.1") && page.contains("approprier un environnement"),
+        "{page}"
+    );
+    let field = |p: &[u8], c: &[u8]| format!("l_{}_{}", hex(p), hex(c));
+    let save = format!("/competences/classe/{}/{}", hex(&class), hex(&domain));
+    let r = t
+        .post(
+            &save,
+            &[
+                (&field(&pupil, &c11), "acquis"),
+                (&field(&other, &c11), "excellent"),
+            ],
+        )
+        .await;
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    assert_eq!(records(&server), 0, "nothing written");
+    let r = t
+        .post(
+            &save,
+            &[
+                (&field(&pupil, &c11), "acquis"),
+                (&field(&pupil, &c12), "en_cours"),
+                (&field(&other, &c11), "non_acquis"),
+            ],
+        )
+        .await;
+    assert!(location(&r).contains("3%20niveau"), "{}", location(&r));
+    // Unchanged levels write nothing; a change the same day replaces that day's record.
+    let r = t
+        .post(
+            &save,
+            &[
+                (&field(&pupil, &c11), "depasse"),
+                (&field(&pupil, &c12), "en_cours"),
+            ],
+        )
+        .await;
+    assert!(location(&r).contains("1%20niveau"), "{}", location(&r));
+    assert_eq!(records(&server), 3);
+
+    let p = server.logged_in(Role::Parent).await;
+    let child = q(
+        &server,
+        "SELECT child_id FROM guardianships WHERE parent_id = ?1",
+        &person_of(&server, Role::Parent),
+    );
+    assert_eq!(child, pupil, "the demo's parent is the demo pupil's");
+    let seen = p.text(&format!("/competences/eleve/{}", hex(&pupil))).await;
+    assert!(seen.contains("<strong>Dépassé</strong>"), "{seen}");
+    assert!(seen.contains("En voie d"), "{seen}");
+    assert!(
+        seen.contains("1 / 3"),
+        "one of D1's three competences acquired"
+    );
+    assert_eq!(
+        p.get(&format!("/competences/eleve/{}", hex(&other)))
+            .await
+            .status(),
+        403
+    );
+    let pdf = p
+        .get(&format!("/competences/eleve/{}/attestation", hex(&pupil)))
+        .await
+        .bytes()
+        .await
+        .expect("pdf");
+    let text = pdftotext(&pdf);
+    assert!(
+        text.contains("ATTESTATION DE COMPÉTENCES NUMÉRIQUES"),
+        "{text}"
+    );
+    assert!(text.contains("Utiliser l'ordinateur"), "{text}");
+    assert!(
+        !text.contains("Organiser et sauvegarder"),
+        "not acquired: not attested"
+    );
+    server.stop().await;
+}

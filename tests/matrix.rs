@@ -40,6 +40,8 @@ enum Obj {
     CouncilClass,
     /// A period that is not the current one (closing it disturbs nothing else).
     Period,
+    /// A competence of the preloaded framework (the same for own and other).
+    Competence,
     /// An issued bulletin: own = of the asker (the pupil, the parent's child, a pupil of the
     /// teacher's class as its principal), other = of an unrelated pupil.
     Bulletin,
@@ -731,6 +733,56 @@ fn matrix() -> Vec<Entry> {
         e("GET", "/bulletins/{id}", Bulletin, Some(bulletin), &[]),
         e("GET", "/bulletins/ecole", None, Some(direction), &[]),
         e("POST", "/bulletins/ecole", None, Some(direction), &[]),
+        e("GET", "/competences", None, Some(everyone), &[]),
+        e(
+            "GET",
+            "/competences/classe/{class}",
+            Class,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
+            "POST",
+            "/competences/classe/{class}/{domain}",
+            Class,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
+            "GET",
+            "/competences/eleve/{id}",
+            Person,
+            Some(pupil_log),
+            &[],
+        ),
+        e(
+            "GET",
+            "/competences/eleve/{id}/attestation",
+            Person,
+            Some(pupil_log),
+            &[],
+        ),
+        e(
+            "GET",
+            "/competences/referentiels",
+            None,
+            Some(direction),
+            &[],
+        ),
+        e(
+            "POST",
+            "/competences/referentiels",
+            None,
+            Some(direction),
+            &[("domaine", "x"), ("code", "X1"), ("nom", "Essai")],
+        ),
+        e(
+            "POST",
+            "/competences/competence/{id}",
+            Competence,
+            Some(direction),
+            &[("nom", "Utiliser l'ordinateur")],
+        ),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
             "GET",
@@ -859,6 +911,8 @@ struct Objects {
     other_period: String,
     own_bulletin: String,
     other_bulletin: String,
+    domain: String,
+    competence: String,
 }
 
 /// An agenda event for `audience` ("tous" or "personnel").
@@ -1198,6 +1252,16 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     let own_bulletin = bulletin_of(server, &own_person, &own_class, &period);
     let other_bulletin = bulletin_of(server, &other_person, &other_class, &period);
     Objects {
+        domain: hex(&q1(
+            server,
+            "SELECT id FROM competence_domains WHERE code = ?1",
+            &"D1",
+        )),
+        competence: hex(&q1(
+            server,
+            "SELECT id FROM competences WHERE code = ?1",
+            &"C1.1",
+        )),
         own_bulletin,
         other_bulletin,
         own_assessment,
@@ -1260,6 +1324,7 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::CouncilClass, true) => &o.own_class,
         (Obj::CouncilClass, false) => &o.other_class,
         (Obj::Period, _) => &o.other_period,
+        (Obj::Competence, _) => &o.competence,
         (Obj::Bulletin, true) => &o.own_bulletin,
         (Obj::Bulletin, false) => &o.other_bulletin,
         (Obj::None, _) => "",
@@ -1268,6 +1333,7 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         .replace("{class}", id)
         .replace("{course}", id)
         .replace("{period}", &o.period)
+        .replace("{domain}", &o.domain)
         .replace("{occ}", id)
         .replace("{token}", "0123456789abcdef0123456789abcdef")
         .replace("{name}", "app.css")

@@ -218,6 +218,26 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    SyncedTable {
+        name: "competence_frameworks",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "competence_domains",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "competences",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "competence_records",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
 ];
 
 /// Tables that never leave the box.
@@ -675,6 +695,31 @@ mod tests {
                 one(
                     "INSERT INTO class_period_closures (id, scope, class_id, period_id, closed_at) VALUES (?1, 'school:TEST', ?2, ?3, 0)",
                     &[&c, &per],
+                )
+            }
+            "competence_frameworks" => one(
+                "INSERT INTO competence_frameworks (id, scope, code, name) VALUES (?1, 'school:TEST', ?2, 'x')",
+                &[&uniq],
+            ),
+            "competence_domains" => {
+                let f = make("competence_frameworks");
+                one(
+                    "INSERT INTO competence_domains (id, scope, framework_id, code, name) VALUES (?1, 'school:TEST', ?2, 'D1', 'x')",
+                    &[&f],
+                )
+            }
+            "competences" => {
+                let d = make("competence_domains");
+                one(
+                    "INSERT INTO competences (id, scope, domain_id, code, name) VALUES (?1, 'school:TEST', ?2, 'C1', 'x')",
+                    &[&d],
+                )
+            }
+            "competence_records" => {
+                let (c, p) = (make("competences"), person(tx));
+                one(
+                    "INSERT INTO competence_records (id, scope, pupil_id, competence_id, level, on_date, recorded_at) VALUES (?1, 'school:TEST', ?2, ?3, 'acquis', '2026-11-23', 0)",
+                    &[&p, &c],
                 )
             }
             other => panic!("add a row builder for the registered table {other}"),

@@ -246,6 +246,14 @@ async fn home(
             });
         }
     }
+    if principal.any_of(&[Role::Enseignant, Role::Eleve, Role::Parent, Role::Direction]) {
+        tiles.push(Tile {
+            href: "/competences".into(),
+            title: tr.t("tile.competences").into(),
+            detail: tr.t("tile.competences.detail").into(),
+            icon: icons::CHECK,
+        });
+    }
     if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::VisaLessonLog) {
         tiles.push(Tile {
             href: "/cahier-de-textes".into(),

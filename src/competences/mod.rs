@@ -1,0 +1,772 @@
+//! Competences (livret, B2i): frameworks → domains → competences → levels (non acquis, en voie
+//! d'acquisition, acquis, dépassé). A teacher records a level per pupil with a date, a whole
+//! class and domain in one request; every record is kept, the latest is the pupil's level. A
+//! digital-skills framework in the spirit of the B2i comes preloaded; the direction adds and
+//! renames competences. Pupils and parents see the progress; a printable PDF attestation lists
+//! what is acquired.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Deserialize;
+
+use crate::app::{AppState, Routes};
+use crate::auth::store::{Id, hex, id_from_hex};
+use crate::auth::{Can, CurrentUser, DirectAssessment};
+use crate::db::{self, DbError};
+use crate::policy::{self, Role};
+use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+
+pub const LEVELS: &[(&str, &str)] = &[
+    ("non_acquis", "Non acquis"),
+    ("en_cours", "En voie d'acquisition"),
+    ("acquis", "Acquis"),
+    ("depasse", "Dépassé"),
+];
+
+fn level_label(code: &str) -> &'static str {
+    LEVELS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+        .unwrap_or("")
+}
+
+/// The preloaded digital-skills framework, in the spirit of the B2i (lycée).
+/// (code, name, [(code, name)]) of a domain.
+type DomainSeed = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const B2I: &[DomainSeed] = &[
+    (
+        "D1",
+        "S'approprier un environnement informatique de travail",
+        &[
+            (
+                "C1.1",
+                "Utiliser l'ordinateur, ses périphériques et le réseau de l'établissement",
+            ),
+            (
+                "C1.2",
+                "Organiser et sauvegarder ses fichiers (dossiers, clé USB, espace personnel)",
+            ),
+            ("C1.3", "Se connecter à l'ENT et protéger son mot de passe"),
+        ],
+    ),
+    (
+        "D2",
+        "Adopter une attitude responsable",
+        &[
+            ("C2.1", "Respecter la charte d'usage de l'établissement"),
+            (
+                "C2.2",
+                "Protéger ses données personnelles et celles des autres",
+            ),
+            ("C2.3", "Citer ses sources et respecter le droit d'auteur"),
+        ],
+    ),
+    (
+        "D3",
+        "Créer, produire, traiter, exploiter des données",
+        &[
+            ("C3.1", "Produire un document texte structuré"),
+            (
+                "C3.2",
+                "Traiter des données dans un tableur (formules, graphique)",
+            ),
+            ("C3.3", "Réaliser une présentation"),
+        ],
+    ),
+    (
+        "D4",
+        "S'informer, se documenter",
+        &[
+            (
+                "C4.1",
+                "Rechercher une information et en évaluer la fiabilité",
+            ),
+            ("C4.2", "Utiliser les ressources pédagogiques de l'ENT"),
+        ],
+    ),
+    (
+        "D5",
+        "Communiquer, échanger",
+        &[
+            (
+                "C5.1",
+                "Communiquer par la messagerie de l'ENT dans une forme adaptée",
+            ),
+            ("C5.2", "Travailler à plusieurs sur un document partagé"),
+        ],
+    ),
+];
+
+/// Preload the B2i framework once (the school may then edit it; it is never overwritten).
+pub fn seed(conn: &Connection, scope: &str) -> Result<(), DbError> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM competence_frameworks WHERE code = 'B2I'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    let fw = db::new_id();
+    conn.execute(
+        "INSERT INTO competence_frameworks (id, scope, code, name, description) VALUES (?1, ?2, 'B2I', ?3, ?4)",
+        params![
+            &fw[..],
+            scope,
+            "Compétences numériques (B2i)",
+            "Référentiel dans l'esprit du Brevet informatique et internet, modifiable par l'établissement."
+        ],
+    )?;
+    for (rank, (code, name, items)) in B2I.iter().enumerate() {
+        let d = db::new_id();
+        conn.execute(
+            "INSERT INTO competence_domains (id, scope, framework_id, code, name, rank) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![&d[..], scope, &fw[..], code, name, rank as i64],
+        )?;
+        for (k, (c, n)) in items.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO competences (id, scope, domain_id, code, name, rank) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&db::new_id()[..], scope, &d[..], c, n, k as i64],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/competences", index)
+        .get("/competences/classe/{class}", class_page)
+        .post("/competences/classe/{class}/{domain}", class_save)
+        .get("/competences/eleve/{id}", pupil_page)
+        .get("/competences/eleve/{id}/attestation", attestation)
+        .get("/competences/referentiels", frameworks_page)
+        .post("/competences/referentiels", add_competence)
+        .post("/competences/competence/{id}", rename_competence)
+}
+
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub id: Id,
+    pub framework: String,
+    pub code: String,
+    pub name: String,
+    pub competences: Vec<(Id, String, String)>,
+}
+
+/// Every framework's domains and competences, in order.
+pub fn domains(conn: &Connection) -> Result<Vec<Domain>, DbError> {
+    let mut out: Vec<Domain> = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT d.id, f.name, d.code, d.name, c.id, c.code, c.name FROM competence_domains d \
+         JOIN competence_frameworks f ON f.id = d.framework_id LEFT JOIN competences c ON c.domain_id = d.id \
+         ORDER BY f.code, d.rank, d.code, c.rank, c.code",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: Id = r.get(0)?;
+        if out.last().map(|d| d.id) != Some(id) {
+            out.push(Domain {
+                id,
+                framework: r.get(1)?,
+                code: r.get(2)?,
+                name: r.get(3)?,
+                competences: Vec::new(),
+            });
+        }
+        let c: Option<Id> = r.get(4)?;
+        if let (Some(c), Some(d)) = (c, out.last_mut()) {
+            d.competences.push((c, r.get(5)?, r.get(6)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The latest level of each (pupil, competence) among `pupils`, with its date.
+fn latest(conn: &Connection, pupil: &Id) -> Result<HashMap<Id, (String, String, usize)>, DbError> {
+    let mut out: HashMap<Id, (String, String, usize)> = HashMap::new();
+    let mut st = conn.prepare_cached(
+        "SELECT competence_id, level, on_date FROM competence_records WHERE pupil_id = ?1 ORDER BY on_date",
+    )?;
+    let mut rows = st.query([&pupil[..]])?;
+    while let Some(r) = rows.next()? {
+        let c: Id = r.get(0)?;
+        let e = out.entry(c).or_insert((String::new(), String::new(), 0));
+        e.0 = r.get(1)?;
+        e.1 = r.get(2)?;
+        e.2 += 1;
+    }
+    Ok(out)
+}
+
+/// May `who` record levels for this class? Its teachers and the direction.
+fn may_record(c: &Connection, who: &policy::Principal, class: &Id) -> Result<bool, DbError> {
+    Ok(policy::allows(who, policy::Capability::DirectAssessment)
+        || (who.has(Role::Enseignant) && crate::people::teaches_class(c, &who.person_id, class)?))
+}
+
+#[derive(Template)]
+#[template(path = "competences/index.html")]
+struct IndexPage {
+    page: Page,
+    classes: Vec<(String, String)>,
+    children: Vec<(String, String)>,
+    own: String,
+    direction: bool,
+}
+
+async fn index(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+) -> Result<Response, AppError> {
+    let me = user.person_id;
+    let who = user.principal();
+    let (classes, children) = state
+        .db
+        .read(move |c| {
+            let classes: Vec<(String, String)> =
+                if policy::allows(&who, policy::Capability::DirectAssessment) {
+                    crate::school::classes(c)?
+                        .into_iter()
+                        .map(|k| (hex(&k.id), k.name))
+                        .collect()
+                } else if who.has(Role::Enseignant) {
+                    crate::people::classes_taught(c, &me)?
+                        .into_iter()
+                        .map(|k| (k.id, k.name))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+            let children = if who.has(Role::Parent) {
+                crate::people::children_of(c, &me)?
+                    .into_iter()
+                    .map(|p| (p.id, p.name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, AppError>((classes, children))
+        })
+        .await?;
+    render(&IndexPage {
+        classes,
+        children,
+        own: if user.has(Role::Eleve) {
+            hex(&user.person_id)
+        } else {
+            String::new()
+        },
+        direction: policy::allows(&user.principal(), policy::Capability::DirectAssessment),
+        page,
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct DomainQuery {
+    #[serde(default)]
+    domaine: String,
+    #[serde(default)]
+    ok: String,
+    #[serde(default)]
+    erreur: String,
+}
+
+struct Cell {
+    field: String,
+    level: String,
+}
+
+#[derive(Template)]
+#[template(path = "competences/class.html")]
+struct ClassPage {
+    page: Page,
+    class_id: String,
+    class: String,
+    domains: Vec<(String, String, bool)>,
+    domain_id: String,
+    competences: Vec<(String, String)>,
+    pupils: Vec<(String, Vec<Cell>)>,
+    levels: &'static [(&'static str, &'static str)],
+    notice: String,
+    error: String,
+}
+
+async fn class_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(class): Path<String>,
+    Query(q): Query<DomainQuery>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let wanted = id_from_hex(&q.domaine);
+    let (name, domains, domain, pupils) = state
+        .db
+        .read(move |c| {
+            if !may_record(c, &who, &class_id)? {
+                return Err(AppError::Forbidden);
+            }
+            let name = crate::people::class_name(c, &class_id)?.ok_or(AppError::NotFound)?;
+            let domains = domains(c)?;
+            let domain = wanted
+                .and_then(|w| domains.iter().find(|d| d.id == w))
+                .or(domains.first())
+                .cloned()
+                .ok_or(AppError::NotFound)?;
+            let list: Vec<(Id, String)> = c
+                .prepare_cached(
+                    "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
+                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL ORDER BY p.surname, p.first_names",
+                )?
+                .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut pupils = Vec::new();
+            for (id, n) in list {
+                let levels = latest(c, &id)?;
+                pupils.push((id, n, levels));
+            }
+            Ok::<_, AppError>((name, domains, domain, pupils))
+        })
+        .await?;
+    render(&ClassPage {
+        class_id: class,
+        class: name,
+        domains: domains
+            .iter()
+            .map(|d| {
+                (
+                    hex(&d.id),
+                    format!("{} — {}", d.code, d.name),
+                    d.id == domain.id,
+                )
+            })
+            .collect(),
+        domain_id: hex(&domain.id),
+        competences: domain
+            .competences
+            .iter()
+            .map(|(_, code, name)| (code.clone(), name.clone()))
+            .collect(),
+        pupils: pupils
+            .iter()
+            .map(|(id, n, levels)| {
+                (
+                    n.clone(),
+                    domain
+                        .competences
+                        .iter()
+                        .map(|(c, _, _)| Cell {
+                            field: format!("l_{}_{}", hex(id), hex(c)),
+                            level: levels.get(c).map(|l| l.0.clone()).unwrap_or_default(),
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+        levels: LEVELS,
+        notice: q.ok,
+        error: q.erreur,
+        page,
+    })
+}
+
+async fn class_save(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((class, domain)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
+    let domain_id = id_from_hex(&domain).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let me = user.person_id;
+    let today = crate::people::today();
+    let fields: HashMap<String, String> = form.into_iter().collect();
+    let result = state
+        .db
+        .write(move |tx| {
+            if !may_record(tx, &who, &class_id)? {
+                return Err(AppError::Forbidden);
+            }
+            let domains = domains(tx)?;
+            let d = domains
+                .iter()
+                .find(|d| d.id == domain_id)
+                .ok_or(AppError::NotFound)?;
+            let pupils: Vec<(Id, String)> = tx
+                .prepare_cached(
+                    "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
+                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL",
+                )?
+                .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            // Check everything first: one unknown level and nothing is written.
+            let mut changes: Vec<(Id, Id, String)> = Vec::new();
+            for (p, name) in &pupils {
+                let now = latest(tx, p)?;
+                for (c, code, _) in &d.competences {
+                    let Some(level) = fields.get(&format!("l_{}_{}", hex(p), hex(c))) else {
+                        continue;
+                    };
+                    if level.is_empty() || now.get(c).map(|l| l.0.as_str()) == Some(level.as_str()) {
+                        continue;
+                    }
+                    if level_label(level).is_empty() {
+                        return Ok(Err(format!("{name}, {code} : niveau inconnu « {level} ». Rien n'a été enregistré.")));
+                    }
+                    changes.push((*p, *c, level.clone()));
+                }
+            }
+            let scope = db::registry::school_scope(tx)?;
+            for (p, c, level) in &changes {
+                tx.prepare_cached(
+                    "INSERT INTO competence_records (id, scope, pupil_id, competence_id, level, on_date, recorded_by, recorded_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (pupil_id, competence_id, on_date) \
+                     DO UPDATE SET level = excluded.level, recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
+                )?
+                .execute(params![
+                    &db::new_id()[..],
+                    scope,
+                    &p[..],
+                    &c[..],
+                    level,
+                    today,
+                    &me[..],
+                    db::now()
+                ])?;
+            }
+            let n = changes.len();
+            Ok::<_, AppError>(Ok(n))
+        })
+        .await?;
+    let back = format!("/competences/classe/{class}?domaine={domain}");
+    Ok(match result {
+        Ok(n) => Redirect::to(&format!(
+            "{back}&ok={}",
+            urlencode(&format!("{n} niveau(x) enregistré(s)."))
+        )),
+        Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
+    }
+    .into_response())
+}
+
+struct CompetenceView {
+    code: String,
+    name: String,
+    level: String,
+    date: String,
+    steps: usize,
+}
+
+struct DomainView {
+    title: String,
+    acquired: usize,
+    total: usize,
+    competences: Vec<CompetenceView>,
+}
+
+#[derive(Template)]
+#[template(path = "competences/pupil.html")]
+struct PupilPage {
+    page: Page,
+    id: String,
+    pupil: String,
+    domains: Vec<DomainView>,
+}
+
+/// The pupil, guardians while they may see the child, the pupil's teachers, the direction.
+fn pupil_view(
+    c: &Connection,
+    who: &policy::Principal,
+    pupil: &Id,
+) -> Result<(String, Vec<DomainView>), AppError> {
+    let facts = crate::people::person_facts(c, &who.person_id, pupil)?;
+    if !policy::may_read_pupil_log(who, facts) {
+        return Err(AppError::Forbidden);
+    }
+    let name = crate::people::person_name(c, pupil)?.ok_or(AppError::NotFound)?;
+    let levels = latest(c, pupil)?;
+    let views = domains(c)?
+        .into_iter()
+        .map(|d| {
+            let competences: Vec<CompetenceView> = d
+                .competences
+                .iter()
+                .map(|(id, code, n)| {
+                    let l = levels.get(id);
+                    CompetenceView {
+                        code: code.clone(),
+                        name: n.clone(),
+                        level: l.map(|l| level_label(&l.0).to_string()).unwrap_or_default(),
+                        date: l
+                            .map(|l| crate::people::french_date(&l.1))
+                            .unwrap_or_default(),
+                        steps: l.map(|l| l.2).unwrap_or(0),
+                    }
+                })
+                .collect();
+            DomainView {
+                title: format!("{} — {} ({})", d.code, d.name, d.framework),
+                acquired: d
+                    .competences
+                    .iter()
+                    .filter(|(id, _, _)| {
+                        levels
+                            .get(id)
+                            .is_some_and(|l| l.0 == "acquis" || l.0 == "depasse")
+                    })
+                    .count(),
+                total: d.competences.len(),
+                competences,
+            }
+        })
+        .collect();
+    Ok((name, views))
+}
+
+async fn pupil_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (name, domains) = state.db.read(move |c| pupil_view(c, &who, &pupil)).await?;
+    render(&PupilPage {
+        id,
+        pupil: name,
+        domains,
+        page,
+    })
+}
+
+/// A one-page PDF attestation of the competences acquired (acquis or dépassé), by domain.
+async fn attestation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    use crate::pdf::{Align, Col, Doc, Row};
+    let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let who = user.principal();
+    let (name, domains) = state.db.read(move |c| pupil_view(c, &who, &pupil)).await?;
+    let school = state.config.school_name.clone();
+    let today = crate::people::french_date(&crate::people::today());
+    let bytes = tokio::task::spawn_blocking(move || {
+        let mut doc = Doc::new(&format!("Attestation de compétences — {name}"));
+        doc.paragraph(
+            "RÉPUBLIQUE TOGOLAISE — Travail – Liberté – Patrie",
+            9.0,
+            true,
+            Align::Center,
+        );
+        doc.paragraph(&school, 10.0, true, Align::Center);
+        doc.space(14.0);
+        doc.paragraph(
+            "ATTESTATION DE COMPÉTENCES NUMÉRIQUES",
+            14.0,
+            true,
+            Align::Center,
+        );
+        doc.space(8.0);
+        doc.paragraph(
+            &format!(
+                "Le chef d'établissement atteste que {name} a acquis les compétences suivantes :"
+            ),
+            10.0,
+            false,
+            Align::Left,
+        );
+        doc.space(6.0);
+        let w = doc.width();
+        let cols = [
+            Col {
+                width: 50.0,
+                align: Align::Left,
+            },
+            Col {
+                width: w - 170.0,
+                align: Align::Left,
+            },
+            Col {
+                width: 120.0,
+                align: Align::Left,
+            },
+        ];
+        for d in &domains {
+            let rows: Vec<Row> = d
+                .competences
+                .iter()
+                .filter(|c| c.level == "Acquis" || c.level == "Dépassé")
+                .map(|c| {
+                    Row::new(vec![
+                        c.code.clone(),
+                        c.name.clone(),
+                        format!("{} ({})", c.level, c.date),
+                    ])
+                })
+                .collect();
+            let header = [Row::new(vec![
+                String::new(),
+                format!("{} : {} / {}", d.title, d.acquired, d.total),
+                String::new(),
+            ])
+            .bold()
+            .shaded()];
+            doc.table(&cols, &header, &rows, 8.5);
+            doc.space(6.0);
+        }
+        doc.space(16.0);
+        doc.paragraph(&format!("Fait le {today}."), 10.0, false, Align::Right);
+        doc.paragraph("Le chef d'établissement", 10.0, true, Align::Right);
+        doc.finish()
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(AppError::Internal)?;
+    Ok(crate::files::download(
+        bytes,
+        "application/pdf",
+        "attestation-competences.pdf",
+    ))
+}
+
+type DomainRow = (String, String, Vec<(String, String, String)>);
+
+#[derive(Template)]
+#[template(path = "competences/frameworks.html")]
+struct FrameworksPage {
+    page: Page,
+    /// (id, title, [(competence id, code, name)])
+    domains: Vec<DomainRow>,
+    notice: String,
+    error: String,
+}
+
+async fn frameworks_page(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    page: Page,
+    Query(q): Query<DomainQuery>,
+) -> Result<Response, AppError> {
+    let domains = state.db.read(domains).await?;
+    render(&FrameworksPage {
+        domains: domains
+            .into_iter()
+            .map(|d| {
+                (
+                    hex(&d.id),
+                    format!("{} — {} ({})", d.code, d.name, d.framework),
+                    d.competences
+                        .into_iter()
+                        .map(|(id, c, n)| (hex(&id), c, n))
+                        .collect(),
+                )
+            })
+            .collect(),
+        notice: q.ok,
+        error: q.erreur,
+        page,
+    })
+}
+
+#[derive(Deserialize)]
+struct NewCompetence {
+    domaine: String,
+    code: String,
+    nom: String,
+}
+
+async fn add_competence(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    CsrfForm(f): CsrfForm<NewCompetence>,
+) -> Result<Response, AppError> {
+    let (code, name) = (f.code.trim().to_string(), f.nom.trim().to_string());
+    if code.is_empty() || name.is_empty() || code.chars().count() > 12 || name.chars().count() > 200
+    {
+        return Ok(Redirect::to(&format!(
+            "/competences/referentiels?erreur={}",
+            urlencode("Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).")
+        ))
+        .into_response());
+    }
+    let domain = id_from_hex(&f.domaine).ok_or(AppError::NotFound)?;
+    let r = state
+        .db
+        .write(move |tx| {
+            let scope = db::registry::school_scope(tx)?;
+            let rank: i64 = tx.query_row(
+                "SELECT coalesce(MAX(rank), -1) + 1 FROM competences WHERE domain_id = ?1",
+                [&domain[..]],
+                |r| r.get(0),
+            )?;
+            let n = tx.execute(
+                "INSERT INTO competences (id, scope, domain_id, code, name, rank) \
+                 SELECT ?1, ?2, id, ?3, ?4, ?5 FROM competence_domains WHERE id = ?6 \
+                 ON CONFLICT (domain_id, code) DO NOTHING",
+                params![&db::new_id()[..], scope, code, name, rank, &domain[..]],
+            )?;
+            Ok::<_, AppError>(n)
+        })
+        .await?;
+    let msg = if r == 1 {
+        "ok=Compétence ajoutée."
+    } else {
+        "erreur=Ce code existe déjà dans ce domaine (ou le domaine est inconnu)."
+    };
+    Ok(Redirect::to(&format!(
+        "/competences/referentiels?{}",
+        msg.replace(' ', "%20")
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct Rename {
+    nom: String,
+}
+
+async fn rename_competence(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Rename>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let name = f.nom.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Ok(Redirect::to(&format!(
+            "/competences/referentiels?erreur={}",
+            urlencode("L'intitulé va de 1 à 200 caractères.")
+        ))
+        .into_response());
+    }
+    state
+        .db
+        .write(move |tx| {
+            tx.execute(
+                "UPDATE competences SET name = ?2 WHERE id = ?1",
+                params![&id[..], name],
+            )?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(Redirect::to("/competences/referentiels?ok=Intitul%C3%A9%20modifi%C3%A9.").into_response())
+}
