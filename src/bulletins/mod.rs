@@ -478,15 +478,7 @@ fn class_access(
     if !may_print(who, principal) {
         return Err(AppError::Forbidden);
     }
-    let cycle = gs::class_cycle(c, class)?;
-    let today = crate::people::today();
-    let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
-    match period {
-        Some(p) => gs::period(c, &p)?
-            .filter(|p| p.cycle == cycle)
-            .ok_or(AppError::NotFound),
-        None => gs::period_at(c, &year.id, &cycle, &today)?.ok_or(AppError::NotFound),
-    }
+    gs::period_of_class(c, class, period)?.ok_or(AppError::NotFound)
 }
 
 #[derive(Template)]

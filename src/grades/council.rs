@@ -255,15 +255,7 @@ fn council_access(
     if !policy::may_run_council(who, principal) {
         return Err(AppError::Forbidden);
     }
-    let cycle = store::class_cycle(c, class)?;
-    let today = crate::people::today();
-    let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
-    match period {
-        Some(p) => store::period(c, &p)?
-            .filter(|p| p.cycle == cycle)
-            .ok_or(AppError::NotFound),
-        None => store::period_at(c, &year.id, &cycle, &today)?.ok_or(AppError::NotFound),
-    }
+    store::period_of_class(c, class, period)?.ok_or(AppError::NotFound)
 }
 
 struct Cell {

@@ -581,21 +581,30 @@ fn label_kind(k: &str) -> &'static str {
     store::label(KINDS, k)
 }
 
-async fn export_csv(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+/// An assessment the asker may see, with its grid (for the exports).
+async fn grid_of(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+) -> Result<(Assessment, Vec<GridLine>), AppError> {
+    let id = id_from_hex(id).ok_or(AppError::NotFound)?;
     let who = user.principal();
-    let (a, lines) = state
+    state
         .db
         .read(move |c| {
             let (a, _) = load(c, &id, &who)?;
             let lines = store::grid(c, &a)?;
             Ok::<_, AppError>((a, lines))
         })
-        .await?;
+        .await
+}
+
+async fn export_csv(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let (a, lines) = grid_of(&state, &user, &id).await?;
     Ok(crate::files::download(
         super::sheet::to_csv(&lines),
         "text/csv; charset=utf-8",
@@ -608,16 +617,7 @@ async fn export_xlsx(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let who = user.principal();
-    let (a, lines) = state
-        .db
-        .read(move |c| {
-            let (a, _) = load(c, &id, &who)?;
-            let lines = store::grid(c, &a)?;
-            Ok::<_, AppError>((a, lines))
-        })
-        .await?;
+    let (a, lines) = grid_of(&state, &user, &id).await?;
     let bytes = super::sheet::to_xlsx(&a, &lines).map_err(AppError::Internal)?;
     Ok(crate::files::download(
         bytes,

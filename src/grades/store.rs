@@ -237,6 +237,23 @@ pub fn class_cycle(conn: &Connection, class: &Id) -> Result<String, DbError> {
         .unwrap_or_else(|| "lycee".into()))
 }
 
+/// The period named (which must be of the class's cycle), else the class's current period.
+pub fn period_of_class(
+    conn: &Connection,
+    class: &Id,
+    wanted: Option<Id>,
+) -> Result<Option<Period>, DbError> {
+    let cycle = class_cycle(conn, class)?;
+    if let Some(p) = wanted {
+        return Ok(period(conn, &p)?.filter(|p| p.cycle == cycle));
+    }
+    let today = crate::people::today();
+    match crate::school::current_year(conn, &today)? {
+        Some(year) => period_at(conn, &year.id, &cycle, &today),
+        None => Ok(None),
+    }
+}
+
 /// The period of `cycle` containing `date`, else the last one started, else the first.
 pub fn period_at(
     conn: &Connection,
