@@ -902,3 +902,54 @@ async fn competences_recorded_for_a_class_seen_by_the_family_and_attested() {
     );
     server.stop().await;
 }
+
+/// The averaging rules are school data for the year: the direction changes them (who and when
+/// is kept), bad values are refused with the reason and change nothing.
+#[tokio::test]
+async fn the_direction_sets_the_averaging_rules_for_the_year() {
+    let server = TestServer::start().await;
+    let d = server.logged_in(Role::Direction).await;
+    let page = d.text("/notes/parametres").await;
+    assert!(
+        page.contains("pas encore confirmés"),
+        "defaults until confirmed"
+    );
+    let form = |wk: &'static str, decimals: &'static str| {
+        vec![
+            ("poids_classe", "1"),
+            ("poids_composition", wk),
+            ("composition_manquante", "zero"),
+            ("decimales", decimals),
+            ("arrondi", "superieur"),
+            ("annuelle", "1 ; 2"),
+            ("appreciations", "16 Très bien\n10 Passable\n0 Insuffisant"),
+            ("distinctions", "12 Tableau d'honneur"),
+        ]
+    };
+    let r = d.post("/notes/parametres", &form("2", "5")).await;
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    let r = d.post("/notes/parametres", &form("2", "2")).await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let s = server
+        .db
+        .read_blocking(|c| {
+            let y = kekeli::school::current_year(c, &kekeli::people::today())?.expect("year");
+            gs::settings(c, &y.id)
+        })
+        .expect("settings");
+    assert_eq!(s.composition_weight, 2.0);
+    assert_eq!(
+        s.missing_composition,
+        kekeli::grades::compute::MissingComposition::Zero
+    );
+    assert_eq!(s.annual_weights, vec![1.0, 2.0]);
+    assert_eq!(s.appreciation(12.0), "Passable");
+    assert_eq!(s.distinction(13.0, false), Some("Tableau d'honneur"));
+    assert_eq!(audit_count(&server, "grades.settings"), 1);
+    assert!(
+        d.text("/notes/parametres")
+            .await
+            .contains("Réglages confirmés par")
+    );
+    server.stop().await;
+}

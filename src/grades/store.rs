@@ -155,8 +155,14 @@ pub fn save_settings(
             object_type: Some("school_year"),
             object_id: Some(year),
             new: Some(&format!(
-                "wc={} wk={} compo_manquante={:?} décimales={}",
-                s.class_weight, s.composition_weight, s.missing_composition, s.decimals
+                "wc={} wk={} composition manquante={} décimales={}",
+                s.class_weight,
+                s.composition_weight,
+                match s.missing_composition {
+                    MissingComposition::ClassAverage => "moyenne de classe",
+                    MissingComposition::Zero => "zéro",
+                },
+                s.decimals
             )),
             ..Default::default()
         },
