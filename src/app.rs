@@ -34,6 +34,8 @@ pub struct Inner {
     pub main_port: u16,
     /// Addresses announced at start (for the CA page and the admin page).
     pub urls: Vec<String>,
+    /// Sessions already looked up (see `auth::session::SessionCache`).
+    pub sessions: crate::auth::session::SessionCache,
     /// Computed timetable weeks (see `timetable::cache`).
     pub weeks: crate::timetable::cache::WeekCache,
     /// The whole-school bulletin job, if one ran since start (see `bulletins`).

@@ -217,6 +217,7 @@ pub async fn serve(
         started: Instant::now(),
         ca_pem,
         urls: urls.clone(),
+        sessions: Default::default(),
         weeks: Default::default(),
         bulletin_job: Default::default(),
         main_port,
@@ -284,6 +285,30 @@ pub async fn serve(
         })
     };
 
+    // Writes by another process (`kekeli import`, `kekeli user disable` while serving) do not
+    // pass through this server's writer: look for them every second, so the session and
+    // timetable caches drop what such a write may have changed.
+    let other_writers = {
+        let db = state.db.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = net::server::stopped(&mut stop) => break,
+                }
+                let db = db.clone();
+                match tokio::task::spawn_blocking(move || db.notice_other_writers()).await {
+                    Ok(Ok(true)) => tracing::debug!("another process wrote to the database"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "database version check failed"),
+                    Err(e) => tracing::warn!(error = %e, "database version check interrupted"),
+                }
+            }
+        })
+    };
+
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = {
         let mut usec = 0u64;
@@ -312,6 +337,7 @@ pub async fn serve(
         let _ = s.await;
     }
     let _ = housekeeping.await;
+    let _ = other_writers.await;
     if let Some(w) = watchdog {
         let _ = w.await;
     }

@@ -105,6 +105,9 @@ async fn logout_password_change_and_disable_end_sessions() {
         "a new id per login"
     );
 
+    // Both sessions are known (and cached) before the change.
+    assert_eq!(a.get("/").await.status(), 200);
+    assert_eq!(b.get("/").await.status(), 200);
     // Changing the password in one browser closes the other session.
     let r = b
         .post(
@@ -160,6 +163,36 @@ async fn logout_password_change_and_disable_end_sessions() {
     assert_eq!(r.status(), 403);
     assert!(r.text().await.expect("body").contains("désactivé"));
     assert_eq!(audit_count(&server, "account.disable"), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_disabled_by_another_process_loses_its_session_within_seconds() {
+    let server = TestServer::start().await;
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let b = server.logged_in(Role::Enseignant).await;
+    assert_eq!(b.get("/").await.status(), 200, "session known and cached");
+    // Another process (here a connection of its own, as `kekeli user disable` opens) writes
+    // behind the server's back.
+    let other = kekeli::db::connect(&server.config.db_path()).expect("other connection");
+    other
+        .execute(
+            "UPDATE accounts SET disabled = 1 WHERE login = ?1",
+            [&teacher.login],
+        )
+        .expect("disable");
+    drop(other);
+    let started = std::time::Instant::now();
+    let mut status = 200;
+    // Well under the cache's own time limit: only noticing the other writer can end it here.
+    while started.elapsed() < kekeli::auth::session::CACHE_TTL / 2 {
+        status = b.get("/").await.status().as_u16();
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 303, "session of a disabled account still served");
     server.stop().await;
 }
 

@@ -80,14 +80,26 @@ impl FromRequestParts<AppState> for CurrentUser {
         else {
             return Err(login_required());
         };
-        let row = state
-            .db
-            .read(move |c| session::lookup(c, &token))
-            .await?
-            .ok_or_else(login_required)?;
+        // The generation is read before the database, so a change committed meanwhile makes
+        // the entry stale rather than hiding behind it.
+        let hash = session::token_hash(&token);
+        let generation = state.db.auth_generation();
+        let row = match state.sessions.get(&hash, generation) {
+            Some(row) => row,
+            None => {
+                let row = state
+                    .db
+                    .read(move |c| session::lookup_hash(c, hash))
+                    .await?
+                    .ok_or_else(login_required)?;
+                state.sessions.put(row.clone(), generation);
+                row
+            }
+        };
         let now = crate::db::now();
         if row.expired(&state.timeouts, now) {
             let hash = row.token_hash.clone();
+            state.sessions.forget(&hash);
             state
                 .db
                 .write(move |tx| session::delete_hash(tx, &hash))
@@ -96,7 +108,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         }
         if row.needs_touch(now) {
             let hash = row.token_hash.clone();
-            state.db.write(move |tx| session::touch(tx, &hash)).await?;
+            state
+                .db
+                .write(move |tx| session::touch(tx, &hash, now))
+                .await?;
+            state.sessions.touched(&row.token_hash, now);
         }
         if row.must_change_password && !PASSWORD_PATHS.contains(&parts.uri.path()) {
             return Err(AppError::MustChangePassword);

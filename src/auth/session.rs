@@ -53,7 +53,11 @@ pub struct SessionRow {
 }
 
 pub fn lookup(conn: &Connection, token: &str) -> Result<Option<SessionRow>, DbError> {
-    let hash = token_hash(token);
+    lookup_hash(conn, token_hash(token))
+}
+
+/// The session whose token hashes to `hash`.
+pub fn lookup_hash(conn: &Connection, hash: Vec<u8>) -> Result<Option<SessionRow>, DbError> {
     // Cached statement: this runs on every authenticated request.
     Ok(conn
         .prepare_cached(
@@ -90,6 +94,70 @@ pub fn lookup(conn: &Connection, token: &str) -> Result<Option<SessionRow>, DbEr
         .optional()?)
 }
 
+/// Live sessions already looked up, so that a page costs no database trip to know who asks.
+///
+/// An entry is trusted only while [`Db::auth_generation`](crate::db::Db::auth_generation) has
+/// not moved since it was read — any committed change to accounts, people or roles, any ended
+/// session, or a write by another process moves it — and for at most [`CACHE_TTL`]. The
+/// timeouts are still checked on every request, against the cached `last_seen`, which
+/// [`SessionCache::touched`] keeps in step with the database.
+#[derive(Default)]
+pub struct SessionCache {
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Cached>>,
+}
+
+struct Cached {
+    generation: u64,
+    made: std::time::Instant,
+    row: SessionRow,
+}
+
+/// How long an entry may be served without reading the database again.
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Past this many entries the cache starts afresh (a school has a few thousand people).
+const CACHE_CAPACITY: usize = 20_000;
+
+impl SessionCache {
+    /// The session for `hash`, if read since the last change that could alter it.
+    pub fn get(&self, hash: &[u8], generation: u64) -> Option<SessionRow> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(hash)?;
+        (e.generation == generation && e.made.elapsed() < CACHE_TTL).then(|| e.row.clone())
+    }
+
+    /// Remember `row`, read when the generation was `generation`.
+    pub fn put(&self, row: SessionRow, generation: u64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(
+                row.token_hash.clone(),
+                Cached {
+                    generation,
+                    made: std::time::Instant::now(),
+                    row,
+                },
+            );
+        }
+    }
+
+    /// The session's `last_seen` was written as `at`.
+    pub fn touched(&self, hash: &[u8], at: i64) {
+        if let Ok(mut entries) = self.entries.lock()
+            && let Some(e) = entries.get_mut(hash)
+        {
+            e.row.last_seen = at;
+        }
+    }
+
+    pub fn forget(&self, hash: &[u8]) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(hash);
+        }
+    }
+}
+
 /// Timeouts, from the configuration (minutes and hours).
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -114,10 +182,11 @@ impl SessionRow {
     }
 }
 
-pub fn touch(conn: &Connection, token_hash: &[u8]) -> Result<(), DbError> {
+/// Record that the session was used at `at`.
+pub fn touch(conn: &Connection, token_hash: &[u8], at: i64) -> Result<(), DbError> {
     conn.execute(
         "UPDATE sessions SET last_seen = ?1 WHERE token_hash = ?2",
-        params![db::now(), token_hash],
+        params![at, token_hash],
     )?;
     Ok(())
 }

@@ -53,10 +53,47 @@ struct Inner {
     /// Group transactions committed, and the writes they carried (for metrics and tests).
     groups: std::sync::atomic::AtomicU64,
     grouped_writes: std::sync::atomic::AtomicU64,
-    /// Bumped after every commit of this process: caches of derived data compare it.
+    /// Bumped after every commit of this process that changed school data (anything but the
+    /// sessions table), and when another process is seen writing: caches of derived data
+    /// compare it.
     generation: std::sync::atomic::AtomicU64,
+    /// Bumped after every commit that may change what a session stands for (accounts, people,
+    /// roles, a session ended), and when another process is seen writing: the session cache
+    /// compares it.
+    auth_generation: std::sync::atomic::AtomicU64,
+    /// What the open transaction has touched so far ([`TOUCHED_DATA`], [`TOUCHED_AUTH`]), set
+    /// by the writer's update hook, read and cleared after the commit.
+    touched: Arc<std::sync::atomic::AtomicU8>,
+    /// The writer's `PRAGMA data_version` when last looked at: it changes only when another
+    /// connection (another process: `kekeli import`, `kekeli user`) commits.
+    data_version: std::sync::atomic::AtomicI64,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
+}
+
+/// A committed change to school data (see `Inner::generation`).
+const TOUCHED_DATA: u8 = 1;
+/// A committed change that may alter a session (see `Inner::auth_generation`).
+const TOUCHED_AUTH: u8 = 2;
+/// Tables whose every change may alter who a session's holder is or what they may do.
+const AUTH_TABLES: [&str; 3] = ["accounts", "people", "person_roles"];
+
+/// What a change of one row of `table` means for the in-memory caches. Creating a session or
+/// refreshing its `last_seen` changes nothing a cache holds; ending one must be seen at once.
+fn touched_by(action: rusqlite::hooks::Action, table: &str) -> u8 {
+    use rusqlite::hooks::Action;
+    if table == "sessions" {
+        return if action == Action::SQLITE_DELETE {
+            TOUCHED_AUTH
+        } else {
+            0
+        };
+    }
+    if AUTH_TABLES.contains(&table) {
+        TOUCHED_DATA | TOUCHED_AUTH
+    } else {
+        TOUCHED_DATA
+    }
 }
 
 /// How long a connection waits on a lock held by another before giving up.
@@ -108,6 +145,21 @@ impl Db {
     pub fn open(path: &Path, school_code: &str, readers: usize) -> Result<Db, DbError> {
         let mut writer = connect(path)?;
         migrate(&mut writer, school_code)?;
+        // Every row the writer changes is reported here (SQLite's update hook fires for rows
+        // changed by statements, triggers and foreign-key actions alike; Kekeli has no
+        // WITHOUT ROWID table, for which it would not), so no feature can forget to tell the
+        // caches.
+        let touched = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let hook_touched = touched.clone();
+        writer.update_hook(Some(
+            move |action: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+                hook_touched.fetch_or(
+                    touched_by(action, table),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            },
+        ))?;
+        let data_version = data_version(&writer)?;
         let readers = readers.max(1);
         let mut pool = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -123,6 +175,9 @@ impl Db {
                 groups: Default::default(),
                 grouped_writes: Default::default(),
                 generation: Default::default(),
+                auth_generation: Default::default(),
+                touched,
+                data_version: std::sync::atomic::AtomicI64::new(data_version),
                 readers: Mutex::new(pool),
                 reader_permits: Semaphore::new(readers),
             }),
@@ -248,18 +303,51 @@ impl Db {
         }
     }
 
+    /// After a commit (or a failed one): tell the caches what the transaction touched. Called
+    /// with the writer held, so the flags belong to the transaction just ended (a rolled-back
+    /// change only costs the caches a needless refresh).
     fn bump(&self) {
-        self.inner
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        use std::sync::atomic::Ordering::{AcqRel, Release};
+        let touched = self.inner.touched.swap(0, AcqRel);
+        if touched & TOUCHED_DATA != 0 {
+            self.inner.generation.fetch_add(1, Release);
+        }
+        if touched & TOUCHED_AUTH != 0 {
+            self.inner.auth_generation.fetch_add(1, Release);
+        }
     }
 
-    /// Changes after every commit made through this handle (not by other processes): what an
-    /// in-memory cache of derived data checks before trusting an entry.
+    /// Changes after every commit of school data made through this handle, and after another
+    /// process is seen writing ([`Db::notice_other_writers`]): what an in-memory cache of
+    /// derived data checks before trusting an entry. Read it *before* reading the data.
     pub fn generation(&self) -> u64 {
         self.inner
             .generation
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Changes after every commit that may alter a session (its account, person or roles
+    /// changed, or it was ended), and after another process is seen writing: what the session
+    /// cache checks. Read it *before* looking the session up.
+    pub fn auth_generation(&self) -> u64 {
+        self.inner
+            .auth_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Has another process committed since the last look? If so, every cache must start
+    /// afresh: both generations move. Blocking (takes the writer); the server calls it every
+    /// second off the async workers.
+    pub fn notice_other_writers(&self) -> Result<bool, DbError> {
+        use std::sync::atomic::Ordering::{AcqRel, Release};
+        let conn = self.inner.writer.lock().map_err(|_| DbError::Poisoned)?;
+        let now = data_version(&conn)?;
+        if self.inner.data_version.swap(now, AcqRel) == now {
+            return Ok(false);
+        }
+        self.inner.generation.fetch_add(1, Release);
+        self.inner.auth_generation.fetch_add(1, Release);
+        Ok(true)
     }
 
     /// (group transactions committed, writes they carried) since the database was opened.
@@ -325,6 +413,11 @@ impl Db {
         }
         total
     }
+}
+
+/// Changes on `conn` only when another connection commits to the same database.
+fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
 /// A fresh UUIDv7 as the 16-byte key used by every row that can leave the box.
@@ -408,6 +501,63 @@ mod tests {
             "{} commits for 10 queued writes",
             after - before
         );
+    }
+
+    #[test]
+    fn caches_hear_of_school_data_and_account_changes_separately() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.db");
+        let db = Db::open(&path, "TEST", 1).expect("open");
+        let at = |db: &Db| (db.generation(), db.auth_generation());
+        let (g0, a0) = at(&db);
+        db.write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO classes (id, scope, name, level) VALUES (?1, 'school:TEST', '2nde A', '2nde')",
+                [new_id().to_vec()],
+            )
+            .map_err(DbError::from)
+        })
+        .expect("class");
+        assert_eq!(at(&db), (g0 + 1, a0), "school data only");
+        let person = new_id().to_vec();
+        db.write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO people (id, scope, surname, first_names, updated_at) VALUES (?1, 'school:TEST', 'Amegah', 'Kodjo', 0)",
+                [&person],
+            )
+            .map_err(DbError::from)
+        })
+        .expect("person");
+        assert_eq!(at(&db), (g0 + 2, a0 + 1), "people change both");
+        // A write that fails leaves at worst a needless refresh, never a missed one.
+        let _ = db.write_blocking(|tx| {
+            tx.execute(
+                "UPDATE people SET surname = 'Agbo' WHERE id = ?1",
+                [&person],
+            )?;
+            Err::<(), _>(DbError::Schema("refusé".into()))
+        });
+        db.write_blocking(|tx| tx.execute_batch("SELECT 1").map_err(DbError::from))
+            .expect("empty write");
+        assert!(at(&db).1 >= a0 + 1);
+        let (g1, a1) = at(&db);
+        assert!(
+            !db.notice_other_writers().expect("look"),
+            "nothing foreign yet"
+        );
+        let other = connect(&path).expect("another connection");
+        other
+            .execute(
+                "UPDATE people SET surname = 'Agbo' WHERE id = ?1",
+                [&person],
+            )
+            .expect("foreign write");
+        assert!(
+            db.notice_other_writers().expect("look"),
+            "foreign write seen"
+        );
+        assert_eq!(at(&db), (g1 + 1, a1 + 1));
+        assert!(!db.notice_other_writers().expect("look"), "seen once");
     }
 
     #[test]

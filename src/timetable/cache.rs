@@ -1,8 +1,9 @@
 //! A small in-memory cache of computed weeks. Many pupils share a class, so their week views
 //! need the same occurrences: the cache keys them by audience (classes and groups), teacher or
-//! room, and week. An entry is trusted only while no write has been committed by this server
-//! since it was computed (`Db::generation`) and for at most [`TTL`], which bounds how long a
-//! change made by another process (`kekeli import` while the server runs) can go unseen.
+//! room, and week. An entry is trusted only while `Db::generation` has not moved since it was
+//! computed — it moves after every commit of school data by this server, and within a second
+//! of a write by another process (`kekeli import` while the server runs) — and for at most
+//! [`TTL`] as a last bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
