@@ -199,6 +199,9 @@ fn main() {
         out
     });
     let (cpu2, _) = proc_stats(pid);
+    // The generator's own CPU: when it nears the length of the run, the generator (one core,
+    // TLS client side) is what limits the closed loop, and its queueing is in the latencies.
+    let (gen2, _) = proc_stats(std::process::id());
     let (count, errors, mut lat) = rt.block_on(async {
         let end = Instant::now() + Duration::from_secs(portal_secs);
         let mut tasks = Vec::new();
@@ -220,14 +223,16 @@ fn main() {
         gather(tasks).await
     });
     let (cpu3, _) = proc_stats(pid);
+    let (gen3, _) = proc_stats(std::process::id());
     lat.sort();
     println!(
-        "portal at {} sessions for {portal_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s of {portal_secs} s",
+        "portal at {} sessions for {portal_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s, generator CPU {:.1} s of {portal_secs} s",
         clients.len(),
         count as f64 / portal_secs as f64,
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
         cpu3 - cpu2,
+        gen3 - gen2,
     );
     // Open loop: the same sessions, each asking for its portal at a steady pace so that together
     // they make `open_rate` pages/s — how a school's sessions behave (people read between clicks).

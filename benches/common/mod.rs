@@ -187,7 +187,11 @@ pub async fn login_csrf(
 /// One portal page, read to the end; false on any error or non-200 answer.
 pub async fn portal_ok(c: &reqwest::Client, base: &str) -> bool {
     match c.get(format!("{base}/")).send().await {
-        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        // A logged-in page (its logout form), not a login page served with 200.
+        Ok(r) if r.status() == 200 => r
+            .bytes()
+            .await
+            .is_ok_and(|b| b.windows(13).any(|w| w == b"/deconnexion\"")),
         _ => false,
     }
 }
