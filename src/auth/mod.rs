@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         // The generation is read before the database, so a change committed meanwhile makes
         // the entry stale rather than hiding behind it.
         let hash = session::token_hash(&token);
-        let generation = state.db.auth_generation();
+        let generation = state.db.generation_of(&session::TABLES);
         let row = match state.sessions.get(&hash, generation) {
             Some(row) => row,
             None => {

@@ -94,11 +94,16 @@ pub fn lookup_hash(conn: &Connection, hash: Vec<u8>) -> Result<Option<SessionRow
         .optional()?)
 }
 
+/// The tables a session lookup reads: a committed change to any of them (for `sessions`, only
+/// an ended session counts) makes cached sessions stale. A test checks the lookup reads no other.
+pub const TABLES: [&str; 4] = ["sessions", "accounts", "people", "person_roles"];
+
 /// Live sessions already looked up, so that a page costs no database trip to know who asks.
 ///
-/// An entry is trusted only while [`Db::auth_generation`](crate::db::Db::auth_generation) has
-/// not moved since it was read — any committed change to accounts, people or roles, any ended
-/// session, or a write by another process moves it — and for at most [`CACHE_TTL`]. The
+/// An entry is trusted only while the generation of [`TABLES`]
+/// ([`Db::generation_of`](crate::db::Db::generation_of)) has not moved since it was read — any
+/// committed change to accounts, people or roles, any ended session, or a write by another
+/// process moves it — and for at most [`CACHE_TTL`]. The
 /// timeouts are still checked on every request, against the cached `last_seen`, which
 /// [`SessionCache::touched`] keeps in step with the database.
 #[derive(Default)]
@@ -210,4 +215,23 @@ pub fn purge_expired(conn: &Connection, t: &Timeouts) -> Result<usize, DbError> 
 
 pub fn count(conn: &Connection) -> Result<i64, DbError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lookup_reads_only_the_tables_the_cache_watches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.db");
+        drop(crate::db::Db::open(&path, "T", 1).expect("open"));
+        let conn = db::connect(&path).expect("fresh connection");
+        let (found, read) = db::tables_read(&conn, |c| lookup(c, "jeton"));
+        assert!(found.expect("lookup").is_none());
+        assert!(!read.is_empty());
+        for t in &read {
+            assert!(TABLES.contains(&t.as_str()), "{t} read but not watched");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod registry;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,17 +54,14 @@ struct Inner {
     /// Group transactions committed, and the writes they carried (for metrics and tests).
     groups: std::sync::atomic::AtomicU64,
     grouped_writes: std::sync::atomic::AtomicU64,
-    /// Bumped after every commit of this process that changed school data (anything but the
-    /// sessions table), and when another process is seen writing: caches of derived data
-    /// compare it.
-    generation: std::sync::atomic::AtomicU64,
-    /// Bumped after every commit that may change what a session stands for (accounts, people,
-    /// roles, a session ended), and when another process is seen writing: the session cache
-    /// compares it.
-    auth_generation: std::sync::atomic::AtomicU64,
-    /// What the open transaction has touched so far ([`TOUCHED_DATA`], [`TOUCHED_AUTH`]), set
-    /// by the writer's update hook, read and cleared after the commit.
-    touched: Arc<std::sync::atomic::AtomicU8>,
+    /// Per table, how many commits of this process changed it: caches of derived data add
+    /// up the counters of the tables they read ([`Db::generation_of`]).
+    tables: Mutex<HashMap<String, u64>>,
+    /// Bumped when another process is seen writing: it moves every sum.
+    foreign: std::sync::atomic::AtomicU64,
+    /// Tables the open transaction has changed so far, filled by the writer's update hook,
+    /// emptied after the commit.
+    touched: Arc<Mutex<Vec<String>>>,
     /// The writer's `PRAGMA data_version` when last looked at: it changes only when another
     /// connection (another process: `kekeli import`, `kekeli user`) commits.
     data_version: std::sync::atomic::AtomicI64,
@@ -71,29 +69,10 @@ struct Inner {
     reader_permits: Semaphore,
 }
 
-/// A committed change to school data (see `Inner::generation`).
-const TOUCHED_DATA: u8 = 1;
-/// A committed change that may alter a session (see `Inner::auth_generation`).
-const TOUCHED_AUTH: u8 = 2;
-/// Tables whose every change may alter who a session's holder is or what they may do.
-const AUTH_TABLES: [&str; 3] = ["accounts", "people", "person_roles"];
-
-/// What a change of one row of `table` means for the in-memory caches. Creating a session or
-/// refreshing its `last_seen` changes nothing a cache holds; ending one must be seen at once.
-fn touched_by(action: rusqlite::hooks::Action, table: &str) -> u8 {
-    use rusqlite::hooks::Action;
-    if table == "sessions" {
-        return if action == Action::SQLITE_DELETE {
-            TOUCHED_AUTH
-        } else {
-            0
-        };
-    }
-    if AUTH_TABLES.contains(&table) {
-        TOUCHED_DATA | TOUCHED_AUTH
-    } else {
-        TOUCHED_DATA
-    }
+/// Which changes a cache must hear of. Creating a session or refreshing its `last_seen`
+/// changes nothing a cache holds; ending one must be seen at once.
+fn counts(action: rusqlite::hooks::Action, table: &str) -> bool {
+    table != "sessions" || action == rusqlite::hooks::Action::SQLITE_DELETE
 }
 
 /// How long a connection waits on a lock held by another before giving up.
@@ -149,14 +128,16 @@ impl Db {
         // changed by statements, triggers and foreign-key actions alike; Kekeli has no
         // WITHOUT ROWID table, for which it would not), so no feature can forget to tell the
         // caches.
-        let touched = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let touched: Arc<Mutex<Vec<String>>> = Arc::default();
         let hook_touched = touched.clone();
         writer.update_hook(Some(
             move |action: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
-                hook_touched.fetch_or(
-                    touched_by(action, table),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                if counts(action, table)
+                    && let Ok(mut t) = hook_touched.lock()
+                    && !t.iter().any(|n| n == table)
+                {
+                    t.push(table.to_string());
+                }
             },
         ))?;
         let data_version = data_version(&writer)?;
@@ -174,8 +155,8 @@ impl Db {
                 queue: Mutex::new(Vec::new()),
                 groups: Default::default(),
                 grouped_writes: Default::default(),
-                generation: Default::default(),
-                auth_generation: Default::default(),
+                tables: Mutex::default(),
+                foreign: Default::default(),
                 touched,
                 data_version: std::sync::atomic::AtomicI64::new(data_version),
                 readers: Mutex::new(pool),
@@ -303,41 +284,55 @@ impl Db {
         }
     }
 
-    /// After a commit (or a failed one): tell the caches what the transaction touched. Called
-    /// with the writer held, so the flags belong to the transaction just ended (a rolled-back
-    /// change only costs the caches a needless refresh).
+    /// After a commit (or a failed one): tell the caches which tables the transaction
+    /// changed. Called with the writer held, so the tables belong to the transaction just
+    /// ended (a rolled-back change only costs the caches a needless refresh).
     fn bump(&self) {
-        use std::sync::atomic::Ordering::{AcqRel, Release};
-        let touched = self.inner.touched.swap(0, AcqRel);
-        if touched & TOUCHED_DATA != 0 {
-            self.inner.generation.fetch_add(1, Release);
+        let touched = match self.inner.touched.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        if touched.is_empty() {
+            return;
         }
-        if touched & TOUCHED_AUTH != 0 {
-            self.inner.auth_generation.fetch_add(1, Release);
+        match self.inner.tables.lock() {
+            Ok(mut tables) => {
+                for t in touched {
+                    *tables.entry(t).or_default() += 1;
+                }
+            }
+            // Without the counters, make every cache start afresh.
+            Err(_) => {
+                self.inner
+                    .foreign
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
         }
     }
 
-    /// Changes after every commit of school data made through this handle, and after another
-    /// process is seen writing ([`Db::notice_other_writers`]): what an in-memory cache of
-    /// derived data checks before trusting an entry. Read it *before* reading the data.
-    pub fn generation(&self) -> u64 {
-        self.inner
-            .generation
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Changes after every commit that may alter a session (its account, person or roles
-    /// changed, or it was ended), and after another process is seen writing: what the session
-    /// cache checks. Read it *before* looking the session up.
-    pub fn auth_generation(&self) -> u64 {
-        self.inner
-            .auth_generation
-            .load(std::sync::atomic::Ordering::Acquire)
+    /// A number that changes after every commit through this handle that changed one of
+    /// `tables`, and after another process is seen writing ([`Db::notice_other_writers`]): what
+    /// an in-memory cache of data read from those tables checks before trusting an entry.
+    /// Read it *before* reading the data, so a change committed meanwhile makes the entry
+    /// stale rather than hiding behind it.
+    pub fn generation_of(&self, tables: &[&str]) -> u64 {
+        let foreign = self
+            .inner
+            .foreign
+            .load(std::sync::atomic::Ordering::Acquire);
+        let Ok(counts) = self.inner.tables.lock() else {
+            // Never equal twice: nothing is trusted.
+            return u64::MAX - foreign;
+        };
+        tables
+            .iter()
+            .filter_map(|t| counts.get(*t))
+            .fold(foreign, |sum, n| sum.wrapping_add(*n))
     }
 
     /// Has another process committed since the last look? If so, every cache must start
-    /// afresh: both generations move. Blocking (takes the writer); the server calls it every
-    /// second off the async workers.
+    /// afresh. Blocking (takes the writer); the server calls it every second off the async
+    /// workers.
     pub fn notice_other_writers(&self) -> Result<bool, DbError> {
         use std::sync::atomic::Ordering::{AcqRel, Release};
         let conn = self.inner.writer.lock().map_err(|_| DbError::Poisoned)?;
@@ -345,8 +340,7 @@ impl Db {
         if self.inner.data_version.swap(now, AcqRel) == now {
             return Ok(false);
         }
-        self.inner.generation.fetch_add(1, Release);
-        self.inner.auth_generation.fetch_add(1, Release);
+        self.inner.foreign.fetch_add(1, Release);
         Ok(true)
     }
 
@@ -418,6 +412,34 @@ impl Db {
 /// Changes on `conn` only when another connection commits to the same database.
 fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}
+
+/// The tables `f` reads through `conn`, as SQLite's authorizer reports them when statements are
+/// prepared (use a fresh connection: cached statements are not prepared again). For tests that
+/// keep a cache's list of tables honest.
+#[cfg(test)]
+pub(crate) fn tables_read<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> T,
+) -> (T, std::collections::BTreeSet<String>) {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    let seen: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let s = seen.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        if let AuthAction::Read { table_name, .. } = ctx.action
+            && !table_name.starts_with("sqlite_")
+            && let Ok(mut s) = s.lock()
+        {
+            s.insert(table_name.to_string());
+        }
+        Authorization::Allow
+    }))
+    .expect("authorizer");
+    let out = f(conn);
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+        .expect("authorizer off");
+    let tables = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    (out, tables)
 }
 
 /// A fresh UUIDv7 as the 16-byte key used by every row that can leave the box.
@@ -504,12 +526,17 @@ mod tests {
     }
 
     #[test]
-    fn caches_hear_of_school_data_and_account_changes_separately() {
+    fn caches_hear_of_changes_to_the_tables_they_read_and_only_those() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k.db");
         let db = Db::open(&path, "TEST", 1).expect("open");
-        let at = |db: &Db| (db.generation(), db.auth_generation());
-        let (g0, a0) = at(&db);
+        let at = |db: &Db| {
+            (
+                db.generation_of(&["classes"]),
+                db.generation_of(&["people"]),
+            )
+        };
+        let (c0, p0) = at(&db);
         db.write_blocking(|tx| {
             tx.execute(
                 "INSERT INTO classes (id, scope, name, level) VALUES (?1, 'school:TEST', '2nde A', '2nde')",
@@ -518,7 +545,7 @@ mod tests {
             .map_err(DbError::from)
         })
         .expect("class");
-        assert_eq!(at(&db), (g0 + 1, a0), "school data only");
+        assert_eq!(at(&db), (c0 + 1, p0), "classes only");
         let person = new_id().to_vec();
         db.write_blocking(|tx| {
             tx.execute(
@@ -528,8 +555,8 @@ mod tests {
             .map_err(DbError::from)
         })
         .expect("person");
-        assert_eq!(at(&db), (g0 + 2, a0 + 1), "people change both");
-        // A write that fails leaves at worst a needless refresh, never a missed one.
+        assert_eq!(at(&db), (c0 + 1, p0 + 1), "people only");
+        // A refused write leaves at worst a needless refresh, never a missed one.
         let _ = db.write_blocking(|tx| {
             tx.execute(
                 "UPDATE people SET surname = 'Agbo' WHERE id = ?1",
@@ -539,8 +566,12 @@ mod tests {
         });
         db.write_blocking(|tx| tx.execute_batch("SELECT 1").map_err(DbError::from))
             .expect("empty write");
-        assert_eq!(at(&db).1, a0 + 2, "the refused change still refreshes");
-        let (g1, a1) = at(&db);
+        assert_eq!(
+            at(&db),
+            (c0 + 1, p0 + 2),
+            "the refused change still refreshes"
+        );
+        let (c1, p1) = at(&db);
         assert!(
             !db.notice_other_writers().expect("look"),
             "nothing foreign yet"
@@ -556,7 +587,11 @@ mod tests {
             db.notice_other_writers().expect("look"),
             "foreign write seen"
         );
-        assert_eq!(at(&db), (g1 + 1, a1 + 1));
+        assert_eq!(
+            at(&db),
+            (c1 + 1, p1 + 1),
+            "another process moves every cache"
+        );
         assert!(!db.notice_other_writers().expect("look"), "seen once");
     }
 

@@ -1,9 +1,9 @@
 //! A small in-memory cache of computed weeks. Many pupils share a class, so their week views
 //! need the same occurrences: the cache keys them by audience (classes and groups), teacher or
-//! room, and week. An entry is trusted only while `Db::generation` has not moved since it was
-//! computed — it moves after every commit of school data by this server, and within a second
-//! of a write by another process (`kekeli import` while the server runs) — and for at most
-//! [`TTL`] as a last bound.
+//! room, and week. An entry is trusted only while the generation of [`TABLES`]
+//! (`Db::generation_of`) has not moved since it was computed — it moves after every commit by
+//! this server that changed one of those tables, and within a second of a write by another
+//! process (`kekeli import` while the server runs) — and for at most [`TTL`] as a last bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,23 @@ use time::Date;
 
 use super::store::{Filter, Occurrence};
 use crate::auth::store::Id;
+
+/// The tables a week and a pupil's audience are computed from: a committed change to any of
+/// them makes cached weeks stale (holidays in the agenda do; a roll call or a mark does not). A test checks
+/// `store::occurrences` and `store::pupil_audience` read no other.
+pub const TABLES: &[&str] = &[
+    "timetable_slots",
+    "timetable_changes",
+    "subjects",
+    "people",
+    "rooms",
+    "classes",
+    "pupil_groups",
+    "school_years",
+    "class_members",
+    "group_members",
+    "agenda_events",
+];
 
 /// How long an entry may be served without being recomputed.
 pub const TTL: Duration = Duration::from_secs(5);
@@ -141,5 +158,34 @@ mod tests {
             cache.get(&pupil, monday, 7).is_none(),
             "unresolved filters are not kept"
         );
+    }
+
+    #[test]
+    fn weeks_are_computed_only_from_the_tables_the_cache_watches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.db");
+        drop(crate::db::Db::open(&path, "T", 1).expect("open"));
+        let conn = crate::db::connect(&path).expect("fresh connection");
+        let monday = time::macros::date!(2026 - 11 - 23);
+        let sunday = monday + time::Duration::days(6);
+        let filters = [
+            Filter::Audience {
+                classes: vec![[1; 16]],
+                groups: vec![[2; 16]],
+            },
+            Filter::Teacher([3; 16]),
+            Filter::Room([4; 16]),
+            Filter::Pupil([5; 16]),
+        ];
+        let (_, read) = crate::db::tables_read(&conn, |c| {
+            for f in &filters {
+                super::super::store::occurrences(c, f, monday, sunday).expect("week");
+            }
+            super::super::store::pupil_audience(c, &[5; 16]).expect("audience");
+        });
+        assert!(read.contains("timetable_slots"));
+        for t in &read {
+            assert!(TABLES.contains(&t.as_str()), "{t} read but not watched");
+        }
     }
 }

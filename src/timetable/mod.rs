@@ -221,7 +221,7 @@ async fn show_week(
     let filter = spec.filter.clone();
     let form_class = spec.form_class.filter(|_| manager);
     // The week itself comes from the cache when no write happened since it was computed.
-    let generation = state.db.generation();
+    let generation = state.db.generation_of(cache::TABLES);
     let cached = state.weeks.get(&filter, monday, generation);
     let fresh = cached.is_none();
     let (occ, form) = match (cached, form_class) {
@@ -301,7 +301,7 @@ async fn my_week(
 ) -> Result<Response, AppError> {
     let me = user.person_id;
     if user.has(Role::Eleve) {
-        let generation = state.db.generation();
+        let generation = state.db.generation_of(cache::TABLES);
         let filter = match state.weeks.audience(&me, generation) {
             Some(f) => f,
             None => {
