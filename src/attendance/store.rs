@@ -301,11 +301,13 @@ fn notify_family(
     kind: &str,
     minutes: i64,
 ) -> Result<usize, DbError> {
-    let child: (String, String, Option<String>, i64) = conn.query_row(
-        "SELECT first_names, surname, birth_date, consent FROM people WHERE id = ?1",
-        [&pupil[..]],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let child: (String, String, Option<String>, i64) = conn
+        .prepare_cached(
+            "SELECT first_names, surname, birth_date, consent FROM people WHERE id = ?1",
+        )?
+        .query_row([&pupil[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     let today = iso(calendar::now(0).date);
     if child.3 == 0 && !crate::people::is_minor(child.2.as_deref(), &today) {
         return Ok(0);

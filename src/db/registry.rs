@@ -274,11 +274,9 @@ pub fn ensure_site(tx: &Transaction<'_>, school_code: &str) -> Result<(), DbErro
 
 /// The scope of rows this school writes, e.g. `school:LTLOME`.
 pub fn school_scope(conn: &Connection) -> Result<String, DbError> {
-    let code: String = conn.query_row(
-        "SELECT school_code FROM sync_state WHERE singleton = 1",
-        [],
-        |r| r.get(0),
-    )?;
+    let code: String = conn
+        .prepare_cached("SELECT school_code FROM sync_state WHERE singleton = 1")?
+        .query_row([], |r| r.get(0))?;
     Ok(format!("school:{code}"))
 }
 

@@ -267,11 +267,20 @@ fn in_list(column: &str, ids: &[Id], values: &mut Vec<Value>) -> String {
 /// A filter as SQL over a table alias with class_id, group_id, teacher_id, room_id columns.
 fn filter_sql(f: &Filter, alias: &str, values: &mut Vec<Value>) -> String {
     match f {
-        Filter::Audience { classes, groups } => format!(
-            "({} OR {})",
-            in_list(&format!("{alias}.class_id"), classes, values),
-            in_list(&format!("{alias}.group_id"), groups, values)
-        ),
+        // Only the lists that have ids: a constant `OR 0` would keep SQLite from using the
+        // class and group indexes (it scanned every slot of the school instead).
+        Filter::Audience { classes, groups } => {
+            let terms: Vec<String> = [("class_id", classes), ("group_id", groups)]
+                .into_iter()
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(column, ids)| in_list(&format!("{alias}.{column}"), ids, values))
+                .collect();
+            if terms.is_empty() {
+                "0".into()
+            } else {
+                format!("({})", terms.join(" OR "))
+            }
+        }
         Filter::Teacher(t) => {
             values.push(Value::Blob(t.to_vec()));
             format!("{alias}.teacher_id = ?")
@@ -509,11 +518,10 @@ pub fn occurrence(conn: &Connection, key: OccKey) -> Result<Option<Occurrence>, 
         OccKey::Slot(s, d) => (Some(s), Some(d)),
         OccKey::Change(c) => {
             let row: Option<(Option<Id>, String, Option<String>)> = conn
-                .query_row(
+                .prepare_cached(
                     "SELECT slot_id, on_date, new_date FROM timetable_changes WHERE id = ?1",
-                    [&c[..]],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                )?
+                .query_row([&c[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             let Some((slot, on, new)) = row else {
                 return Ok(None);
@@ -522,16 +530,14 @@ pub fn occurrence(conn: &Connection, key: OccKey) -> Result<Option<Occurrence>, 
             let Some(date) = date else { return Ok(None) };
             // Extra sessions and moved ones: find them among the day's occurrences of their audience.
             let (class, group): (Option<Id>, Option<Id>) = match slot {
-                Some(s) => conn.query_row(
-                    "SELECT class_id, group_id FROM timetable_slots WHERE id = ?1",
-                    [&s[..]],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?,
-                None => conn.query_row(
-                    "SELECT class_id, group_id FROM timetable_changes WHERE id = ?1",
-                    [&c[..]],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?,
+                Some(s) => conn
+                    .prepare_cached("SELECT class_id, group_id FROM timetable_slots WHERE id = ?1")?
+                    .query_row([&s[..]], |r| Ok((r.get(0)?, r.get(1)?)))?,
+                None => conn
+                    .prepare_cached(
+                        "SELECT class_id, group_id FROM timetable_changes WHERE id = ?1",
+                    )?
+                    .query_row([&c[..]], |r| Ok((r.get(0)?, r.get(1)?)))?,
             };
             let f = Filter::Audience {
                 classes: class.into_iter().collect(),
@@ -546,11 +552,8 @@ pub fn occurrence(conn: &Connection, key: OccKey) -> Result<Option<Occurrence>, 
         return Ok(None);
     };
     let row: Option<(Option<Id>, Option<Id>)> = conn
-        .query_row(
-            "SELECT class_id, group_id FROM timetable_slots WHERE id = ?1",
-            [&slot[..]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT class_id, group_id FROM timetable_slots WHERE id = ?1")?
+        .query_row([&slot[..]], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((class, group)) = row else {
         return Ok(None);
