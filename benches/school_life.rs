@@ -210,12 +210,19 @@ fn main() {
     );
 
     // Roll calls: all teachers save at the same instant, `rounds` times, while the pupils read.
-    let (cpu2, _) = proc_stats(pid);
-    let (saves, save_errors, reads, read_secs, mut read_lat) = rt.block_on(async {
+    let (saves, save_errors, reads, read_secs, mut read_lat, save_cpu, read_cpu) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let started = Instant::now();
         let background = readers(&readers_c, &base, stop.clone(), Some(read_rate));
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // The readers alone for two seconds: what they cost at this rate, to tell the saves'
+        // own CPU apart below.
+        let (r0, _) = proc_stats(pid);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (r1, _) = proc_stats(pid);
+        let read_cpu_per_sec = (r1 - r0) / 2.0;
+        let rounds_started = Instant::now();
+        let (c0, _) = proc_stats(pid);
         let mut saves = Vec::new();
         let mut errors = 0usize;
         for round in 0..rounds {
@@ -250,20 +257,20 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let (c1, _) = proc_stats(pid);
+        let save_cpu = c1 - c0 - read_cpu_per_sec * rounds_started.elapsed().as_secs_f64();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let (reads, _, read_lat) = gather(background).await;
-        (saves, errors, reads, started.elapsed().as_secs_f64(), read_lat)
+        (saves, errors, reads, started.elapsed().as_secs_f64(), read_lat, save_cpu, read_cpu_per_sec)
     });
-    let (cpu3, _) = proc_stats(pid);
-    // The server's CPU per save: its CPU over the phase, less what the reads cost at the rate
-    // measured in the week-view phase.
-    let per_read = (cpu1 - cpu0) / count.max(1) as f64;
-    let per_save = (cpu3 - cpu2 - reads as f64 * per_read) / saves.len().max(1) as f64;
+    // The server's CPU per save: its CPU during the rounds, less what the readers alone used
+    // over as long.
+    let per_save = save_cpu / saves.len().max(1) as f64;
     let mut saves = saves;
     saves.sort();
     read_lat.sort();
     println!(
-        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s, read p99 {:.1} ms) — save p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}; server CPU ≈ {:.2} ms per save",
+        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s, read p99 {:.1} ms) — save p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}; server CPU ≈ {:.2} ms per save (readers alone: {:.0} % of the core)",
         saves.len(),
         teachers_c.len(),
         readers_c.len(),
@@ -274,6 +281,7 @@ fn main() {
         percentile(&saves, 0.99),
         percentile(&saves, 1.0),
         per_save * 1000.0,
+        read_cpu * 100.0,
     );
     drop(readers_c);
     drop(teachers_c);

@@ -285,9 +285,13 @@ pub async fn serve(
         })
     };
 
-    // Writes by another process (`kekeli import`, `kekeli user disable` while serving) do not
-    // pass through this server's writer: look for them every second, so the session and
-    // timetable caches drop what such a write may have changed.
+    // Every second, off the async workers: look for writes by another process (`kekeli
+    // import`, `kekeli user disable` while serving), which do not pass through this server's
+    // writer, so the session and timetable caches drop what they may have changed; and copy
+    // the WAL into the main file, so no request's commit pays for it.
+    if let Err(e) = state.db.checkpoint_in_background() {
+        tracing::warn!(error = %e, "background checkpoints unavailable; commits will run them");
+    }
     let other_writers = {
         let db = state.db.clone();
         let mut stop = stop_rx.clone();
@@ -299,7 +303,13 @@ pub async fn serve(
                     _ = net::server::stopped(&mut stop) => break,
                 }
                 let db = db.clone();
-                match tokio::task::spawn_blocking(move || db.notice_other_writers()).await {
+                let seen = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = db.checkpoint_passive() {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                    db.notice_other_writers()
+                });
+                match seen.await {
                     Ok(Ok(true)) => tracing::debug!("another process wrote to the database"),
                     Ok(Ok(false)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "database version check failed"),

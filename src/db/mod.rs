@@ -67,6 +67,9 @@ struct Inner {
     data_version: std::sync::atomic::AtomicI64,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
+    /// Set by [`Db::checkpoint_in_background`]: the connection that copies the WAL into the
+    /// main file, off the writer.
+    checkpointer: Mutex<Option<Connection>>,
 }
 
 /// Which changes a cache must hear of. Creating a session or refreshing its `last_seen`
@@ -161,6 +164,7 @@ impl Db {
                 data_version: std::sync::atomic::AtomicI64::new(data_version),
                 readers: Mutex::new(pool),
                 reader_permits: Semaphore::new(readers),
+                checkpointer: Mutex::new(None),
             }),
         })
     }
@@ -388,6 +392,41 @@ impl Db {
         f(&conn)
     }
 
+    /// From now on the WAL is copied into the main file by [`Db::checkpoint_passive`], called
+    /// by the server every second, instead of by whichever commit crosses SQLite's 1,000-page
+    /// mark: that commit — a teacher's roll call — used to wait for the whole copy and its
+    /// `fsync`. Command-line tools keep SQLite's automatic checkpoints.
+    pub fn checkpoint_in_background(&self) -> Result<(), DbError> {
+        let conn = connect(&self.inner.path)?;
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| DbError::Poisoned)?
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        *self
+            .inner
+            .checkpointer
+            .lock()
+            .map_err(|_| DbError::Poisoned)? = Some(conn);
+        Ok(())
+    }
+
+    /// Copy what the WAL holds into the main file without waiting for readers or blocking the
+    /// writer (SQLite's PASSIVE checkpoint); returns (frames in the WAL, frames copied). Blocking.
+    pub fn checkpoint_passive(&self) -> Result<(i64, i64), DbError> {
+        let guard = self
+            .inner
+            .checkpointer
+            .lock()
+            .map_err(|_| DbError::Poisoned)?;
+        let Some(conn) = guard.as_ref() else {
+            return Ok((0, 0));
+        };
+        Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })?)
+    }
+
     /// Checkpoint the WAL into the main file; called at clean shutdown.
     pub fn checkpoint(&self) -> Result<(), DbError> {
         let conn = self.inner.writer.lock().map_err(|_| DbError::Poisoned)?;
@@ -593,6 +632,42 @@ mod tests {
             "another process moves every cache"
         );
         assert!(!db.notice_other_writers().expect("look"), "seen once");
+    }
+
+    #[test]
+    fn background_checkpoints_copy_the_wal_that_commits_no_longer_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
+        db.checkpoint_in_background().expect("take over");
+        let auto: i64 = db
+            .read_blocking(|c| {
+                c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .expect("pragma");
+        assert_eq!(auto, 0, "commits no longer checkpoint");
+        for n in 0..50 {
+            db.write_blocking(|tx| {
+                tx.execute(
+                    "INSERT INTO classes (id, scope, name, level) VALUES (?1, 'school:TEST', ?2, '2nde')",
+                    rusqlite::params![new_id().to_vec(), format!("2nde {n}")],
+                )
+                .map_err(DbError::from)
+            })
+            .expect("write");
+        }
+        let (frames, copied) = db.checkpoint_passive().expect("checkpoint");
+        assert!(frames >= 50, "{frames} frames in the WAL");
+        assert_eq!(copied, frames, "nothing held it back");
+        // A checkpoint is not another writer: the caches keep their entries.
+        db.notice_other_writers().expect("first look");
+        db.write_blocking(|tx| {
+            tx.execute_batch("DELETE FROM classes")
+                .map_err(DbError::from)
+        })
+        .expect("write");
+        db.checkpoint_passive().expect("checkpoint");
+        assert!(!db.notice_other_writers().expect("look"));
     }
 
     #[test]
