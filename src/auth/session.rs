@@ -52,10 +52,6 @@ pub struct SessionRow {
     pub disabled: bool,
 }
 
-pub fn lookup(conn: &Connection, token: &str) -> Result<Option<SessionRow>, DbError> {
-    lookup_hash(conn, token_hash(token))
-}
-
 /// The session whose token hashes to `hash`.
 pub fn lookup_hash(conn: &Connection, hash: Vec<u8>) -> Result<Option<SessionRow>, DbError> {
     // Cached statement: this runs on every authenticated request.
@@ -227,7 +223,7 @@ mod tests {
         let path = dir.path().join("k.db");
         drop(crate::db::Db::open(&path, "T", 1).expect("open"));
         let conn = db::connect(&path).expect("fresh connection");
-        let (found, read) = db::tables_read(&conn, |c| lookup(c, "jeton"));
+        let (found, read) = db::tables_read(&conn, |c| lookup_hash(c, token_hash("jeton")));
         assert!(found.expect("lookup").is_none());
         assert!(!read.is_empty());
         for t in &read {
