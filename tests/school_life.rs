@@ -209,6 +209,13 @@ async fn changes_and_ab_weeks_shape_the_occurrences() {
             assert!(mine.iter().any(|o| matches!(o.state, tt::State::Replaced { .. }) && o.teacher_id == Some(t2)));
             let theirs = tt::occurrences(tx, &Filter::Teacher(t2), sunday, sunday)?;
             assert!(theirs.iter().any(|o| o.slot_id == Some(monday)), "the replacement sees it");
+            // Looked up alone by its key (as a roll call does), the occurrence carries its change.
+            let one = tt::occurrence(tx, OccKey::Slot(monday, sunday))?.expect("by key");
+            assert!(matches!(one.state, tt::State::Replaced { .. }) && one.teacher_id == Some(t2));
+            // A key on a day the slot does not meet finds nothing: wrong weekday, B week for an A slot.
+            assert!(tt::occurrence(tx, OccKey::Slot(monday, sunday - time::Duration::days(1)))?.is_none());
+            assert!(tt::occurrence(tx, OccKey::Slot(a, week_a + time::Duration::days(12)))?.is_none());
+            assert!(tt::occurrence(tx, OccKey::Slot(a, week_a + time::Duration::days(5)))?.is_some());
             // Moved a week later at 15:00: greyed in its week, in place in the next.
             let later = sunday + time::Duration::days(7);
             tt::create_change(
@@ -228,6 +235,8 @@ async fn changes_and_ab_weeks_shape_the_occurrences() {
             let around = tt::occurrences(tx, &f, later - time::Duration::days(1), later)?;
             assert!(around.iter().any(|o| matches!(o.state, tt::State::MovedAway { .. }) && o.date == later));
             let moved = around.iter().find(|o| matches!(o.state, tt::State::Moved { .. })).expect("moved");
+            let away = tt::occurrence(tx, OccKey::Slot(monday, later))?.expect("moved away, by key");
+            assert!(matches!(away.state, tt::State::MovedAway { .. }) && !away.happens());
             assert_eq!((calendar::iso(moved.date).as_str(), moved.starts), ("2026-12-05", 900));
             // Its key is the change; looking it up again finds it.
             let key = moved.key();

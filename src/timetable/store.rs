@@ -22,6 +22,9 @@ pub enum Filter {
     Room(Id),
     /// A pupil's classes and groups, looked up in the same database trip.
     Pupil(Id),
+    /// One weekly slot (finding one occurrence — a roll call — without computing the whole
+    /// day of its class).
+    Slot(Id),
 }
 
 /// What happened to one occurrence of a session.
@@ -289,6 +292,14 @@ fn filter_sql(f: &Filter, alias: &str, values: &mut Vec<Value>) -> String {
             values.push(Value::Blob(r.to_vec()));
             format!("{alias}.room_id = ?")
         }
+        Filter::Slot(id) => {
+            values.push(Value::Blob(id.to_vec()));
+            if alias == "s" {
+                "s.id = ?".into()
+            } else {
+                format!("{alias}.slot_id = ?")
+            }
+        }
         // Resolved to an audience before any SQL is built.
         Filter::Pupil(_) => "0".into(),
     }
@@ -302,6 +313,7 @@ fn matches(f: &Filter, o: &Occurrence) -> bool {
         }
         Filter::Teacher(t) => o.teacher_id == Some(*t),
         Filter::Room(r) => o.room_id == Some(*r),
+        Filter::Slot(id) => o.slot_id == Some(*id),
         Filter::Pupil(_) => false,
     }
 }
@@ -508,6 +520,7 @@ fn slot_matches(f: &Filter, s: &SlotRow) -> bool {
         }
         Filter::Teacher(t) => s.teacher_id == Some(*t),
         Filter::Room(r) => s.room_id == Some(*r),
+        Filter::Slot(id) => s.id == *id,
         Filter::Pupil(_) => false,
     }
 }
@@ -551,18 +564,7 @@ pub fn occurrence(conn: &Connection, key: OccKey) -> Result<Option<Occurrence>, 
     let (Some(slot), Some(date)) = (slot, date) else {
         return Ok(None);
     };
-    let row: Option<(Option<Id>, Option<Id>)> = conn
-        .prepare_cached("SELECT class_id, group_id FROM timetable_slots WHERE id = ?1")?
-        .query_row([&slot[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((class, group)) = row else {
-        return Ok(None);
-    };
-    let f = Filter::Audience {
-        classes: class.into_iter().collect(),
-        groups: group.into_iter().collect(),
-    };
-    Ok(occurrences(conn, &f, date, date)?
+    Ok(occurrences(conn, &Filter::Slot(slot), date, date)?
         .into_iter()
         .find(|o| o.key() == key))
 }
