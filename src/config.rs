@@ -44,6 +44,9 @@ pub struct BulletinConfig {
     pub inspection: String,
     /// Postal address and telephone of the school.
     pub address: String,
+    /// The school's logo (PNG or JPEG, at most 1 MiB). Empty: `logo.png` in the data directory,
+    /// where the administration page puts an uploaded logo; no logo if there is none.
+    pub logo: PathBuf,
 }
 
 impl Default for BulletinConfig {
@@ -55,6 +58,7 @@ impl Default for BulletinConfig {
             directorate: String::new(),
             inspection: String::new(),
             address: String::new(),
+            logo: PathBuf::new(),
         }
     }
 }

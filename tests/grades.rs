@@ -423,6 +423,15 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
                 )?;
                 pupils.push(p);
             }
+            // A was born in Kpalimé and repeats the year; the others are new, place unknown.
+            tx.execute(
+                "UPDATE people SET birth_place = 'Kpalimé' WHERE id = ?1",
+                [&pupils[0][..]],
+            )?;
+            tx.execute(
+                "UPDATE class_members SET repeating = 1 WHERE person_id = ?1 AND class_id = ?2",
+                (&pupils[0][..], &class[..]),
+            )?;
             // (subject, kind, marks of A, B, C, D); None = no mark.
             type Plan = (usize, &'static str, [Option<f64>; 4]);
             let plan: [Plan; 8] = [
@@ -552,6 +561,65 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
 
     // Bulletins: refused while the period is open; issued once it is closed; frozen.
     let d = server.logged_in(Role::Direction).await;
+    // The direction gives the school's logo: a broken image is refused and changes nothing,
+    // a real one is kept and shown on the page.
+    let logo =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/logo.png")).expect("logo");
+    let r = d
+        .post_multipart(
+            "/bulletins/logo",
+            &[],
+            Some(("logo", "logo.png", logo[..120].to_vec())),
+        )
+        .await;
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    assert_eq!(d.get("/bulletins/logo").await.status(), 404, "no logo yet");
+    let r = d
+        .post_multipart(
+            "/bulletins/logo",
+            &[],
+            Some(("logo", "logo.png", logo.clone())),
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    assert!(
+        d.text("/bulletins/ecole")
+            .await
+            .contains("src=\"/bulletins/logo\"")
+    );
+    assert_eq!(
+        d.get("/bulletins/logo")
+            .await
+            .bytes()
+            .await
+            .expect("logo")
+            .to_vec(),
+        logo
+    );
+    let r = d
+        .post_multipart(
+            "/bulletins/logo",
+            &[],
+            Some(("logo", "logo.png", b"GIF89a".to_vec())),
+        )
+        .await;
+    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    assert_eq!(
+        d.get("/bulletins/logo")
+            .await
+            .bytes()
+            .await
+            .expect("logo")
+            .to_vec(),
+        logo,
+        "old logo kept"
+    );
+    assert_eq!(
+        t.get("/bulletins/logo").await.status(),
+        403,
+        "a teacher does not set it"
+    );
+
     let issue = format!("/bulletins/classe/{}/{}/emettre", hex(&class), hex(&period));
     let r = d.post(&issue, &[]).await;
     assert!(
@@ -652,12 +720,23 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         "Encouragements",
         "Très bon semestre, à poursuivre.",
         "Bulletin délivré en un seul exemplaire.",
+        "à Kpalimé",
+        "Redoublante",
     ] {
         assert!(
             text.contains(expected),
             "{expected:?} missing from:\n{text}"
         );
     }
+    // The logo is in the PDF as an image of its own size (Poppler's `pdfimages`).
+    let images = pdf_images(&pdf);
+    assert!(
+        images
+            .lines()
+            .any(|l| l.split_whitespace().nth(3) == Some("64")
+                && l.split_whitespace().nth(4) == Some("64")),
+        "{images}"
+    );
     // Without the right: a pupil of another class.
     assert_eq!(e.get(&url).await.status(), 403);
 
@@ -761,6 +840,20 @@ fn pdftotext(pdf: &[u8]) -> String {
         .output()
         .expect("pdftotext (poppler-utils) is needed: apt-get install poppler-utils");
     assert!(out.status.success(), "pdftotext failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The images in a PDF, listed by Poppler's `pdfimages -list`.
+fn pdf_images(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("b.pdf");
+    std::fs::write(&path, pdf).expect("write");
+    let out = std::process::Command::new("pdfimages")
+        .arg("-list")
+        .arg(&path)
+        .output()
+        .expect("pdfimages (poppler-utils) is needed: apt-get install poppler-utils");
+    assert!(out.status.success(), "pdfimages failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

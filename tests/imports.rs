@@ -135,6 +135,23 @@ fn the_samples_import_in_order_and_a_second_time_change_nothing() {
         ),
         2
     );
+    // Place of birth and status (nouveau / redoublant), printed on bulletins.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM people WHERE matricule = '2026-0002' AND birth_place = 'Tsévié'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM class_members m JOIN people p ON p.id = m.person_id \
+             WHERE m.role = 'eleve' AND m.repeating = 1 ORDER BY 1"
+        ),
+        2,
+        "2026-0002 (R) and 2026-0005 (Redoublante)"
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM timetable_slots"), 6);
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM subjects"),
@@ -188,6 +205,44 @@ fn the_samples_import_in_order_and_a_second_time_change_nothing() {
         assert!(r.departures.is_empty());
     }
     assert_eq!(changes(&db), before, "re-importing writes nothing");
+
+    // A later file: 2026-0001 now repeats and her place is corrected; an unknown status is
+    // refused with its place, and then nothing changes.
+    let file = "Matricule;Nom;Prénoms;Classe;Redoublant;Né(e) à\n\
+                2026-0001;AGBEKO;Akossiwa Élodie;2nde A4 1;oui;Lomé-Bè\n\
+                2026-0002;AMEGAH;Kossi;2nde A4 1;peut-être;\n";
+    let r = run(&db, Kind::Pupils, file.as_bytes(), &opts(false));
+    let errors: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "ligne 3, colonne E (Statut) : statut inconnu « peut-être » : écrivez N (nouveau) ou R (redoublant)."
+        ]
+    );
+    assert_eq!(changes(&db), before);
+    let file = "Matricule;Nom;Prénoms;Classe;Redoublant;Né(e) à\n\
+                2026-0001;AGBEKO;Akossiwa Élodie;2nde A4 1;oui;Lomé-Bè\n\
+                2026-0002;AMEGAH;Kossi;2nde A4 1;;\n";
+    let r = run(&db, Kind::Pupils, file.as_bytes(), &opts(false));
+    assert!(r.applied, "{:?}", r.errors);
+    assert_eq!(r.lines[0].action, Action::Update);
+    assert_eq!(
+        r.lines[0].detail,
+        "lieu de naissance Lomé → Lomé-Bè, statut nouveau → redoublant"
+    );
+    assert_eq!(
+        r.lines[1].action,
+        Action::Unchanged,
+        "empty cells keep what is known"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM class_members m JOIN people p ON p.id = m.person_id \
+             WHERE p.matricule IN ('2026-0001', '2026-0002') AND m.repeating = 1"
+        ),
+        2
+    );
 }
 
 #[test]

@@ -733,6 +733,11 @@ fn matrix() -> Vec<Entry> {
         e("GET", "/bulletins/{id}", Bulletin, Some(bulletin), &[]),
         e("GET", "/bulletins/ecole", None, Some(direction), &[]),
         e("POST", "/bulletins/ecole", None, Some(direction), &[]),
+        e("GET", "/bulletins/logo", None, Some(direction), &[]),
+        Entry {
+            multipart: true,
+            ..e("POST", "/bulletins/logo", None, Some(direction), &[])
+        },
         e("GET", "/competences", None, Some(everyone), &[]),
         e(
             "GET",

@@ -18,7 +18,17 @@ pub struct Header {
     pub inspection: String,
     pub school: String,
     pub address: String,
+    /// The school's logo, printed at the top left (PNG or JPEG). Not in the frozen numbers:
+    /// the frozen PDF carries it, and its hash says which one it was.
+    #[serde(skip)]
+    pub logo: Option<Logo>,
+    #[serde(default)]
+    pub logo_sha256: String,
 }
+
+/// A logo image, checked readable when loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logo(pub crate::pdf::Picture);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SubjectLine {
@@ -47,6 +57,9 @@ pub struct Bulletin {
     pub year: String,
     pub pupil: String,
     pub born: String,
+    /// Place of birth (older frozen bulletins have none).
+    #[serde(default)]
+    pub born_at: String,
     pub sex: String,
     pub matricule: String,
     pub class: String,
@@ -156,6 +169,7 @@ pub fn of_class(r: &Results, header: &Header, year: &str, principal: &str) -> Ve
                     .as_deref()
                     .map(crate::people::french_date)
                     .unwrap_or_default(),
+                born_at: p.birth_place.clone().unwrap_or_default(),
                 sex: match p.sex.as_deref() {
                     Some("F") => "F".into(),
                     Some("M") => "M".into(),
@@ -164,7 +178,13 @@ pub fn of_class(r: &Results, header: &Header, year: &str, principal: &str) -> Ve
                 matricule: p.matricule.clone(),
                 class: r.data.class_name.clone(),
                 class_size: size,
-                status: String::new(),
+                status: match (p.repeating, feminine) {
+                    (true, true) => "Redoublante",
+                    (true, false) => "Redoublant",
+                    (false, true) => "Nouvelle",
+                    (false, false) => "Nouveau",
+                }
+                .into(),
                 groups,
                 total_coefficients: gs::fmt_number(res.total_coefficients),
                 total_points: show(Some(res.total_points), d),
@@ -227,11 +247,23 @@ pub fn draw(doc: &mut Doc, b: &Bulletin) {
         (b.header.address.as_str(), false),
     ];
     let mut y = top;
-    for (text, bold) in left.iter().filter(|(t, _)| !t.is_empty()) {
-        for line in crate::pdf::wrap(text, half - 20.0, 8.0, *bold) {
-            y += 10.0;
-            doc.text_in(x, half - 20.0, y, 8.0, *bold, Align::Center, &line);
+    // The logo, if any, at the far left; the ministry's lines centred beside it.
+    let (lx, lw) = match &b.header.logo {
+        Some(Logo(picture)) => {
+            let side = 54.0;
+            doc.picture(x, top, side, side, picture);
+            (x + side + 6.0, half - 26.0 - side)
         }
+        None => (x, half - 20.0),
+    };
+    for (text, bold) in left.iter().filter(|(t, _)| !t.is_empty()) {
+        for line in crate::pdf::wrap(text, lw, 8.0, *bold) {
+            y += 10.0;
+            doc.text_in(lx, lw, y, 8.0, *bold, Align::Center, &line);
+        }
+    }
+    if b.header.logo.is_some() {
+        y = y.max(top + 54.0);
     }
     doc.text_in(
         x + half,
@@ -274,7 +306,11 @@ pub fn draw(doc: &mut Doc, b: &Bulletin) {
         ]),
         Row::new(vec![
             "Né(e) le".into(),
-            b.born.clone(),
+            match (b.born.is_empty(), b.born_at.is_empty()) {
+                (_, true) => b.born.clone(),
+                (true, false) => format!("à {}", b.born_at),
+                (false, false) => format!("{} à {}", b.born, b.born_at),
+            },
             "Sexe".into(),
             b.sex.clone(),
         ]),
@@ -283,6 +319,12 @@ pub fn draw(doc: &mut Doc, b: &Bulletin) {
             b.class.clone(),
             "Effectif".into(),
             b.class_size.to_string(),
+        ]),
+        Row::new(vec![
+            "Statut".into(),
+            b.status.clone(),
+            String::new(),
+            String::new(),
         ]),
     ];
     let cols = [

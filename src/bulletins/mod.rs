@@ -40,6 +40,8 @@ pub fn routes() -> Routes {
         .get("/bulletins/{id}", download)
         .get("/bulletins/ecole", school_page)
         .post("/bulletins/ecole", school_start)
+        .get("/bulletins/logo", logo_image)
+        .post_with_limit("/bulletins/logo", logo_upload, LOGO_MAX_BYTES + 64 * 1024)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -49,14 +51,77 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub fn header(config: &crate::config::Config) -> Header {
-    Header {
+/// The school's identity on its bulletins, with its logo read from disk (see [`logo_path`]).
+/// A logo that cannot be read stops the issue with the reason: a bulletin is frozen, it must
+/// not silently go out without it.
+pub fn header(config: &crate::config::Config) -> Result<Header, String> {
+    let (logo, logo_sha256) = match load_logo(config)? {
+        Some((picture, sha)) => (Some(document::Logo(picture)), sha),
+        None => (None, String::new()),
+    };
+    Ok(Header {
         ministry: config.bulletin.ministry.clone(),
         directorate: config.bulletin.directorate.clone(),
         inspection: config.bulletin.inspection.clone(),
         school: config.school_name.clone(),
         address: config.bulletin.address.clone(),
+        logo,
+        logo_sha256,
+    })
+}
+
+/// Where the logo is: `[bulletin] logo` if set, else the file `logo` (PNG or JPEG) in the data
+/// directory, where the direction's bulletins page puts an uploaded one.
+pub fn logo_path(config: &crate::config::Config) -> std::path::PathBuf {
+    if config.bulletin.logo.as_os_str().is_empty() {
+        config.data_dir.join(LOGO_FILE)
+    } else {
+        config.bulletin.logo.clone()
     }
+}
+
+/// The uploaded logo's name in the data directory.
+pub const LOGO_FILE: &str = "logo";
+/// The largest logo accepted, in bytes.
+pub const LOGO_MAX_BYTES: usize = 1024 * 1024;
+
+/// The logo and its SHA-256, if there is one; an error in French if it is there but unusable.
+pub fn load_logo(
+    config: &crate::config::Config,
+) -> Result<Option<(crate::pdf::Picture, String)>, String> {
+    let path = logo_path(config);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && config.bulletin.logo.as_os_str().is_empty() =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(format!(
+                "Le logo de l'établissement ({}) est illisible : {e}. Corrigez `[bulletin] logo` \
+                 dans la configuration ou déposez un logo depuis la page d'administration.",
+                path.display()
+            ));
+        }
+    };
+    let sha = sha256_hex(&bytes);
+    if bytes.len() > LOGO_MAX_BYTES {
+        return Err(format!(
+            "Le logo de l'établissement ({}) est trop lourd ({} Kio ; 1024 Kio au plus).",
+            path.display(),
+            bytes.len() / 1024
+        ));
+    }
+    let picture = crate::pdf::Picture::new(bytes).map_err(|e| {
+        format!(
+            "Le logo de l'établissement ({}) est inutilisable : {e}. Déposez un autre logo depuis \
+             la page d'administration.",
+            path.display()
+        )
+    })?;
+    Ok(Some((picture, sha)))
 }
 
 /// An issued bulletin, as listed.
@@ -139,7 +204,7 @@ pub struct Draft {
 
 pub fn draft(
     conn: &Connection,
-    config: &crate::config::Config,
+    header: &Header,
     class: &Id,
     period: &Period,
 ) -> Result<Option<Draft>, DbError> {
@@ -160,7 +225,7 @@ pub fn draft(
         )
         .optional()?
         .unwrap_or_default();
-    let docs = document::of_class(&r, &header(config), &year, &principal);
+    let docs = document::of_class(&r, header, &year, &principal);
     let bulletins = r
         .data
         .pupils
@@ -283,12 +348,12 @@ pub fn issue_class_blocking(
     reissue: bool,
     actor: Option<Id>,
 ) -> Result<IssueReport, String> {
-    let cfg = config.clone();
+    let header = header(config)?;
     let (p, d) = app_db
         .read_blocking(move |c| {
             let p = gs::period(c, &period)?
                 .ok_or_else(|| DbError::Schema("période inconnue".into()))?;
-            let d = draft(c, &cfg, &class, &p)?;
+            let d = draft(c, &header, &class, &p)?;
             let closed = gs::is_closed(c, &p, &class)?;
             Ok::<_, DbError>((p, (d, closed)))
         })
@@ -414,20 +479,111 @@ struct SchoolPage {
     p: Progress,
     percent: usize,
     ever: bool,
+    /// Whether a usable logo is there, or why it is not.
+    logo: Result<bool, String>,
+    /// The logo is set in the configuration file, not uploaded here.
+    logo_configured: bool,
+    notice: Notice,
 }
 
 async fn school_page(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
     page: Page,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, AppError> {
     let p = state.bulletin_job.snapshot();
+    let config = state.config.clone();
+    let logo = tokio::task::spawn_blocking(move || load_logo(&config).map(|l| l.is_some()))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     render(&SchoolPage {
         percent: (p.done * 100).checked_div(p.total).unwrap_or(0),
         ever: p.started_at > 0,
         p,
         page,
+        logo,
+        logo_configured: !state.config.bulletin.logo.as_os_str().is_empty(),
+        notice,
     })
+}
+
+/// The current logo, for the preview on the page.
+async fn logo_image(
+    State(state): State<AppState>,
+    Can(..): Can<DirectAssessment>,
+) -> Result<Response, AppError> {
+    let path = logo_path(&state.config);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| AppError::NotFound)?;
+    let kind = crate::files::Kind::sniff(&bytes).ok_or(AppError::NotFound)?;
+    Ok(crate::files::download(bytes, kind.mime(), "logo"))
+}
+
+/// A new logo for the bulletins: checked (PNG or JPEG that decodes, at most 1 MiB), written
+/// beside the database in one rename (a failed upload leaves the old one), audited.
+async fn logo_upload(
+    State(state): State<AppState>,
+    Can(user, _): Can<DirectAssessment>,
+    csrf: Option<axum::Extension<crate::web::CsrfToken>>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, AppError> {
+    let fail = |msg: &str| -> Result<Response, AppError> {
+        Ok(Redirect::to(&format!("/bulletins/ecole?erreur={}", urlencode(msg))).into_response())
+    };
+    if !state.config.bulletin.logo.as_os_str().is_empty() {
+        return fail(&format!(
+            "Le logo est fixé par le fichier de configuration ({}) : c'est là qu'il se change.",
+            state.config.bulletin.logo.display()
+        ));
+    }
+    let upload = crate::web::upload::read(multipart, csrf, "logo", &[]).await?;
+    let Some((_, bytes)) = upload.file else {
+        return fail("Choisissez d'abord le fichier du logo (PNG ou JPEG).");
+    };
+    if bytes.len() > LOGO_MAX_BYTES {
+        return fail(
+            "Le logo dépasse 1 Mo : enregistrez-le plus petit (300 × 300 pixels suffisent).",
+        );
+    }
+    let path = logo_path(&state.config);
+    let sha = sha256_hex(&bytes);
+    let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        crate::pdf::Picture::new(bytes.clone())
+            .map_err(|e| format!("Ce fichier ne peut pas servir de logo : {e}."))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("Le logo n'a pas pu être enregistré : {e}."))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    if let Err(msg) = written {
+        return fail(&msg);
+    }
+    let me = user.person_id;
+    state
+        .db
+        .write(move |tx| {
+            audit::record(
+                tx,
+                &audit::Entry {
+                    actor: Some(&me),
+                    action: "school.logo",
+                    object_type: Some("logo"),
+                    new: Some(&sha),
+                    ..Default::default()
+                },
+            )
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/bulletins/ecole?ok={}",
+        urlencode("Logo enregistré : il figurera sur les prochains bulletins émis.")
+    ))
+    .into_response())
 }
 
 async fn school_start(

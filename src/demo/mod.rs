@@ -228,6 +228,26 @@ pub fn read_logins(dir: &Path) -> Option<Vec<DemoLogin>> {
     )
 }
 
+/// Towns where the demo's pupils were born (Lomé most often).
+const TOWNS: &[&str] = &[
+    "Lomé",
+    "Lomé",
+    "Lomé",
+    "Lomé",
+    "Tsévié",
+    "Aného",
+    "Kpalimé",
+    "Atakpamé",
+    "Sokodé",
+    "Kara",
+    "Dapaong",
+    "Notsé",
+    "Vogan",
+    "Tabligbo",
+    "Badou",
+    "Bassar",
+];
+
 fn person(
     rng: &mut StdRng,
     surname: Option<&str>,
@@ -355,7 +375,7 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
         let (_, gacc, glogin) = create(tx, &guest)?;
         featured.push((Role::Invite, gacc, glogin));
 
-        let mut matricule = 0;
+        let mut matricule: u32 = 0;
         let mut pupil_featured: Option<(Id, String, Id)> = None;
         for (ci, (name, level, serie)) in CLASSES.iter().enumerate() {
             let class = db::new_id();
@@ -410,6 +430,19 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
                 p.phone = None;
                 let (pid, account, login) = create(tx, &p)?;
                 add_member(tx, &scope, &class, &pid, "eleve")?;
+                // Place of birth and status: drawn from the matricule, so the rest of the demo
+                // stays what it was before they were printed on bulletins.
+                let mut own = StdRng::seed_from_u64(matricule.into());
+                tx.execute(
+                    "UPDATE people SET birth_place = ?2 WHERE id = ?1",
+                    params![&pid[..], TOWNS.choose(&mut own).copied().unwrap_or("Lomé")],
+                )?;
+                if own.gen_bool(0.12) {
+                    tx.execute(
+                        "UPDATE class_members SET repeating = 1 WHERE person_id = ?1 AND class_id = ?2",
+                        params![&pid[..], &class[..]],
+                    )?;
+                }
                 let parent_id = match (&last_parent, sibling) {
                     (Some((parent, _)), true) => *parent,
                     _ => {

@@ -990,6 +990,9 @@ pub struct PupilRow {
     pub matricule: String,
     pub sex: Option<String>,
     pub birth_date: Option<String>,
+    pub birth_place: Option<String>,
+    /// Repeats the class's level this year (redoublant) rather than new to it.
+    pub repeating: bool,
     /// Absences and lateness in the period, in minutes: (justified, not justified).
     pub absence_minutes: (i64, i64),
     pub late_minutes: (i64, i64),
@@ -1054,10 +1057,20 @@ pub fn class_period(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    type Raw = (Id, String, String, String, Option<String>, Option<String>);
+    type Raw = (
+        Id,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        bool,
+    );
     let pupils_raw: Vec<Raw> = conn
         .prepare_cached(
-            "SELECT p.id, p.surname, p.first_names, coalesce(p.matricule, ''), p.sex, p.birth_date \
+            "SELECT p.id, p.surname, p.first_names, coalesce(p.matricule, ''), p.sex, p.birth_date, \
+                    p.birth_place, cm.repeating \
              FROM class_members cm JOIN people p ON p.id = cm.person_id \
              WHERE cm.class_id = ?1 AND cm.role = 'eleve' AND p.left_on IS NULL \
              ORDER BY p.surname, p.first_names",
@@ -1070,6 +1083,8 @@ pub fn class_period(
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -1142,7 +1157,8 @@ pub fn class_period(
         "SELECT kind, days FROM sanctions WHERE pupil_id = ?1 AND cancelled_at IS NULL \
          AND decided_on BETWEEN ?2 AND ?3 ORDER BY decided_on",
     )?;
-    for (i, (id, surname, first_names, matricule, sex, birth)) in pupils_raw.into_iter().enumerate()
+    for (i, (id, surname, first_names, matricule, sex, birth, birth_place, repeating)) in
+        pupils_raw.into_iter().enumerate()
     {
         let mut row = PupilRow {
             id,
@@ -1151,6 +1167,8 @@ pub fn class_period(
             matricule,
             sex,
             birth_date: birth,
+            birth_place,
+            repeating,
             absence_minutes: (0, 0),
             late_minutes: (0, 0),
             sanctions: Vec::new(),

@@ -65,6 +65,32 @@ pub const PUPIL_FIELDS: &[Field] = &[
         aliases: &["telephone", "tel", "phone", "contact", "portable"],
         required: false,
     },
+    Field {
+        label: "Lieu de naissance",
+        aliases: &[
+            "lieudenaissance",
+            "lieunaissance",
+            "nea",
+            "neea",
+            "neeea",
+            "birthplace",
+            "placeofbirth",
+        ],
+        required: false,
+    },
+    Field {
+        label: "Statut",
+        aliases: &[
+            "statut",
+            "status",
+            "redoublant",
+            "redoublante",
+            "nouveauredoublant",
+            "nr",
+            "situation",
+        ],
+        required: false,
+    },
 ];
 const P_MATRICULE: usize = 0;
 const P_SURNAME: usize = 1;
@@ -73,6 +99,8 @@ const P_SEX: usize = 3;
 const P_BIRTH: usize = 4;
 const P_CLASS: usize = 5;
 const P_PHONE: usize = 6;
+const P_PLACE: usize = 7;
+const P_STATUS: usize = 8;
 
 pub const PARENT_FIELDS: &[Field] = &[
     Field {
@@ -287,6 +315,7 @@ struct Known {
     first_names: String,
     sex: Option<String>,
     birth_date: Option<String>,
+    birth_place: Option<String>,
     phone: Option<String>,
     left_on: Option<String>,
 }
@@ -298,7 +327,7 @@ fn known(
 ) -> Result<Option<Known>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT id, surname, first_names, sex, birth_date, phone, left_on FROM people WHERE {sql_where}"
+            "SELECT id, surname, first_names, sex, birth_date, phone, left_on, birth_place FROM people WHERE {sql_where}"
         ))?
         .query_row([key], |r| {
             Ok(Known {
@@ -309,6 +338,7 @@ fn known(
                 birth_date: r.get(4)?,
                 phone: r.get(5)?,
                 left_on: r.get(6)?,
+                birth_place: r.get(7)?,
             })
         })
         .optional()?)
@@ -320,6 +350,8 @@ struct Identity {
     first_names: String,
     sex: Option<String>,
     birth_date: Option<String>,
+    /// Pupils only; `None` leaves the stored place as it is.
+    birth_place: Option<String>,
     phone: Option<String>,
 }
 
@@ -351,11 +383,19 @@ fn update_identity(conn: &Connection, k: &Known, new: &Identity) -> Result<Vec<S
     if phone != k.phone {
         changes.push("téléphone".into());
     }
+    let place = keep(&k.birth_place, &new.birth_place);
+    if place != k.birth_place {
+        changes.push(format!(
+            "lieu de naissance {} → {}",
+            k.birth_place.as_deref().unwrap_or("—"),
+            place.as_deref().unwrap_or("—")
+        ));
+    }
     if !changes.is_empty() {
         conn.execute(
-            "UPDATE people SET surname = ?2, first_names = ?3, sex = ?4, birth_date = ?5, phone = ?6, updated_at = ?7 \
-             WHERE id = ?1",
-            params![&k.id[..], new.surname, new.first_names, sex, birth, phone, db::now()],
+            "UPDATE people SET surname = ?2, first_names = ?3, sex = ?4, birth_date = ?5, phone = ?6, \
+                 birth_place = ?7, updated_at = ?8 WHERE id = ?1",
+            params![&k.id[..], new.surname, new.first_names, sex, birth, phone, place, db::now()],
         )?;
     }
     Ok(changes)
@@ -388,6 +428,12 @@ fn create(
             roles,
         },
     )?;
+    if let Some(place) = &who.birth_place {
+        ctx.tx.execute(
+            "UPDATE people SET birth_place = ?2 WHERE id = ?1",
+            params![&person[..], place],
+        )?;
+    }
     store::audit_account(
         ctx.tx,
         ctx.opts.actor.as_ref(),
@@ -484,6 +530,7 @@ fn identity(
         } else {
             birth_date(cols, rec, birth, &opts.today)?
         },
+        birth_place: None,
         phone: phone(cols, rec, tel, opts)?,
     })
 }
@@ -508,12 +555,14 @@ pub(super) fn pupils(
                 )
                 .into());
         }
-        let who = identity(
+        let mut who = identity(
             cols,
             rec,
             [P_SURNAME, P_FIRST, P_SEX, P_BIRTH, P_PHONE],
             ctx.opts,
         )?;
+        who.birth_place = birth_place(cols, rec, P_PLACE)?;
+        let repeating = repeating(cols, rec, P_STATUS)?;
         let class_cell = cols.required(rec, P_CLASS)?;
         let Some((class_id, class_name)) = classes.get(&fold(class_cell)) else {
             return Err(unknown_class(cols, rec, P_CLASS, &classes));
@@ -524,6 +573,7 @@ pub(super) fn pupils(
         let Some(k) = existing else {
             let (person, login) = create(ctx, &who, Some(m), vec![Role::Eleve])?;
             set_class(ctx, &person, class_id)?;
+            set_repeating(ctx, &person, class_id, repeating)?;
             report.new_account(class_id, class_name);
             return Ok(LineReport {
                 line: rec.line,
@@ -550,6 +600,9 @@ pub(super) fn pupils(
                 current.map(|c| c.1).unwrap_or_else(|| "—".into())
             ));
             set_class(ctx, &k.id, class_id)?;
+        }
+        if let Some(change) = set_repeating(ctx, &k.id, class_id, repeating)? {
+            changes.push(change);
         }
         if k.left_on.is_some() {
             changes.push("retour dans l'établissement".into());
@@ -587,6 +640,75 @@ fn account_of(conn: &Connection, person: &Id) -> Result<Option<Id>, DbError> {
         .prepare_cached("SELECT id FROM accounts WHERE person_id = ?1")?
         .query_row([&person[..]], |r| r.get(0))
         .optional()?)
+}
+
+/// Record whether the pupil repeats the level in this class; returns the change in words.
+/// `None` (an empty cell, or no such column) leaves it as it is.
+fn set_repeating(
+    ctx: &Ctx<'_>,
+    person: &Id,
+    class: &Id,
+    repeating: Option<bool>,
+) -> Result<Option<String>, DbError> {
+    let Some(repeating) = repeating else {
+        return Ok(None);
+    };
+    let changed = ctx
+        .tx
+        .prepare_cached(
+            "UPDATE class_members SET repeating = ?3 \
+             WHERE person_id = ?1 AND class_id = ?2 AND role = 'eleve' AND repeating <> ?3",
+        )?
+        .execute(params![&person[..], &class[..], repeating])?;
+    Ok((changed > 0).then(|| {
+        if repeating {
+            "statut nouveau → redoublant".to_string()
+        } else {
+            "statut redoublant → nouveau".to_string()
+        }
+    }))
+}
+
+/// Where the pupil was born, as written (a town), or nothing.
+fn birth_place(cols: &Columns, rec: &Record, field: usize) -> Result<Option<String>, Problem> {
+    let v = cols
+        .get(rec, field)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.chars().count() > 80 || v.chars().any(|c| c.is_control()) {
+        return Err(cols
+            .error(rec, field, format!("lieu de naissance invalide « {v} »."))
+            .into());
+    }
+    Ok(Some(v))
+}
+
+/// Nouveau / redoublant, as a secrétariat writes it: `N`, `nouveau`, `nouvelle`, `R`,
+/// `redoublant(e)`, `red.`; in a column titled "Redoublant", also `oui`/`non`, `x`, `1`/`0`.
+fn repeating(cols: &Columns, rec: &Record, field: usize) -> Result<Option<bool>, Problem> {
+    Ok(match fold(cols.get(rec, field)).as_str() {
+        "" => None,
+        "n" | "nouveau" | "nouvelle" | "nouv" | "non" | "0" | "nv" => Some(false),
+        "r" | "redoublant" | "redoublante" | "red" | "redoub" | "oui" | "o" | "x" | "1" => {
+            Some(true)
+        }
+        _ => {
+            return Err(cols
+                .error(
+                    rec,
+                    field,
+                    format!(
+                        "statut inconnu « {} » : écrivez N (nouveau) ou R (redoublant).",
+                        cols.get(rec, field)
+                    ),
+                )
+                .into());
+        }
+    })
 }
 
 /// Put a pupil in one class (leaving any other).

@@ -122,6 +122,47 @@ enum Op {
         h: f32,
         gray: u8,
     },
+    Picture {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        image: krilla::image::Image,
+    },
+}
+
+/// An image to place on a page (a school's logo): PNG or JPEG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    image: krilla::image::Image,
+}
+
+impl Picture {
+    /// Reads a PNG or JPEG and checks it decodes (krilla decodes lazily, when the PDF is written;
+    /// a broken file must be refused when it is given, not when bulletins are issued).
+    pub fn new(bytes: Vec<u8>) -> Result<Picture, String> {
+        let image = if bytes.starts_with(b"\x89PNG") {
+            krilla::image::Image::from_png(bytes.into(), true)
+        } else if bytes.starts_with(&[0xFF, 0xD8]) {
+            krilla::image::Image::from_jpeg(bytes.into(), true)
+        } else {
+            return Err("l'image doit être au format PNG ou JPEG".into());
+        }
+        .map_err(|e| format!("image illisible ({e})"))?;
+        let (w, h) = image.size();
+        if w == 0 || h == 0 || w > 4000 || h > 4000 {
+            return Err(format!(
+                "image de {w} × {h} pixels : elle doit faire au plus 4000 × 4000"
+            ));
+        }
+        let picture = Picture { image };
+        let mut probe = Doc::new("");
+        probe.picture(0.0, 0.0, 10.0, 10.0, &picture);
+        probe
+            .finish()
+            .map_err(|e| format!("image illisible ({e})"))?;
+        Ok(picture)
+    }
 }
 
 pub const A4: (f32, f32) = (595.28, 841.89);
@@ -251,6 +292,20 @@ impl Doc {
             Align::Right => x + w - tw,
         };
         self.text_at(x, y, size, bold, text);
+    }
+
+    /// A picture fitted in the box (x, y top-left, w × h), keeping its proportions, centred.
+    pub fn picture(&mut self, x: f32, y: f32, w: f32, h: f32, p: &Picture) {
+        let (pw, ph) = p.image.size();
+        let scale = (w / pw as f32).min(h / ph as f32);
+        let (dw, dh) = (pw as f32 * scale, ph as f32 * scale);
+        self.ops().push(Op::Picture {
+            x: x + (w - dw) / 2.0,
+            y: y + (h - dh) / 2.0,
+            w: dw,
+            h: dh,
+            image: p.image.clone(),
+        });
     }
 
     /// A paragraph across the page width, wrapped, moving the cursor down.
@@ -389,6 +444,14 @@ impl Doc {
                                 ..Fill::default()
                             }));
                             surface.draw_path(&path);
+                        }
+                    }
+                    Op::Picture { x, y, w, h, image } => {
+                        if let Some(size) = krilla::geom::Size::from_wh(*w, *h) {
+                            surface
+                                .push_transform(&krilla::geom::Transform::from_translate(*x, *y));
+                            surface.draw_image(image.clone(), size);
+                            surface.pop();
                         }
                     }
                     Op::Line {
