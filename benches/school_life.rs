@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    client, env_num, gather, login, login_csrf, percentile, pin_to, proc_stats, start_server,
+    client, env_num, gather, login, login_csrf, percentile, pin_to, proc_stats, readers,
+    start_server,
 };
 use kekeli::school::calendar;
 
@@ -22,52 +23,6 @@ const TEACHERS: usize = 18;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-async fn week_ok(c: &reqwest::Client, base: &str) -> bool {
-    match c.get(format!("{base}/emploi-du-temps")).send().await {
-        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-        _ => false,
-    }
-}
-
-/// Pupils reading their week until `stop` is set: in a closed loop (`rate` = None: as fast as
-/// the server answers) or together at `rate` pages/s (people read between clicks).
-fn readers(
-    clients: &[reqwest::Client],
-    base: &str,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    rate: Option<u64>,
-) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>> {
-    let n = clients.len().max(1);
-    let every = rate.map(|r| Duration::from_secs_f64(n as f64 / r.max(1) as f64));
-    let start = Instant::now();
-    clients
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, c)| {
-            let base = base.to_string();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0usize;
-                let mut due = every.map(|e| start + e.mul_f64(i as f64 / n as f64));
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let (Some(d), Some(e)) = (due.as_mut(), every) {
-                        tokio::time::sleep_until((*d).into()).await;
-                        *d += e;
-                    }
-                    let t = Instant::now();
-                    if !week_ok(&c, &base).await {
-                        errors += 1;
-                    }
-                    lat.push(t.elapsed());
-                }
-                (lat, errors)
-            })
-        })
-        .collect()
 }
 
 fn main() {
@@ -190,10 +145,11 @@ fn main() {
     });
 
     // Week views: every pupil session asks for its week in a closed loop.
+    let weeks = vec!["/emploi-du-temps".to_string(); readers_c.len()];
     let (cpu0, _) = proc_stats(pid);
     let (count, errors, mut lat) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let tasks = readers(&readers_c, &base, stop.clone(), None);
+        let tasks = readers(&readers_c, &base, &weeks, stop.clone(), None);
         tokio::time::sleep(Duration::from_secs(week_secs)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         gather(tasks).await
@@ -213,7 +169,7 @@ fn main() {
     let (saves, save_errors, reads, read_secs, mut read_lat, save_cpu, read_cpu) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let started = Instant::now();
-        let background = readers(&readers_c, &base, stop.clone(), Some(read_rate));
+        let background = readers(&readers_c, &base, &weeks, stop.clone(), Some(read_rate));
         tokio::time::sleep(Duration::from_millis(500)).await;
         // The readers alone for two seconds: what they cost at this rate, to tell the saves'
         // own CPU apart below.

@@ -552,6 +552,25 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         "{row}"
     );
     assert!(csv.contains("Moyenne de la classe;;13,33;"), "{csv}");
+    // The same table as a PDF: short column titles (subject codes) kept whole, and their legend.
+    let pv = pdftotext(
+        &t.get(&format!("{save}/resultats.pdf"))
+            .await
+            .bytes()
+            .await
+            .expect("pdf"),
+    );
+    for expected in [
+        "Procès-verbal du conseil de classe",
+        "ESSAI-AAA",
+        "14,71",
+        "Encouragements",
+        "Distinction",
+        "Décision",
+        "TM : Maths essai (coef. 4)",
+    ] {
+        assert!(pv.contains(expected), "{expected:?} missing from:\n{pv}");
+    }
     // A teacher who is not the class's principal, the pupils and families: refused.
     let e = server.logged_in(Role::Eleve).await;
     assert_eq!(
@@ -992,6 +1011,128 @@ async fn competences_recorded_for_a_class_seen_by_the_family_and_attested() {
     assert!(
         !text.contains("Organiser et sauvegarder"),
         "not acquired: not attested"
+    );
+
+    // The direction edits the framework: a new domain and a competence in it; an empty domain
+    // goes, one with competences stays; a competence with recorded levels stays, an unused one
+    // goes.
+    let d = server.logged_in(Role::Direction).await;
+    let framework = q(
+        &server,
+        "SELECT framework_id FROM competence_domains WHERE id = ?1",
+        &domain,
+    );
+    let r = d
+        .post(
+            "/competences/domaines",
+            &[
+                ("referentiel", &hex(&framework)),
+                ("code", "D6"),
+                ("nom", "Programmer"),
+            ],
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let r = d
+        .post(
+            "/competences/domaines",
+            &[
+                ("referentiel", &hex(&framework)),
+                ("code", "D6"),
+                ("nom", "Encore"),
+            ],
+        )
+        .await;
+    assert!(
+        location(&r).contains("erreur="),
+        "same code refused: {}",
+        location(&r)
+    );
+    let d6 = q(
+        &server,
+        "SELECT id FROM competence_domains WHERE code = CAST(?1 AS TEXT)",
+        b"D6",
+    );
+    let r = d
+        .post(
+            &format!("/competences/domaine/{}", hex(&d6)),
+            &[("nom", "Programmer et automatiser")],
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let r = d
+        .post(
+            "/competences/referentiels",
+            &[
+                ("domaine", &hex(&d6)),
+                ("code", "C6.1"),
+                ("nom", "Écrire un algorithme simple"),
+            ],
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let page = d.text("/competences/referentiels").await;
+    assert!(
+        page.contains("Programmer et automatiser") && page.contains("C6.1"),
+        "{page}"
+    );
+    let r = d
+        .post(&format!("/competences/domaine/{}/supprimer", hex(&d6)), &[])
+        .await;
+    assert!(
+        location(&r).contains("erreur="),
+        "a domain with competences stays: {}",
+        location(&r)
+    );
+    let r = d
+        .post(
+            &format!("/competences/competence/{}/supprimer", hex(&c11)),
+            &[],
+        )
+        .await;
+    assert!(
+        location(&r).contains("erreur="),
+        "levels were recorded: {}",
+        location(&r)
+    );
+    let c61 = q(
+        &server,
+        "SELECT id FROM competences WHERE code = CAST(?1 AS TEXT)",
+        b"C6.1",
+    );
+    let r = d
+        .post(
+            &format!("/competences/competence/{}/supprimer", hex(&c61)),
+            &[],
+        )
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let r = d
+        .post(&format!("/competences/domaine/{}/supprimer", hex(&d6)), &[])
+        .await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let left = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT (SELECT COUNT(*) FROM competence_domains WHERE code = 'D6'), \
+                        (SELECT COUNT(*) FROM competences WHERE code IN ('C6.1', 'C1.1'))",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("count");
+    assert_eq!(left, (0, 1), "D6 and C6.1 gone, C1.1 kept");
+    assert_eq!(
+        t.post(
+            &format!("/competences/domaine/{}/supprimer", hex(&domain)),
+            &[]
+        )
+        .await
+        .status(),
+        403,
+        "a teacher does not edit the framework"
     );
     server.stop().await;
 }

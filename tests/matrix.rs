@@ -689,6 +689,13 @@ fn matrix() -> Vec<Entry> {
             &[],
         ),
         e(
+            "GET",
+            "/conseil/{class}/{period}/resultats.pdf",
+            CouncilClass,
+            Some(assessment_view),
+            &[],
+        ),
+        e(
             "POST",
             "/conseil/{class}/{period}/cloturer",
             CouncilClass,
@@ -787,6 +794,36 @@ fn matrix() -> Vec<Entry> {
             Competence,
             Some(direction),
             &[("nom", "Utiliser l'ordinateur")],
+        ),
+        e(
+            "POST",
+            "/competences/competence/{id}/supprimer",
+            Competence,
+            Some(direction),
+            &[],
+        ),
+        e(
+            "POST",
+            "/competences/domaines",
+            None,
+            Some(direction),
+            &[("referentiel", "x"), ("code", "DX"), ("nom", "Essai")],
+        ),
+        // A competence's id where a domain's is expected: the rights are checked first, then
+        // nothing is found (the matrix must not rename or delete the framework's domains).
+        e(
+            "POST",
+            "/competences/domaine/{id}",
+            Competence,
+            Some(direction),
+            &[("nom", "Essai")],
+        ),
+        e(
+            "POST",
+            "/competences/domaine/{id}/supprimer",
+            Competence,
+            Some(direction),
+            &[],
         ),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
@@ -1388,6 +1425,20 @@ async fn every_route_every_role_own_and_other() {
     }
 
     let server = TestServer::start().await;
+    // C1.1, the competence the matrix uses, has a recorded level: deleting it is then refused
+    // (a redirect with the reason), so it is still there for the next role.
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO competence_records (id, scope, pupil_id, competence_id, level, on_date, recorded_at) \
+                 SELECT ?1, 'school:TEST', (SELECT person_id FROM person_roles WHERE role = 'eleve' LIMIT 1), \
+                        id, 'acquis', '2026-11-23', 0 FROM competences WHERE code = 'C1.1'",
+                [&kekeli::db::new_id()[..]],
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("a level for C1.1");
     let mut whos = vec![Who::Anonymous];
     whos.extend(Role::ALL.iter().map(|r| Who::As(*r)));
     let mut failures = Vec::new();

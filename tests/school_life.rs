@@ -241,8 +241,30 @@ async fn changes_and_ab_weeks_shape_the_occurrences() {
             // Its key is the change; looking it up again finds it.
             let key = moved.key();
             assert!(matches!(key, OccKey::Change(_)));
-            assert!(tt::occurrence(tx, key)?.is_some());
+            let found = tt::occurrence(tx, key)?.expect("moved, by key");
+            assert_eq!((found.date, found.starts, found.ends), (moved.date, 900, 960));
+            assert!(matches!(found.state, tt::State::Moved { .. }));
             assert_eq!(OccKey::decode(&key.encode()), Some(key));
+            // An extra session is found by its key alone, and nothing else is.
+            let extra = tt::create_change(
+                tx,
+                scope,
+                &tt::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: "2026-12-02".into(),
+                    starts: Some(780),
+                    ends: Some(900),
+                    teacher_id: Some(t1),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &t1,
+            )?;
+            let o = tt::occurrence(tx, OccKey::Change(extra))?.expect("extra, by key");
+            assert!(matches!(o.state, tt::State::Extra));
+            assert_eq!((calendar::iso(o.date).as_str(), o.starts, o.class_id), ("2026-12-02", 780, Some(class)));
+            assert!(tt::occurrence(tx, OccKey::Change(kekeli::db::new_id()))?.is_none());
             Ok::<_, kekeli::db::DbError>(())
         })
         .expect("timetable");

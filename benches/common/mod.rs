@@ -196,6 +196,56 @@ pub async fn portal_ok(c: &reqwest::Client, base: &str) -> bool {
     }
 }
 
+/// One page read to the end; false on any error or non-200 answer.
+pub async fn page_ok(c: &reqwest::Client, url: &str) -> bool {
+    match c.get(url).send().await {
+        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// Logged-in clients each reading their page (`paths[i]` for client i) until `stop` is set:
+/// in a closed loop (`rate` = None: as fast as the server answers) or together at `rate`
+/// pages/s (people read between clicks). Each task returns its latencies and errors.
+pub fn readers(
+    clients: &[reqwest::Client],
+    base: &str,
+    paths: &[String],
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rate: Option<u64>,
+) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>> {
+    let n = clients.len().max(1);
+    let every = rate.map(|r| Duration::from_secs_f64(n as f64 / r.max(1) as f64));
+    let start = Instant::now();
+    clients
+        .iter()
+        .cloned()
+        .zip(paths.iter())
+        .enumerate()
+        .map(|(i, (c, path))| {
+            let url = format!("{base}{path}");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                let mut due = every.map(|e| start + e.mul_f64(i as f64 / n as f64));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let (Some(d), Some(e)) = (due.as_mut(), every) {
+                        tokio::time::sleep_until((*d).into()).await;
+                        *d += e;
+                    }
+                    let t = Instant::now();
+                    if !page_ok(&c, &url).await {
+                        errors += 1;
+                    }
+                    lat.push(t.elapsed());
+                }
+                (lat, errors)
+            })
+        })
+        .collect()
+}
+
 /// Join the per-session tasks: (requests made, errors, every latency).
 pub async fn gather(
     tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,

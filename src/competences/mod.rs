@@ -155,6 +155,10 @@ pub fn routes() -> Routes {
         .get("/competences/referentiels", frameworks_page)
         .post("/competences/referentiels", add_competence)
         .post("/competences/competence/{id}", rename_competence)
+        .post("/competences/competence/{id}/supprimer", delete_competence)
+        .post("/competences/domaines", add_domain)
+        .post("/competences/domaine/{id}", rename_domain)
+        .post("/competences/domaine/{id}/supprimer", delete_domain)
 }
 
 #[derive(Debug, Clone)]
@@ -647,7 +651,8 @@ async fn attestation(
     ))
 }
 
-type DomainRow = (String, String, Vec<(String, String, String)>);
+/// (id, "code (framework)", name, [(competence id, code, name)]) of a domain.
+type DomainRow = (String, String, String, Vec<(String, String, String)>);
 
 #[derive(Template)]
 #[template(path = "competences/frameworks.html")]
@@ -655,6 +660,8 @@ struct FrameworksPage {
     page: Page,
     /// (id, title, [(competence id, code, name)])
     domains: Vec<DomainRow>,
+    /// (id, name) of each framework, for the new-domain form.
+    frameworks: Vec<(String, String)>,
     notice: String,
     error: String,
 }
@@ -665,14 +672,25 @@ async fn frameworks_page(
     page: Page,
     Query(q): Query<DomainQuery>,
 ) -> Result<Response, AppError> {
-    let domains = state.db.read(domains).await?;
+    let (domains, frameworks) = state
+        .db
+        .read(|c| {
+            let frameworks = c
+                .prepare_cached("SELECT id, name FROM competence_frameworks ORDER BY code")?
+                .query_map([], |r| Ok((hex(&r.get::<_, Id>(0)?), r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, DbError>((domains(c)?, frameworks))
+        })
+        .await?;
     render(&FrameworksPage {
+        frameworks,
         domains: domains
             .into_iter()
             .map(|d| {
                 (
                     hex(&d.id),
-                    format!("{} — {} ({})", d.code, d.name, d.framework),
+                    format!("{} ({})", d.code, d.framework),
+                    d.name,
                     d.competences
                         .into_iter()
                         .map(|(id, c, n)| (hex(&id), c, n))
@@ -701,11 +719,9 @@ async fn add_competence(
     let (code, name) = (f.code.trim().to_string(), f.nom.trim().to_string());
     if code.is_empty() || name.is_empty() || code.chars().count() > 12 || name.chars().count() > 200
     {
-        return Ok(Redirect::to(&format!(
-            "/competences/referentiels?erreur={}",
-            urlencode("Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).")
-        ))
-        .into_response());
+        return Ok(to_frameworks(Err(
+            "Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).",
+        )));
     }
     let domain = id_from_hex(&f.domaine).ok_or(AppError::NotFound)?;
     let r = state
@@ -726,16 +742,11 @@ async fn add_competence(
             Ok::<_, AppError>(n)
         })
         .await?;
-    let msg = if r == 1 {
-        "ok=Compétence ajoutée."
+    Ok(to_frameworks(if r == 1 {
+        Ok("Compétence ajoutée.")
     } else {
-        "erreur=Ce code existe déjà dans ce domaine (ou le domaine est inconnu)."
-    };
-    Ok(Redirect::to(&format!(
-        "/competences/referentiels?{}",
-        msg.replace(' ', "%20")
-    ))
-    .into_response())
+        Err("Ce code existe déjà dans ce domaine (ou le domaine est inconnu).")
+    }))
 }
 
 #[derive(Deserialize)]
@@ -752,11 +763,7 @@ async fn rename_competence(
     let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let name = f.nom.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
-        return Ok(Redirect::to(&format!(
-            "/competences/referentiels?erreur={}",
-            urlencode("L'intitulé va de 1 à 200 caractères.")
-        ))
-        .into_response());
+        return Ok(to_frameworks(Err("L'intitulé va de 1 à 200 caractères.")));
     }
     state
         .db
@@ -768,5 +775,152 @@ async fn rename_competence(
             Ok::<_, AppError>(())
         })
         .await?;
-    Ok(Redirect::to("/competences/referentiels?ok=Intitul%C3%A9%20modifi%C3%A9.").into_response())
+    Ok(to_frameworks(Ok("Intitulé modifié.")))
+}
+
+/// Back to the frameworks page with a notice or an error.
+fn to_frameworks(r: Result<&str, &str>) -> Response {
+    let q = match r {
+        Ok(msg) => format!("ok={}", urlencode(msg)),
+        Err(msg) => format!("erreur={}", urlencode(msg)),
+    };
+    Redirect::to(&format!("/competences/referentiels?{q}")).into_response()
+}
+
+/// A competence no level was ever recorded for (a mistake, a duplicate) can be removed; once
+/// levels exist it stays, for the pupils' history (rename it instead).
+async fn delete_competence(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let done = state
+        .db
+        .write(move |tx| {
+            let used: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM competence_records WHERE competence_id = ?1",
+                [&id[..]],
+                |r| r.get(0),
+            )?;
+            if used > 0 {
+                return Ok::<_, AppError>(false);
+            }
+            if tx.execute("DELETE FROM competences WHERE id = ?1", [&id[..]])? == 0 {
+                return Err(AppError::NotFound);
+            }
+            Ok(true)
+        })
+        .await?;
+    Ok(to_frameworks(if done {
+        Ok("Compétence supprimée.")
+    } else {
+        Err(
+            "Des niveaux ont déjà été notés pour cette compétence : elle reste, pour l'historique des élèves. Renommez-la si besoin.",
+        )
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewDomain {
+    referentiel: String,
+    code: String,
+    nom: String,
+}
+
+async fn add_domain(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    CsrfForm(f): CsrfForm<NewDomain>,
+) -> Result<Response, AppError> {
+    let (code, name) = (f.code.trim().to_string(), f.nom.trim().to_string());
+    if code.is_empty() || name.is_empty() || code.chars().count() > 12 || name.chars().count() > 200
+    {
+        return Ok(to_frameworks(Err(
+            "Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).",
+        )));
+    }
+    let framework = id_from_hex(&f.referentiel).ok_or(AppError::NotFound)?;
+    let added = state
+        .db
+        .write(move |tx| {
+            let scope = db::registry::school_scope(tx)?;
+            let rank: i64 = tx.query_row(
+                "SELECT coalesce(MAX(rank), -1) + 1 FROM competence_domains WHERE framework_id = ?1",
+                [&framework[..]],
+                |r| r.get(0),
+            )?;
+            let n = tx.execute(
+                "INSERT INTO competence_domains (id, scope, framework_id, code, name, rank) \
+                 SELECT ?1, ?2, id, ?3, ?4, ?5 FROM competence_frameworks WHERE id = ?6 \
+                 ON CONFLICT (framework_id, code) DO NOTHING",
+                params![&db::new_id()[..], scope, code, name, rank, &framework[..]],
+            )?;
+            Ok::<_, AppError>(n == 1)
+        })
+        .await?;
+    Ok(to_frameworks(if added {
+        Ok("Domaine ajouté : ajoutez-lui ses compétences.")
+    } else {
+        Err("Ce code de domaine existe déjà dans ce référentiel (ou le référentiel est inconnu).")
+    }))
+}
+
+async fn rename_domain(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Rename>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let name = f.nom.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Ok(to_frameworks(Err("L'intitulé va de 1 à 200 caractères.")));
+    }
+    let n = state
+        .db
+        .write(move |tx| {
+            Ok::<_, AppError>(tx.execute(
+                "UPDATE competence_domains SET name = ?2 WHERE id = ?1",
+                params![&id[..], name],
+            )?)
+        })
+        .await?;
+    if n == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(to_frameworks(Ok("Domaine renommé.")))
+}
+
+/// An empty domain can be removed; one with competences cannot (remove those first).
+async fn delete_domain(
+    State(state): State<AppState>,
+    Can(_user, _): Can<DirectAssessment>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let done = state
+        .db
+        .write(move |tx| {
+            let inside: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM competences WHERE domain_id = ?1",
+                [&id[..]],
+                |r| r.get(0),
+            )?;
+            if inside > 0 {
+                return Ok::<_, AppError>(false);
+            }
+            if tx.execute("DELETE FROM competence_domains WHERE id = ?1", [&id[..]])? == 0 {
+                return Err(AppError::NotFound);
+            }
+            Ok(true)
+        })
+        .await?;
+    Ok(to_frameworks(if done {
+        Ok("Domaine supprimé.")
+    } else {
+        Err("Ce domaine a encore des compétences : supprimez-les d'abord (ou renommez le domaine).")
+    }))
 }

@@ -25,6 +25,7 @@ pub fn routes() -> Routes {
         .get("/conseil/{class}", council_page)
         .post("/conseil/{class}/{period}", council_save)
         .get("/conseil/{class}/{period}/resultats.csv", results_csv)
+        .get("/conseil/{class}/{period}/resultats.pdf", results_pdf_page)
         .post("/conseil/{class}/{period}/cloturer", close_class)
         .post("/conseil/{class}/{period}/rouvrir", reopen_class)
         .get("/notes/appreciations/{course}", appreciations_page)
@@ -214,6 +215,50 @@ pub fn results_csv_bytes(r: &Results) -> Vec<u8> {
 pub fn results_pdf(r: &Results, school: &str) -> Result<Vec<u8>, String> {
     use crate::pdf::{Align, Col, Doc, Row};
     let (head, rows) = results_rows(r);
+    // The CSV's long column titles would wrap letter by letter in columns this narrow: the
+    // PDF titles subjects by their code and the rest in short, with a legend under the table.
+    let fixed = head.len() - r.data.subjects.len() - 3;
+    let mut short: Vec<String> = vec!["Matricule".into(), "Nom".into(), "Prénoms".into()];
+    short.extend(r.data.subjects.iter().map(|s| s.code.clone()));
+    short.extend(
+        [
+            "Σ coef.",
+            "Σ points",
+            "Moy.",
+            "Rang",
+            "Appréc.",
+            "Distinction",
+            "Abs. NJ (h)",
+            "Abs. J (h)",
+            "Sanctions",
+            "Moy. ann.",
+            "Rang ann.",
+        ]
+        .iter()
+        .take(fixed)
+        .map(|t| t.to_string()),
+    );
+    short.push("Décision".into());
+    let head = if short.len() == head.len() {
+        short
+    } else {
+        head
+    };
+    let legend = r
+        .data
+        .subjects
+        .iter()
+        .map(|s| {
+            format!(
+                "{} : {} (coef. {})",
+                s.code,
+                s.name,
+                store::fmt_number(s.coefficient)
+            )
+        })
+        .chain(["Abs. NJ / J : absences non justifiées / justifiées, en heures".to_string()])
+        .collect::<Vec<_>>()
+        .join(" · ");
     let title = format!(
         "Procès-verbal du conseil de classe — {} — {}",
         r.data.class_name, r.data.period.name
@@ -222,18 +267,28 @@ pub fn results_pdf(r: &Results, school: &str) -> Result<Vec<u8>, String> {
     doc.paragraph(school, 9.0, true, Align::Left);
     doc.paragraph(&title, 12.0, true, Align::Center);
     doc.space(6.0);
-    // Names get room; every figure column shares the rest.
+    // Names get room; columns of words (rank, appreciation, distinction, sanctions, decision)
+    // get 1.6 shares of the rest, figures one.
     let w = doc.width();
     let n = head.len();
     let (mat, surname, first) = (48.0, 62.0, 70.0);
-    let other = (w - mat - surname - first) / (n.saturating_sub(3).max(1)) as f32;
+    let wordy = |i: usize| {
+        i >= 3
+            && matches!(
+                head[i].as_str(),
+                "Rang" | "Appréc." | "Distinction" | "Sanctions" | "Rang ann." | "Décision"
+            )
+    };
+    let shares: f32 = (3..n).map(|i| if wordy(i) { 1.6 } else { 1.0 }).sum();
+    let share = (w - mat - surname - first) / shares.max(1.0);
     let cols: Vec<Col> = (0..n)
         .map(|i| Col {
             width: match i {
                 0 => mat,
                 1 => surname,
                 2 => first,
-                _ => other,
+                _ if wordy(i) => share * 1.6,
+                _ => share,
             },
             align: if i < 3 { Align::Left } else { Align::Center },
         })
@@ -241,6 +296,8 @@ pub fn results_pdf(r: &Results, school: &str) -> Result<Vec<u8>, String> {
     let header = [Row::new(head).bold().shaded()];
     let body: Vec<Row> = rows.into_iter().map(Row::new).collect();
     doc.table(&cols, &header, &body, 6.0);
+    doc.space(4.0);
+    doc.paragraph(&legend, 6.5, false, Align::Left);
     doc.finish()
 }
 
@@ -565,9 +622,27 @@ async fn reopen_class(
 }
 
 async fn results_csv(
+    state: State<AppState>,
+    user: CurrentUser,
+    path: Path<(String, String)>,
+) -> Result<Response, AppError> {
+    results_file(state, user, path, false).await
+}
+
+async fn results_pdf_page(
+    state: State<AppState>,
+    user: CurrentUser,
+    path: Path<(String, String)>,
+) -> Result<Response, AppError> {
+    results_file(state, user, path, true).await
+}
+
+/// The procès-verbal as a file: CSV, or PDF (A4 landscape).
+async fn results_file(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((class, period)): Path<(String, String)>,
+    pdf: bool,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
@@ -579,15 +654,27 @@ async fn results_csv(
             results(c, &class_id, &p)?.ok_or(AppError::NotFound)
         })
         .await?;
+    let ext = if pdf { "pdf" } else { "csv" };
     let name = crate::files::safe_name(
-        &format!("resultats {} {}.csv", r.data.class_name, r.data.period.name),
-        "resultats.csv",
+        &format!(
+            "resultats {} {}.{ext}",
+            r.data.class_name, r.data.period.name
+        ),
+        &format!("resultats.{ext}"),
     );
-    Ok(crate::files::download(
-        results_csv_bytes(&r),
-        "text/csv; charset=utf-8",
-        &name,
-    ))
+    if !pdf {
+        return Ok(crate::files::download(
+            results_csv_bytes(&r),
+            "text/csv; charset=utf-8",
+            &name,
+        ));
+    }
+    let school = state.config.school_name.clone();
+    let bytes = tokio::task::spawn_blocking(move || results_pdf(&r, &school))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::Internal)?;
+    Ok(crate::files::download(bytes, "application/pdf", &name))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ fn key(filter: &Filter) -> Option<Key> {
         Filter::Teacher(t) => Some(Key::Teacher(*t)),
         Filter::Room(r) => Some(Key::Room(*r)),
         // Resolved in the database trip; callers resolve it first to use the cache.
-        Filter::Pupil(_) | Filter::Slot(_) => None,
+        Filter::Pupil(_) | Filter::Slot(_) | Filter::Change(_) => None,
     }
 }
 

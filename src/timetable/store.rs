@@ -25,6 +25,8 @@ pub enum Filter {
     /// One weekly slot (finding one occurrence — a roll call — without computing the whole
     /// day of its class).
     Slot(Id),
+    /// What one change makes: an extra session, or a moved one at its new place.
+    Change(Id),
 }
 
 /// What happened to one occurrence of a session.
@@ -300,6 +302,14 @@ fn filter_sql(f: &Filter, alias: &str, values: &mut Vec<Value>) -> String {
                 format!("{alias}.slot_id = ?")
             }
         }
+        Filter::Change(id) => {
+            values.push(Value::Blob(id.to_vec()));
+            if alias == "s" {
+                "s.id IN (SELECT slot_id FROM timetable_changes WHERE id = ?)".into()
+            } else {
+                format!("{alias}.id = ?")
+            }
+        }
         // Resolved to an audience before any SQL is built.
         Filter::Pupil(_) => "0".into(),
     }
@@ -314,6 +324,7 @@ fn matches(f: &Filter, o: &Occurrence) -> bool {
         Filter::Teacher(t) => o.teacher_id == Some(*t),
         Filter::Room(r) => o.room_id == Some(*r),
         Filter::Slot(id) => o.slot_id == Some(*id),
+        Filter::Change(id) => o.change_id == Some(*id),
         Filter::Pupil(_) => false,
     }
 }
@@ -521,50 +532,31 @@ fn slot_matches(f: &Filter, s: &SlotRow) -> bool {
         Filter::Teacher(t) => s.teacher_id == Some(*t),
         Filter::Room(r) => s.room_id == Some(*r),
         Filter::Slot(id) => s.id == *id,
-        Filter::Pupil(_) => false,
+        Filter::Change(_) | Filter::Pupil(_) => false,
     }
 }
 
-/// The occurrence behind a key, whatever its filter.
+/// The occurrence behind a key, whatever its filter: only its slot or its change is read (a
+/// roll call does not compute the whole day of its class).
 pub fn occurrence(conn: &Connection, key: OccKey) -> Result<Option<Occurrence>, DbError> {
-    let (slot, date) = match key {
-        OccKey::Slot(s, d) => (Some(s), Some(d)),
+    let (filter, date) = match key {
+        OccKey::Slot(s, d) => (Filter::Slot(s), d),
         OccKey::Change(c) => {
-            let row: Option<(Option<Id>, String, Option<String>)> = conn
-                .prepare_cached(
-                    "SELECT slot_id, on_date, new_date FROM timetable_changes WHERE id = ?1",
-                )?
-                .query_row([&c[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            let row: Option<(String, Option<String>)> = conn
+                .prepare_cached("SELECT on_date, new_date FROM timetable_changes WHERE id = ?1")?
+                .query_row([&c[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some((slot, on, new)) = row else {
+            let Some((on, new)) = row else {
                 return Ok(None);
             };
-            let date = new.as_deref().and_then(parse_date).or(parse_date(&on));
-            let Some(date) = date else { return Ok(None) };
-            // Extra sessions and moved ones: find them among the day's occurrences of their audience.
-            let (class, group): (Option<Id>, Option<Id>) = match slot {
-                Some(s) => conn
-                    .prepare_cached("SELECT class_id, group_id FROM timetable_slots WHERE id = ?1")?
-                    .query_row([&s[..]], |r| Ok((r.get(0)?, r.get(1)?)))?,
-                None => conn
-                    .prepare_cached(
-                        "SELECT class_id, group_id FROM timetable_changes WHERE id = ?1",
-                    )?
-                    .query_row([&c[..]], |r| Ok((r.get(0)?, r.get(1)?)))?,
-            };
-            let f = Filter::Audience {
-                classes: class.into_iter().collect(),
-                groups: group.into_iter().collect(),
-            };
-            return Ok(occurrences(conn, &f, date, date)?
-                .into_iter()
-                .find(|o| o.key() == key));
+            // A moved session takes place on its new date; an extra one on its own.
+            match new.as_deref().and_then(parse_date).or(parse_date(&on)) {
+                Some(d) => (Filter::Change(c), d),
+                None => return Ok(None),
+            }
         }
     };
-    let (Some(slot), Some(date)) = (slot, date) else {
-        return Ok(None);
-    };
-    Ok(occurrences(conn, &Filter::Slot(slot), date, date)?
+    Ok(occurrences(conn, &filter, date, date)?
         .into_iter()
         .find(|o| o.key() == key))
 }
