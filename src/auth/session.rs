@@ -109,11 +109,12 @@ pub struct SessionCache {
 
 struct Cached {
     generation: u64,
-    made: std::time::Instant,
+    expires: std::time::Instant,
     row: SessionRow,
 }
 
-/// How long an entry may be served without reading the database again.
+/// How long at most an entry may be served without reading the database again (each entry
+/// gets between 3/4 of it and all of it: [`crate::db::spread`]).
 pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Past this many entries the cache starts afresh (a school has a few thousand people).
 const CACHE_CAPACITY: usize = 20_000;
@@ -123,7 +124,7 @@ impl SessionCache {
     pub fn get(&self, hash: &[u8], generation: u64) -> Option<SessionRow> {
         let entries = self.entries.lock().ok()?;
         let e = entries.get(hash)?;
-        (e.generation == generation && e.made.elapsed() < CACHE_TTL).then(|| e.row.clone())
+        (e.generation == generation && std::time::Instant::now() < e.expires).then(|| e.row.clone())
     }
 
     /// Remember `row`, read when the generation was `generation`.
@@ -132,11 +133,12 @@ impl SessionCache {
             if entries.len() >= CACHE_CAPACITY {
                 entries.clear();
             }
+            let seed = row.token_hash.last().copied().unwrap_or(0);
             entries.insert(
                 row.token_hash.clone(),
                 Cached {
                     generation,
-                    made: std::time::Instant::now(),
+                    expires: std::time::Instant::now() + crate::db::spread(CACHE_TTL, seed),
                     row,
                 },
             );

@@ -31,8 +31,11 @@ pub const TABLES: &[&str] = &[
     "agenda_events",
 ];
 
-/// How long an entry may be served without being recomputed.
-pub const TTL: Duration = Duration::from_secs(5);
+/// How long at most an entry may be served without being recomputed (each gets between 3/4 of
+/// it and all of it, [`crate::db::spread`], so entries filled together do not expire together).
+/// Changes are seen through the generation; this only bounds how long a change the generation
+/// missed could go unseen.
+pub const TTL: Duration = Duration::from_secs(30);
 /// Past this many entries the cache starts afresh (a school has a few hundred distinct weeks in
 /// use at once: classes, groups, teachers, rooms).
 const CAPACITY: usize = 2048;
@@ -46,14 +49,14 @@ enum Key {
 
 struct Entry {
     generation: u64,
-    made: Instant,
+    expires: Instant,
     value: Arc<Vec<Occurrence>>,
 }
 
 #[derive(Default)]
 pub struct WeekCache {
     entries: Mutex<HashMap<(Key, Date), Entry>>,
-    /// A pupil's classes and groups, under the same rules.
+    /// A pupil's classes and groups, under the same rules: (generation, expiry, audience).
     audiences: Mutex<HashMap<Id, (u64, Instant, Filter)>>,
 }
 
@@ -76,8 +79,8 @@ impl WeekCache {
     /// A pupil's audience (classes and groups) if known since the last write.
     pub fn audience(&self, pupil: &Id, generation: u64) -> Option<Filter> {
         let audiences = self.audiences.lock().ok()?;
-        let (g, made, f) = audiences.get(pupil)?;
-        (*g == generation && made.elapsed() < TTL).then(|| f.clone())
+        let (g, expires, f) = audiences.get(pupil)?;
+        (*g == generation && Instant::now() < *expires).then(|| f.clone())
     }
 
     pub fn put_audience(&self, pupil: &Id, generation: u64, filter: Filter) {
@@ -85,7 +88,8 @@ impl WeekCache {
             if audiences.len() >= CAPACITY * 4 {
                 audiences.clear();
             }
-            audiences.insert(*pupil, (generation, Instant::now(), filter));
+            let expires = Instant::now() + crate::db::spread(TTL, pupil[15]);
+            audiences.insert(*pupil, (generation, expires, filter));
         }
     }
 
@@ -99,7 +103,7 @@ impl WeekCache {
         let k = key(filter)?;
         let entries = self.entries.lock().ok()?;
         let e = entries.get(&(k, monday))?;
-        (e.generation == generation && e.made.elapsed() < TTL).then(|| e.value.clone())
+        (e.generation == generation && Instant::now() < e.expires).then(|| e.value.clone())
     }
 
     /// Keep a week computed from the database as it was at `generation` (read before the
@@ -108,6 +112,10 @@ impl WeekCache {
         let Some(k) = key(filter) else {
             return;
         };
+        let seed = match &k {
+            Key::Audience(c, g) => c.first().or(g.first()).map(|id| id[15]).unwrap_or(0),
+            Key::Teacher(id) | Key::Room(id) => id[15],
+        } ^ monday.day();
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CAPACITY {
                 entries.clear();
@@ -116,7 +124,7 @@ impl WeekCache {
                 (k, monday),
                 Entry {
                     generation,
-                    made: Instant::now(),
+                    expires: Instant::now() + crate::db::spread(TTL, seed),
                     value,
                 },
             );
