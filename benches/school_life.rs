@@ -181,7 +181,9 @@ fn main() {
         let (c0, _) = proc_stats(pid);
         let mut saves = Vec::new();
         let mut errors = 0usize;
+        let mut slow_rounds = Vec::new();
         for round in 0..rounds {
+            let round_at = rounds_started.elapsed();
             let barrier = Arc::new(tokio::sync::Barrier::new(teachers_c.len()));
             let mut tasks = Vec::new();
             for (c, csrf, key, ids) in teachers_c.iter().cloned() {
@@ -204,12 +206,21 @@ fn main() {
                     (t.elapsed(), ok)
                 }));
             }
+            let mut worst = Duration::ZERO;
             for t in tasks {
                 let (d, ok) = t.await.expect("join");
                 saves.push(d);
+                worst = worst.max(d);
                 if !ok {
                     errors += 1;
                 }
+            }
+            if worst > Duration::from_millis(50) {
+                slow_rounds.push(format!(
+                    "round {round} at {:.2} s: {:.0} ms",
+                    round_at.as_secs_f64(),
+                    worst.as_secs_f64() * 1000.0
+                ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -217,6 +228,9 @@ fn main() {
         let save_cpu = c1 - c0 - read_cpu_per_sec * rounds_started.elapsed().as_secs_f64();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let (reads, _, read_lat) = gather(background).await;
+        if !slow_rounds.is_empty() {
+            println!("rounds slower than 50 ms: {}", slow_rounds.join("; "));
+        }
         (saves, errors, reads, started.elapsed().as_secs_f64(), read_lat, save_cpu, read_cpu_per_sec)
     });
     // The server's CPU per save: its CPU during the rounds, less what the readers alone used

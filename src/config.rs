@@ -44,8 +44,8 @@ pub struct BulletinConfig {
     pub inspection: String,
     /// Postal address and telephone of the school.
     pub address: String,
-    /// The school's logo (PNG or JPEG, at most 1 MiB). Empty: `logo.png` in the data directory,
-    /// where the administration page puts an uploaded logo; no logo if there is none.
+    /// The school's logo (PNG or JPEG, at most 256 KiB). Empty: the file `logo` in the data
+    /// directory, where the direction's bulletins page puts an uploaded one; else no logo.
     pub logo: PathBuf,
 }
 

@@ -593,6 +593,16 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         .await;
     assert!(location(&r).contains("erreur="), "{}", location(&r));
     assert_eq!(d.get("/bulletins/logo").await.status(), 404, "no logo yet");
+    let mut heavy = logo.clone();
+    heavy.resize(300 * 1024, 0);
+    let r = d
+        .post_multipart("/bulletins/logo", &[], Some(("logo", "logo.png", heavy)))
+        .await;
+    assert!(
+        location(&r).contains("256%20Ko"),
+        "too heavy: {}",
+        location(&r)
+    );
     let r = d
         .post_multipart(
             "/bulletins/logo",

@@ -83,7 +83,8 @@ pub fn logo_path(config: &crate::config::Config) -> std::path::PathBuf {
 /// The uploaded logo's name in the data directory.
 pub const LOGO_FILE: &str = "logo";
 /// The largest logo accepted, in bytes.
-pub const LOGO_MAX_BYTES: usize = 1024 * 1024;
+/// Every single bulletin PDF carries the logo: 850 pupils × 3 periods copies of it a year.
+pub const LOGO_MAX_BYTES: usize = 256 * 1024;
 
 /// The logo and its SHA-256, if there is one; an error in French if it is there but unusable.
 pub fn load_logo(
@@ -109,7 +110,7 @@ pub fn load_logo(
     let sha = sha256_hex(&bytes);
     if bytes.len() > LOGO_MAX_BYTES {
         return Err(format!(
-            "Le logo de l'établissement ({}) est trop lourd ({} Kio ; 1024 Kio au plus).",
+            "Le logo de l'établissement ({}) est trop lourd ({} Kio ; 256 Kio au plus).",
             path.display(),
             bytes.len() / 1024
         ));
@@ -521,7 +522,7 @@ async fn logo_image(
     Ok(crate::files::download(bytes, kind.mime(), "logo"))
 }
 
-/// A new logo for the bulletins: checked (PNG or JPEG that decodes, at most 1 MiB), written
+/// A new logo for the bulletins: checked (PNG or JPEG that decodes, at most 256 KiB), written
 /// beside the database in one rename (a failed upload leaves the old one), audited.
 async fn logo_upload(
     State(state): State<AppState>,
@@ -544,7 +545,7 @@ async fn logo_upload(
     };
     if bytes.len() > LOGO_MAX_BYTES {
         return fail(
-            "Le logo dépasse 1 Mo : enregistrez-le plus petit (300 × 300 pixels suffisent).",
+            "Le logo dépasse 256 Ko : chaque bulletin en porte une copie. Enregistrez-le plus petit (300 × 300 pixels suffisent).",
         );
     }
     let path = logo_path(&state.config);
