@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    client, env_num, gather, login, login_csrf, percentile, pin_to, proc_stats, readers,
-    start_server,
+    PASSWORD, client, demo_school, env_num, gather, login, login_csrf, percentile, pin_to,
+    proc_stats, readers, start_server,
 };
 use kekeli::grades::store as gs;
 
@@ -116,17 +116,8 @@ fn main() {
     println!("# Kekeli marks benchmark");
     println!("server: release build pinned to CPU 0; load generator pinned to CPU 1");
 
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = kekeli::config::Config {
-        data_dir: data.clone(),
-        ..Default::default()
-    };
-    let prepared = kekeli::init(&config).expect("init");
-    let year = kekeli::demo::school_year_of(time::OffsetDateTime::now_utc());
-    kekeli::demo::populate(&prepared.db, &data, year).expect("demo");
-    let password = "Mesure-du-cout-1";
-    let phc = kekeli::auth::password::hash_blocking(password).expect("hash");
+    let (_tmp, data, prepared, phc) = demo_school();
+    let password = PASSWORD;
     let (teacher, assessment, grid, pupils) = setup(&prepared.db, phc);
     drop(prepared);
     println!(

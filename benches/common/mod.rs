@@ -54,6 +54,30 @@ pub fn proc_stats(pid: u32) -> (f64, f64) {
     (cpu / ticks, rss_kib / 1024.0)
 }
 
+/// The password every benchmark account gets.
+pub const PASSWORD: &str = "Mesure-du-cout-1";
+
+/// The demo school on a fresh data directory (kept while the `TempDir` lives), and the PHC
+/// string of [`PASSWORD`] (hashed once) for the caller to give its accounts.
+pub fn demo_school() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    kekeli::Prepared,
+    String,
+) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = kekeli::config::Config {
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    let prepared = kekeli::init(&config).expect("init");
+    let year = kekeli::demo::school_year_of(time::OffsetDateTime::now_utc());
+    kekeli::demo::populate(&prepared.db, &data, year).expect("demo");
+    let phc = kekeli::auth::password::hash_blocking(PASSWORD).expect("hash");
+    (tmp, data, prepared, phc)
+}
+
 pub struct Server {
     pub child: Child,
     pub port: u16,

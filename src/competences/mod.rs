@@ -716,37 +716,84 @@ async fn add_competence(
     Can(_user, _): Can<DirectAssessment>,
     CsrfForm(f): CsrfForm<NewCompetence>,
 ) -> Result<Response, AppError> {
-    let (code, name) = (f.code.trim().to_string(), f.nom.trim().to_string());
+    add_item(&state, Item::Competence, &f.domaine, &f.code, &f.nom).await
+}
+
+/// What the frameworks page adds: a domain to a framework, a competence to a domain.
+#[derive(Clone, Copy)]
+enum Item {
+    Domain,
+    Competence,
+}
+
+impl Item {
+    /// (table, parent column, parent table, done, code taken)
+    fn words(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ) {
+        match self {
+            Item::Domain => (
+                "competence_domains",
+                "framework_id",
+                "competence_frameworks",
+                "Domaine ajouté : ajoutez-lui ses compétences.",
+                "Ce code de domaine existe déjà dans ce référentiel (ou le référentiel est inconnu).",
+            ),
+            Item::Competence => (
+                "competences",
+                "domain_id",
+                "competence_domains",
+                "Compétence ajoutée.",
+                "Ce code existe déjà dans ce domaine (ou le domaine est inconnu).",
+            ),
+        }
+    }
+}
+
+/// Add a domain or a competence at the end of its parent, unless its code is taken there.
+async fn add_item(
+    state: &AppState,
+    item: Item,
+    parent: &str,
+    code: &str,
+    name: &str,
+) -> Result<Response, AppError> {
+    let (code, name) = (code.trim().to_string(), name.trim().to_string());
     if code.is_empty() || name.is_empty() || code.chars().count() > 12 || name.chars().count() > 200
     {
         return Ok(to_frameworks(Err(
             "Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).",
         )));
     }
-    let domain = id_from_hex(&f.domaine).ok_or(AppError::NotFound)?;
-    let r = state
+    let parent = id_from_hex(parent).ok_or(AppError::NotFound)?;
+    let (table, column, parents, done, taken) = item.words();
+    let added = state
         .db
         .write(move |tx| {
             let scope = db::registry::school_scope(tx)?;
             let rank: i64 = tx.query_row(
-                "SELECT coalesce(MAX(rank), -1) + 1 FROM competences WHERE domain_id = ?1",
-                [&domain[..]],
+                &format!("SELECT coalesce(MAX(rank), -1) + 1 FROM {table} WHERE {column} = ?1"),
+                [&parent[..]],
                 |r| r.get(0),
             )?;
             let n = tx.execute(
-                "INSERT INTO competences (id, scope, domain_id, code, name, rank) \
-                 SELECT ?1, ?2, id, ?3, ?4, ?5 FROM competence_domains WHERE id = ?6 \
-                 ON CONFLICT (domain_id, code) DO NOTHING",
-                params![&db::new_id()[..], scope, code, name, rank, &domain[..]],
+                &format!(
+                    "INSERT INTO {table} (id, scope, {column}, code, name, rank) \
+                     SELECT ?1, ?2, id, ?3, ?4, ?5 FROM {parents} WHERE id = ?6 \
+                     ON CONFLICT ({column}, code) DO NOTHING"
+                ),
+                params![&db::new_id()[..], scope, code, name, rank, &parent[..]],
             )?;
-            Ok::<_, AppError>(n)
+            Ok::<_, AppError>(n == 1)
         })
         .await?;
-    Ok(to_frameworks(if r == 1 {
-        Ok("Compétence ajoutée.")
-    } else {
-        Err("Ce code existe déjà dans ce domaine (ou le domaine est inconnu).")
-    }))
+    Ok(to_frameworks(if added { Ok(done) } else { Err(taken) }))
 }
 
 #[derive(Deserialize)]
@@ -760,21 +807,37 @@ async fn rename_competence(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<Rename>,
 ) -> Result<Response, AppError> {
-    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let name = f.nom.trim().to_string();
+    rename_item(&state, Item::Competence, &id, &f.nom).await
+}
+
+/// Give a domain or a competence a new title (its code stays).
+async fn rename_item(
+    state: &AppState,
+    item: Item,
+    id: &str,
+    name: &str,
+) -> Result<Response, AppError> {
+    let id = id_from_hex(id).ok_or(AppError::NotFound)?;
+    let name = name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
         return Ok(to_frameworks(Err("L'intitulé va de 1 à 200 caractères.")));
     }
-    state
+    let table = match item {
+        Item::Competence => "competences",
+        Item::Domain => "competence_domains",
+    };
+    let n = state
         .db
         .write(move |tx| {
-            tx.execute(
-                "UPDATE competences SET name = ?2 WHERE id = ?1",
+            Ok::<_, AppError>(tx.execute(
+                &format!("UPDATE {table} SET name = ?2 WHERE id = ?1"),
                 params![&id[..], name],
-            )?;
-            Ok::<_, AppError>(())
+            )?)
         })
         .await?;
+    if n == 0 {
+        return Err(AppError::NotFound);
+    }
     Ok(to_frameworks(Ok("Intitulé modifié.")))
 }
 
@@ -795,31 +858,46 @@ async fn delete_competence(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let done = state
+    delete_item(&state, Item::Competence, &id).await
+}
+
+/// Delete a domain or a competence if nothing hangs from it (competences, recorded levels).
+async fn delete_item(state: &AppState, item: Item, id: &str) -> Result<Response, AppError> {
+    let id = id_from_hex(id).ok_or(AppError::NotFound)?;
+    let (table, uses, used_by, done, in_use) = match item {
+        Item::Competence => (
+            "competences",
+            "competence_records",
+            "competence_id",
+            "Compétence supprimée.",
+            "Des niveaux ont déjà été notés pour cette compétence : elle reste, pour l'historique des élèves. Renommez-la si besoin.",
+        ),
+        Item::Domain => (
+            "competence_domains",
+            "competences",
+            "domain_id",
+            "Domaine supprimé.",
+            "Ce domaine a encore des compétences : supprimez-les d'abord (ou renommez le domaine).",
+        ),
+    };
+    let deleted = state
         .db
         .write(move |tx| {
             let used: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM competence_records WHERE competence_id = ?1",
+                &format!("SELECT COUNT(*) FROM {uses} WHERE {used_by} = ?1"),
                 [&id[..]],
                 |r| r.get(0),
             )?;
             if used > 0 {
                 return Ok::<_, AppError>(false);
             }
-            if tx.execute("DELETE FROM competences WHERE id = ?1", [&id[..]])? == 0 {
+            if tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [&id[..]])? == 0 {
                 return Err(AppError::NotFound);
             }
             Ok(true)
         })
         .await?;
-    Ok(to_frameworks(if done {
-        Ok("Compétence supprimée.")
-    } else {
-        Err(
-            "Des niveaux ont déjà été notés pour cette compétence : elle reste, pour l'historique des élèves. Renommez-la si besoin.",
-        )
-    }))
+    Ok(to_frameworks(if deleted { Ok(done) } else { Err(in_use) }))
 }
 
 #[derive(Deserialize)]
@@ -834,37 +912,7 @@ async fn add_domain(
     Can(_user, _): Can<DirectAssessment>,
     CsrfForm(f): CsrfForm<NewDomain>,
 ) -> Result<Response, AppError> {
-    let (code, name) = (f.code.trim().to_string(), f.nom.trim().to_string());
-    if code.is_empty() || name.is_empty() || code.chars().count() > 12 || name.chars().count() > 200
-    {
-        return Ok(to_frameworks(Err(
-            "Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).",
-        )));
-    }
-    let framework = id_from_hex(&f.referentiel).ok_or(AppError::NotFound)?;
-    let added = state
-        .db
-        .write(move |tx| {
-            let scope = db::registry::school_scope(tx)?;
-            let rank: i64 = tx.query_row(
-                "SELECT coalesce(MAX(rank), -1) + 1 FROM competence_domains WHERE framework_id = ?1",
-                [&framework[..]],
-                |r| r.get(0),
-            )?;
-            let n = tx.execute(
-                "INSERT INTO competence_domains (id, scope, framework_id, code, name, rank) \
-                 SELECT ?1, ?2, id, ?3, ?4, ?5 FROM competence_frameworks WHERE id = ?6 \
-                 ON CONFLICT (framework_id, code) DO NOTHING",
-                params![&db::new_id()[..], scope, code, name, rank, &framework[..]],
-            )?;
-            Ok::<_, AppError>(n == 1)
-        })
-        .await?;
-    Ok(to_frameworks(if added {
-        Ok("Domaine ajouté : ajoutez-lui ses compétences.")
-    } else {
-        Err("Ce code de domaine existe déjà dans ce référentiel (ou le référentiel est inconnu).")
-    }))
+    add_item(&state, Item::Domain, &f.referentiel, &f.code, &f.nom).await
 }
 
 async fn rename_domain(
@@ -873,24 +921,7 @@ async fn rename_domain(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<Rename>,
 ) -> Result<Response, AppError> {
-    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let name = f.nom.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Ok(to_frameworks(Err("L'intitulé va de 1 à 200 caractères.")));
-    }
-    let n = state
-        .db
-        .write(move |tx| {
-            Ok::<_, AppError>(tx.execute(
-                "UPDATE competence_domains SET name = ?2 WHERE id = ?1",
-                params![&id[..], name],
-            )?)
-        })
-        .await?;
-    if n == 0 {
-        return Err(AppError::NotFound);
-    }
-    Ok(to_frameworks(Ok("Domaine renommé.")))
+    rename_item(&state, Item::Domain, &id, &f.nom).await
 }
 
 /// An empty domain can be removed; one with competences cannot (remove those first).
@@ -900,27 +931,5 @@ async fn delete_domain(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let done = state
-        .db
-        .write(move |tx| {
-            let inside: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM competences WHERE domain_id = ?1",
-                [&id[..]],
-                |r| r.get(0),
-            )?;
-            if inside > 0 {
-                return Ok::<_, AppError>(false);
-            }
-            if tx.execute("DELETE FROM competence_domains WHERE id = ?1", [&id[..]])? == 0 {
-                return Err(AppError::NotFound);
-            }
-            Ok(true)
-        })
-        .await?;
-    Ok(to_frameworks(if done {
-        Ok("Domaine supprimé.")
-    } else {
-        Err("Ce domaine a encore des compétences : supprimez-les d'abord (ou renommez le domaine).")
-    }))
+    delete_item(&state, Item::Domain, &id).await
 }
