@@ -78,6 +78,18 @@ pub fn demo_school() -> (
     (tmp, data, prepared, phc)
 }
 
+/// Time the hypervisor gave CPU `cpu` to someone else (steal), in ms since boot (Linux
+/// `/proc/stat`). A slow spell of the benchmark with steal is the VM's, not the server's.
+pub fn steal_ms(cpu: usize) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu} ");
+    stat.lines()
+        .find(|l| l.starts_with(&name))
+        .and_then(|l| l.split_whitespace().nth(8)?.parse::<f64>().ok())
+        .map(|ticks| ticks * 10.0)
+        .unwrap_or(0.0)
+}
+
 pub struct Server {
     pub child: Child,
     pub port: u16,
