@@ -730,55 +730,6 @@ mod tests {
     }
 
     #[test]
-    fn writes_grouped_in_one_commit_fail_alone() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .expect("runtime");
-        let results = rt.block_on(async {
-            let writes = (0..20).map(|i| {
-                let db = db.clone();
-                tokio::spawn(async move {
-                    db.write(move |tx| {
-                        tx.execute(
-                            "INSERT INTO classes (id, scope, name, level) VALUES (?1, 'school:TEST', ?2, '2nde')",
-                            (new_id().to_vec(), format!("2nde {i}")),
-                        )?;
-                        if i % 2 == 1 {
-                            return Err(DbError::Schema("échec voulu".into()));
-                        }
-                        Ok(())
-                    })
-                    .await
-                })
-            });
-            let mut out = Vec::new();
-            for w in writes.collect::<Vec<_>>() {
-                out.push(w.await.expect("join").is_ok());
-            }
-            out
-        });
-        assert_eq!(results, (0..20).map(|i| i % 2 == 0).collect::<Vec<_>>());
-        let names: Vec<String> = db
-            .read_blocking(|c| {
-                c.prepare("SELECT name FROM classes ORDER BY CAST(substr(name, 6) AS INTEGER)")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()
-                    .map_err(DbError::from)
-            })
-            .expect("names");
-        let expected: Vec<String> = (0..20).step_by(2).map(|i| format!("2nde {i}")).collect();
-        assert_eq!(names, expected, "each failed write undid only itself");
-        assert_eq!(
-            db.group_commits().1,
-            20,
-            "every write went through the writer's groups"
-        );
-    }
-
-    #[test]
     fn failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
