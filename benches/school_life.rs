@@ -138,6 +138,7 @@ fn main() {
     // Week views: every pupil session asks for its week in a closed loop.
     let weeks = vec!["/emploi-du-temps".to_string(); readers_c.len()];
     let (cpu0, _) = proc_stats(pid);
+    let (gen0, _) = proc_stats(std::process::id());
     let (count, errors, mut lat) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let tasks = readers(&readers_c, &base, &weeks, stop.clone(), None);
@@ -146,18 +147,20 @@ fn main() {
         gather(tasks).await
     });
     let (cpu1, rss) = proc_stats(pid);
+    let (gen1, _) = proc_stats(std::process::id());
     lat.sort();
     println!(
-        "week view (pupil) at {} sessions for {week_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s, RSS {rss:.1} MiB",
+        "week view (pupil) at {} sessions for {week_secs} s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}, server CPU {:.1} s, generator CPU {:.1} s, RSS {rss:.1} MiB",
         readers_c.len(),
         count as f64 / week_secs as f64,
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
         cpu1 - cpu0,
+        gen1 - gen0,
     );
 
     // Roll calls: all teachers save at the same instant, `rounds` times, while the pupils read.
-    let (saves, save_errors, reads, read_secs, mut read_lat, save_cpu, read_cpu) = rt.block_on(async {
+    let (saves, save_errors, reads, read_secs, mut read_lat, save_cpu, read_cpu, generator_busy) = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let started = Instant::now();
         let background = readers(&readers_c, &base, &weeks, stop.clone(), Some(read_rate));
@@ -170,6 +173,7 @@ fn main() {
         let read_cpu_per_sec = (r1 - r0) / 2.0;
         let rounds_started = Instant::now();
         let (c0, _) = proc_stats(pid);
+        let (g0, _) = proc_stats(std::process::id());
         let mut saves = Vec::new();
         let mut errors = 0usize;
         let mut slow_rounds = Vec::new();
@@ -218,13 +222,16 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let (c1, _) = proc_stats(pid);
+        let (g1, _) = proc_stats(std::process::id());
+        // The generator's share of its own core: near 100 % means the figures measure it.
+        let generator_busy = (g1 - g0) / rounds_started.elapsed().as_secs_f64();
         let save_cpu = c1 - c0 - read_cpu_per_sec * rounds_started.elapsed().as_secs_f64();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let (reads, _, read_lat) = gather(background).await;
         if !slow_rounds.is_empty() {
             println!("rounds slower than 50 ms: {}", slow_rounds.join("; "));
         }
-        (saves, errors, reads, started.elapsed().as_secs_f64(), read_lat, save_cpu, read_cpu_per_sec)
+        (saves, errors, reads, started.elapsed().as_secs_f64(), read_lat, save_cpu, read_cpu_per_sec, generator_busy)
     });
     // The server's CPU per save: its CPU during the rounds, less what the readers alone used
     // over as long.
@@ -233,7 +240,7 @@ fn main() {
     saves.sort();
     read_lat.sort();
     println!(
-        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s, read p99 {:.1} ms) — save p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}; server CPU ≈ {:.2} ms per save (readers alone: {:.0} % of the core)",
+        "roll call: {} saves ({} teachers × {rounds} rounds, each class saved in one request) while {} pupils read their week ({:.0} pages/s, read p99 {:.1} ms) — save p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {save_errors}; server CPU ≈ {:.2} ms per save (readers alone: {:.0} % of the core); load generator busy {:.0} % of its core",
         saves.len(),
         teachers_c.len(),
         readers_c.len(),
@@ -245,6 +252,7 @@ fn main() {
         percentile(&saves, 1.0),
         per_save * 1000.0,
         read_cpu * 100.0,
+        generator_busy * 100.0,
     );
     drop(readers_c);
     drop(teachers_c);
