@@ -37,9 +37,8 @@ fn main() {
     // Argon2 cost, measured here (same code and parameters as the server).
     let t = Instant::now();
     let n = 10;
-    let mut phc = String::new();
     for _ in 0..n {
-        phc = kekeli::auth::password::hash_blocking("Mesure-du-cout-1").expect("hash");
+        kekeli::auth::password::hash_blocking(common::PASSWORD).expect("hash");
     }
     println!(
         "argon2id hash (m=19 MiB, t=2, p=1): {:.1} ms per hash",
@@ -47,15 +46,8 @@ fn main() {
     );
 
     // A demo school, plus a known password on enough accounts for the storm and the sessions.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    let config = kekeli::config::Config {
-        data_dir: data.clone(),
-        ..Default::default()
-    };
-    let prepared = kekeli::init(&config).expect("init");
-    kekeli::demo::populate(&prepared.db, &data, 2026).expect("demo");
-    let password = "Mesure-du-cout-1";
+    let (_tmp, data, prepared, phc) = common::demo_school();
+    let password = common::PASSWORD;
     let wanted = storm_users + sessions;
     let logins: Vec<String> = prepared
         .db
