@@ -888,3 +888,51 @@ async fn download(
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, logo: &str) -> crate::config::Config {
+        let mut c = crate::config::Config {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        c.bulletin.logo = logo.into();
+        c
+    }
+
+    #[test]
+    fn a_logo_is_optional_where_uploaded_and_required_where_configured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Nothing uploaded, nothing configured: bulletins go out without a logo.
+        assert!(
+            load_logo(&config(dir.path(), ""))
+                .expect("no logo")
+                .is_none()
+        );
+        // A configured file that is not there stops the issue, naming the file.
+        let missing = dir.path().join("absent.png");
+        let err = load_logo(&config(dir.path(), &missing.to_string_lossy()))
+            .expect_err("configured but missing");
+        assert!(
+            err.contains("absent.png") && err.contains("illisible"),
+            "{err}"
+        );
+        // An uploaded file that no longer decodes is refused with the reason, not skipped.
+        std::fs::write(dir.path().join(LOGO_FILE), b"\x89PNG\r\n\x1a\nbroken").expect("write");
+        let err = load_logo(&config(dir.path(), "")).expect_err("broken");
+        assert!(err.contains("inutilisable"), "{err}");
+        // A real one is read, with the SHA-256 the frozen numbers record.
+        let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/logo.png"))
+            .expect("fixture");
+        std::fs::write(dir.path().join(LOGO_FILE), &png).expect("write");
+        let (_, sha) = load_logo(&config(dir.path(), ""))
+            .expect("real logo")
+            .expect("present");
+        assert_eq!(sha, sha256_hex(&png));
+        let h = header(&config(dir.path(), "")).expect("header");
+        assert_eq!(h.logo_sha256, sha);
+        assert!(h.logo.is_some());
+    }
+}
