@@ -353,6 +353,31 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
                 )?;
                 pupils.push(p);
             }
+            // Families: ELEVE01 has two guardians with a phone and one without; ELEVE02 is of
+            // age and did not ask for their family to be told; ELEVE03 has no guardian.
+            let guardian = |tx: &rusqlite::Transaction<'_>, child: &[u8; 16], phone: Option<&str>| {
+                let (parent, _, _) = kekeli::auth::store::create_person(
+                    tx,
+                    scope,
+                    &kekeli::auth::store::NewPerson {
+                        surname: "PARENT".into(),
+                        first_names: "Test".into(),
+                        phone: phone.map(str::to_string),
+                        roles: vec![Role::Parent],
+                        ..Default::default()
+                    },
+                )?;
+                tx.execute(
+                    "INSERT INTO guardianships (id, scope, parent_id, child_id) VALUES (?1, ?2, ?3, ?4)",
+                    (&kekeli::db::new_id()[..], scope, &parent[..], &child[..]),
+                )?;
+                Ok::<_, kekeli::db::DbError>(())
+            };
+            guardian(tx, &pupils[1], Some("+228 90 00 00 01"))?;
+            guardian(tx, &pupils[1], Some("+228 90 00 00 02"))?;
+            guardian(tx, &pupils[1], None)?;
+            guardian(tx, &pupils[2], Some("+228 90 00 00 03"))?;
+            tx.execute("UPDATE people SET birth_date = '2000-01-01', consent = 0 WHERE id = ?1", [&pupils[2][..]])?;
             let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
             let change = tt::create_change(
                 tx,
@@ -409,6 +434,25 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
         0
     );
 
+    // A choice for someone not on the list (a pupil who left, a forged field) refuses the
+    // whole sheet, like any bad line.
+    for stranger in [hex(&kekeli::db::new_id()), "zz".to_string()] {
+        let mut odd: Vec<(String, String)> = (0..60).map(|i| field(i, "present")).collect();
+        odd[3] = field(3, "absent");
+        odd.push((format!("p_{stranger}"), "absent".into()));
+        let refs: Vec<(&str, &str)> = odd.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = teacher.post(&path, &refs).await;
+        let msg = query_param(&location(&r), "erreur");
+        assert!(msg.contains("La liste a changé"), "{msg}");
+    }
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM roll_calls WHERE taken_at > 0 AND starts = 480 AND ends = 600"
+        ),
+        0
+    );
+
     // The whole class in one request: 3 absent, 2 late.
     let mut form: Vec<(String, String)> = (0..60).map(|i| field(i, "present")).collect();
     for i in [1, 2, 3] {
@@ -449,6 +493,35 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
         ),
         5
     );
+    // Each guardian with a phone of a minor (or consenting) absent pupil gets one SMS naming
+    // the child and the lesson.
+    let sms = |state: &str| {
+        count(
+            &server,
+            &format!(
+                "SELECT COUNT(*) FROM outbox WHERE state = '{state}' AND person_id IN (SELECT parent_id FROM guardianships WHERE child_id = x'{}')",
+                hex(&pupils[1])
+            ),
+        )
+    };
+    assert_eq!(sms("en_attente"), 2);
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT COUNT(*) FROM outbox WHERE ref_id IN (SELECT id FROM absences WHERE {within})"
+            )
+        ),
+        2,
+        "no SMS for the pupil of age, the pupil without a guardian or a guardian without a phone"
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM outbox WHERE body LIKE '%Test ELEVE01 absent(e) le % de 08:00 à 10:00 (%'"
+        ),
+        2
+    );
     // The same sheet again changes nothing; correcting one pupil is audited and cancels the SMS.
     let r = teacher.post(&path, &refs).await;
     assert!(location(&r).contains("ok="));
@@ -476,6 +549,7 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
         ),
         1
     );
+    assert_eq!((sms("en_attente"), sms("annule")), (0, 2));
     // A pupil's page counts in hours.
     let vs = server.logged_in(Role::VieScolaire).await;
     let page = vs

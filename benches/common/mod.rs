@@ -115,13 +115,23 @@ pub fn start_server(data: &std::path::Path) -> (Server, Duration) {
     .expect("config");
     let started = Instant::now();
     let child = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_kekeli"), "serve"])
+        .args(["-c", "0"])
+        // BENCH_SERVER_BIN: another build of the server (to compare two versions run by turns).
+        .arg(
+            std::env::var_os("BENCH_SERVER_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_kekeli").into()),
+        )
+        .arg("serve")
         .arg("--config")
         .arg(&config)
         .arg("--data")
         .arg(data)
         .args(["--https-port", &port.to_string()])
-        .env("RUST_LOG", "warn")
+        // BENCH_SERVER_LOG (e.g. `kekeli::db=debug`) to see the server's own timings.
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("BENCH_STORM_USERS")
         .env_remove("BENCH_STORM_SECS")
         .env_remove("BENCH_SESSIONS")

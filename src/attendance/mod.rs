@@ -248,8 +248,30 @@ async fn roll_call_page(
     })
 }
 
-/// Save the whole class in one request: `p_<pupil>` = present | absent | retard, and
+/// One pupil's line of the roll-call form: `p_<pupil>` = present | absent | retard and
 /// `m_<pupil>` = minutes late.
+#[derive(Debug, Default)]
+struct Choice {
+    state: Option<String>,
+    minutes: String,
+}
+
+/// Read the form once, by pupil id. `Err` when a choice names no pupil id at all (a forged or
+/// truncated form): treated like a choice for a pupil who is not on the list.
+fn choices(form: Vec<(String, String)>) -> Result<HashMap<Id, Choice>, ()> {
+    let mut out: HashMap<Id, Choice> = HashMap::new();
+    for (name, value) in form {
+        if let Some(id) = name.strip_prefix("p_") {
+            out.entry(id_from_hex(id).ok_or(())?).or_default().state = Some(value);
+        } else if let Some(id) = name.strip_prefix("m_").and_then(id_from_hex) {
+            out.entry(id).or_default().minutes = value.trim().to_string();
+        }
+    }
+    Ok(out)
+}
+
+/// Save the whole class in one request. The form is read before the writer is taken; the
+/// writer checks it against the list and writes.
 async fn roll_call_save(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -263,7 +285,9 @@ async fn roll_call_save(
     let me = user.person_id;
     let school = state.config.school_name.clone();
     let ip = ip.to_string();
-    let fields: HashMap<String, String> = form.into_iter().collect();
+    const LIST_CHANGED: &str =
+        "La liste a changé depuis l'ouverture de la page : rechargez-la et refaites l'appel.";
+    let choices = choices(form);
     let result = state
         .db
         .write(move |tx| {
@@ -271,15 +295,18 @@ async fn roll_call_save(
             if o.date > now.date {
                 return Ok(Err("L'appel d'une séance à venir ne peut pas encore être fait.".to_string()));
             }
+            let Ok(mut choices) = choices else {
+                return Ok(Err(LIST_CHANGED.to_string()));
+            };
             let pupils = store::pupils(tx, &o)?;
-            let mut marks = HashMap::new();
+            let mut marks = HashMap::with_capacity(pupils.len());
             for (id, name) in &pupils {
-                let h = hex(id);
-                let mark = match fields.get(&format!("p_{h}")).map(String::as_str) {
+                let choice = choices.remove(id).unwrap_or_default();
+                let mark = match choice.state.as_deref() {
                     None | Some("present") => Mark::Present,
                     Some("absent") => Mark::Absent,
                     Some("retard") => {
-                        let typed = fields.get(&format!("m_{h}")).map(|s| s.trim()).unwrap_or("");
+                        let typed = choice.minutes.as_str();
                         let minutes = if typed.is_empty() {
                             // Marked late during the session: late by the time elapsed so far.
                             if o.date == now.date && now.minute > o.starts && now.minute < o.ends {
@@ -306,15 +333,9 @@ async fn roll_call_save(
                 };
                 marks.insert(*id, mark);
             }
-            // A pupil field for someone not on the list is refused, not ignored.
-            let known: std::collections::HashSet<String> = pupils.iter().map(|(id, _)| hex(id)).collect();
-            if let Some(stranger) = fields
-                .keys()
-                .filter_map(|k| k.strip_prefix("p_"))
-                .find(|h| !known.contains(*h))
-            {
-                let _ = stranger;
-                return Ok(Err("La liste a changé depuis l'ouverture de la page : rechargez-la et refaites l'appel.".into()));
+            // A pupil choice for someone not on the list is refused, not ignored.
+            if choices.values().any(|c| c.state.is_some()) {
+                return Ok(Err(LIST_CHANGED.to_string()));
             }
             let scope = crate::db::registry::school_scope(tx)?;
             let saved = store::save(tx, &scope, &school, &o, &marks, &me, &ip)?;

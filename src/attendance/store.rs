@@ -197,6 +197,7 @@ pub fn save(
         }
     };
     let before = recorded(conn, &roll_call)?;
+    let notices = Notices::new(school, o);
     let mut saved = Saved::default();
     for (pupil, mark) in marks {
         let wanted = match mark {
@@ -249,7 +250,7 @@ pub fn save(
                 if new_kind {
                     cancel_notifications(conn, &r.id)?;
                     saved.notifications +=
-                        notify_family(conn, school, &r.id, pupil, o, kind, minutes)?;
+                        notify_family(conn, &notices, &r.id, pupil, kind, minutes)?;
                 }
                 saved.changed += 1;
             }
@@ -271,7 +272,7 @@ pub fn save(
                         ip: Some(ip),
                     },
                 )?;
-                saved.notifications += notify_family(conn, school, &id, pupil, o, kind, minutes)?;
+                saved.notifications += notify_family(conn, &notices, &id, pupil, kind, minutes)?;
                 saved.changed += 1;
             }
         }
@@ -291,56 +292,83 @@ fn cancel_notifications(conn: &Connection, absence: &Id) -> Result<(), DbError> 
     Ok(())
 }
 
+/// What the family notifications of one roll call share, worked out once per save.
+struct Notices<'a> {
+    school: &'a str,
+    today: String,
+    date: String,
+    starts: String,
+    ends: String,
+    subject: &'a str,
+}
+
+impl<'a> Notices<'a> {
+    fn new(school: &'a str, o: &'a Occurrence) -> Self {
+        Notices {
+            school,
+            today: iso(calendar::now(0).date),
+            date: calendar::french(o.date),
+            starts: hm(o.starts),
+            ends: hm(o.ends),
+            subject: &o.subject,
+        }
+    }
+}
+
 /// Queue an SMS to each legal guardian who may see the child and has a phone number.
 fn notify_family(
     conn: &Connection,
-    school: &str,
+    n: &Notices<'_>,
     absence: &Id,
     pupil: &Id,
-    o: &Occurrence,
     kind: &str,
     minutes: i64,
 ) -> Result<usize, DbError> {
-    let child: (String, String, Option<String>, i64) = conn
+    // The child and its guardians with a phone in one query (one row with no guardian if none).
+    let rows = conn
         .prepare_cached(
-            "SELECT first_names, surname, birth_date, consent FROM people WHERE id = ?1",
+            "SELECT c.first_names, c.surname, c.birth_date, c.consent, p.id, p.phone FROM people c \
+             LEFT JOIN guardianships g ON g.child_id = c.id \
+             LEFT JOIN people p ON p.id = g.parent_id AND p.phone IS NOT NULL AND trim(p.phone) <> '' \
+             WHERE c.id = ?1",
         )?
-        .query_row([&pupil[..]], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-    let today = iso(calendar::now(0).date);
-    if child.3 == 0 && !crate::people::is_minor(child.2.as_deref(), &today) {
+        .query_map([&pupil[..]], |r| {
+            Ok((
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ),
+                r.get::<_, Option<Id>>(4)?.zip(r.get::<_, Option<String>>(5)?),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(((first, surname, birth, consent), _)) = rows.first() else {
+        return Err(DbError::Schema("élève introuvable".into()));
+    };
+    if *consent == 0 && !crate::people::is_minor(birth.as_deref(), &n.today) {
+        return Ok(0);
+    }
+    let parents: Vec<&(Id, String)> = rows.iter().filter_map(|(_, p)| p.as_ref()).collect();
+    if parents.is_empty() {
         return Ok(0);
     }
     let what = if kind == "absence" {
         format!(
             "absent(e) le {} de {} à {} ({})",
-            calendar::french(o.date),
-            hm(o.starts),
-            hm(o.ends),
-            o.subject
+            n.date, n.starts, n.ends, n.subject
         )
     } else {
         format!(
             "en retard de {minutes} min le {} à {} ({})",
-            calendar::french(o.date),
-            hm(o.starts),
-            o.subject
+            n.date, n.starts, n.subject
         )
     };
     let body = format!(
-        "{school} : {} {} {what}. Justifiez sur l'ENT ou auprès de la vie scolaire.",
-        child.0, child.1
+        "{} : {first} {surname} {what}. Justifiez sur l'ENT ou auprès de la vie scolaire.",
+        n.school
     );
-    let parents = conn
-        .prepare_cached(
-            "SELECT p.id, p.phone FROM guardianships g JOIN people p ON p.id = g.parent_id \
-             WHERE g.child_id = ?1 AND p.phone IS NOT NULL AND trim(p.phone) <> ''",
-        )?
-        .query_map([&pupil[..]], |r| {
-            Ok((r.get::<_, Id>(0)?, r.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     for (parent, phone) in &parents {
         conn.prepare_cached(
             "INSERT INTO outbox (created_at, channel, person_id, address, body, ref_table, ref_id) \

@@ -51,6 +51,8 @@ struct Inner {
     writer: Mutex<Connection>,
     /// Writes from request handlers waiting for the writer (group commit).
     queue: Mutex<Vec<Job>>,
+    /// How long a group takes in late writes ([`JOIN_WINDOW`]; tests change it).
+    join_window: Duration,
     /// Group transactions committed, and the writes they carried (for metrics and tests).
     groups: std::sync::atomic::AtomicU64,
     grouped_writes: std::sync::atomic::AtomicU64,
@@ -77,6 +79,10 @@ struct Inner {
 fn counts(action: rusqlite::hooks::Action, table: &str) -> bool {
     table != "sessions" || action == rusqlite::hooks::Action::SQLITE_DELETE
 }
+
+/// How long a group of writes keeps taking in writes that arrive while it works, before it
+/// commits. Bounds what a write waits for writes queued after it.
+const JOIN_WINDOW: Duration = Duration::from_millis(10);
 
 /// How long a connection waits on a lock held by another before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -156,6 +162,7 @@ impl Db {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
                 queue: Mutex::new(Vec::new()),
+                join_window: JOIN_WINDOW,
                 groups: Default::default(),
                 grouped_writes: Default::default(),
                 tables: Mutex::default(),
@@ -260,12 +267,15 @@ impl Db {
         })
     }
 
-    /// Take the writer, then run every queued write in one transaction and commit once.
+    /// Take the writer, then run every queued write in one transaction and commit once. Writes
+    /// queued while the group works join it, for at most [`JOIN_WINDOW`]: under a burst (the
+    /// bell, 18 roll calls at once) that is one or two commits instead of one per arrival,
+    /// and each page the burst changes is written to the WAL once.
     fn drain(&self) {
         let Ok(mut conn) = self.inner.writer.lock() else {
             return;
         };
-        let jobs = match self.inner.queue.lock() {
+        let mut jobs = match self.inner.queue.lock() {
             Ok(mut q) => std::mem::take(&mut *q),
             Err(_) => return,
         };
@@ -278,9 +288,30 @@ impl Db {
             tracing::error!("impossible d'ouvrir une transaction d'écriture");
             return;
         };
-        let n = jobs.len() as u64;
-        let finishes: Vec<Finish> = jobs.into_iter().map(|job| job(&tx)).collect();
+        let started = std::time::Instant::now();
+        let mut finishes: Vec<Finish> = Vec::with_capacity(jobs.len());
+        loop {
+            finishes.extend(jobs.into_iter().map(|job| job(&tx)));
+            if started.elapsed() >= self.inner.join_window {
+                break;
+            }
+            jobs = match self.inner.queue.lock() {
+                Ok(mut q) => std::mem::take(&mut *q),
+                Err(_) => break,
+            };
+            if jobs.is_empty() {
+                break;
+            }
+        }
+        let n = finishes.len() as u64;
+        let worked = started.elapsed();
         let commit = tx.commit().map_err(|e| e.to_string());
+        tracing::debug!(
+            writes = n,
+            work_us = worked.as_micros() as u64,
+            commit_us = (started.elapsed() - worked).as_micros() as u64,
+            "group commit"
+        );
         self.bump();
         use std::sync::atomic::Ordering::Relaxed;
         self.inner.groups.fetch_add(1, Relaxed);
@@ -571,6 +602,72 @@ mod tests {
             "{} commits for 10 queued writes",
             after - before
         );
+    }
+
+    /// A write queued while a group works joins it within the window, and waits for the next
+    /// commit once the window has passed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_queued_while_the_group_works_joins_it_within_the_window() {
+        for (window, groups) in [(Duration::from_secs(60), 1), (Duration::ZERO, 2)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut db = Db::open(&dir.path().join("k.db"), "TEST", 2).expect("open");
+            Arc::get_mut(&mut db.inner)
+                .expect("sole handle")
+                .join_window = window;
+            db.write_blocking(|tx| {
+                tx.execute_batch("CREATE TEMP TABLE t (n INTEGER PRIMARY KEY)")
+                    .map_err(DbError::from)
+            })
+            .expect("table");
+            let (g0, w0) = db.group_commits();
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let (go_tx, go) = std::sync::mpsc::channel::<()>();
+            let first = {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        let _ = started_tx.send(());
+                        // Work until the second write is queued (bounded, should it never be).
+                        let _ = go.recv_timeout(Duration::from_secs(10));
+                        tx.execute("INSERT INTO t (n) VALUES (1)", [])?;
+                        Ok::<_, DbError>(())
+                    })
+                    .await
+                })
+            };
+            tokio::task::spawn_blocking(move || started.recv())
+                .await
+                .expect("join")
+                .expect("first write running");
+            let second = {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(|tx| {
+                        tx.execute("INSERT INTO t (n) VALUES (2)", [])?;
+                        Ok::<_, DbError>(())
+                    })
+                    .await
+                })
+            };
+            for _ in 0..10_000 {
+                if db.inner.queue.lock().map(|q| !q.is_empty()).unwrap_or(true) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            go_tx.send(()).expect("go");
+            first.await.expect("task").expect("first");
+            second.await.expect("task").expect("second");
+            let (g1, w1) = db.group_commits();
+            assert_eq!((g1 - g0, w1 - w0), (groups, 2), "window {window:?}");
+            let n: i64 = db
+                .read_blocking(|c| {
+                    c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                        .map_err(DbError::from)
+                })
+                .expect("count");
+            assert_eq!(n, 2);
+        }
     }
 
     #[test]
