@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use time::Date;
 
 use super::store::{Filter, Occurrence};
+use super::{Day, Viewpoint};
 use crate::auth::store::Id;
+use crate::web::i18n::Lang;
 
 /// The tables a week and a pupil's audience are computed from: a committed change to any of
 /// them makes cached weeks stale (holidays in the agenda do; a roll call or a mark does not). A test checks
@@ -51,7 +53,13 @@ struct Entry {
     generation: u64,
     expires: Instant,
     value: Arc<Vec<Occurrence>>,
+    /// The week's day lists as built for viewers without links (pupils, parents), by language,
+    /// viewpoint and today's date (which day is highlighted): they depend on nothing else.
+    shown: Vec<(Shown, Arc<Vec<Day>>)>,
 }
+
+/// What a week's day lists depend on, besides the week itself, for a viewer without links.
+pub type Shown = (Lang, Viewpoint, Date);
 
 #[derive(Default)]
 pub struct WeekCache {
@@ -106,6 +114,47 @@ impl WeekCache {
         (e.generation == generation && Instant::now() < e.expires).then(|| e.value.clone())
     }
 
+    /// The day lists built from the week at `generation` for `shown`, if already built.
+    pub fn days(
+        &self,
+        filter: &Filter,
+        monday: Date,
+        generation: u64,
+        shown: Shown,
+    ) -> Option<Arc<Vec<Day>>> {
+        let k = key(filter)?;
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(&(k, monday))?;
+        if e.generation != generation || Instant::now() >= e.expires {
+            return None;
+        }
+        e.shown
+            .iter()
+            .find(|(s, _)| *s == shown)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// Keep day lists built from the week at `generation`; dropped if the week has moved on.
+    pub fn put_days(
+        &self,
+        filter: &Filter,
+        monday: Date,
+        generation: u64,
+        shown: Shown,
+        days: Arc<Vec<Day>>,
+    ) {
+        let Some(k) = key(filter) else {
+            return;
+        };
+        if let Ok(mut entries) = self.entries.lock()
+            && let Some(e) = entries.get_mut(&(k, monday))
+            && e.generation == generation
+            && !e.shown.iter().any(|(s, _)| *s == shown)
+        {
+            e.shown.push((shown, days));
+        }
+    }
+
     /// Keep a week computed from the database as it was at `generation` (read before the
     /// query: a write during the query makes the entry stale at once).
     pub fn put(&self, filter: &Filter, monday: Date, generation: u64, value: Arc<Vec<Occurrence>>) {
@@ -126,6 +175,7 @@ impl WeekCache {
                     generation,
                     expires: Instant::now() + crate::db::spread(TTL, seed),
                     value,
+                    shown: Vec::new(),
                 },
             );
         }
@@ -166,6 +216,53 @@ mod tests {
             cache.get(&pupil, monday, 7).is_none(),
             "unresolved filters are not kept"
         );
+    }
+
+    #[test]
+    fn day_lists_are_kept_per_language_viewpoint_and_day_and_go_with_their_week() {
+        let cache = WeekCache::default();
+        let monday = time::macros::date!(2026 - 11 - 23);
+        let class = Filter::Audience {
+            classes: vec![[1; 16]],
+            groups: vec![],
+        };
+        let shown = (Lang::Fr, Viewpoint::Audience, monday);
+        let built = Arc::new(vec![Day {
+            label: "Lundi".into(),
+            date: "23/11".into(),
+            today: true,
+            items: Vec::new(),
+        }]);
+        // No week, nothing kept.
+        cache.put_days(&class, monday, 7, shown, built.clone());
+        assert!(cache.days(&class, monday, 7, shown).is_none());
+        cache.put(&class, monday, 7, Arc::new(Vec::new()));
+        cache.put_days(&class, monday, 7, shown, built.clone());
+        let got = cache.days(&class, monday, 7, shown).expect("kept");
+        assert!(Arc::ptr_eq(&got, &built));
+        let tomorrow = (
+            Lang::Fr,
+            Viewpoint::Audience,
+            monday + time::Duration::days(1),
+        );
+        assert!(
+            cache.days(&class, monday, 7, tomorrow).is_none(),
+            "another today"
+        );
+        let room = (Lang::Fr, Viewpoint::Room, monday);
+        assert!(
+            cache.days(&class, monday, 7, room).is_none(),
+            "another viewpoint"
+        );
+        assert!(
+            cache.days(&class, monday, 8, shown).is_none(),
+            "a write happened since"
+        );
+        // Lists built from an older week are not kept beside a newer one.
+        cache.put(&class, monday, 9, Arc::new(Vec::new()));
+        cache.put_days(&class, monday, 8, shown, built);
+        assert!(cache.days(&class, monday, 9, shown).is_none());
+        assert!(cache.days(&class, monday, 8, shown).is_none());
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub struct Day {
 
 /// Whose week is shown: decides which details each session line carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Viewpoint {
+pub enum Viewpoint {
     Audience,
     Teacher,
     Room,
@@ -89,7 +89,7 @@ struct WeekPage {
     prev: String,
     next: String,
     this_week: String,
-    days: Vec<Day>,
+    days: Arc<Vec<Day>>,
     tabs: Vec<Tab>,
     /// Slot entry form (class view, for the secrétariat and direction).
     form: Option<SlotForm>,
@@ -268,7 +268,25 @@ async fn show_week(
             String::new()
         }
     };
-    let days = days(tr, monday, today, &occ, spec.view, &link);
+    // A viewer who gets no link (a pupil, a parent) sees the same day lists as every other
+    // viewer of this week: they are built once per week, language and day.
+    let linkless = !manager && !occ.iter().any(|o| o.teacher_id == Some(me));
+    let shown = (tr.lang, spec.view, today);
+    let days = match linkless
+        .then(|| state.weeks.days(&spec.filter, monday, generation, shown))
+        .flatten()
+    {
+        Some(days) => days,
+        None => {
+            let days = Arc::new(days(tr, monday, today, &occ, spec.view, &link));
+            if linkless {
+                state
+                    .weeks
+                    .put_days(&spec.filter, monday, generation, shown, days.clone());
+            }
+            days
+        }
+    };
     let notice = match q.ok.as_str() {
         "creneau" => tr.t("timetable.slot_saved").to_string(),
         _ => String::new(),
