@@ -101,6 +101,22 @@ impl WeekCache {
         }
     }
 
+    /// Look at the entry of `filter`'s week if it was computed at `generation` and is not expired.
+    fn fresh<T>(
+        &self,
+        filter: &Filter,
+        monday: Date,
+        generation: u64,
+        f: impl FnOnce(&Entry) -> Option<T>,
+    ) -> Option<T> {
+        let k = key(filter)?;
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(&(k, monday))?;
+        (e.generation == generation && Instant::now() < e.expires)
+            .then(|| f(e))
+            .flatten()
+    }
+
     /// The week starting `monday` for `filter`, if computed since the last write.
     pub fn get(
         &self,
@@ -108,10 +124,7 @@ impl WeekCache {
         monday: Date,
         generation: u64,
     ) -> Option<Arc<Vec<Occurrence>>> {
-        let k = key(filter)?;
-        let entries = self.entries.lock().ok()?;
-        let e = entries.get(&(k, monday))?;
-        (e.generation == generation && Instant::now() < e.expires).then(|| e.value.clone())
+        self.fresh(filter, monday, generation, |e| Some(e.value.clone()))
     }
 
     /// The day lists built from the week at `generation` for `shown`, if already built.
@@ -122,16 +135,12 @@ impl WeekCache {
         generation: u64,
         shown: Shown,
     ) -> Option<Arc<Vec<Day>>> {
-        let k = key(filter)?;
-        let entries = self.entries.lock().ok()?;
-        let e = entries.get(&(k, monday))?;
-        if e.generation != generation || Instant::now() >= e.expires {
-            return None;
-        }
-        e.shown
-            .iter()
-            .find(|(s, _)| *s == shown)
-            .map(|(_, d)| d.clone())
+        self.fresh(filter, monday, generation, |e| {
+            e.shown
+                .iter()
+                .find(|(s, _)| *s == shown)
+                .map(|(_, d)| d.clone())
+        })
     }
 
     /// Keep day lists built from the week at `generation`; dropped if the week has moved on.
