@@ -550,6 +550,43 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
         1
     );
     assert_eq!((sms("en_attente"), sms("annule")), (0, 2));
+    // Every row written by the sheet's few statements is in the change log for the sync.
+    let logged = |op: &str| {
+        count(
+            &server,
+            &format!(
+                "SELECT COUNT(*) FROM sync_log WHERE tbl = 'absences' AND op = '{op}' AND (row_key IN (SELECT id FROM absences WHERE {within}) \
+                 OR row_key IN (SELECT object_id FROM audit_log WHERE action = 'absence.delete'))"
+            ),
+        )
+    };
+    assert_eq!((logged("I"), logged("U"), logged("D")), (5, 0, 1));
+    // Absent again, then late instead: the absence changes kind, its SMS is cancelled and the
+    // family told about the lateness; the change is audited and logged.
+    form[1] = field(1, "absent");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(location(&teacher.post(&path, &refs).await).contains("ok="));
+    assert_eq!((sms("en_attente"), sms("annule")), (2, 2));
+    form[1] = field(1, "retard");
+    form.push(minutes(1, "20"));
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(location(&teacher.post(&path, &refs).await).contains("ok="));
+    assert_eq!((sms("en_attente"), sms("annule")), (2, 4));
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'en_attente' AND body LIKE '%Test ELEVE01 en retard de 20 min le % à 08:00 (%'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'absence.update' AND old_value = 'absence 120 min (non_justifiee)' AND new_value = 'retard 20 min'"
+        ),
+        1
+    );
+    assert_eq!((logged("I"), logged("U"), logged("D")), (6, 1, 1));
     // A pupil's page counts in hours.
     let vs = server.logged_in(Role::VieScolaire).await;
     let page = vs
