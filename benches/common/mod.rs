@@ -277,7 +277,18 @@ pub fn readers(
                 let mut due = every.map(|e| start + e.mul_f64(i as f64 / n as f64));
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     if let (Some(d), Some(e)) = (due.as_mut(), every) {
-                        tokio::time::sleep_until((*d).into()).await;
+                        // In slices: at a slow pace (one page every few minutes per session)
+                        // the run still ends as soon as it is told to.
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let left = d.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                break;
+                            }
+                            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+                        }
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
                         *d += e;
                     }
                     let t = Instant::now();
