@@ -550,7 +550,7 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
         1
     );
     assert_eq!((sms("en_attente"), sms("annule")), (0, 2));
-    // Every row written by the sheet's few statements is in the change log for the sync.
+    // Every absence the sheets created or removed is in the change log for the sync.
     let logged = |op: &str| {
         count(
             &server,
