@@ -1,38 +1,18 @@
 //! Assessment benchmark (docs/BENCHMARKS.md): computing a 60-pupil class period, issuing its 60
 //! bulletins (computation, PDF, content store, frozen rows), and issuing every bulletin of a
 //! whole school grown to `BENCH_PUPILS` pupils (default 850) from the demo school, with the
-//! process's peak memory. Run on one core with
-//! `taskset -c 0 cargo bench --bench assessment`. Prints figures; asserts nothing about time.
+//! process's peak memory — meanwhile a thread makes a one-row write every 2 ms, as teachers'
+//! saves would, and the bench prints how long those waited for the writer. Run with
+//! `cargo bench --bench assessment` (the issuing is single-threaded; `taskset -c 0` would make
+//! the probe share its core). Prints figures; asserts nothing about time.
+
+mod common;
 
 use std::time::Instant;
 
+use common::{env_num, peak_mib, reset_peak};
 use kekeli::grades::compute::{self, ClassPeriod, Entry, Kind, Mark, Pupil, Settings, Subject};
 use rand::{Rng, SeedableRng};
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Peak resident memory of this process since the last reset, in MiB (Linux).
-fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
-}
-
-/// Reset the peak (Linux ≥ 4.0: writing 5 to clear_refs resets VmHWM).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 fn synthetic_class(pupils: usize, subjects: usize, rng: &mut rand::rngs::StdRng) -> ClassPeriod {
     ClassPeriod {
@@ -115,7 +95,7 @@ fn grow_class(db: &kekeli::db::Db, class: Id, size: usize, seed: u64) {
 }
 
 fn main() {
-    let total = env_num("BENCH_PUPILS", 850);
+    let total = env_num("BENCH_PUPILS", 850) as usize;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
 
     // 1. The pure computation of a 60-pupil class, 10 subjects, 5 marks each.
@@ -218,6 +198,27 @@ fn main() {
         grow_class(&db, *class, now as usize + extra, 100 + i as u64);
     }
     reset_peak();
+    // Meanwhile a one-row write every 2 ms, as a teacher's roll call would: how long it waits
+    // for the writer while the bulletins are issued.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let db = db.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut waits = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                db.write_blocking(|tx| {
+                    tx.execute("UPDATE sync_state SET seq = seq", [])
+                        .map_err(kekeli::db::DbError::from)
+                })
+                .expect("probe write");
+                waits.push(t.elapsed());
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            waits
+        })
+    };
     let t = Instant::now();
     let mut issued = report.issued;
     for (class, _) in others {
@@ -226,6 +227,14 @@ fn main() {
         issued += r.issued;
     }
     let rest = t.elapsed() + one_class;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut waits = probe.join().expect("probe");
+    waits.sort();
+    let ms = |q: f64| {
+        waits
+            .get(((waits.len() as f64 * q) as usize).min(waits.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
     let store_bytes: u64 = std::fs::read_dir(config.data_dir.join("store"))
         .map(|d| {
             d.flatten()
@@ -241,5 +250,13 @@ fn main() {
         peak_mib(),
         store_bytes as f64 / 1_048_576.0,
         store_bytes as f64 / 1024.0 / issued.max(1) as f64
+    );
+    println!(
+        "meanwhile, a one-row write every 2 ms ({} writes) waited: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} waited over 10 ms",
+        waits.len(),
+        ms(0.5),
+        ms(0.99),
+        ms(1.0),
+        waits.iter().filter(|d| d.as_millis() > 10).count()
     );
 }

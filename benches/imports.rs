@@ -1,17 +1,23 @@
 //! Import benchmark (docs/BENCHMARKS.md): a 1,000-pupil file (CSV and XLSX) into a school with 24
 //! classes, on a real SQLite file. Dry run, apply, re-import (every line unchanged) and the
 //! matching parents file. Run with `cargo bench --bench imports`; `BENCH_PUPILS` changes the
-//! size. Prints figures; asserts nothing about time.
+//! size. Prints figures (time, and the process's peak memory during each step next to its
+//! memory before it); asserts nothing about time.
+
+mod common;
 
 use std::time::Instant;
 
+use common::{env_num, peak_mib, reset_peak, rss_mib};
 use kekeli::imports::{self, Kind, Options};
 
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Memory around a step: (resident before, peak during), in MiB.
+struct Mem(f64, f64);
+
+impl std::fmt::Display for Mem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peak {:>5.1} MiB (from {:>5.1})", self.1, self.0)
+    }
 }
 
 fn opts(dry_run: bool) -> Options {
@@ -52,7 +58,7 @@ const FIRST: &[&str] = &[
 ];
 
 fn main() {
-    let pupils = env_num("BENCH_PUPILS", 1000);
+    let pupils = env_num("BENCH_PUPILS", 1000) as usize;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = kekeli::config::Config {
         data_dir: dir.path().join("data"),
@@ -60,11 +66,16 @@ fn main() {
         ..Default::default()
     };
     let db = kekeli::init(&config).expect("init").db;
+    // (time, peak memory during the step, memory before it, report)
     let run = |kind: Kind, bytes: &[u8], dry: bool| {
+        let before = rss_mib();
+        reset_peak();
         let t = Instant::now();
         let r = imports::import_blocking(&db, kind, bytes, &opts(dry)).expect("import");
+        let elapsed = t.elapsed();
+        let peak = peak_mib();
         assert!(r.errors.is_empty(), "{:?}", r.errors.first());
-        (t.elapsed(), r)
+        (elapsed, Mem(before, peak), r)
     };
     let mut classes = String::from("Classe;Niveau;Série\n");
     let levels = [("2nde", "A4"), ("2nde", "CD"), ("1ère", "D"), ("Tle", "G2")];
@@ -122,39 +133,39 @@ fn main() {
         csv.len() / 1024,
         xlsx.len() / 1024
     );
-    let (t, r) = run(Kind::Pupils, csv.as_bytes(), true);
+    let (t, m, r) = run(Kind::Pupils, csv.as_bytes(), true);
     println!(
-        "  pupils dry run (preview)        {:>8.2} s  ({} to create)",
+        "  pupils dry run (preview)        {:>8.2} s  {m}  ({} to create)",
         t.as_secs_f64(),
         r.lines.len()
     );
-    let (t, r) = run(Kind::Pupils, csv.as_bytes(), false);
+    let (t, m, r) = run(Kind::Pupils, csv.as_bytes(), false);
     println!(
-        "  pupils apply                    {:>8.2} s  ({})",
+        "  pupils apply                    {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
         r.summary()
     );
-    let (t, r) = run(Kind::Pupils, csv.as_bytes(), false);
+    let (t, m, r) = run(Kind::Pupils, csv.as_bytes(), false);
     println!(
-        "  pupils re-import (unchanged)    {:>8.2} s  ({})",
+        "  pupils re-import (unchanged)    {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
         r.summary()
     );
-    let (t, r) = run(Kind::Pupils, &xlsx, false);
+    let (t, m, r) = run(Kind::Pupils, &xlsx, false);
     println!(
-        "  pupils from XLSX (unchanged)    {:>8.2} s  ({})",
+        "  pupils from XLSX (unchanged)    {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
         r.summary()
     );
-    let (t, r) = run(Kind::Parents, parents.as_bytes(), false);
+    let (t, m, r) = run(Kind::Parents, parents.as_bytes(), false);
     println!(
-        "  parents apply                   {:>8.2} s  ({})",
+        "  parents apply                   {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
         r.summary()
     );
-    let (t, r) = run(Kind::Parents, parents.as_bytes(), false);
+    let (t, m, r) = run(Kind::Parents, parents.as_bytes(), false);
     println!(
-        "  parents re-import (unchanged)   {:>8.2} s  ({})",
+        "  parents re-import (unchanged)   {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
         r.summary()
     );

@@ -338,7 +338,11 @@ async fn roll_call_save(
                 return Ok(Err(LIST_CHANGED.to_string()));
             }
             let scope = crate::db::registry::school_scope(tx)?;
-            let saved = store::save(tx, &scope, &school, &o, &marks, &me, &ip)?;
+            let sender = store::Sender {
+                school: &school,
+                today: now.date,
+            };
+            let saved = store::save(tx, &scope, sender, &o, &marks, &me, &ip)?;
             Ok::<_, AppError>(Ok(saved))
         })
         .await?;

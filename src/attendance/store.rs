@@ -143,12 +143,20 @@ fn describe(kind: &str, minutes: i64) -> String {
     format!("{kind} {minutes} min")
 }
 
+/// Who the family notifications come from, and the school's date today (in its time zone):
+/// whether a pupil is still a minor is judged on that date.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    pub school: &'a str,
+    pub today: time::Date,
+}
+
 /// Save the whole class's roll call in the caller's transaction: absences and lateness created,
 /// changed or removed, each audited; a family notification queued for each new one.
 pub fn save(
     conn: &Connection,
     scope: &str,
-    school: &str,
+    sender: Sender<'_>,
     o: &Occurrence,
     marks: &HashMap<Id, Mark>,
     by: &Id,
@@ -197,7 +205,7 @@ pub fn save(
         }
     };
     let before = recorded(conn, &roll_call)?;
-    let notices = Notices::new(school, o);
+    let notices = Notices::new(sender, o);
     let mut saved = Saved::default();
     for (pupil, mark) in marks {
         let wanted = match mark {
@@ -303,10 +311,10 @@ struct Notices<'a> {
 }
 
 impl<'a> Notices<'a> {
-    fn new(school: &'a str, o: &'a Occurrence) -> Self {
+    fn new(sender: Sender<'a>, o: &'a Occurrence) -> Self {
         Notices {
-            school,
-            today: iso(calendar::now(0).date),
+            school: sender.school,
+            today: iso(sender.today),
             date: calendar::french(o.date),
             starts: hm(o.starts),
             ends: hm(o.ends),

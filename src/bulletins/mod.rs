@@ -260,24 +260,19 @@ pub fn to_issue(d: &Draft, reissue: bool) -> (Vec<usize>, usize) {
     (out, unchanged)
 }
 
-/// Write rendered bulletins: store the PDFs, add the rows (a new version replaces the current
-/// one), audit.
-#[allow(clippy::too_many_arguments)]
+/// Write bulletins whose PDFs are already in the content store: add the rows (a new version
+/// replaces the current one), audit.
 pub fn record(
     conn: &Connection,
-    files: &crate::files::Store,
     class: &Id,
     period: &Id,
-    rendered: &[Rendered],
+    stored: &[Stored],
     actor: Option<&Id>,
 ) -> Result<IssueReport, DbError> {
     let scope = db::registry::school_scope(conn)?;
     let now = db::now();
     let mut report = IssueReport::default();
-    for (pupil, pdf, numbers, numbers_hash) in rendered {
-        let sha = files
-            .put(pdf)
-            .map_err(|e| DbError::Schema(format!("magasin de fichiers : {e}")))?;
+    for (pupil, sha, numbers, numbers_hash) in stored {
         let last: Option<i64> = conn
             .prepare_cached(
                 "SELECT MAX(version) FROM bulletins WHERE pupil_id = ?1 AND period_id = ?2",
@@ -329,6 +324,28 @@ pub fn record(
 /// A rendered bulletin: pupil, PDF, numbers (JSON) and their hash.
 pub type Rendered = (Id, Vec<u8>, String, String);
 
+/// A bulletin whose PDF is in the content store: pupil, the PDF's SHA-256, numbers and their hash.
+pub type Stored = (Id, String, String, String);
+
+/// Put the PDFs in the content store, each fsynced, before the writer is taken: a class's
+/// sixty `fsync`s would otherwise hold up every roll call and mark saved meanwhile. Should the
+/// rows then not be written, the files stay unreferenced; the store is addressed by content, so
+/// issuing again reuses them.
+pub fn store_pdfs(
+    files: &crate::files::Store,
+    rendered: Vec<Rendered>,
+) -> Result<Vec<Stored>, String> {
+    rendered
+        .into_iter()
+        .map(|(pupil, pdf, numbers, hash)| {
+            let sha = files
+                .put(&pdf)
+                .map_err(|e| format!("magasin de fichiers : {e}"))?;
+            Ok((pupil, sha, numbers, hash))
+        })
+        .collect()
+}
+
 /// Render the PDFs of the chosen bulletins.
 pub fn render_pdfs(d: &Draft, chosen: &[usize]) -> Result<Vec<Rendered>, String> {
     chosen
@@ -370,8 +387,9 @@ pub fn issue_class_blocking(
     let (chosen, unchanged) = to_issue(&d, reissue);
     let rendered = render_pdfs(&d, &chosen)?;
     let files = crate::files::Store::new(config.data_dir.join("store"));
+    let stored = store_pdfs(&files, rendered)?;
     let mut report = app_db
-        .write_blocking(move |tx| record(tx, &files, &class, &period, &rendered, actor.as_ref()))
+        .write_blocking(move |tx| record(tx, &class, &period, &stored, actor.as_ref()))
         .map_err(|e| e.to_string())?;
     report.unchanged = unchanged;
     Ok(report)

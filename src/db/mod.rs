@@ -195,17 +195,8 @@ impl Db {
             .map_err(|_| E::from(DbError::Poisoned))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .readers
-                .lock()
-                .map_err(|_| DbError::Poisoned)?
-                .pop()
-                .ok_or(DbError::Poisoned)?;
-            let result = f(&conn);
-            if let Ok(mut pool) = inner.readers.lock() {
-                pool.push(conn);
-            }
-            result
+            let lease = Lease::take(&inner)?;
+            f(lease.conn())
         })
         .await
         .map_err(|e| E::from(DbError::Join(e)))?
@@ -411,8 +402,34 @@ impl Db {
         Ok(value)
     }
 
-    /// Same as [`Db::read`] for code off the async runtime.
+    /// Same as [`Db::read`] for code off the async runtime (CLI, background jobs): on a reader
+    /// connection from the pool if one is free, else on one opened for the call — never on the
+    /// writer, which a long read would keep from every save meanwhile.
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        // The permit is what lets a pooled connection be taken without an async reader then
+        // finding the pool empty.
+        match self.inner.reader_permits.try_acquire() {
+            Ok(_permit) => {
+                let lease = Lease::take(&self.inner).map_err(E::from)?;
+                f(lease.conn())
+            }
+            Err(_) => {
+                let conn = connect(&self.inner.path).map_err(|e| E::from(DbError::from(e)))?;
+                conn.pragma_update(None, "query_only", "ON")
+                    .map_err(|e| E::from(DbError::from(e)))?;
+                f(&conn)
+            }
+        }
+    }
+
+    /// Run `f` on the writer connection itself, outside any transaction (tests of what only the
+    /// writer has: its pragmas, its temporary tables, holding it).
+    #[cfg(test)]
+    fn on_writer<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E>,
         E: From<DbError>,
@@ -481,14 +498,47 @@ impl Db {
     }
 }
 
+/// A reader connection taken from the pool, put back when dropped — also when the read
+/// panics, so the pool never shrinks below its permits.
+struct Lease<'a> {
+    inner: &'a Inner,
+    conn: Option<Connection>,
+}
+
+impl<'a> Lease<'a> {
+    /// Take a connection; the caller holds one of `reader_permits`, so one is there.
+    fn take(inner: &'a Inner) -> Result<Lease<'a>, DbError> {
+        let conn = inner
+            .readers
+            .lock()
+            .map_err(|_| DbError::Poisoned)?
+            .pop()
+            .ok_or(DbError::Poisoned)?;
+        Ok(Lease {
+            inner,
+            conn: Some(conn),
+        })
+    }
+
+    fn conn(&self) -> &Connection {
+        // Present from `take` until `drop`.
+        self.conn.as_ref().expect("leased connection")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.inner.readers.lock()) {
+            pool.push(conn);
+        }
+    }
+}
+
 /// Changes on `conn` only when another connection commits to the same database.
 fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
-/// The tables `f` reads through `conn`, as SQLite's authorizer reports them when statements are
-/// prepared (use a fresh connection: cached statements are not prepared again). For tests that
-/// keep a cache's list of tables honest.
 /// The lifetime of a cache entry: between three quarters of `ttl` and all of it, by `seed` (a
 /// byte of the entry's key). Entries filled at the same moment — 500 pupils opening their week
 /// at the bell — then do not all expire, and get recomputed, at the same moment.
@@ -496,6 +546,9 @@ pub fn spread(ttl: std::time::Duration, seed: u8) -> std::time::Duration {
     ttl * (192 + u32::from(seed) / 4) / 256
 }
 
+/// The tables `f` reads through `conn`, as SQLite's authorizer reports them when statements are
+/// prepared (use a fresh connection: cached statements are not prepared again). For tests that
+/// keep a cache's list of tables honest.
 #[cfg(test)]
 pub(crate) fn tables_read<T>(
     conn: &Connection,
@@ -552,7 +605,7 @@ mod tests {
         let held = db.clone();
         let (locked_tx, locked) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
-            held.read_blocking(|_| {
+            held.on_writer(|_| {
                 let _ = locked_tx.send(());
                 std::thread::sleep(std::time::Duration::from_millis(300));
                 Ok::<_, DbError>(())
@@ -588,7 +641,7 @@ mod tests {
         }
         assert_eq!(ok, 9);
         let rows: Vec<i64> = db
-            .read_blocking(|c| {
+            .on_writer(|c| {
                 c.prepare("SELECT n FROM t ORDER BY n")?
                     .query_map([], |r| r.get(0))?
                     .collect::<Result<Vec<_>, _>>()
@@ -661,7 +714,7 @@ mod tests {
             let (g1, w1) = db.group_commits();
             assert_eq!((g1 - g0, w1 - w0), (groups, 2), "window {window:?}");
             let n: i64 = db
-                .read_blocking(|c| {
+                .on_writer(|c| {
                     c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
                         .map_err(DbError::from)
                 })
@@ -754,13 +807,62 @@ mod tests {
         assert!(!db.notice_other_writers().expect("look"), "seen once");
     }
 
+    /// A long blocking read (a background job drafting bulletins) leaves the writer free, and
+    /// a blocking read while every pooled reader is busy gets a connection of its own.
+    #[test]
+    fn blocking_reads_never_hold_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
+        db.write_blocking(|tx| {
+            tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+                .map_err(DbError::from)
+        })
+        .expect("table");
+        let writer = db.clone();
+        let (wrote_tx, wrote) = std::sync::mpsc::channel();
+        let (n, inner) = db
+            .read_blocking(|c| {
+                // While this read runs, a write commits (on the writer, from another thread)…
+                let w = std::thread::spawn(move || {
+                    let r = writer.write_blocking(|tx| {
+                        tx.execute("INSERT INTO t (n) VALUES (1)", [])
+                            .map_err(DbError::from)
+                    });
+                    let _ = wrote_tx.send(r.is_ok());
+                });
+                // …(bounded wait: on the writer, this read would block it for good).
+                let committed = wrote.recv_timeout(Duration::from_secs(20)).unwrap_or(false);
+                assert!(committed, "the write waited for the read");
+                let _ = w.join();
+                let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
+                // The only pooled reader is this one: a nested read opens its own connection,
+                // and sees the commit.
+                let inner: i64 = db.read_blocking(|c2| {
+                    c2.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                        .map_err(DbError::from)
+                })?;
+                Ok::<_, DbError>((n, inner))
+            })
+            .expect("read");
+        // Both reads began after the commit.
+        assert_eq!((n, inner), (1, 1));
+        // The pooled reader went back to the pool: an async-style read can still take it.
+        let again: i64 = db
+            .read_blocking(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .expect("again");
+        assert!(again >= 1);
+    }
+
     #[test]
     fn background_checkpoints_copy_the_wal_that_commits_no_longer_copy() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
         db.checkpoint_in_background().expect("take over");
         let auto: i64 = db
-            .read_blocking(|c| {
+            .on_writer(|c| {
                 c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
                     .map_err(DbError::from)
             })

@@ -730,7 +730,8 @@ fn past_roll_calls(
                 };
                 marks.insert(*p, mark);
             }
-            crate::attendance::store::save(conn, scope, school, o, &marks, &teacher, "démo")?;
+            let sender = crate::attendance::store::Sender { school, today };
+            crate::attendance::store::save(conn, scope, sender, o, &marks, &teacher, "démo")?;
             lesson_entry(conn, scope, o, &teacher, today, rng)?;
         }
     }
