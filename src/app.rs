@@ -38,6 +38,8 @@ pub struct Inner {
     pub sessions: crate::auth::session::SessionCache,
     /// Computed timetable weeks (see `timetable::cache`).
     pub weeks: crate::timetable::cache::WeekCache,
+    /// Pupils' marks pages as computed for each viewer (see `grades::cache`).
+    pub marks_pages: crate::grades::cache::MarksPages,
     /// The whole-school bulletin job, if one ran since start (see `bulletins`).
     pub bulletin_job: crate::bulletins::SchoolJob,
 }

@@ -219,6 +219,7 @@ pub async fn serve(
         urls: urls.clone(),
         sessions: Default::default(),
         weeks: Default::default(),
+        marks_pages: Default::default(),
         bulletin_job: Default::default(),
         main_port,
         config: config.clone(),

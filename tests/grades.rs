@@ -298,6 +298,14 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
             .iter()
             .any(|m| m.1 == Some(16.0))
     );
+    // The pupil's page, seen before the import (and kept in memory), shows the new mark.
+    let seen = e.text(&marks_page).await;
+    let line = seen
+        .split("Devoir de test")
+        .nth(1)
+        .and_then(|rest| rest.split("</li>").next())
+        .unwrap_or_default();
+    assert!(line.contains("<strong>16 / 20</strong>"), "{line}");
     let xlsx = t
         .get(&format!("{grid_url}/export.xlsx"))
         .await

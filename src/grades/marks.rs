@@ -698,25 +698,33 @@ async fn import(
 // ---------------------------------------------------------------------------------------------
 // A pupil's marks
 
-struct SubjectMarks {
+#[derive(Debug)]
+pub struct SubjectMarks {
     subject: String,
     marks: Vec<(String, String, String)>,
     average: String,
 }
 
-#[derive(Template)]
-#[template(path = "grades/pupil.html")]
-struct PupilPage {
-    page: Page,
+/// What a pupil's marks page shows besides the page frame, for one viewer: computed from the
+/// database, kept in [`super::cache::MarksPages`] until one of its tables changes.
+#[derive(Debug)]
+pub struct PupilView {
     pupil: String,
     class: String,
     periods: Vec<(String, String, bool)>,
     period: String,
     subjects: Vec<SubjectMarks>,
     published_only: bool,
-    pupil_id: String,
     /// Issued bulletins: (id, period, version, replaced).
     bulletins: Vec<(String, String, i64, bool)>,
+}
+
+#[derive(Template)]
+#[template(path = "grades/pupil.html")]
+struct PupilPage {
+    page: Page,
+    view: std::sync::Arc<PupilView>,
+    pupil_id: String,
 }
 
 async fn pupil_page(
@@ -727,54 +735,85 @@ async fn pupil_page(
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let me = user.person_id;
     let who = user.principal();
-    let today = crate::people::today();
-    let wanted = id_from_hex(&q.periode);
-    let data = state
-        .db
-        .read(move |c| {
-            let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
-            let facts = crate::people::person_facts(c, &me, &pupil)?;
-            let view = policy::marks_view_of(&who, facts).ok_or(AppError::Forbidden)?;
-            let class: Option<(Id, String)> = rusqlite::OptionalExtension::optional(c.query_row(
-                "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \
-                 WHERE cm.person_id = ?1 AND cm.role = 'eleve' LIMIT 1",
-                [&pupil[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            ))?;
-            let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
-            let cycle = match &class {
-                Some((cid, _)) => store::class_cycle(c, cid)?,
-                None => "lycee".into(),
-            };
-            let periods = store::periods(c, &year.id, &cycle)?;
-            let current = store::period_at(c, &year.id, &cycle, &today)?;
-            let period = wanted
-                .and_then(|w| periods.iter().find(|p| p.id == w).cloned())
-                .or(current);
-            let marks = match &period {
-                Some(p) => store::marks_of_pupil(
-                    c,
-                    &pupil,
-                    &p.id,
-                    view == MarksView::Published,
-                    (view == MarksView::OwnTeaching).then_some(&me),
-                )?,
-                None => Vec::new(),
-            };
-            let settings = store::settings(c, &year.id)?;
-            let bulletins = if view == MarksView::OwnTeaching {
-                Vec::new()
-            } else {
-                crate::bulletins::of_pupil(c, &pupil)?
-            };
-            Ok::<_, AppError>((
-                name, class, periods, period, marks, settings, view, bulletins,
-            ))
-        })
-        .await?;
-    let (name, class, periods, period, marks, settings, view, bulletins) = data;
+    let key = super::cache::Key {
+        viewer: user.person_id,
+        roles: who.roles.clone(),
+        pupil,
+        period: id_from_hex(&q.periode),
+        today: crate::people::today(),
+    };
+    // Read the generation before the queries: a write meanwhile leaves the entry stale.
+    let generation = state.db.generation_of(super::cache::TABLES);
+    let view = match state.marks_pages.get(&key, generation) {
+        Some(view) => view,
+        None => {
+            let k = key.clone();
+            let view = std::sync::Arc::new(
+                state
+                    .db
+                    .read(move |c| pupil_view(c, &who, &k.pupil, k.period, &k.today))
+                    .await?,
+            );
+            state
+                .marks_pages
+                .put(key, generation, pupil[15], view.clone());
+            view
+        }
+    };
+    render(&PupilPage {
+        page,
+        view,
+        pupil_id: id,
+    })
+}
+
+/// Compute a pupil's marks page as `who` may see it (published marks only for the pupil and
+/// the family, the teacher's own teaching for a teacher), for the period `wanted` or the
+/// current one. Refuses with `Forbidden` whoever may not see it.
+pub fn pupil_view(
+    c: &rusqlite::Connection,
+    who: &Principal,
+    pupil: &Id,
+    wanted: Option<Id>,
+    today: &str,
+) -> Result<PupilView, AppError> {
+    let me = who.person_id;
+    let name = crate::people::person_name(c, pupil)?.ok_or(AppError::NotFound)?;
+    let facts = crate::people::person_facts(c, &me, pupil)?;
+    let view = policy::marks_view_of(who, facts).ok_or(AppError::Forbidden)?;
+    let class: Option<(Id, String)> = rusqlite::OptionalExtension::optional(c.query_row(
+        "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \
+         WHERE cm.person_id = ?1 AND cm.role = 'eleve' LIMIT 1",
+        [&pupil[..]],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    ))?;
+    let year = crate::school::current_year(c, today)?.ok_or(AppError::NotFound)?;
+    let cycle = match &class {
+        Some((cid, _)) => store::class_cycle(c, cid)?,
+        None => "lycee".into(),
+    };
+    let periods = store::periods(c, &year.id, &cycle)?;
+    let current = store::period_at(c, &year.id, &cycle, today)?;
+    let period = wanted
+        .and_then(|w| periods.iter().find(|p| p.id == w).cloned())
+        .or(current);
+    let marks = match &period {
+        Some(p) => store::marks_of_pupil(
+            c,
+            pupil,
+            &p.id,
+            view == MarksView::Published,
+            (view == MarksView::OwnTeaching).then_some(&me),
+        )?,
+        None => Vec::new(),
+    };
+    let settings = store::settings(c, &year.id)?;
+    let bulletins = if view == MarksView::OwnTeaching {
+        Vec::new()
+    } else {
+        crate::bulletins::of_pupil(c, pupil)?
+    };
     let mut subjects: Vec<SubjectMarks> = Vec::new();
     let mut inputs: Vec<Vec<compute::Mark>> = Vec::new();
     for m in &marks {
@@ -824,7 +863,7 @@ async fn pupil_page(
         );
     }
     let current = period.as_ref().map(|p| p.id);
-    render(&PupilPage {
+    Ok(PupilView {
         pupil: name,
         class: class.map(|c| c.1).unwrap_or_default(),
         periods: periods
@@ -834,11 +873,9 @@ async fn pupil_page(
         period: period.map(|p| p.name).unwrap_or_default(),
         subjects,
         published_only: view == MarksView::Published,
-        pupil_id: id,
         bulletins: bulletins
             .iter()
             .map(|b| (hex(&b.id), b.period.clone(), b.version, b.replaced))
             .collect(),
-        page,
     })
 }

@@ -7,6 +7,7 @@
 //! `compute` is the pure computation; `store` its SQL; `marks` the grid pages; `council` the
 //! class table, appreciations and the results export.
 
+pub mod cache;
 pub mod compute;
 pub mod council;
 pub mod marks;

@@ -1,0 +1,180 @@
+//! A pupil's marks page as computed for one viewer, kept in memory: pupils and parents open the
+//! same page again and again (after each devoir is handed back), and computing it takes a dozen
+//! queries. An entry is trusted only while the generation of [`TABLES`] (`Db::generation_of`)
+//! has not moved since it was computed — a mark saved, an assessment published, a period
+//! closed, a bulletin issued, a pupil moved to another class all move it — and for at most
+//! [`TTL`] as a last bound (a change by another process is seen within a second anyway).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::auth::store::Id;
+use crate::policy::Role;
+
+/// The tables a marks page is computed from, rights included (the viewer's roles are part of
+/// the key). A test checks that computing the page for the pupil, a parent, a teacher and the
+/// direction reads no other.
+pub const TABLES: &[&str] = &[
+    "people",
+    "guardianships",
+    "class_members",
+    "group_members",
+    "classes",
+    "levels",
+    "teachings",
+    "school_years",
+    "periods",
+    "subjects",
+    "assessments",
+    "assessment_settings",
+    "marks",
+    "bulletins",
+];
+
+/// How long at most an entry is served without being computed again (spread per entry, see
+/// [`crate::db::spread`]).
+pub const TTL: Duration = Duration::from_secs(30);
+/// Past this many entries the cache starts afresh (a school has a few thousand pupils and
+/// parents; each usually looks at one page).
+const CAPACITY: usize = 8192;
+
+/// Whose page, seen by whom, for which period asked, on which day (the current period and
+/// what counts as published depend on the date).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub viewer: Id,
+    pub roles: Vec<Role>,
+    pub pupil: Id,
+    pub period: Option<Id>,
+    pub today: String,
+}
+
+/// Values computed from the database at a generation, by key.
+pub struct Memo<K, V> {
+    entries: Mutex<HashMap<K, Stamped<V>>>,
+}
+
+/// A value with the generation it was computed at and when it expires.
+struct Stamped<V> {
+    generation: u64,
+    expires: Instant,
+    value: Arc<V>,
+}
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
+    /// The value of `key` if it was computed at `generation` and has not expired.
+    pub fn get(&self, key: &K, generation: u64) -> Option<Arc<V>> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(key)?;
+        (e.generation == generation && Instant::now() < e.expires).then(|| e.value.clone())
+    }
+
+    /// Keep a value computed from the database as it was at `generation` (read before the
+    /// queries: a write meanwhile makes the entry stale at once). `seed` spreads expiries.
+    pub fn put(&self, key: K, generation: u64, seed: u8, value: Arc<V>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+            let expires = Instant::now() + crate::db::spread(TTL, seed);
+            entries.insert(
+                key,
+                Stamped {
+                    generation,
+                    expires,
+                    value,
+                },
+            );
+        }
+    }
+}
+
+/// The marks pages of the server (see [`crate::grades::marks`]).
+pub type MarksPages = Memo<Key, super::marks::PupilView>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_lives_until_its_tables_change() {
+        let memo: Memo<u8, String> = Memo::default();
+        memo.put(1, 7, 0, Arc::new("page".into()));
+        assert_eq!(memo.get(&1, 7).as_deref().map(String::as_str), Some("page"));
+        assert!(memo.get(&1, 8).is_none(), "a write moved the generation");
+        assert!(memo.get(&2, 7).is_none());
+        memo.put(1, 8, 0, Arc::new("again".into()));
+        assert_eq!(
+            memo.get(&1, 8).as_deref().map(String::as_str),
+            Some("again")
+        );
+    }
+
+    /// Computing the page for the pupil, a parent, a teacher and the direction reads only the
+    /// tables the cache watches (and reads the marks: the check sees real statements).
+    #[test]
+    fn marks_pages_are_computed_only_from_the_tables_the_cache_watches() {
+        use crate::policy::Principal;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.db");
+        let db = crate::db::Db::open(&path, "T", 1).expect("open");
+        crate::demo::populate(&db, dir.path(), 2026).expect("demo");
+        let conn = crate::db::connect(&path).expect("fresh connection");
+        let id = |sql: &str| -> Id { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+        let pupil = id(
+            "SELECT g.child_id FROM guardianships g JOIN marks m ON m.pupil_id = g.child_id LIMIT 1",
+        );
+        let parent: Id = conn
+            .query_row(
+                "SELECT parent_id FROM guardianships WHERE child_id = ?1",
+                [&pupil[..]],
+                |r| r.get(0),
+            )
+            .expect("parent");
+        let teacher: Id = conn
+            .query_row(
+                "SELECT t.person_id FROM class_members t JOIN class_members p ON p.class_id = t.class_id \
+                 WHERE p.person_id = ?1 AND p.role = 'eleve' AND t.role = 'enseignant' LIMIT 1",
+                [&pupil[..]],
+                |r| r.get(0),
+            )
+            .expect("teacher");
+        let director = id("SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1");
+        let today = crate::people::today();
+        let viewers = [
+            (pupil, Role::Eleve),
+            (parent, Role::Parent),
+            (teacher, Role::Enseignant),
+            (director, Role::Direction),
+        ];
+        let (shown, read) = crate::db::tables_read(&conn, |c| {
+            viewers
+                .iter()
+                .map(|(person, role)| {
+                    let who = Principal {
+                        person_id: *person,
+                        roles: vec![*role],
+                    };
+                    super::super::marks::pupil_view(c, &who, &pupil, None, &today).is_ok()
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(shown, vec![true; 4], "every viewer sees the page");
+        assert!(read.contains("marks"), "{read:?}");
+        for t in &read {
+            assert!(
+                TABLES.contains(&t.as_str()),
+                "{t} read but not watched (read: {read:?})"
+            );
+        }
+    }
+}
