@@ -317,17 +317,22 @@ pub async fn gather(
     (all.len(), errors, all)
 }
 
-/// Peak resident memory of this process since the last [`reset_peak`], in MiB (Linux VmHWM).
-pub fn peak_mib() -> f64 {
+/// A memory figure of this process from /proc/self/status (`VmHWM`, `VmRSS`…), in MiB.
+fn own_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// Peak resident memory of this process since the last [`reset_peak`], in MiB (Linux VmHWM).
+pub fn peak_mib() -> f64 {
+    own_status_mib("VmHWM:")
 }
 
 /// Reset the peak (Linux ≥ 4.0: writing 5 to clear_refs resets VmHWM to the current RSS).
@@ -337,13 +342,5 @@ pub fn reset_peak() {
 
 /// Resident memory of this process now, in MiB (Linux VmRSS).
 pub fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+    own_status_mib("VmRSS:")
 }
