@@ -219,7 +219,7 @@ pub async fn serve(
         urls: urls.clone(),
         sessions: Default::default(),
         weeks: Default::default(),
-        marks_pages: Default::default(),
+        marks_pages: crate::grades::cache::marks_pages(),
         bulletin_job: Default::default(),
         main_port,
         config: config.clone(),

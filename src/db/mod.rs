@@ -2,6 +2,7 @@
 //! pool of readers, embedded migrations. No blocking SQLite call may ever run on an async worker.
 
 pub mod audit;
+pub mod memo;
 pub mod registry;
 
 use std::collections::HashMap;

@@ -5,11 +5,10 @@
 //! closed, a bulletin issued, a pupil moved to another class all move it — and for at most
 //! [`TTL`] as a last bound (a change by another process is seen within a second anyway).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::auth::store::Id;
+use crate::db::memo::Memo;
 use crate::policy::Role;
 
 /// The tables a marks page is computed from, rights included (the viewer's roles are part of
@@ -50,74 +49,16 @@ pub struct Key {
     pub today: String,
 }
 
-/// Values computed from the database at a generation, by key.
-pub struct Memo<K, V> {
-    entries: Mutex<HashMap<K, Stamped<V>>>,
-}
-
-/// A value with the generation it was computed at and when it expires.
-struct Stamped<V> {
-    generation: u64,
-    expires: Instant,
-    value: Arc<V>,
-}
-
-impl<K, V> Default for Memo<K, V> {
-    fn default() -> Self {
-        Memo {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
-    /// The value of `key` if it was computed at `generation` and has not expired.
-    pub fn get(&self, key: &K, generation: u64) -> Option<Arc<V>> {
-        let entries = self.entries.lock().ok()?;
-        let e = entries.get(key)?;
-        (e.generation == generation && Instant::now() < e.expires).then(|| e.value.clone())
-    }
-
-    /// Keep a value computed from the database as it was at `generation` (read before the
-    /// queries: a write meanwhile makes the entry stale at once). `seed` spreads expiries.
-    pub fn put(&self, key: K, generation: u64, seed: u8, value: Arc<V>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CAPACITY {
-                entries.clear();
-            }
-            let expires = Instant::now() + crate::db::spread(TTL, seed);
-            entries.insert(
-                key,
-                Stamped {
-                    generation,
-                    expires,
-                    value,
-                },
-            );
-        }
-    }
-}
-
 /// The marks pages of the server (see [`crate::grades::marks`]).
 pub type MarksPages = Memo<Key, super::marks::PupilView>;
+
+pub fn marks_pages() -> MarksPages {
+    Memo::new(TTL, CAPACITY)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_entry_lives_until_its_tables_change() {
-        let memo: Memo<u8, String> = Memo::default();
-        memo.put(1, 7, 0, Arc::new("page".into()));
-        assert_eq!(memo.get(&1, 7).as_deref().map(String::as_str), Some("page"));
-        assert!(memo.get(&1, 8).is_none(), "a write moved the generation");
-        assert!(memo.get(&2, 7).is_none());
-        memo.put(1, 8, 0, Arc::new("again".into()));
-        assert_eq!(
-            memo.get(&1, 8).as_deref().map(String::as_str),
-            Some("again")
-        );
-    }
 
     /// Computing the page for the pupil, a parent, a teacher and the direction reads only the
     /// tables the cache watches (and reads the marks: the check sees real statements).

@@ -14,6 +14,7 @@ use time::Date;
 use super::store::{Filter, Occurrence};
 use super::{Day, Viewpoint};
 use crate::auth::store::Id;
+use crate::db::memo::Memo;
 use crate::web::i18n::Lang;
 
 /// The tables a week and a pupil's audience are computed from: a committed change to any of
@@ -61,11 +62,19 @@ struct Entry {
 /// What a week's day lists depend on, besides the week itself, for a viewer without links.
 pub type Shown = (Lang, Viewpoint, Date);
 
-#[derive(Default)]
 pub struct WeekCache {
     entries: Mutex<HashMap<(Key, Date), Entry>>,
-    /// A pupil's classes and groups, under the same rules: (generation, expiry, audience).
-    audiences: Mutex<HashMap<Id, (u64, Instant, Filter)>>,
+    /// A pupil's classes and groups, under the same rules.
+    audiences: Memo<Id, Filter>,
+}
+
+impl Default for WeekCache {
+    fn default() -> Self {
+        WeekCache {
+            entries: Mutex::default(),
+            audiences: Memo::new(TTL, CAPACITY * 4),
+        }
+    }
 }
 
 fn key(filter: &Filter) -> Option<Key> {
@@ -86,19 +95,14 @@ fn key(filter: &Filter) -> Option<Key> {
 impl WeekCache {
     /// A pupil's audience (classes and groups) if known since the last write.
     pub fn audience(&self, pupil: &Id, generation: u64) -> Option<Filter> {
-        let audiences = self.audiences.lock().ok()?;
-        let (g, expires, f) = audiences.get(pupil)?;
-        (*g == generation && Instant::now() < *expires).then(|| f.clone())
+        self.audiences
+            .get(pupil, generation)
+            .map(|f| Filter::clone(&f))
     }
 
     pub fn put_audience(&self, pupil: &Id, generation: u64, filter: Filter) {
-        if let Ok(mut audiences) = self.audiences.lock() {
-            if audiences.len() >= CAPACITY * 4 {
-                audiences.clear();
-            }
-            let expires = Instant::now() + crate::db::spread(TTL, pupil[15]);
-            audiences.insert(*pupil, (generation, expires, filter));
-        }
+        self.audiences
+            .put(*pupil, generation, pupil[15], Arc::new(filter));
     }
 
     /// Look at the entry of `filter`'s week if it was computed at `generation` and is not expired.
