@@ -613,4 +613,62 @@ mod tests {
         assert_eq!(t.count, 5);
         assert_eq!(calendar::hours(t.absence_unjustified), "2 h 55");
     }
+
+    /// Whether the family of a pupil who has not consented is told depends on the pupil being a
+    /// minor on the school's date given by the caller — not on the UTC date of the machine.
+    #[test]
+    fn the_family_is_told_while_the_pupil_is_a_minor_on_the_schools_date() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::Db::open(&dir.path().join("k.db"), "T", 1).expect("open");
+        crate::demo::populate(&db, dir.path(), 2026).expect("demo");
+        let sent = db
+            .write_blocking(|tx| {
+                // A pupil with a guardian who has a phone, turning 18 on 2026-06-15, no consent.
+                let (pupil, class): (Id, Id) = tx.query_row(
+                    "SELECT m.person_id, m.class_id FROM class_members m \
+                     JOIN guardianships g ON g.child_id = m.person_id \
+                     JOIN people p ON p.id = g.parent_id AND p.phone IS NOT NULL AND trim(p.phone) <> '' \
+                     WHERE m.role = 'eleve' LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                tx.execute(
+                    "UPDATE people SET birth_date = '2008-06-15', consent = 0 WHERE id = ?1",
+                    [&pupil[..]],
+                )?;
+                let from = time::macros::date!(2026 - 11 - 02);
+                let occ = crate::timetable::store::occurrences(
+                    tx,
+                    &crate::timetable::store::Filter::Audience {
+                        classes: vec![class],
+                        groups: Vec::new(),
+                    },
+                    from,
+                    from + time::Duration::days(6),
+                )?;
+                let o = occ.iter().find(|o| o.happens()).expect("a lesson that week");
+                let mut sent = Vec::new();
+                for today in [
+                    time::macros::date!(2026 - 06 - 14),
+                    time::macros::date!(2026 - 06 - 15),
+                ] {
+                    let sender = Sender {
+                        school: "Lycée",
+                        today,
+                    };
+                    // Present first (clears what the demo recorded), then absent: a new absence.
+                    for mark in [Mark::Present, Mark::Absent] {
+                        let marks = HashMap::from([(pupil, mark)]);
+                        let saved = save(tx, "school:T", sender, o, &marks, &pupil, "test")?;
+                        if mark == Mark::Absent {
+                            sent.push(saved.notifications);
+                        }
+                    }
+                }
+                Ok::<_, DbError>(sent)
+            })
+            .expect("saves");
+        assert!(sent[0] >= 1, "a minor's family is told: {sent:?}");
+        assert_eq!(sent[1], 0, "an adult without consent: nobody is told");
+    }
 }
