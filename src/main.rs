@@ -42,6 +42,10 @@ enum Command {
         /// Remplir un dossier vide avec un lycée de démonstration
         #[arg(long)]
         demo: bool,
+        /// Avec --demo : faire vivre la démo à cette date (AAAA-MM-JJ), par exemple un jour de
+        /// classe pour une formation pendant les vacances. L'heure reste celle de l'horloge.
+        #[arg(long, value_name = "AAAA-MM-JJ", requires = "demo")]
+        date: Option<String>,
         /// Port HTTPS (défaut 8443)
         #[arg(long)]
         https_port: Option<u16>,
@@ -159,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Serve {
             demo,
+            date,
             https_port,
             http_port,
         } => {
@@ -168,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(p) = http_port {
                 config.http.http_port = p;
             }
-            serve(config, demo)?;
+            serve(config, demo, date.as_deref())?;
         }
         Command::Init => {
             let prepared = kekeli::init(&config)?;
@@ -193,6 +198,45 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// The demo's day: `--date`, else the one a previous `--date` left in the demo folder. Without
+/// one, say how to get lessons when today falls outside the school year (a training session in
+/// August would otherwise find an empty school).
+fn demo_clock(dir: &std::path::Path, date: Option<&str>) -> anyhow::Result<Option<String>> {
+    use kekeli::school::calendar;
+    let saved = dir.join(kekeli::demo::DATE_FILE);
+    let chosen = match date {
+        Some(d) => Some(d.to_string()),
+        None => std::fs::read_to_string(&saved)
+            .ok()
+            .map(|s| s.trim().to_string()),
+    };
+    let Some(chosen) = chosen else {
+        let today = calendar::utc_now().date();
+        let year = kekeli::demo::school_year_of(calendar::utc_now());
+        if !kekeli::demo::in_school_year(year, today) {
+            println!(
+                "Aujourd'hui ({}) est hors de l'année scolaire : la démo n'aura pas de cours cette semaine. \
+                 Pour une formation, lancez-la sur un dossier vide avec --date {}-11-24 (un jour de classe).",
+                calendar::french(today),
+                kekeli::demo::school_year_of(calendar::utc_now() + time::Duration::days(60)),
+            );
+        }
+        return Ok(None);
+    };
+    let Some(day) = calendar::parse_date(&chosen) else {
+        bail!(
+            "date de démonstration invalide : « {chosen} » (attendu AAAA-MM-JJ, par exemple 2026-11-24)"
+        );
+    };
+    let now = time::OffsetDateTime::now_utc();
+    calendar::set_clock(day.with_time(now.time()).assume_utc());
+    println!(
+        "Démo datée du {} (horloge des dates scolaires décalée).",
+        calendar::french(day)
+    );
+    Ok(Some(chosen))
+}
+
 fn report_first_login(prepared: &kekeli::Prepared) {
     if let Some((login, code)) = &prepared.first_login {
         println!();
@@ -206,8 +250,9 @@ fn report_first_login(prepared: &kekeli::Prepared) {
     }
 }
 
-fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+fn serve(mut config: Config, demo: bool, date: Option<&str>) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
+    let demo_date = if demo { demo_clock(&dir, date)? } else { None };
     if demo && config.school_name == Config::default().school_name {
         config.school_name = kekeli::demo::SCHOOL_NAME.to_string();
     }
@@ -228,13 +273,19 @@ fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let demo_logins = match (demo, demo_logins) {
         (true, None) => {
             println!("Création du lycée de démonstration…");
-            let year = kekeli::demo::school_year_of(time::OffsetDateTime::now_utc());
+            let year = kekeli::demo::school_year_of(kekeli::school::calendar::utc_now());
             let logins = kekeli::demo::populate(&prepared.db, &dir, year)?;
             kekeli::demo::issue_bulletins(&prepared.db, &config)?;
             Some(logins)
         }
         (_, existing) => existing,
     };
+    if let Some(d) = demo_date {
+        // Kept with the demo, so that a restart without --date stays on its day.
+        let saved = dir.join(kekeli::demo::DATE_FILE);
+        std::fs::write(&saved, format!("{d}\n"))
+            .with_context(|| format!("écriture de {}", saved.display()))?;
+    }
     if let Some(logins) = &demo_logins {
         println!(
             "Comptes de démonstration (aussi dans {}) :",

@@ -370,3 +370,71 @@ fn sigterm_lets_logins_in_flight_finish() {
         );
     }
 }
+
+/// A training session in the holidays needs a school day with lessons: `--date` sets the demo's
+/// day, builds the school year around it and keeps it for restarts; a wrong date is refused.
+#[test]
+fn the_demo_can_live_on_a_chosen_school_day() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let o = run(&data, &["serve", "--demo", "--date", "12/03/2030"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("date de démonstration invalide"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&data, &["serve", "--date", "2030-03-12"]);
+    assert!(!o.status.success(), "--date needs --demo");
+    assert!(!data.join("kekeli.db").exists(), "nothing created");
+
+    let serve_once = |args: &[&str]| {
+        let port = free_port();
+        let ps = port.to_string();
+        let mut all = vec!["serve", "--demo", "--https-port", &ps, "--http-port", "0"];
+        all.extend_from_slice(args);
+        let child = kekeli(&data, &all)
+            .env("KEKELI_HTTP__BIND", "127.0.0.1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "server never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let text = serve_once(&["--date", "2030-03-12"]);
+    assert!(text.contains("Démo datée du 12/03/2030"), "{text}");
+    let conn = rusqlite::Connection::open(data.join("kekeli.db")).expect("open");
+    let year: String = conn
+        .query_row("SELECT name FROM school_years", [], |r| r.get(0))
+        .expect("year");
+    assert_eq!(year, "2029-2030");
+    // The demo's fortnight of absences ends on its day, not on the real one.
+    let last: String = conn
+        .query_row(
+            "SELECT MAX(on_date) FROM absences WHERE on_date <= '2030-03-12'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("absences");
+    assert!(last.as_str() >= "2030-03-02", "{last}");
+    drop(conn);
+    // Restarted without --date, it stays on its day.
+    let text = serve_once(&[]);
+    assert!(text.contains("Démo datée du 12/03/2030"), "{text}");
+    assert!(text.contains("Démo existante réutilisée"), "{text}");
+}

@@ -269,5 +269,22 @@ async fn the_demo_school_has_a_lesson_log_with_homework_and_visas() {
     let t = server.logged_in(Role::Enseignant).await;
     let page = t.text("/cahier-de-textes").await;
     assert!(page.contains("Mes séances"), "{page}");
+    // In the Christmas holidays there is no lesson, but the teacher still gets the week and its
+    // pager: the holidays are when the log is caught up.
+    let christmas = kekeli::school::calendar::monday_of(
+        kekeli::school::calendar::parse_date(&common::in_year("12-23")).expect("date"),
+    );
+    let page = t
+        .text(&format!(
+            "/cahier-de-textes?semaine={}",
+            kekeli::school::calendar::iso(christmas)
+        ))
+        .await;
+    assert!(
+        page.contains("Mes séances")
+            && page.contains("Aucune séance cette semaine.")
+            && page.contains("Semaine précédente"),
+        "{page}"
+    );
     server.stop().await;
 }

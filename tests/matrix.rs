@@ -467,7 +467,7 @@ fn matrix() -> Vec<Entry> {
             "/cahier-de-textes/classe/{id}/visa",
             Class,
             Some(direction),
-            &[("du", "2026-09-01"), ("au", "2027-07-31")],
+            &[("du", "{year}-09-01"), ("au", "{next_year}-07-31")],
         ),
         e(
             "GET",
@@ -596,7 +596,7 @@ fn matrix() -> Vec<Entry> {
                 ("cours", "x"),
                 ("periode", "x"),
                 ("kind", "devoir"),
-                ("date", "2026-10-01"),
+                ("date", "{year}-10-01"),
                 ("bareme", "20"),
             ],
         ),
@@ -974,8 +974,8 @@ fn event_for(server: &TestServer, audience: &str) -> String {
                 &kekeli::agenda::store::NewEvent {
                     title: "Réunion".into(),
                     kind: "reunion".into(),
-                    starts_on: "2026-12-09".into(),
-                    ends_on: "2026-12-09".into(),
+                    starts_on: common::in_year("12-09"),
+                    ends_on: common::in_year("12-09"),
                     times: None,
                     audience,
                     class_id: None,
@@ -1014,9 +1014,9 @@ fn assessment_by(server: &TestServer, teacher: &[u8], period: &[u8]) -> (String,
         .write_blocking(move |tx| {
             tx.query_row(
                 "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, on_date, scale, created_at, updated_at) \
-                 SELECT ?1, scope, ?2, class_id, subject_id, teacher_id, 'devoir', 'matrice', '2026-10-01', 20, 0, 0 \
+                 SELECT ?1, scope, ?2, class_id, subject_id, teacher_id, 'devoir', 'matrice', ?4, 20, 0, 0 \
                  FROM teachings WHERE teacher_id = ?3 AND class_id IS NOT NULL LIMIT 1 RETURNING class_id, subject_id",
-                (&id[..], &period, &teacher),
+                (&id[..], &period, &teacher, common::in_year("10-01")),
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
             .map_err(kekeli::db::DbError::from)
@@ -1070,8 +1070,8 @@ fn booking_by(server: &TestServer, person: &[u8]) -> String {
         .write_blocking(move |tx| {
             tx.execute(
                 "INSERT INTO bookings (id, scope, room_id, on_date, starts, ends, purpose, booked_by, status, created_at) \
-                 VALUES (?1, 'school:TEST', (SELECT id FROM rooms LIMIT 1), '2026-12-10', 600, 660, 'test', ?2, 'demandee', 0)",
-                (&id[..], &person),
+                 VALUES (?1, 'school:TEST', (SELECT id FROM rooms LIMIT 1), ?3, 600, 660, 'test', ?2, 'demandee', 0)",
+                (&id[..], &person, common::in_year("12-10")),
             )
             .map_err(kekeli::db::DbError::from)
         })
@@ -1095,7 +1095,7 @@ fn incident_about(server: &TestServer, reporter: &[u8], pupil: &[u8]) -> (String
                 tx,
                 "school:TEST",
                 &NewIncident {
-                    on_date: "2026-11-02".into(),
+                    on_date: common::in_year("11-02"),
                     at_minutes: None,
                     place: "Cour".into(),
                     description: "Dispute".into(),
@@ -1111,7 +1111,7 @@ fn incident_about(server: &TestServer, reporter: &[u8], pupil: &[u8]) -> (String
                     incident: Some(incident),
                     kind: "avertissement".into(),
                     days: None,
-                    decided_on: "2026-11-03".into(),
+                    decided_on: common::in_year("11-03"),
                     starts_on: None,
                     reason: "Dispute".into(),
                 },
@@ -1171,8 +1171,8 @@ fn absence_of(server: &TestServer, pupil: &[u8]) -> String {
         .write_blocking(|tx| {
             tx.execute(
                 "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, created_at, updated_at) \
-                 VALUES (?1, 'school:TEST', ?2, 'absence', '2026-11-02', 420, 110, 0, 0)",
-                (&id[..], &pupil),
+                 VALUES (?1, 'school:TEST', ?2, 'absence', ?3, 420, 110, 0, 0)",
+                (&id[..], &pupil, common::in_year("11-02")),
             )
             .map_err(kekeli::db::DbError::from)
         })
@@ -1389,7 +1389,13 @@ async fn status_of(b: &Browser, e: &Entry, path: &str, o: &Objects) -> (u16, Str
         let fields: Vec<(&str, String)> = e
             .form
             .iter()
-            .map(|(k, v)| (*k, v.replace("{other_class}", &o.other_class)))
+            .map(|(k, v)| {
+                let v = v
+                    .replace("{other_class}", &o.other_class)
+                    .replace("{year}", &common::school_year().to_string())
+                    .replace("{next_year}", &(common::school_year() + 1).to_string());
+                (*k, v)
+            })
             .collect();
         let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         if e.multipart {
@@ -1433,8 +1439,8 @@ async fn every_route_every_role_own_and_other() {
             tx.execute(
                 "INSERT INTO competence_records (id, scope, pupil_id, competence_id, level, on_date, recorded_at) \
                  SELECT ?1, 'school:TEST', (SELECT person_id FROM person_roles WHERE role = 'eleve' LIMIT 1), \
-                        id, 'acquis', '2026-11-23', 0 FROM competences WHERE code = 'C1.1'",
-                [&kekeli::db::new_id()[..]],
+                        id, 'acquis', ?2, 0 FROM competences WHERE code = 'C1.1'",
+                (&kekeli::db::new_id()[..], common::in_year("11-23")),
             )
             .map_err(kekeli::db::DbError::from)
         })

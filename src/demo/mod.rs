@@ -17,6 +17,8 @@ use crate::db::{self, Db, DbError};
 use crate::policy::Role;
 
 pub const LOGINS_FILE: &str = "demo-logins.txt";
+/// The day a demo created with `serve --demo --date` lives on, kept for its restarts.
+pub const DATE_FILE: &str = "demo-date.txt";
 /// Shown on the demo's pages unless the configuration names the school.
 pub const SCHOOL_NAME: &str = "LETP de démonstration — Lomé";
 
@@ -201,6 +203,18 @@ pub fn school_year_of(now: time::OffsetDateTime) -> i32 {
     } else {
         now.year() - 1
     }
+}
+
+/// The first and last day of the demo's school year `year`–`year + 1`.
+pub fn year_bounds(year: i32) -> (String, String) {
+    (format!("{year}-09-14"), format!("{}-07-15", year + 1))
+}
+
+/// Is `day` within the demo's school year `year`?
+pub fn in_school_year(year: i32, day: time::Date) -> bool {
+    let (first, last) = year_bounds(year);
+    let iso = crate::school::calendar::iso(day);
+    first <= iso && iso <= last
 }
 
 /// Is `dir` absent or empty?

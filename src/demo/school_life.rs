@@ -131,17 +131,17 @@ pub fn populate(
     rng: &mut StdRng,
 ) -> Result<(), DbError> {
     school::seed_reference(conn, scope)?;
+    let (valid_from, valid_to) = super::year_bounds(year);
     let year_id = school::create_year(
         conn,
         scope,
         &format!("{year}-{}", year + 1),
-        &format!("{year}-09-14"),
-        &format!("{}-07-15", year + 1),
-        Some(&format!("{year}-09-14")),
+        &valid_from,
+        &valid_to,
+        Some(&valid_from),
         &school::default_periods(year),
     )
     .map_err(|e| DbError::Schema(e.to_string()))?;
-    let (valid_from, valid_to) = (format!("{year}-09-14"), format!("{}-07-15", year + 1));
 
     let info = school::ensure_room(
         conn,

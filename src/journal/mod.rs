@@ -155,6 +155,9 @@ struct IndexPage {
     week_label: String,
     prev: String,
     next: String,
+    /// A teacher always gets the week and its pager, even in a week without lessons (holidays
+    /// are when the log is caught up).
+    is_teacher: bool,
     sessions: Vec<SessionLine>,
     classes: Vec<(String, String, i64, i64)>,
     notice: String,
@@ -242,6 +245,7 @@ async fn index(
             .replace("{to}", &french(monday + Duration::days(5))),
         prev: iso(monday - Duration::days(7)),
         next: iso(monday + Duration::days(7)),
+        is_teacher,
         sessions,
         classes: classes
             .into_iter()

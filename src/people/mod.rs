@@ -147,14 +147,9 @@ pub fn french_date(iso: &str) -> String {
     }
 }
 
+/// Today's date in UTC, `YYYY-MM-DD`, from the school's clock.
 pub fn today() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}",
-        now.year(),
-        now.month() as u8,
-        now.day()
-    )
+    crate::school::calendar::iso(crate::school::calendar::now(0).date)
 }
 
 /// What links `asker` to `target`, for `policy`.

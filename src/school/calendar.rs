@@ -1,5 +1,8 @@
 //! Dates and times of the school day: ISO dates in the school's local time, minutes since
-//! midnight, weeks from Monday, A/B week parity. Pure functions; never reads the system time zone.
+//! midnight, weeks from Monday, A/B week parity. Pure functions but for [`now`], the one reading
+//! of the clock for school dates; never reads the system time zone.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::{Date, Duration, Month, OffsetDateTime, UtcOffset, Weekday};
 
@@ -82,11 +85,28 @@ pub const DAY_KEYS: [&str; 7] = [
 pub struct Now {
     pub date: Date,
     pub minute: i64,
-    pub unix: i64,
 }
 
 pub fn now(utc_offset_minutes: i32) -> Now {
-    at(OffsetDateTime::now_utc(), utc_offset_minutes)
+    at(utc_now(), utc_offset_minutes)
+}
+
+/// Seconds added to the system clock for the school's dates (0 but for a demo set on a chosen
+/// day, and the tests). Session lifetimes, audit times and certificates keep the real clock.
+static SHIFT_SECS: AtomicI64 = AtomicI64::new(0);
+
+/// The instant the school's dates are read from: the system clock, moved by [`set_clock`].
+pub fn utc_now() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::seconds(SHIFT_SECS.load(Ordering::Relaxed))
+}
+
+/// From now on, school dates run as if the clock had read `at` at this instant (it keeps
+/// ticking from there). For `serve --demo --date`, where a training session in the holidays
+/// still needs a school day with lessons, and for tests, which must not depend on the day
+/// they run.
+pub fn set_clock(at: OffsetDateTime) {
+    let shift = (at - OffsetDateTime::now_utc()).whole_seconds();
+    SHIFT_SECS.store(shift, Ordering::Relaxed);
 }
 
 pub fn at(t: OffsetDateTime, utc_offset_minutes: i32) -> Now {
@@ -96,7 +116,6 @@ pub fn at(t: OffsetDateTime, utc_offset_minutes: i32) -> Now {
     Now {
         date: local.date(),
         minute: i64::from(local.hour()) * 60 + i64::from(local.minute()),
-        unix: t.unix_timestamp(),
     }
 }
 

@@ -43,6 +43,7 @@ impl TestServer {
     }
 
     pub async fn start_with(opts: Options) -> TestServer {
+        pin_clock();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data_dir: dir.path().join("data"),
@@ -58,7 +59,8 @@ impl TestServer {
         let (prepared, logins) = tokio::task::spawn_blocking(move || {
             let prepared = kekeli::init(&cfg).expect("init");
             let logins = if demo {
-                let logins = kekeli::demo::populate(&prepared.db, &data, 2026).expect("demo");
+                let logins =
+                    kekeli::demo::populate(&prepared.db, &data, school_year()).expect("demo");
                 kekeli::demo::issue_bulletins(&prepared.db, &cfg).expect("demo bulletins");
                 logins
             } else {
@@ -269,6 +271,31 @@ impl Browser {
         self.post("/connexion", &[("login", login), ("password", password)])
             .await
     }
+}
+
+/// The tests' school day: Tuesday 24 November 2026, from 10:00 UTC on, a day of the demo's
+/// first semester with lessons, no holiday near. CI runs on any day, at any hour (a Saturday, in
+/// August, at 23:59); the school's clock is set here once per test process so that the tests
+/// do not depend on it. Only school dates move; sessions and certificates keep the real clock.
+pub const SCHOOL_DAY: time::OffsetDateTime = time::macros::datetime!(2026-11-24 10:00 UTC);
+
+pub fn pin_clock() {
+    static PIN: std::sync::Once = std::sync::Once::new();
+    PIN.call_once(|| kekeli::school::calendar::set_clock(SCHOOL_DAY));
+}
+
+/// The school year the demo is built for: the one under way on the tests' school day.
+pub fn school_year() -> i32 {
+    pin_clock();
+    kekeli::demo::school_year_of(kekeli::school::calendar::utc_now())
+}
+
+/// `MM-DD` of the school year's first calendar year when the month is August or later, of the
+/// second otherwise, as ISO `YYYY-MM-DD`.
+pub fn in_year(month_day: &str) -> String {
+    let y = school_year();
+    let month: u32 = month_day.get(..2).and_then(|m| m.parse().ok()).unwrap_or(1);
+    format!("{}-{month_day}", if month >= 8 { y } else { y + 1 })
 }
 
 pub fn location(r: &reqwest::Response) -> String {
