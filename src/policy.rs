@@ -127,6 +127,8 @@ pub enum Capability {
     /// Read every mark of the school, set the averages' settings, close periods (and change
     /// marks after closing), record council decisions.
     DirectAssessment,
+    /// Correct a person's file: names, sex, birth date and place, phone, nouveau/redoublant.
+    EditPeople,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -166,6 +168,7 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         ]),
         Capability::ApproveBookings => who.has(Role::Direction),
         Capability::DirectAssessment => who.has(Role::Direction),
+        Capability::EditPeople => who.has(Role::Secretariat),
     }
 }
 

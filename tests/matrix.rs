@@ -89,6 +89,9 @@ fn one_class(r: Role, own: bool) -> bool {
 fn one_person(r: Role, own: bool) -> bool {
     own || school_wide(r)
 }
+fn people_editors(r: Role, _: bool) -> bool {
+    r == Role::Secretariat
+}
 
 /// Staff who may look at any class's, teacher's or room's timetable.
 fn timetables(r: Role) -> bool {
@@ -261,6 +264,21 @@ fn matrix() -> Vec<Entry> {
             &[("current", "faux"), ("new", "a"), ("confirm", "a")],
         ),
         e("GET", "/personnes/{id}", Person, Some(one_person), &[]),
+        e(
+            "GET",
+            "/personnes/{id}/modifier",
+            Person,
+            Some(people_editors),
+            &[],
+        ),
+        // Empty names: refused with the reason, nothing changes for the next role.
+        e(
+            "POST",
+            "/personnes/{id}/modifier",
+            Person,
+            Some(people_editors),
+            &[("nom", ""), ("prenoms", "")],
+        ),
         e("GET", "/classes", None, Some(class_lists), &[]),
         e("GET", "/classes/{id}", Class, Some(one_class), &[]),
         e("GET", "/admin", None, Some(technician), &[]),

@@ -458,3 +458,209 @@ async fn requests_in_flight_finish_during_shutdown() {
         "no longer accepting"
     );
 }
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn query_value(loc: &str, name: &str) -> String {
+    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+/// The secrétariat corrects a parent's phone (the absence SMS go there) and a pupil's birth
+/// date, place and status from their files, without an import: bad input comes back with the
+/// reason and changes nothing; each change is audited with its old and new values.
+#[tokio::test]
+async fn the_secretariat_corrects_a_file_and_every_change_is_audited() {
+    let server = TestServer::start().await;
+    let (pupil, parent): ([u8; 16], [u8; 16]) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT g.child_id, g.parent_id FROM guardianships g \
+                 JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("a pupil with a parent");
+    let (pupil_hex, parent_hex) = (hex(&pupil), hex(&parent));
+    let phone_of = |id: [u8; 16]| -> Option<String> {
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row("SELECT phone FROM people WHERE id = ?1", [&id[..]], |r| {
+                    r.get(0)
+                })
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("phone")
+    };
+    let before = phone_of(parent);
+    let audits = || common::audit_count(&server, "person.update");
+
+    let sec = server.logged_in(Role::Secretariat).await;
+    let page = sec.text(&format!("/personnes/{pupil_hex}")).await;
+    assert!(page.contains("Modifier la fiche"), "{page}");
+    assert!(
+        page.contains(&format!("/personnes/{parent_hex}/modifier")),
+        "each guardian's file can be corrected from the child's: {page}"
+    );
+    let form = sec.text(&format!("/personnes/{parent_hex}/modifier")).await;
+    assert!(
+        form.contains("Téléphone") && !form.contains("redoublant"),
+        "{form}"
+    );
+    // What the form sends as it stands: every field with its current value.
+    let as_shown = |f: &str| -> Vec<(String, String)> {
+        let value = |key: &str| {
+            let tag = &f[f.find(&format!("name=\"{key}\"")).expect("field")..];
+            let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+            tag.split("value=\"")
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let sex = ["F", "M"]
+            .into_iter()
+            .find(|s| f.contains(&format!("value=\"{s}\" selected")))
+            .unwrap_or("");
+        let mut v: Vec<(String, String)> = ["nom", "prenoms", "naissance", "lieu", "telephone"]
+            .into_iter()
+            .map(|k| (k.to_string(), value(k)))
+            .collect();
+        v.push(("sexe".into(), sex.into()));
+        v
+    };
+    let with = |fields: &[(String, String)], key: &str, val: &str| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            fields.iter().filter(|(k, _)| k != key).cloned().collect();
+        out.push((key.to_string(), val.to_string()));
+        out
+    };
+    let post = |path: String, fields: Vec<(String, String)>| {
+        let sec = &sec;
+        async move {
+            let refs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            sec.post(&path, &refs).await
+        }
+    };
+    let shown = as_shown(&form);
+
+    // A phone that cannot be one: back to the form with the reason and what was typed.
+    let r = post(
+        format!("/personnes/{parent_hex}/modifier"),
+        with(&shown, "telephone", "12 34"),
+    )
+    .await;
+    let loc = location(&r);
+    assert!(
+        loc.starts_with(&format!("/personnes/{parent_hex}/modifier?")),
+        "{loc}"
+    );
+    assert!(
+        query_value(&loc, "erreur").contains("Numéro illisible"),
+        "{loc}"
+    );
+    assert_eq!(query_value(&loc, "telephone"), "12 34");
+    let again = sec.text(&loc).await;
+    assert!(again.contains("Numéro illisible") && again.contains("value=\"12 34\""));
+    assert_eq!(phone_of(parent), before, "nothing written");
+    assert_eq!(audits(), 0);
+
+    // The right number, typed the local way.
+    let r = post(
+        format!("/personnes/{parent_hex}/modifier"),
+        with(&shown, "telephone", "91 22 33 44"),
+    )
+    .await;
+    assert_eq!(location(&r), format!("/personnes/{parent_hex}?ok=1"));
+    assert_eq!(phone_of(parent).as_deref(), Some("+22891223344"));
+    assert_eq!(audits(), 1);
+    let (old, new): (String, String) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT old_value, new_value FROM audit_log WHERE action = 'person.update'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("audit");
+    assert_eq!(
+        old,
+        format!("téléphone={}", before.unwrap_or_else(|| "—".into()))
+    );
+    assert_eq!(new, "téléphone=+22891223344");
+
+    // The pupil: birth date, place and repeating; the file then shows them.
+    let form = sec.text(&format!("/personnes/{pupil_hex}/modifier")).await;
+    assert!(form.contains("name=\"redoublant\""), "{form}");
+    let fields = with(
+        &with(
+            &with(&as_shown(&form), "naissance", "03/02/2009"),
+            "lieu",
+            "Tsévié",
+        ),
+        "redoublant",
+        "1",
+    );
+    let r = post(format!("/personnes/{pupil_hex}/modifier"), fields.clone()).await;
+    assert_eq!(location(&r), format!("/personnes/{pupil_hex}?ok=1"));
+    let file = sec.text(&location(&r)).await;
+    assert!(
+        file.contains("Fiche enregistrée")
+            && file.contains("03/02/2009")
+            && file.contains("Tsévié")
+            && file.contains("Redoublant(e)"),
+        "{file}"
+    );
+    // The same again changes nothing and audits nothing.
+    let r = post(format!("/personnes/{pupil_hex}/modifier"), fields).await;
+    assert_eq!(location(&r), format!("/personnes/{pupil_hex}?ok=0"));
+    assert_eq!(audits(), 2);
+
+    // From the parent's account, the secrétariat finds the file; the technician, who manages
+    // accounts but not people's files, gets no link.
+    let account: [u8; 16] = server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT id FROM accounts WHERE person_id = ?1",
+                [&parent[..]],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("account");
+    let page = sec.text(&format!("/admin/comptes/{}", hex(&account))).await;
+    assert!(
+        page.contains(&format!("href=\"/personnes/{parent_hex}\"")),
+        "{page}"
+    );
+    let tech = server.logged_in(Role::Technicien).await;
+    let page = tech
+        .text(&format!("/admin/comptes/{}", hex(&account)))
+        .await;
+    assert!(!page.contains("/personnes/"), "{page}");
+
+    // A teacher may read a pupil they teach, not correct it; nor may the technician.
+    for role in [Role::Enseignant, Role::Technicien] {
+        let b = server.logged_in(role).await;
+        let r = b.get(&format!("/personnes/{pupil_hex}/modifier")).await;
+        assert_eq!(r.status(), 403, "{role:?}");
+    }
+    server.stop().await;
+}

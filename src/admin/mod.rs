@@ -357,6 +357,8 @@ struct AccountPage {
     page: Page,
     a: AccountRow,
     notice: String,
+    /// The person's file, for those who may correct it (the secrétariat, not the technician).
+    file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -389,19 +391,26 @@ fn with_classes(c: &rusqlite::Connection, rows: &mut [AccountRow]) -> Result<(),
 
 async fn account_page(
     State(state): State<AppState>,
-    Can(..): Can<ManageAccounts>,
+    Can(user, ..): Can<ManageAccounts>,
     page: Page,
     Path(id): Path<String>,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
     let a = load_account(&state, &id).await?;
+    let file = crate::policy::allows(&user.principal(), crate::policy::Capability::EditPeople)
+        .then(|| format!("/personnes/{}", crate::auth::store::hex(&a.person_id)));
     let notice = match q.ok.as_str() {
         "disabled" => page.tr.t("admin.account.disabled_ok"),
         "enabled" => page.tr.t("admin.account.enabled_ok"),
         _ => "",
     }
     .to_string();
-    render(&AccountPage { page, a, notice })
+    render(&AccountPage {
+        page,
+        a,
+        notice,
+        file,
+    })
 }
 
 #[derive(Deserialize)]

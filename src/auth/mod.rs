@@ -207,6 +207,11 @@ impl Cap for DirectAssessment {
     const CAP: Capability = Capability::DirectAssessment;
 }
 
+pub struct EditPeople;
+impl Cap for EditPeople {
+    const CAP: Capability = Capability::EditPeople;
+}
+
 /// The logged-in user, who holds capability `C` (else 403).
 pub struct Can<C: Cap>(pub CurrentUser, pub PhantomData<C>);
 

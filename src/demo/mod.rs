@@ -310,7 +310,7 @@ fn person(
             )
         }),
         phone: Some(format!(
-            "+228 9{} {:02} {:02} {:02}",
+            "+2289{}{:02}{:02}{:02}",
             rng.gen_range(0..10),
             rng.gen_range(0..100),
             rng.gen_range(0..100),

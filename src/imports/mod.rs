@@ -8,7 +8,7 @@
 //! written, so re-importing a file writes nothing and sends nothing to the national portal.
 
 mod marks;
-mod people;
+pub(crate) mod people;
 pub mod sheet;
 mod structure;
 mod views;

@@ -296,14 +296,14 @@ fn phone(
 }
 
 /// A surname as stored: upper case, single spaces.
-fn surname(s: &str) -> String {
+pub(crate) fn surname(s: &str) -> String {
     s.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_uppercase()
 }
 
-fn first_names(s: &str) -> String {
+pub(crate) fn first_names(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -13,9 +13,13 @@ use crate::db::DbError;
 use crate::policy::{self, Capability, ClassFacts, PersonFacts, Role};
 use crate::web::{AppError, Page, render};
 
+mod edit;
+
 pub fn routes() -> Routes {
     Routes::new()
         .get("/personnes/{id}", person_page)
+        .get("/personnes/{id}/modifier", edit::edit_page)
+        .post("/personnes/{id}/modifier", edit::edit_save)
         .get("/classes", classes_page)
         .get("/classes/{id}", class_page)
 }
@@ -217,30 +221,41 @@ struct PersonView {
     name: String,
     sex: String,
     birth_date: String,
+    birth_place: String,
     matricule: String,
     phone: String,
     roles: Vec<Role>,
     classes: Vec<String>,
-    guardians: Vec<String>,
+    /// "nouveau", "redoublant" for a pupil of a class, else empty.
+    status: String,
+    guardians: Vec<PersonRef>,
     children: Vec<PersonRef>,
 }
 
 fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError> {
     let base = conn
         .query_row(
-            "SELECT first_names || ' ' || surname, coalesce(sex, ''), coalesce(birth_date, ''), coalesce(matricule, ''), coalesce(phone, '') \
+            "SELECT first_names || ' ' || surname, coalesce(sex, ''), coalesce(birth_date, ''), coalesce(matricule, ''), \
+               coalesce(phone, ''), coalesce(birth_place, ''), \
+               (SELECT MAX(repeating) FROM class_members m WHERE m.person_id = people.id AND m.role = 'eleve') \
              FROM people WHERE id = ?1",
             [&id[..]],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
         )
         .optional()?;
-    let Some((name, sex, birth_date, matricule, phone)): Option<(
-        String,
-        String,
-        String,
-        String,
-        String,
-    )> = base
+    type Base = (String, String, String, String, String, String, Option<i64>);
+    let Some((name, sex, birth_date, matricule, phone, birth_place, repeating)): Option<Base> =
+        base
     else {
         return Ok(None);
     };
@@ -255,8 +270,15 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
         name,
         sex,
         birth_date: french_date(&birth_date),
+        birth_place,
         matricule,
         phone,
+        status: match repeating {
+            Some(1) => "redoublant",
+            Some(_) => "nouveau",
+            None => "",
+        }
+        .into(),
         roles: strings("SELECT role FROM person_roles WHERE person_id = ?1")?
             .iter()
             .filter_map(|r| Role::parse(r))
@@ -264,9 +286,19 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
         classes: strings(
             "SELECT c.name FROM class_members m JOIN classes c ON c.id = m.class_id WHERE m.person_id = ?1 ORDER BY c.name",
         )?,
-        guardians: strings(
-            "SELECT p.first_names || ' ' || p.surname || coalesce(' — ' || p.phone, '') FROM guardianships g JOIN people p ON p.id = g.parent_id WHERE g.child_id = ?1",
-        )?,
+        guardians: {
+            let mut stmt = conn.prepare(
+                "SELECT p.id, p.first_names || ' ' || p.surname || coalesce(' — ' || p.phone, '') \
+                 FROM guardianships g JOIN people p ON p.id = g.parent_id WHERE g.child_id = ?1 ORDER BY p.surname",
+            )?;
+            stmt.query_map([&id[..]], |r| {
+                Ok(PersonRef {
+                    id: hex(&r.get::<_, Id>(0)?),
+                    name: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        },
         children: children_of(conn, id)?,
     }))
 }
@@ -275,7 +307,17 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
 #[template(path = "people/person.html")]
 struct PersonPage {
     page: Page,
+    id: String,
     p: PersonView,
+    /// The secrétariat may correct the file (and the guardians').
+    can_edit: bool,
+    notice: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Saved {
+    ok: String,
 }
 
 async fn person_page(
@@ -283,10 +325,12 @@ async fn person_page(
     user: CurrentUser,
     page: Page,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Saved>,
 ) -> Result<Response, AppError> {
     let target = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let asker = user.person_id;
     let principal = user.principal();
+    let can_edit = policy::allows(&principal, Capability::EditPeople);
     let view = state
         .db
         .read(move |c| {
@@ -306,7 +350,18 @@ async fn person_page(
             person_view(c, &target)?.ok_or(AppError::NotFound)
         })
         .await?;
-    render(&PersonPage { page, p: view })
+    let notice = match q.ok.as_str() {
+        "1" => page.tr.t("person.saved").to_string(),
+        "0" => page.tr.t("person.unchanged").to_string(),
+        _ => String::new(),
+    };
+    render(&PersonPage {
+        page,
+        id,
+        p: view,
+        can_edit,
+        notice,
+    })
 }
 
 #[derive(Template)]

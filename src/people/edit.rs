@@ -1,0 +1,382 @@
+//! The secrétariat corrects a person's file without re-importing a whole class: names, sex,
+//! birth date and place, phone (which every absence SMS depends on), nouveau/redoublant. One
+//! transaction per save; each change is audited with the old and the new values.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::store::{Id, id_from_hex};
+use crate::auth::{Can, EditPeople};
+use crate::db::{self, DbError, audit};
+use crate::imports::people::{first_names, normalize_phone, parse_day, surname};
+use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
+
+/// What the form sends, and what comes back to it with an error (French field names, as in
+/// the rest of the school's forms).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PersonForm {
+    pub nom: String,
+    pub prenoms: String,
+    pub sexe: String,
+    pub naissance: String,
+    pub lieu: String,
+    pub telephone: String,
+    /// "1" when the pupil repeats the year (checkbox).
+    pub redoublant: String,
+    /// Set only on the way back to the form.
+    pub erreur: String,
+}
+
+/// A person's correctable facts, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub surname: String,
+    pub first_names: String,
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+    pub birth_place: Option<String>,
+    pub phone: Option<String>,
+    /// `None` for someone who is not a pupil of a class.
+    pub repeating: Option<bool>,
+}
+
+impl Facts {
+    fn load(conn: &Connection, id: &Id) -> Result<Option<Facts>, DbError> {
+        let base = conn
+            .query_row(
+                "SELECT surname, first_names, sex, birth_date, birth_place, phone FROM people WHERE id = ?1",
+                [&id[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()?;
+        let Some((surname, first_names, sex, birth_date, birth_place, phone)) = base else {
+            return Ok(None);
+        };
+        let repeating: Option<i64> = conn
+            .query_row(
+                "SELECT MAX(repeating) FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
+                [&id[..]],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(Some(Facts {
+            surname,
+            first_names,
+            sex,
+            birth_date,
+            birth_place,
+            phone,
+            repeating: repeating.map(|r| r != 0),
+        }))
+    }
+
+    fn form(&self) -> PersonForm {
+        PersonForm {
+            nom: self.surname.clone(),
+            prenoms: self.first_names.clone(),
+            sexe: self.sex.clone().unwrap_or_default(),
+            naissance: self.birth_date.clone().unwrap_or_default(),
+            lieu: self.birth_place.clone().unwrap_or_default(),
+            telephone: self.phone.clone().unwrap_or_default(),
+            redoublant: if self.repeating == Some(true) {
+                "1".into()
+            } else {
+                String::new()
+            },
+            erreur: String::new(),
+        }
+    }
+
+    /// The changed fields, as `field: old → new` lines for the audit trail and the notice.
+    fn changes(&self, new: &Facts) -> Vec<(&'static str, String, String)> {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+        let mut out = Vec::new();
+        let mut diff = |label: &'static str, a: String, b: String| {
+            if a != b {
+                out.push((label, a, b));
+            }
+        };
+        diff("nom", self.surname.clone(), new.surname.clone());
+        diff("prénoms", self.first_names.clone(), new.first_names.clone());
+        diff("sexe", show(&self.sex), show(&new.sex));
+        diff(
+            "date de naissance",
+            show(&self.birth_date),
+            show(&new.birth_date),
+        );
+        diff(
+            "lieu de naissance",
+            show(&self.birth_place),
+            show(&new.birth_place),
+        );
+        diff("téléphone", show(&self.phone), show(&new.phone));
+        let status = |r: Option<bool>| match r {
+            Some(true) => "redoublant".to_string(),
+            Some(false) => "nouveau".to_string(),
+            None => "—".to_string(),
+        };
+        diff("statut", status(self.repeating), status(new.repeating));
+        out
+    }
+}
+
+impl PersonForm {
+    /// The facts the form asks for, or the first problem in French. `is_pupil` decides whether
+    /// the repeating box counts; `today` bounds birth dates; `country_code` completes local phones.
+    pub fn check(&self, is_pupil: bool, today: &str, country_code: &str) -> Result<Facts, String> {
+        let surname = surname(&self.nom);
+        let first = first_names(&self.prenoms);
+        if surname.is_empty() || first.is_empty() {
+            return Err("Le nom et les prénoms sont obligatoires.".into());
+        }
+        if surname.chars().count() > 80 || first.chars().count() > 120 {
+            return Err("Nom ou prénoms trop longs (80 et 120 caractères au plus).".into());
+        }
+        let sex = match self.sexe.trim() {
+            "" => None,
+            "F" | "M" => Some(self.sexe.trim().to_string()),
+            _ => return Err("Sexe : choisissez F ou M.".into()),
+        };
+        let typed = self.naissance.trim();
+        let birth_date = if typed.is_empty() {
+            None
+        } else {
+            match parse_day(typed) {
+                Some(d) if d.as_str() >= "1940-01-01" && d.as_str() < today => Some(d),
+                Some(_) => return Err(format!("Date de naissance impossible : « {typed} ».")),
+                None => {
+                    return Err(format!(
+                        "Date de naissance illisible « {typed} » : écrivez-la JJ/MM/AAAA (par exemple 03/02/2009)."
+                    ));
+                }
+            }
+        };
+        let place = self.lieu.split_whitespace().collect::<Vec<_>>().join(" ");
+        if place.chars().count() > 80 {
+            return Err("Lieu de naissance trop long (80 caractères au plus).".into());
+        }
+        let typed = self.telephone.trim();
+        let phone = if typed.is_empty() {
+            None
+        } else {
+            Some(normalize_phone(typed, country_code).ok_or_else(|| {
+                format!(
+                    "Numéro illisible « {typed} » : 8 chiffres (90 12 34 56) ou +{country_code}…"
+                )
+            })?)
+        };
+        Ok(Facts {
+            surname,
+            first_names: first,
+            sex,
+            birth_date,
+            birth_place: (!place.is_empty()).then_some(place),
+            phone,
+            repeating: is_pupil.then_some(self.redoublant == "1"),
+        })
+    }
+}
+
+/// Write `new` over the person's facts and audit each change; `Ok(None)` if the person does
+/// not exist, else the list of changes (empty: nothing written).
+pub fn save(
+    tx: &Connection,
+    id: &Id,
+    new: &Facts,
+    by: &Id,
+    ip: &str,
+) -> Result<Option<Vec<String>>, DbError> {
+    let Some(old) = Facts::load(tx, id)? else {
+        return Ok(None);
+    };
+    let changes = old.changes(new);
+    if changes.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    tx.execute(
+        "UPDATE people SET surname = ?2, first_names = ?3, sex = ?4, birth_date = ?5, birth_place = ?6, \
+           phone = ?7, updated_at = ?8 WHERE id = ?1",
+        params![
+            &id[..],
+            new.surname,
+            new.first_names,
+            new.sex,
+            new.birth_date,
+            new.birth_place,
+            new.phone,
+            db::now(),
+        ],
+    )?;
+    if let (Some(_), Some(repeating)) = (old.repeating, new.repeating) {
+        tx.execute(
+            "UPDATE class_members SET repeating = ?2 WHERE person_id = ?1 AND role = 'eleve' AND repeating <> ?2",
+            params![&id[..], i64::from(repeating)],
+        )?;
+    }
+    let lines: Vec<String> = changes
+        .iter()
+        .map(|(field, a, b)| format!("{field} : {a} → {b}"))
+        .collect();
+    let (old_text, new_text): (Vec<String>, Vec<String>) = changes
+        .iter()
+        .map(|(field, a, b)| (format!("{field}={a}"), format!("{field}={b}")))
+        .unzip();
+    audit::record(
+        tx,
+        &audit::Entry {
+            actor: Some(by),
+            action: "person.update",
+            object_type: Some("person"),
+            object_id: Some(id),
+            old: Some(&old_text.join("; ")),
+            new: Some(&new_text.join("; ")),
+            ip: Some(ip),
+        },
+    )?;
+    Ok(Some(lines))
+}
+
+#[derive(Template)]
+#[template(path = "people/edit.html")]
+struct EditPage {
+    page: Page,
+    id: String,
+    name: String,
+    matricule: String,
+    is_pupil: bool,
+    error: String,
+    f: PersonForm,
+}
+
+pub(super) async fn edit_page(
+    State(state): State<AppState>,
+    _: Can<EditPeople>,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<PersonForm>,
+) -> Result<Response, AppError> {
+    let person = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let (facts, matricule) = state
+        .db
+        .read(move |c| {
+            let facts = Facts::load(c, &person)?.ok_or(AppError::NotFound)?;
+            let matricule: Option<String> = c.query_row(
+                "SELECT matricule FROM people WHERE id = ?1",
+                [&person[..]],
+                |r| r.get(0),
+            )?;
+            Ok::<_, AppError>((facts, matricule.unwrap_or_default()))
+        })
+        .await?;
+    let name = format!("{} {}", facts.first_names, facts.surname);
+    let mut f = if q.erreur.is_empty() { facts.form() } else { q };
+    let error = std::mem::take(&mut f.erreur);
+    render(&EditPage {
+        page,
+        id,
+        name,
+        matricule,
+        is_pupil: facts.repeating.is_some(),
+        error,
+        f,
+    })
+}
+
+pub(super) async fn edit_save(
+    State(state): State<AppState>,
+    Can(user, ..): Can<EditPeople>,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<PersonForm>,
+) -> Result<Response, AppError> {
+    let person = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let back = |f: &PersonForm, msg: &str| {
+        let mut f = f.clone();
+        f.erreur = msg.to_string();
+        let q = serde_urlencoded::to_string(&f).unwrap_or_default();
+        Redirect::to(&format!("/personnes/{id}/modifier?{q}")).into_response()
+    };
+    let today = super::today();
+    let country = state.config.phone_country_code.clone();
+    let me = user.person_id;
+    let ip = ip.to_string();
+    let form = f.clone();
+    let saved = state
+        .db
+        .write(move |tx| {
+            let is_pupil = tx
+                .query_row(
+                    "SELECT 1 FROM class_members WHERE person_id = ?1 AND role = 'eleve' LIMIT 1",
+                    [&person[..]],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            let facts = match form.check(is_pupil, &today, &country) {
+                Ok(facts) => facts,
+                Err(msg) => return Ok(Err(msg)),
+            };
+            Ok::<_, DbError>(Ok(save(tx, &person, &facts, &me, &ip)?))
+        })
+        .await?;
+    match saved {
+        Err(msg) => Ok(back(&f, &msg)),
+        Ok(None) => Err(AppError::NotFound),
+        Ok(Some(changes)) => {
+            let ok = if changes.is_empty() { "0" } else { "1" };
+            Ok(Redirect::to(&format!("/personnes/{id}?ok={ok}")).into_response())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> PersonForm {
+        PersonForm {
+            nom: "  agbeko ".into(),
+            prenoms: "Akossiwa   Élodie".into(),
+            sexe: "F".into(),
+            naissance: "03/02/2009".into(),
+            lieu: " Lomé ".into(),
+            telephone: "90 12 34 56".into(),
+            redoublant: "1".into(),
+            erreur: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_form_is_tidied_like_an_import() {
+        let f = form().check(true, "2026-11-24", "228").expect("valid");
+        assert_eq!(f.surname, "AGBEKO");
+        assert_eq!(f.first_names, "Akossiwa Élodie");
+        assert_eq!(f.birth_date.as_deref(), Some("2009-02-03"));
+        assert_eq!(f.birth_place.as_deref(), Some("Lomé"));
+        assert_eq!(f.phone.as_deref(), Some("+22890123456"));
+        assert_eq!(f.repeating, Some(true));
+        let parent = form().check(false, "2026-11-24", "228").expect("valid");
+        assert_eq!(parent.repeating, None, "only pupils repeat");
+    }
+
+    #[test]
+    fn bad_values_are_refused_in_french() {
+        let bad = |change: fn(&mut PersonForm)| {
+            let mut f = form();
+            change(&mut f);
+            f.check(true, "2026-11-24", "228").expect_err("refused")
+        };
+        assert!(bad(|f| f.nom = " ".into()).contains("obligatoires"));
+        assert!(bad(|f| f.sexe = "X".into()).contains("F ou M"));
+        assert!(bad(|f| f.naissance = "31/02/2009".into()).contains("illisible"));
+        assert!(bad(|f| f.naissance = "2030-01-01".into()).contains("impossible"));
+        assert!(bad(|f| f.telephone = "12".into()).contains("illisible"));
+        assert!(bad(|f| f.lieu = "x".repeat(81)).contains("trop long"));
+    }
+}
