@@ -217,33 +217,28 @@ pub fn results_pdf(r: &Results, school: &str) -> Result<Vec<u8>, String> {
     let (head, rows) = results_rows(r);
     // The CSV's long column titles would wrap letter by letter in columns this narrow: the
     // PDF titles subjects by their code and the rest in short, with a legend under the table.
-    let fixed = head.len() - r.data.subjects.len() - 3;
-    let mut short: Vec<String> = vec!["Matricule".into(), "Nom".into(), "Prénoms".into()];
-    short.extend(r.data.subjects.iter().map(|s| s.code.clone()));
-    short.extend(
-        [
-            "Σ coef.",
-            "Σ points",
-            "Moy.",
-            "Rang",
-            "Appréc.",
-            "Distinction",
-            "Abs. NJ (h)",
-            "Abs. J (h)",
-            "Sanctions",
-            "Moy. ann.",
-            "Rang ann.",
-        ]
+    let subjects = 3..3 + r.data.subjects.len();
+    let head: Vec<String> = head
         .iter()
-        .take(fixed)
-        .map(|t| t.to_string()),
-    );
-    short.push("Décision".into());
-    let head = if short.len() == head.len() {
-        short
-    } else {
-        head
-    };
+        .enumerate()
+        .map(|(i, long)| {
+            if subjects.contains(&i) {
+                return r.data.subjects[i - 3].code.clone();
+            }
+            match long.as_str() {
+                "Total coefficients" => "Σ coef.",
+                "Total points" => "Σ points",
+                "Moyenne générale" => "Moy.",
+                "Appréciation" => "Appréc.",
+                "Absences non justifiées (h)" => "Abs. NJ (h)",
+                "Absences justifiées (h)" => "Abs. J (h)",
+                "Moyenne annuelle" => "Moy. ann.",
+                "Rang annuel" => "Rang ann.",
+                other => other,
+            }
+            .to_string()
+        })
+        .collect();
     let legend = r
         .data
         .subjects

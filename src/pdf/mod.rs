@@ -91,6 +91,23 @@ pub fn wrap(s: &str, width: f32, size: f32, bold: bool) -> Vec<String> {
     lines
 }
 
+/// The size at which `s` wraps into `width` without cutting a word — `size`, or smaller down to
+/// 70 % of it for a word too long ("Encouragements" in a narrow column) — and its lines. Below
+/// that, the word is cut as [`wrap`] does.
+pub fn fit(s: &str, width: f32, size: f32, bold: bool) -> (f32, Vec<String>) {
+    let widest = s
+        .split_whitespace()
+        .map(|w| text_width(w, size, bold))
+        .fold(0.0, f32::max);
+    let size = if widest > width {
+        // A hair under the exact ratio, so that rounding does not cut the last letter.
+        (size * width / widest * 0.99).max(size * 0.7)
+    } else {
+        size
+    };
+    (size, wrap(s, width, size, bold))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
     Left,
@@ -350,17 +367,17 @@ impl Doc {
         let leading = size * 1.2;
         let total: f32 = cols.iter().map(|c| c.width).sum();
         let x0 = self.margin + (self.width() - total).max(0.0) / 2.0;
-        let layout = |row: &Row| -> (Vec<Vec<String>>, f32) {
-            let lines: Vec<Vec<String>> = cols
+        let layout = |row: &Row| -> (Vec<(f32, Vec<String>)>, f32) {
+            let cells: Vec<(f32, Vec<String>)> = cols
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
                     let cell = row.cells.get(i).map(String::as_str).unwrap_or("");
-                    wrap(cell, c.width - 2.0 * pad, size, row.bold)
+                    fit(cell, c.width - 2.0 * pad, size, row.bold)
                 })
                 .collect();
-            let n = lines.iter().map(Vec::len).max().unwrap_or(1).max(1);
-            (lines, n as f32 * leading + 2.0 * pad)
+            let n = cells.iter().map(|(_, l)| l.len()).max().unwrap_or(1).max(1);
+            (cells, n as f32 * leading + 2.0 * pad)
         };
         let draw = |doc: &mut Doc, row: &Row| {
             let (lines, h) = layout(row);
@@ -375,14 +392,14 @@ impl Doc {
                 });
             }
             let mut x = x0;
-            for (c, cell) in cols.iter().zip(&lines) {
+            for (c, (cell_size, cell)) in cols.iter().zip(&lines) {
                 for (k, line) in cell.iter().enumerate() {
                     let baseline = top + pad + (k as f32 + 1.0) * leading - leading * 0.22;
                     doc.text_in(
                         x + pad,
                         c.width - 2.0 * pad,
                         baseline,
-                        size,
+                        *cell_size,
                         row.bold,
                         c.align,
                         line,
@@ -517,6 +534,20 @@ mod tests {
         );
         assert!(lines.len() >= 2);
         assert!(lines.iter().all(|l| text_width(l, 10.0, false) <= 80.0));
+    }
+
+    #[test]
+    fn a_word_too_long_for_its_column_is_made_smaller_not_cut() {
+        let word = "Encouragements";
+        let width = text_width(word, 6.0, false) * 0.85;
+        let (size, lines) = fit(word, width, 6.0, false);
+        assert_eq!(lines, vec![word.to_string()], "one line, whole");
+        assert!((4.2..6.0).contains(&size), "{size}");
+        // Short words keep the size; a word far too long is cut at 70 %.
+        assert_eq!(fit("Bien", width, 6.0, false), (6.0, vec!["Bien".into()]));
+        let (size, lines) = fit(word, width / 3.0, 6.0, false);
+        assert!((size - 4.2).abs() < 1e-4, "{size}");
+        assert!(lines.len() > 1);
     }
 
     #[test]

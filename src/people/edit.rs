@@ -183,21 +183,19 @@ impl PersonForm {
     }
 }
 
-/// Write `new` over the person's facts and audit each change; `Ok(None)` if the person does
-/// not exist, else the list of changes (empty: nothing written).
+/// Write `new` over the person's facts `old` and audit each change; the list of changes
+/// (empty: nothing written).
 pub fn save(
     tx: &Connection,
     id: &Id,
+    old: &Facts,
     new: &Facts,
     by: &Id,
     ip: &str,
-) -> Result<Option<Vec<String>>, DbError> {
-    let Some(old) = Facts::load(tx, id)? else {
-        return Ok(None);
-    };
+) -> Result<Vec<String>, DbError> {
     let changes = old.changes(new);
     if changes.is_empty() {
-        return Ok(Some(Vec::new()));
+        return Ok(Vec::new());
     }
     tx.execute(
         "UPDATE people SET surname = ?2, first_names = ?3, sex = ?4, birth_date = ?5, birth_place = ?6, \
@@ -239,7 +237,7 @@ pub fn save(
             ip: Some(ip),
         },
     )?;
-    Ok(Some(lines))
+    Ok(lines)
 }
 
 #[derive(Template)]
@@ -310,25 +308,17 @@ pub(super) async fn edit_save(
     let saved = state
         .db
         .write(move |tx| {
-            let is_pupil = tx
-                .query_row(
-                    "SELECT 1 FROM class_members WHERE person_id = ?1 AND role = 'eleve' LIMIT 1",
-                    [&person[..]],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            let facts = match form.check(is_pupil, &today, &country) {
-                Ok(facts) => facts,
+            let old = Facts::load(tx, &person)?.ok_or(AppError::NotFound)?;
+            let new = match form.check(old.repeating.is_some(), &today, &country) {
+                Ok(new) => new,
                 Err(msg) => return Ok(Err(msg)),
             };
-            Ok::<_, DbError>(Ok(save(tx, &person, &facts, &me, &ip)?))
+            Ok::<_, AppError>(Ok(save(tx, &person, &old, &new, &me, &ip)?))
         })
         .await?;
     match saved {
         Err(msg) => Ok(back(&f, &msg)),
-        Ok(None) => Err(AppError::NotFound),
-        Ok(Some(changes)) => {
+        Ok(changes) => {
             let ok = if changes.is_empty() { "0" } else { "1" };
             Ok(Redirect::to(&format!("/personnes/{id}?ok={ok}")).into_response())
         }
