@@ -300,6 +300,7 @@ fn serve(mut config: Config, demo: bool, date: Option<&str>) -> anyhow::Result<(
         .build()
         .context("démarrage du moteur asynchrone")?;
     runtime.block_on(async move {
+        let stop = shutdown_signal()?;
         let bind: std::net::IpAddr = config
             .http
             .bind
@@ -330,32 +331,31 @@ fn serve(mut config: Config, demo: bool, date: Option<&str>) -> anyhow::Result<(
                 h.local_addr()?.port()
             );
         }
-        kekeli::serve(
-            config,
-            prepared,
-            kekeli::Listeners { main, http },
-            shutdown_signal(),
-        )
-        .await?;
+        kekeli::serve(config, prepared, kekeli::Listeners { main, http }, stop).await?;
         Ok::<_, anyhow::Error>(())
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM (systemd) or Ctrl+C, listened for from the call on: made before the ports are bound,
+/// so that a stop sent as soon as the port answers is already a clean one.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("écoute de SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("écoute de SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -438,3 +438,44 @@ fn the_demo_can_live_on_a_chosen_school_day() {
     assert!(text.contains("Démo datée du 12/03/2030"), "{text}");
     assert!(text.contains("Démo existante réutilisée"), "{text}");
 }
+
+/// systemd may stop the box as soon as it answers (a quick restart): the stop must already be
+/// a clean one then, not a kill. (The signal was listened for only once serving began: every
+/// such stop killed the process.)
+#[test]
+fn a_stop_as_soon_as_the_port_answers_is_clean() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let o = run(&data, &["init"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for _ in 0..5 {
+        let port = free_port();
+        let ps = port.to_string();
+        let child = kekeli(&data, &["serve", "--https-port", &ps, "--http-port", "0"])
+            .env("KEKELI_HTTP__BIND", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "server never listened"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "stopped by SIGTERM right after start: {:?}\n{}",
+            out.status,
+            stderr(&out)
+        );
+    }
+}

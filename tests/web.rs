@@ -505,6 +505,31 @@ async fn the_secretariat_corrects_a_file_and_every_change_is_audited() {
     };
     let before = phone_of(parent);
     let audits = || common::audit_count(&server, "person.update");
+    // Two SMS to the parent: one already sent, one waiting for the gateway.
+    server
+        .db
+        .write_blocking(move |tx| {
+            tx.execute(
+                "INSERT INTO outbox (created_at, channel, person_id, address, body, state) VALUES \
+                 (0, 'sms', ?1, '+22890000000', 'envoyé', 'envoye'), (0, 'sms', ?1, '+22890000000', 'en attente', 'en_attente')",
+                [&parent[..]],
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("outbox");
+    let sms_to = |state: &'static str| -> String {
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT address FROM outbox WHERE person_id = ?1 AND state = ?2",
+                    (&parent[..], state),
+                    |r| r.get(0),
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("sms")
+    };
 
     let sec = server.logged_in(Role::Secretariat).await;
     let page = sec.text(&format!("/personnes/{pupil_hex}")).await;
@@ -588,6 +613,16 @@ async fn the_secretariat_corrects_a_file_and_every_change_is_audited() {
     assert_eq!(location(&r), format!("/personnes/{parent_hex}?ok=1"));
     assert_eq!(phone_of(parent).as_deref(), Some("+22891223344"));
     assert_eq!(audits(), 1);
+    assert_eq!(
+        sms_to("en_attente"),
+        "+22891223344",
+        "the waiting SMS follows"
+    );
+    assert_eq!(
+        sms_to("envoye"),
+        "+22890000000",
+        "what was sent stays as sent"
+    );
     let (old, new): (String, String) = server
         .db
         .read_blocking(|c| {

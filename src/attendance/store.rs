@@ -300,6 +300,29 @@ fn cancel_notifications(conn: &Connection, absence: &Id) -> Result<(), DbError> 
     Ok(())
 }
 
+/// A person's phone was corrected: their SMS not yet sent go to the new number, or are
+/// cancelled if the number was removed. Returns how many were changed.
+pub fn readdress_pending_sms(
+    conn: &Connection,
+    person: &Id,
+    phone: Option<&str>,
+) -> Result<usize, DbError> {
+    let n = match phone {
+        Some(p) => conn
+            .prepare_cached(
+                "UPDATE outbox SET address = ?2 WHERE person_id = ?1 AND channel = 'sms' AND state = 'en_attente'",
+            )?
+            .execute(params![&person[..], p])?,
+        None => conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'annule', last_error = 'numéro retiré de la fiche' \
+                 WHERE person_id = ?1 AND channel = 'sms' AND state = 'en_attente'",
+            )?
+            .execute([&person[..]])?,
+    };
+    Ok(n)
+}
+
 /// What the family notifications of one roll call share, worked out once per save.
 struct Notices<'a> {
     school: &'a str,

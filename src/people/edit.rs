@@ -1,6 +1,7 @@
 //! The secrétariat corrects a person's file without re-importing a whole class: names, sex,
-//! birth date and place, phone (which every absence SMS depends on), nouveau/redoublant. One
-//! transaction per save; each change is audited with the old and the new values.
+//! birth date and place, phone (which every absence SMS depends on: those not yet sent follow the
+//! new number), nouveau/redoublant. One transaction per save; each change is audited with the
+//! old and the new values.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -211,6 +212,9 @@ pub fn save(
             db::now(),
         ],
     )?;
+    if old.phone != new.phone {
+        crate::attendance::store::readdress_pending_sms(tx, id, new.phone.as_deref())?;
+    }
     if let (Some(_), Some(repeating)) = (old.repeating, new.repeating) {
         tx.execute(
             "UPDATE class_members SET repeating = ?2 WHERE person_id = ?1 AND role = 'eleve' AND repeating <> ?2",
