@@ -4,15 +4,11 @@
 
 mod common;
 
-use common::{TestServer, location};
+use common::{TestServer, hex, location, query_param};
 use kekeli::db::DbError;
 use kekeli::policy::Role;
 use kekeli::school::calendar;
 use time::Duration;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn one<T: rusqlite::types::FromSql + Send + 'static>(server: &TestServer, sql: &str) -> T {
     let sql = sql.to_string();
@@ -20,16 +16,6 @@ fn one<T: rusqlite::types::FromSql + Send + 'static>(server: &TestServer, sql: &
         .db
         .read_blocking(move |c| c.query_row(&sql, [], |r| r.get(0)).map_err(DbError::from))
         .expect("query")
-}
-
-fn query_param(loc: &str, name: &str) -> String {
-    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
-    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
 }
 
 /// The first Monday from next week on that starts `n` weeks without holidays (the demo has

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Options, TestServer};
+use common::{Options, TestServer, hex};
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -499,10 +499,6 @@ impl Driver {
         let text = self.wait_text("Vous êtes déconnecté").await;
         assert!(text.contains("Vous êtes déconnecté"), "{text}");
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The school day's roll call end to end, on a phone: the teacher marks an absence and a

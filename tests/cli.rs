@@ -167,6 +167,35 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
+/// Start `kekeli serve ARGS` on a free port, stop it with SIGTERM as soon as the port answers,
+/// and return how it ended.
+fn serve_then_stop(data: &Path, args: &[&str]) -> Output {
+    let port = free_port();
+    let ps = port.to_string();
+    let mut all = vec!["serve", "--https-port", &ps, "--http-port", "0"];
+    all.extend_from_slice(args);
+    let child = kekeli(data, &all)
+        .env("KEKELI_HTTP__BIND", "127.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait_with_output().expect("wait")
+}
+
 #[test]
 fn serve_demo_answers_healthcheck_and_stops_cleanly_on_sigterm() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -389,30 +418,9 @@ fn the_demo_can_live_on_a_chosen_school_day() {
     assert!(!data.join("kekeli.db").exists(), "nothing created");
 
     let serve_once = |args: &[&str]| {
-        let port = free_port();
-        let ps = port.to_string();
-        let mut all = vec!["serve", "--demo", "--https-port", &ps, "--http-port", "0"];
+        let mut all = vec!["--demo"];
         all.extend_from_slice(args);
-        let child = kekeli(&data, &all)
-            .env("KEKELI_HTTP__BIND", "127.0.0.1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "server never listened"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let out = child.wait_with_output().expect("wait");
+        let out = serve_then_stop(&data, &all);
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
@@ -449,28 +457,7 @@ fn a_stop_as_soon_as_the_port_answers_is_clean() {
     let o = run(&data, &["init"]);
     assert!(o.status.success(), "{}", stderr(&o));
     for _ in 0..5 {
-        let port = free_port();
-        let ps = port.to_string();
-        let child = kekeli(&data, &["serve", "--https-port", &ps, "--http-port", "0"])
-            .env("KEKELI_HTTP__BIND", "127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "server never listened"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let out = child.wait_with_output().expect("wait");
+        let out = serve_then_stop(&data, &[]);
         assert!(
             out.status.success(),
             "stopped by SIGTERM right after start: {:?}\n{}",

@@ -5,14 +5,10 @@
 
 mod common;
 
-use common::{TestServer, audit_count, location};
+use common::{TestServer, audit_count, hex, location};
 use kekeli::db::DbError;
 use kekeli::grades::store as gs;
 use kekeli::policy::Role;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn q(server: &TestServer, sql: &str, p: &[u8]) -> Vec<u8> {
     let (sql, p) = (sql.to_string(), p.to_vec());

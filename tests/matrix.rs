@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Browser, TestServer, extra_session, location};
+use common::{Browser, TestServer, extra_session, hex, location};
 use kekeli::policy::Role;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -935,10 +935,6 @@ fn q1(server: &TestServer, sql: &str, p: &dyn rusqlite::ToSql) -> Vec<u8> {
                 .map_err(kekeli::db::DbError::from)
         })
         .expect(sql)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 struct Objects {

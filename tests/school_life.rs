@@ -3,14 +3,10 @@
 
 mod common;
 
-use common::{TestServer, location};
+use common::{TestServer, hex, location, query_param};
 use kekeli::policy::Role;
 use kekeli::school::calendar;
 use kekeli::timetable::store::{self as tt, Filter, OccKey};
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn one<T: rusqlite::types::FromSql>(server: &TestServer, sql: &str) -> T {
     let sql = sql.to_string();
@@ -25,16 +21,6 @@ fn one<T: rusqlite::types::FromSql>(server: &TestServer, sql: &str) -> T {
 
 fn count(server: &TestServer, sql: &str) -> i64 {
     one(server, sql)
-}
-
-fn query_param(loc: &str, name: &str) -> String {
-    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
-    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Options, TestServer, location};
+use common::{Options, TestServer, hex, location, query_param};
 use kekeli::policy::Role;
 
 #[tokio::test]
@@ -459,20 +459,6 @@ async fn requests_in_flight_finish_during_shutdown() {
     );
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn query_value(loc: &str, name: &str) -> String {
-    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
-    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
 /// The secrétariat corrects a parent's phone (the absence SMS go there) and a pupil's birth
 /// date, place and status from their files, without an import: bad input comes back with the
 /// reason and changes nothing; each change is audited with its old and new values.
@@ -595,10 +581,10 @@ async fn the_secretariat_corrects_a_file_and_every_change_is_audited() {
         "{loc}"
     );
     assert!(
-        query_value(&loc, "erreur").contains("Numéro illisible"),
+        query_param(&loc, "erreur").contains("Numéro illisible"),
         "{loc}"
     );
-    assert_eq!(query_value(&loc, "telephone"), "12 34");
+    assert_eq!(query_param(&loc, "telephone"), "12 34");
     let again = sec.text(&loc).await;
     assert!(again.contains("Numéro illisible") && again.contains("value=\"12 34\""));
     assert_eq!(phone_of(parent), before, "nothing written");

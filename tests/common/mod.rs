@@ -298,6 +298,22 @@ pub fn in_year(month_day: &str) -> String {
     format!("{}-{month_day}", if month >= 8 { y } else { y + 1 })
 }
 
+/// Bytes as lowercase hexadecimal (how ids appear in URLs and forms).
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The value of `name` in the query string of `loc` (a redirect's location), decoded.
+pub fn query_param(loc: &str, name: &str) -> String {
+    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
 pub fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")
