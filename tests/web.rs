@@ -645,8 +645,9 @@ async fn the_secretariat_corrects_a_file_and_every_change_is_audited() {
         file.contains("Fiche enregistrée")
             && file.contains("03/02/2009")
             && file.contains("Tsévié")
-            && file.contains("Redoublant(e)"),
-        "{file}"
+            && file.contains("Redoublant(e)")
+            && file.contains("+228 91 22 33 44"),
+        "the parent's new number, as people read it: {file}"
     );
     // The same again changes nothing and audits nothing.
     let r = post(format!("/personnes/{pupil_hex}/modifier"), fields).await;

@@ -84,7 +84,11 @@ impl Facts {
             sexe: self.sex.clone().unwrap_or_default(),
             naissance: self.birth_date.clone().unwrap_or_default(),
             lieu: self.birth_place.clone().unwrap_or_default(),
-            telephone: self.phone.clone().unwrap_or_default(),
+            telephone: self
+                .phone
+                .as_deref()
+                .map(super::display_phone)
+                .unwrap_or_default(),
             redoublant: if self.repeating == Some(true) {
                 "1".into()
             } else {

@@ -151,6 +151,23 @@ pub fn french_date(iso: &str) -> String {
     }
 }
 
+/// A stored phone as people read it out: `+228 90 12 34 56` (the country code, then pairs).
+/// Anything not in the stored `+digits` form is shown as it is.
+pub fn display_phone(stored: &str) -> String {
+    let Some(digits) = stored.strip_prefix('+') else {
+        return stored.to_string();
+    };
+    if digits.len() < 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return stored.to_string();
+    }
+    // The national number is the last 8 digits (Togo and its neighbours); the rest is the code.
+    let (code, national) = digits.split_at(digits.len() - 8);
+    let pairs: Vec<&str> = (0..4)
+        .filter_map(|i| national.get(2 * i..2 * i + 2))
+        .collect();
+    format!("+{code} {}", pairs.join(" "))
+}
+
 /// Today's date in UTC, `YYYY-MM-DD`, from the school's clock.
 pub fn today() -> String {
     crate::school::calendar::iso(crate::school::calendar::now(0).date)
@@ -272,7 +289,7 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
         birth_date: french_date(&birth_date),
         birth_place,
         matricule,
-        phone,
+        phone: display_phone(&phone),
         status: match repeating {
             Some(1) => "redoublant",
             Some(_) => "nouveau",
@@ -288,13 +305,18 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
         )?,
         guardians: {
             let mut stmt = conn.prepare(
-                "SELECT p.id, p.first_names || ' ' || p.surname || coalesce(' — ' || p.phone, '') \
+                "SELECT p.id, p.first_names || ' ' || p.surname, p.phone \
                  FROM guardianships g JOIN people p ON p.id = g.parent_id WHERE g.child_id = ?1 ORDER BY p.surname",
             )?;
             stmt.query_map([&id[..]], |r| {
+                let name: String = r.get(1)?;
+                let phone: Option<String> = r.get(2)?;
                 Ok(PersonRef {
                     id: hex(&r.get::<_, Id>(0)?),
-                    name: r.get(1)?,
+                    name: match phone {
+                        Some(p) => format!("{name} — {}", display_phone(&p)),
+                        None => name,
+                    },
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?
@@ -475,6 +497,14 @@ mod tests {
         assert!(is_minor(Some("2008-11-24"), "2026-11-23"), "18 tomorrow");
         assert!(is_minor(None, "2026-11-23"));
         assert_eq!(french_date("2010-10-16"), "16/10/2010");
+        assert_eq!(display_phone("+22890123456"), "+228 90 12 34 56");
+        assert_eq!(display_phone("+22990123456"), "+229 90 12 34 56");
+        assert_eq!(
+            display_phone("90 12 34 56"),
+            "90 12 34 56",
+            "not stored form: as is"
+        );
+        assert_eq!(display_phone(""), "");
         assert_eq!(french_date(""), "");
     }
 }
