@@ -324,13 +324,24 @@ pub async fn serve(
     let watchdog = {
         let mut usec = 0u64;
         let mut stop = stop_rx.clone();
+        let db = state.db.clone();
         sd_notify::watchdog_enabled(false, &mut usec).then(|| {
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
+                // Fed only while the writer answers: a server whose writes are stuck keeps
+                // serving pages, and only systemd restarting it gets the school saving again.
+                let period = Duration::from_micros(usec / 2);
+                let probe = (period / 2).min(system::WRITER_PROBE);
+                let mut tick = tokio::time::interval(period);
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => { let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]); }
+                        _ = tick.tick() => {}
                         _ = net::server::stopped(&mut stop) => break,
+                    }
+                    match db.probe_writer(probe).await {
+                        Ok(()) => {
+                            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                        }
+                        Err(e) => tracing::error!(error = %e, "writer not answering; watchdog not fed"),
                     }
                 }
             })

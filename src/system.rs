@@ -20,8 +20,14 @@ pub fn routes() -> Routes {
         .get("/static/{name}", crate::web::assets::serve)
 }
 
+/// How long `/healthz` and the watchdog wait for the writer before calling it stuck. A roll
+/// call or a whole class's marks take milliseconds; an import of 1,000 pupils about a second.
+pub const WRITER_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Healthy means a reader *and* the writer answer: a box that serves pages but can no longer
+/// save anything is not healthy.
 pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let db_ok = state
+    let read_ok = state
         .db
         .read(|c| {
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -29,13 +35,16 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         })
         .await
         .is_ok();
+    let write_ok = state.db.probe_writer(WRITER_PROBE).await.is_ok();
+    let ok = read_ok && write_ok;
     let body = serde_json::json!({
-        "status": if db_ok { "ok" } else { "degraded" },
+        "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "database": if db_ok { "ok" } else { "error" },
+        "database": if read_ok { "ok" } else { "error" },
+        "writer": if write_ok { "ok" } else { "stuck" },
     });
-    let code = if db_ok {
+    let code = if ok {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE

@@ -7,7 +7,7 @@ pub mod registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction};
@@ -34,6 +34,12 @@ pub enum DbError {
     /// The shared transaction of a group of writes could not be committed.
     #[error("enregistrement impossible : {0}")]
     Commit(String),
+    /// The write (or read) panicked: its own changes were rolled back, the others kept.
+    #[error("erreur interne pendant l'opération : {0}")]
+    Panicked(String),
+    /// The writer did not answer in time (a probe from `/healthz` or the watchdog).
+    #[error("la base ne répond pas aux écritures")]
+    WriterStuck,
 }
 
 /// Shared handle; cheap to clone.
@@ -60,6 +66,8 @@ struct Inner {
     /// Per table, how many commits of this process changed it: caches of derived data add
     /// up the counters of the tables they read ([`Db::generation_of`]).
     tables: Mutex<HashMap<String, u64>>,
+    /// Unix seconds of the last group commit (for `/metrics`).
+    last_group: std::sync::atomic::AtomicI64,
     /// Bumped when another process is seen writing: it moves every sum.
     foreign: std::sync::atomic::AtomicU64,
     /// Tables the open transaction has changed so far, filled by the writer's update hook,
@@ -69,7 +77,9 @@ struct Inner {
     /// connection (another process: `kekeli import`, `kekeli user`) commits.
     data_version: std::sync::atomic::AtomicI64,
     readers: Mutex<Vec<Connection>>,
-    reader_permits: Semaphore,
+    /// One permit per pooled reader. A permit lives as long as its connection is in use — it
+    /// moves into the blocking task — so a read whose caller went away still holds it.
+    reader_permits: Arc<Semaphore>,
     /// Set by [`Db::checkpoint_in_background`]: the connection that copies the WAL into the
     /// main file, off the writer.
     checkpointer: Mutex<Option<Connection>>,
@@ -168,10 +178,11 @@ impl Db {
                 grouped_writes: Default::default(),
                 tables: Mutex::default(),
                 foreign: Default::default(),
+                last_group: Default::default(),
                 touched,
                 data_version: std::sync::atomic::AtomicI64::new(data_version),
                 readers: Mutex::new(pool),
-                reader_permits: Semaphore::new(readers),
+                reader_permits: Arc::new(Semaphore::new(readers)),
                 checkpointer: Mutex::new(None),
             }),
         })
@@ -188,19 +199,23 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let _permit = self
+        let permit = self
             .inner
             .reader_permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| E::from(DbError::Poisoned))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            // Held until the connection is back in the pool, even if this future's caller
+            // is gone (a client that hung up): the next reader then never finds it empty.
+            let _permit = permit;
             let lease = Lease::take(&inner)?;
             f(lease.conn())
         })
         .await
-        .map_err(|e| E::from(DbError::Join(e)))?
+        .map_err(|e| E::from(join_error(e)))?
     }
 
     /// Run `f` inside a write transaction on the single writer, on the blocking pool. `f`'s
@@ -223,7 +238,18 @@ impl Db {
             let result = match run("SAVEPOINT kekeli_write") {
                 Err(e) => Err(E::from(DbError::from(e))),
                 Ok(_) => {
-                    let result = f(tx);
+                    // A panicking write fails alone: its savepoint is rolled back like a
+                    // refused write's, and the group goes on with the others.
+                    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                        || f(tx),
+                    )) {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            let what = panic_text(panic.as_ref());
+                            tracing::error!(panic = %what, "a write panicked; rolled back alone");
+                            Err(E::from(DbError::Panicked(what)))
+                        }
+                    };
                     let end = if result.is_ok() {
                         run("RELEASE kekeli_write")
                     } else {
@@ -243,15 +269,11 @@ impl Db {
                 let _ = send.send(out);
             })
         });
-        self.inner
-            .queue
-            .lock()
-            .map_err(|_| E::from(DbError::Poisoned))?
-            .push(job);
+        self.queue().push(job);
         let db = self.clone();
         tokio::task::spawn_blocking(move || db.drain())
             .await
-            .map_err(|e| E::from(DbError::Join(e)))?;
+            .map_err(|e| E::from(join_error(e)))?;
         receive.await.unwrap_or_else(|_| {
             Err(E::from(DbError::Commit(
                 "la transaction n'a pas pu être ouverte".into(),
@@ -264,13 +286,8 @@ impl Db {
     /// bell, 18 roll calls at once) that is one or two commits instead of one per arrival,
     /// and each page the burst changes is written to the WAL once.
     fn drain(&self) {
-        let Ok(mut conn) = self.inner.writer.lock() else {
-            return;
-        };
-        let mut jobs = match self.inner.queue.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
-            Err(_) => return,
-        };
+        let mut conn = self.writer();
+        let mut jobs = std::mem::take(&mut *self.queue());
         if jobs.is_empty() {
             return;
         }
@@ -287,10 +304,7 @@ impl Db {
             if started.elapsed() >= self.inner.join_window {
                 break;
             }
-            jobs = match self.inner.queue.lock() {
-                Ok(mut q) => std::mem::take(&mut *q),
-                Err(_) => break,
-            };
+            jobs = std::mem::take(&mut *self.queue());
             if jobs.is_empty() {
                 break;
             }
@@ -306,6 +320,7 @@ impl Db {
         );
         self.bump();
         use std::sync::atomic::Ordering::Relaxed;
+        self.inner.last_group.store(now(), Relaxed);
         self.inner.groups.fetch_add(1, Relaxed);
         self.inner.grouped_writes.fetch_add(n, Relaxed);
         for finish in finishes {
@@ -313,14 +328,45 @@ impl Db {
         }
     }
 
+    /// The writer connection. A thread that panicked while holding it (a CLI or job write
+    /// through [`Db::write_blocking`]) leaves the mutex poisoned: the connection is taken back,
+    /// any transaction it left open is rolled back, and writing goes on — one failure must
+    /// never stop every later write.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        if self.inner.writer.is_poisoned() {
+            tracing::error!("the writer was left by a panic; taking it back");
+        }
+        let conn = relock(&self.inner.writer);
+        if !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "could not roll back a transaction left open");
+        }
+        conn
+    }
+
+    /// The queue of writes waiting for the writer (never left poisoned: pushing and taking
+    /// cannot panic half-way).
+    fn queue(&self) -> MutexGuard<'_, Vec<Job>> {
+        relock(&self.inner.queue)
+    }
+
+    /// Does the writer answer? A no-op write through the queue, behind whatever waits there,
+    /// must come back within `within`: what `/healthz` and the systemd watchdog ask, so that
+    /// a box whose writes are stuck is seen — and restarted — rather than reported healthy.
+    /// (An empty transaction writes nothing to the WAL and costs no `fsync`.)
+    pub async fn probe_writer(&self, within: Duration) -> Result<(), DbError> {
+        match tokio::time::timeout(within, self.write(|_| Ok::<_, DbError>(()))).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError::WriterStuck),
+        }
+    }
+
     /// After a commit (or a failed one): tell the caches which tables the transaction
     /// changed. Called with the writer held, so the tables belong to the transaction just
     /// ended (a rolled-back change only costs the caches a needless refresh).
     fn bump(&self) {
-        let touched = match self.inner.touched.lock() {
-            Ok(mut t) => std::mem::take(&mut *t),
-            Err(_) => return,
-        };
+        let touched = std::mem::take(&mut *relock(&self.inner.touched));
         if touched.is_empty() {
             return;
         }
@@ -364,7 +410,7 @@ impl Db {
     /// workers.
     pub fn notice_other_writers(&self) -> Result<bool, DbError> {
         use std::sync::atomic::Ordering::{AcqRel, Release};
-        let conn = self.inner.writer.lock().map_err(|_| DbError::Poisoned)?;
+        let conn = self.writer();
         let now = data_version(&conn)?;
         if self.inner.data_version.swap(now, AcqRel) == now {
             return Ok(false);
@@ -388,11 +434,7 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, E>,
         E: From<DbError>,
     {
-        let mut conn = self
-            .inner
-            .writer
-            .lock()
-            .map_err(|_| E::from(DbError::Poisoned))?;
+        let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| E::from(DbError::from(e)))?;
@@ -435,11 +477,7 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, E>,
         E: From<DbError>,
     {
-        let conn = self
-            .inner
-            .writer
-            .lock()
-            .map_err(|_| E::from(DbError::Poisoned))?;
+        let conn = self.writer();
         f(&conn)
     }
 
@@ -449,27 +487,16 @@ impl Db {
     /// `fsync`. Command-line tools keep SQLite's automatic checkpoints.
     pub fn checkpoint_in_background(&self) -> Result<(), DbError> {
         let conn = connect(&self.inner.path)?;
-        self.inner
-            .writer
-            .lock()
-            .map_err(|_| DbError::Poisoned)?
+        self.writer()
             .pragma_update(None, "wal_autocheckpoint", 0)?;
-        *self
-            .inner
-            .checkpointer
-            .lock()
-            .map_err(|_| DbError::Poisoned)? = Some(conn);
+        *relock(&self.inner.checkpointer) = Some(conn);
         Ok(())
     }
 
     /// Copy what the WAL holds into the main file without waiting for readers or blocking the
     /// writer (SQLite's PASSIVE checkpoint); returns (frames in the WAL, frames copied). Blocking.
     pub fn checkpoint_passive(&self) -> Result<(i64, i64), DbError> {
-        let guard = self
-            .inner
-            .checkpointer
-            .lock()
-            .map_err(|_| DbError::Poisoned)?;
+        let guard = relock(&self.inner.checkpointer);
         let Some(conn) = guard.as_ref() else {
             return Ok((0, 0));
         };
@@ -480,7 +507,7 @@ impl Db {
 
     /// Checkpoint the WAL into the main file; called at clean shutdown.
     pub fn checkpoint(&self) -> Result<(), DbError> {
-        let conn = self.inner.writer.lock().map_err(|_| DbError::Poisoned)?;
+        let conn = self.writer();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
@@ -509,12 +536,7 @@ struct Lease<'a> {
 impl<'a> Lease<'a> {
     /// Take a connection; the caller holds one of `reader_permits`, so one is there.
     fn take(inner: &'a Inner) -> Result<Lease<'a>, DbError> {
-        let conn = inner
-            .readers
-            .lock()
-            .map_err(|_| DbError::Poisoned)?
-            .pop()
-            .ok_or(DbError::Poisoned)?;
+        let conn = relock(&inner.readers).pop().ok_or(DbError::Poisoned)?;
         Ok(Lease {
             inner,
             conn: Some(conn),
@@ -529,10 +551,40 @@ impl<'a> Lease<'a> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.inner.readers.lock()) {
-            pool.push(conn);
+        if let Some(conn) = self.conn.take() {
+            relock(&self.inner.readers).push(conn);
         }
     }
+}
+
+/// Lock `m`, taking it back if a thread panicked while holding it: what the mutexes of this
+/// module guard stays usable after a panic (the writer is checked by [`Db::writer`]).
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| {
+        m.clear_poison();
+        poisoned.into_inner()
+    })
+}
+
+/// A blocking task that ended badly: a panic in a read becomes [`DbError::Panicked`] with its
+/// message (for the log), anything else [`DbError::Join`].
+fn join_error(e: tokio::task::JoinError) -> DbError {
+    if e.is_panic() {
+        let what = panic_text(e.into_panic().as_ref());
+        tracing::error!(panic = %what, "a database task panicked");
+        DbError::Panicked(what)
+    } else {
+        DbError::Join(e)
+    }
+}
+
+/// The message a panic carried, as far as it is text.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panique".into())
 }
 
 /// Changes on `conn` only when another connection commits to the same database.
@@ -656,6 +708,171 @@ mod tests {
             "{} commits for 10 queued writes",
             after - before
         );
+    }
+
+    /// A write that panics fails alone — its caller gets an error, its changes vanish — and the
+    /// writer goes on serving: later writes, writes grouped with it, a probe. Before, the panic
+    /// poisoned the writer's mutex and every later write waited for ever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_serving() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 2).expect("open");
+        db.write_blocking(|tx| {
+            tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+                .map_err(DbError::from)
+        })
+        .expect("table");
+        fn bounded<F: std::future::Future>(f: F) -> tokio::time::Timeout<F> {
+            tokio::time::timeout(Duration::from_secs(20), f)
+        }
+        let panicked = bounded(db.write(|tx| {
+            tx.execute("INSERT INTO t (n) VALUES (1)", [])?;
+            if tx.is_autocommit() {
+                return Ok::<_, DbError>(());
+            }
+            panic!("bogue dans une écriture");
+        }))
+        .await
+        .expect("the panicking write answers");
+        assert!(
+            matches!(panicked, Err(DbError::Panicked(ref m)) if m.contains("bogue")),
+            "{panicked:?}"
+        );
+        bounded(db.write(|tx: &Transaction<'_>| {
+            tx.execute("INSERT INTO t (n) VALUES (2)", [])
+                .map_err(DbError::from)
+        }))
+        .await
+        .expect("the next write is not stuck")
+        .expect("and succeeds");
+        // Several writes in one group, one of them panicking: the others are committed.
+        let held = db.clone();
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            held.on_writer(|_| {
+                let _ = locked_tx.send(());
+                std::thread::sleep(Duration::from_millis(200));
+                Ok::<_, DbError>(())
+            })
+        });
+        locked.recv().expect("writer held");
+        let mut tasks = Vec::new();
+        for n in 10..15i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |tx| {
+                    tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                    if n == 12 {
+                        panic!("bogue");
+                    }
+                    Ok::<_, DbError>(n)
+                })
+                .await
+            }));
+        }
+        holder.join().expect("holder").expect("held");
+        for (i, t) in tasks.into_iter().enumerate() {
+            let r = bounded(t).await.expect("answered").expect("task");
+            assert_eq!(r.is_ok(), i != 2, "write {i}: {r:?}");
+        }
+        bounded(db.probe_writer(Duration::from_secs(5)))
+            .await
+            .expect("bounded")
+            .expect("the writer answers");
+        let rows: Vec<i64> = db
+            .read(|c| {
+                c.prepare("SELECT n FROM t ORDER BY n")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(DbError::from)
+            })
+            .await
+            .expect("rows");
+        assert_eq!(rows, vec![2, 10, 11, 13, 14]);
+    }
+
+    /// A thread that panics while holding the writer (a CLI or job write) leaves it usable.
+    #[test]
+    fn a_panic_in_a_blocking_write_leaves_the_writer_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
+        let other = db.clone();
+        let joined = std::thread::spawn(move || {
+            other.write_blocking(|tx| {
+                tx.execute_batch("CREATE TABLE t (n INTEGER)")?;
+                if tx.is_autocommit() {
+                    return Ok::<_, DbError>(());
+                }
+                panic!("bogue");
+            })
+        })
+        .join();
+        assert!(joined.is_err(), "the thread panicked");
+        db.write_blocking(|tx| {
+            tx.execute_batch("CREATE TABLE u (n INTEGER)")
+                .map_err(DbError::from)
+        })
+        .expect("the writer still writes");
+        let t: i64 = db
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 't'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .expect("count");
+        assert_eq!(t, 0, "the panicked write was rolled back");
+    }
+
+    /// A read whose caller goes away (the client hung up) keeps its connection's permit until
+    /// the connection is back: the next read waits for it instead of finding the pool empty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_read_does_not_empty_the_pool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("k.db"), "TEST", 1).expect("open");
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let slow = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(move |c| {
+                    let _ = started_tx.send(());
+                    let _ = release.recv_timeout(Duration::from_secs(20));
+                    c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                        .map_err(DbError::from)
+                })
+                .await
+            })
+        };
+        started.await.expect("the slow read runs");
+        // The client goes away: its future is dropped while the blocking task still reads.
+        slow.abort();
+        let _ = slow.await;
+        assert_eq!(
+            db.inner.reader_permits.available_permits(),
+            0,
+            "the permit stays with the connection still in use"
+        );
+        let next = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(|c| {
+                    c.query_row("SELECT 2", [], |r| r.get::<_, i64>(0))
+                        .map_err(DbError::from)
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        release_tx.send(()).expect("release");
+        let n = tokio::time::timeout(Duration::from_secs(20), next)
+            .await
+            .expect("answered")
+            .expect("task")
+            .expect("the next read gets a connection");
+        assert_eq!(n, 2);
     }
 
     /// A write queued while a group works joins it within the window, and waits for the next
