@@ -78,6 +78,18 @@ pub struct HttpConfig {
     pub max_body_kib: usize,
     /// Prometheus `/metrics` answers other addresses than loopback only if true.
     pub metrics_remote: bool,
+    /// Seconds a client has to send a request's headers; also how long an HTTP/1.1
+    /// connection may wait, idle, for its next request.
+    pub header_timeout_secs: u64,
+    /// Seconds without a byte either way, and no request being answered, after which a
+    /// connection (HTTP/1.1 or HTTP/2) is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once from one address (a classroom behind one NAT opens a few per
+    /// laptop); 0 for no bound — behind a TLS terminator every connection comes from it.
+    pub max_connections_per_address: usize,
+    /// Connections open at once in all; past it new ones are closed at once. Keep it well
+    /// under the process's file limit (`LimitNOFILE` in the systemd unit).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +140,10 @@ impl Default for HttpConfig {
             tls: true,
             max_body_kib: 1024,
             metrics_remote: false,
+            header_timeout_secs: 20,
+            idle_timeout_secs: 120,
+            max_connections_per_address: 256,
+            max_connections: 8192,
         }
     }
 }

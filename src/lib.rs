@@ -221,16 +221,20 @@ pub async fn serve(
         weeks: Default::default(),
         marks_pages: crate::grades::cache::marks_pages(),
         bulletin_job: Default::default(),
+        connections: Default::default(),
         main_port,
         config: config.clone(),
     }));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
+    let limits = net::server::Limits::of(&config.http);
     servers.push(tokio::spawn(net::server::run(
         listeners.main,
         app::router(state.clone()),
         tls_config,
+        limits,
+        state.connections.clone(),
         stop_rx.clone(),
     )));
     if let Some(http) = listeners.http {
@@ -238,6 +242,8 @@ pub async fn serve(
             http,
             system::http_router(state.clone()),
             None,
+            limits,
+            state.connections.clone(),
             stop_rx.clone(),
         )));
     }
@@ -341,7 +347,9 @@ pub async fn serve(
                         Ok(()) => {
                             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
                         }
-                        Err(e) => tracing::error!(error = %e, "writer not answering; watchdog not fed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "writer not answering; watchdog not fed")
+                        }
                     }
                 }
             })

@@ -64,6 +64,7 @@ async fn metrics(
         .read(crate::auth::session::count)
         .await
         .unwrap_or(0);
+    let (open, refused, timed_out) = state.connections.counts();
     let text = state.metrics.render(&[
         (
             "kekeli_uptime_seconds",
@@ -75,6 +76,21 @@ async fn metrics(
             "kekeli_database_bytes",
             "Database size with WAL.",
             state.db.size_bytes() as f64,
+        ),
+        (
+            "kekeli_connections_open",
+            "Connections open now.",
+            open as f64,
+        ),
+        (
+            "kekeli_connections_refused_total",
+            "Connections closed at once: too many from one address or in all.",
+            refused as f64,
+        ),
+        (
+            "kekeli_connections_timed_out_total",
+            "Connections closed for a header, handshake or idle timeout.",
+            timed_out as f64,
         ),
     ]);
     Ok((

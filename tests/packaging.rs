@@ -16,6 +16,8 @@ fn the_unit_is_notify_hardened_and_binds_low_ports_only() {
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
         "NoNewPrivileges=yes",
         "User=kekeli",
+        // Room for the connections the server admits (the default 1,024 is not).
+        "LimitNOFILE=65536",
     ] {
         assert!(UNIT.lines().any(|l| l.starts_with(line)), "missing {line}");
     }

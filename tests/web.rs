@@ -88,6 +88,42 @@ async fn health_and_metrics_by_matched_route() {
     server.stop().await;
 }
 
+/// `/healthz` proves the writer answers, not only a reader: while another process holds the
+/// database's write lock, reads still work but saving does not, and the box says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_degraded_while_the_writer_cannot_write() {
+    let server = TestServer::start_with(Options {
+        demo: false,
+        ..Default::default()
+    })
+    .await;
+    let b = server.browser();
+    let health: serde_json::Value = b.get("/healthz").await.json().await.expect("json");
+    assert_eq!(health["writer"], "ok");
+    let path = server.config.db_path();
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let (release_tx, release) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let c = kekeli::db::connect(&path).expect("connect");
+        c.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let _ = locked_tx.send(());
+        let _ = release.recv_timeout(std::time::Duration::from_secs(120));
+        c.execute_batch("ROLLBACK").expect("unlock");
+    });
+    locked.recv().expect("locked");
+    let r = b.get("/healthz").await;
+    assert_eq!(r.status(), 503);
+    let health: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["database"], "ok", "reads still work");
+    assert_eq!(health["writer"], "stuck");
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder");
+    let health: serde_json::Value = b.get("/healthz").await.json().await.expect("json");
+    assert_eq!(health["status"], "ok");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn pages_are_light_and_usable_without_javascript() {
     let server = TestServer::start().await;

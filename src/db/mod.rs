@@ -487,8 +487,7 @@ impl Db {
     /// `fsync`. Command-line tools keep SQLite's automatic checkpoints.
     pub fn checkpoint_in_background(&self) -> Result<(), DbError> {
         let conn = connect(&self.inner.path)?;
-        self.writer()
-            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        self.writer().pragma_update(None, "wal_autocheckpoint", 0)?;
         *relock(&self.inner.checkpointer) = Some(conn);
         Ok(())
     }

@@ -349,6 +349,17 @@ pub fn request_lang(headers: &HeaderMap) -> Lang {
         })
 }
 
+/// What a request whose handler panicked gets: the French 500 page. The panic's message goes
+/// to the log; the server, and the connection's other requests, carry on.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    AppError::Internal(format!("panique : {what}")).into_response()
+}
+
 /// The fallback for unknown routes.
 pub async fn not_found() -> AppError {
     AppError::NotFound
