@@ -95,9 +95,20 @@ fn load_secret(path: &Path) -> Result<Secret, InitError> {
     Ok(Secret(key))
 }
 
+/// Files the box creates — the database, uploaded documents, keys — are never readable by
+/// other users of the machine, whoever started it (the packaged unit sets the same umask; a
+/// technician running `kekeli serve` by hand from a shell with umask 022 would not).
+pub fn restrict_umask() {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o027));
+    // Keep a stricter mask if one was set.
+    rustix::process::umask(old | Mode::from_raw_mode(0o027));
+}
+
 /// Prepare the data directory: folders, secret key, database and migrations, CA and certificate,
 /// and the first technician account (with a one-time activation code) when there is none.
 pub fn init(config: &Config) -> Result<Prepared, InitError> {
+    restrict_umask();
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     {

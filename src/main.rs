@@ -147,6 +147,7 @@ fn init_tracing(config: &Config) {
 }
 
 fn main() -> std::process::ExitCode {
+    kekeli::restrict_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

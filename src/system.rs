@@ -166,21 +166,12 @@ pub fn http_router(state: AppState) -> Router {
 }
 
 async fn redirect_to_https(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let names = crate::net::tls::Names::of_this_box(&state.config.name);
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map(|(name, _)| name)
-                .unwrap_or(h)
-                .to_string()
-        })
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
-        })
+        .and_then(|h| known_host(h, &names))
         .unwrap_or_else(|| state.config.local_name());
     let port = state.main_port;
     let path = req
@@ -194,4 +185,65 @@ async fn redirect_to_https(State(state): State<AppState>, req: axum::extract::Re
         format!("https://{host}:{port}{path}")
     };
     axum::response::Redirect::permanent(&target).into_response()
+}
+
+/// The host part of a `Host` header when it names this box — one of the names or addresses
+/// its certificate covers — as it goes into an `https://` URL; `None` for anything else, which
+/// is then sent to the box's own name, never to wherever the header points.
+fn known_host(header: &str, names: &crate::net::tls::Names) -> Option<String> {
+    let header = header.trim();
+    // "[v6]:port", "[v6]", "name:port", "v4:port", "name".
+    let bare = if let Some(rest) = header.strip_prefix('[') {
+        rest.split_once(']').map(|(ip, _)| ip)?
+    } else {
+        header.rsplit_once(':').map(|(h, _)| h).unwrap_or(header)
+    };
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return names.ips.contains(&ip).then(|| match ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+        });
+    }
+    names
+        .dns
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(bare))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_port_redirects_only_to_the_box_itself() {
+        let names = crate::net::tls::Names {
+            dns: vec!["kekeli".into(), "kekeli.local".into(), "localhost".into()],
+            ips: vec![
+                [192, 168, 1, 10].into(),
+                std::net::Ipv6Addr::LOCALHOST.into(),
+            ],
+            networks: Vec::new(),
+        };
+        assert_eq!(
+            known_host("KEKELI.local:8080", &names).as_deref(),
+            Some("kekeli.local")
+        );
+        assert_eq!(
+            known_host("192.168.1.10", &names).as_deref(),
+            Some("192.168.1.10")
+        );
+        assert_eq!(known_host("[::1]:80", &names).as_deref(), Some("[::1]"));
+        for other in [
+            "evil.example",
+            "evil.example:8080",
+            "192.168.1.11",
+            "kekeli.local.evil.example",
+            "[::2]",
+            "kekeli.local/x",
+            "",
+        ] {
+            assert_eq!(known_host(other, &names), None, "{other}");
+        }
+    }
 }

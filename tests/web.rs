@@ -45,6 +45,18 @@ async fn https_by_name_and_the_http_port_redirects_except_the_ca_page() {
         location(&r),
         format!("https://kekeli.local:{}/classes?x=1", server.addr.port())
     );
+    // A Host that is not the box gets the box's own name, not a redirect elsewhere.
+    let r = plain
+        .get(format!("{http}/connexion"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 308);
+    assert_eq!(
+        location(&r),
+        format!("https://kekeli.local:{}/connexion", server.addr.port())
+    );
     let page = plain.get(format!("{http}/ca")).send().await.expect("GET");
     assert_eq!(page.status(), 200);
     let text = page.text().await.expect("body");
@@ -121,6 +133,42 @@ async fn health_says_degraded_while_the_writer_cannot_write() {
     holder.join().expect("holder");
     let health: serde_json::Value = b.get("/healthz").await.json().await.expect("json");
     assert_eq!(health["status"], "ok");
+    server.stop().await;
+}
+
+/// Whoever starts the box, from whatever shell, its files are not world-readable.
+#[tokio::test]
+async fn the_database_and_stored_files_are_not_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    // A shell's usual umask, as a technician starting `kekeli serve` by hand would have.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let server = TestServer::start_with(Options {
+        demo: false,
+        ..Default::default()
+    })
+    .await;
+    let store = kekeli::files::Store::new(server.config.data_dir.join("store"));
+    let hash = store.put(b"%PDF-1.4 justificatif").expect("store");
+    let mut checked = 0;
+    let mut stack = vec![server.config.data_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir") {
+            let entry = entry.expect("entry");
+            let mode = entry.metadata().expect("meta").permissions().mode();
+            assert_eq!(
+                mode & 0o007,
+                0,
+                "{} is open to others ({mode:o})",
+                entry.path().display()
+            );
+            checked += 1;
+            if entry.file_type().expect("type").is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    assert!(checked >= 4, "{checked} files checked");
+    assert!(store.get(&hash).is_ok());
     server.stop().await;
 }
 
