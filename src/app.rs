@@ -42,6 +42,8 @@ pub struct Inner {
     pub marks_pages: crate::grades::cache::MarksPages,
     /// The whole-school bulletin job, if one ran since start (see `bulletins`).
     pub bulletin_job: crate::bulletins::SchoolJob,
+    /// Messages waiting for the page a redirect leads to (see `web::flash`).
+    pub flash: crate::web::flash::Flashes,
     /// Open connections, for their bounds and `/metrics` (see `net::server`).
     pub connections: std::sync::Arc<crate::net::server::Connections>,
 }

@@ -233,6 +233,7 @@ pub async fn serve(
         marks_pages: crate::grades::cache::marks_pages(),
         bulletin_job: Default::default(),
         connections: Default::default(),
+        flash: Default::default(),
         main_port,
         config: config.clone(),
     }));

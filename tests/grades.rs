@@ -210,7 +210,11 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
     let r = t
         .post(&grid_url, &[(&f0, "14,5"), (&f1, "abs"), (&f2, "exc")])
         .await;
-    assert!(location(&r).contains("Aucune"), "{}", location(&r));
+    assert!(
+        common::message(&t, &r).await.contains("Aucune"),
+        "{}",
+        location(&r)
+    );
     assert_eq!(audit_count(&server, "grades.mark"), audits + 3);
 
     // Not visible before publication, visible after.
@@ -269,7 +273,11 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
         }
     };
     let r = import(csv.clone().into_bytes(), "notes.csv").await;
-    assert!(location(&r).contains("Aucune"), "{}", location(&r));
+    assert!(
+        common::message(&t, &r).await.contains("Aucune"),
+        "{}",
+        location(&r)
+    );
     let bad = csv
         .replace(&format!("{pupil_name};14,5"), &format!("{pupil_name};16"))
         .replace(";exc", ";25");
@@ -288,7 +296,11 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
     );
     let fixed = csv.replace(&format!("{pupil_name};14,5"), &format!("{pupil_name};16"));
     let r = import(fixed.into_bytes(), "notes.csv").await;
-    assert!(location(&r).contains("1%20modifi"), "{}", location(&r));
+    assert!(
+        common::message(&t, &r).await.contains("1 modifi"),
+        "{}",
+        location(&r)
+    );
     assert!(
         marks_of(&server, &assessment)
             .iter()
@@ -312,7 +324,7 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
     assert!(xlsx.starts_with(b"PK"));
     let r = import(xlsx, "notes.xlsx").await;
     assert!(
-        location(&r).contains("Aucune"),
+        common::message(&t, &r).await.contains("Aucune"),
         "XLSX round trip: {}",
         location(&r)
     );
@@ -610,11 +622,8 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
     let r = d
         .post_multipart("/bulletins/logo", &[], Some(("logo", "logo.png", heavy)))
         .await;
-    assert!(
-        location(&r).contains("256%20Ko"),
-        "too heavy: {}",
-        location(&r)
-    );
+    let m = common::message(&d, &r).await;
+    assert!(m.contains("256 Ko"), "too heavy: {} {m}", location(&r));
     let r = d
         .post_multipart(
             "/bulletins/logo",
@@ -785,7 +794,11 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
     // version only for the pupils whose printed numbers changed: D's council remarks change D's
     // bulletin only.
     let r = d.post(&issue, &[]).await;
-    assert!(location(&r).contains("0%20bulletin"), "{}", location(&r));
+    assert!(
+        common::message(&d, &r).await.contains("0 bulletin"),
+        "{}",
+        location(&r)
+    );
     assert_eq!(issued(&server), first_issue);
     let r = d
         .post(
@@ -796,7 +809,7 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
     assert!(location(&r).contains("ok="), "{}", location(&r));
     let r = d.post(&issue, &[("reemettre", "1")]).await;
     assert!(
-        location(&r).contains("1%20nouvelle"),
+        common::message(&d, &r).await.contains("1 nouvelle"),
         "only D: {}",
         location(&r)
     );
@@ -831,7 +844,11 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
     assert_eq!(r.status(), 303);
     assert_eq!(t.get(&url).await.bytes().await.expect("pdf").to_vec(), pdf);
     let r = d.post(&issue, &[("reemettre", "1")]).await;
-    assert!(location(&r).contains("4%20nouvelle"), "{}", location(&r));
+    assert!(
+        common::message(&d, &r).await.contains("4 nouvelle"),
+        "{}",
+        location(&r)
+    );
     assert_eq!(
         t.get(&url).await.bytes().await.expect("pdf").to_vec(),
         pdf,
@@ -984,7 +1001,11 @@ async fn competences_recorded_for_a_class_seen_by_the_family_and_attested() {
             ],
         )
         .await;
-    assert!(location(&r).contains("3%20niveau"), "{}", location(&r));
+    assert!(
+        common::message(&t, &r).await.contains("3 niveau"),
+        "{}",
+        location(&r)
+    );
     // Unchanged levels write nothing; a change the same day replaces that day's record.
     let r = t
         .post(
@@ -995,7 +1016,11 @@ async fn competences_recorded_for_a_class_seen_by_the_family_and_attested() {
             ],
         )
         .await;
-    assert!(location(&r).contains("1%20niveau"), "{}", location(&r));
+    assert!(
+        common::message(&t, &r).await.contains("1 niveau"),
+        "{}",
+        location(&r)
+    );
     assert_eq!(records(&server), 3);
 
     let p = server.logged_in(Role::Parent).await;

@@ -54,7 +54,7 @@ async fn a_clashing_slot_is_refused_with_its_reason_and_nothing_is_written() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let msg = query_param(&location(&r), "erreur");
+    let msg = common::flash(&sec, &r, "erreur").await;
     assert!(
         msg.starts_with("Créneau refusé") && msg.contains("a déjà cours"),
         "{msg}"
@@ -76,7 +76,11 @@ async fn a_clashing_slot_is_refused_with_its_reason_and_nothing_is_written() {
             ],
         )
         .await;
-    assert!(query_param(&location(&r), "erreur").contains("Heure impossible"));
+    assert!(
+        common::flash(&sec, &r, "erreur")
+            .await
+            .contains("Heure impossible")
+    );
     let r = sec
         .post(
             "/emploi-du-temps/creneaux",
@@ -89,7 +93,11 @@ async fn a_clashing_slot_is_refused_with_its_reason_and_nothing_is_written() {
             ],
         )
         .await;
-    assert!(query_param(&location(&r), "erreur").contains("finir après"));
+    assert!(
+        common::flash(&sec, &r, "erreur")
+            .await
+            .contains("finir après")
+    );
     assert_eq!(
         count(&server, "SELECT COUNT(*) FROM timetable_slots"),
         before
@@ -410,7 +418,7 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
     bad.push(minutes(7, "500"));
     let refs: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = teacher.post(&path, &refs).await;
-    let msg = query_param(&location(&r), "erreur");
+    let msg = common::flash(&teacher, &r, "erreur").await;
     assert!(msg.contains("ELEVE07") && msg.contains("minutes"), "{msg}");
     assert_eq!(
         count(
@@ -428,7 +436,7 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
         odd.push((format!("p_{stranger}"), "absent".into()));
         let refs: Vec<(&str, &str)> = odd.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let r = teacher.post(&path, &refs).await;
-        let msg = query_param(&location(&r), "erreur");
+        let msg = common::flash(&teacher, &r, "erreur").await;
         assert!(msg.contains("La liste a changé"), "{msg}");
     }
     assert_eq!(
@@ -450,7 +458,7 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
     form.push(minutes(11, "5"));
     let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = teacher.post(&path, &refs).await;
-    let ok = query_param(&location(&r), "ok");
+    let ok = common::flash(&teacher, &r, "ok").await;
     assert_eq!(ok, "Appel enregistré : 3 absent(s), 2 retard(s).");
     let ids: Vec<String> = pupils.iter().map(|p| format!("x'{}'", hex(p))).collect();
     let within = format!("pupil_id IN ({})", ids.join(","));
@@ -711,7 +719,9 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
         )
         .await;
     assert!(
-        query_param(&location(&r), "erreur").contains("ni une photo"),
+        common::flash(&parent, &r, "erreur")
+            .await
+            .contains("ni une photo"),
         "{}",
         location(&r)
     );
@@ -735,7 +745,7 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
     // No reason: refused with what to write.
     let r = parent.post_multipart(&path, &[("reason", " ")], None).await;
     assert!(
-        query_param(&location(&r), "erreur").contains("motif"),
+        common::flash(&parent, &r, "erreur").await.contains("motif"),
         "{}",
         location(&r)
     );
@@ -749,7 +759,7 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
         .post_multipart(&path, &[("reason", "Autre motif")], None)
         .await;
     assert!(
-        query_param(&location(&r), "erreur").contains("déjà"),
+        common::flash(&parent, &r, "erreur").await.contains("déjà"),
         "{}",
         location(&r)
     );
@@ -818,7 +828,9 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
         )
         .await;
     assert!(
-        query_param(&location(&r), "erreur").contains("déjà pris"),
+        common::flash(&sec, &r, "erreur")
+            .await
+            .contains("déjà pris"),
         "{}",
         location(&r)
     );

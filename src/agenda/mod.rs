@@ -16,7 +16,7 @@ use crate::auth::{Can, CurrentUser, ManageAgenda};
 use crate::db::DbError;
 use crate::policy::{self, Capability};
 use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
-use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, CsrfForm, Page, render};
 use store::{AUDIENCES, Event, KINDS, NewEvent};
 
 pub fn routes() -> Routes {
@@ -198,8 +198,6 @@ struct EventForm {
     lieu: String,
     #[serde(default)]
     description: String,
-    #[serde(default)]
-    erreur: String,
 }
 
 impl EventForm {
@@ -215,7 +213,6 @@ impl EventForm {
             classe: e.e.class_id.as_ref().map(|c| hex(c)).unwrap_or_default(),
             lieu: e.e.place.clone(),
             description: e.e.description.clone(),
-            erreur: String::new(),
         }
     }
 
@@ -295,7 +292,7 @@ async fn new_page(
         f.audience = "tous".into();
         f.du = iso(calendar::now(state.config.utc_offset_minutes).date);
     }
-    let error = std::mem::take(&mut f.erreur);
+    let error = String::new();
     render(&FormPage {
         action: "/agenda".into(),
         id: String::new(),
@@ -310,35 +307,50 @@ async fn new_page(
     })
 }
 
-/// Back to the form with what was typed and the error.
-fn again(path: &str, f: &EventForm, msg: &str) -> Response {
-    let mut f = f.clone();
-    f.erreur = msg.to_string();
-    let q = serde_urlencoded::to_string([
-        ("titre", &f.titre),
-        ("type", &f.kind),
-        ("du", &f.du),
-        ("au", &f.au),
-        ("debut", &f.debut),
-        ("fin", &f.fin),
-        ("public", &f.audience),
-        ("classe", &f.classe),
-        ("lieu", &f.lieu),
-        ("description", &f.description),
-        ("erreur", &f.erreur),
-    ])
-    .unwrap_or_else(|_| format!("erreur={}", urlencode(msg)));
-    Redirect::to(&format!("{path}?{q}")).into_response()
+/// The form again, with what was typed and the error (422): nothing typed travels in a URL.
+async fn again(
+    state: &AppState,
+    page: Page,
+    id: Option<String>,
+    f: EventForm,
+    msg: &str,
+) -> Result<Response, AppError> {
+    let view = match id.as_deref().and_then(id_from_hex) {
+        Some(event) => state
+            .db
+            .read(move |c| store::get(c, &event))
+            .await?
+            .map(|e| view(&e)),
+        None => None,
+    };
+    let mut r = render(&FormPage {
+        action: match &id {
+            Some(id) => format!("/agenda/{id}"),
+            None => "/agenda".into(),
+        },
+        id: id.unwrap_or_default(),
+        classes: classes(state).await?,
+        kinds: KINDS,
+        audiences: AUDIENCES,
+        error: msg.to_string(),
+        view,
+        can_manage: true,
+        f,
+        page,
+    })?;
+    *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(r)
 }
 
 async fn create(
     State(state): State<AppState>,
     Can(user, ..): Can<ManageAgenda>,
+    page: Page,
     CsrfForm(f): CsrfForm<EventForm>,
 ) -> Result<Response, AppError> {
     let e = match f.check() {
         Ok(e) => e,
-        Err(msg) => return Ok(again("/agenda/nouveau", &f, &msg)),
+        Err(msg) => return again(&state, page, None, f, &msg).await,
     };
     let month = e.starts_on.get(..7).unwrap_or("").to_string();
     let me = user.person_id;
@@ -356,7 +368,7 @@ async fn create(
         })
         .await?;
     if !known {
-        return Ok(again("/agenda/nouveau", &f, "Classe inconnue."));
+        return again(&state, page, None, f, "Classe inconnue.").await;
     }
     Ok(Redirect::to(&format!("/agenda?mois={month}&ok=1")).into_response())
 }
@@ -366,7 +378,6 @@ async fn event_page(
     user: CurrentUser,
     page: Page,
     Path(id): Path<String>,
-    Query(q): Query<EventForm>,
 ) -> Result<Response, AppError> {
     let event = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
@@ -382,11 +393,7 @@ async fn event_page(
         })
         .await?;
     let can_manage = policy::allows(&principal, Capability::ManageAgenda);
-    let f = if q.erreur.is_empty() {
-        EventForm::of(&e)
-    } else {
-        q.clone()
-    };
+    let f = EventForm::of(&e);
     render(&FormPage {
         action: format!("/agenda/{id}"),
         classes: if can_manage {
@@ -396,7 +403,7 @@ async fn event_page(
         },
         kinds: KINDS,
         audiences: AUDIENCES,
-        error: q.erreur,
+        error: String::new(),
         view: Some(view(&e)),
         can_manage,
         id,
@@ -408,14 +415,14 @@ async fn event_page(
 async fn update(
     State(state): State<AppState>,
     _: Can<ManageAgenda>,
+    page: Page,
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<EventForm>,
 ) -> Result<Response, AppError> {
     let event = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let back = format!("/agenda/{id}");
     let e = match f.check() {
         Ok(e) => e,
-        Err(msg) => return Ok(again(&back, &f, &msg)),
+        Err(msg) => return again(&state, page, Some(id), f, &msg).await,
     };
     let month = e.starts_on.get(..7).unwrap_or("").to_string();
     let found = state

@@ -19,7 +19,7 @@ use crate::db::DbError;
 use crate::policy::{self, Capability, Role};
 use crate::school::calendar::{self, hm, hours, iso};
 use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 use store::{Mark, Totals};
 
 /// Largest justification document (a phone photo of a medical certificate).
@@ -222,11 +222,8 @@ async fn roll_call_page(
                 .replace("{name}", &by)
         })
         .unwrap_or_default();
-    let notice = if q.ok.is_empty() {
-        String::new()
-    } else {
-        q.ok.clone()
-    };
+    let notice = state.flash.text(&page.csrf, &q.ok);
+    let error = state.flash.text(&page.csrf, &q.erreur);
     let day = tr.t(calendar::DAY_KEYS[(calendar::weekday_number(o.date) - 1) as usize]);
     render(&RollCallPage {
         present: tr.t("rollcall.present"),
@@ -243,7 +240,7 @@ async fn roll_call_page(
         pupils,
         taken,
         notice,
-        error: q.erreur,
+        error,
         page,
     })
 }
@@ -277,6 +274,7 @@ async fn roll_call_save(
     user: CurrentUser,
     ClientIp(ip): ClientIp,
     Path(occ): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
@@ -353,10 +351,10 @@ async fn roll_call_save(
                 "Appel enregistré : {} absent(s), {} retard(s).",
                 saved.absent, saved.late
             );
-            Ok(Redirect::to(&format!("{back}?ok={}", urlencode(&msg))).into_response())
+            Ok(Redirect::to(&state.flash.ok(&owner, &back, msg)).into_response())
         }
         // Nothing was written: the transaction returned before any change.
-        Err(msg) => Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(&msg))).into_response()),
+        Err(msg) => Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response()),
     }
 }
 
@@ -609,7 +607,7 @@ async fn justify_page(
     render(&JustifyPage {
         open: a.can_justify,
         a,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         max_mb: MAX_DOCUMENT / (1024 * 1024),
         page,
     })
@@ -636,8 +634,9 @@ async fn justify_submit(
             .await?;
     }
     let back = format!("/absences/{id}/justifier");
+    let owner = csrf.as_ref().map(|c| c.0.0.clone()).unwrap_or_default();
     let fail = |msg: &str| -> Result<Response, AppError> {
-        Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(msg))).into_response())
+        Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
     };
     let upload = crate::web::upload::read(multipart, csrf, "document", &["reason"]).await?;
     let reason: String = upload.field("reason").trim().chars().take(1000).collect();

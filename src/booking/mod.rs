@@ -18,7 +18,7 @@ use crate::db::DbError;
 use crate::policy::{self, Capability};
 use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
 use crate::timetable::store::{self as tt, Filter};
-use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, CsrfForm, Page, render};
 use store::Booking;
 
 /// The longest weekly series (a school year has about 36 teaching weeks).
@@ -230,11 +230,15 @@ async fn resource_page(
         next: iso(monday + Duration::days(7)),
         days,
         today: iso(today),
-        error: q.erreur,
-        notice: match q.ok.as_str() {
-            "" => String::new(),
-            "attente" => page.tr.t("booking.pending_notice").into(),
-            n => page.tr.t("booking.booked_notice").replace("{n}", n),
+        error: state.flash.text(&page.csrf, &q.erreur),
+        // `ok` is a fixed word or the number of bookings made, never words from the URL.
+        notice: match (q.ok.as_str(), q.ok.parse::<u32>()) {
+            ("attente", _) => page.tr.t("booking.pending_notice").into(),
+            (_, Ok(n)) => page
+                .tr
+                .t("booking.booked_notice")
+                .replace("{n}", &n.to_string()),
+            _ => String::new(),
         },
         page,
     })
@@ -258,16 +262,19 @@ async fn book(
     State(state): State<AppState>,
     Can(user, ..): Can<BookResources>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<BookForm>,
 ) -> Result<Response, AppError> {
     let res_id = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let today = calendar::now(state.config.utc_offset_minutes).date;
     let back = format!("/reservations/ressource/{id}");
     let fail = |msg: &str, week: &str| {
-        Ok(
-            Redirect::to(&format!("{back}?semaine={week}&erreur={}", urlencode(msg)))
-                .into_response(),
+        Ok(Redirect::to(
+            &state
+                .flash
+                .err(&owner, &format!("{back}?semaine={week}"), msg),
         )
+        .into_response())
     };
     let Some(date) = parse_date(&form.date) else {
         return fail("Indiquez la date de la réservation.", "");

@@ -22,7 +22,7 @@ use crate::db::{self, DbError, audit};
 use crate::grades::store::{self as gs, Period};
 use crate::grades::{Notice, council};
 use crate::policy::{self, Capability, Principal, Role};
-use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, CsrfForm, Page, render};
 use document::{Bulletin, Header};
 
 pub fn routes() -> Routes {
@@ -509,8 +509,13 @@ async fn school_page(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
     page: Page,
-    Query(notice): Query<Notice>,
+    Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
+    let notice = Notice {
+        ok: state.flash.text(&page.csrf, &q.ok),
+        erreur: state.flash.text(&page.csrf, &q.erreur),
+        ..q
+    };
     let p = state.bulletin_job.snapshot();
     let config = state.config.clone();
     let logo = tokio::task::spawn_blocking(move || load_logo(&config).map(|l| l.is_some()))
@@ -546,10 +551,11 @@ async fn logo_upload(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     csrf: Option<axum::Extension<crate::web::CsrfToken>>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, AppError> {
     let fail = |msg: &str| -> Result<Response, AppError> {
-        Ok(Redirect::to(&format!("/bulletins/ecole?erreur={}", urlencode(msg))).into_response())
+        Ok(Redirect::to(&state.flash.err(&owner, "/bulletins/ecole", msg)).into_response())
     };
     if !state.config.bulletin.logo.as_os_str().is_empty() {
         return fail(&format!(
@@ -598,9 +604,10 @@ async fn logo_upload(
             )
         })
         .await?;
-    Ok(Redirect::to(&format!(
-        "/bulletins/ecole?ok={}",
-        urlencode("Logo enregistré : il figurera sur les prochains bulletins émis.")
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        "/bulletins/ecole",
+        "Logo enregistré : il figurera sur les prochains bulletins émis.",
     ))
     .into_response())
 }
@@ -727,8 +734,8 @@ async fn class_page(
         can_issue: policy::allows(&user.principal(), Capability::DirectAssessment),
         pupils,
         missing,
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -743,6 +750,7 @@ async fn issue(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path((class, period)): Path<(String, String)>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
@@ -757,14 +765,15 @@ async fn issue(
     .map_err(|e| AppError::Internal(e.to_string()))?;
     let back = format!("/bulletins/classe/{class}?periode={period}");
     Ok(match result {
-        Ok(r) => Redirect::to(&format!(
-            "{back}&ok={}",
-            urlencode(&format!(
+        Ok(r) => Redirect::to(&state.flash.ok(
+            &owner,
+            &back,
+            format!(
                 "{} bulletin(s) émis, {} nouvelle(s) version(s), {} inchangé(s).",
                 r.issued, r.new_versions, r.unchanged
-            ))
+            ),
         )),
-        Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
+        Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
     .into_response())
 }

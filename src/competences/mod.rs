@@ -18,7 +18,7 @@ use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::db::{self, DbError};
 use crate::policy::{self, Role};
-use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, CsrfForm, Page, render};
 
 pub const LEVELS: &[(&str, &str)] = &[
     ("non_acquis", "Non acquis"),
@@ -383,8 +383,8 @@ async fn class_page(
             })
             .collect(),
         levels: LEVELS,
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -393,6 +393,7 @@ async fn class_save(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((class, domain)): Path<(String, String)>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
@@ -460,11 +461,12 @@ async fn class_save(
         .await?;
     let back = format!("/competences/classe/{class}?domaine={domain}");
     Ok(match result {
-        Ok(n) => Redirect::to(&format!(
-            "{back}&ok={}",
-            urlencode(&format!("{n} niveau(x) enregistré(s)."))
+        Ok(n) => Redirect::to(&state.flash.ok(
+            &owner,
+            &back,
+            format!("{n} niveau(x) enregistré(s)."),
         )),
-        Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
+        Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
     .into_response())
 }
@@ -698,8 +700,8 @@ async fn frameworks_page(
                 )
             })
             .collect(),
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -714,9 +716,18 @@ struct NewCompetence {
 async fn add_competence(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<NewCompetence>,
 ) -> Result<Response, AppError> {
-    add_item(&state, Item::Competence, &f.domaine, &f.code, &f.nom).await
+    add_item(
+        &state,
+        Item::Competence,
+        &f.domaine,
+        &f.code,
+        &f.nom,
+        &owner,
+    )
+    .await
 }
 
 /// What the frameworks page adds: a domain to a framework, a competence to a domain.
@@ -763,13 +774,16 @@ async fn add_item(
     parent: &str,
     code: &str,
     name: &str,
+    owner: &str,
 ) -> Result<Response, AppError> {
     let (code, name) = (code.trim().to_string(), name.trim().to_string());
     if code.is_empty() || name.is_empty() || code.chars().count() > 12 || name.chars().count() > 200
     {
-        return Ok(to_frameworks(Err(
-            "Indiquez un code (12 caractères au plus) et un intitulé (200 au plus).",
-        )));
+        return Ok(to_frameworks(
+            state,
+            owner,
+            Err("Indiquez un code (12 caractères au plus) et un intitulé (200 au plus)."),
+        ));
     }
     let parent = id_from_hex(parent).ok_or(AppError::NotFound)?;
     let (table, column, parents, done, taken) = item.words();
@@ -793,7 +807,11 @@ async fn add_item(
             Ok::<_, AppError>(n == 1)
         })
         .await?;
-    Ok(to_frameworks(if added { Ok(done) } else { Err(taken) }))
+    Ok(to_frameworks(
+        state,
+        owner,
+        if added { Ok(done) } else { Err(taken) },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -805,9 +823,10 @@ async fn rename_competence(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<Rename>,
 ) -> Result<Response, AppError> {
-    rename_item(&state, Item::Competence, &id, &f.nom).await
+    rename_item(&state, Item::Competence, &id, &f.nom, &owner).await
 }
 
 /// Give a domain or a competence a new title (its code stays).
@@ -816,11 +835,16 @@ async fn rename_item(
     item: Item,
     id: &str,
     name: &str,
+    owner: &str,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(id).ok_or(AppError::NotFound)?;
     let name = name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
-        return Ok(to_frameworks(Err("L'intitulé va de 1 à 200 caractères.")));
+        return Ok(to_frameworks(
+            state,
+            owner,
+            Err("L'intitulé va de 1 à 200 caractères."),
+        ));
     }
     let table = match item {
         Item::Competence => "competences",
@@ -838,16 +862,17 @@ async fn rename_item(
     if n == 0 {
         return Err(AppError::NotFound);
     }
-    Ok(to_frameworks(Ok("Intitulé modifié.")))
+    Ok(to_frameworks(state, owner, Ok("Intitulé modifié.")))
 }
 
 /// Back to the frameworks page with a notice or an error.
-fn to_frameworks(r: Result<&str, &str>) -> Response {
-    let q = match r {
-        Ok(msg) => format!("ok={}", urlencode(msg)),
-        Err(msg) => format!("erreur={}", urlencode(msg)),
-    };
-    Redirect::to(&format!("/competences/referentiels?{q}")).into_response()
+fn to_frameworks(state: &AppState, owner: &str, r: Result<&str, &str>) -> Response {
+    let path = "/competences/referentiels";
+    Redirect::to(&match r {
+        Ok(msg) => state.flash.ok(owner, path, msg),
+        Err(msg) => state.flash.err(owner, path, msg),
+    })
+    .into_response()
 }
 
 /// A competence no level was ever recorded for (a mistake, a duplicate) can be removed; once
@@ -856,13 +881,19 @@ async fn delete_competence(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    delete_item(&state, Item::Competence, &id).await
+    delete_item(&state, Item::Competence, &id, &owner).await
 }
 
 /// Delete a domain or a competence if nothing hangs from it (competences, recorded levels).
-async fn delete_item(state: &AppState, item: Item, id: &str) -> Result<Response, AppError> {
+async fn delete_item(
+    state: &AppState,
+    item: Item,
+    id: &str,
+    owner: &str,
+) -> Result<Response, AppError> {
     let id = id_from_hex(id).ok_or(AppError::NotFound)?;
     let (table, uses, used_by, done, in_use) = match item {
         Item::Competence => (
@@ -897,7 +928,11 @@ async fn delete_item(state: &AppState, item: Item, id: &str) -> Result<Response,
             Ok(true)
         })
         .await?;
-    Ok(to_frameworks(if deleted { Ok(done) } else { Err(in_use) }))
+    Ok(to_frameworks(
+        state,
+        owner,
+        if deleted { Ok(done) } else { Err(in_use) },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -910,18 +945,28 @@ struct NewDomain {
 async fn add_domain(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<NewDomain>,
 ) -> Result<Response, AppError> {
-    add_item(&state, Item::Domain, &f.referentiel, &f.code, &f.nom).await
+    add_item(
+        &state,
+        Item::Domain,
+        &f.referentiel,
+        &f.code,
+        &f.nom,
+        &owner,
+    )
+    .await
 }
 
 async fn rename_domain(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<Rename>,
 ) -> Result<Response, AppError> {
-    rename_item(&state, Item::Domain, &id, &f.nom).await
+    rename_item(&state, Item::Domain, &id, &f.nom, &owner).await
 }
 
 /// An empty domain can be removed; one with competences cannot (remove those first).
@@ -929,7 +974,8 @@ async fn delete_domain(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    delete_item(&state, Item::Domain, &id).await
+    delete_item(&state, Item::Domain, &id, &owner).await
 }

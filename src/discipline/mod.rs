@@ -227,7 +227,7 @@ async fn new_incident_page(
         pupils,
         parts: PARTS,
         today,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -283,15 +283,16 @@ async fn create_incident(
     State(state): State<AppState>,
     Can(user, ..): Can<ReportIncidents>,
     ClientIp(ip): ClientIp,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let fields: HashMap<String, String> = form.into_iter().collect();
     let class = fields.get("classe").cloned().unwrap_or_default();
     let back = |msg: &str| {
-        Ok(Redirect::to(&format!(
-            "/discipline/incidents/nouveau?classe={}&erreur={}",
-            urlencode(&class),
-            urlencode(msg)
+        Ok(Redirect::to(&state.flash.err(
+            &owner,
+            &format!("/discipline/incidents/nouveau?classe={}", urlencode(&class)),
+            msg,
         ))
         .into_response())
     };
@@ -393,7 +394,7 @@ async fn incident_page(
         punishment_kinds: PUNISHMENTS,
         sanction_kinds: SANCTIONS,
         today: iso(calendar::now(state.config.utc_offset_minutes).date),
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -414,11 +415,12 @@ struct MeasureForm {
     debut: String,
 }
 
-fn back_to(id: &str, msg: &str) -> Result<Response, AppError> {
-    Ok(Redirect::to(&format!(
-        "/discipline/incident/{id}?erreur={}",
-        urlencode(msg)
-    ))
+fn back_to(state: &AppState, owner: &str, id: &str, msg: &str) -> Result<Response, AppError> {
+    Ok(Redirect::to(
+        &state
+            .flash
+            .err(owner, &format!("/discipline/incident/{id}"), msg),
+    )
     .into_response())
 }
 
@@ -426,6 +428,7 @@ fn back_to(id: &str, msg: &str) -> Result<Response, AppError> {
 /// one transaction, as `principal`, if they may see the incident; back to the incident page.
 async fn record_for_involved<F>(
     state: &AppState,
+    owner: &str,
     id: &str,
     incident: Id,
     principal: Principal,
@@ -455,7 +458,12 @@ where
         })
         .await?;
     if !done {
-        return back_to(id, "Choisissez un élève concerné par l'incident.");
+        return back_to(
+            state,
+            owner,
+            id,
+            "Choisissez un élève concerné par l'incident.",
+        );
     }
     Ok(Redirect::to(&format!("/discipline/incident/{id}")).into_response())
 }
@@ -471,6 +479,7 @@ async fn punish(
     user: CurrentUser,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<MeasureForm>,
 ) -> Result<Response, AppError> {
     let incident = id_from_hex(&id).ok_or(AppError::NotFound)?;
@@ -484,10 +493,12 @@ async fn punish(
             .await?;
     }
     if !PUNISHMENTS.iter().any(|(c, _)| *c == form.kind) {
-        return back_to(&id, "Choisissez la punition.");
+        return back_to(&state, &owner, &id, "Choisissez la punition.");
     }
     let Some(date) = parse_date(&form.date) else {
         return back_to(
+            &state,
+            &owner,
             &id,
             "Indiquez la date de la punition (pour une retenue, le jour où elle se fait).",
         );
@@ -495,6 +506,8 @@ async fn punish(
     let detail: String = form.detail.trim().chars().take(500).collect();
     if form.kind == "retenue" && detail.is_empty() {
         return back_to(
+            &state,
+            &owner,
             &id,
             "Pour une retenue, précisez l'heure, la durée et le travail demandé.",
         );
@@ -503,6 +516,7 @@ async fn punish(
     let eleve = form.eleve.clone();
     record_for_involved(
         &state,
+        &owner,
         &id,
         incident,
         principal,
@@ -563,19 +577,21 @@ async fn sanction(
     Can(user, ..): Can<DecideSanctions>,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<MeasureForm>,
 ) -> Result<Response, AppError> {
     let incident = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let today = calendar::now(state.config.utc_offset_minutes).date;
     let (kind, days, starts_on, reason) = match check_sanction(&form, today) {
         Ok(s) => s,
-        Err(msg) => return back_to(&id, &msg),
+        Err(msg) => return back_to(&state, &owner, &id, &msg),
     };
     let principal = user.principal();
     let ip = ip.to_string();
     let eleve = form.eleve.clone();
     record_for_involved(
         &state,
+        &owner,
         &id,
         incident,
         principal,

@@ -18,7 +18,7 @@ use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::db::DbError;
 use crate::policy::{self, Principal};
-use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, CsrfForm, Page, render};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -487,8 +487,8 @@ async fn council_page(
         stats,
         missing: r.data.missing_coefficients.join(", "),
         decisions: if r.last_period { DECISIONS } else { &[] },
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -497,6 +497,7 @@ async fn council_save(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((class, period)): Path<(String, String)>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
@@ -546,13 +547,12 @@ async fn council_save(
         .await?;
     let back = format!("/conseil/{class}?periode={period}");
     Ok(match result {
-        Ok(n) => Redirect::to(&format!(
-            "{back}&ok={}",
-            urlencode(&format!(
-                "Conseil de classe enregistré ({n} élève(s) modifié(s)).",
-            ))
+        Ok(n) => Redirect::to(&state.flash.ok(
+            &owner,
+            &back,
+            format!("Conseil de classe enregistré ({n} élève(s) modifié(s)).",),
         )),
-        Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
+        Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
     .into_response())
 }
@@ -562,6 +562,7 @@ async fn close_class(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path((class, period)): Path<(String, String)>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
@@ -584,10 +585,11 @@ async fn close_class(
     } else {
         format!("{name} était déjà clôturé pour cette classe.")
     };
-    Ok(Redirect::to(&format!(
-        "/conseil/{class}?periode={period}&ok={}",
-        urlencode(&msg)
-    ))
+    Ok(Redirect::to(
+        &state
+            .flash
+            .ok(&owner, &format!("/conseil/{class}?periode={period}"), msg),
+    )
     .into_response())
 }
 
@@ -595,6 +597,7 @@ async fn reopen_class(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path((class, period)): Path<(String, String)>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
@@ -609,9 +612,10 @@ async fn reopen_class(
             Ok::<_, AppError>(())
         })
         .await?;
-    Ok(Redirect::to(&format!(
-        "/conseil/{class}?periode={period}&ok={}",
-        urlencode("Période rouverte pour cette classe.")
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        &format!("/conseil/{class}?periode={period}"),
+        "Période rouverte pour cette classe.",
     ))
     .into_response())
 }
@@ -791,8 +795,8 @@ async fn appreciations_page(
             .collect(),
         course,
         lines,
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -801,6 +805,7 @@ async fn appreciations_save(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((course, period)): Path<(String, String)>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
@@ -839,11 +844,12 @@ async fn appreciations_save(
         .await?;
     let back = format!("/notes/appreciations/{course}?periode={period}");
     Ok(match result {
-        Ok(n) => Redirect::to(&format!(
-            "{back}&ok={}",
-            urlencode(&format!("Appréciations enregistrées ({n} modifiée(s))."))
+        Ok(n) => Redirect::to(&state.flash.ok(
+            &owner,
+            &back,
+            format!("Appréciations enregistrées ({n} modifiée(s))."),
         )),
-        Err(e) => Redirect::to(&format!("{back}&erreur={}", urlencode(&e))),
+        Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
     .into_response())
 }

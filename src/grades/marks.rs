@@ -16,7 +16,7 @@ use crate::app::{AppState, Routes};
 use crate::auth::CurrentUser;
 use crate::auth::store::{Id, hex, id_from_hex};
 use crate::policy::{self, MarksView, Principal};
-use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render, urlencode};
+use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render};
 
 /// Largest mark file accepted (a 60-pupil grid is a few kilobytes).
 const MAX_FILE: usize = 512 * 1024;
@@ -119,7 +119,7 @@ async fn new_page(
             .collect(),
         kinds: KINDS,
         today,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -138,6 +138,7 @@ struct NewForm {
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<NewForm>,
 ) -> Result<Response, AppError> {
     if !user.has(policy::Role::Enseignant) {
@@ -213,9 +214,10 @@ async fn create(
         .await?;
     Ok(match result {
         Ok(id) => Redirect::to(&format!("/notes/evaluation/{}", hex(&id))).into_response(),
-        Err(e) => Redirect::to(&format!(
-            "/notes/nouvelle?cours={course}&erreur={}",
-            urlencode(&e)
+        Err(e) => Redirect::to(&state.flash.err(
+            &owner,
+            &format!("/notes/nouvelle?cours={course}"),
+            e,
         ))
         .into_response(),
     })
@@ -368,11 +370,14 @@ async fn grid_page(
             Ok::<_, AppError>((a, editable, lines))
         })
         .await?;
-    let errors = if q.erreur.is_empty() {
-        Vec::new()
-    } else {
-        q.erreur.split('\n').map(str::to_string).collect()
-    };
+    let errors: Vec<String> = state
+        .flash
+        .text(&page.csrf, &q.erreur)
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let notice = state.flash.text(&page.csrf, &q.ok);
     render(&grid_view(
         page,
         &a,
@@ -380,7 +385,7 @@ async fn grid_page(
         editable,
         None,
         &[],
-        q.ok,
+        notice,
         errors,
     ))
 }
@@ -451,6 +456,7 @@ async fn grid_save(
     page: Page,
     ClientIp(ip): ClientIp,
     Path(id_text): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
@@ -486,9 +492,10 @@ async fn grid_save(
         })
         .await?;
     match outcome {
-        Outcome::Saved(s) => Ok(Redirect::to(&format!(
-            "/notes/evaluation/{id_text}?ok={}",
-            urlencode(&saved_message(s))
+        Outcome::Saved(s) => Ok(Redirect::to(&state.flash.ok(
+            &owner,
+            &format!("/notes/evaluation/{id_text}"),
+            saved_message(s),
         ))
         .into_response()),
         Outcome::Invalid(a, lines, mut errors, bad) => {
@@ -514,6 +521,7 @@ async fn publish(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id_text): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
@@ -530,9 +538,10 @@ async fn publish(
             Ok::<_, AppError>(())
         })
         .await?;
-    Ok(Redirect::to(&format!(
-        "/notes/evaluation/{id_text}?ok={}",
-        urlencode("Notes publiées : les élèves et leurs parents les voient.")
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        &format!("/notes/evaluation/{id_text}"),
+        "Notes publiées : les élèves et leurs parents les voient.",
     ))
     .into_response())
 }
@@ -541,6 +550,7 @@ async fn delete(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id_text): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
@@ -557,10 +567,11 @@ async fn delete(
             Ok::<_, AppError>(format!("{} — {} : {}", a.audience, a.subject, a.label()))
         })
         .await?;
-    Ok(Redirect::to(&format!(
-        "/notes?ok={}",
-        urlencode(&format!("Évaluation supprimée ({label})."))
-    ))
+    Ok(Redirect::to(
+        &state
+            .flash
+            .ok(&owner, "/notes", format!("Évaluation supprimée ({label}).")),
+    )
     .into_response())
 }
 
@@ -633,6 +644,7 @@ async fn import(
     ClientIp(ip): ClientIp,
     Path(id_text): Path<String>,
     csrf: Option<axum::Extension<CsrfToken>>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
@@ -647,9 +659,10 @@ async fn import(
         })
         .await?;
     let Some((_, bytes)) = upload.file.filter(|(_, b)| !b.is_empty()) else {
-        return Ok(Redirect::to(&format!(
-            "/notes/evaluation/{id_text}?erreur={}",
-            urlencode("Choisissez un fichier CSV ou XLSX à importer.")
+        return Ok(Redirect::to(&state.flash.err(
+            &owner,
+            &format!("/notes/evaluation/{id_text}"),
+            "Choisissez un fichier CSV ou XLSX à importer.",
         ))
         .into_response());
     };
@@ -678,9 +691,10 @@ async fn import(
         })
         .await?;
     match outcome {
-        Outcome::Saved(s) => Ok(Redirect::to(&format!(
-            "/notes/evaluation/{id_text}?ok={}",
-            urlencode(&format!("Fichier importé. {}", saved_message(s)))
+        Outcome::Saved(s) => Ok(Redirect::to(&state.flash.ok(
+            &owner,
+            &format!("/notes/evaluation/{id_text}"),
+            format!("Fichier importé. {}", saved_message(s)),
         ))
         .into_response()),
         Outcome::Invalid(a, lines, mut errors, _) => {

@@ -23,7 +23,7 @@ use crate::app::{AppState, Routes};
 use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::policy::{Capability, Role};
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 use compute::{Band, MissingComposition, Rounding, Settings};
 
 pub fn routes() -> Routes {
@@ -230,8 +230,8 @@ async fn index(
         return Err(AppError::Forbidden);
     }
     render(&IndexPage {
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         year: year.map(|y| y.name).unwrap_or_default(),
         teachings,
         councils,
@@ -247,6 +247,7 @@ async fn close_period(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let period = id_from_hex(&id).ok_or(AppError::NotFound)?;
@@ -267,13 +268,14 @@ async fn close_period(
     } else {
         format!("{} était déjà clôturé.", done.0)
     };
-    Ok(Redirect::to(&format!("/notes?ok={}", urlencode(&msg))).into_response())
+    Ok(Redirect::to(&state.flash.ok(&owner, "/notes", msg)).into_response())
 }
 
 async fn reopen_period(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let period = id_from_hex(&id).ok_or(AppError::NotFound)?;
@@ -287,7 +289,7 @@ async fn reopen_period(
         })
         .await?;
     let msg = format!("{name} rouvert : les enseignants peuvent de nouveau modifier leurs notes.");
-    Ok(Redirect::to(&format!("/notes?ok={}", urlencode(&msg))).into_response())
+    Ok(Redirect::to(&state.flash.ok(&owner, "/notes", msg)).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,8 +382,8 @@ async fn settings_page(
         .await?;
     render(&SettingsPage {
         year,
-        notice: q.ok,
-        error: q.erreur,
+        notice: state.flash.text(&page.csrf, &q.ok),
+        error: state.flash.text(&page.csrf, &q.erreur),
         class_weight: store::fmt_number(s.class_weight),
         composition_weight: store::fmt_number(s.composition_weight),
         missing_zero: s.missing_composition == MissingComposition::Zero,
@@ -489,14 +491,14 @@ fn parse_settings(f: &SettingsForm) -> Result<Settings, String> {
 async fn settings_save(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<SettingsForm>,
 ) -> Result<Response, AppError> {
     let s = match parse_settings(&f) {
         Ok(s) => s,
         Err(e) => {
             return Ok(
-                Redirect::to(&format!("/notes/parametres?erreur={}", urlencode(&e)))
-                    .into_response(),
+                Redirect::to(&state.flash.err(&owner, "/notes/parametres", e)).into_response(),
             );
         }
     };
@@ -512,9 +514,10 @@ async fn settings_save(
             Ok::<_, AppError>(())
         })
         .await?;
-    Ok(Redirect::to(&format!(
-        "/notes/parametres?ok={}",
-        urlencode("Réglages enregistrés pour l'année scolaire.")
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        "/notes/parametres",
+        "Réglages enregistrés pour l'année scolaire.",
     ))
     .into_response())
 }

@@ -19,7 +19,7 @@ use crate::db::DbError;
 use crate::policy::{self, Capability, ClassFacts, Principal, Role};
 use crate::school::calendar::{self, french, hm, iso, parse_date};
 use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
-use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render, urlencode};
+use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render};
 use store::{Draft, Entry};
 
 /// Largest attachment (a scanned worksheet, a short presentation).
@@ -409,7 +409,7 @@ async fn session_page(
         due_on,
         minutes,
         history,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         notice: if q.ok.is_empty() {
             String::new()
         } else {
@@ -490,6 +490,7 @@ async fn session_save(
             })
             .await?
     };
+    let owner = csrf.as_ref().map(|c| c.0.0.clone()).unwrap_or_default();
     let upload = crate::web::upload::read(
         multipart,
         csrf,
@@ -498,8 +499,7 @@ async fn session_save(
     )
     .await?;
     let back = format!("/cahier-de-textes/seance/{occ}");
-    let fail =
-        |msg: &str| Ok(Redirect::to(&format!("{back}?erreur={}", urlencode(msg))).into_response());
+    let fail = |msg: &str| Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response());
     let draft = match check_draft(&upload, o.date) {
         Ok(d) => d,
         Err(msg) => return fail(&msg),
@@ -676,10 +676,13 @@ async fn class_page(
         entries: entries.iter().map(|e| view(&page, e)).collect(),
         pending,
         can_visa: policy::allows(&user.principal(), Capability::VisaLessonLog),
-        notice: if q.ok.is_empty() {
-            String::new()
-        } else {
-            page.tr.t("journal.visa_done").replace("{n}", &q.ok)
+        // `ok` is the count of entries stamped: a number, never words from the URL.
+        notice: match q.ok.parse::<u32>() {
+            Ok(n) => page
+                .tr
+                .t("journal.visa_done")
+                .replace("{n}", &n.to_string()),
+            Err(_) => String::new(),
         },
         from,
         to,

@@ -4,7 +4,7 @@
 //! old and the new values.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,6 @@ pub struct PersonForm {
     pub telephone: String,
     /// "1" when the pupil repeats the year (checkbox).
     pub redoublant: String,
-    /// Set only on the way back to the form.
-    pub erreur: String,
 }
 
 /// A person's correctable facts, as stored.
@@ -94,7 +92,6 @@ impl Facts {
             } else {
                 String::new()
             },
-            erreur: String::new(),
         }
     }
 
@@ -265,10 +262,15 @@ pub(super) async fn edit_page(
     _: Can<EditPeople>,
     page: Page,
     Path(id): Path<String>,
-    Query(q): Query<PersonForm>,
 ) -> Result<Response, AppError> {
     let person = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let (facts, matricule) = state
+    let (facts, matricule) = load_for_form(&state, person).await?;
+    let f = facts.form();
+    form_page(page, id, &facts, matricule, String::new(), f)
+}
+
+async fn load_for_form(state: &AppState, person: Id) -> Result<(Facts, String), AppError> {
+    state
         .db
         .read(move |c| {
             let facts = Facts::load(c, &person)?.ok_or(AppError::NotFound)?;
@@ -279,54 +281,74 @@ pub(super) async fn edit_page(
             )?;
             Ok::<_, AppError>((facts, matricule.unwrap_or_default()))
         })
-        .await?;
-    let name = format!("{} {}", facts.first_names, facts.surname);
-    let mut f = if q.erreur.is_empty() { facts.form() } else { q };
-    let error = std::mem::take(&mut f.erreur);
-    render(&EditPage {
+        .await
+}
+
+fn form_page(
+    page: Page,
+    id: String,
+    facts: &Facts,
+    matricule: String,
+    error: String,
+    f: PersonForm,
+) -> Result<Response, AppError> {
+    let refused = !error.is_empty();
+    let mut r = render(&EditPage {
         page,
         id,
-        name,
+        name: format!("{} {}", facts.first_names, facts.surname),
         matricule,
         is_pupil: facts.repeating.is_some(),
         error,
         f,
-    })
+    })?;
+    if refused {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
 }
 
+/// Save the form. It is checked before the writer is taken; a refusal comes back as the form
+/// itself, with what was typed and the reason — nothing typed goes into a URL.
 pub(super) async fn edit_save(
     State(state): State<AppState>,
     Can(user, ..): Can<EditPeople>,
+    page: Page,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<PersonForm>,
 ) -> Result<Response, AppError> {
     let person = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let back = |f: &PersonForm, msg: &str| {
-        let mut f = f.clone();
-        f.erreur = msg.to_string();
-        let q = serde_urlencoded::to_string(&f).unwrap_or_default();
-        Redirect::to(&format!("/personnes/{id}/modifier?{q}")).into_response()
-    };
+    let (facts, matricule) = load_for_form(&state, person).await?;
+    let is_pupil = facts.repeating.is_some();
     let today = super::today();
-    let country = state.config.phone_country_code.clone();
+    let new = match f.check(is_pupil, &today, &state.config.phone_country_code) {
+        Ok(new) => new,
+        Err(msg) => return form_page(page, id, &facts, matricule, msg, f),
+    };
     let me = user.person_id;
     let ip = ip.to_string();
-    let form = f.clone();
     let saved = state
         .db
         .write(move |tx| {
             let old = Facts::load(tx, &person)?.ok_or(AppError::NotFound)?;
-            let new = match form.check(old.repeating.is_some(), &today, &country) {
-                Ok(new) => new,
-                Err(msg) => return Ok(Err(msg)),
-            };
-            Ok::<_, AppError>(Ok(save(tx, &person, &old, &new, &me, &ip)?))
+            // Became or stopped being a pupil since the form was read: check it again.
+            if old.repeating.is_some() != is_pupil {
+                return Ok(None);
+            }
+            Ok::<_, AppError>(Some(save(tx, &person, &old, &new, &me, &ip)?))
         })
         .await?;
     match saved {
-        Err(msg) => Ok(back(&f, &msg)),
-        Ok(changes) => {
+        None => form_page(
+            page,
+            id,
+            &facts,
+            matricule,
+            "Cette fiche vient de changer (inscription ou départ) : vérifiez puis enregistrez de nouveau.".into(),
+            f,
+        ),
+        Some(changes) => {
             let ok = if changes.is_empty() { "0" } else { "1" };
             Ok(Redirect::to(&format!("/personnes/{id}?ok={ok}")).into_response())
         }
@@ -346,7 +368,6 @@ mod tests {
             lieu: " Lomé ".into(),
             telephone: "90 12 34 56".into(),
             redoublant: "1".into(),
-            erreur: String::new(),
         }
     }
 

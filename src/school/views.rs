@@ -11,7 +11,7 @@ use super::calendar;
 use crate::app::{AppState, Routes};
 use crate::auth::{Can, ManageStructure};
 use crate::db::DbError;
-use crate::web::{AppError, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, CsrfForm, CsrfToken, Page, render};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -156,7 +156,7 @@ async fn structure_page(
                 heads,
                 coefs,
                 strings3(c, "SELECT name, kind || CASE WHEN bookable = 1 THEN ', réservable' ELSE '' END \
-                    || CASE WHEN needs_approval = 1 THEN ' sur accord' ELSE '' END, coalesce(capacity, '') FROM rooms ORDER BY name")?,
+                    || CASE WHEN needs_approval = 1 THEN ' sur accord' ELSE '' END, coalesce(CAST(capacity AS TEXT), '') FROM rooms ORDER BY name")?,
                 strings3(c, "SELECT e.name, e.kind || CASE WHEN e.bookable = 1 THEN ', réservable' ELSE '' END \
                     || CASE WHEN e.needs_approval = 1 THEN ' sur accord' ELSE '' END, coalesce(r.name, '') \
                     FROM equipment e LEFT JOIN rooms r ON r.id = e.room_id ORDER BY e.name")?,
@@ -185,7 +185,7 @@ async fn structure_page(
         groups,
         classes,
         teachings,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         notice: match q.ok.as_str() {
             "annee" => page.tr.t("structure.year_saved").to_string(),
             "" => String::new(),
@@ -210,15 +210,16 @@ struct YearInput {
 async fn create_year(
     State(state): State<AppState>,
     _: Can<ManageStructure>,
+    owner: CsrfToken,
     CsrfForm(f): CsrfForm<YearInput>,
 ) -> Result<Response, AppError> {
     let name = f.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 40 {
-        return Ok(Redirect::to(&format!(
-            "/etablissement?erreur={}",
-            urlencode("Donnez un nom à l'année, par exemple 2026-2027.")
-        ))
-        .into_response());
+        return back(
+            &state,
+            &owner,
+            "Donnez un nom à l'année, par exemple 2026-2027.",
+        );
     }
     let start_year = calendar::parse_date(&f.starts_on).map(|d| d.year());
     let week_a = Some(f.week_a.trim())
@@ -259,11 +260,7 @@ async fn create_year(
         .await?;
     match result {
         Ok(()) => Ok(Redirect::to("/etablissement?ok=annee").into_response()),
-        Err(msg) => Ok(Redirect::to(&format!(
-            "/etablissement?erreur={}",
-            urlencode(&capitalize(&msg))
-        ))
-        .into_response()),
+        Err(msg) => back(&state, &owner, &capitalize(&msg)),
     }
 }
 
@@ -283,8 +280,9 @@ struct ResourceForm {
     accord: String,
 }
 
-fn back(msg: &str) -> Result<Response, AppError> {
-    Ok(Redirect::to(&format!("/etablissement?erreur={}", urlencode(msg))).into_response())
+/// Back to the structure page with the reason of a refusal.
+fn back(state: &AppState, owner: &CsrfToken, msg: &str) -> Result<Response, AppError> {
+    Ok(Redirect::to(&state.flash.err(&owner.0, "/etablissement", msg)).into_response())
 }
 
 impl ResourceForm {
@@ -319,11 +317,12 @@ impl ResourceForm {
 async fn save_room(
     State(state): State<AppState>,
     _: Can<ManageStructure>,
+    owner: CsrfToken,
     CsrfForm(f): CsrfForm<ResourceForm>,
 ) -> Result<Response, AppError> {
     let r = match f.check("salle") {
         Ok(r) => r,
-        Err(msg) => return back(&msg),
+        Err(msg) => return back(&state, &owner, &msg),
     };
     state
         .db
@@ -339,11 +338,12 @@ async fn save_room(
 async fn save_equipment(
     State(state): State<AppState>,
     _: Can<ManageStructure>,
+    owner: CsrfToken,
     CsrfForm(f): CsrfForm<ResourceForm>,
 ) -> Result<Response, AppError> {
     let mut r = match f.check("matériel") {
         Ok(r) => r,
-        Err(msg) => return back(&msg),
+        Err(msg) => return back(&state, &owner, &msg),
     };
     let room_name = f.salle.trim().to_string();
     let found = state
@@ -367,7 +367,11 @@ async fn save_equipment(
         })
         .await?;
     if !found {
-        return back("Salle inconnue pour ce matériel : créez-la d'abord ou laissez vide.");
+        return back(
+            &state,
+            &owner,
+            "Salle inconnue pour ce matériel : créez-la d'abord ou laissez vide.",
+        );
     }
     Ok(Redirect::to("/etablissement?ok=materiel#salles").into_response())
 }
@@ -382,10 +386,11 @@ struct SplitForm {
 async fn split_class(
     State(state): State<AppState>,
     _: Can<ManageStructure>,
+    owner: CsrfToken,
     CsrfForm(f): CsrfForm<SplitForm>,
 ) -> Result<Response, AppError> {
     let Some(class) = crate::auth::store::id_from_hex(&f.classe) else {
-        return back("Choisissez la classe à partager.");
+        return back(&state, &owner, "Choisissez la classe à partager.");
     };
     let result = state
         .db
@@ -396,7 +401,7 @@ async fn split_class(
         .await?;
     match result {
         Ok(_) => Ok(Redirect::to("/etablissement?ok=groupes#groupes").into_response()),
-        Err(msg) => back(&msg),
+        Err(msg) => back(&state, &owner, &msg),
     }
 }
 

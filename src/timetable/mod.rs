@@ -303,7 +303,7 @@ async fn show_week(
         days,
         tabs: spec.tabs,
         form,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         notice,
         feed_link: spec.base == "/emploi-du-temps" || spec.view == Viewpoint::Audience,
         page,
@@ -587,12 +587,13 @@ fn opt_id(s: &str) -> Result<Option<Id>, AppError> {
 async fn create_slot(
     State(state): State<AppState>,
     _: Can<ManageTimetable>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<SlotInput>,
 ) -> Result<Response, AppError> {
     let class = opt_id(&f.class_id)?.ok_or(AppError::NotFound)?;
     let back = format!("/emploi-du-temps/classe/{}", hex(&class));
     let fail = |msg: String| -> Result<Response, AppError> {
-        Ok(Redirect::to(&format!("{back}?erreur={}", crate::web::urlencode(&msg))).into_response())
+        Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
     };
     let subject = opt_id(&f.subject_id)?
         .ok_or_else(|| AppError::BadRequest("Choisissez une matière.".into()))?;
@@ -729,7 +730,7 @@ async fn session_page(
         can_change: manage && o.slot_id.is_some() && o.state == OccState::Normal,
         teachers,
         rooms,
-        error: q.erreur,
+        error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
 }
@@ -756,12 +757,13 @@ async fn change_session(
     State(state): State<AppState>,
     Can(user, _): Can<ManageTimetable>,
     Path(occ): Path<String>,
+    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<ChangeInput>,
 ) -> Result<Response, AppError> {
     let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
     let back = format!("/emploi-du-temps/seance/{occ}");
     let fail = |msg: &str| -> Result<Response, AppError> {
-        Ok(Redirect::to(&format!("{back}?erreur={}", crate::web::urlencode(msg))).into_response())
+        Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
     };
     let teacher = opt_id(&f.teacher_id)?;
     let room = opt_id(&f.room_id)?;

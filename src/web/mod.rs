@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod error;
+pub mod flash;
 pub mod i18n;
 pub mod metrics;
 pub mod upload;
@@ -68,9 +69,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// The CSRF token of this browser (double-submit cookie, set by [`csrf_cookie`]).
+/// The CSRF token of this browser (double-submit cookie, set by [`csrf_cookie`]). It also
+/// names the browser that [`flash`] messages belong to.
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<CsrfToken>()
+            .cloned()
+            .unwrap_or(CsrfToken(String::new())))
+    }
+}
 
 fn valid_token(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())

@@ -44,6 +44,7 @@ impl TestServer {
 
     pub async fn start_with(opts: Options) -> TestServer {
         pin_clock();
+        log_if_asked();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data_dir: dir.path().join("data"),
@@ -279,6 +280,20 @@ impl Browser {
 /// do not depend on it. Only school dates move; sessions and certificates keep the real clock.
 pub const SCHOOL_DAY: time::OffsetDateTime = time::macros::datetime!(2026-11-24 10:00 UTC);
 
+/// With `RUST_LOG` set (`RUST_LOG=kekeli=debug cargo nextest run … --no-capture`), the
+/// server's log goes to the test's output.
+fn log_if_asked() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 pub fn pin_clock() {
     static PIN: std::sync::Once = std::sync::Once::new();
     PIN.call_once(|| kekeli::school::calendar::set_clock(SCHOOL_DAY));
@@ -394,4 +409,47 @@ pub fn extra_session(server: &TestServer, teacher: &[u8], class: &[u8]) -> Strin
         })
         .expect("extra session");
     OccKey::Change(id).encode()
+}
+
+/// What a redirect tells the person: the page at its `Location`, as `b` sees it, and the text
+/// of that page's error box (`name` = "erreur") or confirmation (`name` = "ok"). Messages are
+/// kept by the server for the browser that caused them; the URL carries only their id.
+pub async fn flash(b: &Browser, r: &reqwest::Response, name: &str) -> String {
+    let loc = location(r);
+    assert!(
+        !query_param(&loc, name).is_empty(),
+        "no {name} in the redirect {loc}"
+    );
+    let html = b.text(&loc).await;
+    let class = if name == "erreur" {
+        "<p class=\"error\" role=\"alert\">"
+    } else {
+        "<p class=\"notice\" role=\"status\">"
+    };
+    html.split_once(class)
+        .and_then(|(_, rest)| rest.split_once("</p>"))
+        .map(|(text, _)| unescape(text))
+        .unwrap_or_default()
+}
+
+/// The few HTML escapes the templates write.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// [`flash`] for whichever of `ok` and `erreur` the redirect carries.
+pub async fn message(b: &Browser, r: &reqwest::Response) -> String {
+    let loc = location(r);
+    let name = if query_param(&loc, "erreur").is_empty() {
+        "ok"
+    } else {
+        "erreur"
+    };
+    flash(b, r, name).await
 }
