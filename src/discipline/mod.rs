@@ -426,6 +426,7 @@ fn back_to(state: &AppState, owner: &str, id: &str, msg: &str) -> Result<Respons
 
 /// Record a punishment or a sanction for one of the incident's pupils (chosen in the form), in
 /// one transaction, as `principal`, if they may see the incident; back to the incident page.
+#[allow(clippy::too_many_arguments)]
 async fn record_for_involved<F>(
     state: &AppState,
     owner: &str,

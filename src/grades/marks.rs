@@ -644,10 +644,10 @@ async fn import(
     ClientIp(ip): ClientIp,
     Path(id_text): Path<String>,
     csrf: Option<axum::Extension<CsrfToken>>,
-    crate::web::CsrfToken(owner): crate::web::CsrfToken,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(&id_text).ok_or(AppError::NotFound)?;
+    let owner = page.csrf.clone();
     let upload = crate::web::upload::read(multipart, csrf, "fichier", &[]).await?;
     let who = user.principal();
     let check = who.clone();
