@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, hex, location, query_param};
+use common::{TestServer, hex, location};
 use kekeli::policy::Role;
 use kekeli::school::calendar;
 use kekeli::timetable::store::{self as tt, Filter, OccKey};
