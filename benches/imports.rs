@@ -27,6 +27,7 @@ fn opts(dry_run: bool) -> Options {
         today: "2026-11-23".into(),
         country_code: "228".into(),
         actor: None,
+        grantor: None,
         origin: "bench".into(),
         file_name: "bench.csv".into(),
     }

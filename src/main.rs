@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 
 use kekeli::auth::store::{self, AccountFilter, NewPerson};
 use kekeli::config::Config;
-use kekeli::db::DbError;
 use kekeli::policy::Role;
 
 #[derive(Parser)]
@@ -459,6 +458,7 @@ fn import(
         today,
         country_code: config.phone_country_code.clone(),
         actor: None,
+        grantor: None,
         origin: "cli".into(),
         file_name: file
             .file_name()
@@ -621,9 +621,7 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::ResetCode { login } => {
             let id = find(&login)?;
             let code = db.write_blocking(|tx| {
-                let code = store::issue_activation_code(tx, &secret, &id, days)?;
-                store::audit_account(tx, None, "account.code", Some(&id), None, Some("cli"))?;
-                Ok::<_, DbError>(code)
+                store::reset_code(tx, &secret, &id, days, None, Some("cli"))
             })?;
             println!(
                 "Nouveau code d'activation pour {login} : {code}\n(valable {days} jours, à usage unique)"

@@ -133,7 +133,9 @@ pub enum Capability {
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
     match cap {
-        Capability::ManageAccounts => who.any(&[Role::Technicien, Role::Secretariat]),
+        Capability::ManageAccounts => {
+            who.any(&[Role::Technicien, Role::Secretariat, Role::Direction])
+        }
         Capability::ViewSystem => who.has(Role::Technicien),
         Capability::ListAllClasses => {
             who.any(&[Role::Direction, Role::VieScolaire, Role::Secretariat])
@@ -170,6 +172,40 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         Capability::DirectAssessment => who.has(Role::Direction),
         Capability::EditPeople => who.has(Role::Secretariat),
     }
+}
+
+/// May `who` hand out `role` — create an account holding it, add it to a person by import?
+/// Nobody grants a role that sees more than they do (DESIGN.md, *Security*): the direction
+/// grants every role; the technician and the secrétariat grant the family and teaching roles
+/// and their own, never the direction's, nor each other's or vie scolaire's (which see what
+/// they do not: files and imports, system settings, discipline). The box's command line grants
+/// any role — whoever holds it holds the machine.
+pub fn may_grant(who: &Principal, role: Role) -> bool {
+    match role {
+        Role::Direction => who.has(Role::Direction),
+        Role::Eleve | Role::Parent | Role::Enseignant | Role::Invite => {
+            allows(who, Capability::ManageAccounts)
+        }
+        Role::VieScolaire | Role::Secretariat | Role::Technicien => {
+            who.has(Role::Direction) || who.has(role)
+        }
+    }
+}
+
+/// May `who` act on the account of a person holding `target` roles: issue an activation code
+/// (which logs in whatever the password is), print it on a sheet, disable or enable it? Only if
+/// `who` could have granted every one of those roles: a technician never opens the
+/// proviseur's account, and so never reads the marks and sanctions the direction sees.
+pub fn may_manage_account(who: &Principal, target: &[Role]) -> bool {
+    allows(who, Capability::ManageAccounts) && target.iter().all(|r| may_grant(who, *r))
+}
+
+/// The roles `who` may hand out, in the order forms list them.
+pub fn grantable_roles(who: &Principal) -> Vec<Role> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| may_grant(who, *r))
+        .collect()
 }
 
 /// What the store knows about the link between the asker and a person record.
@@ -376,6 +412,47 @@ mod tests {
             }
         ));
         assert!(!may_view_person(&parent, PersonFacts::default()));
+    }
+
+    #[test]
+    fn nobody_grants_or_opens_an_account_that_sees_more_than_they_do() {
+        let (tech, sec, dir, teacher) = (
+            p(&[Role::Technicien]),
+            p(&[Role::Secretariat]),
+            p(&[Role::Direction]),
+            p(&[Role::Enseignant]),
+        );
+        for r in Role::ALL {
+            assert!(may_grant(&dir, r), "the direction grants {r:?}");
+            assert!(!may_grant(&teacher, r), "a teacher grants nothing");
+        }
+        for who in [&tech, &sec] {
+            assert!(!may_grant(who, Role::Direction));
+            assert!(!may_grant(who, Role::VieScolaire));
+            for r in [Role::Eleve, Role::Parent, Role::Enseignant, Role::Invite] {
+                assert!(may_grant(who, r));
+            }
+            assert!(!may_manage_account(who, &[Role::Direction]));
+            assert!(!may_manage_account(
+                who,
+                &[Role::Enseignant, Role::Direction]
+            ));
+            assert!(may_manage_account(who, &[Role::Eleve]));
+        }
+        assert!(may_grant(&tech, Role::Technicien) && !may_grant(&tech, Role::Secretariat));
+        assert!(may_grant(&sec, Role::Secretariat) && !may_grant(&sec, Role::Technicien));
+        assert!(may_manage_account(&dir, &[Role::Direction]));
+        assert!(!may_manage_account(&teacher, &[Role::Eleve]));
+        assert_eq!(
+            grantable_roles(&tech),
+            vec![
+                Role::Eleve,
+                Role::Parent,
+                Role::Enseignant,
+                Role::Technicien,
+                Role::Invite
+            ]
+        );
     }
 
     #[test]

@@ -172,6 +172,7 @@ async fn an_account_disabled_by_another_process_loses_its_session_within_seconds
     let teacher = server.login_of(Role::Enseignant).clone();
     let b = server.logged_in(Role::Enseignant).await;
     assert_eq!(b.get("/").await.status(), 200, "session known and cached");
+    let seen = server.db.generation_of(&kekeli::auth::session::TABLES);
     // Another process (here a connection of its own, as `kekeli user disable` opens) writes
     // behind the server's back.
     let other = kekeli::db::connect(&server.config.db_path()).expect("other connection");
@@ -182,17 +183,24 @@ async fn an_account_disabled_by_another_process_loses_its_session_within_seconds
         )
         .expect("disable");
     drop(other);
-    let started = std::time::Instant::now();
-    let mut status = 200;
-    // Well under the cache's own time limit: only noticing the other writer can end it here.
-    while started.elapsed() < kekeli::auth::session::CACHE_TTL / 2 {
-        status = b.get("/").await.status().as_u16();
-        if status != 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Wait for the event — the server noticing the other writer, which moves the generation
+    // its session cache checks — not for a time: a slow machine only makes it later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.db.generation_of(&kekeli::auth::session::TABLES) == seen
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(status, 303, "session of a disabled account still served");
+    assert_ne!(
+        server.db.generation_of(&kekeli::auth::session::TABLES),
+        seen,
+        "the other process's write was never noticed"
+    );
+    assert_eq!(
+        b.get("/").await.status(),
+        303,
+        "session of a disabled account still served"
+    );
     server.stop().await;
 }
 
@@ -200,16 +208,24 @@ async fn an_account_disabled_by_another_process_loses_its_session_within_seconds
 async fn idle_sessions_expire() {
     let server = TestServer::start_with(Options {
         demo: true,
-        tweak: Box::new(|c| c.security.staff_idle_minutes = 0),
+        tweak: Box::new(|c| c.security.staff_idle_minutes = 30),
     })
     .await;
     let b = server.logged_in(Role::Direction).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(b.get("/").await.status(), 303, "staff idle timeout");
-    // Families have their own, longer timeout.
     let p = server.logged_in(Role::Parent).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(p.get("/").await.status(), 200);
+    assert_eq!(b.get("/").await.status(), 200);
+    // Two hours later by the sessions' clock (no waiting: the clock is moved).
+    kekeli::auth::session::advance_clock(2 * 3600 + 60);
+    assert_eq!(b.get("/").await.status(), 303, "staff idle timeout");
+    assert_eq!(
+        p.get("/").await.status(),
+        303,
+        "families' longer timeout passed too"
+    );
+    // A family session used within its timeout lives on.
+    let p = server.logged_in(Role::Parent).await;
+    kekeli::auth::session::advance_clock(3600);
+    assert_eq!(p.get("/").await.status(), 200, "families: 2 h");
     server.stop().await;
 }
 
@@ -221,7 +237,6 @@ async fn a_whole_class_behind_one_nat_logs_in_at_once() {
     })
     .await;
     let logins = make_accounts(&server, 40, "Cours-du-matin-1");
-    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for login in logins {
         let b = server.browser();
@@ -230,15 +245,10 @@ async fn a_whole_class_behind_one_nat_logs_in_at_once() {
             (r.status().as_u16(), b.get("/").await.status().as_u16())
         }));
     }
+    // However slow the machine: the limits' bursts hold a class at once, refill or not.
     for t in tasks {
         assert_eq!(t.await.expect("join"), (303, 200));
     }
-    // Not a timing assertion: the bucket is defined over 10 s, so the run must fit in it
-    // for the test to mean what it says.
-    assert!(
-        started.elapsed().as_secs() < 10,
-        "the 40 logins took longer than 10 s"
-    );
     server.stop().await;
 }
 
@@ -289,11 +299,12 @@ async fn guessing_is_throttled_without_locking_the_real_user_out() {
         }
     }
     assert_eq!(refused + throttled, 1000);
+    // Guessing from many machines at once is bounded by the account's limit (100 at once).
     assert!(
-        refused <= 12,
-        "at most the burst (+ refill) was checked: {refused}"
+        refused <= 102,
+        "at most the account's burst (+ refill) was checked: {refused}"
     );
-    assert!(audit_count(&server, "login.throttled") >= 988);
+    assert!(audit_count(&server, "login.throttled") >= 898);
 
     // The attacker, with the right password now, is still throttled (no cookie)...
     let late = server.browser_from(Some(IpAddr::from([127, 0, 0, 99])));
@@ -306,5 +317,284 @@ async fn guessing_is_throttled_without_locking_the_real_user_out() {
         user.login(&victim, "Vrai-mot-de-passe-1").await.status(),
         303
     );
+    server.stop().await;
+}
+
+/// One person guessing — ten wrong passwords, then one a minute — keeps their own machine
+/// throttled, right password or not, but not the owner: in a fresh browser elsewhere (a lab
+/// PC, no device cookie), the right password gets in.
+#[tokio::test]
+async fn one_guesser_keeps_only_themself_out() {
+    let server = TestServer::start_with(Options {
+        demo: false,
+        ..Default::default()
+    })
+    .await;
+    let victim = make_accounts(&server, 1, "Vrai-mot-de-passe-1").remove(0);
+    let attacker = server.browser_from(Some(IpAddr::from([127, 0, 0, 66])));
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        statuses.push(
+            attacker
+                .login(&victim, &format!("devine-{i}"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Their guesses stay throttled: even the right password is not checked from there.
+    assert_eq!(
+        attacker
+            .login(&victim, "Vrai-mot-de-passe-1")
+            .await
+            .status(),
+        429
+    );
+    // The owner, in a browser that never logged in, from another machine of the school.
+    let owner = server.browser_from(Some(IpAddr::from([127, 0, 0, 7])));
+    assert_eq!(
+        owner.login(&victim, "Vrai-mot-de-passe-1").await.status(),
+        303
+    );
+    assert_eq!(owner.get("/").await.status(), 200);
+    server.stop().await;
+}
+
+/// Trying the current password on *Changer mot de passe* is throttled like the login page:
+/// a session left open on a shared PC does not let someone find the password by trying.
+#[tokio::test]
+async fn the_current_password_check_is_throttled() {
+    let server = TestServer::start().await;
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let b = server.logged_in(Role::Enseignant).await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = b
+            .post(
+                "/mot-de-passe",
+                &[
+                    ("current", &format!("devine-{i}")),
+                    ("new", "Nouveau-mot-de-passe-1"),
+                    ("confirm", "Nouveau-mot-de-passe-1"),
+                ],
+            )
+            .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 422), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The right one is not checked either while throttled.
+    let r = b
+        .post(
+            "/mot-de-passe",
+            &[
+                ("current", &teacher.password),
+                ("new", "Nouveau-mot-de-passe-1"),
+                ("confirm", "Nouveau-mot-de-passe-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    server.stop().await;
+}
+
+fn account_of(server: &TestServer, login: &str) -> String {
+    let login = login.to_string();
+    let id: Vec<u8> = server
+        .db
+        .read_blocking(|c| {
+            c.query_row("SELECT id FROM accounts WHERE login = ?1", [&login], |r| {
+                r.get(0)
+            })
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("account");
+    common::hex(&id)
+}
+
+/// Whoever manages accounts cannot open one that sees more than they do: the technician and
+/// the secrétariat never issue a code for, print, disable, create or import a direction
+/// account; the direction can.
+#[tokio::test]
+async fn no_one_opens_an_account_that_sees_more_than_they_do() {
+    let server = TestServer::start().await;
+    let proviseur = server.login_of(Role::Direction).clone();
+    let dir_account = account_of(&server, &proviseur.login);
+    let codes_before = audit_count(&server, "account.code");
+    for role in [Role::Technicien, Role::Secretariat] {
+        let b = server.logged_in(role).await;
+        for action in ["code", "desactiver"] {
+            let r = b
+                .post(&format!("/admin/comptes/{dir_account}/{action}"), &[])
+                .await;
+            assert_eq!(r.status(), 403, "{role:?} {action} on the proviseur");
+        }
+        let page = b.text(&format!("/admin/comptes/{dir_account}")).await;
+        assert!(
+            !page.contains("/code\""),
+            "{role:?} is offered a code button"
+        );
+        let r = b
+            .post(
+                "/admin/comptes",
+                &[
+                    ("surname", "FAUX"),
+                    ("first_names", "Proviseur"),
+                    ("role", "direction"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 403, "{role:?} creates a direction account");
+        let form = b.text("/admin/comptes/nouveau").await;
+        assert!(
+            !form.contains("value=\"direction\""),
+            "{role:?} is offered it"
+        );
+        let r = b
+            .post("/admin/fiches", &[("role", "direction"), ("which", "all")])
+            .await;
+        assert_eq!(r.status(), 403, "{role:?} prints the direction's codes");
+        // Nor through a staff file.
+        let file = "Nom;Prénoms;Fonction\nFAUX;Censeur;censeur\n";
+        let r = b
+            .post_multipart(
+                "/imports/personnels/apercu",
+                &[],
+                Some(("fichier", "personnels.csv", file.as_bytes().to_vec())),
+            )
+            .await;
+        let text = r.text().await.expect("body");
+        assert!(
+            text.contains("ne peut être attribué que par la direction"),
+            "{role:?}: {text}"
+        );
+    }
+    assert_eq!(audit_count(&server, "account.code"), codes_before);
+    let fakes: i64 = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM people WHERE surname = 'FAUX'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("count");
+    assert_eq!(fakes, 0);
+    // The proviseur still logs in with their own password.
+    assert_eq!(
+        server
+            .browser()
+            .login(&proviseur.login, &proviseur.password)
+            .await
+            .status(),
+        303
+    );
+    // The direction itself may create a censeur's account.
+    let d = server.logged_in(Role::Direction).await;
+    let r = d
+        .post(
+            "/admin/comptes",
+            &[
+                ("surname", "AGBO"),
+                ("first_names", "Censeur"),
+                ("role", "direction"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the direction creates a direction account");
+    server.stop().await;
+}
+
+/// A code issued for an account ends its sessions, is audited with who issued it, and its
+/// owner is told at their next login — when, and by whom.
+#[tokio::test]
+async fn a_reset_ends_the_sessions_and_the_owner_is_told_who_and_when() {
+    let server = TestServer::start().await;
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let account = account_of(&server, &teacher.login);
+    let owner = server.logged_in(Role::Enseignant).await;
+    assert_eq!(owner.get("/").await.status(), 200);
+    let sec = server.logged_in(Role::Secretariat).await;
+    let r = sec
+        .post(&format!("/admin/comptes/{account}/code"), &[])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("slip").contains(&teacher.login));
+    assert_eq!(
+        owner.get("/").await.status(),
+        303,
+        "the owner's session ended with the reset"
+    );
+    // Next login with the password: told first, then on to where they were going.
+    let b = server.browser();
+    let r = b
+        .post(
+            "/connexion",
+            &[
+                ("login", teacher.login.as_str()),
+                ("password", teacher.password.as_str()),
+                ("next", "/emploi-du-temps"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(loc.starts_with("/compte/codes"), "{loc}");
+    let page = b.text(&loc).await;
+    let sec_name: String = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT p.first_names || ' ' || p.surname FROM people p JOIN accounts a ON a.person_id = p.id WHERE a.login = ?1",
+                [&server.login_of(Role::Secretariat).login],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("name");
+    assert!(page.contains(&sec_name), "who issued it: {page}");
+    assert!(page.contains("href=\"/emploi-du-temps\""), "and on: {page}");
+    // Told once: the login after that goes straight on.
+    let r = server
+        .browser()
+        .login(&teacher.login, &teacher.password)
+        .await;
+    assert_eq!(location(&r), "/");
+    server.stop().await;
+}
+
+/// The code is used up when the password is saved, not at login: if the Wi-Fi drops on
+/// *Choisir un mot de passe*, the same code logs in again.
+#[tokio::test]
+async fn an_activation_code_lasts_until_the_password_is_saved() {
+    let server = TestServer::start_with(Options {
+        demo: false,
+        ..Default::default()
+    })
+    .await;
+    let (login, code) = server.first_login.clone().expect("first login");
+    let first = server.browser();
+    assert_eq!(location(&first.login(&login, &code).await), "/mot-de-passe");
+    // The page was shown, then the link dropped: nothing was saved. Later, another try.
+    let again = server.browser();
+    let r = again.login(&login, &code).await;
+    assert_eq!(location(&r), "/mot-de-passe", "the code still works");
+    let r = again
+        .post(
+            "/mot-de-passe",
+            &[("new", "Baobab-Lome-7"), ("confirm", "Baobab-Lome-7")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    // Now it is spent.
+    assert_eq!(server.browser().login(&login, &code).await.status(), 401);
     server.stop().await;
 }

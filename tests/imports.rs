@@ -45,6 +45,7 @@ fn opts(dry_run: bool) -> Options {
         today: TODAY.into(),
         country_code: "228".into(),
         actor: None,
+        grantor: None,
         origin: "test".into(),
         file_name: "test.csv".into(),
     }

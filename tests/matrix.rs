@@ -75,7 +75,7 @@ fn technician(r: Role, _: bool) -> bool {
     r == Role::Technicien
 }
 fn account_managers(r: Role, _: bool) -> bool {
-    matches!(r, Role::Technicien | Role::Secretariat)
+    matches!(r, Role::Technicien | Role::Secretariat | Role::Direction)
 }
 fn school_wide(r: Role) -> bool {
     matches!(r, Role::Direction | Role::VieScolaire | Role::Secretariat)
@@ -143,7 +143,7 @@ fn justification_document(r: Role, own: bool) -> bool {
 
 /// Imports: people files need account managers, structure files the secrétariat or direction.
 fn people_imports(r: Role, _: bool) -> bool {
-    matches!(r, Role::Technicien | Role::Secretariat)
+    matches!(r, Role::Technicien | Role::Secretariat | Role::Direction)
 }
 fn any_imports(r: Role, _: bool) -> bool {
     matches!(r, Role::Technicien | Role::Secretariat | Role::Direction)
@@ -256,6 +256,7 @@ fn matrix() -> Vec<Entry> {
         ),
         e("GET", "/", None, Some(everyone as Rule), &[]),
         e("GET", "/mot-de-passe", None, Some(everyone), &[]),
+        e("GET", "/compte/codes", None, Some(everyone), &[]),
         e(
             "POST",
             "/mot-de-passe",

@@ -10,7 +10,7 @@ use crate::app::{AppState, Routes};
 use crate::auth::store::{self, AccountFilter, AccountRow, Id, NewPerson, id_from_hex};
 use crate::auth::{Can, ManageAccounts, ViewSystem};
 use crate::people::ClassRef;
-use crate::policy::Role;
+use crate::policy::{self, Role};
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 
 pub fn routes() -> Routes {
@@ -125,6 +125,8 @@ struct AccountsPage {
     classe: String,
     classes: Vec<ClassRef>,
     roles: Vec<Role>,
+    /// The roles whose sheets the asker may print (`policy::grantable_roles`).
+    grantable: Vec<Role>,
     page_no: i64,
     pages: i64,
 }
@@ -142,7 +144,7 @@ impl AccountsPage {
 
 async fn accounts_page(
     State(state): State<AppState>,
-    Can(..): Can<ManageAccounts>,
+    Can(user, ..): Can<ManageAccounts>,
     page: Page,
     Query(q): Query<AccountsQuery>,
 ) -> Result<Response, AppError> {
@@ -176,6 +178,7 @@ async fn accounts_page(
         classe: q.classe,
         classes,
         roles: Role::ALL.to_vec(),
+        grantable: policy::grantable_roles(&user.principal()),
         page_no,
     })
 }
@@ -203,10 +206,13 @@ struct NewAccountForm {
     matricule: String,
 }
 
-async fn new_account_page(Can(..): Can<ManageAccounts>, page: Page) -> Result<Response, AppError> {
+async fn new_account_page(
+    Can(user, ..): Can<ManageAccounts>,
+    page: Page,
+) -> Result<Response, AppError> {
     render(&NewAccountPage {
         page,
-        roles: Role::ALL.to_vec(),
+        roles: policy::grantable_roles(&user.principal()),
         error: String::new(),
         form: NewAccountForm::default(),
     })
@@ -281,6 +287,11 @@ async fn create_account(
 ) -> Result<Response, AppError> {
     let tr = page.tr;
     let role = Role::parse(&form.role);
+    let who = user.principal();
+    // A role the form never offered to this person (a forged request): refused outright.
+    if role.is_some_and(|r| !policy::may_grant(&who, r)) {
+        return Err(AppError::Forbidden);
+    }
     let error = if form.surname.trim().is_empty() || form.first_names.trim().is_empty() {
         Some(tr.t("admin.new.error.names"))
     } else if role.is_none() {
@@ -295,7 +306,7 @@ async fn create_account(
         (error, _) => {
             let mut r = render(&NewAccountPage {
                 page,
-                roles: Role::ALL.to_vec(),
+                roles: policy::grantable_roles(&who),
                 error: error.unwrap_or_default().to_string(),
                 form,
             })?;
@@ -356,6 +367,8 @@ async fn create_account(
 struct AccountPage {
     page: Page,
     a: AccountRow,
+    /// The asker may issue a code for this account, disable or enable it.
+    manage: bool,
     notice: String,
     /// The person's file, for those who may correct it (the secrétariat, not the technician).
     file: Option<String>,
@@ -397,8 +410,10 @@ async fn account_page(
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
     let a = load_account(&state, &id).await?;
-    let file = crate::policy::allows(&user.principal(), crate::policy::Capability::EditPeople)
+    let who = user.principal();
+    let file = policy::allows(&who, policy::Capability::EditPeople)
         .then(|| format!("/personnes/{}", crate::auth::store::hex(&a.person_id)));
+    let manage = policy::may_manage_account(&who, &a.roles);
     let notice = match q.ok.as_str() {
         "disabled" => page.tr.t("admin.account.disabled_ok"),
         "enabled" => page.tr.t("admin.account.enabled_ok"),
@@ -408,6 +423,7 @@ async fn account_page(
     render(&AccountPage {
         page,
         a,
+        manage,
         notice,
         file,
     })
@@ -418,12 +434,16 @@ struct Empty {}
 
 async fn set_disabled(
     state: AppState,
-    actor: Id,
+    user: crate::auth::CurrentUser,
     id: String,
     ip: String,
     disabled: bool,
 ) -> Result<Response, AppError> {
     let a = load_account(&state, &id).await?;
+    if !policy::may_manage_account(&user.principal(), &a.roles) {
+        return Err(AppError::Forbidden);
+    }
+    let actor = user.account_id;
     if a.account_id == actor && disabled {
         return Err(AppError::BadRequest(
             "Vous ne pouvez pas désactiver votre propre compte.".into(),
@@ -464,7 +484,7 @@ async fn disable_account(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
-    set_disabled(state, user.account_id, id, ip.to_string(), true).await
+    set_disabled(state, user, id, ip.to_string(), true).await
 }
 
 async fn enable_account(
@@ -474,7 +494,7 @@ async fn enable_account(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
-    set_disabled(state, user.account_id, id, ip.to_string(), false).await
+    set_disabled(state, user, id, ip.to_string(), false).await
 }
 
 async fn reset_code(
@@ -486,6 +506,10 @@ async fn reset_code(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
     let a = load_account(&state, &id).await?;
+    let who = user.principal();
+    if !policy::may_manage_account(&who, &a.roles) {
+        return Err(AppError::Forbidden);
+    }
     let account = a.account_id;
     let actor = user.account_id;
     let secret = state.secret.clone();
@@ -493,16 +517,19 @@ async fn reset_code(
     let code = state
         .db
         .write(move |tx| {
-            let code = store::issue_activation_code(tx, &secret, &account, days)?;
-            store::audit_account(
+            // Decided again on the writer: the roles cannot have changed in between.
+            let roles = store::roles_of_account(tx, &account)?;
+            if !policy::may_manage_account(&who, &roles) {
+                return Err(AppError::Forbidden);
+            }
+            Ok(store::reset_code(
                 tx,
+                &secret,
+                &account,
+                days,
                 Some(&actor),
-                "account.code",
-                Some(&account),
-                None,
                 Some(&ip.to_string()),
-            )?;
-            Ok::<_, AppError>(code)
+            )?)
         })
         .await?;
     let slip = slip(&state, &a, code);
@@ -540,6 +567,10 @@ async fn print_sheets(
             "Choisissez une classe ou un rôle pour imprimer les fiches.".into(),
         ));
     }
+    let who = user.principal();
+    if role.is_some_and(|r| !policy::may_grant(&who, r)) {
+        return Err(AppError::Forbidden);
+    }
     let only_pending = form.which != "all";
     let secret = state.secret.clone();
     let days = state.config.security.activation_days;
@@ -562,17 +593,19 @@ async fn print_sheets(
             )?;
             with_classes(tx, &mut rows)?;
             let mut out = Vec::new();
-            for row in rows
-                .into_iter()
-                .filter(|r| !r.disabled && (!only_pending || !r.activated))
-            {
-                let code = store::issue_activation_code(tx, &secret, &row.account_id, days)?;
-                store::audit_account(
+            // A class's sheet lists its pupils and their parents: an account the asker may
+            // not open (a parent who is also of the direction) is left out of it.
+            for row in rows.into_iter().filter(|r| {
+                !r.disabled
+                    && (!only_pending || !r.activated)
+                    && policy::may_manage_account(&who, &r.roles)
+            }) {
+                let code = store::reset_code(
                     tx,
+                    &secret,
+                    &row.account_id,
+                    days,
                     Some(&actor),
-                    "account.code",
-                    Some(&row.account_id),
-                    None,
                     Some(&ip.to_string()),
                 )?;
                 out.push((row, code));

@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::app::{AppState, Routes};
+use crate::db::DbError;
 use crate::policy::{self, Capability, Principal, Role};
 use crate::web::i18n::{Lang, Tr};
 use crate::web::{self, AppError, ClientIp, CsrfForm, Page, render};
-use ratelimit::FailureKey;
+use ratelimit::{FailureKey, Source};
 use store::{Id, hex};
 
 pub const DEVICE_COOKIE: &str = "__Host-kekeli-device";
@@ -96,7 +97,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 row
             }
         };
-        let now = crate::db::now();
+        let now = session::now();
         if row.expired(&state.timeouts, now) {
             let hash = row.token_hash.clone();
             state.sessions.forget(&hash);
@@ -237,6 +238,7 @@ pub fn routes() -> Routes {
         .post("/deconnexion", logout)
         .get("/mot-de-passe", password_page)
         .post("/mot-de-passe", password_submit)
+        .get("/compte/codes", codes_page)
 }
 
 #[derive(Template)]
@@ -380,32 +382,35 @@ async fn login_submit(
         .db
         .read(move |c| store::find_login(c, &lookup))
         .await?;
+    let source = Source::of(ip);
     let key = match &row {
         Some(r) => match device_of(&headers, &state.secret, &r.account_id) {
             Some(device) => FailureKey::Device(hex(&r.account_id), device),
-            None => FailureKey::Account(hex(&r.account_id)),
+            None => FailureKey::Account(hex(&r.account_id), source),
         },
-        None => FailureKey::Account(format!("login:{login}")),
+        None => FailureKey::Account(format!("login:{login}"), source),
     };
-    // Every attempt spends a token up front, so concurrent guesses cannot all slip through a
-    // check-then-take race; a successful login gives it back.
-    if let Err(wait) = state.login_limits.failures.take(&key, now) {
-        audit_login(
-            &state,
-            "login.throttled",
-            row.as_ref().map(|r| r.account_id),
-            ip_text,
-        )
-        .await?;
-        return Ok(login_again(
-            page,
-            StatusCode::TOO_MANY_REQUESTS,
-            form.login,
-            next,
-            tr.t("login.throttled_account")
-                .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
-        ));
-    }
+    let limited = state.login_limits.attempt(key, source, now);
+    let ticket = match limited {
+        Ok(ticket) => ticket,
+        Err(wait) => {
+            audit_login(
+                &state,
+                "login.throttled",
+                row.as_ref().map(|r| r.account_id),
+                ip_text,
+            )
+            .await?;
+            return Ok(login_again(
+                page,
+                StatusCode::TOO_MANY_REQUESTS,
+                form.login,
+                next,
+                tr.t("login.throttled_account")
+                    .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
+            ));
+        }
+    };
 
     let outcome = match &row {
         None => {
@@ -467,16 +472,18 @@ async fn login_submit(
         }
     };
     let (row, outcome) = row;
-    state.login_limits.failures.refund(&key);
+    state.login_limits.succeeded(ticket);
     let account = row.account_id;
     let activation = matches!(outcome, Outcome::Activation);
     let ipc = ip_text.clone();
-    let token = state
+    let (token, codes) = state
         .db
         .write(move |tx| {
             if activation {
-                store::consume_activation(tx, &account)?;
+                store::activation_login(tx, &account)?;
             }
+            // Codes someone issued for this account since its last login: its owner is told.
+            let codes = store::codes_since_last_login(tx, &account)?;
             store::mark_login(tx, &account)?;
             store::audit_account(
                 tx,
@@ -490,11 +497,13 @@ async fn login_submit(
                 None,
                 Some(&ipc),
             )?;
-            session::create(tx, &account, &ipc)
+            Ok::<_, DbError>((session::create(tx, &account, &ipc)?, codes))
         })
         .await?;
     let target = if activation {
         "/mot-de-passe".to_string()
+    } else if !codes.is_empty() {
+        format!("/compte/codes?suite={}", web::urlencode(&next))
     } else {
         next
     };
@@ -568,13 +577,91 @@ struct PasswordPage {
     page: Page,
     first_time: bool,
     error: String,
+    /// Activation codes issued for this account lately: (when, by whom).
+    codes: Vec<(String, String)>,
 }
 
-async fn password_page(user: CurrentUser, page: Page) -> Result<Response, AppError> {
+/// How far back an account's owner is shown the codes issued for it.
+const CODES_SHOWN_DAYS: i64 = 30;
+
+/// The codes issued for `account` in the last [`CODES_SHOWN_DAYS`], as the page lists them.
+async fn recent_codes(
+    state: &AppState,
+    tr: Tr,
+    account: Id,
+) -> Result<Vec<(String, String)>, AppError> {
+    let since = crate::db::now() - CODES_SHOWN_DAYS * 86_400;
+    let codes = state
+        .db
+        .read(move |c| store::codes_issued(c, &account, since))
+        .await?;
+    let offset = state.config.utc_offset_minutes;
+    Ok(codes
+        .into_iter()
+        .map(|c| {
+            let t = crate::school::calendar::at(
+                time::OffsetDateTime::from_unix_timestamp(c.at)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                offset,
+            );
+            (
+                tr.t("account.codes.when")
+                    .replace("{date}", &crate::school::calendar::french(t.date))
+                    .replace(
+                        "{time}",
+                        &format!("{:02}:{:02}", t.minute / 60, t.minute % 60),
+                    ),
+                c.by.unwrap_or_else(|| tr.t("account.codes.cli").to_string()),
+            )
+        })
+        .collect())
+}
+
+async fn password_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+) -> Result<Response, AppError> {
+    let codes = if user.must_change_password {
+        recent_codes(&state, page.tr, user.account_id).await?
+    } else {
+        Vec::new()
+    };
     render(&PasswordPage {
         page,
         first_time: user.must_change_password,
         error: String::new(),
+        codes,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "auth/codes.html")]
+struct CodesPage {
+    page: Page,
+    codes: Vec<(String, String)>,
+    next: String,
+}
+
+#[derive(Deserialize, Default)]
+struct CodesQuery {
+    #[serde(default)]
+    suite: String,
+}
+
+/// Shown after a login when someone issued an activation code for the account since its last
+/// login: when, and by whom. A code logs in whatever the password is, so the owner must know.
+async fn codes_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Query(q): Query<CodesQuery>,
+) -> Result<Response, AppError> {
+    let codes = recent_codes(&state, page.tr, user.account_id).await?;
+    render(&CodesPage {
+        page,
+        codes,
+        next: safe_next(&q.suite).to_string(),
     })
 }
 
@@ -599,11 +686,30 @@ async fn password_submit(
             page,
             first_time: user.must_change_password,
             error,
+            codes: Vec::new(),
         })?;
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         Ok(r)
     };
     if !user.must_change_password {
+        // The same limits as the login page: a session left open on a shared PC must not
+        // become a way to find the password by trying.
+        let key = FailureKey::Account(hex(&user.account_id), Source::of(ip));
+        let ticket = state
+            .login_limits
+            .attempt(key, Source::of(ip), Instant::now());
+        let ticket = match ticket {
+            Ok(t) => t,
+            Err(wait) => {
+                let mut r = again(
+                    page,
+                    tr.t("login.throttled_account")
+                        .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
+                )?;
+                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                return Ok(r);
+            }
+        };
         let login = user.login.clone();
         let stored = state
             .db
@@ -613,6 +719,7 @@ async fn password_submit(
         if !state.hasher.verify(form.current.clone(), stored).await? {
             return again(page, tr.t("password.wrong_current").into());
         }
+        state.login_limits.succeeded(ticket);
     }
     if let Err(rule) = password::check_new(&form.new, &form.confirm, &user.login) {
         return again(page, rule.to_string());

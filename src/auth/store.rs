@@ -245,10 +245,118 @@ pub fn issue_activation_code(
     Ok(code)
 }
 
+/// Give an account a fresh code because someone asked (a forgotten password, a printed sheet):
+/// the code, the end of every session of the account — whoever holds one now must log in again
+/// — and the audit line (`account.code`, by `actor` from `origin`) that the owner is shown at
+/// their next login. Who may do it is decided by `policy::may_manage_account`, before this.
+pub fn reset_code(
+    conn: &Connection,
+    secret: &Secret,
+    account: &Id,
+    valid_days: i64,
+    actor: Option<&Id>,
+    origin: Option<&str>,
+) -> Result<String, DbError> {
+    let code = issue_activation_code(conn, secret, account, valid_days)?;
+    conn.execute("DELETE FROM sessions WHERE account_id = ?1", [&account[..]])?;
+    audit_account(conn, actor, "account.code", Some(account), None, origin)?;
+    Ok(code)
+}
+
+/// The roles a person holds (empty for an unknown person).
+pub fn roles_of_person(conn: &Connection, person: &Id) -> Result<Vec<Role>, DbError> {
+    let roles: Option<String> = conn
+        .query_row(
+            "SELECT group_concat(role) FROM person_roles WHERE person_id = ?1",
+            [&person[..]],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(roles
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(Role::parse)
+        .collect())
+}
+
+/// The roles of the person behind an account (empty for an unknown account).
+pub fn roles_of_account(conn: &Connection, account: &Id) -> Result<Vec<Role>, DbError> {
+    let roles: Option<String> = conn
+        .query_row(
+            "SELECT group_concat(r.role) FROM accounts a JOIN person_roles r ON r.person_id = a.person_id \
+             WHERE a.id = ?1",
+            [&account[..]],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(roles
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(Role::parse)
+        .collect())
+}
+
+/// A code handed out for an account, as its owner is told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeIssued {
+    pub at: i64,
+    /// Who issued it: a name, or `None` from the box's command line.
+    pub by: Option<String>,
+}
+
+/// Codes issued for `account` since `since` (unix seconds), newest first, with who issued
+/// them (from the audit trail).
+pub fn codes_issued(
+    conn: &Connection,
+    account: &Id,
+    since: i64,
+) -> Result<Vec<CodeIssued>, DbError> {
+    named(
+        conn,
+        audit::of_object(conn, "account.code", account, since)?,
+    )
+}
+
+/// Codes issued for `account` since its last login: what its owner is told when logging in.
+/// Call before recording the new login.
+pub fn codes_since_last_login(conn: &Connection, account: &Id) -> Result<Vec<CodeIssued>, DbError> {
+    named(
+        conn,
+        audit::of_object_since_last(
+            conn,
+            "account.code",
+            account,
+            &["login.ok", "login.activation"],
+        )?,
+    )
+}
+
+fn named(conn: &Connection, rows: Vec<audit::Row>) -> Result<Vec<CodeIssued>, DbError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let by = match &r.actor {
+            Some(actor) => conn
+                .query_row(
+                    "SELECT p.first_names || ' ' || p.surname FROM accounts a JOIN people p ON p.id = a.person_id WHERE a.id = ?1",
+                    [&actor[..]],
+                    |row| row.get(0),
+                )
+                .optional()?,
+            None => None,
+        };
+        out.push(CodeIssued { at: r.at, by });
+    }
+    Ok(out)
+}
+
 /// What the login step needs to know about an account.
 #[derive(Debug, Clone)]
 pub struct LoginRow {
     pub account_id: Id,
+    /// When the account last logged in before now (unix seconds).
+    pub last_login_at: Option<i64>,
     pub password_hash: Option<String>,
     pub activation_hash: Option<String>,
     pub activation_expires: Option<i64>,
@@ -258,11 +366,12 @@ pub struct LoginRow {
 pub fn find_login(conn: &Connection, login: &str) -> Result<Option<LoginRow>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT id, password_hash, activation_hash, activation_expires, disabled FROM accounts WHERE login = ?1",
+            "SELECT id, password_hash, activation_hash, activation_expires, disabled, last_login_at FROM accounts WHERE login = ?1",
             [login.trim().to_lowercase()],
             |r| {
                 Ok(LoginRow {
                     account_id: r.get(0)?,
+                    last_login_at: r.get(5)?,
                     password_hash: r.get(1)?,
                     activation_hash: r.get(2)?,
                     activation_expires: r.get(3)?,
@@ -273,10 +382,12 @@ pub fn find_login(conn: &Connection, login: &str) -> Result<Option<LoginRow>, Db
         .optional()?)
 }
 
-/// Use up an activation code: the account must now choose a password.
-pub fn consume_activation(conn: &Connection, account: &Id) -> Result<(), DbError> {
+/// A login with an activation code: the account must now choose a password. The code stays
+/// valid until the password is saved ([`set_password`] removes it) or it expires — if the Wi-Fi
+/// drops on *Choisir un mot de passe*, the same code logs in again.
+pub fn activation_login(conn: &Connection, account: &Id) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE accounts SET activation_hash = NULL, activation_expires = NULL, must_change_password = 1 WHERE id = ?1",
+        "UPDATE accounts SET must_change_password = 1 WHERE id = ?1",
         [&account[..]],
     )?;
     Ok(())

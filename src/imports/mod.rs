@@ -234,6 +234,9 @@ pub struct Options {
     /// Country calling code added to 8-digit local phone numbers ("228" for Togo).
     pub country_code: String,
     pub actor: Option<Id>,
+    /// Who hands out the roles a staff file names (`policy::may_grant` decides); `None` on the
+    /// box's command line, which may grant any role.
+    pub grantor: Option<crate::policy::Principal>,
     /// Address of the browser, or "cli".
     pub origin: String,
     pub file_name: String,

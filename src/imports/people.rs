@@ -1011,6 +1011,26 @@ pub(super) fn staff(
         } else {
             known(ctx.tx, "matricule = ?1", key.as_str())?
         };
+        let held = match &existing {
+            Some(k) => crate::auth::store::roles_of_person(ctx.tx, &k.id)?,
+            None => Vec::new(),
+        };
+        for role in roles.iter().filter(|r| !held.contains(r)) {
+            if let Some(grantor) = &ctx.opts.grantor
+                && !crate::policy::may_grant(grantor, *role)
+            {
+                return Err(cols
+                    .error(
+                        rec,
+                        S_ROLES,
+                        format!(
+                            "le rôle « {} » ne peut être attribué que par la direction (ou sur la ligne de commande du serveur) : retirez cette ligne, ou demandez à la direction d'importer le fichier.",
+                            role.code().replace('_', " ")
+                        ),
+                    )
+                    .into());
+            }
+        }
         let Some(k) = existing else {
             let mat = (!mat.is_empty()).then_some(key.as_str());
             let (_, login) = create(ctx, &who, mat, roles)?;

@@ -165,6 +165,7 @@ fn options(state: &AppState, user: &CurrentUser, ip: String, file_name: String) 
         today: calendar::iso(calendar::now(state.config.utc_offset_minutes).date),
         country_code: state.config.phone_country_code.clone(),
         actor: Some(user.account_id),
+        grantor: Some(user.principal()),
         origin: ip,
         file_name,
     }
