@@ -355,8 +355,6 @@ fn named(conn: &Connection, rows: Vec<audit::Row>) -> Result<Vec<CodeIssued>, Db
 #[derive(Debug, Clone)]
 pub struct LoginRow {
     pub account_id: Id,
-    /// When the account last logged in before now (unix seconds).
-    pub last_login_at: Option<i64>,
     pub password_hash: Option<String>,
     pub activation_hash: Option<String>,
     pub activation_expires: Option<i64>,
@@ -366,12 +364,11 @@ pub struct LoginRow {
 pub fn find_login(conn: &Connection, login: &str) -> Result<Option<LoginRow>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT id, password_hash, activation_hash, activation_expires, disabled, last_login_at FROM accounts WHERE login = ?1",
+            "SELECT id, password_hash, activation_hash, activation_expires, disabled FROM accounts WHERE login = ?1",
             [login.trim().to_lowercase()],
             |r| {
                 Ok(LoginRow {
                     account_id: r.get(0)?,
-                    last_login_at: r.get(5)?,
                     password_hash: r.get(1)?,
                     activation_hash: r.get(2)?,
                     activation_expires: r.get(3)?,
