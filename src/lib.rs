@@ -24,6 +24,7 @@ pub mod policy;
 pub mod portal;
 pub mod school;
 pub mod system;
+pub mod text;
 pub mod timetable;
 pub mod web;
 

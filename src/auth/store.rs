@@ -95,26 +95,14 @@ pub struct NewPerson {
     pub roles: Vec<Role>,
 }
 
-/// `prenom.nom` in lower-case ASCII, without accents or spaces.
+/// `prenom.nom` in lower-case ASCII, without accents or spaces (see [`crate::text::fold_alnum`]).
 pub fn login_base(first_names: &str, surname: &str) -> String {
-    let ascii = |s: &str| -> String {
-        s.chars()
-            .filter_map(|c| {
-                let c = match c {
-                    'à' | 'â' | 'ä' | 'á' | 'À' | 'Â' => 'a',
-                    'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ɛ' | 'ɛ' => 'e',
-                    'î' | 'ï' | 'Î' => 'i',
-                    'ô' | 'ö' | 'Ô' | 'Ɔ' | 'ɔ' => 'o',
-                    'ù' | 'û' | 'ü' | 'Ù' => 'u',
-                    'ç' | 'Ç' => 'c',
-                    c => c,
-                };
-                c.is_ascii_alphanumeric().then(|| c.to_ascii_lowercase())
-            })
-            .collect()
-    };
     let first = first_names.split_whitespace().next().unwrap_or("");
-    let base = format!("{}.{}", ascii(first), ascii(surname));
+    let base = format!(
+        "{}.{}",
+        crate::text::fold_alnum(first),
+        crate::text::fold_alnum(surname)
+    );
     base.trim_matches('.').to_string()
 }
 
@@ -576,6 +564,7 @@ mod tests {
     fn logins_are_ascii_and_unique() {
         assert_eq!(login_base("Kossi Mawuli", "AGBÉKO"), "kossi.agbeko");
         assert_eq!(login_base("Ɛdem", "Tchalla-Essö"), "edem.tchallaesso");
+        assert_eq!(login_base("Kossiwa", "Ïboh"), "kossiwa.iboh");
         let dir = tempfile::tempdir().expect("tempdir");
         let db = crate::db::Db::open(&dir.path().join("k.db"), "T", 1).expect("open");
         let logins: Vec<String> = db

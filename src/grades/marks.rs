@@ -671,6 +671,11 @@ async fn import(
     }
     let me = user.person_id;
     let ip = ip.to_string();
+    // The file is read — bounded — before the writer is taken, on a blocking thread; only the
+    // table read from it goes to the writer, to be matched against the grid and saved.
+    let table = tokio::task::spawn_blocking(move || crate::imports::sheet::read(&bytes))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     let outcome = state
         .db
         .write(move |tx| {
@@ -679,7 +684,11 @@ async fn import(
                 return Err(AppError::Forbidden);
             }
             let lines = store::grid(tx, &a)?;
-            match super::sheet::from_file(&bytes, &a, &lines) {
+            let wanted = match table {
+                Ok(table) => super::sheet::from_table(&table, &a, &lines),
+                Err(e) => Err(vec![e.to_string()]),
+            };
+            match wanted {
                 Ok(wanted) => {
                     let scope = crate::db::registry::school_scope(tx)?;
                     let saved =

@@ -102,16 +102,16 @@ pub fn to_xlsx(a: &Assessment, lines: &[GridLine]) -> Result<Vec<u8>, String> {
     book.save_to_buffer().map_err(e)
 }
 
-/// Read a filled grid back: each line names a pupil of the grid (by matricule, else by name)
-/// and gives the mark as typed in the grid. Pupils not in the file keep their mark; an empty
-/// Note cell means "no mark".
-pub fn from_file(
-    bytes: &[u8],
+/// Match a filled grid, read from a file (outside the writer, within the import bounds), to
+/// the pupils of the grid: each line names one (by matricule, else by name) and gives the mark
+/// as typed in the grid. Pupils not in the file keep their mark; an empty Note cell means "no
+/// mark".
+pub fn from_table(
+    table: &sheet::Sheet,
     a: &Assessment,
     lines: &[GridLine],
 ) -> Result<HashMap<Id, Option<Value>>, Vec<String>> {
-    let table = sheet::read(bytes).map_err(|e| vec![e.to_string()])?;
-    let (cols, mut errors) = Columns::locate(&table, FIELDS);
+    let (cols, mut errors) = Columns::locate(table, FIELDS);
     if !cols.has(MATRICULE) && !cols.has(NAME) {
         errors.push(LineError {
             line: table.header_line,

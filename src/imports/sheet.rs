@@ -23,9 +23,36 @@ pub struct Record {
     pub cells: Vec<String>,
 }
 
+/// How much of a file is read, at most: a spreadsheet is bounded before it is parsed, so a
+/// small file that claims a huge sheet (two cells, `A1` and `XFD1048576`) or unzips to
+/// gigabytes is refused with a reason instead of taking the box's memory. A school's files are
+/// far inside: 1,000 pupils and 15 columns are 16,000 cells and under a megabyte unzipped.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub rows: usize,
+    pub columns: usize,
+    pub cells: usize,
+    /// Bytes of the workbook's parts once unzipped, all together.
+    pub unzipped: u64,
+    /// Parts in the workbook (a real one has a dozen).
+    pub parts: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    rows: 20_000,
+    columns: 100,
+    cells: 300_000,
+    unzipped: 32 * 1024 * 1024,
+    parts: 500,
+};
+
 /// Why a file could not be read at all (before any line is looked at).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReadError {
+    #[error(
+        "Le fichier dépasse ce qu'un import accepte ({0}). Gardez seulement les lignes et colonnes utiles (dans Excel, Ctrl+Fin montre la dernière cellule utilisée : supprimez ce qui dépasse), puis enregistrez de nouveau."
+    )]
+    TooLarge(String),
     #[error("Le fichier est vide.")]
     Empty,
     #[error(
@@ -42,19 +69,24 @@ pub enum ReadError {
     NotATable,
 }
 
-/// Read `bytes` as XLSX (by content, whatever the name) or as CSV.
+/// Read `bytes` as XLSX (by content, whatever the name) or as CSV, within [`LIMITS`].
 pub fn read(bytes: &[u8]) -> Result<Sheet, ReadError> {
+    read_within(bytes, &LIMITS)
+}
+
+/// [`read`] within other bounds (tests).
+pub fn read_within(bytes: &[u8], limits: &Limits) -> Result<Sheet, ReadError> {
     if bytes.is_empty() {
         return Err(ReadError::Empty);
     }
     if bytes.starts_with(b"PK\x03\x04") {
-        return read_xlsx(bytes);
+        return read_xlsx(bytes, limits);
     }
     // An old binary .xls (OLE2) or any other binary file.
     if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) || bytes.contains(&0) && !utf16(bytes) {
         return Err(ReadError::NotATable);
     }
-    read_csv(&decode(bytes))
+    read_csv(&decode(bytes), limits)
 }
 
 fn utf16(bytes: &[u8]) -> bool {
@@ -120,7 +152,7 @@ fn unclosed_quote(text: &str) -> Option<usize> {
     quoted.then_some(opened)
 }
 
-fn read_csv(text: &str) -> Result<Sheet, ReadError> {
+fn read_csv(text: &str, limits: &Limits) -> Result<Sheet, ReadError> {
     if let Some(line) = unclosed_quote(text) {
         return Err(ReadError::Csv {
             line,
@@ -133,21 +165,90 @@ fn read_csv(text: &str) -> Result<Sheet, ReadError> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
+    // Lines are counted here from the records' byte offsets: the reader's own count is off by
+    // one in files with Windows line ends (what Excel writes), every error then naming the
+    // line before the bad one.
+    let lines = LineCounter::new(text);
+    let mut cells = 0usize;
     for result in reader.records() {
         let record = result.map_err(|e| ReadError::Csv {
-            line: e.position().map(|p| p.line() as usize).unwrap_or(0),
+            line: e
+                .position()
+                .map(|p| lines.line_at(p.byte() as usize))
+                .unwrap_or(0),
             message: match e.kind() {
                 csv::ErrorKind::Utf8 { .. } => "caractères illisibles".into(),
                 _ => "guillemet non fermé ou ligne coupée".into(),
             },
         })?;
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-        rows.push(Record {
-            line,
-            cells: record.iter().map(clean).collect(),
-        });
+        let line = record
+            .position()
+            .map(|p| lines.line_at(p.byte() as usize))
+            .unwrap_or(0);
+        if rows.len() >= limits.rows {
+            return Err(ReadError::TooLarge(format!(
+                "plus de {} lignes",
+                grouped(limits.rows)
+            )));
+        }
+        if record.len() > limits.columns
+            && record
+                .iter()
+                .skip(limits.columns)
+                .any(|c| !clean(c).is_empty())
+        {
+            return Err(ReadError::TooLarge(format!(
+                "ligne {line} : plus de {} colonnes",
+                limits.columns
+            )));
+        }
+        let row: Vec<String> = record.iter().take(limits.columns).map(clean).collect();
+        cells += row.len();
+        if cells > limits.cells {
+            return Err(ReadError::TooLarge(format!(
+                "plus de {} cellules",
+                grouped(limits.cells)
+            )));
+        }
+        rows.push(Record { line, cells: row });
     }
     into_sheet(rows)
+}
+
+/// The line (from 1) of a byte offset, for offsets asked in increasing order.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    /// (offset reached, newlines before it)
+    at: std::cell::Cell<(usize, usize)>,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> LineCounter<'a> {
+        LineCounter {
+            text: text.as_bytes(),
+            at: std::cell::Cell::new((0, 0)),
+        }
+    }
+
+    /// The line of the record the reader says starts at `offset`. After a CR the reader
+    /// reports the LF that follows (and any empty lines) as the record's start: its first
+    /// byte is the first one that is neither.
+    fn line_at(&self, offset: usize) -> usize {
+        let mut offset = offset.min(self.text.len());
+        while offset < self.text.len() && matches!(self.text[offset], b'\r' | b'\n') {
+            offset += 1;
+        }
+        let (mut from, mut newlines) = self.at.get();
+        if offset < from {
+            (from, newlines) = (0, 0);
+        }
+        newlines += self.text[from..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.at.set((offset, newlines));
+        newlines + 1
+    }
 }
 
 fn clean(cell: &str) -> String {
@@ -167,23 +268,116 @@ fn into_sheet(rows: Vec<Record>) -> Result<Sheet, ReadError> {
     })
 }
 
-fn read_xlsx(bytes: &[u8]) -> Result<Sheet, ReadError> {
+fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<Sheet, ReadError> {
+    check_unzipped(bytes, limits)?;
     let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
         .map_err(|e: calamine::XlsxError| ReadError::Xlsx(e.to_string()))?;
-    let range = book
-        .worksheet_range_at(0)
-        .ok_or(ReadError::Empty)?
+    let first = book
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or(ReadError::Empty)?;
+    // Cell by cell, never as one rectangle: calamine's ranges allocate rows × columns of the
+    // sheet's extent, which a single far cell makes 17 billion.
+    let mut reader = book
+        .worksheet_cells_reader(&first)
         .map_err(|e| ReadError::Xlsx(e.to_string()))?;
-    let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
-    let rows = range
-        .rows()
-        .enumerate()
-        .map(|(i, cells)| Record {
-            line: first_row + i + 1,
-            cells: cells.iter().map(cell_text).collect(),
+    let mut by_row: std::collections::BTreeMap<u32, Vec<(u32, String)>> = Default::default();
+    let mut cells = 0usize;
+    while let Some(cell) = reader
+        .next_cell()
+        .map_err(|e| ReadError::Xlsx(e.to_string()))?
+    {
+        let (row, col) = cell.get_position();
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        if row as usize >= limits.rows || col as usize >= limits.columns {
+            return Err(ReadError::TooLarge(format!(
+                "une cellule en {}{} : au-delà de {} lignes ou de {} colonnes",
+                column_letter(col as usize),
+                row as u64 + 1,
+                grouped(limits.rows),
+                limits.columns
+            )));
+        }
+        cells += 1;
+        if cells > limits.cells {
+            return Err(ReadError::TooLarge(format!(
+                "plus de {} cellules remplies",
+                grouped(limits.cells)
+            )));
+        }
+        by_row.entry(row).or_default().push((col, text));
+    }
+    let rows = by_row
+        .into_iter()
+        .map(|(row, mut filled)| {
+            filled.sort_by_key(|(c, _)| *c);
+            let width = filled.last().map(|(c, _)| *c as usize + 1).unwrap_or(0);
+            let mut cells = vec![String::new(); width];
+            for (c, text) in filled {
+                cells[c as usize] = text;
+            }
+            Record {
+                line: row as usize + 1,
+                cells,
+            }
         })
         .collect();
     into_sheet(rows)
+}
+
+/// 20000 as French writes it: "20 000".
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Unzip every part of the workbook into nothing, counting: a part (or all of them) larger
+/// than the bound once unzipped — a zip bomb — is refused before calamine reads any. The sizes
+/// a zip declares can lie; the bytes that come out cannot.
+fn check_unzipped(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
+    use std::io::Read;
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ReadError::Xlsx(e.to_string()))?;
+    if zip.len() > limits.parts {
+        return Err(ReadError::TooLarge(format!(
+            "{} parties dans le classeur",
+            zip.len()
+        )));
+    }
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in 0..zip.len() {
+        let mut part = zip
+            .by_index(i)
+            .map_err(|e| ReadError::Xlsx(e.to_string()))?;
+        loop {
+            let n = part
+                .read(&mut buf)
+                .map_err(|e| ReadError::Xlsx(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > limits.unzipped {
+                return Err(ReadError::TooLarge(format!(
+                    "plus de {} Mo une fois décompressé",
+                    limits.unzipped / (1024 * 1024)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A cell as the text a person would have typed: whole numbers without ".0", dates as
@@ -228,25 +422,9 @@ pub fn column_letter(mut index: usize) -> String {
 }
 
 /// Lower-case ASCII letters and digits only: "Date de naissance" and "DATE_NAISSANCE " compare
-/// as "datedenaissance" and "datenaissance".
+/// as "datedenaissance" and "datenaissance" (see [`crate::text::fold_alnum`]).
 pub fn fold(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| c.to_lowercase())
-        .filter_map(|c| {
-            let c = match c {
-                'à' | 'â' | 'ä' | 'á' | 'ã' => 'a',
-                'é' | 'è' | 'ê' | 'ë' | 'ɛ' => 'e',
-                'î' | 'ï' | 'í' => 'i',
-                'ô' | 'ö' | 'ó' | 'ɔ' => 'o',
-                'ù' | 'û' | 'ü' | 'ú' => 'u',
-                'ç' => 'c',
-                'ñ' => 'n',
-                'ÿ' => 'y',
-                c => c,
-            };
-            c.is_ascii_alphanumeric().then_some(c)
-        })
-        .collect()
+    crate::text::fold_alnum(s)
 }
 
 /// A name as compared between files: folded words in order, single spaces.
@@ -491,6 +669,93 @@ mod tests {
         assert_eq!(column_letter(0), "A");
         assert_eq!(column_letter(27), "AB");
         assert_eq!(fold_name("  Kossi   ÉDEM "), "kossi edem");
+    }
+
+    /// An XLSX workbook with `cells` (row, column, text) on its first sheet.
+    fn workbook(cells: &[(u32, u16, &str)]) -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        for (r, c, t) in cells {
+            sheet.write_string(*r, *c, *t).expect("cell");
+        }
+        book.save_to_buffer().expect("xlsx")
+    }
+
+    #[test]
+    fn a_far_cell_is_refused_without_allocating_the_sheet() {
+        let bytes = workbook(&[(0, 0, "Nom"), (1_048_575, 16_383, "x")]);
+        assert!(bytes.len() < 8 * 1024, "{} bytes", bytes.len());
+        match read(&bytes) {
+            Err(ReadError::TooLarge(why)) => assert!(why.contains("XFD1048576"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // The same workbook without the far cell reads.
+        let ok = workbook(&[(0, 0, "Nom"), (1, 0, "KOFFI"), (1, 2, "2nde A")]);
+        let s = read(&ok).expect("read");
+        assert_eq!(s.rows[0].cells, ["KOFFI", "", "2nde A"]);
+        assert_eq!(s.rows[0].line, 2);
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_before_it_is_parsed() {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("xl/sharedStrings.xml", opts).expect("part");
+        let zeros = vec![0u8; 1024 * 1024];
+        for _ in 0..40 {
+            zip.write_all(&zeros).expect("write");
+        }
+        let bytes = zip.finish().expect("zip").into_inner();
+        assert!(bytes.len() < 200 * 1024, "{} bytes", bytes.len());
+        match read(&bytes) {
+            Err(ReadError::TooLarge(why)) => assert!(why.contains("décompressé"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_columns_and_cells_are_bounded() {
+        let small = Limits {
+            rows: 10,
+            columns: 4,
+            cells: 30,
+            unzipped: 1 << 20,
+            parts: 50,
+        };
+        let mut csv = String::from("a;b;c\n");
+        for i in 0..10 {
+            csv.push_str(&format!("{i};x;y\n"));
+        }
+        assert!(matches!(
+            read_within(csv.as_bytes(), &small),
+            Err(ReadError::TooLarge(_))
+        ));
+        let wide = "a;b;c;d;e\n1;2;3;4;5\n";
+        match read_within(wide.as_bytes(), &small) {
+            Err(ReadError::TooLarge(why)) => assert!(why.contains("ligne 1"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Empty trailing columns (what a spreadsheet often saves) are not "too wide".
+        let trailing = "a;b;;;;;;\n1;2;;;;;;\n";
+        assert!(read_within(trailing.as_bytes(), &small).is_ok());
+        let far = workbook(&[(0, 0, "Nom"), (0, 5, "trop loin")]);
+        assert!(matches!(
+            read_within(&far, &small),
+            Err(ReadError::TooLarge(_))
+        ));
+    }
+
+    /// Excel on Windows ends lines with CR LF: the line of a record is still its own.
+    #[test]
+    fn lines_are_right_with_windows_line_ends() {
+        let s = read(b"Nom;Classe\r\nKOFFI;2nde A\r\n\r\nAMAH;1ere D\r\n").expect("read");
+        assert_eq!(s.header_line, 1);
+        let lines: Vec<usize> = s.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4]);
+        let multi = read(b"Nom;Note\r\n\"KOFFI\r\nAma\";12\r\nAMAH;13\r\n").expect("read");
+        assert_eq!(multi.rows[1].line, 4, "a quoted line break counts");
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! Bad input gets a clear answer and changes nothing: spreadsheets that would take the box's
+//! memory, and thousands of malformed requests across every declared route.
+
+mod common;
+
+use common::{TestServer, hex};
+use kekeli::policy::Role;
+
+/// A valid workbook of a few KB with two cells, `A1` and `XFD1048576`: read as a rectangle it
+/// is 17 billion cells. Sent to a mark grid's import (any teacher) and to the pupils import.
+fn far_cell_workbook() -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "Note").expect("A1");
+    sheet
+        .write_string(1_048_575, 16_383, "x")
+        .expect("XFD1048576");
+    book.save_to_buffer().expect("xlsx")
+}
+
+fn one<T: rusqlite::types::FromSql>(server: &TestServer, sql: &str, p: &str) -> T {
+    let (sql, p) = (sql.to_string(), p.to_string());
+    server
+        .db
+        .read_blocking(|c| {
+            c.query_row(&sql, [&p], |r| r.get(0))
+                .map_err(kekeli::db::DbError::from)
+        })
+        .expect("query")
+}
+
+#[tokio::test]
+async fn a_tiny_spreadsheet_with_a_far_cell_is_refused_in_french() {
+    let server = TestServer::start().await;
+    let bomb = far_cell_workbook();
+    assert!(bomb.len() < 8 * 1024, "{} bytes", bomb.len());
+
+    // A teacher's grid.
+    let teacher = server.login_of(Role::Enseignant).login.clone();
+    let teacher_id: Vec<u8> = one(
+        &server,
+        "SELECT person_id FROM accounts WHERE login = ?1",
+        &teacher,
+    );
+    let assessment = kekeli::db::new_id();
+    let today = kekeli::people::today();
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, on_date, scale, created_at, updated_at) \
+                 SELECT ?1, t.scope, p.id, t.class_id, t.subject_id, t.teacher_id, 'devoir', 'classeur', ?3, 20, 0, 0 \
+                 FROM teachings t JOIN periods p ON p.school_year_id = t.school_year_id \
+                 WHERE t.teacher_id = ?2 AND t.class_id IS NOT NULL AND p.starts_on <= ?3 AND p.ends_on >= ?3 LIMIT 1",
+                (&assessment[..], &teacher_id, &today),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("assessment");
+    let t = server.logged_in(Role::Enseignant).await;
+    let marks_before: i64 = one(&server, "SELECT COUNT(*) FROM marks WHERE ?1 = ?1", "");
+    let r = t
+        .post_multipart(
+            &format!("/notes/evaluation/{}/import", hex(&assessment)),
+            &[],
+            Some(("fichier", "notes.xlsx", bomb.clone())),
+        )
+        .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let text = common::unescape(&r.text().await.expect("body"));
+    assert!(text.contains("XFD1048576"), "{text}");
+    assert!(text.contains("Rien n'a été importé"), "{text}");
+    let marks_after: i64 = one(&server, "SELECT COUNT(*) FROM marks WHERE ?1 = ?1", "");
+    assert_eq!(marks_after, marks_before);
+
+    // The pupils import.
+    let sec = server.logged_in(Role::Secretariat).await;
+    let r = sec
+        .post_multipart(
+            "/imports/eleves/apercu",
+            &[],
+            Some(("fichier", "eleves.xlsx", bomb)),
+        )
+        .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let text = common::unescape(&r.text().await.expect("body"));
+    assert!(text.contains("dépasse ce qu'un import accepte"), "{text}");
+
+    // The server is still there, and still saves.
+    assert_eq!(t.get("/").await.status(), 200);
+    assert_eq!(
+        reqwest::Client::new()
+            .get(format!("{}/healthz", server.http_base()))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+    server.stop().await;
+}
