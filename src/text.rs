@@ -35,6 +35,47 @@ pub fn fold_alnum(s: &str) -> String {
     out
 }
 
+/// A cell a spreadsheet will not run: text that begins like a formula (`=`, `+`, `-`, `@`, a
+/// tab or a carriage return — `=HYPERLINK(…)` in a pupil's name) gets a leading `'`, which
+/// Excel and LibreOffice read as "this is text". Every CSV the box writes passes its cells here.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// What [`spreadsheet_safe`] did, undone when a file the box wrote comes back in an import.
+pub fn unquote_spreadsheet(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
+/// A CSV file as the school's spreadsheets open it directly: `;` between cells, UTF-8 with a
+/// BOM (so Excel on Windows reads the accents), every cell [`spreadsheet_safe`].
+pub fn csv<R, C>(rows: R) -> Vec<u8>
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator,
+    C::Item: AsRef<str>,
+{
+    let mut w = ::csv::WriterBuilder::new()
+        .delimiter(b';')
+        .flexible(true)
+        .from_writer(b"\xEF\xBB\xBF".to_vec());
+    for row in rows {
+        let cells: Vec<String> = row
+            .into_iter()
+            .map(|c| spreadsheet_safe(c.as_ref()).into_owned())
+            .collect();
+        // Writing to a Vec cannot fail.
+        let _ = w.write_record(&cells);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +90,32 @@ mod tests {
         assert_eq!(fold_alnum("Œuvre d'Ævar"), "oeuvredaevar");
         assert_eq!(fold_alnum("Date de naissance"), "datedenaissance");
         assert_eq!(fold_alnum("N° matricule"), "nmatricule");
+    }
+
+    #[test]
+    fn no_cell_the_box_writes_is_a_formula() {
+        let bytes = csv([
+            vec!["Nom", "Note"],
+            vec!["=HYPERLINK(\"http://x\";\"clic\")", "12,5"],
+            vec!["+228 90 12 34 56", "-1"],
+            vec!["@SUM(A1)", "\tx"],
+            vec!["KOFFI Ama", "abs"],
+        ]);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(text.starts_with('\u{feff}'));
+        for line in text.trim_start_matches('\u{feff}').lines() {
+            for cell in line.split(';') {
+                let cell = cell.trim_start_matches('"');
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t']),
+                    "{cell:?} in {text}"
+                );
+            }
+        }
+        assert!(text.contains("KOFFI Ama;abs"));
+        assert_eq!(unquote_spreadsheet("'=SOMME(A1)"), "=SOMME(A1)");
+        assert_eq!(unquote_spreadsheet("'Ama"), "'Ama");
+        assert_eq!(unquote_spreadsheet(&spreadsheet_safe("-3")), "-3");
     }
 
     proptest::proptest! {

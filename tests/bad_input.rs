@@ -99,3 +99,84 @@ async fn a_tiny_spreadsheet_with_a_far_cell_is_refused_in_french() {
     );
     server.stop().await;
 }
+
+/// A pupil whose name is a spreadsheet formula: the CSV exports of a mark grid and of the
+/// procès-verbal carry it as text, never as something Excel or LibreOffice runs.
+#[tokio::test]
+async fn a_name_that_is_a_formula_is_exported_as_text() {
+    let server = TestServer::start().await;
+    let teacher = server.login_of(Role::Enseignant).login.clone();
+    let teacher_id: Vec<u8> = one(
+        &server,
+        "SELECT person_id FROM accounts WHERE login = ?1",
+        &teacher,
+    );
+    let today = kekeli::people::today();
+    let assessment = kekeli::db::new_id();
+    let (class, period): (Vec<u8>, Vec<u8>) = server
+        .db
+        .write_blocking(|tx| {
+            let (class, period): (Vec<u8>, Vec<u8>) = tx.query_row(
+                "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, on_date, scale, created_at, updated_at) \
+                 SELECT ?1, t.scope, p.id, t.class_id, t.subject_id, t.teacher_id, 'devoir', 'formules', ?3, 20, 0, 0 \
+                 FROM teachings t JOIN classes c ON c.id = t.class_id JOIN levels l ON l.code = c.level \
+                 JOIN periods p ON p.school_year_id = t.school_year_id AND p.cycle = l.cycle \
+                 WHERE t.teacher_id = ?2 AND p.starts_on <= ?3 AND p.ends_on >= ?3 \
+                   AND NOT EXISTS (SELECT 1 FROM class_period_closures k WHERE k.class_id = t.class_id AND k.period_id = p.id) \
+                 LIMIT 1 RETURNING class_id, period_id",
+                (&assessment[..], &teacher_id, &today),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            tx.execute(
+                "UPDATE people SET surname = '=HYPERLINK(\"http://evil.example\";\"x\")', first_names = '@SOMME(A1)' \
+                 WHERE id = (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' LIMIT 1)",
+                [&class],
+            )?;
+            Ok::<_, kekeli::db::DbError>((class, period))
+        })
+        .expect("set up");
+    let check = |csv: &str, what: &str| {
+        assert!(
+            csv.contains("HYPERLINK"),
+            "{what}: the pupil is there: {csv}"
+        );
+        for line in csv.trim_start_matches('\u{feff}').lines() {
+            for cell in line.split(';') {
+                let cell = cell.trim_start_matches('"');
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t']),
+                    "{what}: {cell:?} would run as a formula"
+                );
+            }
+        }
+    };
+    let t = server.logged_in(Role::Enseignant).await;
+    let grid = t
+        .text(&format!(
+            "/notes/evaluation/{}/export.csv",
+            hex(&assessment)
+        ))
+        .await;
+    check(&grid, "grid export");
+    let d = server.logged_in(Role::Direction).await;
+    let pv = d
+        .text(&format!(
+            "/conseil/{}/{}/resultats.csv",
+            hex(&class),
+            hex(&period)
+        ))
+        .await;
+    check(&pv, "procès-verbal");
+    // The grid's export comes back in an import to no change: the quote is taken off again.
+    let r = t
+        .post_multipart(
+            &format!("/notes/evaluation/{}/import", hex(&assessment)),
+            &[],
+            Some(("fichier", "notes.csv", grid.into_bytes())),
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let said = common::message(&t, &r).await;
+    assert!(said.contains("Aucune"), "{said}");
+    server.stop().await;
+}

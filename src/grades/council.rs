@@ -201,14 +201,7 @@ fn hours_decimal(minutes: i64) -> String {
 
 pub fn results_csv_bytes(r: &Results) -> Vec<u8> {
     let (head, rows) = results_rows(r);
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(b';')
-        .from_writer(b"\xEF\xBB\xBF".to_vec());
-    let _ = w.write_record(&head);
-    for row in rows {
-        let _ = w.write_record(&row);
-    }
-    w.into_inner().unwrap_or_default()
+    crate::text::csv(std::iter::once(head).chain(rows))
 }
 
 /// The results table as an A4 landscape PDF: the same rows as the CSV.

@@ -39,18 +39,18 @@ const NOTE: usize = 2;
 
 /// The grid as CSV: a header line then one line per pupil.
 pub fn to_csv(lines: &[GridLine]) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(b';')
-        .from_writer(b"\xEF\xBB\xBF".to_vec());
-    let _ = w.write_record(["Matricule", "Nom et prénoms", "Note"]);
-    for l in lines {
-        let _ = w.write_record([
-            l.matricule.as_str(),
-            l.name.as_str(),
-            &l.value.map(Value::typed).unwrap_or_default(),
-        ]);
-    }
-    w.into_inner().unwrap_or_default()
+    let head = vec![
+        "Matricule".to_string(),
+        "Nom et prénoms".to_string(),
+        "Note".to_string(),
+    ];
+    crate::text::csv(std::iter::once(head).chain(lines.iter().map(|l| {
+        vec![
+            l.matricule.clone(),
+            l.name.clone(),
+            l.value.map(Value::typed).unwrap_or_default(),
+        ]
+    })))
 }
 
 /// The grid as an XLSX workbook: numbers as numbers, codes as text.

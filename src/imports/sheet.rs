@@ -252,7 +252,9 @@ impl<'a> LineCounter<'a> {
 }
 
 fn clean(cell: &str) -> String {
-    cell.trim().trim_matches('\u{a0}').trim().to_string()
+    let cell = cell.trim().trim_matches('\u{a0}').trim();
+    // A cell the box exported with a `'` so that it would not run as a formula.
+    crate::text::unquote_spreadsheet(cell).to_string()
 }
 
 /// Split off the header row (the first non-empty one) and drop empty rows.
