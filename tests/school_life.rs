@@ -295,6 +295,66 @@ async fn the_calendar_feed_is_secret_revocable_and_valid_icalendar() {
         "{ics}"
     );
     assert!(ics.trim_end().ends_with("END:VCALENDAR"));
+    // Text with a bare carriage return (a form can carry one) cannot open lines of its own in
+    // the feed.
+    let d = server.logged_in(Role::Direction).await;
+    let today = calendar::iso(calendar::now(0).date);
+    let r = d
+        .post(
+            "/agenda",
+            &[
+                ("titre", "Réunion\rEND:VEVENT\rBEGIN:VEVENT\rSUMMARY:piège"),
+                ("type", "evenement"),
+                ("du", today.as_str()),
+                ("public", "tous"),
+                ("description", "Salle B\rATTACH:http://evil.example/x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let ics = app
+        .get(&format!("/ical/{token}.ics"))
+        .await
+        .text()
+        .await
+        .expect("ics");
+    assert!(ics.contains("Réunion"), "{ics}");
+    let bytes = ics.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        assert!(
+            *b != b'\r' || bytes.get(i + 1) == Some(&b'\n'),
+            "a bare CR in the feed: {ics:?}"
+        );
+    }
+    assert!(
+        !ics.lines()
+            .any(|l| l.starts_with("SUMMARY:piège") || l.starts_with("ATTACH")),
+        "{ics}"
+    );
+    // A disabled account's feed, and a departed pupil's, answer nothing.
+    let login = server.login_of(Role::Eleve).login.clone();
+    let set = |sql: &str| {
+        let (sql, login) = (sql.to_string(), login.clone());
+        server
+            .db
+            .write_blocking(move |tx| {
+                tx.execute(&sql, [&login])
+                    .map_err(kekeli::db::DbError::from)
+            })
+            .expect("update");
+    };
+    set("UPDATE accounts SET disabled = 1 WHERE login = ?1");
+    assert_eq!(app.get(&format!("/ical/{token}.ics")).await.status(), 404);
+    set("UPDATE accounts SET disabled = 0 WHERE login = ?1");
+    assert_eq!(app.get(&format!("/ical/{token}.ics")).await.status(), 200);
+    let yesterday = calendar::iso(calendar::now(0).date - time::Duration::days(1));
+    set(&format!(
+        "UPDATE people SET left_on = '{yesterday}' WHERE id = (SELECT person_id FROM accounts WHERE login = ?1)"
+    ));
+    assert_eq!(app.get(&format!("/ical/{token}.ics")).await.status(), 404);
+    set(
+        "UPDATE people SET left_on = NULL WHERE id = (SELECT person_id FROM accounts WHERE login = ?1)",
+    );
     // Only the hash is stored.
     assert_eq!(count(&server, "SELECT COUNT(*) FROM calendar_feeds"), 1);
     assert!(

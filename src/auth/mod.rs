@@ -261,9 +261,13 @@ pub struct NextQuery {
     deconnecte: String,
 }
 
-/// Only local paths are valid targets after login (no open redirect).
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+/// Only local paths are valid targets after login (no open redirect): a `/` then visible
+/// ASCII only. Browsers drop tabs and line breaks from URLs (`/\t/evil.example` becomes
+/// `//evil.example`, another site) and read `\` as `/`; a line break would also break the
+/// `Location` header.
+pub fn safe_next(next: &str) -> &str {
+    let visible = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if visible && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/"

@@ -31,14 +31,31 @@ pub fn routes() -> Routes {
 const WEEKS_BEFORE: i64 = 1;
 const WEEKS_AFTER: i64 = 8;
 
-fn person_for_token(conn: &Connection, token: &str) -> Result<Option<Id>, DbError> {
-    Ok(conn
+/// The person whose feed `token` opens — while they may still log in: a disabled account's
+/// or a departed pupil's feed answers nothing, as their sessions do.
+fn person_for_token(conn: &Connection, token: &str, today: &str) -> Result<Option<Id>, DbError> {
+    let found: Option<(Id, bool)> = conn
         .query_row(
-            "SELECT person_id FROM calendar_feeds WHERE token_hash = ?1",
-            [token_hash(token)],
-            |r| r.get(0),
+            "SELECT f.person_id, \
+                    coalesce((SELECT disabled FROM accounts a WHERE a.person_id = f.person_id), 0) = 0 \
+                    AND coalesce((SELECT left_on > ?2 FROM people p WHERE p.id = f.person_id AND p.left_on IS NOT NULL), 1) \
+             FROM calendar_feeds f WHERE f.token_hash = ?1",
+            params![token_hash(token), today],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?)
+        .optional()?;
+    Ok(found.and_then(|(person, live)| live.then_some(person)))
+}
+
+/// Text as it may go into a feed line: line breaks as `\n` only (a bare CR would end the
+/// line for some calendar apps and let the rest of the text read as properties), no other
+/// control characters.
+fn feed_text(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
 }
 
 /// The sessions a person's calendar shows: their own as pupil and as teacher, and, for a
@@ -89,7 +106,7 @@ fn agenda_event(e: &crate::agenda::store::Event, offset_minutes: i32) -> Option<
         calendar::parse_date(&e.e.ends_on)?,
     );
     let mut ev = Event::with_uid(&format!("agenda-{}@kekeli", crate::auth::store::hex(&e.id)));
-    ev.summary(&e.e.title);
+    ev.summary(&feed_text(&e.e.title));
     match e.e.times {
         Some((a, b)) => {
             ev.starts(instant(from, a, offset_minutes))
@@ -100,10 +117,10 @@ fn agenda_event(e: &crate::agenda::store::Event, offset_minutes: i32) -> Option<
         }
     }
     if !e.e.place.is_empty() {
-        ev.location(&e.e.place);
+        ev.location(&feed_text(&e.e.place));
     }
     if !e.e.description.is_empty() {
-        ev.description(&e.e.description);
+        ev.description(&feed_text(&e.e.description));
     }
     Some(ev.done())
 }
@@ -117,9 +134,11 @@ fn event(o: &Occurrence, offset_minutes: i32, school: &str) -> Event {
     } else {
         format!("{} — {}", o.subject, o.audience)
     };
-    e.summary(&summary).starts(at(o.starts)).ends(at(o.ends));
+    e.summary(&feed_text(&summary))
+        .starts(at(o.starts))
+        .ends(at(o.ends));
     if !o.room.is_empty() {
-        e.location(&format!("{school}, salle {}", o.room));
+        e.location(&feed_text(&format!("{school}, salle {}", o.room)));
     }
     let mut desc = Vec::new();
     if !o.teacher.is_empty() {
@@ -129,7 +148,7 @@ fn event(o: &Occurrence, offset_minutes: i32, school: &str) -> Event {
         desc.push(o.note.clone());
     }
     if !desc.is_empty() {
-        e.description(&desc.join("\n"));
+        e.description(&feed_text(&desc.join("\n")));
     }
     if matches!(o.state, OccState::Cancelled | OccState::MovedAway { .. }) {
         e.status(EventStatus::Cancelled);
@@ -154,7 +173,8 @@ async fn feed(
     let (occ, agenda) = state
         .db
         .read(move |c| {
-            let person = person_for_token(c, &token)?.ok_or(AppError::NotFound)?;
+            let person =
+                person_for_token(c, &token, &calendar::iso(today))?.ok_or(AppError::NotFound)?;
             let mut all = Vec::new();
             for f in filters_for(c, &person)? {
                 all.extend(store::occurrences(c, &f, from, to)?);
