@@ -180,3 +180,40 @@ async fn a_name_that_is_a_formula_is_exported_as_text() {
     assert!(said.contains("Aucune"), "{said}");
     server.stop().await;
 }
+
+/// An id that names nothing is "not found", whatever the page: never a server fault.
+#[tokio::test]
+async fn unknown_ids_are_404_not_500() {
+    let server = TestServer::start().await;
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let d = server.logged_in(Role::Direction).await;
+    for path in kekeli::app::route_table()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains('{'))
+        .map(|r| r.path)
+    {
+        let concrete: String = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    unknown.to_string()
+                } else {
+                    seg.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let status = d.get(&concrete).await.status().as_u16();
+        assert!(
+            status < 500,
+            "GET {concrete} ({path}) gave {status} for an unknown id"
+        );
+    }
+    assert_eq!(
+        d.get(&format!("/competences/eleve/{unknown}"))
+            .await
+            .status(),
+        404
+    );
+    server.stop().await;
+}

@@ -20,6 +20,9 @@ pub enum AppError {
     /// The form or request was not understood; the message says what to do, in French.
     #[error("{0}")]
     BadRequest(String),
+    /// The action contradicts what is stored (a duplicate, a link to something gone).
+    #[error("{0}")]
+    Conflict(String),
     #[error("jeton de sécurité invalide")]
     Csrf,
     /// First login with an activation code: a new password must be chosen before anything else.
@@ -35,13 +38,51 @@ pub enum AppError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            DbError::Sqlite(e) => AppError::from(e),
+            e => AppError::Internal(e.to_string()),
+        }
     }
 }
 
+/// What the database says, as the person is told it: a row that is not there is a page that
+/// is not there (an unknown id in an address); a constraint the action breaks is a refusal
+/// in French (409), not a server fault. The database's own words go to the log only.
 impl From<rusqlite::Error> for AppError {
     fn from(e: rusqlite::Error) -> Self {
-        AppError::Internal(e.to_string())
+        use rusqlite::ffi::{
+            SQLITE_CONSTRAINT_CHECK, SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_NOTNULL,
+            SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_TRIGGER, SQLITE_CONSTRAINT_UNIQUE,
+        };
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => {
+                tracing::debug!(error = %e, "no such row: answered 404");
+                AppError::NotFound
+            }
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                tracing::warn!(error = %e, "constraint refused an action: answered 409");
+                let why = match f.extended_code {
+                    SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY => {
+                        "Cet élément existe déjà : deux fois le même nom, code ou date n'est pas possible."
+                    }
+                    SQLITE_CONSTRAINT_FOREIGNKEY => {
+                        "Cet élément dépend d'un autre qui n'existe pas ou plus (supprimé entre-temps ?), ou d'autres en dépendent encore."
+                    }
+                    SQLITE_CONSTRAINT_NOTNULL => "Une information obligatoire manque.",
+                    SQLITE_CONSTRAINT_CHECK => "Une des valeurs n'est pas acceptée.",
+                    SQLITE_CONSTRAINT_TRIGGER => {
+                        "Cette donnée ne peut pas être modifiée ici (elle vient du portail national ou est verrouillée)."
+                    }
+                    _ => "Cette opération contredit ce qui est déjà enregistré.",
+                };
+                AppError::Conflict(format!(
+                    "{why} Rien n'a été enregistré : rechargez la page, vérifiez, puis recommencez."
+                ))
+            }
+            _ => AppError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -74,6 +115,7 @@ impl AppError {
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::MustChangePassword => StatusCode::SEE_OTHER,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -167,6 +209,7 @@ impl IntoResponse for AppError {
                 error_page(tr, StatusCode::INTERNAL_SERVER_ERROR, None)
             }
             AppError::BadRequest(ref msg) => error_page(tr, StatusCode::BAD_REQUEST, Some(msg)),
+            AppError::Conflict(ref msg) => error_page(tr, StatusCode::CONFLICT, Some(msg)),
             AppError::Csrf => error_page(
                 tr,
                 StatusCode::from_u16(419).unwrap_or(StatusCode::FORBIDDEN),
@@ -223,5 +266,51 @@ impl IntoResponse for ApiError {
             }
         };
         (status, axum::Json(serde_json::json!({ "error": code }))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_refusals_are_told_as_such_and_missing_rows_are_404() {
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        c.execute_batch(
+            "PRAGMA foreign_keys = ON; \
+             CREATE TABLE a (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE CHECK (name <> '')); \
+             CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER NOT NULL REFERENCES a (id)); \
+             INSERT INTO a (id, name) VALUES (1, 'Salle 1');",
+        )
+        .expect("schema");
+        let refused = |sql: &str| AppError::from(c.execute(sql, []).expect_err(sql));
+        for (sql, words) in [
+            ("INSERT INTO a (name) VALUES ('Salle 1')", "existe déjà"),
+            ("INSERT INTO b (a_id) VALUES (99)", "n'existe pas ou plus"),
+            ("INSERT INTO a (name) VALUES ('')", "n'est pas acceptée"),
+            ("INSERT INTO a (name) VALUES (NULL)", "obligatoire"),
+        ] {
+            match refused(sql) {
+                e @ AppError::Conflict(_) => {
+                    assert_eq!(e.status(), StatusCode::CONFLICT);
+                    assert!(e.to_string().contains(words), "{sql}: {e}");
+                    assert!(!e.to_string().contains("constraint"), "no SQLite words");
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        let missing = c
+            .query_row("SELECT name FROM a WHERE id = 2", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .expect_err("no row");
+        assert!(matches!(
+            AppError::from(DbError::from(missing)),
+            AppError::NotFound
+        ));
+        let broken = c
+            .execute("SELECT nothing FROM nowhere", [])
+            .expect_err("bad sql");
+        assert!(matches!(AppError::from(broken), AppError::Internal(_)));
     }
 }
