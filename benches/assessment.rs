@@ -131,7 +131,10 @@ fn main() {
                 .into_iter()
                 .map(|n| (n.id, n.name))
                 .collect();
-            let today = kekeli::people::today();
+            let today = kekeli::school::calendar::Clock {
+                utc_offset_minutes: 0,
+            }
+            .today_iso();
             let y = kekeli::school::current_year(c, &today)?.expect("year");
             let p = kekeli::grades::store::period_at(c, &y.id, "lycee", &today)?.expect("period");
             Ok::<_, kekeli::db::DbError>((classes, p.id))

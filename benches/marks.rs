@@ -63,7 +63,7 @@ fn setup(db: &kekeli::db::Db, phc: String) -> (String, Id, Vec<Id>, Vec<(String,
             )?;
         }
         tx.execute("UPDATE accounts SET password_hash = ?1", [&phc])?;
-        let period = gs::period_of_class(tx, &class, None)?
+        let period = gs::period_of_class(tx, &class, None, &kekeli::school::calendar::Clock { utc_offset_minutes: 0 }.today_iso())?
             .ok_or_else(|| kekeli::db::DbError::Schema("no period".into()))?;
         let assessment = gs::create_assessment(
             tx,

@@ -20,6 +20,8 @@ use crate::web::metrics::Metrics;
 
 pub struct Inner {
     pub config: Config,
+    /// The school's clock: what "today" is for every page (see `school::calendar::Clock`).
+    pub clock: crate::school::calendar::Clock,
     pub db: Db,
     pub hasher: Hasher,
     pub secret: Secret,

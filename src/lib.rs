@@ -236,6 +236,7 @@ pub async fn serve(
         connections: Default::default(),
         flash: Default::default(),
         main_port,
+        clock: school::calendar::Clock::of(&config),
         config: config.clone(),
     }));
 

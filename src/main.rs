@@ -372,9 +372,7 @@ fn export_results(
         anyhow::bail!("format inconnu « {format} » : csv ou pdf");
     }
     let prepared = kekeli::init(config)?;
-    let today = kekeli::school::calendar::iso(
-        kekeli::school::calendar::now(config.utc_offset_minutes).date,
-    );
+    let today = kekeli::school::calendar::iso(kekeli::school::calendar::Clock::of(config).today());
     let (class, period) = (class.to_string(), period.to_string());
     let results = prepared.db.read_blocking(move |c| {
         let classes = kekeli::school::classes(c)?;
@@ -449,9 +447,7 @@ fn import(
     })?;
     let bytes = std::fs::read(file).with_context(|| format!("lecture de {}", file.display()))?;
     let prepared = kekeli::init(config)?;
-    let today = kekeli::school::calendar::iso(
-        kekeli::school::calendar::now(config.utc_offset_minutes).date,
-    );
+    let today = kekeli::school::calendar::iso(kekeli::school::calendar::Clock::of(config).today());
     let opts = Options {
         dry_run,
         confirm_departures,

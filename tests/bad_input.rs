@@ -43,7 +43,7 @@ async fn a_tiny_spreadsheet_with_a_far_cell_is_refused_in_french() {
         &teacher,
     );
     let assessment = kekeli::db::new_id();
-    let today = kekeli::people::today();
+    let today = common::today();
     server
         .db
         .write_blocking(|tx| {
@@ -111,7 +111,7 @@ async fn a_name_that_is_a_formula_is_exported_as_text() {
         "SELECT person_id FROM accounts WHERE login = ?1",
         &teacher,
     );
-    let today = kekeli::people::today();
+    let today = common::today();
     let assessment = kekeli::db::new_id();
     let (class, period): (Vec<u8>, Vec<u8>) = server
         .db

@@ -65,7 +65,7 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// The current lycée period: (id, first day).
 fn current_period(server: &TestServer) -> (Vec<u8>, String) {
-    let today = kekeli::people::today();
+    let today = common::today();
     let id = q(
         server,
         "SELECT id FROM periods WHERE cycle = 'lycee' ORDER BY (starts_on <= CAST(?1 AS TEXT) AND ends_on >= CAST(?1 AS TEXT)) DESC, starts_on DESC LIMIT 1",
@@ -1214,7 +1214,7 @@ async fn the_direction_sets_the_averaging_rules_for_the_year() {
     let s = server
         .db
         .read_blocking(|c| {
-            let y = kekeli::school::current_year(c, &kekeli::people::today())?.expect("year");
+            let y = kekeli::school::current_year(c, &common::today())?.expect("year");
             gs::settings(c, &y.id)
         })
         .expect("settings");

@@ -1010,7 +1010,7 @@ fn periods(server: &TestServer) -> (Vec<u8>, Vec<u8>) {
     let current = q1(
         server,
         "SELECT id FROM periods WHERE cycle = 'lycee' ORDER BY (starts_on <= ?1 AND ends_on >= ?1) DESC, starts_on DESC LIMIT 1",
-        &kekeli::people::today(),
+        &common::today(),
     );
     let other = q1(
         server,

@@ -855,3 +855,47 @@ async fn no_page_shows_a_message_written_in_its_url() {
     assert!(shown > 40, "only {shown} pages looked at");
     server.stop().await;
 }
+
+/// One school clock decides the day for everything: at 01:00 on a pupil's eighteenth birthday
+/// in a school at UTC+2 (23:00 UTC the day before), the pupil is an adult for every page — a
+/// parent without the pupil's consent no longer sees the file or the absences.
+#[tokio::test]
+async fn a_pupil_comes_of_age_at_midnight_school_time_everywhere() {
+    let server = TestServer::start_with(Options {
+        demo: true,
+        tweak: Box::new(|c| c.utc_offset_minutes = 120),
+    })
+    .await;
+    let parent_login = server.login_of(Role::Parent).login.clone();
+    let child: Vec<u8> = server
+        .db
+        .write_blocking(|tx| {
+            let child: Vec<u8> = tx.query_row(
+                "SELECT g.child_id FROM guardianships g JOIN accounts a ON a.person_id = g.parent_id WHERE a.login = ?1 LIMIT 1",
+                [&parent_login],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "UPDATE people SET birth_date = '2008-11-25', consent = 0 WHERE id = ?1",
+                [&child],
+            )?;
+            Ok::<_, kekeli::db::DbError>(child)
+        })
+        .expect("child");
+    let parent = server.logged_in(Role::Parent).await;
+    let pages = [
+        format!("/personnes/{}", hex(&child)),
+        format!("/absences/eleve/{}", hex(&child)),
+    ];
+    // 22:00 at the school on the 24th: still a minor.
+    kekeli::school::calendar::set_clock(time::macros::datetime!(2026-11-24 20:00 UTC));
+    for p in &pages {
+        assert_eq!(parent.get(p).await.status(), 200, "{p} the evening before");
+    }
+    // 01:00 at the school on the 25th, though still the 24th in UTC.
+    kekeli::school::calendar::set_clock(time::macros::datetime!(2026-11-24 23:00 UTC));
+    for p in &pages {
+        assert_eq!(parent.get(p).await.status(), 403, "{p} on the birthday");
+    }
+    server.stop().await;
+}

@@ -15,7 +15,7 @@ use crate::auth::store::{hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, ManageAgenda};
 use crate::db::DbError;
 use crate::policy::{self, Capability};
-use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
+use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
 use crate::web::{AppError, CsrfForm, Page, render};
 use store::{AUDIENCES, Event, KINDS, NewEvent};
 
@@ -132,7 +132,7 @@ async fn month_page(
     page: Page,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, AppError> {
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let first = first_of_month(&q.mois, today);
     let next = first
         .replace_day(28)
@@ -290,7 +290,7 @@ async fn new_page(
     if f.kind.is_empty() {
         f.kind = "evenement".into();
         f.audience = "tous".into();
-        f.du = iso(calendar::now(state.config.utc_offset_minutes).date);
+        f.du = iso(state.clock.now().date);
     }
     let error = String::new();
     render(&FormPage {

@@ -73,7 +73,7 @@ async fn sessions_page(
     if !(all || user.has(Role::Enseignant)) {
         return Err(AppError::Forbidden);
     }
-    let now = calendar::now(state.config.utc_offset_minutes);
+    let now = state.clock.now();
     let me = user.person_id;
     let list = state
         .db
@@ -214,7 +214,7 @@ async fn roll_call_page(
             let t = calendar::at(
                 time::OffsetDateTime::from_unix_timestamp(at)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-                state.config.utc_offset_minutes,
+                state.clock.utc_offset_minutes,
             );
             tr.t("rollcall.taken")
                 .replace("{time}", &hm(t.minute))
@@ -279,7 +279,7 @@ async fn roll_call_save(
 ) -> Result<Response, AppError> {
     let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
     let principal = user.principal();
-    let now = calendar::now(state.config.utc_offset_minutes);
+    let now = state.clock.now();
     let me = user.person_id;
     let school = state.config.school_name.clone();
     let ip = ip.to_string();
@@ -449,7 +449,7 @@ async fn school_page(
     if !policy::allows(&principal, Capability::ViewSchoolAttendance) {
         return Err(AppError::Forbidden);
     }
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let date = calendar::parse_date(&q.date).unwrap_or(today);
     let since = iso(date - Duration::days(30));
     let d = iso(date);
@@ -513,15 +513,16 @@ async fn pupil_page(
     Path(id): Path<String>,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let me = user.person_id;
-    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = iso(state.clock.now().date);
     let (name, rows, can_justify) = state
         .db
         .read(move |c| {
             let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
-            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            let facts = crate::people::person_facts(c, &me, &pupil, &school_day)?;
             if !policy::may_view_attendance_of(&principal, facts) {
                 return Err(AppError::Forbidden);
             }
@@ -571,7 +572,7 @@ fn absence_for_justification(
     today: &str,
 ) -> Result<store::Row, AppError> {
     let row = store::one(c, id)?.ok_or(AppError::NotFound)?;
-    let facts = crate::people::person_facts(c, &who.person_id, &row.pupil_id)?;
+    let facts = crate::people::person_facts(c, &who.person_id, &row.pupil_id, today)?;
     let adult = !pupil_is_minor(c, &row.pupil_id, today)?;
     if !policy::may_justify_absence_of(who, facts, adult) {
         return Err(AppError::Forbidden);
@@ -598,7 +599,7 @@ async fn justify_page(
 ) -> Result<Response, AppError> {
     let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
-    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = iso(state.clock.now().date);
     let row = state
         .db
         .read(move |c| absence_for_justification(c, &absence, &principal, &today))
@@ -624,7 +625,7 @@ async fn justify_submit(
 ) -> Result<Response, AppError> {
     let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
-    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = iso(state.clock.now().date);
     // Rights before reading a possibly large body.
     {
         let (principal, today) = (principal.clone(), today.clone());
@@ -746,7 +747,7 @@ async fn document(
 ) -> Result<Response, AppError> {
     let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
-    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = iso(state.clock.now().date);
     let (hash, name) = state
         .db
         .read(move |c| {

@@ -599,7 +599,7 @@ async fn recent_codes(
         .db
         .read(move |c| store::codes_issued(c, &account, since))
         .await?;
-    let offset = state.config.utc_offset_minutes;
+    let offset = state.clock.utc_offset_minutes;
     Ok(codes
         .into_iter()
         .map(|c| {

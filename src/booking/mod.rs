@@ -89,7 +89,7 @@ async fn index(
 ) -> Result<Response, AppError> {
     let can_approve = policy::allows(&user.principal(), Capability::ApproveBookings);
     let me = user.person_id;
-    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = iso(state.clock.now().date);
     let (resources, mine, pending) = state
         .db
         .read(move |c| {
@@ -154,7 +154,7 @@ async fn resource_page(
     Query(q): Query<WeekQuery>,
 ) -> Result<Response, AppError> {
     let res_id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let monday = tt::week_of(Some(&q.semaine), today);
     let sunday = monday + Duration::days(6);
     let (res, bookings, lessons) = state
@@ -266,7 +266,7 @@ async fn book(
     CsrfForm(form): CsrfForm<BookForm>,
 ) -> Result<Response, AppError> {
     let res_id = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let back = format!("/reservations/ressource/{id}");
     let fail = |msg: &str, week: &str| {
         Ok(Redirect::to(

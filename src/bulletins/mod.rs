@@ -436,7 +436,7 @@ pub fn run_school_job(
     job: &SchoolJob,
     actor: Option<Id>,
 ) {
-    let today = crate::people::today();
+    let today = crate::school::calendar::Clock::of(config).today_iso();
     // (class, name, current period, closed for the class)
     type Todo = (Id, String, Option<Period>, bool);
     let classes: Result<Vec<Todo>, DbError> = db.read_blocking(|c| {
@@ -655,12 +655,13 @@ fn class_access(
     who: &Principal,
     class: &Id,
     period: Option<Id>,
+    today: &str,
 ) -> Result<Period, AppError> {
     let principal = gs::is_principal(c, &who.person_id, class)?;
     if !may_print(who, principal) {
         return Err(AppError::Forbidden);
     }
-    gs::period_of_class(c, class, period)?.ok_or(AppError::NotFound)
+    gs::period_of_class(c, class, period, today)?.ok_or(AppError::NotFound)
 }
 
 #[derive(Template)]
@@ -687,13 +688,14 @@ async fn class_page(
     Path(class): Path<String>,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let wanted = id_from_hex(&q.periode);
     let (name, p, periods, rows, issued, closed) = state
         .db
         .read(move |c| {
-            let p = class_access(c, &who, &class_id, wanted)?;
+            let p = class_access(c, &who, &class_id, wanted, &school_day)?;
             let name = crate::people::class_name(c, &class_id)?.ok_or(AppError::NotFound)?;
             let periods = gs::periods(c, &p.school_year_id, &p.cycle)?;
             let pupils: Vec<(Id, String)> = c
@@ -783,13 +785,14 @@ async fn class_pdf(
     user: CurrentUser,
     Path((class, period)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let (name, p, issued) = state
         .db
         .read(move |c| {
-            let p = class_access(c, &who, &class_id, Some(period_id))?;
+            let p = class_access(c, &who, &class_id, Some(period_id), &school_day)?;
             let name = crate::people::class_name(c, &class_id)?.unwrap_or_default();
             Ok::<_, AppError>((name, p, of_class(c, &class_id, &period_id)?))
         })
@@ -821,13 +824,14 @@ async fn class_zip(
     user: CurrentUser,
     Path((class, period)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let (name, p, issued, names) = state
         .db
         .read(move |c| {
-            let p = class_access(c, &who, &class_id, Some(period_id))?;
+            let p = class_access(c, &who, &class_id, Some(period_id), &school_day)?;
             let name = crate::people::class_name(c, &class_id)?.unwrap_or_default();
             let issued = of_class(c, &class_id, &period_id)?;
             let mut names = HashMap::new();
@@ -883,6 +887,7 @@ async fn download(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let id = id_from_hex(id.trim_end_matches(".pdf")).ok_or(AppError::NotFound)?;
     let me = user.person_id;
     let who = user.principal();
@@ -891,7 +896,7 @@ async fn download(
         .read(move |c| {
             let i = one(c, &id)?.ok_or(AppError::NotFound)?;
             let class = i.class_id;
-            let facts = crate::people::person_facts(c, &me, &i.pupil_id)?;
+            let facts = crate::people::person_facts(c, &me, &i.pupil_id, &school_day)?;
             let family = facts.is_self
                 || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents);
             let principal = gs::is_principal(c, &me, &class)?;

@@ -400,7 +400,7 @@ async fn class_save(
     let domain_id = id_from_hex(&domain).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let me = user.person_id;
-    let today = crate::people::today();
+    let today = state.clock.today_iso();
     let fields: HashMap<String, String> = form.into_iter().collect();
     let result = state
         .db
@@ -500,8 +500,9 @@ fn pupil_view(
     c: &Connection,
     who: &policy::Principal,
     pupil: &Id,
+    today: &str,
 ) -> Result<(String, Vec<DomainView>), AppError> {
-    let facts = crate::people::person_facts(c, &who.person_id, pupil)?;
+    let facts = crate::people::person_facts(c, &who.person_id, pupil, today)?;
     if !policy::may_read_pupil_log(who, facts) {
         return Err(AppError::Forbidden);
     }
@@ -551,9 +552,13 @@ async fn pupil_page(
     page: Page,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let who = user.principal();
-    let (name, domains) = state.db.read(move |c| pupil_view(c, &who, &pupil)).await?;
+    let (name, domains) = state
+        .db
+        .read(move |c| pupil_view(c, &who, &pupil, &school_day))
+        .await?;
     render(&PupilPage {
         id,
         pupil: name,
@@ -568,12 +573,16 @@ async fn attestation(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     use crate::pdf::{Align, Col, Doc, Row};
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let who = user.principal();
-    let (name, domains) = state.db.read(move |c| pupil_view(c, &who, &pupil)).await?;
+    let (name, domains) = state
+        .db
+        .read(move |c| pupil_view(c, &who, &pupil, &school_day))
+        .await?;
     let school = state.config.school_name.clone();
-    let today = crate::people::french_date(&crate::people::today());
+    let today = crate::people::french_date(&state.clock.today_iso());
     let bytes = tokio::task::spawn_blocking(move || {
         let mut doc = Doc::new(&format!("Attestation de compétences — {name}"));
         doc.paragraph(

@@ -19,7 +19,11 @@ pub fn populate(
     rng: &mut StdRng,
     full_class: Option<Id>,
 ) -> Result<(), DbError> {
-    let today = crate::people::today();
+    // The demo's dates are the school clock's at UTC (the demo knows no configuration).
+    let today = crate::school::calendar::Clock {
+        utc_offset_minutes: 0,
+    }
+    .today_iso();
     let Some(year) = crate::school::current_year(conn, &today)? else {
         return Ok(());
     };

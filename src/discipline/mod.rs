@@ -19,7 +19,7 @@ use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DecideSanctions, ReportIncidents};
 use crate::db::DbError;
 use crate::policy::{self, Capability, Principal};
-use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
+use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
 use store::{
     Actor, Measure, NewIncident, NewPunishment, NewSanction, PARTS, PUNISHMENTS, SANCTIONS, label,
@@ -127,7 +127,7 @@ async fn index(
     let principal = user.principal();
     let school_wide = policy::allows(&principal, Capability::ManageDiscipline);
     let me = user.person_id;
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let (incidents, sanctions, punishments) = state
         .db
         .read(move |c| {
@@ -196,7 +196,7 @@ async fn new_incident_page(
     Query(q): Query<NewQuery>,
 ) -> Result<Response, AppError> {
     let principal = user.principal();
-    let today = iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = iso(state.clock.now().date);
     let wanted = q.classe.clone();
     let (classes, pupils) = state
         .db
@@ -296,7 +296,7 @@ async fn create_incident(
         ))
         .into_response())
     };
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let incident = match check_incident(&fields, today) {
         Ok(i) => i,
         Err(msg) => return back(&msg),
@@ -393,7 +393,7 @@ async fn incident_page(
         school_wide: policy::allows(&principal, Capability::ManageDiscipline),
         punishment_kinds: PUNISHMENTS,
         sanction_kinds: SANCTIONS,
-        today: iso(calendar::now(state.config.utc_offset_minutes).date),
+        today: iso(state.clock.now().date),
         error: state.flash.text(&page.csrf, &q.erreur),
         page,
     })
@@ -582,7 +582,7 @@ async fn sanction(
     CsrfForm(form): CsrfForm<MeasureForm>,
 ) -> Result<Response, AppError> {
     let incident = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let (kind, days, starts_on, reason) = match check_sanction(&form, today) {
         Ok(s) => s,
         Err(msg) => return back_to(&state, &owner, &id, &msg),
@@ -683,6 +683,7 @@ async fn pupil_page(
     page: Page,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let school_wide = policy::allows(&principal, Capability::ManageDiscipline);
@@ -691,7 +692,7 @@ async fn pupil_page(
         .db
         .read(move |c| {
             let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
-            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            let facts = crate::people::person_facts(c, &me, &pupil, &school_day)?;
             if !policy::may_view_discipline_of(&principal, facts) {
                 return Err(AppError::Forbidden);
             }

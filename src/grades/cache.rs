@@ -90,7 +90,10 @@ mod tests {
             )
             .expect("teacher");
         let director = id("SELECT person_id FROM person_roles WHERE role = 'direction' LIMIT 1");
-        let today = crate::people::today();
+        let today = crate::school::calendar::Clock {
+            utc_offset_minutes: 0,
+        }
+        .today_iso();
         let viewers = [
             (pupil, Role::Eleve),
             (parent, Role::Parent),

@@ -295,12 +295,13 @@ fn council_access(
     who: &Principal,
     class: &Id,
     period: Option<Id>,
+    today: &str,
 ) -> Result<Period, AppError> {
     let principal = store::is_principal(c, &who.person_id, class)?;
     if !policy::may_run_council(who, principal) {
         return Err(AppError::Forbidden);
     }
-    store::period_of_class(c, class, period)?.ok_or(AppError::NotFound)
+    store::period_of_class(c, class, period, today)?.ok_or(AppError::NotFound)
 }
 
 struct Cell {
@@ -353,13 +354,14 @@ async fn council_page(
     Path(class): Path<String>,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let wanted = id_from_hex(&q.periode);
     let (r, periods, closed) = state
         .db
         .read(move |c| {
-            let period = council_access(c, &who, &class_id, wanted)?;
+            let period = council_access(c, &who, &class_id, wanted, &school_day)?;
             let periods = store::periods(c, &period.school_year_id, &period.cycle)?;
             let closed = store::is_closed(c, &period, &class_id)?;
             let r = results(c, &class_id, &period)?.ok_or(AppError::NotFound)?;
@@ -493,6 +495,7 @@ async fn council_save(
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let who = user.principal();
@@ -501,7 +504,7 @@ async fn council_save(
     let result = state
         .db
         .write(move |tx| {
-            let p = council_access(tx, &who, &class_id, Some(period_id))?;
+            let p = council_access(tx, &who, &class_id, Some(period_id), &school_day)?;
             let Some(data) = store::class_period(tx, &class_id, &p)? else {
                 return Err(AppError::NotFound);
             };
@@ -558,6 +561,7 @@ async fn close_class(
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let me = user.person_id;
@@ -565,7 +569,7 @@ async fn close_class(
     let (name, done) = state
         .db
         .write(move |tx| {
-            let p = council_access(tx, &who, &class_id, Some(period_id))?;
+            let p = council_access(tx, &who, &class_id, Some(period_id), &school_day)?;
             let scope = crate::db::registry::school_scope(tx)?;
             let done = store::close_for_class(tx, &scope, &p.id, &class_id, &me)?;
             Ok::<_, AppError>((p.name, done))
@@ -593,6 +597,7 @@ async fn reopen_class(
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(_): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let me = user.person_id;
@@ -600,7 +605,7 @@ async fn reopen_class(
     state
         .db
         .write(move |tx| {
-            let p = council_access(tx, &who, &class_id, Some(period_id))?;
+            let p = council_access(tx, &who, &class_id, Some(period_id), &school_day)?;
             store::reopen_for_class(tx, &p.id, &class_id, &me)?;
             Ok::<_, AppError>(())
         })
@@ -636,13 +641,14 @@ async fn results_file(
     Path((class, period)): Path<(String, String)>,
     pdf: bool,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let r = state
         .db
         .read(move |c| {
-            let p = council_access(c, &who, &class_id, Some(period_id))?;
+            let p = council_access(c, &who, &class_id, Some(period_id), &school_day)?;
             results(c, &class_id, &p)?.ok_or(AppError::NotFound)
         })
         .await?;
@@ -701,10 +707,10 @@ fn course_access(
     who: &Principal,
     course: &str,
     period: Option<Id>,
+    today: &str,
 ) -> Result<(store::Teaching, Period, Vec<Period>, Vec<(Id, String)>), AppError> {
     let (audience, subject) = course_key(course).ok_or(AppError::NotFound)?;
-    let today = crate::people::today();
-    let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
+    let year = crate::school::current_year(c, today)?.ok_or(AppError::NotFound)?;
     let t = store::teachings_of(c, &who.person_id, &year.id)?
         .into_iter()
         .find(|t| t.audience_id() == audience && t.subject_id == subject);
@@ -715,7 +721,7 @@ fn course_access(
     let periods = store::periods(c, &year.id, &t.cycle)?;
     let p = match period {
         Some(id) => periods.iter().find(|p| p.id == id).cloned(),
-        None => store::period_at(c, &year.id, &t.cycle, &today)?,
+        None => store::period_at(c, &year.id, &t.cycle, today)?,
     }
     .ok_or(AppError::NotFound)?;
     let pupils: Vec<(Id, String)> = c
@@ -736,13 +742,14 @@ async fn appreciations_page(
     Path(course): Path<String>,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let who = user.principal();
     let wanted = id_from_hex(&q.periode);
     let key = course.clone();
     let (t, p, periods, lines) = state
         .db
         .read(move |c| {
-            let (t, p, periods, pupils) = course_access(c, &who, &key, wanted)?;
+            let (t, p, periods, pupils) = course_access(c, &who, &key, wanted, &school_day)?;
             let settings = store::settings(c, &p.school_year_id)?;
             let mut lines = Vec::new();
             for (id, name) in pupils {
@@ -801,6 +808,7 @@ async fn appreciations_save(
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let who = user.principal();
     let me = user.person_id;
@@ -809,7 +817,7 @@ async fn appreciations_save(
     let result = state
         .db
         .write(move |tx| {
-            let (t, p, _, pupils) = course_access(tx, &who, &key, Some(period_id))?;
+            let (t, p, _, pupils) = course_access(tx, &who, &key, Some(period_id), &school_day)?;
             if store::is_closed(tx, &p, &t.audience_id())? {
                 return Ok(Err(format!(
                     "Le {} est clôturé : les appréciations ne changent plus.",

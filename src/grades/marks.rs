@@ -68,10 +68,10 @@ fn own_course(
     c: &rusqlite::Connection,
     me: &Id,
     course: &str,
+    today: &str,
 ) -> Result<(store::Teaching, Vec<store::Period>), AppError> {
     let (audience, subject) = course_key(course).ok_or(AppError::NotFound)?;
-    let today = crate::people::today();
-    let year = crate::school::current_year(c, &today)?.ok_or(AppError::NotFound)?;
+    let year = crate::school::current_year(c, today)?.ok_or(AppError::NotFound)?;
     let t = store::teachings_of(c, me, &year.id)?
         .into_iter()
         .find(|t| t.audience_id() == audience && t.subject_id == subject)
@@ -86,6 +86,7 @@ async fn new_page(
     page: Page,
     Query(q): Query<CourseQuery>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     if !user.has(policy::Role::Enseignant) {
         return Err(AppError::Forbidden);
     }
@@ -94,7 +95,7 @@ async fn new_page(
     let (t, periods) = state
         .db
         .read(move |c| {
-            let (t, periods) = own_course(c, &me, &course)?;
+            let (t, periods) = own_course(c, &me, &course, &school_day)?;
             let mut open = Vec::new();
             for p in periods {
                 if !store::is_closed(c, &p, &t.audience_id())? {
@@ -104,7 +105,7 @@ async fn new_page(
             Ok::<_, AppError>((t, open))
         })
         .await?;
-    let today = crate::people::today();
+    let today = state.clock.today_iso();
     let current = periods
         .iter()
         .find(|p| p.starts_on <= today && today <= p.ends_on)
@@ -141,6 +142,7 @@ async fn create(
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<NewForm>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     if !user.has(policy::Role::Enseignant) {
         return Err(AppError::Forbidden);
     }
@@ -149,7 +151,7 @@ async fn create(
     let result = state
         .db
         .write(move |tx| {
-            let (t, periods) = own_course(tx, &me, &f.cours)?;
+            let (t, periods) = own_course(tx, &me, &f.cours, &school_day)?;
             let period = id_from_hex(&f.periode)
                 .and_then(|id| periods.iter().find(|p| p.id == id))
                 .ok_or_else(|| AppError::BadRequest("Choisissez la période de l'évaluation.".into()))?;
@@ -764,7 +766,7 @@ async fn pupil_page(
         roles: who.roles.clone(),
         pupil,
         period: id_from_hex(&q.periode),
-        today: crate::people::today(),
+        today: state.clock.today_iso(),
     };
     // Read the generation before the queries: a write meanwhile leaves the entry stale.
     let generation = state.db.generation_of(super::cache::TABLES);
@@ -803,7 +805,7 @@ pub fn pupil_view(
 ) -> Result<PupilView, AppError> {
     let me = who.person_id;
     let name = crate::people::person_name(c, pupil)?.ok_or(AppError::NotFound)?;
-    let facts = crate::people::person_facts(c, &me, pupil)?;
+    let facts = crate::people::person_facts(c, &me, pupil, today)?;
     let view = policy::marks_view_of(who, facts).ok_or(AppError::Forbidden)?;
     let class: Option<(Id, String)> = rusqlite::OptionalExtension::optional(c.query_row(
         "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \

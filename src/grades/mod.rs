@@ -146,7 +146,7 @@ async fn index(
     }
     let me = user.person_id;
     let principal = user.principal();
-    let today = crate::people::today();
+    let today = state.clock.today_iso();
     let data = state
         .db
         .read(move |c| {
@@ -363,7 +363,7 @@ async fn settings_page(
     page: Page,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
-    let today = crate::people::today();
+    let today = state.clock.today_iso();
     let (year, s, confirmed) = state
         .db
         .read(move |c| {
@@ -503,7 +503,7 @@ async fn settings_save(
         }
     };
     let me = user.person_id;
-    let today = crate::people::today();
+    let today = state.clock.today_iso();
     state
         .db
         .write(move |tx| {

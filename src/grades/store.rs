@@ -248,14 +248,14 @@ pub fn period_of_class(
     conn: &Connection,
     class: &Id,
     wanted: Option<Id>,
+    today: &str,
 ) -> Result<Option<Period>, DbError> {
     let cycle = class_cycle(conn, class)?;
     if let Some(p) = wanted {
         return Ok(period(conn, &p)?.filter(|p| p.cycle == cycle));
     }
-    let today = crate::people::today();
-    match crate::school::current_year(conn, &today)? {
-        Some(year) => period_at(conn, &year.id, &cycle, &today),
+    match crate::school::current_year(conn, today)? {
+        Some(year) => period_at(conn, &year.id, &cycle, today),
         None => Ok(None),
     }
 }

@@ -162,7 +162,7 @@ fn options(state: &AppState, user: &CurrentUser, ip: String, file_name: String) 
     Options {
         dry_run: true,
         confirm_departures: false,
-        today: calendar::iso(calendar::now(state.config.utc_offset_minutes).date),
+        today: calendar::iso(state.clock.now().date),
         country_code: state.config.phone_country_code.clone(),
         actor: Some(user.account_id),
         grantor: Some(user.principal()),

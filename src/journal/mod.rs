@@ -190,7 +190,7 @@ async fn index(
         }
         return Err(AppError::Forbidden);
     }
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let monday = tt::week_of(Some(&q.semaine), today);
     let (sessions, classes) = state
         .db
@@ -655,7 +655,7 @@ async fn class_page(
 ) -> Result<Response, AppError> {
     let class = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let (from, to) = range(&q, today);
     let (f, t) = (from.clone(), to.clone());
     let (name, entries) = state
@@ -747,15 +747,16 @@ async fn pupil_page(
     page: Page,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let me = user.person_id;
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let (name, children, homework, entries) = state
         .db
         .read(move |c| {
             let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
-            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            let facts = crate::people::person_facts(c, &me, &pupil, &school_day)?;
             if !policy::may_read_pupil_log(&principal, facts) {
                 return Err(AppError::Forbidden);
             }
@@ -786,7 +787,12 @@ async fn pupil_page(
 }
 
 /// May `who` read this entry (and so its attachments)?
-fn may_read_entry(c: &rusqlite::Connection, e: &Entry, who: &Principal) -> Result<bool, DbError> {
+fn may_read_entry(
+    c: &rusqlite::Connection,
+    e: &Entry,
+    who: &Principal,
+    today: &str,
+) -> Result<bool, DbError> {
     if e.teacher_id == who.person_id || policy::allows(who, Capability::VisaLessonLog) {
         return Ok(true);
     }
@@ -832,7 +838,10 @@ fn may_read_entry(c: &rusqlite::Connection, e: &Entry, who: &Principal) -> Resul
         vec![who.person_id]
     };
     for p in candidates.into_iter().filter(|p| pupils.contains(p)) {
-        if policy::may_read_pupil_log(who, crate::people::person_facts(c, &who.person_id, &p)?) {
+        if policy::may_read_pupil_log(
+            who,
+            crate::people::person_facts(c, &who.person_id, &p, today)?,
+        ) {
             return Ok(true);
         }
     }
@@ -844,6 +853,7 @@ async fn attachment(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let a = state
@@ -851,7 +861,7 @@ async fn attachment(
         .read(move |c| {
             let a = store::attachment(c, &id)?.ok_or(AppError::NotFound)?;
             let e = store::get(c, &a.entry_id)?.ok_or(AppError::NotFound)?;
-            if !may_read_entry(c, &e, &principal)? {
+            if !may_read_entry(c, &e, &principal, &school_day)? {
                 return Err(AppError::Forbidden);
             }
             Ok(a)

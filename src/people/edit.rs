@@ -321,7 +321,7 @@ pub(super) async fn edit_save(
     let person = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let (facts, matricule) = load_for_form(&state, person).await?;
     let is_pupil = facts.repeating.is_some();
-    let today = super::today();
+    let today = state.clock.today_iso();
     let new = match f.check(is_pupil, &today, &state.config.phone_country_code) {
         Ok(new) => new,
         Err(msg) => return form_page(page, id, &facts, matricule, msg, f),

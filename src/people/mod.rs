@@ -168,13 +168,14 @@ pub fn display_phone(stored: &str) -> String {
     format!("+{code} {}", pairs.join(" "))
 }
 
-/// Today's date in UTC, `YYYY-MM-DD`, from the school's clock.
-pub fn today() -> String {
-    crate::school::calendar::iso(crate::school::calendar::now(0).date)
-}
-
-/// What links `asker` to `target`, for `policy`.
-pub fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<PersonFacts, DbError> {
+/// What links `asker` to `target`, for `policy`, on the school's date `today` (`YYYY-MM-DD`,
+/// from `AppState::clock`): whether a pupil is still a minor depends on it.
+pub fn person_facts(
+    conn: &Connection,
+    asker: &Id,
+    target: &Id,
+    today: &str,
+) -> Result<PersonFacts, DbError> {
     let (birth, consent): (Option<String>, i64) = conn.query_row(
         "SELECT birth_date, consent FROM people WHERE id = ?1",
         [&target[..]],
@@ -202,7 +203,7 @@ pub fn person_facts(conn: &Connection, asker: &Id, target: &Id) -> Result<Person
     Ok(PersonFacts {
         is_self: asker == target,
         is_guardian,
-        minor_or_consents: consent != 0 || is_minor(birth.as_deref(), &today()),
+        minor_or_consents: consent != 0 || is_minor(birth.as_deref(), today),
         taught_by_asker: taught,
     })
 }
@@ -349,6 +350,7 @@ async fn person_page(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<Saved>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let target = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let asker = user.person_id;
     let principal = user.principal();
@@ -366,7 +368,8 @@ async fn person_page(
                 return Err(AppError::NotFound);
             }
             // Refuse before reading anything else about the person.
-            if !policy::may_view_person(&principal, person_facts(c, &asker, &target)?) {
+            if !policy::may_view_person(&principal, person_facts(c, &asker, &target, &school_day)?)
+            {
                 return Err(AppError::Forbidden);
             }
             person_view(c, &target)?.ok_or(AppError::NotFound)

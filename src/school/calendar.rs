@@ -91,6 +91,44 @@ pub fn now(utc_offset_minutes: i32) -> Now {
     at(utc_now(), utc_offset_minutes)
 }
 
+/// The school's clock, one per box (in `AppState`), handed to whatever needs "today": the
+/// date and minute at the school's configured offset from UTC. Every decision that depends on
+/// the day — a pupil's minority, the current period, the lesson under way — reads it here, so
+/// that two parts of the box never disagree about which day it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub utc_offset_minutes: i32,
+}
+
+impl Clock {
+    pub fn of(config: &crate::config::Config) -> Clock {
+        Clock {
+            utc_offset_minutes: config.utc_offset_minutes,
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        now(self.utc_offset_minutes)
+    }
+
+    pub fn today(&self) -> Date {
+        self.now().date
+    }
+
+    /// Today as `YYYY-MM-DD`, as dates are stored.
+    pub fn today_iso(&self) -> String {
+        iso(self.today())
+    }
+
+    /// A unix time as the school's date and minute.
+    pub fn local(&self, unix: i64) -> Now {
+        at(
+            OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            self.utc_offset_minutes,
+        )
+    }
+}
+
 /// Seconds added to the system clock for the school's dates (0 but for a demo set on a chosen
 /// day, and the tests). Session lifetimes, audit times and certificates keep the real clock.
 static SHIFT_SECS: AtomicI64 = AtomicI64::new(0);

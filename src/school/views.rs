@@ -76,7 +76,7 @@ async fn structure_page(
     page: Page,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
-    let today = calendar::iso(calendar::now(state.config.utc_offset_minutes).date);
+    let today = calendar::iso(state.clock.now().date);
     let view = state
         .db
         .read(move |c| {
@@ -173,7 +173,7 @@ async fn structure_page(
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect();
-    let this_year = calendar::now(state.config.utc_offset_minutes).date.year();
+    let this_year = state.clock.now().date.year();
     render(&StructurePage {
         years,
         levels,

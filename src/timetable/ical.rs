@@ -60,7 +60,7 @@ fn feed_text(s: &str) -> String {
 
 /// The sessions a person's calendar shows: their own as pupil and as teacher, and, for a
 /// parent, their children's.
-fn filters_for(conn: &Connection, person: &Id) -> Result<Vec<Filter>, DbError> {
+fn filters_for(conn: &Connection, person: &Id, today: &str) -> Result<Vec<Filter>, DbError> {
     let roles: Vec<String> = conn
         .prepare_cached("SELECT role FROM person_roles WHERE person_id = ?1")?
         .query_map([&person[..]], |r| r.get(0))?
@@ -76,7 +76,7 @@ fn filters_for(conn: &Connection, person: &Id) -> Result<Vec<Filter>, DbError> {
     if has(Role::Parent) {
         for child in crate::people::children_of(conn, person)? {
             if let Some(id) = crate::auth::store::id_from_hex(&child.id) {
-                let facts = crate::people::person_facts(conn, person, &id)?;
+                let facts = crate::people::person_facts(conn, person, &id, today)?;
                 // A parent's feed stops showing an adult child who does not consent.
                 if facts.minor_or_consents {
                     out.push(store::pupil_audience(conn, &id)?);
@@ -167,7 +167,7 @@ async fn feed(
     if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AppError::NotFound);
     }
-    let today = calendar::now(state.config.utc_offset_minutes).date;
+    let today = state.clock.now().date;
     let from = calendar::monday_of(today) - Duration::weeks(WEEKS_BEFORE);
     let to = calendar::monday_of(today) + Duration::weeks(WEEKS_AFTER) - Duration::days(1);
     let (occ, agenda) = state
@@ -176,7 +176,7 @@ async fn feed(
             let person =
                 person_for_token(c, &token, &calendar::iso(today))?.ok_or(AppError::NotFound)?;
             let mut all = Vec::new();
-            for f in filters_for(c, &person)? {
+            for f in filters_for(c, &person, &calendar::iso(today))? {
                 all.extend(store::occurrences(c, &f, from, to)?);
             }
             let roles: Vec<Role> = c
@@ -202,13 +202,13 @@ async fn feed(
         if seen.insert(o.key()) {
             cal.push(event(
                 o,
-                state.config.utc_offset_minutes,
+                state.clock.utc_offset_minutes,
                 &state.config.school_name,
             ));
         }
     }
     for e in &agenda {
-        if let Some(ev) = agenda_event(e, state.config.utc_offset_minutes) {
+        if let Some(ev) = agenda_event(e, state.clock.utc_offset_minutes) {
             cal.push(ev);
         }
     }

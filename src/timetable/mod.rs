@@ -107,7 +107,7 @@ struct SlotForm {
 }
 
 fn today(state: &AppState) -> Date {
-    calendar::now(state.config.utc_offset_minutes).date
+    state.clock.now().date
 }
 
 fn week_link(base: &str, monday: Date) -> String {
@@ -408,6 +408,7 @@ async fn pupil_week(
     Path(id): Path<String>,
     Query(q): Query<WeekQuery>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let pupil = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let me = user.person_id;
     let principal = user.principal();
@@ -415,7 +416,7 @@ async fn pupil_week(
         .db
         .read(move |c| {
             let name = crate::people::person_name(c, &pupil)?.ok_or(AppError::NotFound)?;
-            let facts = crate::people::person_facts(c, &me, &pupil)?;
+            let facts = crate::people::person_facts(c, &me, &pupil, &school_day)?;
             if !policy::may_view_timetable_of(&principal, facts) {
                 return Err(AppError::Forbidden);
             }

@@ -453,3 +453,12 @@ pub async fn message(b: &Browser, r: &reqwest::Response) -> String {
     };
     flash(b, r, name).await
 }
+
+/// The tests' school date, `YYYY-MM-DD` (the school clock of a box at UTC, as the tests' is).
+pub fn today() -> String {
+    pin_clock();
+    kekeli::school::calendar::Clock {
+        utc_offset_minutes: 0,
+    }
+    .today_iso()
+}
