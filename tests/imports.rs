@@ -696,3 +696,78 @@ fn a_bad_mark_file_changes_nothing_and_names_line_column_and_pupil() {
         1
     );
 }
+
+/// A phone corrected by import goes the same way as one corrected on the person's file: the
+/// SMS not yet sent follow the new number, and the change is audited old → new.
+#[test]
+fn a_phone_corrected_by_import_readdresses_the_sms_and_is_audited() {
+    let (_dir, db) = fresh();
+    import_samples(&db);
+    let parent: Vec<u8> = db
+        .write_blocking(|tx| {
+            let parent: Vec<u8> = tx.query_row(
+                "SELECT id FROM people WHERE surname = 'AGBEKO' AND first_names = 'Yao'",
+                [],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO outbox (created_at, channel, person_id, address, body) VALUES (0, 'sms', ?1, '+22890102030', 'absence')",
+                [&parent],
+            )?;
+            Ok::<_, DbError>(parent)
+        })
+        .expect("pending sms");
+    let audits = count(
+        &db,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'person.update'",
+    );
+    let file = kekeli::imports::Kind::Parents
+        .sample()
+        .replace("AGBEKO;Yao;90 10 20 30", "AGBEKO;Yao;90 10 20 99");
+    let r = run(&db, Kind::Parents, file.as_bytes(), &opts(false));
+    assert!(r.applied, "{:?}", r.errors);
+    let line = r
+        .lines
+        .iter()
+        .find(|l| l.what.starts_with("AGBEKO Yao"))
+        .expect("Yao's line");
+    assert_eq!(line.action, Action::Update);
+    assert!(
+        line.detail
+            .contains("téléphone +22890102030 → +22890102099"),
+        "{}",
+        line.detail
+    );
+    let address: String = db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT address FROM outbox WHERE person_id = ?1",
+                [&parent],
+                |r| r.get(0),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("address");
+    assert_eq!(
+        address, "+22890102099",
+        "the pending SMS follows the new number"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'person.update'"
+        ),
+        audits + 1
+    );
+    let new: String = db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT new_value FROM audit_log WHERE action = 'person.update' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("audit");
+    assert_eq!(new, "téléphone=+22890102099");
+}

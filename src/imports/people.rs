@@ -355,50 +355,37 @@ struct Identity {
     phone: Option<String>,
 }
 
-/// Update the stored person where the line differs; returns the changes in words.
-fn update_identity(conn: &Connection, k: &Known, new: &Identity) -> Result<Vec<String>, DbError> {
-    let mut changes = Vec::new();
-    if k.surname != new.surname || k.first_names != new.first_names {
-        changes.push(format!(
-            "nom {} {} → {} {}",
-            k.surname, k.first_names, new.surname, new.first_names
-        ));
-    }
+/// Update the stored person where the line differs, through the people's one way of doing it
+/// (audited, SMS re-addressed); returns the changes in words. Cells left empty in the file
+/// keep what is known; the pupil's status is the pupils import's own business.
+fn update_identity(ctx: &Ctx<'_>, k: &Known, new: &Identity) -> Result<Vec<String>, DbError> {
+    let old = crate::people::Facts {
+        surname: k.surname.clone(),
+        first_names: k.first_names.clone(),
+        sex: k.sex.clone(),
+        birth_date: k.birth_date.clone(),
+        birth_place: k.birth_place.clone(),
+        phone: k.phone.clone(),
+        repeating: None,
+    };
     let keep = |old: &Option<String>, new: &Option<String>| new.clone().or(old.clone());
-    let (sex, birth, phone) = (
-        keep(&k.sex, &new.sex),
-        keep(&k.birth_date, &new.birth_date),
-        keep(&k.phone, &new.phone),
-    );
-    if sex != k.sex {
-        changes.push("sexe".into());
-    }
-    if birth != k.birth_date {
-        changes.push(format!(
-            "date de naissance {} → {}",
-            k.birth_date.as_deref().unwrap_or("—"),
-            birth.as_deref().unwrap_or("—")
-        ));
-    }
-    if phone != k.phone {
-        changes.push("téléphone".into());
-    }
-    let place = keep(&k.birth_place, &new.birth_place);
-    if place != k.birth_place {
-        changes.push(format!(
-            "lieu de naissance {} → {}",
-            k.birth_place.as_deref().unwrap_or("—"),
-            place.as_deref().unwrap_or("—")
-        ));
-    }
-    if !changes.is_empty() {
-        conn.execute(
-            "UPDATE people SET surname = ?2, first_names = ?3, sex = ?4, birth_date = ?5, phone = ?6, \
-                 birth_place = ?7, updated_at = ?8 WHERE id = ?1",
-            params![&k.id[..], new.surname, new.first_names, sex, birth, phone, place, db::now()],
-        )?;
-    }
-    Ok(changes)
+    let merged = crate::people::Facts {
+        surname: new.surname.clone(),
+        first_names: new.first_names.clone(),
+        sex: keep(&k.sex, &new.sex),
+        birth_date: keep(&k.birth_date, &new.birth_date),
+        birth_place: keep(&k.birth_place, &new.birth_place),
+        phone: keep(&k.phone, &new.phone),
+        repeating: None,
+    };
+    crate::people::update_identity(
+        ctx.tx,
+        &k.id,
+        &old,
+        &merged,
+        ctx.opts.actor.as_ref(),
+        &ctx.opts.origin,
+    )
 }
 
 fn ensure_role(conn: &Connection, scope: &str, person: &Id, role: Role) -> Result<bool, DbError> {
@@ -582,7 +569,7 @@ pub(super) fn pupils(
                 detail: format!("compte {login}"),
             });
         };
-        let mut changes = update_identity(ctx.tx, &k, &who)?;
+        let mut changes = update_identity(ctx, &k, &who)?;
         if ensure_role(ctx.tx, &ctx.scope, &k.id, Role::Eleve)? {
             changes.push("rôle élève".into());
         }
@@ -860,7 +847,7 @@ pub(super) fn parents(
             .collect::<Result<Vec<_>, _>>()?;
         if let Some((id, _, old_relation)) = guardians.iter().find(|g| fold_name(&g.1) == name) {
             let k = known(ctx.tx, "id = ?1", &id[..])?.ok_or(DbError::Poisoned)?;
-            let mut changes = update_identity(ctx.tx, &k, &who)?;
+            let mut changes = update_identity(ctx, &k, &who)?;
             if *old_relation != relation {
                 ctx.tx.execute(
                     "UPDATE guardianships SET relation = ?3 WHERE parent_id = ?1 AND child_id = ?2",
@@ -1041,7 +1028,7 @@ pub(super) fn staff(
                 detail: format!("compte {login}"),
             });
         };
-        let mut changes = update_identity(ctx.tx, &k, &who)?;
+        let mut changes = update_identity(ctx, &k, &who)?;
         for role in roles {
             if ensure_role(ctx.tx, &ctx.scope, &k.id, role)? {
                 changes.push(format!("rôle {}", role.code().replace('_', " ")));

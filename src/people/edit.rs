@@ -45,7 +45,7 @@ pub struct Facts {
 }
 
 impl Facts {
-    fn load(conn: &Connection, id: &Id) -> Result<Option<Facts>, DbError> {
+    pub fn load(conn: &Connection, id: &Id) -> Result<Option<Facts>, DbError> {
         let base = conn
             .query_row(
                 "SELECT surname, first_names, sex, birth_date, birth_place, phone FROM people WHERE id = ?1",
@@ -185,15 +185,18 @@ impl PersonForm {
     }
 }
 
-/// Write `new` over the person's facts `old` and audit each change; the list of changes
-/// (empty: nothing written).
-pub fn save(
+/// The one way a person's identity changes, from the form or from any import: write `new`
+/// over the facts `old`, let the SMS not yet sent follow a changed phone, and audit each
+/// change (`person.update`, old → new, by the account `by` from `origin`). Returns the changes
+/// as `field old → new` (empty: nothing written). A `repeating` of `None` on either side
+/// leaves the pupil's status as it is.
+pub fn update_identity(
     tx: &Connection,
     id: &Id,
     old: &Facts,
     new: &Facts,
-    by: &Id,
-    ip: &str,
+    by: Option<&Id>,
+    origin: &str,
 ) -> Result<Vec<String>, DbError> {
     let changes = old.changes(new);
     if changes.is_empty() {
@@ -224,7 +227,7 @@ pub fn save(
     }
     let lines: Vec<String> = changes
         .iter()
-        .map(|(field, a, b)| format!("{field} : {a} → {b}"))
+        .map(|(field, a, b)| format!("{field} {a} → {b}"))
         .collect();
     let (old_text, new_text): (Vec<String>, Vec<String>) = changes
         .iter()
@@ -233,13 +236,13 @@ pub fn save(
     audit::record(
         tx,
         &audit::Entry {
-            actor: Some(by),
+            actor: by.map(|b| &b[..]),
             action: "person.update",
             object_type: Some("person"),
             object_id: Some(id),
             old: Some(&old_text.join("; ")),
             new: Some(&new_text.join("; ")),
-            ip: Some(ip),
+            ip: Some(origin),
         },
     )?;
     Ok(lines)
@@ -326,7 +329,7 @@ pub(super) async fn edit_save(
         Ok(new) => new,
         Err(msg) => return form_page(page, id, &facts, matricule, msg, f),
     };
-    let me = user.person_id;
+    let me = user.account_id;
     let ip = ip.to_string();
     let saved = state
         .db
@@ -336,7 +339,14 @@ pub(super) async fn edit_save(
             if old.repeating.is_some() != is_pupil {
                 return Ok(None);
             }
-            Ok::<_, AppError>(Some(save(tx, &person, &old, &new, &me, &ip)?))
+            Ok::<_, AppError>(Some(update_identity(
+                tx,
+                &person,
+                &old,
+                &new,
+                Some(&me),
+                &ip,
+            )?))
         })
         .await?;
     match saved {

@@ -14,6 +14,7 @@ use crate::policy::{self, Capability, ClassFacts, PersonFacts, Role};
 use crate::web::{AppError, Page, render};
 
 mod edit;
+pub use edit::{Facts, update_identity};
 
 pub fn routes() -> Routes {
     Routes::new()
