@@ -44,6 +44,8 @@ pub struct Inner {
     pub marks_pages: crate::grades::cache::MarksPages,
     /// The whole-school bulletin job, if one ran since start (see `bulletins`).
     pub bulletin_job: crate::bulletins::SchoolJob,
+    /// Forms sent after their session ended, waiting for their owner's next login.
+    pub unsent: crate::web::unsent::Unsent,
     /// Messages waiting for the page a redirect leads to (see `web::flash`).
     pub flash: crate::web::flash::Flashes,
     /// Open connections, for their bounds and `/metrics` (see `net::server`).
@@ -170,7 +172,8 @@ pub fn route_table() -> Vec<RouteSpec> {
 /// 1. `security_headers` — every response, errors included, gets CSP, HSTS, nosniff…
 /// 2. `dress_errors` — bare 4xx/5xx from the router or rejections become French pages;
 /// 3. `csrf_cookie` — every browser gets a CSRF cookie; cross-origin POSTs are refused here;
-/// 4. body limit — larger bodies are refused (413) before any handler reads them;
+/// 4. `keep_unsent` — a form refused because its session ended is kept for after the login;
+///    body limit — larger bodies are refused (413) before any handler reads them;
 /// 5. catch panic — a handler that panics fails its own request with a 500 page (dressed by
 ///    2), never the connection or the server;
 /// 6. `metrics::track` (route layer) — timing and counts by matched route.
@@ -182,10 +185,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::web::metrics::track,
         ));
-    layered(routes, max_body).with_state(state)
+    layered(routes, max_body)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::unsent::keep_unsent,
+        ))
+        .layer(axum::middleware::from_fn(crate::web::csrf_cookie))
+        .layer(axum::middleware::from_fn(crate::web::dress_errors))
+        .layer(axum::middleware::from_fn(crate::web::security_headers))
+        .with_state(state)
 }
 
-/// Layers 1–5 of [`router`] around `routes`.
+/// Layers 4 (body limit) and 5 of [`router`] around `routes`.
 fn layered<S: Clone + Send + Sync + 'static>(routes: Router<S>, max_body: usize) -> Router<S> {
     routes
         .fallback(crate::web::not_found)
@@ -193,9 +204,6 @@ fn layered<S: Clone + Send + Sync + 'static>(routes: Router<S>, max_body: usize)
             crate::web::panicked,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(crate::web::csrf_cookie))
-        .layer(axum::middleware::from_fn(crate::web::dress_errors))
-        .layer(axum::middleware::from_fn(crate::web::security_headers))
 }
 
 #[cfg(test)]
@@ -219,7 +227,9 @@ mod tests {
                 .route("/boom", get(boom))
                 .route("/ok", get(|| async { "ok" })),
             1024,
-        );
+        )
+        .layer(axum::middleware::from_fn(crate::web::dress_errors))
+        .layer(axum::middleware::from_fn(crate::web::security_headers));
         let req = |path: &str| {
             axum::http::Request::builder()
                 .uri(path)

@@ -235,6 +235,7 @@ pub async fn serve(
         bulletin_job: Default::default(),
         connections: Default::default(),
         flash: Default::default(),
+        unsent: Default::default(),
         main_port,
         clock: school::calendar::Clock::of(&config),
         config: config.clone(),

@@ -923,3 +923,116 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
     );
     server.stop().await;
 }
+
+/// A teacher's session ends while the roll call is open on the phone: the taps sent then are
+/// not lost in silence. The login page says nothing was saved; after logging in again the
+/// teacher is back on the roll call with what they had sent kept, one tap from saving it — and
+/// nobody else ever sees it.
+#[tokio::test]
+async fn a_roll_call_sent_after_the_session_ended_comes_back_after_login() {
+    let server = TestServer::start().await;
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let (me, class): (Vec<u8>, Vec<u8>) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT a.person_id, t.class_id FROM accounts a JOIN teachings t ON t.teacher_id = a.person_id \
+                 WHERE a.login = ?1 AND t.class_id IS NOT NULL LIMIT 1",
+                [&teacher.login],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("a class of the teacher");
+    let occ = common::extra_session(&server, &me, &class);
+    let path = format!("/appel/{occ}");
+    let t = server.logged_in(Role::Enseignant).await;
+    let page = t.text(&path).await;
+    let pupil = page
+        .split("name=\"p_")
+        .nth(1)
+        .and_then(|s| s.get(..32))
+        .expect("a pupil on the sheet")
+        .to_string();
+    let field = format!("p_{pupil}");
+    let absences = |server: &TestServer| -> i64 {
+        server
+            .db
+            .read_blocking(|c| {
+                c.query_row("SELECT COUNT(*) FROM absences", [], |r| r.get(0))
+                    .map_err(kekeli::db::DbError::from)
+            })
+            .expect("count")
+    };
+    let before = absences(&server);
+    // The session ends (idle) while the page is open; the teacher taps "absent" and sends.
+    kekeli::auth::session::advance_clock(3 * 3600);
+    let csrf = t.csrf().await;
+    let r = t
+        .client
+        .post(t.url(&path))
+        .header("referer", t.url(&path))
+        .form(&[("csrf", csrf.as_str()), (field.as_str(), "absent")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(loc.starts_with("/connexion?"), "{loc}");
+    let reprise = common::query_param(&loc, "reprise");
+    assert_eq!(reprise.len(), 32, "{loc}");
+    assert_eq!(absences(&server), before, "nothing saved without a session");
+    let login_page = common::unescape(&t.text(&loc).await);
+    assert!(
+        login_page.contains("n'a pas été enregistré"),
+        "{login_page}"
+    );
+    assert!(login_page.contains(&format!("value=\"{reprise}\"")));
+
+    // Someone else logging in with that id finds nothing.
+    let other = server.browser();
+    let d = server.login_of(Role::Direction).clone();
+    let r = other
+        .post(
+            "/connexion",
+            &[
+                ("login", d.login.as_str()),
+                ("password", d.password.as_str()),
+                ("reprise", reprise.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/", "not brought to the teacher's form");
+
+    // The teacher logs in again: back on the roll call, the form kept.
+    let r = t
+        .post(
+            "/connexion",
+            &[
+                ("login", teacher.login.as_str()),
+                ("password", teacher.password.as_str()),
+                ("next", path.as_str()),
+                ("reprise", reprise.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let back = location(&r);
+    assert_eq!(back, format!("{path}?reprise={reprise}"));
+    let page = t.text(&back).await;
+    assert!(page.contains("class=\"card resume\""), "{page}");
+    assert!(
+        page.contains(&format!("name=\"{field}\" value=\"absent\"")),
+        "what was sent is kept"
+    );
+    assert!(
+        !other.text(&back).await.contains("class=\"card resume\""),
+        "shown to the teacher only"
+    );
+    // One tap: saved.
+    let r = t.post(&path, &[(field.as_str(), "absent")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(common::message(&t, &r).await.contains("Appel enregistré"));
+    assert_eq!(absences(&server), before + 1);
+    server.stop().await;
+}

@@ -70,16 +70,29 @@ impl FromRequestParts<AppState> for CurrentUser {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_default();
-        let login_required = || AppError::LoginRequired {
-            next: if parts.method == axum::http::Method::GET {
-                next.clone()
-            } else {
-                String::new()
-            },
+        // A GET comes back to itself after the login; a form sent without a live session
+        // saved nothing, and comes back to the page it was sent from, kept for sending again.
+        let is_get = parts.method == axum::http::Method::GET;
+        let back = if is_get {
+            String::new()
+        } else {
+            same_origin_referer(&parts.headers, parts.uri.authority().map(|a| a.as_str()))
         };
-        let Some(token) = web::cookie(&parts.headers, session::SESSION_COOKIE).map(str::to_string)
-        else {
-            return Err(login_required());
+        let token = web::cookie(&parts.headers, session::SESSION_COOKIE).map(str::to_string);
+        // The form is kept for the browser that still holds the ended session's cookie.
+        let stale = token.as_deref().map(session::token_hash);
+        let login_required = |account: Option<Id>| {
+            if is_get {
+                AppError::LoginRequired { next: next.clone() }
+            } else {
+                AppError::SessionEnded {
+                    back: back.clone(),
+                    owner: stale.clone().map(|token_hash| (token_hash, account)),
+                }
+            }
+        };
+        let Some(token) = token else {
+            return Err(login_required(None));
         };
         // The generation is read before the database, so a change committed meanwhile makes
         // the entry stale rather than hiding behind it.
@@ -92,7 +105,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                     .db
                     .read(move |c| session::lookup_hash(c, hash))
                     .await?
-                    .ok_or_else(login_required)?;
+                    .ok_or_else(|| login_required(None))?;
                 state.sessions.put(row.clone(), generation);
                 row
             }
@@ -105,7 +118,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 .db
                 .write(move |tx| session::delete_hash(tx, &hash))
                 .await?;
-            return Err(login_required());
+            return Err(login_required(Some(row.account_id)));
         }
         if row.needs_touch(now) {
             let hash = row.token_hash.clone();
@@ -131,6 +144,27 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts.extensions.insert(user.clone());
         Ok(user)
     }
+}
+
+/// The path of the page a form was sent from, when the browser says so and it is this box's
+/// (`Referer`, same origin): where to bring the person back. `/` otherwise.
+fn same_origin_referer(headers: &HeaderMap, authority: Option<&str>) -> String {
+    // HTTP/2 carries the host in the `:authority` pseudo-header (the URI), HTTP/1.1 in `Host`.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(authority)
+        .unwrap_or("");
+    headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            (!host.is_empty() && authority.eq_ignore_ascii_case(host)).then_some(path)
+        })
+        .map(|p| safe_next(p).to_string())
+        .unwrap_or_else(|| "/".into())
 }
 
 /// A school-wide capability as a type, for [`Can`].
@@ -249,6 +283,8 @@ struct LoginPage {
     next: String,
     error: String,
     notice: String,
+    /// The id of a form kept because its session ended (see `web::unsent`).
+    reprise: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -259,6 +295,11 @@ pub struct NextQuery {
     login: String,
     #[serde(default)]
     deconnecte: String,
+    /// A form was sent after the session ended (`1`); `reprise` keeps it for after the login.
+    #[serde(default)]
+    fin: String,
+    #[serde(default)]
+    reprise: String,
 }
 
 /// Only local paths are valid targets after login (no open redirect): a `/` then visible
@@ -275,7 +316,12 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 async fn login_page(page: Page, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
-    let notice = if q.deconnecte.is_empty() {
+    let reprise = valid_id(&q.reprise);
+    let notice = if !reprise.is_empty() {
+        page.tr.t("login.session_ended_kept").to_string()
+    } else if !q.fin.is_empty() {
+        page.tr.t("login.session_ended").to_string()
+    } else if q.deconnecte.is_empty() {
         String::new()
     } else {
         page.tr.t("login.logged_out").to_string()
@@ -287,7 +333,17 @@ async fn login_page(page: Page, Query(q): Query<NextQuery>) -> Result<Response, 
         next: safe_next(&q.next).to_string(),
         error: String::new(),
         notice,
+        reprise,
     })
+}
+
+/// A kept form's id as it may travel in a form or a URL (32 hex digits), else nothing.
+fn valid_id(s: &str) -> String {
+    if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        s.to_string()
+    } else {
+        String::new()
+    }
 }
 
 #[derive(Deserialize)]
@@ -296,14 +352,18 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    reprise: String,
 }
 
+/// The login page again, with why, what was typed and the kept form's id (if any).
 fn login_again(
     page: Page,
     status: StatusCode,
     login: String,
     next: String,
     error: String,
+    reprise: String,
 ) -> Response {
     match render(&LoginPage {
         page,
@@ -311,6 +371,7 @@ fn login_again(
         next,
         error,
         notice: String::new(),
+        reprise,
     }) {
         Ok(mut r) => {
             *r.status_mut() = status;
@@ -367,6 +428,7 @@ async fn login_submit(
 ) -> Result<Response, AppError> {
     let tr = page.tr;
     let next = safe_next(&form.next).to_string();
+    let reprise = valid_id(&form.reprise);
     let login = form.login.trim().to_lowercase();
     let ip_text = ip.to_string();
     let now = Instant::now();
@@ -379,6 +441,7 @@ async fn login_submit(
             next,
             tr.t("login.throttled_address")
                 .replace("{s}", &wait.as_secs().max(1).to_string()),
+            reprise.clone(),
         ));
     }
     let lookup = login.clone();
@@ -412,6 +475,7 @@ async fn login_submit(
                 next,
                 tr.t("login.throttled_account")
                     .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
+                reprise.clone(),
             ));
         }
     };
@@ -455,6 +519,7 @@ async fn login_submit(
                 form.login,
                 next,
                 tr.t("login.disabled").into(),
+                reprise.clone(),
             ));
         }
         (Some(r), o @ (Outcome::Password | Outcome::Activation)) => (r, o),
@@ -472,6 +537,7 @@ async fn login_submit(
                     "login.refused"
                 })
                 .into(),
+                reprise.clone(),
             ));
         }
     };
@@ -504,6 +570,12 @@ async fn login_submit(
             Ok::<_, DbError>((session::create(tx, &account, &ipc)?, codes))
         })
         .await?;
+    // A form kept because the session ended: back to its page, where it is offered again.
+    let stale = web::cookie(&headers, session::SESSION_COOKIE).map(session::token_hash);
+    let next = match state.unsent.claim(&reprise, &account, stale.as_deref()) {
+        Some(back) if !reprise.is_empty() => back,
+        _ => next,
+    };
     let target = if activation {
         "/mot-de-passe".to_string()
     } else if !codes.is_empty() {

@@ -17,6 +17,15 @@ pub enum AppError {
     /// Not logged in (or session over): go to the login page, then come back to `next`.
     #[error("connexion requise")]
     LoginRequired { next: String },
+    /// A form sent after its session ended: nothing was saved. The login page says so, and
+    /// brings the person back to `back` (the page the form was on) with the form kept.
+    #[error("session terminée")]
+    SessionEnded {
+        back: String,
+        /// The ended session's token hash, and its account when known: who may claim the
+        /// kept form after the login. `None` (no session cookie at all): nothing is kept.
+        owner: Option<(Vec<u8>, Option<crate::auth::store::Id>)>,
+    },
     /// The form or request was not understood; the message says what to do, in French.
     #[error("{0}")]
     BadRequest(String),
@@ -113,7 +122,7 @@ impl AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::LoginRequired { .. } | AppError::SessionEnded { .. } => StatusCode::SEE_OTHER,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Csrf => StatusCode::FORBIDDEN,
@@ -202,6 +211,18 @@ impl IntoResponse for AppError {
                     format!("/connexion?next={}", urlencode(&next))
                 };
                 Redirect::to(&target).into_response()
+            }
+            AppError::SessionEnded { back, owner } => {
+                let mut r = Redirect::to(&format!("/connexion?next={}&fin=1", urlencode(&back)))
+                    .into_response();
+                if let Some((token_hash, account)) = owner {
+                    r.extensions_mut().insert(super::unsent::SessionEnded {
+                        back,
+                        token_hash,
+                        account,
+                    });
+                }
+                r
             }
             AppError::MustChangePassword => Redirect::to("/mot-de-passe").into_response(),
             AppError::Internal(ref detail) => {

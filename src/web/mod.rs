@@ -6,6 +6,7 @@ pub mod error;
 pub mod flash;
 pub mod i18n;
 pub mod metrics;
+pub mod unsent;
 pub mod upload;
 
 use std::net::{IpAddr, SocketAddr};
@@ -227,6 +228,9 @@ pub struct Page {
     pub user_name: String,
     pub user_roles: String,
     pub path: String,
+    /// A form the person sent after their session ended, offered back once they are logged in
+    /// again (`?reprise=<id>`, see [`unsent`]).
+    pub resume: Option<unsent::Kept>,
 }
 
 impl FromRequestParts<AppState> for Page {
@@ -257,6 +261,13 @@ impl FromRequestParts<AppState> for Page {
             ),
             None => (String::new(), String::new()),
         };
+        let resume = match (&user, parts.uri.query()) {
+            (Some(u), Some(q)) => serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .ok()
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "reprise"))
+                .and_then(|(_, id)| state.unsent.get(&id, &u.account_id)),
+            _ => None,
+        };
         Ok(Page {
             tr,
             csrf,
@@ -264,6 +275,7 @@ impl FromRequestParts<AppState> for Page {
             user_name,
             user_roles,
             path: parts.uri.path().to_string(),
+            resume,
         })
     }
 }
