@@ -466,3 +466,81 @@ fn a_stop_as_soon_as_the_port_answers_is_clean() {
         );
     }
 }
+
+/// The systemd watchdog is fed only while the writer answers: with the database's write lock
+/// held by another process, the pings stop (systemd would restart the box); once it is
+/// released they come back.
+#[test]
+fn the_watchdog_is_fed_only_while_the_writer_answers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let init = run(&data, &["init"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let notify_path = tmp.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    let port = free_port().to_string();
+    // systemd names the process the watchdog is for (WATCHDOG_PID): a shell that sets it to its
+    // own pid, then becomes the server (`exec` keeps the pid).
+    let config = data.with_extension("toml");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_kekeli"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--https-port", &port, "--http-port", "0"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .env("KEKELI_HTTP__BIND", "127.0.0.1")
+        .env("NOTIFY_SOCKET", &notify_path)
+        // Every 0.5 s.
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let recv_ping = |within: Duration| -> bool {
+        notify.set_read_timeout(Some(within)).expect("timeout");
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 256];
+        while Instant::now() < deadline {
+            match notify.recv(&mut buf) {
+                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1") => {
+                    return true;
+                }
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    assert!(
+        recv_ping(Duration::from_secs(120)),
+        "the watchdog is never fed"
+    );
+    // Another process takes the write lock: the writer cannot write any more.
+    let conn = rusqlite::Connection::open(data.join("kekeli.db")).expect("open");
+    conn.busy_timeout(Duration::from_secs(60)).expect("busy");
+    conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    // A ping already on its way when the lock was taken may still come: let it.
+    notify
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    while notify.recv(&mut buf).is_ok() {}
+    assert!(
+        !recv_ping(Duration::from_secs(4)),
+        "the watchdog is fed while nothing can be written"
+    );
+    conn.execute_batch("ROLLBACK").expect("unlock");
+    assert!(
+        recv_ping(Duration::from_secs(60)),
+        "the watchdog is not fed again once the writer answers"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
