@@ -217,3 +217,210 @@ async fn unknown_ids_are_404_not_500() {
     );
     server.stop().await;
 }
+
+/// Thousands of malformed requests across every declared route, as every role and as nobody:
+/// bad ids, invalid UTF-8, huge and absurd fields, wrong methods, missing or forged CSRF
+/// tokens, bodies past the limit. None gets a 5xx, and the server still answers afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_malformed_requests_get_no_5xx() {
+    let server = TestServer::start().await;
+    let long_id = "a".repeat(5_000);
+    let ids = [
+        "zz",
+        "0123456789abcdef0123456789abcdef",
+        "%FF%FE",
+        "..%2F..%2Fetc",
+        long_id.as_str(),
+        "s01a233d5-2026",
+    ];
+    let huge = "é".repeat(200_000);
+    let junk_values = [
+        "",
+        "\u{0}",
+        "9999-99-99",
+        "-1e309",
+        "'; DROP TABLE people; --<script>",
+    ];
+    let fields = [
+        "nom",
+        "prenoms",
+        "surname",
+        "first_names",
+        "role",
+        "date",
+        "du",
+        "au",
+        "debut",
+        "fin",
+        "classe",
+        "eleve",
+        "periode",
+        "type",
+        "titre",
+        "description",
+        "note",
+        "jours",
+        "action",
+        "login",
+        "password",
+        "current",
+        "new",
+        "confirm",
+        "next",
+        "semaine",
+        "weekday",
+        "starts",
+        "ends",
+        "class_id",
+        "subject_id",
+        "matricule",
+        "birth_date",
+        "telephone",
+        "sexe",
+        "lieu",
+        "public",
+        "objet",
+        "reason",
+        "contenu",
+        "travail",
+        "pour_le",
+        "duree",
+        "fichier",
+        "which",
+        "reprise",
+    ];
+    let routes = kekeli::app::route_table();
+    let mut whos: Vec<Option<Role>> = vec![None];
+    whos.extend(Role::ALL.iter().copied().map(Some));
+    let mut sent = 0usize;
+    let mut failures = Vec::new();
+    for who in whos {
+        let b = match who {
+            Some(role) => server.logged_in(role).await,
+            None => server.browser(),
+        };
+        let csrf = b.csrf().await;
+        for route in &routes {
+            let has_param = route.path.contains('{');
+            let paths: Vec<String> = if has_param {
+                ids.iter()
+                    .map(|id| {
+                        route
+                            .path
+                            .split('/')
+                            .map(|seg| if seg.starts_with('{') { *id } else { seg })
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    })
+                    .collect()
+            } else {
+                vec![route.path.to_string()]
+            };
+            for (n, path) in paths.iter().enumerate() {
+                let mut requests: Vec<reqwest::RequestBuilder> = Vec::new();
+                let url = b.url(path);
+                // Every id with a few requests; one of them with the whole set.
+                let full = n == paths.len().min(2) - 1;
+                if route.method == "GET" {
+                    requests.push(b.client.get(format!("{url}?q=%FF%FE&semaine=9999-99-99&page=-1&periode=zz&classe=%00&date=2026-02-30")));
+                    requests.push(b.client.get(format!("{url}?q={}", "x".repeat(20_000))));
+                    requests.push(b.client.post(&url).body("csrf=x"));
+                } else {
+                    // No token, a forged one, then the right one with absurd fields.
+                    requests.push(
+                        b.client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body("nom=x"),
+                    );
+                    requests.push(
+                        b.client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body("csrf=00000000000000000000000000000000&nom=x"),
+                    );
+                    // Logging out is tried last: the rest goes on logged in.
+                    let logout = route.path == "/deconnexion";
+                    for value in junk_values.iter().filter(|_| full && !logout) {
+                        let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+                        form.extend(fields.iter().map(|f| (*f, *value)));
+                        requests.push(b.client.post(&url).form(&form));
+                    }
+                    if full && !logout {
+                        requests.push(b.client.post(&url).form(&[
+                            ("csrf", csrf.as_str()),
+                            ("nom", huge.as_str()),
+                            ("description", huge.as_str()),
+                        ]));
+                    }
+                    requests.push(
+                        b.client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(format!("csrf={csrf}&nom=%FF%FE%80")),
+                    );
+                    if full && who.is_none() || (full && who == Some(Role::Direction)) {
+                        requests.push(
+                            b.client
+                                .post(&url)
+                                .header("content-type", "application/x-www-form-urlencoded")
+                                .body(format!("csrf={csrf}&nom={}", "a".repeat(2 * 1024 * 1024))),
+                        );
+                    }
+                    requests.push(
+                        b.client
+                            .post(&url)
+                            .header("content-type", "multipart/form-data; boundary=xyz")
+                            .body(format!("--xyz\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--xyz\r\nContent-Disposition: form-data; name=\"fichier\"; filename=\"a.csv\"\r\n\r\n\u{0}\u{1}PK\u{3}\u{4}garbage")),
+                    );
+                    requests.push(
+                        b.client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body("{\"csrf\": 1}"),
+                    );
+                    requests.push(b.client.get(format!("{url}?x=%FF")));
+                }
+                requests.push(b.client.put(&url).body("x"));
+                requests.push(b.client.delete(&url));
+                for req in requests {
+                    sent += 1;
+                    let shown: String = path.chars().take(90).collect();
+                    match req.send().await {
+                        Ok(r) if r.status().is_server_error() => failures.push(format!(
+                            "{who:?} {} {shown} → {}",
+                            route.method,
+                            r.status()
+                        )),
+                        Ok(_) => {}
+                        // A body past the limit may be cut off by the server before it is
+                        // all sent: that is a refusal, not a failure.
+                        Err(e) if e.is_request() || e.is_body() => {}
+                        Err(e) => failures.push(format!(
+                            "{who:?} {} {shown}: {}",
+                            route.method,
+                            e.to_string().chars().take(200).collect::<String>()
+                        )),
+                    }
+                }
+            }
+        }
+        // Still logged in and served (as this role).
+        if who.is_some() {
+            assert_eq!(b.get("/").await.status(), 200, "{who:?} still served");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(sent > 5_000, "only {sent} requests sent");
+    let health = reqwest::get(format!("{}/healthz", server.http_base()))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    eprintln!("{sent} malformed requests, no 5xx");
+    server.stop().await;
+}
