@@ -359,7 +359,7 @@ async fn thousands_of_malformed_requests_get_no_5xx() {
                             .header("content-type", "application/x-www-form-urlencoded")
                             .body(format!("csrf={csrf}&nom=%FF%FE%80")),
                     );
-                    if full && who.is_none() || (full && who == Some(Role::Direction)) {
+                    if full && (who.is_none() || who == Some(Role::Direction)) {
                         requests.push(
                             b.client
                                 .post(&url)

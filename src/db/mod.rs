@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod memo;
+pub mod owners;
 pub mod registry;
 
 use std::collections::HashMap;

@@ -137,7 +137,8 @@ fn delimiter(text: &str) -> u8 {
 /// rest of the file into one cell).
 fn unclosed_quote(text: &str) -> Option<usize> {
     let (mut line, mut opened, mut quoted) = (1, 0, false);
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '"' => {
                 quoted = !quoted;
@@ -146,6 +147,7 @@ fn unclosed_quote(text: &str) -> Option<usize> {
                 }
             }
             '\n' => line += 1,
+            '\r' if chars.peek() != Some(&'\n') => line += 1,
             _ => {}
         }
     }
@@ -242,9 +244,13 @@ impl<'a> LineCounter<'a> {
         if offset < from {
             (from, newlines) = (0, 0);
         }
+        // A line ends with LF, CR LF, or a CR alone (what "CSV (Macintosh)" writes).
         newlines += self.text[from..offset]
             .iter()
-            .filter(|b| **b == b'\n')
+            .enumerate()
+            .filter(|(i, b)| {
+                **b == b'\n' || (**b == b'\r' && self.text.get(from + i + 1) != Some(&b'\n'))
+            })
             .count();
         self.at.set((offset, newlines));
         newlines + 1
@@ -758,6 +764,10 @@ mod tests {
         assert_eq!(lines, [2, 4]);
         let multi = read(b"Nom;Note\r\n\"KOFFI\r\nAma\";12\r\nAMAH;13\r\n").expect("read");
         assert_eq!(multi.rows[1].line, 4, "a quoted line break counts");
+        // Old Macintosh line ends: a CR alone.
+        let mac = read(b"Nom;Classe\rKOFFI;2nde A\rAMAH;1ere D\r").expect("read");
+        let lines: Vec<usize> = mac.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3]);
     }
 
     #[test]
