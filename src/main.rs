@@ -524,7 +524,7 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
     let db = prepared.db;
     let secret = prepared.secret;
     let days = config.security.activation_days;
-    let find = |login: &str| -> anyhow::Result<store::Id> {
+    let find = |login: &str| -> anyhow::Result<kekeli::id::Id> {
         let login = login.to_string();
         let row = db.read_blocking(|c| store::find_login(c, &login))?;
         row.map(|r| r.account_id)

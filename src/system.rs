@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use std::net::SocketAddr;
 
-use crate::app::{AppState, Routes};
+use crate::state::{AppState, Routes};
 use crate::web::{ApiError, AppError, Page, render};
 
 pub fn routes() -> Routes {

@@ -431,7 +431,7 @@ async fn the_technician_creates_an_account_and_prints_a_class_sheet() {
     assert_eq!(location(&p.login(&login, &code).await), "/mot-de-passe");
     // A class's sheet is its pupils and their parents — never its teachers; a role keeps one side.
     let count = |sql: &str| -> i64 {
-        let id = kekeli::auth::store::unhex(&class_id).expect("hex");
+        let id = kekeli::id::unhex(&class_id).expect("hex");
         server
             .db
             .read_blocking(|c| {

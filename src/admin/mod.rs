@@ -6,11 +6,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{self, AccountFilter, AccountRow, Id, NewPerson, id_from_hex};
+use crate::auth::store::{self, AccountFilter, AccountRow, NewPerson};
 use crate::auth::{Can, ManageAccounts, ViewSystem};
+use crate::id::{Id, id_from_hex};
 use crate::people::ClassRef;
 use crate::policy::{self, Role};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 
 pub fn routes() -> Routes {
@@ -412,7 +413,7 @@ async fn account_page(
     let a = load_account(&state, &id).await?;
     let who = user.principal();
     let file = policy::allows(&who, policy::Capability::EditPeople)
-        .then(|| format!("/personnes/{}", crate::auth::store::hex(&a.person_id)));
+        .then(|| format!("/personnes/{}", crate::id::hex(&a.person_id)));
     let manage = policy::may_manage_account(&who, &a.roles);
     let notice = match q.ok.as_str() {
         "disabled" => page.tr.t("admin.account.disabled_ok"),

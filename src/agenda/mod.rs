@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::{Date, Duration, Month};
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, ManageAgenda};
 use crate::db::DbError;
+use crate::id::{hex, id_from_hex};
 use crate::policy::{self, Capability};
 use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 use store::{AUDIENCES, Event, KINDS, NewEvent};
 

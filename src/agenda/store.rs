@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::auth::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::policy::{self, Capability, EventFacts, Principal};
 
 pub const KINDS: &[(&str, &str)] = &[

@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::Duration;
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, ManageAttendance};
 use crate::db::DbError;
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Role};
 use crate::school::calendar::{self, hm, hours, iso};
+use crate::state::{AppState, Routes};
 use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 use store::{Mark, Totals};

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::auth::store::Id;
 use crate::db::{self, DbError, audit};
+use crate::id::Id;
 use crate::school::calendar::{self, hm, iso};
 use crate::timetable::store::{OccKey, Occurrence};
 

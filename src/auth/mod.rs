@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::app::{AppState, Routes};
 use crate::db::DbError;
+use crate::id::{Id, hex};
 use crate::policy::{self, Capability, Principal, Role};
+use crate::state::{AppState, Routes};
 use crate::web::i18n::{Lang, Tr};
 use crate::web::{self, AppError, ClientIp, CsrfForm, Page, render};
 use ratelimit::{FailureKey, Source};
-use store::{Id, hex};
 
 pub const DEVICE_COOKIE: &str = "__Host-kekeli-device";
 

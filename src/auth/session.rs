@@ -4,8 +4,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::policy::Role;
 use crate::web::i18n::Lang;
 

@@ -9,7 +9,7 @@ use sha2::Sha256;
 use crate::db::{self, DbError, audit};
 use crate::policy::Role;
 
-pub type Id = [u8; 16];
+use crate::id::{Id, hex};
 
 /// The box's secret key (in `<data>/secret.key`): keys activation-code hashes and device cookies,
 /// so a stolen database alone does not let anyone brute-force codes.
@@ -28,30 +28,6 @@ impl Secret {
         }
         hex(&mac.finalize().into_bytes())
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
-pub fn id_from_hex(s: &str) -> Option<Id> {
-    unhex(s)?.try_into().ok()
 }
 
 /// Letters and digits that cannot be misread on paper (no 0/O, 1/I/L, 5/S, 8/B).
@@ -599,7 +575,5 @@ mod tests {
             code_hash(&s1, &id, &c.to_lowercase().replace('-', " "))
         );
         assert_ne!(code_hash(&s1, &id, &c), code_hash(&s2, &id, &c));
-        assert_eq!(id_from_hex(&hex(&id)), Some(id));
-        assert_eq!(id_from_hex("zz"), None);
     }
 }

@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::Duration;
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{hex, id_from_hex};
 use crate::auth::{ApproveBookings, BookResources, Can};
 use crate::db::DbError;
+use crate::id::{hex, id_from_hex};
 use crate::policy::{self, Capability};
 use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
+use crate::state::{AppState, Routes};
 use crate::timetable::store::{self as tt, Filter};
 use crate::web::{AppError, CsrfForm, Page, render};
 use store::Booking;

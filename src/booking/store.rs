@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use time::Date;
 
-use crate::auth::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::school::calendar::{hm, iso};
 use crate::timetable::store::{self as tt, Filter};
 

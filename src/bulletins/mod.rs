@@ -15,13 +15,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::db::{self, DbError, audit};
 use crate::grades::store::{self as gs, Period};
 use crate::grades::{Notice, council};
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Principal, Role};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 use document::{Bulletin, Header};
 

@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::db::{self, DbError};
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Role};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 
 pub const LEVELS: &[(&str, &str)] = &[

@@ -9,9 +9,9 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rusqlite::Connection;
 
-use crate::auth::store::Id;
 use crate::db::DbError;
 use crate::grades::store::{self as gs, GridLine, Value};
+use crate::id::Id;
 
 pub fn populate(
     conn: &Connection,

@@ -12,8 +12,9 @@ use rand::{Rng, SeedableRng};
 use rusqlite::params;
 
 use crate::auth::password;
-use crate::auth::store::{self, Id, NewPerson};
+use crate::auth::store::{self, NewPerson};
 use crate::db::{self, Db, DbError};
+use crate::id::Id;
 use crate::policy::Role;
 
 pub const LOGINS_FILE: &str = "demo-logins.txt";

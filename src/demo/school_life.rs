@@ -10,8 +10,8 @@ use rand::seq::SliceRandom;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::Duration;
 
-use crate::auth::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::school::{self, calendar};
 use crate::timetable::store::{self as tt, Filter};
 

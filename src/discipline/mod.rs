@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::Duration;
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DecideSanctions, ReportIncidents};
 use crate::db::DbError;
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Principal};
 use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
 use store::{
     Actor, Measure, NewIncident, NewPunishment, NewSanction, PARTS, PUNISHMENTS, SANCTIONS, label,

@@ -3,8 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::auth::store::Id;
 use crate::db::{self, DbError, audit};
+use crate::id::Id;
 
 /// Punishments (punitions scolaires) teachers and vie scolaire may give.
 pub const PUNISHMENTS: &[(&str, &str)] = &[

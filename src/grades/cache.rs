@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::auth::store::Id;
 use crate::db::memo::Memo;
+use crate::id::Id;
 use crate::policy::Role;
 
 /// The tables a marks page is computed from, rights included (the viewer's roles are part of

@@ -13,11 +13,11 @@ use rusqlite::Connection;
 use super::compute::{self, ClassResult};
 use super::store::{self, ClassPeriodData, Council, DECISIONS, Period};
 use super::{Notice, course_key, show};
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::db::DbError;
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Principal};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 
 pub fn routes() -> Routes {

@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use super::store::{self, Assessment, GridLine, KINDS, Value, fmt_number};
 use super::{Notice, PeriodView, compute, course_key, period_view, show};
-use crate::app::{AppState, Routes};
 use crate::auth::CurrentUser;
-use crate::auth::store::{Id, hex, id_from_hex};
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, MarksView, Principal};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render};
 
 /// Largest mark file accepted (a 60-pupil grid is a few kilobytes).

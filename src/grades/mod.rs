@@ -19,10 +19,10 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, DirectAssessment};
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{Capability, Role};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 use compute::{Band, MissingComposition, Rounding, Settings};
 

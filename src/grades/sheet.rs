@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::store::{Assessment, GridLine, Value, fmt_number, parse_value};
-use crate::auth::store::Id;
+use crate::id::Id;
 use crate::imports::sheet::{self, Columns, Field, LineError};
 
 const FIELDS: &[Field] = &[

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::compute::{self, Band, Entry, Kind, MissingComposition, Rounding, Settings};
-use crate::auth::store::Id;
 use crate::db::{self, DbError, audit};
+use crate::id::Id;
 
 pub const KINDS: &[(&str, &str)] = &[
     ("interrogation", "Interrogation"),

@@ -11,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sheet::{Columns, Field, Sheet, fold};
 use super::{Action, Ctx, LineReport, Report};
-use crate::auth::store::Id;
 use crate::db::DbError;
 use crate::grades::store::{self as gs, Value, fmt_number, parse_value};
+use crate::id::Id;
 
 pub const MARK_FIELDS: &[Field] = &[
     Field {

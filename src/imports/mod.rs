@@ -15,8 +15,8 @@ mod views;
 
 use rusqlite::{Connection, Transaction};
 
-use crate::auth::store::{Id, hex};
 use crate::db::{self, DbError, audit};
+use crate::id::{Id, hex};
 use crate::policy::Capability;
 pub use sheet::{LineError, ReadError, Sheet};
 pub use views::routes;

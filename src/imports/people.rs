@@ -8,8 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sheet::{Columns, Field, Record, Sheet, fold, fold_name};
 use super::{Action, Ctx, Departure, LineReport, Options, Problem, Report};
-use crate::auth::store::{self, Id, NewPerson};
+use crate::auth::store::{self, NewPerson};
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::policy::Role;
 use crate::school::calendar;
 

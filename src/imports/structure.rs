@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sheet::{Columns, Field, Record, Sheet, fold, fold_name};
 use super::{Action, Ctx, LineReport, Problem, Report};
-use crate::auth::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::school::{self, LEVELS, calendar};
 use crate::timetable::store::{self as tt, NewSlot};
 

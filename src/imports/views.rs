@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Action, Kind, Options, Report};
-use crate::app::{AppState, Routes};
 use crate::auth::CurrentUser;
 use crate::policy::{self, Capability};
 use crate::school::calendar;
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render};
 
 pub fn routes() -> Routes {

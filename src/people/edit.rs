@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
-use crate::auth::store::{Id, id_from_hex};
 use crate::auth::{Can, EditPeople};
 use crate::db::{self, DbError, audit};
+use crate::id::{Id, id_from_hex};
 use crate::imports::people::{first_names, normalize_phone, parse_day, surname};
+use crate::state::AppState;
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 
 /// What the form sends, and what comes back to it with an error (French field names, as in

@@ -6,11 +6,11 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::app::{AppState, Routes};
 use crate::auth::CurrentUser;
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::db::DbError;
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, ClassFacts, PersonFacts, Role};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, Page, render};
 
 mod edit;

@@ -6,10 +6,10 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use crate::app::{AppState, Routes};
 use crate::auth::CurrentUser;
-use crate::auth::store::hex;
+use crate::id::hex;
 use crate::policy::{self, Capability, Role};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, Page, render};
 
 pub fn routes() -> Routes {

@@ -7,8 +7,8 @@ mod views;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::auth::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 
 pub use views::routes;
 

@@ -8,9 +8,9 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Deserialize;
 
 use super::calendar;
-use crate::app::{AppState, Routes};
 use crate::auth::{Can, ManageStructure};
 use crate::db::DbError;
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, CsrfToken, Page, render};
 
 pub fn routes() -> Routes {
@@ -350,7 +350,7 @@ async fn save_equipment(
         .db
         .write(move |tx| {
             if !room_name.is_empty() {
-                let room: Option<crate::auth::store::Id> = tx
+                let room: Option<crate::id::Id> = tx
                     .query_row("SELECT id FROM rooms WHERE name = ?1", [&room_name], |r| {
                         r.get(0)
                     })
@@ -389,7 +389,7 @@ async fn split_class(
     owner: CsrfToken,
     CsrfForm(f): CsrfForm<SplitForm>,
 ) -> Result<Response, AppError> {
-    let Some(class) = crate::auth::store::id_from_hex(&f.classe) else {
+    let Some(class) = crate::id::id_from_hex(&f.classe) else {
         return back(&state, &owner, "Choisissez la classe à partager.");
     };
     let result = state

@@ -13,8 +13,8 @@ use time::Date;
 
 use super::store::{Filter, Occurrence};
 use super::{Day, Viewpoint};
-use crate::auth::store::Id;
 use crate::db::memo::Memo;
+use crate::id::Id;
 use crate::web::i18n::Lang;
 
 /// The tables a week and a pupil's audience are computed from: a committed change to any of

@@ -10,13 +10,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::Duration;
 
 use super::store::{self, Filter, Occurrence, State as OccState};
-use crate::app::{AppState, Routes};
 use crate::auth::CurrentUser;
 use crate::auth::session::token_hash;
-use crate::auth::store::Id;
 use crate::db::{self, DbError};
+use crate::id::Id;
 use crate::policy::Role;
 use crate::school::calendar;
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 
 pub fn routes() -> Routes {
@@ -75,7 +75,7 @@ fn filters_for(conn: &Connection, person: &Id, today: &str) -> Result<Vec<Filter
     }
     if has(Role::Parent) {
         for child in crate::people::children_of(conn, person)? {
-            if let Some(id) = crate::auth::store::id_from_hex(&child.id) {
+            if let Some(id) = crate::id::id_from_hex(&child.id) {
                 let facts = crate::people::person_facts(conn, person, &id, today)?;
                 // A parent's feed stops showing an adult child who does not consent.
                 if facts.minor_or_consents {
@@ -105,7 +105,7 @@ fn agenda_event(e: &crate::agenda::store::Event, offset_minutes: i32) -> Option<
         calendar::parse_date(&e.e.starts_on)?,
         calendar::parse_date(&e.e.ends_on)?,
     );
-    let mut ev = Event::with_uid(&format!("agenda-{}@kekeli", crate::auth::store::hex(&e.id)));
+    let mut ev = Event::with_uid(&format!("agenda-{}@kekeli", crate::id::hex(&e.id)));
     ev.summary(&feed_text(&e.e.title));
     match e.e.times {
         Some((a, b)) => {

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 use time::{Date, Duration};
 
-use crate::app::{AppState, Routes};
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::auth::{Can, CurrentUser, ManageTimetable};
 use crate::db::DbError;
+use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Role};
 use crate::school::calendar::{self, hm, iso};
+use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 use store::{Filter, OccKey, Occurrence, State as OccState};
 

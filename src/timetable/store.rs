@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value};
 use time::{Date, Duration};
 
-use crate::auth::store::{Id, hex, id_from_hex};
 use crate::db::{self, DbError};
+use crate::id::{Id, hex, id_from_hex};
 use crate::school::calendar::{self, is_week_a, iso, parse_date};
 
 /// Whose timetable.

@@ -9,7 +9,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// (name, content type, bytes) of every embedded file.
 const EMBEDDED: &[(&str, &str, &[u8])] = &[
@@ -58,7 +58,7 @@ struct Asset {
 fn etag(bytes: &[u8]) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(bytes);
-    format!("\"{}\"", crate::auth::store::hex(&d[..8]))
+    format!("\"{}\"", crate::id::hex(&d[..8]))
 }
 
 /// The asset table; clones share the same overrides.

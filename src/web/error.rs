@@ -24,7 +24,7 @@ pub enum AppError {
         back: String,
         /// The ended session's token hash, and its account when known: who may claim the
         /// kept form after the login. `None` (no session cookie at all): nothing is kept.
-        owner: Option<(Vec<u8>, Option<crate::auth::store::Id>)>,
+        owner: Option<(Vec<u8>, Option<crate::id::Id>)>,
     },
     /// The form or request was not understood; the message says what to do, in French.
     #[error("{0}")]

@@ -91,7 +91,7 @@ impl Metrics {
 
 /// Middleware: time the request, trace it (path without query: no tokens in logs), count it.
 pub async fn track(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     req: Request,
     next: Next,
 ) -> Response {

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 pub use error::{ApiError, AppError, urlencode};
 use i18n::{Lang, Tr};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const CSRF_COOKIE: &str = "__Host-kekeli-csrf";
 pub const LANG_COOKIE: &str = "kekeli-lang";
@@ -52,7 +52,7 @@ pub fn random_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
-    crate::auth::store::hex(&b)
+    crate::id::hex(&b)
 }
 
 /// The address of the client's TCP connection (never a header a client could forge).

@@ -13,8 +13,8 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
-use crate::auth::store::Id;
+use crate::id::Id;
+use crate::state::AppState;
 
 /// How long a kept form waits for its owner to log in again.
 const TTL: Duration = Duration::from_secs(30 * 60);
