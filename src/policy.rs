@@ -308,7 +308,9 @@ pub struct EventFacts {
     pub everyone: bool,
     /// "personnel": staff only.
     pub staff_only: bool,
-    /// For a class event: the asker is in the class (pupil, teacher) or is a pupil's guardian.
+    /// For a class event: the asker is in the class (pupil, teacher) or is the guardian of a
+    /// pupil of it who is a minor or consents (the parent of an adult who does not consent
+    /// sees nothing of the child's class).
     pub in_class: bool,
 }
 
@@ -369,6 +371,71 @@ pub fn marks_view_of(who: &Principal, facts: PersonFacts) -> Option<MarksView> {
 /// principal and the direction.
 pub fn may_run_council(who: &Principal, is_principal: bool) -> bool {
     (who.has(Role::Enseignant) && is_principal) || allows(who, Capability::DirectAssessment)
+}
+
+/// May `who` open the list of sessions whose roll call they may take? Teachers (their own
+/// sessions) and vie scolaire (every session).
+pub fn may_list_roll_calls(who: &Principal) -> bool {
+    who.has(Role::Enseignant) || allows(who, Capability::ManageAttendance)
+}
+
+/// May `who` open the marks home page? The direction; a teacher; whoever has a council to run
+/// or children to follow there (the page shows only those).
+pub fn may_open_marks(who: &Principal, has_councils: bool, has_children: bool) -> bool {
+    allows(who, Capability::DirectAssessment)
+        || who.has(Role::Enseignant)
+        || has_councils
+        || has_children
+}
+
+/// May `who` list classes? Those who see every class, and teachers (their own).
+pub fn may_list_classes(who: &Principal) -> bool {
+    allows(who, Capability::ListAllClasses) || who.has(Role::Enseignant)
+}
+
+/// May `who` print (issue, download) a class's bulletins? The direction and the secrétariat,
+/// and the class's professeur principal.
+pub fn may_print_bulletins(who: &Principal, is_principal: bool) -> bool {
+    who.any(&[Role::Direction, Role::Secretariat]) || (who.has(Role::Enseignant) && is_principal)
+}
+
+/// May `who` download one pupil's issued bulletin? Those who print the class's, the pupil, and
+/// the pupil's guardians while they may see the child.
+pub fn may_download_bulletin(who: &Principal, facts: PersonFacts, is_principal: bool) -> bool {
+    facts.is_self
+        || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents)
+        || may_print_bulletins(who, is_principal)
+}
+
+/// May `who` record competence levels for a class? Its teachers and the direction.
+pub fn may_record_competences(who: &Principal, teaches_class: bool) -> bool {
+    allows(who, Capability::DirectAssessment) || (who.has(Role::Enseignant) && teaches_class)
+}
+
+/// What the store knows about a lesson-log entry and the asker.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFacts {
+    /// The asker wrote it.
+    pub is_author: bool,
+    /// About the entry's class (for a group's entry, the group's class), if it has one.
+    pub class: Option<ClassFacts>,
+    /// About each pupil of the session's class or group whom the asker is linked to (as the
+    /// pupil, a guardian, a teacher).
+    pub pupils: Vec<PersonFacts>,
+}
+
+/// May `who` read a lesson-log entry (and its documents)? Its author, whoever reads the
+/// class's log as a whole, and whoever may read the log of one of its pupils.
+pub fn may_read_entry(who: &Principal, facts: &EntryFacts) -> bool {
+    facts.is_author
+        || allows(who, Capability::VisaLessonLog)
+        || facts.class.is_some_and(|c| may_read_class_log(who, c))
+        || facts.pupils.iter().any(|p| may_read_pupil_log(who, *p))
+}
+
+/// May `who` cancel a booking? Whoever made it, and whoever approves bookings.
+pub fn may_cancel_booking(who: &Principal, made_by_asker: bool) -> bool {
+    made_by_asker || allows(who, Capability::ApproveBookings)
 }
 
 /// May `who` write a pupil's appreciation in a subject? The teacher of that subject.
@@ -453,6 +520,92 @@ mod tests {
                 Role::Invite
             ]
         );
+    }
+
+    #[test]
+    fn the_rules_moved_out_of_the_features() {
+        let (t, dir, sec, cpe, parent, pupil, tech) = (
+            p(&[Role::Enseignant]),
+            p(&[Role::Direction]),
+            p(&[Role::Secretariat]),
+            p(&[Role::VieScolaire]),
+            p(&[Role::Parent]),
+            p(&[Role::Eleve]),
+            p(&[Role::Technicien]),
+        );
+        // Bulletins: the direction, the secrétariat, the class's principal; the family its own.
+        assert!(may_print_bulletins(&dir, false) && may_print_bulletins(&sec, false));
+        assert!(may_print_bulletins(&t, true) && !may_print_bulletins(&t, false));
+        assert!(!may_print_bulletins(&cpe, false) && !may_print_bulletins(&tech, false));
+        let child = PersonFacts {
+            is_guardian: true,
+            minor_or_consents: true,
+            ..Default::default()
+        };
+        assert!(may_download_bulletin(&parent, child, false));
+        assert!(!may_download_bulletin(
+            &parent,
+            PersonFacts {
+                minor_or_consents: false,
+                ..child
+            },
+            false
+        ));
+        let me = PersonFacts {
+            is_self: true,
+            ..Default::default()
+        };
+        assert!(may_download_bulletin(&pupil, me, false));
+        assert!(!may_download_bulletin(
+            &pupil,
+            PersonFacts::default(),
+            false
+        ));
+        // Competences: the class's teachers and the direction.
+        assert!(may_record_competences(&t, true) && !may_record_competences(&t, false));
+        assert!(may_record_competences(&dir, false) && !may_record_competences(&cpe, false));
+        // The lesson log: the author, the direction, the class's teachers, a pupil's family.
+        let nothing = EntryFacts::default();
+        assert!(!may_read_entry(&t, &nothing) && may_read_entry(&dir, &nothing));
+        assert!(may_read_entry(
+            &t,
+            &EntryFacts {
+                is_author: true,
+                ..Default::default()
+            }
+        ));
+        assert!(may_read_entry(
+            &t,
+            &EntryFacts {
+                class: Some(ClassFacts { teaches: true }),
+                ..Default::default()
+            }
+        ));
+        assert!(may_read_entry(
+            &parent,
+            &EntryFacts {
+                pupils: vec![child],
+                ..Default::default()
+            }
+        ));
+        assert!(!may_read_entry(
+            &parent,
+            &EntryFacts {
+                pupils: vec![PersonFacts {
+                    minor_or_consents: false,
+                    ..child
+                }],
+                ..Default::default()
+            }
+        ));
+        // Bookings: their author, and whoever approves them.
+        assert!(may_cancel_booking(&t, true) && !may_cancel_booking(&t, false));
+        assert!(may_cancel_booking(&dir, false));
+        // Lists.
+        assert!(may_list_roll_calls(&t) && may_list_roll_calls(&cpe) && !may_list_roll_calls(&dir));
+        assert!(may_list_classes(&t) && may_list_classes(&sec) && !may_list_classes(&pupil));
+        assert!(may_open_marks(&parent, false, true) && !may_open_marks(&parent, false, false));
+        assert!(!may_open_marks(&tech, false, false));
     }
 
     #[test]

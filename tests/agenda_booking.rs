@@ -569,3 +569,62 @@ async fn the_secretariat_opens_a_room_for_booking_and_splits_a_class() {
     );
     server.stop().await;
 }
+
+/// A class event reaches a pupil's parents only while they may see the child: once the
+/// pupil is of age and does not consent, neither the month nor the event page shows it to
+/// them (as every other page of the child's).
+#[tokio::test]
+async fn a_class_event_reaches_parents_only_while_they_may_see_the_child() {
+    let server = TestServer::start().await;
+    let parent_login = server.login_of(Role::Parent).login.clone();
+    let (child, class): (Vec<u8>, Vec<u8>) = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT g.child_id, m.class_id FROM guardianships g JOIN accounts a ON a.person_id = g.parent_id \
+                 JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' WHERE a.login = ?1 LIMIT 1",
+                [&parent_login],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("a child in a class");
+    let d = server.logged_in(Role::Direction).await;
+    let today = calendar::iso(calendar::now(0).date);
+    let r = d
+        .post(
+            "/agenda",
+            &[
+                ("titre", "Sortie de la classe au musée"),
+                ("type", "evenement"),
+                ("du", today.as_str()),
+                ("public", "classe"),
+                ("classe", hex(&class).as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let event: Vec<u8> = one(
+        &server,
+        "SELECT id FROM agenda_events WHERE title = 'Sortie de la classe au musée'",
+    );
+    let month = format!("/agenda?mois={}", &today[..7]);
+    let event_page = format!("/agenda/{}", hex(&event));
+    let p = server.logged_in(Role::Parent).await;
+    assert!(p.text(&month).await.contains("Sortie de la classe"));
+    assert_eq!(p.get(&event_page).await.status(), 200);
+    // The child comes of age and does not consent.
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute(
+                "UPDATE people SET birth_date = '2000-01-01', consent = 0 WHERE id = ?1",
+                [&child],
+            )
+            .map_err(DbError::from)
+        })
+        .expect("adult");
+    assert!(!p.text(&month).await.contains("Sortie de la classe"));
+    assert_eq!(p.get(&event_page).await.status(), 403);
+    server.stop().await;
+}

@@ -132,6 +132,7 @@ async fn month_page(
     page: Page,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let today = state.clock.now().date;
     let first = first_of_month(&q.mois, today);
     let next = first
@@ -144,7 +145,7 @@ async fn month_page(
     let principal = user.principal();
     let events = state
         .db
-        .read(move |c| store::visible(c, &principal, &iso(first), &iso(last)))
+        .read(move |c| store::visible(c, &principal, &iso(first), &iso(last), &school_day))
         .await?;
     render(&MonthPage {
         title: format!("{} {}", MONTHS[first.month() as usize - 1], first.year()),
@@ -379,6 +380,7 @@ async fn event_page(
     page: Page,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let school_day = state.clock.today_iso();
     let event = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let p2 = principal.clone();
@@ -386,7 +388,7 @@ async fn event_page(
         .db
         .read(move |c| {
             let e = store::get(c, &event)?.ok_or(AppError::NotFound)?;
-            if !store::may_view(c, &p2, &e)? {
+            if !store::may_view(c, &p2, &e, &school_day)? {
                 return Err(AppError::Forbidden);
             }
             Ok(e)

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::{self, DbError};
 use crate::id::Id;
-use crate::policy::{self, Capability, EventFacts, Principal};
+use crate::policy::{self, EventFacts, Principal};
 
 pub const KINDS: &[(&str, &str)] = &[
     ("evenement", "Événement"),
@@ -66,47 +66,27 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 }
 
 /// Is `who` one of the school's staff?
-fn staff(who: &Principal) -> bool {
-    who.is_staff()
-}
-
-/// Who sees every class's events.
-fn sees_all_classes(who: &Principal) -> bool {
-    policy::allows(who, Capability::ManageAgenda) || policy::allows(who, Capability::ListAllClasses)
-}
-
-/// The classes that make a class event someone's: their own (pupil, teacher) and their
-/// children's. (?1 = the person.)
-const MY_CLASSES: &str = "SELECT class_id FROM class_members WHERE person_id = ?1 \
-    UNION SELECT m.class_id FROM class_members m JOIN guardianships g ON g.child_id = m.person_id \
-    WHERE g.parent_id = ?1 AND m.role = 'eleve'";
-
-/// Events `who` may see that overlap [from, to], in date order.
+/// Events `who` may see that overlap [from, to], in date order, on the school's date `today`
+/// (a child's minority decides what a parent sees of the child's class).
 pub fn visible(
     conn: &Connection,
     who: &Principal,
     from: &str,
     to: &str,
+    today: &str,
 ) -> Result<Vec<Event>, DbError> {
-    let sql = format!(
-        "SELECT {COLUMNS} WHERE e.ends_on >= ?2 AND e.starts_on <= ?3 AND (e.audience = 'tous' \
-           OR (e.audience = 'personnel' AND ?4) \
-           OR (e.audience = 'classe' AND (?5 OR e.class_id IN ({MY_CLASSES})))) \
-         ORDER BY e.starts_on, coalesce(e.starts_at, -1), e.title"
-    );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_map(
-            params![
-                &who.person_id[..],
-                from,
-                to,
-                staff(who),
-                sees_all_classes(who)
-            ],
-            row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?)
+    let events = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} WHERE e.ends_on >= ?1 AND e.starts_on <= ?2 \
+             ORDER BY e.starts_on, coalesce(e.starts_at, -1), e.title"
+        ))?
+        .query_map(params![from, to], row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let classes = crate::people::classes_seen_by(conn, &who.person_id, today)?;
+    Ok(events
+        .into_iter()
+        .filter(|e| policy::may_view_event(who, facts(e, &classes)))
+        .collect())
 }
 
 pub fn get(conn: &Connection, id: &Id) -> Result<Option<Event>, DbError> {
@@ -116,24 +96,23 @@ pub fn get(conn: &Connection, id: &Id) -> Result<Option<Event>, DbError> {
         .optional()?)
 }
 
-/// May `who` see this event?
-pub fn may_view(conn: &Connection, who: &Principal, e: &Event) -> Result<bool, DbError> {
-    let in_class = match &e.e.class_id {
-        Some(class) => conn
-            .prepare_cached(&format!("SELECT 1 FROM ({MY_CLASSES}) WHERE class_id = ?2"))?
-            .query_row(params![&who.person_id[..], &class[..]], |_| Ok(()))
-            .optional()?
-            .is_some(),
-        None => false,
-    };
-    Ok(policy::may_view_event(
-        who,
-        EventFacts {
-            everyone: e.e.audience == "tous",
-            staff_only: e.e.audience == "personnel",
-            in_class,
-        },
-    ))
+/// May `who` see this event? (`policy::may_view_event`, on the school's date `today`.)
+pub fn may_view(
+    conn: &Connection,
+    who: &Principal,
+    e: &Event,
+    today: &str,
+) -> Result<bool, DbError> {
+    let classes = crate::people::classes_seen_by(conn, &who.person_id, today)?;
+    Ok(policy::may_view_event(who, facts(e, &classes)))
+}
+
+fn facts(e: &Event, classes: &std::collections::HashSet<Id>) -> EventFacts {
+    EventFacts {
+        everyone: e.e.audience == "tous",
+        staff_only: e.e.audience == "personnel",
+        in_class: e.e.class_id.is_some_and(|c| classes.contains(&c)),
+    }
 }
 
 pub fn create(conn: &Connection, scope: &str, e: &NewEvent, by: &Id) -> Result<Id, DbError> {

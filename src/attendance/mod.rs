@@ -15,7 +15,7 @@ use time::Duration;
 use crate::auth::{Can, CurrentUser, ManageAttendance};
 use crate::db::DbError;
 use crate::id::{Id, hex, id_from_hex};
-use crate::policy::{self, Capability, Role};
+use crate::policy::{self, Capability};
 use crate::school::calendar::{self, hm, hours, iso};
 use crate::state::{AppState, Routes};
 use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
@@ -70,7 +70,7 @@ async fn sessions_page(
 ) -> Result<Response, AppError> {
     let principal = user.principal();
     let all = policy::allows(&principal, Capability::ManageAttendance);
-    if !(all || user.has(Role::Enseignant)) {
+    if !policy::may_list_roll_calls(&principal) {
         return Err(AppError::Forbidden);
     }
     let now = state.clock.now();

@@ -380,7 +380,7 @@ async fn cancel(
         .db
         .write(move |tx| {
             let b = store::get(tx, &booking)?.ok_or(AppError::NotFound)?;
-            if b.booked_by != me && !policy::allows(&principal, Capability::ApproveBookings) {
+            if !policy::may_cancel_booking(&principal, b.booked_by == me) {
                 return Err(AppError::Forbidden);
             }
             store::set_status(tx, &booking, "annulee", &me)?;

@@ -20,7 +20,7 @@ use crate::db::{self, DbError, audit};
 use crate::grades::store::{self as gs, Period};
 use crate::grades::{Notice, council};
 use crate::id::{Id, hex, id_from_hex};
-use crate::policy::{self, Capability, Principal, Role};
+use crate::policy::{self, Capability, Principal};
 use crate::state::{AppState, Routes};
 use crate::web::{AppError, CsrfForm, Page, render};
 use document::{Bulletin, Header};
@@ -646,10 +646,6 @@ async fn school_start(
 
 /// May `who` see (and print) a class's bulletins? The direction, the secrétariat (printing),
 /// the professeur principal.
-fn may_print(who: &Principal, is_principal: bool) -> bool {
-    who.any_of(&[Role::Direction, Role::Secretariat]) || (who.has(Role::Enseignant) && is_principal)
-}
-
 fn class_access(
     c: &Connection,
     who: &Principal,
@@ -658,7 +654,7 @@ fn class_access(
     today: &str,
 ) -> Result<Period, AppError> {
     let principal = gs::is_principal(c, &who.person_id, class)?;
-    if !may_print(who, principal) {
+    if !crate::policy::may_print_bulletins(who, principal) {
         return Err(AppError::Forbidden);
     }
     gs::period_of_class(c, class, period, today)?.ok_or(AppError::NotFound)
@@ -897,10 +893,8 @@ async fn download(
             let i = one(c, &id)?.ok_or(AppError::NotFound)?;
             let class = i.class_id;
             let facts = crate::people::person_facts(c, &me, &i.pupil_id, &school_day)?;
-            let family = facts.is_self
-                || (who.has(Role::Parent) && facts.is_guardian && facts.minor_or_consents);
             let principal = gs::is_principal(c, &me, &class)?;
-            if !family && !may_print(&who, principal) {
+            if !crate::policy::may_download_bulletin(&who, facts, principal) {
                 return Err(AppError::Forbidden);
             }
             let name = crate::people::person_name(c, &i.pupil_id)?.unwrap_or_default();

@@ -215,10 +215,10 @@ fn latest(conn: &Connection, pupil: &Id) -> Result<HashMap<Id, (String, String, 
     Ok(out)
 }
 
-/// May `who` record levels for this class? Its teachers and the direction.
+/// May `who` record levels for this class? (`policy::may_record_competences`.)
 fn may_record(c: &Connection, who: &policy::Principal, class: &Id) -> Result<bool, DbError> {
-    Ok(policy::allows(who, policy::Capability::DirectAssessment)
-        || (who.has(Role::Enseignant) && crate::people::teaches_class(c, &who.person_id, class)?))
+    let teaches = crate::people::teaches_class(c, &who.person_id, class)?;
+    Ok(policy::may_record_competences(who, teaches))
 }
 
 #[derive(Template)]

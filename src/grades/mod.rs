@@ -226,7 +226,11 @@ async fn index(
         })
         .collect();
     let direction = crate::policy::allows(&user.principal(), Capability::DirectAssessment);
-    if !direction && councils.is_empty() && children.is_empty() && !user.has(Role::Enseignant) {
+    if !crate::policy::may_open_marks(
+        &user.principal(),
+        !councils.is_empty(),
+        !children.is_empty(),
+    ) {
         return Err(AppError::Forbidden);
     }
     render(&IndexPage {

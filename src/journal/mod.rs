@@ -786,49 +786,27 @@ async fn pupil_page(
     })
 }
 
-/// May `who` read this entry (and so its attachments)?
+/// May `who` read this entry (and so its attachments)? The facts are gathered here; the rule
+/// is `policy::may_read_entry`.
 fn may_read_entry(
     c: &rusqlite::Connection,
     e: &Entry,
     who: &Principal,
     today: &str,
 ) -> Result<bool, DbError> {
-    if e.teacher_id == who.person_id || policy::allows(who, Capability::VisaLessonLog) {
-        return Ok(true);
-    }
     let class = match (e.class_id, e.group_id) {
         (Some(c), _) => Some(c),
-        (None, Some(g)) => c.query_row(
-            "SELECT class_id FROM pupil_groups WHERE id = ?1",
-            [&g[..]],
-            |r| r.get::<_, Option<Id>>(0),
-        )?,
+        (None, Some(g)) => crate::school::class_of_group(c, &g)?,
         _ => None,
     };
-    if let Some(class) = class
-        && policy::may_read_class_log(
-            who,
-            ClassFacts {
-                teaches: crate::people::teaches_class(c, &who.person_id, &class)?,
-            },
-        )
-    {
-        return Ok(true);
-    }
-    // The pupils of the session's class or group, and whoever may read their log.
-    let pupils: Vec<Id> = c
-        .prepare_cached(
-            "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
-             UNION SELECT person_id FROM group_members WHERE group_id = ?2",
-        )?
-        .query_map(
-            rusqlite::params![
-                e.class_id.as_ref().map(|x| &x[..]),
-                e.group_id.as_ref().map(|x| &x[..])
-            ],
-            |r| r.get(0),
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
+    let class = match class {
+        Some(class) => Some(ClassFacts {
+            teaches: crate::people::teaches_class(c, &who.person_id, &class)?,
+        }),
+        None => None,
+    };
+    // The session's pupils the asker is linked to: themself, or their children.
+    let pupils = crate::people::pupils_of(c, e.class_id.as_ref(), e.group_id.as_ref())?;
     let candidates: Vec<Id> = if who.has(Role::Parent) {
         crate::people::children_of(c, &who.person_id)?
             .into_iter()
@@ -837,15 +815,18 @@ fn may_read_entry(
     } else {
         vec![who.person_id]
     };
+    let mut linked = Vec::new();
     for p in candidates.into_iter().filter(|p| pupils.contains(p)) {
-        if policy::may_read_pupil_log(
-            who,
-            crate::people::person_facts(c, &who.person_id, &p, today)?,
-        ) {
-            return Ok(true);
-        }
+        linked.push(crate::people::person_facts(c, &who.person_id, &p, today)?);
     }
-    Ok(false)
+    Ok(policy::may_read_entry(
+        who,
+        &policy::EntryFacts {
+            is_author: e.teacher_id == who.person_id,
+            class,
+            pupils: linked,
+        },
+    ))
 }
 
 async fn attachment(

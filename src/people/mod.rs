@@ -73,6 +73,55 @@ fn classes_where(
     Ok(rows)
 }
 
+/// The pupils of a class or a group (the one place that says what "the pupils of" means:
+/// the pupils enrolled in the class, or the members of the group).
+pub fn pupils_of(
+    conn: &Connection,
+    class: Option<&Id>,
+    group: Option<&Id>,
+) -> Result<Vec<Id>, DbError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
+             UNION SELECT person_id FROM group_members WHERE group_id = ?2",
+        )?
+        .query_map(
+            rusqlite::params![class.map(|x| &x[..]), group.map(|x| &x[..])],
+            |r| r.get(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The classes whose class-wide things (events, notices) `person` sees: their own, as pupil or
+/// teacher, and those of their children who are minors on `today` or consent.
+pub fn classes_seen_by(
+    conn: &Connection,
+    person: &Id,
+    today: &str,
+) -> Result<std::collections::HashSet<Id>, DbError> {
+    let mut out: std::collections::HashSet<Id> = conn
+        .prepare_cached("SELECT class_id FROM class_members WHERE person_id = ?1")?
+        .query_map([&person[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let children: Vec<(Id, Id, Option<String>, i64)> = conn
+        .prepare_cached(
+            "SELECT m.person_id, m.class_id, p.birth_date, p.consent FROM guardianships g \
+             JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' \
+             JOIN people p ON p.id = g.child_id WHERE g.parent_id = ?1",
+        )?
+        .query_map([&person[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (_, class, birth, consent) in children {
+        if consent != 0 || is_minor(birth.as_deref(), today) {
+            out.insert(class);
+        }
+    }
+    Ok(out)
+}
+
 /// A class's pupils and their legal guardians: who gets a slip when a class is handed its codes.
 pub fn class_family(conn: &Connection, class: &Id) -> Result<Vec<Id>, DbError> {
     let mut stmt = conn.prepare_cached(
@@ -407,12 +456,12 @@ async fn classes_page(
     let classes = state
         .db
         .read(move |c| {
-            if policy::allows(&principal, Capability::ListAllClasses) {
-                Ok(all_classes(c)?)
-            } else if principal.has(Role::Enseignant) {
-                Ok(classes_taught(c, &me)?)
-            } else {
+            if !policy::may_list_classes(&principal) {
                 Err(AppError::Forbidden)
+            } else if policy::allows(&principal, Capability::ListAllClasses) {
+                Ok(all_classes(c)?)
+            } else {
+                Ok(classes_taught(c, &me)?)
             }
         })
         .await?;

@@ -243,6 +243,15 @@ fn named(conn: &Connection, sql: &str) -> Result<Vec<Named>, DbError> {
     Ok(rows)
 }
 
+/// The class a group belongs to (a group may span classes: then none).
+pub fn class_of_group(conn: &Connection, group: &Id) -> Result<Option<Id>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT class_id FROM pupil_groups WHERE id = ?1")?
+        .query_row([&group[..]], |r| r.get::<_, Option<Id>>(0))
+        .optional()?
+        .flatten())
+}
+
 pub fn subjects(conn: &Connection) -> Result<Vec<Named>, DbError> {
     named(
         conn,

@@ -190,8 +190,13 @@ async fn feed(
                 person_id: person,
                 roles,
             };
-            let agenda =
-                crate::agenda::store::visible(c, &who, &calendar::iso(from), &calendar::iso(to))?;
+            let agenda = crate::agenda::store::visible(
+                c,
+                &who,
+                &calendar::iso(from),
+                &calendar::iso(to),
+                &calendar::iso(today),
+            )?;
             Ok::<_, AppError>((all, agenda))
         })
         .await?;
