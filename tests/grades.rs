@@ -871,6 +871,21 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         4,
         "{all_text}"
     );
+    // Namesakes happen in a class: the zip keeps one file each (it failed on a duplicate name).
+    {
+        let class = class.clone();
+        server
+            .db
+            .write_blocking(move |tx| {
+                tx.execute(
+                    "UPDATE people SET surname = 'KOFFI', first_names = 'Ama' WHERE id IN \
+                     (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve')",
+                    [&class],
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("namesakes");
+    }
     let zip = d
         .get(&format!(
             "/bulletins/classe/{}/{}/bulletins.zip",

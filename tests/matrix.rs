@@ -45,6 +45,11 @@ enum Obj {
     /// An issued bulletin: own = of the asker (the pupil, the parent's child, a pupil of the
     /// teacher's class as its principal), other = of an unrelated pupil.
     Bulletin,
+    /// A domain of the preloaded framework (the same for own and other).
+    Domain,
+    /// An absence with a justification and its document, waiting for vie scolaire: own = of
+    /// the demo parent's child, other = of an unrelated pupil.
+    Justification,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -262,7 +267,11 @@ fn matrix() -> Vec<Entry> {
             "/mot-de-passe",
             None,
             Some(everyone),
-            &[("current", "faux"), ("new", "a"), ("confirm", "a")],
+            &[
+                ("current", "{password}"),
+                ("new", "Matrice-{n}-Baobab"),
+                ("confirm", "Matrice-{n}-Baobab"),
+            ],
         ),
         e("GET", "/personnes/{id}", Person, Some(one_person), &[]),
         e(
@@ -272,13 +281,12 @@ fn matrix() -> Vec<Entry> {
             Some(people_editors),
             &[],
         ),
-        // Empty names: refused with the reason, nothing changes for the next role.
         e(
             "POST",
             "/personnes/{id}/modifier",
             Person,
             Some(people_editors),
-            &[("nom", ""), ("prenoms", "")],
+            &[("nom", "KOFFI"), ("prenoms", "Ama Matrice"), ("sexe", "F")],
         ),
         e("GET", "/classes", None, Some(class_lists), &[]),
         e("GET", "/classes/{id}", Class, Some(one_class), &[]),
@@ -373,10 +381,10 @@ fn matrix() -> Vec<Entry> {
             Some(structure),
             &[
                 ("class_id", "{other_class}"),
-                ("subject_id", "zz"),
-                ("weekday", "1"),
-                ("starts", "07:00"),
-                ("ends", "08:00"),
+                ("subject_id", "{subject}"),
+                ("weekday", "6"),
+                ("starts", "17:00"),
+                ("ends", "18:00"),
             ],
         ),
         e(
@@ -426,7 +434,7 @@ fn matrix() -> Vec<Entry> {
             "/imports/{kind}/appliquer",
             None,
             Some(people_imports),
-            &[("fichier", "00"), ("nom", "x.csv")],
+            &[("fichier", "{file}"), ("nom", "eleves.csv")],
         ),
         e("GET", "/cahier-de-textes", None, Some(journal_index), &[]),
         e(
@@ -562,9 +570,31 @@ fn matrix() -> Vec<Entry> {
         ),
         e("GET", "/agenda", None, Some(everyone), &[]),
         e("GET", "/agenda/nouveau", None, Some(agenda_managers), &[]),
-        e("POST", "/agenda", None, Some(agenda_managers), &[]),
+        e(
+            "POST",
+            "/agenda",
+            None,
+            Some(agenda_managers),
+            &[
+                ("titre", "Réunion {n}"),
+                ("type", "reunion"),
+                ("du", "{today}"),
+                ("public", "tous"),
+            ],
+        ),
         e("GET", "/agenda/{id}", Event, Some(agenda_event), &[]),
-        e("POST", "/agenda/{id}", Event, Some(agenda_managers), &[]),
+        e(
+            "POST",
+            "/agenda/{id}",
+            Event,
+            Some(agenda_managers),
+            &[
+                ("titre", "Réunion"),
+                ("type", "reunion"),
+                ("du", "{event_day}"),
+                ("public", "{audience}"),
+            ],
+        ),
         e(
             "POST",
             "/agenda/{id}/supprimer",
@@ -605,17 +635,23 @@ fn matrix() -> Vec<Entry> {
             Some(direction),
             &[],
         ),
-        e("GET", "/notes/nouvelle", None, Some(teachers), &[]),
+        e(
+            "GET",
+            "/notes/nouvelle",
+            None,
+            Some(teachers),
+            &[("cours", "{teacher_course}")],
+        ),
         e(
             "POST",
             "/notes/evaluations",
             None,
             Some(teachers),
             &[
-                ("cours", "x"),
-                ("periode", "x"),
+                ("cours", "{teacher_course}"),
+                ("periode", "{period}"),
                 ("kind", "devoir"),
-                ("date", "{year}-10-01"),
+                ("date", "{today}"),
                 ("bareme", "20"),
             ],
         ),
@@ -805,7 +841,7 @@ fn matrix() -> Vec<Entry> {
             "/competences/referentiels",
             None,
             Some(direction),
-            &[("domaine", "x"), ("code", "X1"), ("nom", "Essai")],
+            &[("domaine", "{domain}"), ("code", "X{n}"), ("nom", "Essai")],
         ),
         e(
             "POST",
@@ -826,21 +862,25 @@ fn matrix() -> Vec<Entry> {
             "/competences/domaines",
             None,
             Some(direction),
-            &[("referentiel", "x"), ("code", "DX"), ("nom", "Essai")],
+            &[
+                ("referentiel", "{framework}"),
+                ("code", "DX{n}"),
+                ("nom", "Essai"),
+            ],
         ),
-        // A competence's id where a domain's is expected: the rights are checked first, then
-        // nothing is found (the matrix must not rename or delete the framework's domains).
+        // The framework's first domain: renamed (to its own name), never deleted (it still
+        // has competences: refused with the reason, a redirect).
         e(
             "POST",
             "/competences/domaine/{id}",
-            Competence,
+            Domain,
             Some(direction),
-            &[("nom", "Essai")],
+            &[("nom", "{domain_name}")],
         ),
         e(
             "POST",
             "/competences/domaine/{id}/supprimer",
-            Competence,
+            Domain,
             Some(direction),
             &[],
         ),
@@ -904,14 +944,14 @@ fn matrix() -> Vec<Entry> {
         e(
             "POST",
             "/absences/{id}/decision",
-            Absence,
+            Justification,
             Some(decide),
             &[("decision", "accepter")],
         ),
         e(
             "GET",
             "/absences/{id}/document",
-            Absence,
+            Justification,
             Some(justification_document),
             &[],
         ),
@@ -921,7 +961,11 @@ fn matrix() -> Vec<Entry> {
             "/etablissement/annees",
             None,
             Some(structure),
-            &[("name", "2030-2031")],
+            &[
+                ("name", "20{n}-20{n}"),
+                ("starts_on", "2090-09-14"),
+                ("ends_on", "2091-07-15"),
+            ],
         ),
         // Last: it ends the session used for the rows above.
         e("POST", "/deconnexion", None, Some(everyone), &[]),
@@ -969,7 +1013,16 @@ struct Objects {
     own_bulletin: String,
     other_bulletin: String,
     domain: String,
+    domain_name: String,
+    framework: String,
     competence: String,
+    own_justification: String,
+    other_justification: String,
+    /// A subject, a course of the logged-in teacher, the stored sample pupils file.
+    subject: String,
+    teacher_course: String,
+    file: String,
+    password: String,
 }
 
 /// An agenda event for `audience` ("tous" or "personnel").
@@ -1296,6 +1349,7 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     let direction_person = login_person(Role::Direction);
     let (period, other_period) = periods(server);
     let (own_assessment, own_course) = assessment_by(server, &teacher, &period);
+    let own_course_key = own_course.clone();
     let (other_assessment, other_course) = assessment_by(server, &far_teacher, &period);
     make_principal(server, &teacher, &own_class);
     // The demo closed the featured class's semester; the matrix checks the open-period rights.
@@ -1348,7 +1402,63 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
         other_session: extra_session(server, &other_teacher, &other_class),
         own_absence: absence_of(server, &child),
         other_absence: absence_of(server, &other_person),
+        own_justification: justified_absence_of(server, &child),
+        other_justification: justified_absence_of(server, &other_person),
+        domain_name: server
+            .db
+            .read_blocking(|c| {
+                c.query_row(
+                    "SELECT name FROM competence_domains WHERE code = 'D1'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("domain name"),
+        framework: hex(&q1(
+            server,
+            "SELECT framework_id FROM competence_domains WHERE code = ?1",
+            &"D1",
+        )),
+        subject: hex(&q1(
+            server,
+            "SELECT id FROM subjects WHERE name <> ?1 LIMIT 1",
+            &"",
+        )),
+        teacher_course: own_course_key.clone(),
+        file: sample_file(server),
+        password: match who {
+            Who::As(r) => server.login_of(r).password.clone(),
+            Who::Anonymous => String::new(),
+        },
     }
+}
+
+/// An absence of `pupil` with a justification and a document, waiting for a decision.
+fn justified_absence_of(server: &TestServer, pupil: &[u8]) -> String {
+    let store = kekeli::files::Store::new(server.config.data_dir.join("store"));
+    let hash = store.put(b"%PDF-1.4 certificat medical").expect("document");
+    let pupil = pupil.to_vec();
+    let id = kekeli::db::new_id();
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, status, reason, document, document_name, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, 'absence', ?3, 420, 110, 'en_attente', 'Malade', ?4, 'certificat.pdf', 0, 0)",
+                (&id[..], &pupil, common::in_year("11-03"), &hash),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("justified absence");
+    hex(&id)
+}
+
+/// The shipped sample pupils file, in the content store as a preview leaves it.
+fn sample_file(server: &TestServer) -> String {
+    kekeli::files::Store::new(server.config.data_dir.join("store"))
+        .put(kekeli::imports::Kind::Pupils.sample().as_bytes())
+        .expect("sample")
 }
 
 fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
@@ -1384,6 +1494,9 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::Competence, _) => &o.competence,
         (Obj::Bulletin, true) => &o.own_bulletin,
         (Obj::Bulletin, false) => &o.other_bulletin,
+        (Obj::Domain, _) => &o.domain,
+        (Obj::Justification, true) => &o.own_justification,
+        (Obj::Justification, false) => &o.other_justification,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)
@@ -1397,27 +1510,70 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         .replace("{kind}", "eleves")
 }
 
-async fn status_of(b: &Browser, e: &Entry, path: &str, o: &Objects) -> (u16, String) {
+async fn status_of(b: &Browser, e: &Entry, path: &str, own: bool, o: &Objects) -> (u16, String) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(10);
+    let n = N
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_string();
+    let fields: Vec<(&str, String)> = e
+        .form
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace("{other_class}", &o.other_class)
+                .replace("{year}", &common::school_year().to_string())
+                .replace("{next_year}", &(common::school_year() + 1).to_string())
+                .replace("{today}", &common::today())
+                .replace("{event_day}", &common::in_year("12-09"))
+                .replace("{audience}", if own { "tous" } else { "personnel" })
+                .replace("{subject}", &o.subject)
+                .replace("{teacher_course}", &o.teacher_course)
+                .replace("{period}", &o.period)
+                .replace("{domain_name}", &o.domain_name)
+                .replace("{domain}", &o.domain)
+                .replace("{framework}", &o.framework)
+                .replace("{file}", &o.file)
+                .replace("{password}", &o.password)
+                .replace("{n}", &n);
+            (*k, v)
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = if e.method == "GET" {
-        b.get(path).await
-    } else {
-        let fields: Vec<(&str, String)> = e
-            .form
-            .iter()
-            .map(|(k, v)| {
-                let v = v
-                    .replace("{other_class}", &o.other_class)
-                    .replace("{year}", &common::school_year().to_string())
-                    .replace("{next_year}", &(common::school_year() + 1).to_string());
-                (*k, v)
-            })
-            .collect();
-        let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        if e.multipart {
-            b.post_multipart(path, &refs, Option::None).await
+        if refs.is_empty() {
+            b.get(path).await
         } else {
-            b.post(path, &refs).await
+            let q = serde_urlencoded::to_string(&refs).expect("query");
+            b.get(&format!("{path}?{q}")).await
         }
+    } else if e.multipart {
+        // Uploads carry a real file: the sample pupils file, or the school's logo.
+        let file = if let Some(grid) = path.strip_suffix("/import") {
+            // A grid takes back its own export (for whoever may read it).
+            let csv = b.get(&format!("{grid}/export.csv")).await;
+            let bytes = if csv.status() == 200 {
+                csv.bytes().await.expect("csv").to_vec()
+            } else {
+                b"Matricule;Nom et pr\xc3\xa9noms;Note\n".to_vec()
+            };
+            ("fichier", "notes.csv", bytes)
+        } else if path.starts_with("/bulletins/logo") {
+            (
+                "logo",
+                "logo.png",
+                std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/logo.png"))
+                    .expect("logo"),
+            )
+        } else {
+            (
+                "fichier",
+                "eleves.csv",
+                kekeli::imports::Kind::Pupils.sample().as_bytes().to_vec(),
+            )
+        };
+        b.post_multipart(path, &refs, Some(file)).await
+    } else {
+        b.post(path, &refs).await
     };
     (r.status().as_u16(), location(&r))
 }
@@ -1446,6 +1602,12 @@ async fn every_route_every_role_own_and_other() {
     }
 
     let server = TestServer::start().await;
+    // The school has a logo (the direction's page shows it, and uploads a new one).
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/logo.png"),
+        server.config.data_dir.join("logo"),
+    )
+    .expect("logo");
     // C1.1, the competence the matrix uses, has a recorded level: deleting it is then refused
     // (a redirect with the reason), so it is still there for the next role.
     server
@@ -1478,7 +1640,7 @@ async fn every_route_every_role_own_and_other() {
             };
             for &own in owns {
                 let path = concrete(e.path, e.obj, own, &o);
-                let (status, loc) = status_of(&b, e, &path, &o).await;
+                let (status, loc) = status_of(&b, e, &path, own, &o).await;
                 checked += 1;
                 let verdict = match (e.rule, who) {
                     (None, _) => {
@@ -1497,11 +1659,18 @@ async fn every_route_every_role_own_and_other() {
                     }
                     (Some(rule), Who::As(role)) => {
                         let to_login = loc == "/connexion" || loc.starts_with("/connexion?next=");
-                        let allowed = status != 403 && !to_login && status < 500;
-                        match (rule(role, own), allowed) {
-                            (true, true) | (false, false) => None,
-                            (true, false) => Some("expected allow, got deny"),
-                            (false, true) => Some("expected deny, got allow"),
+                        // Allowed means the page or the action itself (2xx, 3xx), not only
+                        // "not refused": a 400 or a 404 proves nothing about the rule.
+                        let allowed = (200..400).contains(&status) && !to_login;
+                        let denied = status == 403 || status == 404 || to_login;
+                        match (rule(role, own), allowed, denied) {
+                            (true, true, _) | (false, false, true) => None,
+                            (true, false, true) => Some("expected allow, got deny"),
+                            (true, false, false) => Some("expected the page or the action"),
+                            (false, true, _) => Some("expected deny, got allow"),
+                            (false, false, false) => {
+                                Some("expected deny (403), got another refusal")
+                            }
                         }
                     }
                 };

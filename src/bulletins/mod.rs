@@ -847,6 +847,8 @@ async fn class_zip(
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
+        // Two pupils of a class may share a name: each file keeps its own.
+        let mut taken = std::collections::HashSet::new();
         for i in &issued {
             let pdf = files.get(&i.pdf_sha256).map_err(|e| e.to_string())?;
             let file = crate::files::safe_name(
@@ -861,6 +863,13 @@ async fn class_zip(
                 ),
                 "bulletin.pdf",
             );
+            let stem = file.trim_end_matches(".pdf").to_string();
+            let mut file = file;
+            let mut n = 1;
+            while !taken.insert(file.clone()) {
+                n += 1;
+                file = format!("{stem} ({n}).pdf");
+            }
             zip.start_file(file, opts).map_err(|e| e.to_string())?;
             zip.write_all(&pdf).map_err(|e| e.to_string())?;
         }
