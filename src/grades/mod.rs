@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod compute;
 pub mod council;
+pub mod import;
 pub mod marks;
 pub mod sheet;
 pub mod store;

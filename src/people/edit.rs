@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::import::{first_names, normalize_phone, parse_day, surname};
 use crate::auth::{Can, EditPeople};
 use crate::db::{self, DbError, audit};
 use crate::id::{Id, id_from_hex};
-use crate::imports::people::{first_names, normalize_phone, parse_day, surname};
 use crate::state::AppState;
 use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
 

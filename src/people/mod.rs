@@ -14,6 +14,7 @@ use crate::state::{AppState, Routes};
 use crate::web::{AppError, Page, render};
 
 mod edit;
+pub mod import;
 pub use edit::{Facts, update_identity};
 
 pub fn routes() -> Routes {

@@ -3,6 +3,7 @@
 //! school data, never constants; this module never decides who may change them (`policy` does).
 
 pub mod calendar;
+pub mod import;
 mod views;
 
 use rusqlite::{Connection, OptionalExtension, params};

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod ical;
+pub mod import;
 pub mod store;
 
 use askama::Template;

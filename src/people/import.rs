@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::sheet::{Columns, Field, Record, Sheet, fold, fold_name};
-use super::{Action, Ctx, Departure, LineReport, Options, Problem, Report};
 use crate::auth::store::{self, NewPerson};
 use crate::db::{self, DbError};
 use crate::id::Id;
+use crate::imports::run::{Action, Ctx, Departure, LineReport, Options, Problem, Report};
+use crate::imports::sheet::{Columns, Field, Record, Sheet, fold, fold_name};
 use crate::policy::Role;
 use crate::school::calendar;
 
@@ -523,7 +523,7 @@ fn identity(
     })
 }
 
-pub(super) fn pupils(
+pub(crate) fn pupils(
     ctx: &Ctx<'_>,
     cols: &Columns,
     sheet: &Sheet,
@@ -753,7 +753,7 @@ fn departures(
 
 /// The pupils have left today: the date is set, the account closed, class and groups left.
 /// Nothing is deleted: their absences and marks stay in the school's history.
-pub(super) fn record_departures(
+pub(crate) fn record_departures(
     conn: &Connection,
     who: &[Departure],
     opts: &Options,
@@ -807,7 +807,7 @@ fn relation(cols: &Columns, rec: &Record) -> Result<String, Problem> {
     .to_string())
 }
 
-pub(super) fn parents(
+pub(crate) fn parents(
     ctx: &Ctx<'_>,
     cols: &Columns,
     sheet: &Sheet,
@@ -938,7 +938,7 @@ fn staff_roles(cols: &Columns, rec: &Record) -> Result<Vec<Role>, Problem> {
     Ok(roles)
 }
 
-pub(super) fn staff(
+pub(crate) fn staff(
     ctx: &Ctx<'_>,
     cols: &Columns,
     sheet: &Sheet,

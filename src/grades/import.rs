@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::sheet::{Columns, Field, Sheet, fold};
-use super::{Action, Ctx, LineReport, Report};
 use crate::db::DbError;
 use crate::grades::store::{self as gs, Value, fmt_number, parse_value};
 use crate::id::Id;
+use crate::imports::run::{Action, Ctx, LineReport, Report};
+use crate::imports::sheet::{Columns, Field, Sheet, fold};
 
 pub const MARK_FIELDS: &[Field] = &[
     Field {
@@ -125,14 +125,14 @@ fn kind_of(s: &str) -> Option<&'static str> {
     }
 }
 
-pub(super) fn marks(
+pub(crate) fn marks(
     ctx: &Ctx<'_>,
     cols: &Columns,
     sheet: &Sheet,
     report: &mut Report,
 ) -> Result<(), DbError> {
     let Some(year) = crate::school::current_year(ctx.tx, &ctx.opts.today)? else {
-        report.errors.push(super::LineError {
+        report.errors.push(crate::imports::sheet::LineError {
             line: sheet.header_line,
             column: String::new(),
             message: "aucune année scolaire : créez-la d'abord.".into(),
@@ -160,7 +160,7 @@ pub(super) fn marks(
             cols.error(rec, M_KIND, format!("type « {kind_cell} » inconnu : interrogation, devoir ou composition."))
         })?;
         let date_cell = cols.required(rec, M_DATE)?;
-        let date = super::people::parse_day(date_cell).ok_or_else(|| {
+        let date = crate::people::import::parse_day(date_cell).ok_or_else(|| {
             cols.error(rec, M_DATE, format!("date illisible « {date_cell} » : écrivez JJ/MM/AAAA."))
         })?;
         let scale_cell = cols.get(rec, M_SCALE);
