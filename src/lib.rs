@@ -136,12 +136,7 @@ pub fn init(config: &Config) -> Result<Prepared, InitError> {
     })?;
     let days = config.security.activation_days;
     let first_login = db.write_blocking(|tx| {
-        let has_tech: Option<i64> = rusqlite::OptionalExtension::optional(tx.query_row(
-            "SELECT 1 FROM person_roles WHERE role = 'technicien' LIMIT 1",
-            [],
-            |r| r.get(0),
-        ))?;
-        if has_tech.is_some() {
+        if people::anyone_holds(tx, Role::Technicien)? {
             return Ok::<_, DbError>(None);
         }
         let issued = store::create_account_with_code(

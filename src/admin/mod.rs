@@ -76,12 +76,7 @@ async fn system_page(
 ) -> Result<Response, AppError> {
     let (sessions, accounts) = state
         .db
-        .read(|c| {
-            Ok::<_, AppError>((
-                crate::auth::session::count(c)?,
-                c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?,
-            ))
-        })
+        .read(|c| Ok::<_, AppError>((crate::auth::session::count(c)?, store::count_accounts(c)?)))
         .await?;
     let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
         Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
@@ -330,17 +325,12 @@ async fn create_account(
         .db
         .write(move |tx| {
             let scope = crate::db::registry::school_scope(tx)?;
-            if let Some(m) = &person.matricule {
-                let taken: Option<i64> = rusqlite::OptionalExtension::optional(tx.query_row(
-                    "SELECT 1 FROM people WHERE scope = ?1 AND matricule = ?2",
-                    (&scope, m),
-                    |r| r.get(0),
-                ))?;
-                if taken.is_some() {
-                    return Err(AppError::BadRequest(format!(
-                        "Le matricule {m} est déjà attribué à une autre personne."
-                    )));
-                }
+            if let Some(m) = &person.matricule
+                && crate::people::matricule_taken(tx, &scope, m)?
+            {
+                return Err(AppError::BadRequest(format!(
+                    "Le matricule {m} est déjà attribué à une autre personne."
+                )));
             }
             let issued = store::create_account_with_code(
                 tx,

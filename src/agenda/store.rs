@@ -44,7 +44,7 @@ pub struct Event {
 
 const COLUMNS: &str = "e.id, e.title, e.kind, e.starts_on, e.ends_on, e.starts_at, e.ends_at, e.audience, \
     e.class_id, e.place, e.description, coalesce(c.name, '') \
-    FROM agenda_events e LEFT JOIN classes c ON c.id = e.class_id";
+    FROM agenda_events e LEFT JOIN class_list c ON c.id = e.class_id";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let (a, b): (Option<i64>, Option<i64>) = (r.get(5)?, r.get(6)?);

@@ -556,12 +556,7 @@ async fn pupil_page(
 }
 
 fn pupil_is_minor(c: &rusqlite::Connection, pupil: &Id, today: &str) -> Result<bool, DbError> {
-    let birth: Option<String> = c.query_row(
-        "SELECT birth_date FROM people WHERE id = ?1",
-        [&pupil[..]],
-        |r| r.get(0),
-    )?;
-    Ok(crate::people::is_minor(birth.as_deref(), today))
+    crate::people::is_minor_on(c, pupil, today)
 }
 
 /// Load an absence and check the asker may justify it.

@@ -32,22 +32,15 @@ pub struct Line {
 /// The pupils expected at a session: its class (or group), without those who had left.
 pub fn pupils(conn: &Connection, o: &Occurrence) -> Result<Vec<(Id, String)>, DbError> {
     let date = iso(o.date);
-    let (sql, id) = match (o.class_id, o.group_id) {
-        (Some(c), _) => (
-            "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
-             WHERE m.class_id = ?1 AND m.role = 'eleve' AND (p.left_on IS NULL OR p.left_on > ?2) \
-             ORDER BY p.surname, p.first_names",
-            c,
-        ),
-        (None, Some(g)) => (
-            "SELECT p.id, p.surname || ' ' || p.first_names FROM group_members m JOIN people p ON p.id = m.person_id \
-             WHERE m.group_id = ?1 AND (p.left_on IS NULL OR p.left_on > ?2) ORDER BY p.surname, p.first_names",
-            g,
-        ),
-        (None, None) => return Ok(Vec::new()),
+    let Some(id) = o.class_id.or(o.group_id) else {
+        return Ok(Vec::new());
     };
     let rows = conn
-        .prepare_cached(sql)?
+        .prepare_cached(
+            "SELECT p.id, p.sort_name FROM audience_pupils m JOIN person_names p ON p.id = m.pupil_id \
+             WHERE m.audience_id = ?1 AND (p.left_on IS NULL OR p.left_on > ?2) \
+             ORDER BY p.surname, p.first_names",
+        )?
         .query_map(params![&id[..], date], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -55,8 +48,8 @@ pub fn pupils(conn: &Connection, o: &Occurrence) -> Result<Vec<(Id, String)>, Db
 
 /// The roll call already taken for an occurrence: (id, taken at, by whom).
 pub fn existing(conn: &Connection, key: OccKey) -> Result<Option<(Id, i64, String)>, DbError> {
-    let base = "SELECT r.id, r.updated_at, p.first_names || ' ' || p.surname FROM roll_calls r \
-                JOIN people p ON p.id = r.taken_by";
+    let base = "SELECT r.id, r.updated_at, p.name FROM roll_calls r \
+                JOIN person_names p ON p.id = r.taken_by";
     Ok(match key {
         OccKey::Slot(s, d) => conn
             .prepare_cached(&format!(
@@ -355,33 +348,11 @@ fn notify_family(
     kind: &str,
     minutes: i64,
 ) -> Result<usize, DbError> {
-    // The child and its guardians with a phone in one query (one row with no guardian if none).
-    let rows = conn
-        .prepare_cached(
-            "SELECT c.first_names, c.surname, c.birth_date, c.consent, p.id, p.phone FROM people c \
-             LEFT JOIN guardianships g ON g.child_id = c.id \
-             LEFT JOIN people p ON p.id = g.parent_id AND p.phone IS NOT NULL AND trim(p.phone) <> '' \
-             WHERE c.id = ?1",
-        )?
-        .query_map([&pupil[..]], |r| {
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ),
-                r.get::<_, Option<Id>>(4)?.zip(r.get::<_, Option<String>>(5)?),
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(((first, surname, birth, consent), _)) = rows.first() else {
-        return Err(DbError::Schema("élève introuvable".into()));
-    };
-    if *consent == 0 && !crate::people::is_minor(birth.as_deref(), &n.today) {
+    let Some(family) = crate::people::family_to_text(conn, pupil, &n.today)? else {
         return Ok(0);
-    }
-    let parents: Vec<&(Id, String)> = rows.iter().filter_map(|(_, p)| p.as_ref()).collect();
+    };
+    let (first, surname) = (&family.first_names, &family.surname);
+    let parents: Vec<&(Id, String)> = family.guardians.iter().collect();
     if parents.is_empty() {
         return Ok(0);
     }
@@ -428,12 +399,12 @@ pub struct Row {
     pub decision_note: String,
 }
 
-const ROW_SQL: &str = "SELECT a.id, a.pupil_id, p.surname || ' ' || p.first_names, \
-    coalesce((SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
-              WHERE m.person_id = a.pupil_id AND m.role = 'eleve'), ''), \
+const ROW_SQL: &str = "SELECT a.id, a.pupil_id, p.sort_name, \
+    coalesce((SELECT group_concat(c.name, ', ') FROM enrolments m JOIN class_list c ON c.id = m.class_id \
+              WHERE m.pupil_id = a.pupil_id), ''), \
     a.kind, a.on_date, a.starts, a.minutes, coalesce(s.name, ''), a.status, a.reason, a.document IS NOT NULL, a.decision_note \
-    FROM absences a JOIN people p ON p.id = a.pupil_id LEFT JOIN roll_calls r ON r.id = a.roll_call_id \
-    LEFT JOIN subjects s ON s.id = r.subject_id";
+    FROM absences a JOIN person_names p ON p.id = a.pupil_id LEFT JOIN roll_calls r ON r.id = a.roll_call_id \
+    LEFT JOIN subject_list s ON s.id = r.subject_id";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -531,10 +502,10 @@ pub fn repeated(
 ) -> Result<Vec<Absentee>, DbError> {
     let rows = conn
         .prepare_cached(
-            "SELECT a.pupil_id, p.surname || ' ' || p.first_names, \
-               coalesce((SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
-                         WHERE m.person_id = a.pupil_id AND m.role = 'eleve'), ''), \
-               SUM(a.minutes), COUNT(*) FROM absences a JOIN people p ON p.id = a.pupil_id \
+            "SELECT a.pupil_id, p.sort_name, \
+               coalesce((SELECT group_concat(c.name, ', ') FROM enrolments m JOIN class_list c ON c.id = m.class_id \
+                         WHERE m.pupil_id = a.pupil_id), ''), \
+               SUM(a.minutes), COUNT(*) FROM absences a JOIN person_names p ON p.id = a.pupil_id \
              WHERE a.kind = 'absence' AND a.status <> 'acceptee' AND a.on_date >= ?1 \
              GROUP BY a.pupil_id HAVING SUM(a.minutes) >= ?2 ORDER BY SUM(a.minutes) DESC LIMIT 30",
         )?

@@ -391,6 +391,11 @@ pub fn mark_login(conn: &Connection, account: &Id) -> Result<(), DbError> {
     Ok(())
 }
 
+/// How many accounts the box holds.
+pub fn count_accounts(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?)
+}
+
 /// One line of the accounts list.
 #[derive(Debug, Clone)]
 pub struct AccountRow {

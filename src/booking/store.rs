@@ -21,8 +21,8 @@ pub struct Resource {
 pub fn resources(conn: &Connection) -> Result<Vec<Resource>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, 1, name, kind, needs_approval FROM rooms WHERE bookable = 1 \
-             UNION ALL SELECT id, 0, name, kind, needs_approval FROM equipment WHERE bookable = 1 \
+            "SELECT id, 1, name, kind, needs_approval FROM room_list WHERE bookable = 1 \
+             UNION ALL SELECT id, 0, name, kind, needs_approval FROM equipment_list WHERE bookable = 1 \
              ORDER BY 2 DESC, 3",
         )?
         .query_map([], row)?
@@ -43,8 +43,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Resource> {
 pub fn resource(conn: &Connection, id: &Id) -> Result<Option<Resource>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, 1, name, kind, needs_approval FROM rooms WHERE id = ?1 AND bookable = 1 \
-             UNION ALL SELECT id, 0, name, kind, needs_approval FROM equipment WHERE id = ?1 AND bookable = 1",
+            "SELECT id, 1, name, kind, needs_approval FROM room_list WHERE id = ?1 AND bookable = 1 \
+             UNION ALL SELECT id, 0, name, kind, needs_approval FROM equipment_list WHERE id = ?1 AND bookable = 1",
         )?
         .query_row([&id[..]], row)
         .optional()?)
@@ -65,9 +65,9 @@ pub struct Booking {
 }
 
 const SELECT: &str = "SELECT b.id, coalesce(b.room_id, b.equipment_id), coalesce(r.name, e.name, ''), b.on_date, \
-    b.starts, b.ends, b.purpose, b.booked_by, coalesce(p.first_names || ' ' || p.surname, ''), b.status \
-    FROM bookings b LEFT JOIN rooms r ON r.id = b.room_id LEFT JOIN equipment e ON e.id = b.equipment_id \
-    LEFT JOIN people p ON p.id = b.booked_by";
+    b.starts, b.ends, b.purpose, b.booked_by, coalesce(p.name, ''), b.status \
+    FROM bookings b LEFT JOIN room_list r ON r.id = b.room_id LEFT JOIN equipment_list e ON e.id = b.equipment_id \
+    LEFT JOIN person_names p ON p.id = b.booked_by";
 
 fn bookings(
     conn: &Connection,

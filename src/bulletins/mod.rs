@@ -141,7 +141,7 @@ pub struct Issued {
 }
 
 const ISSUED_SELECT: &str = "SELECT b.id, b.pupil_id, p.name, b.version, b.issued_at, b.replaced_at IS NOT NULL, \
-     b.pdf_sha256, b.numbers, b.numbers_sha256, b.class_id FROM bulletins b JOIN periods p ON p.id = b.period_id";
+     b.pdf_sha256, b.numbers, b.numbers_sha256, b.class_id FROM bulletins b JOIN period_list p ON p.id = b.period_id";
 
 fn issued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issued> {
     Ok(Issued {
@@ -213,13 +213,13 @@ pub fn draft(
         return Ok(None);
     };
     let year: String = conn.query_row(
-        "SELECT name FROM school_years WHERE id = ?1",
+        "SELECT name FROM year_list WHERE id = ?1",
         [&period.school_year_id[..]],
         |r| r.get(0),
     )?;
     let principal: String = conn
         .query_row(
-            "SELECT p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
+            "SELECT p.sort_name FROM class_staff m JOIN person_names p ON p.id = m.person_id \
              WHERE m.class_id = ?1 AND m.role = 'principal' LIMIT 1",
             [&class[..]],
             |r| r.get(0),
@@ -694,13 +694,7 @@ async fn class_page(
             let p = class_access(c, &who, &class_id, wanted, &school_day)?;
             let name = crate::people::class_name(c, &class_id)?.ok_or(AppError::NotFound)?;
             let periods = gs::periods(c, &p.school_year_id, &p.cycle)?;
-            let pupils: Vec<(Id, String)> = c
-                .prepare(
-                    "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
-                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL ORDER BY p.surname, p.first_names",
-                )?
-                .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
+            let pupils = crate::people::class_roll(c, &class_id)?;
             let issued = of_class(c, &class_id, &p.id)?;
             let closed = gs::is_closed(c, &p, &class_id)?;
             Ok::<_, AppError>((name, p, periods, pupils, issued, closed))

@@ -332,13 +332,7 @@ async fn class_page(
                 .or(domains.first())
                 .cloned()
                 .ok_or(AppError::NotFound)?;
-            let list: Vec<(Id, String)> = c
-                .prepare_cached(
-                    "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
-                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL ORDER BY p.surname, p.first_names",
-                )?
-                .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
+            let list = crate::people::class_roll(c, &class_id)?;
             let mut pupils = Vec::new();
             for (id, n) in list {
                 let levels = latest(c, &id)?;
@@ -413,13 +407,7 @@ async fn class_save(
                 .iter()
                 .find(|d| d.id == domain_id)
                 .ok_or(AppError::NotFound)?;
-            let pupils: Vec<(Id, String)> = tx
-                .prepare_cached(
-                    "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
-                     WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL",
-                )?
-                .query_map([&class_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
+            let pupils = crate::people::class_roll(tx, &class_id)?;
             // Check everything first: one unknown level and nothing is written.
             let mut changes: Vec<(Id, Id, String)> = Vec::new();
             for (p, name) in &pupils {

@@ -613,6 +613,8 @@ pub(crate) fn tables_read<T>(
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
         if let AuthAction::Read { table_name, .. } = ctx.action
             && !table_name.starts_with("sqlite_")
+            // A published view is read through: SQLite reports its tables as well.
+            && !crate::db::owners::is_published(table_name)
             && let Ok(mut s) = s.lock()
         {
             s.insert(table_name.to_string());

@@ -202,14 +202,15 @@ async fn new_incident_page(
         .db
         .read(move |c| {
             let classes = reportable_classes(c, &principal)?;
-            let pupils = match classes.iter().find(|cl| cl.id == wanted).and_then(|cl| id_from_hex(&cl.id)) {
-                Some(class) => c
-                    .prepare_cached(
-                        "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
-                         WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.surname, p.first_names",
-                    )?
-                    .query_map([&class[..]], |r| Ok((hex(&r.get::<_, Id>(0)?), r.get::<_, String>(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()?,
+            let pupils = match classes
+                .iter()
+                .find(|cl| cl.id == wanted)
+                .and_then(|cl| id_from_hex(&cl.id))
+            {
+                Some(class) => crate::people::class_roll(c, &class)?
+                    .into_iter()
+                    .map(|(id, name)| (hex(&id), name))
+                    .collect(),
                 None => Vec::new(),
             };
             Ok::<_, DbError>((classes, pupils))
@@ -312,10 +313,7 @@ async fn create_incident(
                 .filter_map(|cl| id_from_hex(&cl.id))
                 .collect();
             for (p, _) in &incident.people {
-                let ok = tx
-                    .prepare_cached("SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'")?
-                    .query_map([&p[..]], |r| r.get::<_, Id>(0))?
-                    .collect::<Result<Vec<_>, _>>()?
+                let ok = crate::people::classes_of_pupil(tx, p)?
                     .iter()
                     .any(|c| allowed.contains(c));
                 if !ok {
@@ -323,7 +321,10 @@ async fn create_incident(
                 }
             }
             let scope = crate::db::registry::school_scope(tx)?;
-            let by = Actor { person: &principal.person_id, ip: &ip };
+            let by = Actor {
+                person: &principal.person_id,
+                ip: &ip,
+            };
             Ok::<_, DbError>(Some(store::create_incident(tx, &scope, &incident, &by)?))
         })
         .await?;

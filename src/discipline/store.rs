@@ -123,10 +123,10 @@ fn people_of(
 ) -> Result<Vec<(Id, String, String, String)>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT p.id, p.surname || ' ' || p.first_names, \
-               coalesce((SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
-                         WHERE m.person_id = p.id AND m.role = 'eleve'), ''), ip.part \
-             FROM incident_people ip JOIN people p ON p.id = ip.person_id WHERE ip.incident_id = ?1 \
+            "SELECT p.id, p.sort_name, \
+               coalesce((SELECT group_concat(c.name, ', ') FROM enrolments m JOIN class_list c ON c.id = m.class_id \
+                         WHERE m.pupil_id = p.id), ''), ip.part \
+             FROM incident_people ip JOIN person_names p ON p.id = ip.person_id WHERE ip.incident_id = ?1 \
              ORDER BY CASE ip.part WHEN 'auteur' THEN 1 WHEN 'victime' THEN 2 ELSE 3 END, p.surname",
         )?
         .query_map([&incident[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -134,7 +134,7 @@ fn people_of(
 }
 
 const INCIDENT_COLUMNS: &str = "i.id, i.on_date, i.at_minutes, i.place, i.description, i.reported_by, \
-    coalesce(p.first_names || ' ' || p.surname, '') FROM incidents i LEFT JOIN people p ON p.id = i.reported_by";
+    coalesce(p.name, '') FROM incidents i LEFT JOIN person_names p ON p.id = i.reported_by";
 
 fn incidents_where(
     conn: &Connection,
@@ -371,13 +371,13 @@ fn measures(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-const SANCTION_SELECT: &str = "SELECT s.id, s.pupil_id, p.surname || ' ' || p.first_names, s.incident_id, s.kind, \
-    s.decided_on, s.reason, s.days, s.starts_on, coalesce(d.first_names || ' ' || d.surname, ''), s.cancel_reason \
-    FROM sanctions s JOIN people p ON p.id = s.pupil_id LEFT JOIN people d ON d.id = s.decided_by";
-const PUNISHMENT_SELECT: &str = "SELECT s.id, s.pupil_id, p.surname || ' ' || p.first_names, s.incident_id, s.kind, \
-    s.on_date, s.detail, NULL, NULL, coalesce(d.first_names || ' ' || d.surname, ''), \
+const SANCTION_SELECT: &str = "SELECT s.id, s.pupil_id, p.sort_name, s.incident_id, s.kind, \
+    s.decided_on, s.reason, s.days, s.starts_on, coalesce(d.name, ''), s.cancel_reason \
+    FROM sanctions s JOIN person_names p ON p.id = s.pupil_id LEFT JOIN person_names d ON d.id = s.decided_by";
+const PUNISHMENT_SELECT: &str = "SELECT s.id, s.pupil_id, p.sort_name, s.incident_id, s.kind, \
+    s.on_date, s.detail, NULL, NULL, coalesce(d.name, ''), \
     CASE WHEN s.cancelled_at IS NULL THEN NULL ELSE 'annulée' END \
-    FROM punishments s JOIN people p ON p.id = s.pupil_id LEFT JOIN people d ON d.id = s.given_by";
+    FROM punishments s JOIN person_names p ON p.id = s.pupil_id LEFT JOIN person_names d ON d.id = s.given_by";
 
 pub fn sanctions_of(conn: &Connection, pupil: &Id) -> Result<Vec<Measure>, DbError> {
     measures(

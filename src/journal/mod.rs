@@ -207,9 +207,9 @@ async fn index(
             let classes: Vec<(Id, String, i64, i64)> = if is_direction {
                 c.prepare(
                     "SELECT c.id, c.name, \
-                       (SELECT COUNT(*) FROM lesson_entries e WHERE e.class_id = c.id OR e.group_id IN (SELECT id FROM pupil_groups WHERE class_id = c.id)), \
-                       (SELECT COUNT(*) FROM lesson_entries e WHERE (e.class_id = c.id OR e.group_id IN (SELECT id FROM pupil_groups WHERE class_id = c.id)) AND e.visa_at IS NULL) \
-                     FROM classes c LEFT JOIN levels l ON l.code = c.level ORDER BY coalesce(l.rank, 99), c.name",
+                       (SELECT COUNT(*) FROM lesson_entries e WHERE e.class_id = c.id OR e.group_id IN (SELECT id FROM group_list WHERE class_id = c.id)), \
+                       (SELECT COUNT(*) FROM lesson_entries e WHERE (e.class_id = c.id OR e.group_id IN (SELECT id FROM group_list WHERE class_id = c.id)) AND e.visa_at IS NULL) \
+                     FROM class_list c ORDER BY c.level_rank, c.name",
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<Vec<_>, _>>()?
@@ -277,13 +277,7 @@ fn session_access(
     let visa = policy::allows(who, Capability::VisaLessonLog);
     let class = match (o.class_id, o.group_id) {
         (Some(c), _) => Some(c),
-        (None, Some(g)) => c
-            .query_row(
-                "SELECT class_id FROM pupil_groups WHERE id = ?1",
-                [&g[..]],
-                |r| r.get::<_, Option<Id>>(0),
-            )
-            .map_err(DbError::from)?,
+        (None, Some(g)) => crate::school::class_of_group(c, &g)?,
         _ => None,
     };
     let teaches = match class {

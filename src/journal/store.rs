@@ -62,11 +62,11 @@ pub struct Draft {
 
 const COLUMNS: &str = "e.id, e.occ, e.on_date, e.starts, e.ends, e.class_id, e.group_id, \
     coalesce(c.name, g.name, ''), coalesce(s.name, ''), e.teacher_id, \
-    coalesce(t.first_names || ' ' || t.surname, ''), e.content, e.homework, e.due_on, \
-    e.homework_minutes, coalesce(v.first_names || ' ' || v.surname, ''), e.visa_at, e.updated_at";
-const JOINS: &str = "FROM lesson_entries e LEFT JOIN classes c ON c.id = e.class_id \
-    LEFT JOIN pupil_groups g ON g.id = e.group_id LEFT JOIN subjects s ON s.id = e.subject_id \
-    LEFT JOIN people t ON t.id = e.teacher_id LEFT JOIN people v ON v.id = e.visa_by";
+    coalesce(t.name, ''), e.content, e.homework, e.due_on, \
+    e.homework_minutes, coalesce(v.name, ''), e.visa_at, e.updated_at";
+const JOINS: &str = "FROM lesson_entries e LEFT JOIN class_list c ON c.id = e.class_id \
+    LEFT JOIN group_list g ON g.id = e.group_id LEFT JOIN subject_list s ON s.id = e.subject_id \
+    LEFT JOIN person_names t ON t.id = e.teacher_id LEFT JOIN person_names v ON v.id = e.visa_by";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     let visa_at: Option<i64> = r.get(16)?;
@@ -298,8 +298,8 @@ pub fn remove_attachment(conn: &Connection, id: &Id) -> Result<bool, DbError> {
 pub fn versions(conn: &Connection, entry: &Id) -> Result<Vec<Version>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT v.content, v.homework, v.due_on, v.homework_minutes, coalesce(p.first_names || ' ' || p.surname, ''), v.edited_at \
-             FROM lesson_entry_versions v LEFT JOIN people p ON p.id = v.edited_by WHERE v.entry_id = ?1 ORDER BY v.edited_at DESC, v.rowid DESC",
+            "SELECT v.content, v.homework, v.due_on, v.homework_minutes, coalesce(p.name, ''), v.edited_at \
+             FROM lesson_entry_versions v LEFT JOIN person_names p ON p.id = v.edited_by WHERE v.entry_id = ?1 ORDER BY v.edited_at DESC, v.rowid DESC",
         )?
         .query_map([&entry[..]], |r| {
             Ok(Version {

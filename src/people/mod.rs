@@ -74,6 +74,103 @@ fn classes_where(
     Ok(rows)
 }
 
+/// The pupils of a class still at school, in the order of the class list:
+/// (id, "SURNAME First names").
+pub fn class_roll(conn: &Connection, class: &Id) -> Result<Vec<(Id, String)>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT p.id, p.surname || ' ' || p.first_names FROM class_members m JOIN people p ON p.id = m.person_id \
+             WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL ORDER BY p.surname, p.first_names",
+        )?
+        .query_map([&class[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// The classes a pupil is enrolled in (one, usually).
+pub fn classes_of_pupil(conn: &Connection, pupil: &Id) -> Result<Vec<Id>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
+        )?
+        .query_map([&pupil[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Is `person` a minor on `today`? (Unknown persons and birth dates count as minors.)
+pub fn is_minor_on(conn: &Connection, person: &Id, today: &str) -> Result<bool, DbError> {
+    let birth: Option<String> = conn
+        .prepare_cached("SELECT birth_date FROM people WHERE id = ?1")?
+        .query_row([&person[..]], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(is_minor(birth.as_deref(), today))
+}
+
+/// A pupil and the guardians to text about them: the pupil's names, and each guardian with a
+/// phone. `None` when the family is not to be told: an adult pupil who does not consent (on
+/// the school's date `today`). An error for an unknown pupil.
+pub struct FamilyToText {
+    pub first_names: String,
+    pub surname: String,
+    pub guardians: Vec<(Id, String)>,
+}
+
+pub fn family_to_text(
+    conn: &Connection,
+    pupil: &Id,
+    today: &str,
+) -> Result<Option<FamilyToText>, DbError> {
+    // The child and its guardians with a phone in one query (one row with no guardian if none).
+    let rows = conn
+        .prepare_cached(
+            "SELECT c.first_names, c.surname, c.birth_date, c.consent, p.id, p.phone FROM people c \
+             LEFT JOIN guardianships g ON g.child_id = c.id \
+             LEFT JOIN people p ON p.id = g.parent_id AND p.phone IS NOT NULL AND trim(p.phone) <> '' \
+             WHERE c.id = ?1",
+        )?
+        .query_map([&pupil[..]], |r| {
+            Ok((
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ),
+                r.get::<_, Option<Id>>(4)?.zip(r.get::<_, Option<String>>(5)?),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(((first, surname, birth, consent), _)) = rows.first() else {
+        return Err(DbError::Schema("élève introuvable".into()));
+    };
+    if *consent == 0 && !is_minor(birth.as_deref(), today) {
+        return Ok(None);
+    }
+    Ok(Some(FamilyToText {
+        first_names: first.clone(),
+        surname: surname.clone(),
+        guardians: rows.iter().filter_map(|(_, p)| p.clone()).collect(),
+    }))
+}
+
+/// Does anyone hold `role` (the first start looks for a technician)?
+pub fn anyone_holds(conn: &Connection, role: crate::policy::Role) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM person_roles WHERE role = ?1 LIMIT 1")?
+        .query_row([role.code()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Is `matricule` already someone's in the school's scope?
+pub fn matricule_taken(conn: &Connection, scope: &str, matricule: &str) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM people WHERE scope = ?1 AND matricule = ?2")?
+        .query_row([scope, matricule], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The pupils of a class or a group (the one place that says what "the pupils of" means:
 /// the pupils enrolled in the class, or the members of the group).
 pub fn pupils_of(
