@@ -432,6 +432,43 @@ fn rows(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec
     Ok(rows)
 }
 
+/// The minutes a pupil missed from `from` to `to` (inclusive days), as the bulletin counts them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Missed {
+    /// Absence minutes (justified and accepted, not).
+    pub absent: (i64, i64),
+    /// Late minutes (justified and accepted, not).
+    pub late: (i64, i64),
+}
+
+pub fn minutes_missed(
+    conn: &Connection,
+    pupil: &Id,
+    from: &str,
+    to: &str,
+) -> Result<Missed, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT kind, status = 'acceptee', SUM(minutes) FROM absences \
+         WHERE pupil_id = ?1 AND on_date BETWEEN ?2 AND ?3 GROUP BY 1, 2",
+    )?;
+    let mut out = Missed::default();
+    let mut q = st.query(params![&pupil[..], from, to])?;
+    while let Some(r) = q.next()? {
+        let (kind, justified, minutes): (String, bool, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let slot = if kind == "absence" {
+            &mut out.absent
+        } else {
+            &mut out.late
+        };
+        if justified {
+            slot.0 += minutes;
+        } else {
+            slot.1 += minutes;
+        }
+    }
+    Ok(out)
+}
+
 pub fn of_day(conn: &Connection, date: &str) -> Result<Vec<Row>, DbError> {
     rows(
         conn,

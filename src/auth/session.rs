@@ -71,10 +71,10 @@ pub fn lookup_hash(conn: &Connection, hash: Vec<u8>) -> Result<Option<SessionRow
     // Cached statement: this runs on every authenticated request.
     Ok(conn
         .prepare_cached(
-            "SELECT s.account_id, a.person_id, a.login, p.first_names || ' ' || p.surname, \
+            "SELECT s.account_id, a.person_id, a.login, p.name, \
                     a.must_change_password, a.lang, s.created_at, s.last_seen, a.disabled, \
-                    (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = a.person_id) \
-             FROM sessions s JOIN accounts a ON a.id = s.account_id JOIN people p ON p.id = a.person_id \
+                    (SELECT group_concat(role) FROM role_holders r WHERE r.person_id = a.person_id) \
+             FROM sessions s JOIN accounts a ON a.id = s.account_id JOIN person_names p ON p.id = a.person_id \
              WHERE s.token_hash = ?1",
         )?
         .query_row(

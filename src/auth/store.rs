@@ -60,16 +60,7 @@ pub fn code_hash(secret: &Secret, account_id: &Id, code: &str) -> String {
     secret.mac(&[b"activation", account_id, normalize_code(code).as_bytes()])
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct NewPerson {
-    pub surname: String,
-    pub first_names: String,
-    pub sex: Option<String>,
-    pub birth_date: Option<String>,
-    pub matricule: Option<String>,
-    pub phone: Option<String>,
-    pub roles: Vec<Role>,
-}
+pub use crate::people::NewPerson;
 
 /// `prenom.nom` in lower-case ASCII, without accents or spaces (see [`crate::text::fold_alnum`]).
 pub fn login_base(first_names: &str, surname: &str) -> String {
@@ -90,28 +81,7 @@ pub fn create_person(
     p: &NewPerson,
 ) -> Result<(Id, Id, String), DbError> {
     let now = db::now();
-    let person = db::new_id();
-    conn.execute(
-        "INSERT INTO people (id, scope, surname, first_names, sex, birth_date, matricule, phone, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            &person[..],
-            scope,
-            p.surname.trim(),
-            p.first_names.trim(),
-            p.sex,
-            p.birth_date,
-            p.matricule,
-            p.phone,
-            now
-        ],
-    )?;
-    for role in &p.roles {
-        conn.execute(
-            "INSERT INTO person_roles (id, scope, person_id, role) VALUES (?1, ?2, ?3, ?4)",
-            params![&db::new_id()[..], scope, &person[..], role.code()],
-        )?;
-    }
+    let person = crate::people::add_person(conn, scope, p)?;
     let base = {
         let b = login_base(&p.first_names, &p.surname);
         if b.is_empty() {
@@ -182,11 +152,7 @@ pub fn link_guardian(
     parent: &Id,
     child: &Id,
 ) -> Result<(), DbError> {
-    conn.execute(
-        "INSERT OR IGNORE INTO guardianships (id, scope, parent_id, child_id) VALUES (?1, ?2, ?3, ?4)",
-        params![&db::new_id()[..], scope, &parent[..], &child[..]],
-    )?;
-    Ok(())
+    crate::people::link_guardian(conn, scope, parent, child)
 }
 
 /// Give an account a fresh one-time code (replacing any earlier one); returns the clear code,
@@ -231,7 +197,7 @@ pub fn reset_code(
 pub fn roles_of_person(conn: &Connection, person: &Id) -> Result<Vec<Role>, DbError> {
     let roles: Option<String> = conn
         .query_row(
-            "SELECT group_concat(role) FROM person_roles WHERE person_id = ?1",
+            "SELECT group_concat(role) FROM role_holders WHERE person_id = ?1",
             [&person[..]],
             |r| r.get(0),
         )
@@ -248,7 +214,7 @@ pub fn roles_of_person(conn: &Connection, person: &Id) -> Result<Vec<Role>, DbEr
 pub fn roles_of_account(conn: &Connection, account: &Id) -> Result<Vec<Role>, DbError> {
     let roles: Option<String> = conn
         .query_row(
-            "SELECT group_concat(r.role) FROM accounts a JOIN person_roles r ON r.person_id = a.person_id \
+            "SELECT group_concat(r.role) FROM accounts a JOIN role_holders r ON r.person_id = a.person_id \
              WHERE a.id = ?1",
             [&account[..]],
             |r| r.get(0),
@@ -303,7 +269,7 @@ fn named(conn: &Connection, rows: Vec<audit::Row>) -> Result<Vec<CodeIssued>, Db
         let by = match &r.actor {
             Some(actor) => conn
                 .query_row(
-                    "SELECT p.first_names || ' ' || p.surname FROM accounts a JOIN people p ON p.id = a.person_id WHERE a.id = ?1",
+                    "SELECT p.name FROM accounts a JOIN person_names p ON p.id = a.person_id WHERE a.id = ?1",
                     [&actor[..]],
                     |row| row.get(0),
                 )
@@ -444,9 +410,9 @@ pub fn list_accounts(
     let people = f.people.as_ref().map(|ids| {
         serde_json::Value::from(ids.iter().map(|i| hex(i)).collect::<Vec<_>>()).to_string()
     });
-    let filter = "FROM accounts a JOIN people p ON p.id = a.person_id \
-         WHERE (lower(p.surname || ' ' || p.first_names || ' ' || a.login || ' ' || coalesce(p.matricule, '')) LIKE ?1) \
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM person_roles r WHERE r.person_id = p.id AND r.role = ?2)) \
+    let filter = "FROM accounts a JOIN person_names p ON p.id = a.person_id \
+         WHERE (lower(p.sort_name || ' ' || a.login || ' ' || p.matricule) LIKE ?1) \
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM role_holders r WHERE r.person_id = p.id AND r.role = ?2)) \
            AND (?3 IS NULL OR p.id IN (SELECT unhex(value) FROM json_each(?3)))";
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) {filter}"),
@@ -456,7 +422,7 @@ pub fn list_accounts(
     let mut stmt = conn.prepare(&format!(
         "SELECT a.id, p.id, a.login, p.surname, p.first_names, a.password_hash IS NOT NULL, \
                 a.activation_hash IS NOT NULL AND a.activation_expires > ?6, a.disabled, a.last_login_at, \
-                (SELECT group_concat(role) FROM person_roles r WHERE r.person_id = p.id) \
+                (SELECT group_concat(role) FROM role_holders r WHERE r.person_id = p.id) \
          {filter} ORDER BY p.surname, p.first_names LIMIT ?4 OFFSET ?5"
     ))?;
     let rows = stmt

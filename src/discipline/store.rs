@@ -86,6 +86,35 @@ fn record(
     )
 }
 
+/// The sanctions a pupil received (not cancelled) from `from` to `to`, oldest first, as the
+/// bulletin words them.
+pub fn sanctions_between(
+    conn: &Connection,
+    pupil: &Id,
+    from: &str,
+    to: &str,
+) -> Result<Vec<String>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT kind, days FROM sanctions WHERE pupil_id = ?1 AND cancelled_at IS NULL \
+         AND decided_on BETWEEN ?2 AND ?3 ORDER BY decided_on",
+    )?;
+    let rows = st
+        .query_map(params![&pupil[..], from, to], |r| {
+            let kind: String = r.get(0)?;
+            let days: Option<i64> = r.get(1)?;
+            Ok(match kind.as_str() {
+                "avertissement" => "Avertissement".to_string(),
+                "blame" => "Blâme".to_string(),
+                "exclusion_temporaire" => {
+                    format!("Exclusion temporaire ({} j)", days.unwrap_or(0))
+                }
+                _ => "Exclusion définitive".to_string(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub fn create_incident(
     conn: &Connection,
     scope: &str,

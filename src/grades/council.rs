@@ -726,9 +726,8 @@ fn course_access(
     .ok_or(AppError::NotFound)?;
     let pupils: Vec<(Id, String)> = c
         .prepare_cached(
-            "SELECT p.id, p.surname || ' ' || p.first_names FROM people p WHERE p.left_on IS NULL AND p.id IN \
-             (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
-              UNION SELECT person_id FROM group_members WHERE group_id = ?1) ORDER BY p.surname, p.first_names",
+            "SELECT p.id, p.sort_name FROM person_names p WHERE p.left_on IS NULL AND p.id IN \
+             (SELECT pupil_id FROM audience_pupils WHERE audience_id = ?1) ORDER BY p.surname, p.first_names",
         )?
         .query_map([&audience[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;

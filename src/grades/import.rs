@@ -84,9 +84,9 @@ type Audience = (Id, String, String, bool);
 fn audiences(conn: &Connection) -> Result<HashMap<String, Audience>, DbError> {
     let mut out = HashMap::new();
     let mut st = conn.prepare(
-        "SELECT c.id, c.name, coalesce(l.cycle, 'lycee'), 0 FROM classes c LEFT JOIN levels l ON l.code = c.level \
-         UNION ALL SELECT g.id, g.name, coalesce(l.cycle, 'lycee'), 1 FROM pupil_groups g \
-         LEFT JOIN classes c ON c.id = g.class_id LEFT JOIN levels l ON l.code = c.level",
+        "SELECT id, name, cycle, 0 FROM class_list \
+         UNION ALL SELECT g.id, g.name, coalesce(c.cycle, 'lycee'), 1 FROM group_list g \
+         LEFT JOIN class_list c ON c.id = g.class_id",
     )?;
     let rows = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -99,7 +99,7 @@ fn audiences(conn: &Connection) -> Result<HashMap<String, Audience>, DbError> {
 
 fn subjects(conn: &Connection) -> Result<HashMap<String, (Id, String)>, DbError> {
     let mut out = HashMap::new();
-    let mut st = conn.prepare("SELECT id, code, name FROM subjects")?;
+    let mut st = conn.prepare("SELECT id, code, name FROM subject_list")?;
     let rows = st
         .query_map([], |r| {
             Ok((
@@ -215,8 +215,8 @@ pub(crate) fn marks(
                 let teacher: Id = ctx
                     .tx
                     .query_row(
-                        "SELECT teacher_id FROM teachings WHERE school_year_id = ?1 AND (class_id = ?2 OR group_id = ?2) \
-                         AND subject_id = ?3 ORDER BY rowid LIMIT 1",
+                        "SELECT teacher_id FROM teaching_list WHERE school_year_id = ?1 AND (class_id = ?2 OR group_id = ?2) \
+                         AND subject_id = ?3 ORDER BY id LIMIT 1",
                         params![&year.id[..], &audience[..], &subject[..]],
                         |r| r.get(0),
                     )

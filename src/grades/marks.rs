@@ -808,8 +808,8 @@ pub fn pupil_view(
     let facts = crate::people::person_facts(c, &me, pupil, today)?;
     let view = policy::marks_view_of(who, facts).ok_or(AppError::Forbidden)?;
     let class: Option<(Id, String)> = rusqlite::OptionalExtension::optional(c.query_row(
-        "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \
-         WHERE cm.person_id = ?1 AND cm.role = 'eleve' LIMIT 1",
+        "SELECT c.id, c.name FROM enrolments cm JOIN class_list c ON c.id = cm.class_id \
+         WHERE cm.pupil_id = ?1 LIMIT 1",
         [&pupil[..]],
         |r| Ok((r.get(0)?, r.get(1)?)),
     ))?;

@@ -373,15 +373,18 @@ async fn settings_page(
         .db
         .read(move |c| {
             let y = crate::school::current_year(c, &today)?.ok_or_else(|| {
-                AppError::BadRequest("Aucune année scolaire : créez-la d'abord sur la page Établissement.".into())
+                AppError::BadRequest(
+                    "Aucune année scolaire : créez-la d'abord sur la page Établissement.".into(),
+                )
             })?;
             let s = store::settings(c, &y.id)?;
-            let confirmed: Option<(String, i64)> = rusqlite::OptionalExtension::optional(c.query_row(
-                "SELECT p.surname || ' ' || p.first_names, a.confirmed_at FROM assessment_settings a \
-                 JOIN people p ON p.id = a.confirmed_by WHERE a.school_year_id = ?1",
-                [&y.id[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            ))?;
+            let confirmed: Option<(String, i64)> =
+                rusqlite::OptionalExtension::optional(c.query_row(
+                    "SELECT p.sort_name, a.confirmed_at FROM assessment_settings a \
+                 JOIN person_names p ON p.id = a.confirmed_by WHERE a.school_year_id = ?1",
+                    [&y.id[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                ))?;
             Ok::<_, AppError>((y.name, s, confirmed))
         })
         .await?;

@@ -204,7 +204,7 @@ fn period_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Period> {
 pub fn period(conn: &Connection, id: &Id) -> Result<Option<Period>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {PERIOD_COLS} FROM periods p WHERE p.id = ?1"
+            "SELECT {PERIOD_COLS} FROM period_list p WHERE p.id = ?1"
         ))?
         .query_row([&id[..]], period_row)
         .optional()?)
@@ -213,7 +213,7 @@ pub fn period(conn: &Connection, id: &Id) -> Result<Option<Period>, DbError> {
 /// The periods of a school year for one cycle, in order.
 pub fn periods(conn: &Connection, year: &Id, cycle: &str) -> Result<Vec<Period>, DbError> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {PERIOD_COLS} FROM periods p WHERE p.school_year_id = ?1 AND p.cycle = ?2 ORDER BY p.number"
+        "SELECT {PERIOD_COLS} FROM period_list p WHERE p.school_year_id = ?1 AND p.cycle = ?2 ORDER BY p.number"
     ))?;
     let rows = st
         .query_map(params![&year[..], cycle], period_row)?
@@ -224,7 +224,7 @@ pub fn periods(conn: &Connection, year: &Id, cycle: &str) -> Result<Vec<Period>,
 /// All periods of a school year (both cycles).
 pub fn year_periods(conn: &Connection, year: &Id) -> Result<Vec<Period>, DbError> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {PERIOD_COLS} FROM periods p WHERE p.school_year_id = ?1 ORDER BY p.cycle DESC, p.number"
+        "SELECT {PERIOD_COLS} FROM period_list p WHERE p.school_year_id = ?1 ORDER BY p.cycle DESC, p.number"
     ))?;
     let rows = st
         .query_map([&year[..]], period_row)?
@@ -235,9 +235,7 @@ pub fn year_periods(conn: &Connection, year: &Id) -> Result<Vec<Period>, DbError
 /// The cycle of a class (collège or lycée) from its level; lycée when the level is unknown.
 pub fn class_cycle(conn: &Connection, class: &Id) -> Result<String, DbError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT coalesce(l.cycle, 'lycee') FROM classes c LEFT JOIN levels l ON l.code = c.level WHERE c.id = ?1",
-        )?
+        .prepare_cached("SELECT cycle FROM class_list WHERE id = ?1")?
         .query_row([&class[..]], |r| r.get(0))
         .optional()?
         .unwrap_or_else(|| "lycee".into()))
@@ -297,13 +295,12 @@ impl Teaching {
 pub fn teachings_of(conn: &Connection, teacher: &Id, year: &Id) -> Result<Vec<Teaching>, DbError> {
     let mut st = conn.prepare_cached(
         "SELECT t.class_id, t.group_id, t.subject_id, coalesce(c.name, g.name), s.name, \
-                coalesce(l.cycle, gl.cycle, 'lycee') \
-         FROM teachings t JOIN subjects s ON s.id = t.subject_id \
-         LEFT JOIN classes c ON c.id = t.class_id LEFT JOIN levels l ON l.code = c.level \
-         LEFT JOIN pupil_groups g ON g.id = t.group_id LEFT JOIN classes gc ON gc.id = g.class_id \
-         LEFT JOIN levels gl ON gl.code = gc.level \
+                coalesce(c.cycle, gc.cycle, 'lycee') \
+         FROM teaching_list t JOIN subject_list s ON s.id = t.subject_id \
+         LEFT JOIN class_list c ON c.id = t.class_id \
+         LEFT JOIN group_list g ON g.id = t.group_id LEFT JOIN class_list gc ON gc.id = g.class_id \
          WHERE t.teacher_id = ?1 AND t.school_year_id = ?2 \
-         ORDER BY coalesce(l.rank, gl.rank, 99), coalesce(c.name, g.name), s.rank, s.name",
+         ORDER BY coalesce(c.level_rank, gc.level_rank, 99), coalesce(c.name, g.name), s.rank, s.name",
     )?;
     let rows = st
         .query_map(params![&teacher[..], &year[..]], |r| {
@@ -330,7 +327,7 @@ pub fn teaches(
 ) -> Result<bool, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM teachings WHERE teacher_id = ?1 AND school_year_id = ?2 \
+            "SELECT 1 FROM teaching_list WHERE teacher_id = ?1 AND school_year_id = ?2 \
              AND (class_id = ?3 OR group_id = ?3) AND subject_id = ?4",
         )?
         .query_row(
@@ -421,14 +418,14 @@ impl Assessment {
 }
 
 const ASSESSMENT_SELECT: &str = "SELECT a.id, a.period_id, p.name, \
-        (p.closed_at IS NOT NULL OR EXISTS (SELECT 1 FROM class_period_closures k \
+        (p.closed_at IS NOT NULL OR EXISTS (SELECT 1 FROM class_closures k \
             WHERE k.period_id = a.period_id AND k.class_id = coalesce(a.class_id, g.class_id))), p.school_year_id, \
         a.class_id, a.group_id, coalesce(c.name, g.name), a.subject_id, s.name, a.teacher_id, \
-        t.surname || ' ' || t.first_names, a.kind, a.title, a.on_date, a.scale, a.published_at IS NOT NULL, \
+        t.sort_name, a.kind, a.title, a.on_date, a.scale, a.published_at IS NOT NULL, \
         (SELECT COUNT(*) FROM marks m WHERE m.assessment_id = a.id) \
-     FROM assessments a JOIN periods p ON p.id = a.period_id JOIN subjects s ON s.id = a.subject_id \
-     JOIN people t ON t.id = a.teacher_id LEFT JOIN classes c ON c.id = a.class_id \
-     LEFT JOIN pupil_groups g ON g.id = a.group_id";
+     FROM assessments a JOIN period_list p ON p.id = a.period_id JOIN subject_list s ON s.id = a.subject_id \
+     JOIN person_names t ON t.id = a.teacher_id LEFT JOIN class_list c ON c.id = a.class_id \
+     LEFT JOIN group_list g ON g.id = a.group_id";
 
 fn assessment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Assessment> {
     Ok(Assessment {
@@ -546,7 +543,7 @@ pub fn publish(conn: &Connection, a: &Id, actor: &Id) -> Result<(), DbError> {
 pub fn audience_class(conn: &Connection, audience: &Id) -> Result<Option<Id>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id FROM classes WHERE id = ?1 UNION ALL SELECT class_id FROM pupil_groups WHERE id = ?1 AND class_id IS NOT NULL",
+            "SELECT id FROM class_list WHERE id = ?1 UNION ALL SELECT class_id FROM group_list WHERE id = ?1 AND class_id IS NOT NULL",
         )?
         .query_row([&audience[..]], |r| r.get(0))
         .optional()?)
@@ -562,9 +559,7 @@ pub fn is_closed(conn: &Connection, period: &Period, audience: &Id) -> Result<bo
         return Ok(false);
     };
     Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM class_period_closures WHERE class_id = ?1 AND period_id = ?2",
-        )?
+        .prepare_cached("SELECT 1 FROM class_closures WHERE class_id = ?1 AND period_id = ?2")?
         .query_row(params![&class[..], &period.id[..]], |_| Ok(()))
         .optional()?
         .is_some())
@@ -580,15 +575,11 @@ pub fn close_for_class(
     actor: &Id,
 ) -> Result<bool, DbError> {
     let now = db::now();
-    let n = conn.execute(
-        "INSERT INTO class_period_closures (id, scope, class_id, period_id, closed_at, closed_by)          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (class_id, period_id) DO NOTHING",
-        params![&db::new_id()[..], scope, &class[..], &period[..], now, &actor[..]],
-    )?;
-    if n == 0 {
+    if !crate::school::close_class_period(conn, scope, class, period, now, actor)? {
         return Ok(false);
     }
     conn.execute(
-        "UPDATE assessments SET published_at = ?3, updated_at = ?3 WHERE period_id = ?1 AND published_at IS NULL          AND (class_id = ?2 OR group_id IN (SELECT id FROM pupil_groups WHERE class_id = ?2))",
+        "UPDATE assessments SET published_at = ?3, updated_at = ?3 WHERE period_id = ?1 AND published_at IS NULL          AND (class_id = ?2 OR group_id IN (SELECT id FROM group_list WHERE class_id = ?2))",
         params![&period[..], &class[..], now],
     )?;
     audit::record(
@@ -610,11 +601,8 @@ pub fn reopen_for_class(
     class: &Id,
     actor: &Id,
 ) -> Result<bool, DbError> {
-    let n = conn.execute(
-        "DELETE FROM class_period_closures WHERE class_id = ?1 AND period_id = ?2",
-        params![&class[..], &period[..]],
-    )?;
-    if n > 0 {
+    let reopened = crate::school::reopen_class_period(conn, class, period)?;
+    if reopened {
         audit::record(
             conn,
             &audit::Entry {
@@ -626,17 +614,13 @@ pub fn reopen_for_class(
             },
         )?;
     }
-    Ok(n > 0)
+    Ok(reopened)
 }
 
 /// Close a period: every assessment of it is published, and marks change only by the direction.
 pub fn close_period(conn: &Connection, period: &Id, actor: &Id) -> Result<bool, DbError> {
     let now = db::now();
-    let n = conn.execute(
-        "UPDATE periods SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL",
-        params![&period[..], now],
-    )?;
-    if n == 0 {
+    if !crate::school::set_period_closed(conn, period, Some(now))? {
         return Ok(false);
     }
     conn.execute(
@@ -657,11 +641,8 @@ pub fn close_period(conn: &Connection, period: &Id, actor: &Id) -> Result<bool, 
 }
 
 pub fn reopen_period(conn: &Connection, period: &Id, actor: &Id) -> Result<bool, DbError> {
-    let n = conn.execute(
-        "UPDATE periods SET closed_at = NULL WHERE id = ?1 AND closed_at IS NOT NULL",
-        [&period[..]],
-    )?;
-    if n > 0 {
+    let reopened = crate::school::set_period_closed(conn, period, None)?;
+    if reopened {
         audit::record(
             conn,
             &audit::Entry {
@@ -673,7 +654,7 @@ pub fn reopen_period(conn: &Connection, period: &Id, actor: &Id) -> Result<bool,
             },
         )?;
     }
-    Ok(n > 0)
+    Ok(reopened)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -791,10 +772,9 @@ pub struct GridLine {
 pub fn grid(conn: &Connection, a: &Assessment) -> Result<Vec<GridLine>, DbError> {
     let mut st = conn.prepare_cached(
         "WITH roster(pid) AS ( \
-             SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' \
-             UNION SELECT person_id FROM group_members WHERE group_id = ?1) \
-         SELECT p.id, p.surname || ' ' || p.first_names, coalesce(p.matricule, ''), m.status, m.value \
-         FROM people p LEFT JOIN marks m ON m.pupil_id = p.id AND m.assessment_id = ?2 \
+             SELECT pupil_id FROM audience_pupils WHERE audience_id = ?1) \
+         SELECT p.id, p.sort_name, p.matricule, m.status, m.value \
+         FROM person_names p LEFT JOIN marks m ON m.pupil_id = p.id AND m.assessment_id = ?2 \
          WHERE (p.id IN (SELECT pid FROM roster) AND p.left_on IS NULL) OR m.id IS NOT NULL \
          ORDER BY p.surname, p.first_names",
     )?;
@@ -938,7 +918,7 @@ pub fn marks_of_pupil(
 ) -> Result<Vec<PupilMark>, DbError> {
     let mut st = conn.prepare_cached(
         "SELECT a.id, a.subject_id, s.name, a.kind, a.title, a.on_date, a.scale, m.status, m.value \
-         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subjects s ON s.id = a.subject_id \
+         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subject_list s ON s.id = a.subject_id \
          WHERE m.pupil_id = ?1 AND a.period_id = ?2 AND (?3 = 0 OR a.published_at IS NOT NULL) \
            AND (?4 IS NULL OR a.teacher_id = ?4) \
          ORDER BY s.rank, s.name, a.on_date",
@@ -1026,7 +1006,7 @@ pub fn class_period(
     period: &Period,
 ) -> Result<Option<ClassPeriodData>, DbError> {
     let Some((class_name, level, serie)): Option<(String, String, String)> = conn
-        .prepare_cached("SELECT name, level, coalesce(serie, '') FROM classes WHERE id = ?1")?
+        .prepare_cached("SELECT name, level, coalesce(serie, '') FROM class_list WHERE id = ?1")?
         .query_row([&class[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
     else {
@@ -1036,13 +1016,13 @@ pub fn class_period(
     let subjects: Vec<SubjectCol> = conn
         .prepare_cached(
             "SELECT s.id, s.code, s.name, s.domain, k.coefficient, \
-                    coalesce((SELECT group_concat(t.surname || ' ' || t.first_names, ', ') FROM teachings tg \
-                              JOIN people t ON t.id = tg.teacher_id \
+                    coalesce((SELECT group_concat(t.sort_name, ', ') FROM teaching_list tg \
+                              JOIN person_names t ON t.id = tg.teacher_id \
                               WHERE tg.subject_id = s.id AND tg.school_year_id = ?1 AND (tg.class_id = ?4 \
-                                OR tg.group_id IN (SELECT id FROM pupil_groups WHERE class_id = ?4))), '') \
-             FROM coefficients k JOIN subjects s ON s.id = k.subject_id \
+                                OR tg.group_id IN (SELECT id FROM group_list WHERE class_id = ?4))), '') \
+             FROM coefficient_list k JOIN subject_list s ON s.id = k.subject_id \
              WHERE k.school_year_id = ?1 AND k.level = ?2 AND (k.serie = ?3 OR (k.serie = '' AND NOT EXISTS \
-                   (SELECT 1 FROM coefficients k2 WHERE k2.school_year_id = ?1 AND k2.level = ?2 \
+                   (SELECT 1 FROM coefficient_list k2 WHERE k2.school_year_id = ?1 AND k2.level = ?2 \
                     AND k2.serie = ?3 AND k2.subject_id = k.subject_id))) \
              ORDER BY s.rank, s.name",
         )?
@@ -1069,10 +1049,11 @@ pub fn class_period(
     );
     let pupils_raw: Vec<Raw> = conn
         .prepare_cached(
-            "SELECT p.id, p.surname, p.first_names, coalesce(p.matricule, ''), p.sex, p.birth_date, \
-                    p.birth_place, cm.repeating \
-             FROM class_members cm JOIN people p ON p.id = cm.person_id \
-             WHERE cm.class_id = ?1 AND cm.role = 'eleve' AND p.left_on IS NULL \
+            "SELECT p.id, p.surname, p.first_names, p.matricule, d.sex, d.birth_date, \
+                    d.birth_place, cm.repeating \
+             FROM enrolments cm JOIN person_names p ON p.id = cm.pupil_id \
+             JOIN person_details d ON d.id = cm.pupil_id \
+             WHERE cm.class_id = ?1 AND p.left_on IS NULL \
              ORDER BY p.surname, p.first_names",
         )?
         .query_map([&class[..]], |r| {
@@ -1117,9 +1098,9 @@ pub fn class_period(
     let mut missing = std::collections::BTreeSet::new();
     let mut st = conn.prepare_cached(
         "SELECT m.pupil_id, a.subject_id, s.name, a.kind, m.status, m.value, a.scale \
-         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subjects s ON s.id = a.subject_id \
+         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subject_list s ON s.id = a.subject_id \
          WHERE a.period_id = ?2 AND m.pupil_id IN \
-               (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve')",
+               (SELECT pupil_id FROM enrolments WHERE class_id = ?1)",
     )?;
     let mut rows = st.query(params![&class[..], &period.id[..]])?;
     while let Some(r) = rows.next()? {
@@ -1149,14 +1130,6 @@ pub fn class_period(
     drop(rows);
 
     let mut pupils = Vec::with_capacity(pupils_raw.len());
-    let mut absences = conn.prepare_cached(
-        "SELECT kind, status = 'acceptee', SUM(minutes) FROM absences \
-         WHERE pupil_id = ?1 AND on_date BETWEEN ?2 AND ?3 GROUP BY 1, 2",
-    )?;
-    let mut sanctions = conn.prepare_cached(
-        "SELECT kind, days FROM sanctions WHERE pupil_id = ?1 AND cancelled_at IS NULL \
-         AND decided_on BETWEEN ?2 AND ?3 ORDER BY decided_on",
-    )?;
     for (i, (id, surname, first_names, matricule, sex, birth, birth_place, repeating)) in
         pupils_raw.into_iter().enumerate()
     {
@@ -1173,33 +1146,20 @@ pub fn class_period(
             late_minutes: (0, 0),
             sanctions: Vec::new(),
         };
-        let mut q = absences.query(params![&id[..], period.starts_on, period.ends_on])?;
-        while let Some(r) = q.next()? {
-            let (kind, justified, minutes): (String, bool, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let slot = if kind == "absence" {
-                &mut row.absence_minutes
-            } else {
-                &mut row.late_minutes
-            };
-            if justified {
-                slot.0 += minutes;
-            } else {
-                slot.1 += minutes;
-            }
-        }
-        let mut q = sanctions.query(params![&id[..], period.starts_on, period.ends_on])?;
-        while let Some(r) = q.next()? {
-            let kind: String = r.get(0)?;
-            let days: Option<i64> = r.get(1)?;
-            row.sanctions.push(match kind.as_str() {
-                "avertissement" => "Avertissement".to_string(),
-                "blame" => "Blâme".to_string(),
-                "exclusion_temporaire" => {
-                    format!("Exclusion temporaire ({} j)", days.unwrap_or(0))
-                }
-                _ => "Exclusion définitive".to_string(),
-            });
-        }
+        let missed = crate::attendance::store::minutes_missed(
+            conn,
+            &id,
+            &period.starts_on,
+            &period.ends_on,
+        )?;
+        row.absence_minutes = missed.absent;
+        row.late_minutes = missed.late;
+        row.sanctions = crate::discipline::store::sanctions_between(
+            conn,
+            &id,
+            &period.starts_on,
+            &period.ends_on,
+        )?;
         input.pupils[i].sanctioned = !row.sanctions.is_empty();
         pupils.push(row);
     }
@@ -1239,7 +1199,7 @@ pub fn council(conn: &Connection, class: &Id, period: &Id) -> Result<Council, Db
     drop(rows);
     let mut st = conn.prepare_cached(
         "SELECT a.pupil_id, a.subject_id, a.text FROM subject_appreciations a \
-         WHERE a.period_id = ?2 AND a.pupil_id IN (SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve')",
+         WHERE a.period_id = ?2 AND a.pupil_id IN (SELECT pupil_id FROM enrolments WHERE class_id = ?1)",
     )?;
     let mut rows = st.query(params![&class[..], &period[..]])?;
     while let Some(r) = rows.next()? {
@@ -1357,7 +1317,7 @@ pub fn set_council_record(
 pub fn is_principal(conn: &Connection, person: &Id, class: &Id) -> Result<bool, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM class_members WHERE class_id = ?1 AND person_id = ?2 AND role = 'principal'",
+            "SELECT 1 FROM class_staff WHERE class_id = ?1 AND person_id = ?2 AND role = 'principal'",
         )?
         .query_row(params![&class[..], &person[..]], |_| Ok(()))
         .optional()?
@@ -1367,7 +1327,7 @@ pub fn is_principal(conn: &Connection, person: &Id, class: &Id) -> Result<bool, 
 /// The classes whose professeur principal is `person`.
 pub fn principal_of(conn: &Connection, person: &Id) -> Result<Vec<(Id, String)>, DbError> {
     let mut st = conn.prepare_cached(
-        "SELECT c.id, c.name FROM class_members cm JOIN classes c ON c.id = cm.class_id \
+        "SELECT c.id, c.name FROM class_staff cm JOIN class_list c ON c.id = cm.class_id \
          WHERE cm.person_id = ?1 AND cm.role = 'principal' ORDER BY c.name",
     )?;
     let rows = st

@@ -436,7 +436,7 @@ fn create(
 /// Classes by folded name ("2nde A" → "2ndea").
 fn class_index(conn: &Connection) -> Result<HashMap<String, (Id, String)>, DbError> {
     let rows = conn
-        .prepare("SELECT id, name FROM classes")?
+        .prepare("SELECT id, name FROM class_list")?
         .query_map([], |r| Ok((r.get::<_, Id>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows
@@ -577,7 +577,7 @@ pub(crate) fn pupils(
         let current: Option<(Id, String)> = ctx
             .tx
             .prepare_cached(
-                "SELECT c.id, c.name FROM class_members m JOIN classes c ON c.id = m.class_id \
+                "SELECT c.id, c.name FROM class_members m JOIN class_list c ON c.id = m.class_id \
                  WHERE m.person_id = ?1 AND m.role = 'eleve'",
             )?
             .query_row([&k.id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -625,7 +625,7 @@ fn line(rec: &Record, what: String, changes: Vec<String>) -> LineReport {
 
 fn account_of(conn: &Connection, person: &Id) -> Result<Option<Id>, DbError> {
     Ok(conn
-        .prepare_cached("SELECT id FROM accounts WHERE person_id = ?1")?
+        .prepare_cached("SELECT id FROM account_states WHERE person_id = ?1")?
         .query_row([&person[..]], |r| r.get(0))
         .optional()?)
 }
@@ -724,7 +724,7 @@ fn departures(
             "SELECT p.id, p.matricule, p.surname || ' ' || p.first_names, c.id, coalesce(c.name, '') \
              FROM people p JOIN person_roles r ON r.person_id = p.id AND r.role = 'eleve' \
              LEFT JOIN class_members m ON m.person_id = p.id AND m.role = 'eleve' \
-             LEFT JOIN classes c ON c.id = m.class_id \
+             LEFT JOIN class_list c ON c.id = m.class_id \
              WHERE p.left_on IS NULL AND p.matricule IS NOT NULL ORDER BY c.name, p.surname, p.first_names",
         )?
         .query_map([], |r| {
@@ -822,7 +822,7 @@ pub(crate) fn parents(
             .prepare_cached(
                 "SELECT p.id, p.surname || ' ' || p.first_names, m.class_id, coalesce(c.name, '') FROM people p \
                  LEFT JOIN class_members m ON m.person_id = p.id AND m.role = 'eleve' \
-                 LEFT JOIN classes c ON c.id = m.class_id WHERE p.matricule = ?1",
+                 LEFT JOIN class_list c ON c.id = m.class_id WHERE p.matricule = ?1",
             )?
             .query_row([m], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;

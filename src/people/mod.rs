@@ -15,7 +15,11 @@ use crate::web::{AppError, Page, render};
 
 mod edit;
 pub mod import;
+mod store;
 pub use edit::{Facts, update_identity};
+pub use store::{
+    NewPerson, add_person, add_to_group, join_class_team, link_guardian, set_principal,
+};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -54,7 +58,7 @@ fn classes_where(
 ) -> Result<Vec<ClassRef>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT c.id, c.name, (SELECT COUNT(*) FROM class_members m WHERE m.class_id = c.id AND m.role = 'eleve') \
-         FROM classes c {filter} \
+         FROM class_list c {filter} \
          ORDER BY CASE c.level WHEN '6e' THEN 1 WHEN '5e' THEN 2 WHEN '4e' THEN 3 WHEN '3e' THEN 4 \
                   WHEN '2nde' THEN 5 WHEN '1ère' THEN 6 WHEN 'Tle' THEN 7 ELSE 8 END, c.name"
     ))?;
@@ -239,7 +243,7 @@ pub fn class_labels(
     persons: &[Id],
 ) -> Result<std::collections::HashMap<Id, String>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT group_concat(c.name, ', ') FROM class_members m JOIN classes c ON c.id = m.class_id \
+        "SELECT group_concat(c.name, ', ') FROM class_members m JOIN class_list c ON c.id = m.class_id \
          WHERE m.role = 'eleve' AND (m.person_id = ?1 \
             OR m.person_id IN (SELECT child_id FROM guardianships WHERE parent_id = ?1))",
     )?;
@@ -341,7 +345,7 @@ pub fn person_facts(
         .query_row(
             "SELECT 1 FROM class_members t JOIN class_members p ON p.class_id = t.class_id \
              WHERE t.person_id = ?1 AND t.role IN ('enseignant', 'principal') AND p.person_id = ?2 AND p.role = 'eleve' \
-             UNION ALL SELECT 1 FROM teachings tg JOIN group_members gm ON gm.group_id = tg.group_id \
+             UNION ALL SELECT 1 FROM teaching_list tg JOIN group_members gm ON gm.group_id = tg.group_id \
              WHERE tg.teacher_id = ?1 AND gm.person_id = ?2 LIMIT 1",
             params![&asker[..], &target[..]],
             |_| Ok(()),
@@ -366,7 +370,7 @@ pub fn person_name(conn: &Connection, id: &Id) -> Result<Option<String>, DbError
 
 pub fn class_name(conn: &Connection, id: &Id) -> Result<Option<String>, DbError> {
     Ok(conn
-        .prepare_cached("SELECT name FROM classes WHERE id = ?1")?
+        .prepare_cached("SELECT name FROM class_list WHERE id = ?1")?
         .query_row([&id[..]], |r| r.get(0))
         .optional()?)
 }
@@ -450,7 +454,7 @@ fn person_view(conn: &Connection, id: &Id) -> Result<Option<PersonView>, DbError
             .filter_map(|r| Role::parse(r))
             .collect(),
         classes: strings(
-            "SELECT c.name FROM class_members m JOIN classes c ON c.id = m.class_id WHERE m.person_id = ?1 ORDER BY c.name",
+            "SELECT c.name FROM class_members m JOIN class_list c ON c.id = m.class_id WHERE m.person_id = ?1 ORDER BY c.name",
         )?,
         guardians: {
             let mut stmt = conn.prepare(
@@ -596,7 +600,7 @@ async fn class_page(
         .db
         .read(move |c| {
             let name: String = c
-                .query_row("SELECT name FROM classes WHERE id = ?1", [&class[..]], |r| r.get(0))
+                .query_row("SELECT name FROM class_list WHERE id = ?1", [&class[..]], |r| r.get(0))
                 .optional()?
                 .ok_or(AppError::NotFound)?;
             let teaches = c

@@ -155,9 +155,9 @@ pub(crate) fn teacher_index(
 ) -> Result<HashMap<String, Option<(Id, String)>>, DbError> {
     let rows = conn
         .prepare(
-            "SELECT p.id, p.surname, p.first_names, coalesce(a.login, '') FROM people p \
-             JOIN person_roles r ON r.person_id = p.id AND r.role = 'enseignant' \
-             LEFT JOIN accounts a ON a.person_id = p.id WHERE p.left_on IS NULL",
+            "SELECT p.id, p.surname, p.first_names, coalesce(a.login, '') FROM person_names p \
+             JOIN role_holders r ON r.person_id = p.id AND r.role = 'enseignant' \
+             LEFT JOIN account_states a ON a.person_id = p.id WHERE p.left_on IS NULL",
         )?
         .query_map([], |r| {
             Ok((
@@ -317,28 +317,12 @@ pub(crate) fn classes(
             }
         };
         let mut action = action;
-        if let Some(pp) = principal {
-            let current: Option<Id> = ctx
-                .tx
-                .query_row(
-                    "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'principal'",
-                    [&class[..]],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if current != Some(pp) {
-                ctx.tx.execute(
-                    "DELETE FROM class_members WHERE class_id = ?1 AND role = 'principal'",
-                    [&class[..]],
-                )?;
-                ctx.tx.execute(
-                    "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'principal')",
-                    params![&db::new_id()[..], ctx.scope, &class[..], &pp[..]],
-                )?;
-                notes.push(format!("professeur principal {}", cols.get(rec, C_PRINCIPAL)));
-                if action == Action::Unchanged {
-                    action = Action::Update;
-                }
+        if let Some(pp) = principal
+            && crate::people::set_principal(ctx.tx, &ctx.scope, &class, &pp)?
+        {
+            notes.push(format!("professeur principal {}", cols.get(rec, C_PRINCIPAL)));
+            if action == Action::Unchanged {
+                action = Action::Update;
             }
         }
         Ok(LineReport {

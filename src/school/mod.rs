@@ -274,7 +274,7 @@ pub fn groups(conn: &Connection) -> Result<Vec<Named>, DbError> {
 pub fn teachers(conn: &Connection) -> Result<Vec<Named>, DbError> {
     named(
         conn,
-        "SELECT p.id, p.surname || ' ' || p.first_names, '' FROM people p JOIN person_roles r ON r.person_id = p.id \
+        "SELECT p.id, p.sort_name, '' FROM person_names p JOIN role_holders r ON r.person_id = p.id \
          WHERE r.role = 'enseignant' AND p.left_on IS NULL ORDER BY p.surname, p.first_names",
     )
 }
@@ -415,8 +415,8 @@ pub fn split_class(
     }
     let pupils: Vec<Id> = conn
         .prepare(
-            "SELECT m.person_id FROM class_members m JOIN people p ON p.id = m.person_id \
-             WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.surname, p.first_names",
+            "SELECT m.pupil_id FROM enrolments m JOIN person_names p ON p.id = m.pupil_id \
+             WHERE m.class_id = ?1 ORDER BY p.surname, p.first_names",
         )?
         .query_map([&class[..]], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -434,10 +434,7 @@ pub fn split_class(
             params![&id[..], scope, names[g], &class[..]],
         )?;
         for p in members {
-            conn.execute(
-                "INSERT INTO group_members (id, scope, group_id, person_id) VALUES (?1, ?2, ?3, ?4)",
-                params![&db::new_id()[..], scope, &id[..], &p[..]],
-            )?;
+            crate::people::add_to_group(conn, scope, &id, p)?;
         }
         ids[g] = id;
     }
@@ -462,11 +459,7 @@ pub fn add_teaching(
          DO UPDATE SET hours_per_week = excluded.hours_per_week WHERE hours_per_week <> excluded.hours_per_week",
         params![&db::new_id()[..], scope, &year[..], &teacher[..], &class[..], &subject[..], hours],
     )?;
-    conn.execute(
-        "INSERT OR IGNORE INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'enseignant')",
-        params![&db::new_id()[..], scope, &class[..], &teacher[..]],
-    )?;
-    Ok(())
+    crate::people::join_class_team(conn, scope, class, teacher)
 }
 
 /// Set a coefficient for (year, level, série, subject).
@@ -485,6 +478,56 @@ pub fn set_coefficient(
          ON CONFLICT (school_year_id, level, serie, subject_id) \
          DO UPDATE SET coefficient = excluded.coefficient WHERE coefficient <> excluded.coefficient",
         params![&db::new_id()[..], scope, &year[..], level, serie, &subject[..], coefficient],
+    )?;
+    Ok(n > 0)
+}
+
+/// Close a whole period (`Some(at)`) or reopen it (`None`); returns whether it changed. The
+/// marks' side of closing (publishing, audit) is `grades`'s.
+pub fn set_period_closed(conn: &Connection, period: &Id, at: Option<i64>) -> Result<bool, DbError> {
+    let n = match at {
+        Some(at) => conn.execute(
+            "UPDATE periods SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL",
+            params![&period[..], at],
+        )?,
+        None => conn.execute(
+            "UPDATE periods SET closed_at = NULL WHERE id = ?1 AND closed_at IS NOT NULL",
+            [&period[..]],
+        )?,
+    };
+    Ok(n > 0)
+}
+
+/// Close a period for one class (after its council) by `actor`; returns false when it already
+/// was.
+pub fn close_class_period(
+    conn: &Connection,
+    scope: &str,
+    class: &Id,
+    period: &Id,
+    at: i64,
+    actor: &Id,
+) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "INSERT INTO class_period_closures (id, scope, class_id, period_id, closed_at, closed_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (class_id, period_id) DO NOTHING",
+        params![
+            &db::new_id()[..],
+            scope,
+            &class[..],
+            &period[..],
+            at,
+            &actor[..]
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// Reopen a period for one class; returns false when it was not closed for it.
+pub fn reopen_class_period(conn: &Connection, class: &Id, period: &Id) -> Result<bool, DbError> {
+    let n = conn.execute(
+        "DELETE FROM class_period_closures WHERE class_id = ?1 AND period_id = ?2",
+        params![&class[..], &period[..]],
     )?;
     Ok(n > 0)
 }

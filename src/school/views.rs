@@ -133,15 +133,15 @@ async fn structure_page(
             }
             let groups = c
                 .prepare(
-                    "SELECT g.name, coalesce(c.name, ''), (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) \
+                    "SELECT g.name, coalesce(c.name, ''), (SELECT COUNT(*) FROM audience_pupils m WHERE m.audience_id = g.id) \
                      FROM pupil_groups g LEFT JOIN classes c ON c.id = g.class_id ORDER BY g.name",
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             let teachings = c
                 .prepare(
-                    "SELECT p.surname || ' ' || p.first_names, coalesce(c.name, g.name), s.name, t.hours_per_week \
-                     FROM teachings t JOIN people p ON p.id = t.teacher_id JOIN subjects s ON s.id = t.subject_id \
+                    "SELECT p.sort_name, coalesce(c.name, g.name), s.name, t.hours_per_week \
+                     FROM teachings t JOIN person_names p ON p.id = t.teacher_id JOIN subjects s ON s.id = t.subject_id \
                      LEFT JOIN classes c ON c.id = t.class_id LEFT JOIN pupil_groups g ON g.id = t.group_id \
                      ORDER BY p.surname, p.first_names, 2, s.name",
                 )?

@@ -27,6 +27,7 @@ pub const TABLES: &[&str] = &[
     "people",
     "rooms",
     "classes",
+    "levels",
     "pupil_groups",
     "school_years",
     "class_members",

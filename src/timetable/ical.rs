@@ -37,8 +37,8 @@ fn person_for_token(conn: &Connection, token: &str, today: &str) -> Result<Optio
     let found: Option<(Id, bool)> = conn
         .query_row(
             "SELECT f.person_id, \
-                    coalesce((SELECT disabled FROM accounts a WHERE a.person_id = f.person_id), 0) = 0 \
-                    AND coalesce((SELECT left_on > ?2 FROM people p WHERE p.id = f.person_id AND p.left_on IS NOT NULL), 1) \
+                    coalesce((SELECT disabled FROM account_states a WHERE a.person_id = f.person_id), 0) = 0 \
+                    AND coalesce((SELECT left_on > ?2 FROM person_names p WHERE p.id = f.person_id AND p.left_on IS NOT NULL), 1) \
              FROM calendar_feeds f WHERE f.token_hash = ?1",
             params![token_hash(token), today],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -62,7 +62,7 @@ fn feed_text(s: &str) -> String {
 /// parent, their children's.
 fn filters_for(conn: &Connection, person: &Id, today: &str) -> Result<Vec<Filter>, DbError> {
     let roles: Vec<String> = conn
-        .prepare_cached("SELECT role FROM person_roles WHERE person_id = ?1")?
+        .prepare_cached("SELECT role FROM role_holders WHERE person_id = ?1")?
         .query_map([&person[..]], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let has = |r: Role| roles.iter().any(|x| x == r.code());
@@ -180,7 +180,7 @@ async fn feed(
                 all.extend(store::occurrences(c, &f, from, to)?);
             }
             let roles: Vec<Role> = c
-                .prepare_cached("SELECT role FROM person_roles WHERE person_id = ?1")?
+                .prepare_cached("SELECT role FROM role_holders WHERE person_id = ?1")?
                 .query_map([&person[..]], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?
                 .iter()

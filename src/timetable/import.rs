@@ -134,11 +134,11 @@ pub(crate) fn timetable(
     let Some(year) = year(ctx, sheet, report)? else {
         return Ok(());
     };
-    let classes = named_index(ctx.tx, "SELECT id, name FROM classes")?;
-    let groups = named_index(ctx.tx, "SELECT id, name FROM pupil_groups")?;
+    let classes = named_index(ctx.tx, "SELECT id, name FROM class_list")?;
+    let groups = named_index(ctx.tx, "SELECT id, name FROM group_list")?;
     let subjects = subject_index(ctx.tx)?;
     let teachers = teacher_index(ctx.tx)?;
-    let mut rooms = named_index(ctx.tx, "SELECT id, name FROM rooms")?;
+    let mut rooms = named_index(ctx.tx, "SELECT id, name FROM room_list")?;
     // Teaching assignments the timetable implies: (teacher, class, subject) → hours per week.
     let mut teachings: HashMap<(Id, Id, Id), f64> = HashMap::new();
     ctx.each(sheet, report, |rec, _| {

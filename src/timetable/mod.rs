@@ -469,7 +469,7 @@ async fn class_week(
                 return Err(AppError::Forbidden);
             }
             let groups = c
-                .prepare_cached("SELECT id FROM pupil_groups WHERE class_id = ?1")?
+                .prepare_cached("SELECT id FROM group_list WHERE class_id = ?1")?
                 .query_map([&class[..]], |r| r.get::<_, Id>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, AppError>((name, groups))
@@ -528,9 +528,11 @@ async fn staff_week(
         .read(move |c| match view {
             Viewpoint::Room => {
                 use rusqlite::OptionalExtension;
-                c.query_row("SELECT name FROM rooms WHERE id = ?1", [&target[..]], |r| {
-                    r.get(0)
-                })
+                c.query_row(
+                    "SELECT name FROM room_list WHERE id = ?1",
+                    [&target[..]],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(DbError::from)
             }

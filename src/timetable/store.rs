@@ -123,12 +123,12 @@ impl OccKey {
 }
 
 const SLOT_COLUMNS: &str = "s.id, s.weekday, s.starts, s.ends, s.weeks, s.valid_from, s.valid_to, \
-    s.subject_id, sub.name, s.teacher_id, coalesce(t.first_names || ' ' || t.surname, ''), \
+    s.subject_id, sub.name, s.teacher_id, coalesce(t.name, ''), \
     s.room_id, coalesce(r.name, ''), s.class_id, s.group_id, coalesce(c.name, g.name, ''), \
-    (SELECT week_a_monday FROM school_years y WHERE y.id = s.school_year_id)";
-const SLOT_JOINS: &str = "FROM timetable_slots s JOIN subjects sub ON sub.id = s.subject_id \
-    LEFT JOIN people t ON t.id = s.teacher_id LEFT JOIN rooms r ON r.id = s.room_id \
-    LEFT JOIN classes c ON c.id = s.class_id LEFT JOIN pupil_groups g ON g.id = s.group_id";
+    (SELECT week_a_monday FROM year_list y WHERE y.id = s.school_year_id)";
+const SLOT_JOINS: &str = "FROM timetable_slots s JOIN subject_list sub ON sub.id = s.subject_id \
+    LEFT JOIN person_names t ON t.id = s.teacher_id LEFT JOIN room_list r ON r.id = s.room_id \
+    LEFT JOIN class_list c ON c.id = s.class_id LEFT JOIN group_list g ON g.id = s.group_id";
 
 struct SlotRow {
     id: Id,
@@ -232,11 +232,11 @@ struct ChangeRow {
 }
 
 const CHANGE_COLUMNS: &str = "x.id, x.kind, x.slot_id, x.on_date, x.new_date, x.starts, x.ends, \
-    x.room_id, r.name, x.teacher_id, t.first_names || ' ' || t.surname, x.class_id, x.group_id, \
+    x.room_id, r.name, x.teacher_id, t.name, x.class_id, x.group_id, \
     coalesce(c.name, g.name), x.subject_id, sub.name, x.note \
-    FROM timetable_changes x LEFT JOIN rooms r ON r.id = x.room_id LEFT JOIN people t ON t.id = x.teacher_id \
-    LEFT JOIN classes c ON c.id = x.class_id LEFT JOIN pupil_groups g ON g.id = x.group_id \
-    LEFT JOIN subjects sub ON sub.id = x.subject_id";
+    FROM timetable_changes x LEFT JOIN room_list r ON r.id = x.room_id LEFT JOIN person_names t ON t.id = x.teacher_id \
+    LEFT JOIN class_list c ON c.id = x.class_id LEFT JOIN group_list g ON g.id = x.group_id \
+    LEFT JOIN subject_list sub ON sub.id = x.subject_id";
 
 fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
     Ok(ChangeRow {
@@ -564,13 +564,11 @@ pub fn occurrence(conn: &Connection, key: OccKey) -> Result<Option<Occurrence>, 
 /// The classes and groups a pupil belongs to.
 pub fn pupil_audience(conn: &Connection, pupil: &Id) -> Result<Filter, DbError> {
     let classes = conn
-        .prepare_cached(
-            "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve'",
-        )?
+        .prepare_cached("SELECT class_id FROM enrolments WHERE pupil_id = ?1")?
         .query_map([&pupil[..]], |r| r.get::<_, Id>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     let groups = conn
-        .prepare_cached("SELECT group_id FROM group_members WHERE person_id = ?1")?
+        .prepare_cached("SELECT group_id FROM group_enrolments WHERE pupil_id = ?1")?
         .query_map([&pupil[..]], |r| r.get::<_, Id>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Filter::Audience { classes, groups })
@@ -627,8 +625,8 @@ pub fn conflicts(
            AND s.valid_from <= ?4 AND s.valid_to >= ?5 \
            AND (s.weeks = 'all' OR ?6 = 'all' OR s.weeks = ?6) AND s.id IS NOT ?7 \
            AND (s.teacher_id = ?8 OR s.room_id = ?9 OR s.class_id = ?10 OR s.group_id = ?11 \
-                OR s.group_id IN (SELECT id FROM pupil_groups WHERE class_id = ?10) \
-                OR s.class_id = (SELECT class_id FROM pupil_groups WHERE id = ?11))"
+                OR s.group_id IN (SELECT id FROM group_list WHERE class_id = ?10) \
+                OR s.class_id = (SELECT class_id FROM group_list WHERE id = ?11))"
     ))?;
     let rows = stmt
         .query_map(

@@ -7,6 +7,8 @@ CREATE VIEW person_names AS
     SELECT id, first_names || ' ' || surname AS name, surname || ' ' || first_names AS sort_name,
            surname, first_names, coalesce(matricule, '') AS matricule, left_on
     FROM people;
+-- people: what a bulletin or a certificate prints about a person.
+CREATE VIEW person_details AS SELECT id, sex, birth_date, birth_place FROM people;
 -- people: the pupils enrolled in each class, nouveau (0) or redoublant (1).
 CREATE VIEW enrolments AS
     SELECT class_id, person_id AS pupil_id, repeating FROM class_members WHERE role = 'eleve';
@@ -14,6 +16,8 @@ CREATE VIEW enrolments AS
 CREATE VIEW audience_pupils AS
     SELECT class_id AS audience_id, person_id AS pupil_id FROM class_members WHERE role = 'eleve'
     UNION ALL SELECT group_id, person_id FROM group_members;
+-- people: the pupils of each group.
+CREATE VIEW group_enrolments AS SELECT group_id, person_id AS pupil_id FROM group_members;
 -- people: the teachers and the professeur principal of each class.
 CREATE VIEW class_staff AS
     SELECT class_id, person_id, role FROM class_members WHERE role IN ('enseignant', 'principal');
