@@ -197,7 +197,8 @@ async fn a_session_written_seen_by_the_family_then_visa_and_no_deletion() {
     let r = t
         .post(&format!("/cahier-de-textes/entree/{entry}/supprimer"), &[])
         .await;
-    assert_eq!(r.status(), 400);
+    // It contradicts what is stored (the visa): a conflict.
+    assert_eq!(r.status(), 409);
     assert!(
         r.text()
             .await
@@ -210,7 +211,7 @@ async fn a_session_written_seen_by_the_family_then_visa_and_no_deletion() {
             &[],
         )
         .await;
-    assert_eq!(r.status(), 400, "no removal after the visa either");
+    assert_eq!(r.status(), 409, "no removal after the visa either");
     assert_eq!(entries(), before + 1);
     // Even a bypass of the application is refused by the database.
     let raw = server.db.write_blocking(|tx| {

@@ -174,7 +174,7 @@ async fn changes_and_ab_weeks_shape_the_occurrences() {
             clash.group_id = None;
             clash.class_id = Some(tx.query_row("SELECT id FROM classes WHERE name = '2nde A4'", [], |r| r.get(0))?);
             let refused = tt::create_slot(tx, scope, &clash)?.expect_err("teacher clash");
-            assert!(refused.iter().any(|c| c.to_string().contains("enseigne déjà")), "{refused:?}");
+            assert!(refused.iter().any(|c| c.msg().render(Default::default()).contains("enseigne déjà")), "{refused:?}");
 
             let f = Filter::Audience { classes: vec![class], groups: vec![] };
             let week_a = calendar::parse_date("2026-11-23").expect("date");

@@ -294,8 +294,33 @@ async fn bad_input_gets_a_clear_french_4xx_and_changes_nothing() {
             ],
         )
         .await;
-    assert_eq!(r.status(), 400);
+    // Taken by someone else: a conflict with what is stored.
+    assert_eq!(r.status(), 409);
     assert!(r.text().await.expect("body").contains("déjà attribué"));
+    // The same refusal, for a browser that asks for English: worded from the catalog in
+    // English where the answer is made, not a French sentence written in the handler.
+    let csrf = b.csrf().await;
+    let r = b
+        .client
+        .post(b.url("/admin/comptes"))
+        .header("accept-language", "en-GB,en;q=0.8")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("surname", "A"),
+            ("first_names", "B"),
+            ("role", "eleve"),
+            ("matricule", "LTP-2026-0001"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 409);
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("LTP-2026-0001 already belongs to someone else")
+            && !text.contains("déjà attribué"),
+        "{text}"
+    );
     // Ids that are not ids.
     assert_eq!(b.get("/admin/comptes/zz").await.status(), 404);
     assert_eq!(

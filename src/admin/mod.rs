@@ -12,7 +12,7 @@ use crate::id::{Id, id_from_hex};
 use crate::people::ClassRef;
 use crate::policy::{self, Role};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
+use crate::web::{AppError, ClientIp, CsrfForm, Msg, Page, render};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -328,9 +328,9 @@ async fn create_account(
             if let Some(m) = &person.matricule
                 && crate::people::matricule_taken(tx, &scope, m)?
             {
-                return Err(AppError::BadRequest(format!(
-                    "Le matricule {m} est déjà attribué à une autre personne."
-                )));
+                return Err(AppError::Conflict(
+                    Msg::new("person.msg.matricule_taken").arg("matricule", m),
+                ));
             }
             let issued = store::create_account_with_code(
                 tx,
@@ -436,9 +436,7 @@ async fn set_disabled(
     }
     let actor = user.account_id;
     if a.account_id == actor && disabled {
-        return Err(AppError::BadRequest(
-            "Vous ne pouvez pas désactiver votre propre compte.".into(),
-        ));
+        return Err(AppError::bad("admin.msg.disable_self"));
     }
     let account = a.account_id;
     state
@@ -554,9 +552,7 @@ async fn print_sheets(
     let class_id = id_from_hex(&form.classe);
     let role = Role::parse(&form.role);
     if class_id.is_none() && role.is_none() {
-        return Err(AppError::BadRequest(
-            "Choisissez une classe ou un rôle pour imprimer les fiches.".into(),
-        ));
+        return Err(AppError::bad("admin.msg.slips_choose"));
     }
     let who = user.principal();
     if role.is_some_and(|r| !policy::may_grant(&who, r)) {
@@ -605,9 +601,7 @@ async fn print_sheets(
         })
         .await?;
     if issued.is_empty() {
-        return Err(AppError::BadRequest(
-            "Aucun compte à imprimer dans cette sélection (tous sont déjà activés ?).".into(),
-        ));
+        return Err(AppError::bad("admin.msg.slips_none"));
     }
     let slips = issued
         .into_iter()

@@ -16,7 +16,7 @@ use crate::id::{hex, id_from_hex};
 use crate::policy::{self, Capability};
 use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, CsrfForm, Page, render};
+use crate::web::{AppError, CsrfForm, Msg, Page, render};
 use store::{AUDIENCES, Event, KINDS, NewEvent};
 
 pub fn routes() -> Routes {
@@ -218,42 +218,42 @@ impl EventForm {
     }
 
     /// Check the form; the French message says what to fix.
-    fn check(&self) -> Result<NewEvent, String> {
+    fn check(&self) -> Result<NewEvent, Msg> {
         let title: String = self.titre.trim().chars().take(120).collect();
         if title.chars().count() < 2 {
-            return Err("Donnez un titre à l'événement.".into());
+            return Err(Msg::new("agenda.msg.title"));
         }
         if !KINDS.iter().any(|(c, _)| *c == self.kind) {
-            return Err("Choisissez le type d'événement.".into());
+            return Err(Msg::new("agenda.msg.kind"));
         }
         let Some(from) = parse_date(&self.du) else {
-            return Err("Indiquez la date de début.".into());
+            return Err(Msg::new("agenda.msg.start_missing"));
         };
         let to = if self.au.trim().is_empty() {
             from
         } else {
-            parse_date(&self.au).ok_or("Date de fin illisible.")?
+            parse_date(&self.au).ok_or_else(|| Msg::new("agenda.msg.end_unreadable"))?
         };
         if to < from || to > from + Duration::days(366) {
-            return Err("La fin doit suivre le début (un an au plus).".into());
+            return Err(Msg::new("agenda.msg.range"));
         }
         let times = match (self.debut.trim(), self.fin.trim()) {
             ("", "") => None,
             (a, b) => {
                 let (Some(a), Some(b)) = (parse_time(a), parse_time(b)) else {
-                    return Err("Heures illisibles : donnez le début et la fin (15:00, 17:00), ou aucune pour toute la journée.".into());
+                    return Err(Msg::new("agenda.msg.times"));
                 };
                 if from == to && a >= b {
-                    return Err("L'heure de fin doit suivre l'heure de début.".into());
+                    return Err(Msg::new("error.end_before_start"));
                 }
                 Some((a, b.max(1)))
             }
         };
         if !AUDIENCES.iter().any(|(c, _)| *c == self.audience) {
-            return Err("Choisissez pour qui est l'événement.".into());
+            return Err(Msg::new("agenda.msg.audience"));
         }
         let class_id = if self.audience == "classe" {
-            Some(id_from_hex(&self.classe).ok_or("Choisissez la classe.")?)
+            Some(id_from_hex(&self.classe).ok_or_else(|| Msg::new("agenda.msg.class"))?)
         } else {
             None
         };
@@ -314,7 +314,7 @@ async fn again(
     page: Page,
     id: Option<String>,
     f: EventForm,
-    msg: &str,
+    msg: Msg,
 ) -> Result<Response, AppError> {
     let view = match id.as_deref().and_then(id_from_hex) {
         Some(event) => state
@@ -333,7 +333,7 @@ async fn again(
         classes: classes(state).await?,
         kinds: KINDS,
         audiences: AUDIENCES,
-        error: msg.to_string(),
+        error: page.tr.msg(&msg),
         view,
         can_manage: true,
         f,
@@ -351,7 +351,7 @@ async fn create(
 ) -> Result<Response, AppError> {
     let e = match f.check() {
         Ok(e) => e,
-        Err(msg) => return again(&state, page, None, f, &msg).await,
+        Err(msg) => return again(&state, page, None, f, msg).await,
     };
     let month = e.starts_on.get(..7).unwrap_or("").to_string();
     let me = user.person_id;
@@ -369,7 +369,7 @@ async fn create(
         })
         .await?;
     if !known {
-        return again(&state, page, None, f, "Classe inconnue.").await;
+        return again(&state, page, None, f, Msg::new("error.unknown_class")).await;
     }
     Ok(Redirect::to(&format!("/agenda?mois={month}&ok=1")).into_response())
 }
@@ -424,7 +424,7 @@ async fn update(
     let event = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let e = match f.check() {
         Ok(e) => e,
-        Err(msg) => return again(&state, page, Some(id), f, &msg).await,
+        Err(msg) => return again(&state, page, Some(id), f, msg).await,
     };
     let month = e.starts_on.get(..7).unwrap_or("").to_string();
     let found = state

@@ -19,7 +19,7 @@ use crate::policy::{self, Capability};
 use crate::school::calendar::{self, hm, hours, iso};
 use crate::state::{AppState, Routes};
 use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
+use crate::web::{AppError, ClientIp, CsrfForm, Msg, Page, render};
 use store::{Mark, Totals};
 
 /// Largest justification document (a phone photo of a medical certificate).
@@ -167,9 +167,7 @@ fn occurrence_for_roll_call(
         return Err(AppError::Forbidden);
     }
     if !o.happens() {
-        return Err(AppError::BadRequest(
-            "Cette séance est annulée ou déplacée : pas d'appel à faire ici.".into(),
-        ));
+        return Err(AppError::bad("attendance.msg.not_happening"));
     }
     Ok(o)
 }
@@ -222,8 +220,8 @@ async fn roll_call_page(
                 .replace("{name}", &by)
         })
         .unwrap_or_default();
-    let notice = state.flash.text(&page.csrf, &q.ok);
-    let error = state.flash.text(&page.csrf, &q.erreur);
+    let notice = state.flash.text(page.tr, &page.csrf, &q.ok);
+    let error = state.flash.text(page.tr, &page.csrf, &q.erreur);
     let day = tr.t(calendar::DAY_KEYS[(calendar::weekday_number(o.date) - 1) as usize]);
     render(&RollCallPage {
         present: tr.t("rollcall.present"),
@@ -283,18 +281,17 @@ async fn roll_call_save(
     let me = user.person_id;
     let school = state.config.school_name.clone();
     let ip = ip.to_string();
-    const LIST_CHANGED: &str =
-        "La liste a changé depuis l'ouverture de la page : rechargez-la et refaites l'appel.";
+    let list_changed = || Msg::new("attendance.msg.list_changed");
     let choices = choices(form);
     let result = state
         .db
         .write(move |tx| {
             let o = occurrence_for_roll_call(tx, key, &principal)?;
             if o.date > now.date {
-                return Ok(Err("L'appel d'une séance à venir ne peut pas encore être fait.".to_string()));
+                return Ok(Err(Msg::new("attendance.msg.future")));
             }
             let Ok(mut choices) = choices else {
-                return Ok(Err(LIST_CHANGED.to_string()));
+                return Ok(Err(list_changed()));
             };
             let pupils = store::pupils(tx, &o)?;
             let mut marks = HashMap::with_capacity(pupils.len());
@@ -310,30 +307,35 @@ async fn roll_call_save(
                             if o.date == now.date && now.minute > o.starts && now.minute < o.ends {
                                 now.minute - o.starts
                             } else {
-                                return Ok(Err(format!("Indiquez les minutes de retard de {name}.")));
+                                return Ok(Err(Msg::new("attendance.msg.late_minutes_missing")
+                                    .arg("name", name)));
                             }
                         } else {
                             match typed.parse::<i64>() {
                                 Ok(m) if m >= 1 && m < o.minutes() => m,
                                 _ => {
-                                    return Ok(Err(format!(
-                                        "Retard de {name} : « {typed} » n'est pas un nombre de minutes entre 1 et {}.",
-                                        o.minutes() - 1
-                                    )));
+                                    return Ok(Err(Msg::new(
+                                        "attendance.msg.late_minutes_invalid",
+                                    )
+                                    .arg("name", name)
+                                    .arg("typed", typed)
+                                    .arg("max", o.minutes() - 1)));
                                 }
                             }
                         };
                         Mark::Late(minutes)
                     }
                     Some(other) => {
-                        return Ok(Err(format!("Choix inconnu « {other} » pour {name}.")));
+                        return Ok(Err(Msg::new("attendance.msg.unknown_choice")
+                            .arg("choice", other)
+                            .arg("name", name)));
                     }
                 };
                 marks.insert(*id, mark);
             }
             // A pupil choice for someone not on the list is refused, not ignored.
             if choices.values().any(|c| c.state.is_some()) {
-                return Ok(Err(LIST_CHANGED.to_string()));
+                return Ok(Err(list_changed()));
             }
             let scope = crate::db::registry::school_scope(tx)?;
             let sender = store::Sender {
@@ -347,10 +349,9 @@ async fn roll_call_save(
     let back = format!("/appel/{occ}");
     match result {
         Ok(saved) => {
-            let msg = format!(
-                "Appel enregistré : {} absent(s), {} retard(s).",
-                saved.absent, saved.late
-            );
+            let msg = Msg::new("attendance.saved")
+                .arg("absent", saved.absent)
+                .arg("late", saved.late);
             Ok(Redirect::to(&state.flash.ok(&owner, &back, msg)).into_response())
         }
         // Nothing was written: the transaction returned before any change.
@@ -603,7 +604,7 @@ async fn justify_page(
     render(&JustifyPage {
         open: a.can_justify,
         a,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         max_mb: MAX_DOCUMENT / (1024 * 1024),
         page,
     })
@@ -631,24 +632,25 @@ async fn justify_submit(
     }
     let back = format!("/absences/{id}/justifier");
     let owner = csrf.as_ref().map(|c| c.0.0.clone()).unwrap_or_default();
-    let fail = |msg: &str| -> Result<Response, AppError> {
+    let fail = |msg: Msg| -> Result<Response, AppError> {
         Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
     };
     let upload = crate::web::upload::read(multipart, csrf, "document", &["reason"]).await?;
     let reason: String = upload.field("reason").trim().chars().take(1000).collect();
     let file = upload.file;
     if reason.chars().count() < 3 {
-        return fail("Écrivez le motif de l'absence (par exemple : malade, avec certificat).");
+        return fail(Msg::new("attendance.msg.reason_missing"));
     }
     let doc = match &file {
         Some((name, bytes)) => {
             if bytes.len() > MAX_DOCUMENT {
                 return fail(
-                    "Le document dépasse 5 Mo : prenez une photo plus petite ou envoyez un PDF.",
+                    Msg::new("attendance.msg.document_too_large")
+                        .arg("mb", MAX_DOCUMENT / (1024 * 1024)),
                 );
             }
             let Some(kind) = crate::files::Kind::sniff(bytes) else {
-                return fail("Ce document n'est ni une photo (JPEG, PNG) ni un PDF.");
+                return fail(Msg::new("attendance.msg.document_kind"));
             };
             let store = crate::files::Store::new(state.config.data_dir.join("store"));
             let bytes = bytes.clone();
@@ -683,7 +685,7 @@ async fn justify_submit(
         })
         .await?;
     if !done {
-        return fail("Cette absence a déjà un justificatif en attente ou accepté.");
+        return fail(Msg::new("attendance.msg.already_justified"));
     }
     Ok(Redirect::to(&format!("/absences/eleve/{}?ok=justifiee", hex(&pupil))).into_response())
 }
@@ -707,9 +709,7 @@ async fn decide(
         "accepter" => true,
         "refuser" => false,
         _ => {
-            return Err(AppError::BadRequest(
-                "Choisissez accepter ou refuser.".into(),
-            ));
+            return Err(AppError::bad("attendance.msg.choose_decision"));
         }
     };
     let note: String = f.note.trim().chars().take(300).collect();
@@ -723,9 +723,7 @@ async fn decide(
         })
         .await?;
     if !done {
-        return Err(AppError::BadRequest(
-            "Ce justificatif n'est plus en attente (déjà traité ?). Rechargez la page.".into(),
-        ));
+        return Err(AppError::conflict("attendance.msg.already_decided"));
     }
     Ok(Redirect::to(&format!(
         "/absences?ok={}",

@@ -18,7 +18,7 @@ use crate::policy::{self, Capability};
 use crate::school::calendar::{self, french, hm, iso, parse_date, parse_time};
 use crate::state::{AppState, Routes};
 use crate::timetable::store::{self as tt, Filter};
-use crate::web::{AppError, CsrfForm, Page, render};
+use crate::web::{AppError, CsrfForm, Msg, Page, render};
 use store::Booking;
 
 /// The longest weekly series (a school year has about 36 teaching weeks).
@@ -35,11 +35,11 @@ pub fn routes() -> Routes {
 
 fn status_label(s: &str) -> &'static str {
     match s {
-        "demandee" => "en attente de la direction",
-        "confirmee" => "confirmée",
-        "refusee" => "refusée",
-        "annulee" => "annulée",
-        _ => "",
+        "demandee" => "booking.status.demandee",
+        "confirmee" => "booking.status.confirmee",
+        "refusee" => "booking.status.refusee",
+        "annulee" => "booking.status.annulee",
+        _ => "booking.status.unknown",
     }
 }
 
@@ -230,7 +230,7 @@ async fn resource_page(
         next: iso(monday + Duration::days(7)),
         days,
         today: iso(today),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         // `ok` is a fixed word or the number of bookings made, never words from the URL.
         notice: match (q.ok.as_str(), q.ok.parse::<u32>()) {
             ("attente", _) => page.tr.t("booking.pending_notice").into(),
@@ -268,7 +268,7 @@ async fn book(
     let res_id = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let today = state.clock.now().date;
     let back = format!("/reservations/ressource/{id}");
-    let fail = |msg: &str, week: &str| {
+    let fail = |msg: Msg, week: &str| {
         Ok(Redirect::to(
             &state
                 .flash
@@ -277,30 +277,21 @@ async fn book(
         .into_response())
     };
     let Some(date) = parse_date(&form.date) else {
-        return fail("Indiquez la date de la réservation.", "");
+        return fail(Msg::new("booking.msg.date_missing"), "");
     };
     let week = iso(date);
     if date < today || date > today + Duration::days(365) {
-        return fail(
-            "La date doit être aujourd'hui ou plus tard (un an au plus).",
-            &week,
-        );
+        return fail(Msg::new("booking.msg.date_range"), &week);
     }
     let (Some(starts), Some(ends)) = (parse_time(&form.debut), parse_time(&form.fin)) else {
-        return fail(
-            "Indiquez l'heure de début et de fin (par exemple 10:00 et 12:00).",
-            &week,
-        );
+        return fail(Msg::new("booking.msg.times_missing"), &week);
     };
     if starts >= ends {
-        return fail("L'heure de fin doit suivre l'heure de début.", &week);
+        return fail(Msg::new("error.end_before_start"), &week);
     }
     let purpose: String = form.objet.trim().chars().take(200).collect();
     if purpose.chars().count() < 3 {
-        return fail(
-            "Dites pour quoi (classe, activité) : le responsable de la salle le lira.",
-            &week,
-        );
+        return fail(Msg::new("booking.msg.purpose_missing"), &week);
     }
     let until = if form.jusqu_au.trim().is_empty() {
         date
@@ -309,7 +300,7 @@ async fn book(
             Some(u) if u >= date && u <= date + Duration::weeks(MAX_WEEKS as i64) => u,
             _ => {
                 return fail(
-                    "Répétition : la date de fin doit suivre la première date (40 semaines au plus).",
+                    Msg::new("booking.msg.repeat_range").arg("weeks", MAX_WEEKS),
                     &week,
                 );
             }
@@ -331,9 +322,7 @@ async fn book(
                 })
                 .collect();
             if dates.is_empty() {
-                return Ok(Err(vec![
-                    "Toutes ces dates tombent pendant les vacances.".to_string(),
-                ]));
+                return Ok(Err(vec![Msg::new("booking.msg.all_in_holidays")]));
             }
             let scope = crate::db::registry::school_scope(tx)?;
             let done = store::book(tx, &scope, &res, &dates, (starts, ends), &purpose, &me)?;
@@ -348,18 +337,12 @@ async fn book(
             Ok(Redirect::to(&format!("{back}?semaine={week}&ok={n}")).into_response())
         }
         Err(problems) => {
-            let shown: Vec<String> = problems.iter().take(5).cloned().collect();
             let more = problems.len().saturating_sub(5);
-            let msg = format!(
-                "Réservation refusée, rien n'est enregistré : {}{}.",
-                shown.join(" ; "),
-                if more > 0 {
-                    format!(" ; et {more} autre(s)")
-                } else {
-                    String::new()
-                }
-            );
-            fail(&msg, &week)
+            let mut shown: Vec<Msg> = problems.into_iter().take(5).collect();
+            if more > 0 {
+                shown.push(Msg::new("booking.msg.and_more").arg("n", more));
+            }
+            fail(Msg::new("booking.msg.refused").list("why", shown), &week)
         }
     }
 }
@@ -407,9 +390,7 @@ async fn decide(
         "confirmer" => "confirmee",
         "refuser" => "refusee",
         _ => {
-            return Err(AppError::BadRequest(
-                "Choisissez : confirmer ou refuser.".into(),
-            ));
+            return Err(AppError::bad("booking.msg.choose_decision"));
         }
     };
     let me = user.person_id;
@@ -418,9 +399,7 @@ async fn decide(
         .write(move |tx| {
             let b = store::get(tx, &booking)?.ok_or(AppError::NotFound)?;
             if b.status != "demandee" {
-                return Err(AppError::BadRequest(
-                    "Cette demande a déjà reçu une réponse.".into(),
-                ));
+                return Err(AppError::conflict("booking.msg.already_decided"));
             }
             store::set_status(tx, &booking, status, &me)?;
             Ok(())

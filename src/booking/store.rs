@@ -7,6 +7,7 @@ use crate::db::{self, DbError};
 use crate::id::Id;
 use crate::school::calendar::{hm, iso};
 use crate::timetable::store::{self as tt, Filter};
+use crate::web::Msg;
 
 /// A room or a piece of equipment that can be booked.
 #[derive(Debug, Clone)]
@@ -134,37 +135,34 @@ pub fn conflicts(
     date: Date,
     starts: i64,
     ends: i64,
-) -> Result<Vec<String>, DbError> {
+) -> Result<Vec<Msg>, DbError> {
     let day = iso(date);
-    let mut out: Vec<String> = of_resource(conn, &res.id, &day, &day)?
+    let mut out: Vec<Msg> = of_resource(conn, &res.id, &day, &day)?
         .into_iter()
         .filter(|b| b.starts < ends && b.ends > starts)
         .map(|b| {
-            format!(
-                "{} est déjà réservé(e) par {} de {} à {}{}",
-                res.name,
-                b.booker,
-                hm(b.starts),
-                hm(b.ends),
-                if b.status == "demandee" {
-                    " (demande en attente)"
-                } else {
-                    ""
-                }
-            )
+            Msg::new(if b.status == "demandee" {
+                "booking.msg.taken_pending"
+            } else {
+                "booking.msg.taken"
+            })
+            .arg("resource", &res.name)
+            .arg("by", &b.booker)
+            .arg("starts", hm(b.starts))
+            .arg("ends", hm(b.ends))
         })
         .collect();
     if res.is_room {
         for o in tt::occurrences(conn, &Filter::Room(res.id), date, date)? {
             if o.happens() && o.room_id == Some(res.id) && o.starts < ends && o.ends > starts {
-                out.push(format!(
-                    "{} accueille un cours de {} à {} ({}, {})",
-                    res.name,
-                    hm(o.starts),
-                    hm(o.ends),
-                    o.audience,
-                    o.subject
-                ));
+                out.push(
+                    Msg::new("booking.msg.lesson_there")
+                        .arg("resource", &res.name)
+                        .arg("starts", hm(o.starts))
+                        .arg("ends", hm(o.ends))
+                        .arg("audience", &o.audience)
+                        .arg("subject", &o.subject),
+                );
             }
         }
     }
@@ -181,11 +179,15 @@ pub fn book(
     (starts, ends): (i64, i64),
     purpose: &str,
     by: &Id,
-) -> Result<Result<Vec<Id>, Vec<String>>, DbError> {
+) -> Result<Result<Vec<Id>, Vec<Msg>>, DbError> {
     let mut problems = Vec::new();
     for d in dates {
         for c in conflicts(conn, res, *d, starts, ends)? {
-            problems.push(format!("{} : {c}", crate::school::calendar::french(*d)));
+            problems.push(
+                Msg::new("booking.msg.on_date")
+                    .arg("date", crate::school::calendar::french(*d))
+                    .part("why", c),
+            );
         }
     }
     if !problems.is_empty() {

@@ -22,7 +22,7 @@ use crate::grades::{Notice, council};
 use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Principal};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, CsrfForm, Page, render};
+use crate::web::{AppError, CsrfForm, Msg, Page, render};
 use document::{Bulletin, Header};
 
 pub fn routes() -> Routes {
@@ -365,8 +365,9 @@ pub fn issue_class_blocking(
     period: Id,
     reissue: bool,
     actor: Option<Id>,
-) -> Result<IssueReport, String> {
-    let header = header(config)?;
+) -> Result<IssueReport, Msg> {
+    let failed = |detail: String| Msg::new("bulletins.msg.failed").arg("detail", detail);
+    let header = header(config).map_err(failed)?;
     let (p, d) = app_db
         .read_blocking(move |c| {
             let p = gs::period(c, &period)?
@@ -375,22 +376,19 @@ pub fn issue_class_blocking(
             let closed = gs::is_closed(c, &p, &class)?;
             Ok::<_, DbError>((p, (d, closed)))
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     let (d, closed) = d;
     if !closed {
-        return Err(format!(
-            "Le {} n'est pas clôturé : la direction le clôture d'abord, puis émet les bulletins.",
-            p.name
-        ));
+        return Err(Msg::new("bulletins.msg.period_open").arg("period", &p.name));
     }
-    let d = d.ok_or("classe inconnue")?;
+    let d = d.ok_or_else(|| Msg::new("error.unknown_class"))?;
     let (chosen, unchanged) = to_issue(&d, reissue);
-    let rendered = render_pdfs(&d, &chosen)?;
+    let rendered = render_pdfs(&d, &chosen).map_err(failed)?;
     let files = crate::files::Store::new(config.data_dir.join("store"));
-    let stored = store_pdfs(&files, rendered)?;
+    let stored = store_pdfs(&files, rendered).map_err(failed)?;
     let mut report = app_db
         .write_blocking(move |tx| record(tx, &class, &period, &stored, actor.as_ref()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     report.unchanged = unchanged;
     Ok(report)
 }
@@ -407,7 +405,7 @@ pub struct Progress {
     pub total: usize,
     pub issued: usize,
     pub current: String,
-    pub skipped: Vec<String>,
+    pub skipped: Vec<Msg>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
 }
@@ -460,7 +458,8 @@ pub fn run_school_job(
         Err(e) => {
             job.update(|p| {
                 p.running = false;
-                p.skipped.push(format!("lecture impossible : {e}"));
+                p.skipped
+                    .push(Msg::new("bulletins.msg.unreadable").arg("detail", e));
                 p.finished_at = Some(db::now());
             });
             return;
@@ -473,14 +472,26 @@ pub fn run_school_job(
             (Some(period), true) => {
                 match issue_class_blocking(db, config, class, period.id, false, actor) {
                     Ok(r) => job.update(|p| p.issued += r.issued),
-                    Err(e) => job.update(|p| p.skipped.push(format!("{name} : {e}"))),
+                    Err(e) => job.update(|p| {
+                        p.skipped.push(
+                            Msg::new("bulletins.msg.class_skipped")
+                                .arg("class", &name)
+                                .part("why", e),
+                        )
+                    }),
                 }
             }
             (Some(period), false) => job.update(|p| {
-                p.skipped
-                    .push(format!("{name} : {} pas encore clôturé", period.name))
+                p.skipped.push(
+                    Msg::new("bulletins.msg.class_open")
+                        .arg("class", &name)
+                        .arg("period", &period.name),
+                )
             }),
-            (None, _) => job.update(|p| p.skipped.push(format!("{name} : aucune période"))),
+            (None, _) => job.update(|p| {
+                p.skipped
+                    .push(Msg::new("bulletins.msg.class_no_period").arg("class", &name))
+            }),
         }
         job.update(|p| p.done += 1);
     }
@@ -512,8 +523,8 @@ async fn school_page(
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
     let notice = Notice {
-        ok: state.flash.text(&page.csrf, &q.ok),
-        erreur: state.flash.text(&page.csrf, &q.erreur),
+        ok: state.flash.text(page.tr, &page.csrf, &q.ok),
+        erreur: state.flash.text(page.tr, &page.csrf, &q.erreur),
         ..q
     };
     let p = state.bulletin_job.snapshot();
@@ -554,39 +565,37 @@ async fn logo_upload(
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, AppError> {
-    let fail = |msg: &str| -> Result<Response, AppError> {
+    let fail = |msg: Msg| -> Result<Response, AppError> {
         Ok(Redirect::to(&state.flash.err(&owner, "/bulletins/ecole", msg)).into_response())
     };
     if !state.config.bulletin.logo.as_os_str().is_empty() {
-        return fail(&format!(
-            "Le logo est fixé par le fichier de configuration ({}) : c'est là qu'il se change.",
-            state.config.bulletin.logo.display()
-        ));
+        return fail(
+            Msg::new("bulletins.msg.logo_configured")
+                .arg("path", state.config.bulletin.logo.display()),
+        );
     }
     let upload = crate::web::upload::read(multipart, csrf, "logo", &[]).await?;
     let Some((_, bytes)) = upload.file else {
-        return fail("Choisissez d'abord le fichier du logo (PNG ou JPEG).");
+        return fail(Msg::new("bulletins.msg.logo_missing"));
     };
     if bytes.len() > LOGO_MAX_BYTES {
-        return fail(
-            "Le logo dépasse 256 Ko : chaque bulletin en porte une copie. Enregistrez-le plus petit (300 × 300 pixels suffisent).",
-        );
+        return fail(Msg::new("bulletins.msg.logo_too_large").arg("kb", LOGO_MAX_BYTES / 1024));
     }
     let path = logo_path(&state.config);
     let sha = sha256_hex(&bytes);
-    let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let written = tokio::task::spawn_blocking(move || -> Result<(), Msg> {
         crate::pdf::Picture::new(bytes.clone())
-            .map_err(|e| format!("Ce fichier ne peut pas servir de logo : {e}."))?;
+            .map_err(|e| Msg::new("bulletins.msg.logo_unusable").arg("detail", e))?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, &bytes)
             .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("Le logo n'a pas pu être enregistré : {e}."))
+            .map_err(|e| Msg::new("bulletins.msg.logo_not_saved").arg("detail", e))
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?;
     if let Err(msg) = written {
-        return fail(&msg);
+        return fail(msg);
     }
     let me = user.person_id;
     state
@@ -607,7 +616,7 @@ async fn logo_upload(
     Ok(Redirect::to(&state.flash.ok(
         &owner,
         "/bulletins/ecole",
-        "Logo enregistré : il figurera sur les prochains bulletins émis.",
+        Msg::new("bulletins.msg.logo_saved"),
     ))
     .into_response())
 }
@@ -726,8 +735,8 @@ async fn class_page(
         can_issue: policy::allows(&user.principal(), Capability::DirectAssessment),
         pupils,
         missing,
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -757,14 +766,16 @@ async fn issue(
     .map_err(|e| AppError::Internal(e.to_string()))?;
     let back = format!("/bulletins/classe/{class}?periode={period}");
     Ok(match result {
-        Ok(r) => Redirect::to(&state.flash.ok(
-            &owner,
-            &back,
-            format!(
-                "{} bulletin(s) émis, {} nouvelle(s) version(s), {} inchangé(s).",
-                r.issued, r.new_versions, r.unchanged
+        Ok(r) => Redirect::to(
+            &state.flash.ok(
+                &owner,
+                &back,
+                Msg::new("bulletins.msg.issued")
+                    .arg("issued", r.issued)
+                    .arg("new", r.new_versions)
+                    .arg("unchanged", r.unchanged),
             ),
-        )),
+        ),
         Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
     .into_response())
@@ -788,9 +799,7 @@ async fn class_pdf(
         })
         .await?;
     if issued.is_empty() {
-        return Err(AppError::BadRequest(
-            "Aucun bulletin émis pour cette classe et cette période.".into(),
-        ));
+        return Err(AppError::bad("bulletins.msg.none_issued"));
     }
     // The frozen numbers, laid out again: the same pages as the single PDFs.
     let bulletins: Vec<Bulletin> = issued

@@ -18,7 +18,7 @@ use crate::db::{self, DbError};
 use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Role};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, CsrfForm, Page, render};
+use crate::web::{AppError, CsrfForm, Msg, Page, render};
 
 pub const LEVELS: &[(&str, &str)] = &[
     ("non_acquis", "Non acquis"),
@@ -377,8 +377,8 @@ async fn class_page(
             })
             .collect(),
         levels: LEVELS,
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -420,7 +420,10 @@ async fn class_save(
                         continue;
                     }
                     if level_label(level).is_empty() {
-                        return Ok(Err(format!("{name}, {code} : niveau inconnu « {level} ». Rien n'a été enregistré.")));
+                        return Ok(Err(Msg::new("competences.msg.unknown_level")
+                            .arg("name", name)
+                            .arg("code", code)
+                            .arg("level", level)));
                     }
                     changes.push((*p, *c, level.clone()));
                 }
@@ -452,7 +455,7 @@ async fn class_save(
         Ok(n) => Redirect::to(&state.flash.ok(
             &owner,
             &back,
-            format!("{n} niveau(x) enregistré(s)."),
+            Msg::new("competences.msg.recorded").arg("n", n),
         )),
         Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
@@ -697,8 +700,8 @@ async fn frameworks_page(
                 )
             })
             .collect(),
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -750,15 +753,15 @@ impl Item {
                 "competence_domains",
                 "framework_id",
                 "competence_frameworks",
-                "Domaine ajouté : ajoutez-lui ses compétences.",
-                "Ce code de domaine existe déjà dans ce référentiel (ou le référentiel est inconnu).",
+                "competences.msg.domain_added",
+                "competences.msg.domain_code_taken",
             ),
             Item::Competence => (
                 "competences",
                 "domain_id",
                 "competence_domains",
-                "Compétence ajoutée.",
-                "Ce code existe déjà dans ce domaine (ou le domaine est inconnu).",
+                "competences.msg.competence_added",
+                "competences.msg.competence_code_taken",
             ),
         }
     }
@@ -779,7 +782,7 @@ async fn add_item(
         return Ok(to_frameworks(
             state,
             owner,
-            Err("Indiquez un code (12 caractères au plus) et un intitulé (200 au plus)."),
+            Err("competences.msg.code_and_title"),
         ));
     }
     let parent = id_from_hex(parent).ok_or(AppError::NotFound)?;
@@ -840,7 +843,7 @@ async fn rename_item(
         return Ok(to_frameworks(
             state,
             owner,
-            Err("L'intitulé va de 1 à 200 caractères."),
+            Err("competences.msg.title_length"),
         ));
     }
     let table = match item {
@@ -859,15 +862,15 @@ async fn rename_item(
     if n == 0 {
         return Err(AppError::NotFound);
     }
-    Ok(to_frameworks(state, owner, Ok("Intitulé modifié.")))
+    Ok(to_frameworks(state, owner, Ok("competences.msg.renamed")))
 }
 
 /// Back to the frameworks page with a notice or an error.
-fn to_frameworks(state: &AppState, owner: &str, r: Result<&str, &str>) -> Response {
+fn to_frameworks(state: &AppState, owner: &str, r: Result<&'static str, &'static str>) -> Response {
     let path = "/competences/referentiels";
     Redirect::to(&match r {
-        Ok(msg) => state.flash.ok(owner, path, msg),
-        Err(msg) => state.flash.err(owner, path, msg),
+        Ok(key) => state.flash.ok(owner, path, Msg::new(key)),
+        Err(key) => state.flash.err(owner, path, Msg::new(key)),
     })
     .into_response()
 }
@@ -897,15 +900,15 @@ async fn delete_item(
             "competences",
             "competence_records",
             "competence_id",
-            "Compétence supprimée.",
-            "Des niveaux ont déjà été notés pour cette compétence : elle reste, pour l'historique des élèves. Renommez-la si besoin.",
+            "competences.msg.competence_deleted",
+            "competences.msg.competence_in_use",
         ),
         Item::Domain => (
             "competence_domains",
             "competences",
             "domain_id",
-            "Domaine supprimé.",
-            "Ce domaine a encore des compétences : supprimez-les d'abord (ou renommez le domaine).",
+            "competences.msg.domain_deleted",
+            "competences.msg.domain_in_use",
         ),
     };
     let deleted = state

@@ -192,7 +192,12 @@ pub fn issue_bulletins(db: &Db, config: &crate::config::Config) -> Result<usize,
     let mut n = 0;
     for (class, period) in closed {
         let r = crate::bulletins::issue_class_blocking(db, config, class, period, false, director)
-            .map_err(|e| DbError::Schema(format!("démo, bulletins : {e}")))?;
+            .map_err(|e| {
+                DbError::Schema(format!(
+                    "démo, bulletins : {}",
+                    e.render(Default::default())
+                ))
+            })?;
         n += r.issued;
     }
     Ok(n)

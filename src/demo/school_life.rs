@@ -289,7 +289,7 @@ pub fn populate(
                     return Err(DbError::Schema(format!(
                         "démo : créneau en conflit {}",
                         c.iter()
-                            .map(|c| c.to_string())
+                            .map(|c| c.msg().render(Default::default()))
                             .collect::<Vec<_>>()
                             .join(", ")
                     )));
@@ -667,7 +667,8 @@ fn half_class_groups(
     let Some(subject) = subjects.get("INFO").copied() else {
         return Ok(());
     };
-    let groups = school::split_class(conn, scope, &class.id)?.map_err(DbError::Schema)?;
+    let groups = school::split_class(conn, scope, &class.id)?
+        .map_err(|m| DbError::Schema(m.render(Default::default())))?;
     let room: Id = conn.query_row(
         "SELECT id FROM rooms WHERE name = 'Salle informatique'",
         [],

@@ -20,7 +20,7 @@ use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Principal};
 use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render, urlencode};
+use crate::web::{AppError, ClientIp, CsrfForm, Msg, Page, render, urlencode};
 use store::{
     Actor, Measure, NewIncident, NewPunishment, NewSanction, PARTS, PUNISHMENTS, SANCTIONS, label,
 };
@@ -228,31 +228,28 @@ async fn new_incident_page(
         pupils,
         parts: PARTS,
         today,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
 
 /// Check a report; the message says what to fix, in French.
-fn check_incident(
-    fields: &HashMap<String, String>,
-    today: time::Date,
-) -> Result<NewIncident, String> {
+fn check_incident(fields: &HashMap<String, String>, today: time::Date) -> Result<NewIncident, Msg> {
     let get = |k: &str| fields.get(k).map(|s| s.trim()).unwrap_or("");
     let Some(date) = parse_date(get("date")) else {
-        return Err("Indiquez la date de l'incident.".into());
+        return Err(Msg::new("discipline.msg.date_missing"));
     };
     if date > today || date < today - Duration::days(365) {
-        return Err("La date de l'incident doit être passée (un an au plus).".into());
+        return Err(Msg::new("discipline.msg.date_range"));
     }
     let at_minutes = match get("heure") {
         "" => None,
-        h => Some(parse_time(h).ok_or("Heure illisible : écrivez 10:30.")?),
+        h => Some(parse_time(h).ok_or_else(|| Msg::new("discipline.msg.bad_time"))?),
     };
     let description = get("description").replace("\r\n", "\n");
     let n = description.chars().count();
     if !(5..=3000).contains(&n) {
-        return Err("Décrivez ce qui s'est passé (5 à 3 000 caractères).".into());
+        return Err(Msg::new("discipline.msg.description"));
     }
     let place: String = get("lieu").chars().take(120).collect();
     let mut people = Vec::new();
@@ -263,12 +260,12 @@ fn check_incident(
                 part if PARTS.iter().any(|(c, _)| *c == part) => {
                     people.push((id, part.to_string()))
                 }
-                _ => return Err("Rôle inconnu pour un élève.".into()),
+                _ => return Err(Msg::new("discipline.msg.unknown_part")),
             }
         }
     }
     if people.is_empty() {
-        return Err("Choisissez au moins un élève concerné (auteur, victime ou témoin).".into());
+        return Err(Msg::new("discipline.msg.no_pupil"));
     }
     people.sort();
     Ok(NewIncident {
@@ -289,7 +286,7 @@ async fn create_incident(
 ) -> Result<Response, AppError> {
     let fields: HashMap<String, String> = form.into_iter().collect();
     let class = fields.get("classe").cloned().unwrap_or_default();
-    let back = |msg: &str| {
+    let back = |msg: Msg| {
         Ok(Redirect::to(&state.flash.err(
             &owner,
             &format!("/discipline/incidents/nouveau?classe={}", urlencode(&class)),
@@ -300,7 +297,7 @@ async fn create_incident(
     let today = state.clock.now().date;
     let incident = match check_incident(&fields, today) {
         Ok(i) => i,
-        Err(msg) => return back(&msg),
+        Err(msg) => return back(msg),
     };
     let principal = user.principal();
     let ip = ip.to_string();
@@ -395,7 +392,7 @@ async fn incident_page(
         punishment_kinds: PUNISHMENTS,
         sanction_kinds: SANCTIONS,
         today: iso(state.clock.now().date),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -416,7 +413,7 @@ struct MeasureForm {
     debut: String,
 }
 
-fn back_to(state: &AppState, owner: &str, id: &str, msg: &str) -> Result<Response, AppError> {
+fn back_to(state: &AppState, owner: &str, id: &str, msg: Msg) -> Result<Response, AppError> {
     Ok(Redirect::to(
         &state
             .flash
@@ -460,12 +457,7 @@ where
         })
         .await?;
     if !done {
-        return back_to(
-            state,
-            owner,
-            id,
-            "Choisissez un élève concerné par l'incident.",
-        );
+        return back_to(state, owner, id, Msg::new("discipline.msg.choose_involved"));
     }
     Ok(Redirect::to(&format!("/discipline/incident/{id}")).into_response())
 }
@@ -495,14 +487,19 @@ async fn punish(
             .await?;
     }
     if !PUNISHMENTS.iter().any(|(c, _)| *c == form.kind) {
-        return back_to(&state, &owner, &id, "Choisissez la punition.");
+        return back_to(
+            &state,
+            &owner,
+            &id,
+            Msg::new("discipline.msg.choose_punishment"),
+        );
     }
     let Some(date) = parse_date(&form.date) else {
         return back_to(
             &state,
             &owner,
             &id,
-            "Indiquez la date de la punition (pour une retenue, le jour où elle se fait).",
+            Msg::new("discipline.msg.punishment_date"),
         );
     };
     let detail: String = form.detail.trim().chars().take(500).collect();
@@ -511,7 +508,7 @@ async fn punish(
             &state,
             &owner,
             &id,
-            "Pour une retenue, précisez l'heure, la durée et le travail demandé.",
+            Msg::new("discipline.msg.detention_detail"),
         );
     }
     let ip = ip.to_string();
@@ -546,19 +543,19 @@ async fn punish(
 fn check_sanction(
     form: &MeasureForm,
     today: time::Date,
-) -> Result<(String, Option<i64>, Option<String>, String), String> {
+) -> Result<(String, Option<i64>, Option<String>, String), Msg> {
     if !SANCTIONS.iter().any(|(c, _)| *c == form.kind) {
-        return Err("Choisissez la sanction.".into());
+        return Err(Msg::new("discipline.msg.choose_sanction"));
     }
     let reason: String = form.detail.trim().chars().take(1000).collect();
     if reason.chars().count() < 5 {
-        return Err("Écrivez le motif de la sanction : il figure au dossier de l'élève.".into());
+        return Err(Msg::new("discipline.msg.sanction_reason"));
     }
     let exclusion = form.kind.starts_with("exclusion");
     let days = if form.kind == "exclusion_temporaire" {
         match form.jours.trim().parse::<i64>() {
             Ok(d) if (1..=30).contains(&d) => Some(d),
-            _ => return Err("Exclusion temporaire : indiquez le nombre de jours (1 à 30).".into()),
+            _ => return Err(Msg::new("discipline.msg.exclusion_days")),
         }
     } else {
         None
@@ -566,7 +563,7 @@ fn check_sanction(
     let starts = if exclusion {
         match parse_date(&form.debut) {
             Some(d) if d >= today - Duration::days(30) => Some(iso(d)),
-            _ => return Err("Exclusion : indiquez la date du premier jour.".into()),
+            _ => return Err(Msg::new("discipline.msg.exclusion_start")),
         }
     } else {
         None
@@ -586,7 +583,7 @@ async fn sanction(
     let today = state.clock.now().date;
     let (kind, days, starts_on, reason) = match check_sanction(&form, today) {
         Ok(s) => s,
-        Err(msg) => return back_to(&state, &owner, &id, &msg),
+        Err(msg) => return back_to(&state, &owner, &id, msg),
     };
     let principal = user.principal();
     let ip = ip.to_string();
@@ -635,9 +632,7 @@ async fn cancel_sanction(
     let sanction = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let reason: String = form.motif.trim().chars().take(500).collect();
     if reason.chars().count() < 5 {
-        return Err(AppError::BadRequest(
-            "Écrivez pourquoi la sanction est annulée (décision du conseil, erreur…).".into(),
-        ));
+        return Err(AppError::bad("discipline.msg.cancel_reason"));
     }
     let me = user.person_id;
     let ip = ip.to_string();

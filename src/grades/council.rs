@@ -18,7 +18,7 @@ use crate::db::DbError;
 use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Principal};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, CsrfForm, Page, render};
+use crate::web::{AppError, CsrfForm, Msg, Page, render};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -482,8 +482,8 @@ async fn council_page(
         stats,
         missing: r.data.missing_coefficients.join(", "),
         decisions: if r.last_period { DECISIONS } else { &[] },
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -520,21 +520,31 @@ async fn council_save(
                 };
                 let remarks = remarks.trim();
                 if remarks.chars().count() > 600 {
-                    return Ok(Err(format!("Remarques sur {} : 600 caractères au plus.", pupil.name())));
+                    return Ok(Err(
+                        Msg::new("council.msg.remarks_too_long").arg("name", pupil.name())
+                    ));
                 }
                 let decision = match fields.get(&format!("d_{h}")).map(|s| s.trim()) {
                     None | Some("") => None,
                     Some(d) if last && DECISIONS.iter().any(|(c, _)| *c == d) => Some(d),
                     Some(d) if !last => {
-                        return Ok(Err(format!(
-                            "Décision pour {} : le conseil décide seulement au dernier {} de l'année (« {d} » refusé).",
-                            pupil.name(),
-                            if p.cycle == "college" { "trimestre" } else { "semestre" }
-                        )));
+                        return Ok(Err(Msg::new(if p.cycle == "college" {
+                            "council.msg.decision_not_last_term"
+                        } else {
+                            "council.msg.decision_not_last_semester"
+                        })
+                        .arg("name", pupil.name())
+                        .arg("typed", d)));
                     }
-                    Some(d) => return Ok(Err(format!("Décision inconnue « {d} » pour {}.", pupil.name()))),
+                    Some(d) => {
+                        return Ok(Err(Msg::new("council.msg.decision_unknown")
+                            .arg("typed", d)
+                            .arg("name", pupil.name())));
+                    }
                 };
-                if store::set_council_record(tx, &scope, &class_id, &p.id, &pupil.id, remarks, decision, &me)? {
+                if store::set_council_record(
+                    tx, &scope, &class_id, &p.id, &pupil.id, remarks, decision, &me,
+                )? {
                     changed += 1;
                 }
             }
@@ -546,7 +556,7 @@ async fn council_save(
         Ok(n) => Redirect::to(&state.flash.ok(
             &owner,
             &back,
-            format!("Conseil de classe enregistré ({n} élève(s) modifié(s)).",),
+            Msg::new("council.msg.saved").arg("n", n),
         )),
         Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }
@@ -576,11 +586,9 @@ async fn close_class(
         })
         .await?;
     let msg = if done {
-        format!(
-            "{name} clôturé pour cette classe : notes publiées et figées ; les bulletins peuvent être émis."
-        )
+        Msg::new("council.msg.closed").arg("period", &name)
     } else {
-        format!("{name} était déjà clôturé pour cette classe.")
+        Msg::new("council.msg.already_closed").arg("period", &name)
     };
     Ok(Redirect::to(
         &state
@@ -613,7 +621,7 @@ async fn reopen_class(
     Ok(Redirect::to(&state.flash.ok(
         &owner,
         &format!("/conseil/{class}?periode={period}"),
-        "Période rouverte pour cette classe.",
+        Msg::new("council.msg.reopened"),
     ))
     .into_response())
 }
@@ -794,8 +802,8 @@ async fn appreciations_page(
             .collect(),
         course,
         lines,
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -818,10 +826,9 @@ async fn appreciations_save(
         .write(move |tx| {
             let (t, p, _, pupils) = course_access(tx, &who, &key, Some(period_id), &school_day)?;
             if store::is_closed(tx, &p, &t.audience_id())? {
-                return Ok(Err(format!(
-                    "Le {} est clôturé : les appréciations ne changent plus.",
-                    p.name
-                )));
+                return Ok(Err(
+                    Msg::new("council.msg.appreciations_closed").arg("period", &p.name)
+                ));
             }
             let scope = crate::db::registry::school_scope(tx)?;
             let mut n = 0;
@@ -831,9 +838,9 @@ async fn appreciations_save(
                 };
                 let text = text.trim();
                 if text.chars().count() > 200 {
-                    return Ok(Err(format!(
-                        "Appréciation de {name} : 200 caractères au plus."
-                    )));
+                    return Ok(Err(
+                        Msg::new("council.msg.appreciation_too_long").arg("name", name)
+                    ));
                 }
                 if store::set_appreciation(tx, &scope, &p.id, id, &t.subject_id, text, &me)? {
                     n += 1;
@@ -847,7 +854,7 @@ async fn appreciations_save(
         Ok(n) => Redirect::to(&state.flash.ok(
             &owner,
             &back,
-            format!("Appréciations enregistrées ({n} modifiée(s))."),
+            Msg::new("council.msg.appreciations_saved").arg("n", n),
         )),
         Err(e) => Redirect::to(&state.flash.err(&owner, &back, e)),
     }

@@ -257,7 +257,13 @@ pub(crate) fn marks(
             return Err(cols.error(rec, M_MATRICULE, format!("{} a déjà une note pour cette évaluation ligne {first}.", line.name)).into());
         }
         let value = parse_value(cols.get(rec, M_NOTE), a.scale)
-            .map_err(|e| cols.error(rec, M_NOTE, format!("{} : {e}.", line.name)))?;
+            .map_err(|e| {
+                cols.error(
+                    rec,
+                    M_NOTE,
+                    format!("{} : {}.", line.name, e.render(Default::default())),
+                )
+            })?;
         wanted.insert(line.pupil_id, value);
         let what = format!("{} — {} {} {}", line.name, audience_name, subject_name, a.label());
         let show = |v: Option<Value>| v.map(Value::typed).unwrap_or_else(|| "—".into());

@@ -16,7 +16,8 @@ use crate::auth::CurrentUser;
 use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, MarksView, Principal};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render};
+use crate::web::i18n::Tr;
+use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Msg, Page, render};
 
 /// Largest mark file accepted (a 60-pupil grid is a few kilobytes).
 const MAX_FILE: usize = 512 * 1024;
@@ -120,7 +121,7 @@ async fn new_page(
             .collect(),
         kinds: KINDS,
         today,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -154,32 +155,30 @@ async fn create(
             let (t, periods) = own_course(tx, &me, &f.cours, &school_day)?;
             let period = id_from_hex(&f.periode)
                 .and_then(|id| periods.iter().find(|p| p.id == id))
-                .ok_or_else(|| AppError::BadRequest("Choisissez la période de l'évaluation.".into()))?;
+                .ok_or_else(|| AppError::bad("grades.msg.choose_period"))?;
             if store::is_closed(tx, period, &t.audience_id())? {
-                return Ok(Err(format!("Le {} est clôturé : plus d'évaluation nouvelle.", period.name)));
+                return Ok(Err(Msg::new("grades.msg.closed_no_new").arg("period", &period.name)));
             }
             if !KINDS.iter().any(|(k, _)| *k == f.kind) {
-                return Ok(Err("Choisissez le type : interrogation, devoir ou composition.".into()));
+                return Ok(Err(Msg::new("grades.msg.choose_kind")));
             }
             let Some(date) = crate::school::calendar::parse_date(f.date.trim()) else {
-                return Ok(Err(format!("« {} » n'est pas une date.", f.date.trim())));
+                return Ok(Err(Msg::new("grades.msg.not_a_date").arg("typed", f.date.trim())));
             };
             let date = crate::school::calendar::iso(date);
             if date < period.starts_on || date > period.ends_on {
-                return Ok(Err(format!(
-                    "Le {} va du {} au {} : la date {} n'en fait pas partie.",
-                    period.name,
-                    crate::people::french_date(&period.starts_on),
-                    crate::people::french_date(&period.ends_on),
-                    crate::people::french_date(&date)
-                )));
+                return Ok(Err(Msg::new("grades.msg.date_outside")
+                    .arg("period", &period.name)
+                    .arg("from", crate::people::french_date(&period.starts_on))
+                    .arg("to", crate::people::french_date(&period.ends_on))
+                    .arg("date", crate::people::french_date(&date))));
             }
             let scale: f64 = match f.bareme.trim().replace(',', ".").parse::<f64>() {
                 Ok(s) if s > 0.0 && s <= 100.0 && s.fract() == 0.0 => s,
-                _ => return Ok(Err(format!("Barème « {} » : un nombre entier entre 1 et 100 (20, 10, 40…).", f.bareme.trim()))),
+                _ => return Ok(Err(Msg::new("grades.msg.scale").arg("typed", f.bareme.trim()))),
             };
             if f.titre.chars().count() > 120 {
-                return Ok(Err("Titre trop long (120 caractères au plus).".into()));
+                return Ok(Err(Msg::new("grades.msg.title_too_long")));
             }
             if f.kind == "composition" {
                 let exists: bool = tx.query_row(
@@ -189,10 +188,10 @@ async fn create(
                     |r| r.get(0),
                 )?;
                 if exists {
-                    return Ok(Err(format!(
-                        "{} a déjà sa composition de {} pour le {} : saisissez les notes dans celle-ci.",
-                        t.audience, t.subject, period.name
-                    )));
+                    return Ok(Err(Msg::new("grades.msg.composition_exists")
+                        .arg("audience", &t.audience)
+                        .arg("subject", &t.subject)
+                        .arg("period", &period.name)));
                 }
             }
             let scope = crate::db::registry::school_scope(tx)?;
@@ -278,7 +277,7 @@ fn load(
     ))
 }
 
-fn grid_stats(a: &Assessment, lines: &[GridLine]) -> String {
+fn grid_stats(tr: Tr, a: &Assessment, lines: &[GridLine]) -> String {
     let notes: Vec<f64> = lines
         .iter()
         .filter_map(|l| match l.value {
@@ -291,13 +290,13 @@ fn grid_stats(a: &Assessment, lines: &[GridLine]) -> String {
     }
     let s = compute::Settings::default();
     let st = compute::stats(&s, notes.iter().copied()).map(|st| {
-        format!(
-            "{} note(s) · moyenne {} · plus haute {} · plus basse {} (sur {})",
-            st.count,
-            fmt_number(st.mean),
-            fmt_number(st.highest),
-            fmt_number(st.lowest),
-            fmt_number(a.scale)
+        tr.msg(
+            &Msg::new("grades.msg.grid_stats")
+                .arg("count", st.count)
+                .arg("mean", fmt_number(st.mean))
+                .arg("highest", fmt_number(st.highest))
+                .arg("lowest", fmt_number(st.lowest))
+                .arg("scale", fmt_number(a.scale)),
         )
     });
     st.unwrap_or_default()
@@ -348,7 +347,7 @@ fn grid_view(
         published: a.published,
         closed: a.period_closed,
         can_delete: editable && !a.period_closed,
-        stats: grid_stats(a, lines),
+        stats: grid_stats(page.tr, a, lines),
         notice,
         errors,
         page,
@@ -374,12 +373,12 @@ async fn grid_page(
         .await?;
     let errors: Vec<String> = state
         .flash
-        .text(&page.csrf, &q.erreur)
+        .text(page.tr, &page.csrf, &q.erreur)
         .split('\n')
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let notice = state.flash.text(&page.csrf, &q.ok);
+    let notice = state.flash.text(page.tr, &page.csrf, &q.ok);
     render(&grid_view(
         page,
         &a,
@@ -400,6 +399,7 @@ fn validate(
     a: &Assessment,
     lines: &[GridLine],
     fields: &HashMap<String, String>,
+    tr: Tr,
 ) -> Result<Wanted, (Vec<String>, Vec<Id>)> {
     let mut wanted = HashMap::new();
     let (mut errors, mut bad) = (Vec::new(), Vec::new());
@@ -412,7 +412,13 @@ fn validate(
                 wanted.insert(l.pupil_id, v);
             }
             Err(e) => {
-                errors.push(format!("{} : {e}.", l.name));
+                errors.push(
+                    tr.msg(
+                        &Msg::new("grades.msg.pupil_mark")
+                            .arg("name", &l.name)
+                            .part("why", e),
+                    ),
+                );
                 bad.push(l.pupil_id);
             }
         }
@@ -423,10 +429,7 @@ fn validate(
         .filter_map(|k| k.strip_prefix("n_"))
         .any(|h| !known.contains(h))
     {
-        errors.push(
-            "La liste des élèves a changé depuis l'ouverture de la page : rechargez-la (vos notes tapées sont à recopier)."
-                .into(),
-        );
+        errors.push(tr.t("grades.msg.list_changed").to_string());
     }
     if errors.is_empty() {
         Ok(wanted)
@@ -435,15 +438,15 @@ fn validate(
     }
 }
 
-fn saved_message(s: store::Saved) -> String {
+fn saved_message(s: store::Saved) -> Msg {
     let changes = s.created + s.changed + s.removed;
     if changes == 0 {
-        "Aucune modification : les notes étaient déjà celles-ci.".into()
+        Msg::new("grades.msg.no_change")
     } else {
-        format!(
-            "Notes enregistrées : {} nouvelle(s), {} modifiée(s), {} retirée(s).",
-            s.created, s.changed, s.removed
-        )
+        Msg::new("grades.msg.saved")
+            .arg("created", s.created)
+            .arg("changed", s.changed)
+            .arg("removed", s.removed)
     }
 }
 
@@ -467,22 +470,22 @@ async fn grid_save(
     let fields: HashMap<String, String> = form.into_iter().collect();
     let typed = fields.clone();
     let ip = ip.to_string();
+    let tr = page.tr;
     let outcome = state
         .db
         .write(move |tx| {
             let (a, editable) = load(tx, &id, &who)?;
             if !editable {
                 return Err(if a.period_closed {
-                    AppError::BadRequest(format!(
-                        "Le {} est clôturé : une modification de note passe par la direction.",
-                        a.period
-                    ))
+                    AppError::BadRequest(
+                        Msg::new("grades.msg.closed_change").arg("period", &a.period),
+                    )
                 } else {
                     AppError::Forbidden
                 });
             }
             let lines = store::grid(tx, &a)?;
-            match validate(&a, &lines, &fields) {
+            match validate(&a, &lines, &fields, tr) {
                 Ok(wanted) => {
                     let scope = crate::db::registry::school_scope(tx)?;
                     let saved =
@@ -501,7 +504,7 @@ async fn grid_save(
         ))
         .into_response()),
         Outcome::Invalid(a, lines, mut errors, bad) => {
-            errors.push("Rien n'a été enregistré : corrigez puis enregistrez de nouveau.".into());
+            errors.push(tr.t("grades.msg.nothing_saved").to_string());
             let view = grid_view(
                 page,
                 &a,
@@ -543,7 +546,7 @@ async fn publish(
     Ok(Redirect::to(&state.flash.ok(
         &owner,
         &format!("/notes/evaluation/{id_text}"),
-        "Notes publiées : les élèves et leurs parents les voient.",
+        Msg::new("grades.msg.published"),
     ))
     .into_response())
 }
@@ -569,11 +572,11 @@ async fn delete(
             Ok::<_, AppError>(format!("{} — {} : {}", a.audience, a.subject, a.label()))
         })
         .await?;
-    Ok(Redirect::to(
-        &state
-            .flash
-            .ok(&owner, "/notes", format!("Évaluation supprimée ({label}).")),
-    )
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        "/notes",
+        Msg::new("grades.msg.deleted").arg("label", label),
+    ))
     .into_response())
 }
 
@@ -664,7 +667,7 @@ async fn import(
         return Ok(Redirect::to(&state.flash.err(
             &owner,
             &format!("/notes/evaluation/{id_text}"),
-            "Choisissez un fichier CSV ou XLSX à importer.",
+            Msg::new("grades.msg.choose_file"),
         ))
         .into_response());
     };
@@ -673,6 +676,7 @@ async fn import(
     }
     let me = user.person_id;
     let ip = ip.to_string();
+    let tr = page.tr;
     // The file is read — bounded — before the writer is taken, on a blocking thread; only the
     // table read from it goes to the writer, to be matched against the grid and saved.
     let table = tokio::task::spawn_blocking(move || crate::imports::sheet::read(&bytes))
@@ -688,7 +692,7 @@ async fn import(
             let lines = store::grid(tx, &a)?;
             let wanted = match table {
                 Ok(table) => super::sheet::from_table(&table, &a, &lines),
-                Err(e) => Err(vec![e.to_string()]),
+                Err(e) => Err(vec![e.msg().render(tr)]),
             };
             match wanted {
                 Ok(wanted) => {
@@ -705,13 +709,11 @@ async fn import(
         Outcome::Saved(s) => Ok(Redirect::to(&state.flash.ok(
             &owner,
             &format!("/notes/evaluation/{id_text}"),
-            format!("Fichier importé. {}", saved_message(s)),
+            Msg::new("grades.msg.file_imported").part("saved", saved_message(s)),
         ))
         .into_response()),
         Outcome::Invalid(a, lines, mut errors, _) => {
-            errors.push(
-                "Rien n'a été importé : corrigez le fichier puis importez-le de nouveau.".into(),
-            );
+            errors.push(page.tr.t("grades.msg.nothing_imported").to_string());
             let view = grid_view(page, &a, &lines, true, None, &[], String::new(), errors);
             let mut resp = render(&view)?;
             *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;

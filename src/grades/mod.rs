@@ -24,7 +24,7 @@ use crate::auth::{Can, CurrentUser, DirectAssessment};
 use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{Capability, Role};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
+use crate::web::{AppError, ClientIp, CsrfForm, Msg, Page, render};
 use compute::{Band, MissingComposition, Rounding, Settings};
 
 pub fn routes() -> Routes {
@@ -235,8 +235,8 @@ async fn index(
         return Err(AppError::Forbidden);
     }
     render(&IndexPage {
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         year: year.map(|y| y.name).unwrap_or_default(),
         teachings,
         councils,
@@ -266,12 +266,9 @@ async fn close_period(
         })
         .await?;
     let msg = if done.1 {
-        format!(
-            "{} clôturé : toutes ses notes sont publiées ; une modification passe désormais par la direction.",
-            done.0
-        )
+        Msg::new("grades.msg.period_closed").arg("period", &done.0)
     } else {
-        format!("{} était déjà clôturé.", done.0)
+        Msg::new("grades.msg.period_already_closed").arg("period", &done.0)
     };
     Ok(Redirect::to(&state.flash.ok(&owner, "/notes", msg)).into_response())
 }
@@ -293,7 +290,7 @@ async fn reopen_period(
             Ok::<_, AppError>(p.name)
         })
         .await?;
-    let msg = format!("{name} rouvert : les enseignants peuvent de nouveau modifier leurs notes.");
+    let msg = Msg::new("grades.msg.period_reopened").arg("period", &name);
     Ok(Redirect::to(&state.flash.ok(&owner, "/notes", msg)).into_response())
 }
 
@@ -328,31 +325,28 @@ fn bands_text(b: &[Band]) -> String {
         .join("\n")
 }
 
-fn parse_bands(text: &str, what: &str) -> Result<Vec<Band>, String> {
+fn parse_bands(text: &str, what: &'static str) -> Result<Vec<Band>, Msg> {
+    let at = |key: &'static str, line: usize| {
+        Msg::new(key)
+            .part("what", Msg::new(what))
+            .arg("line", line + 1)
+    };
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let (n, label) = line.split_once(char::is_whitespace).ok_or_else(|| {
-            format!("{what}, ligne {} : écrivez un seuil puis un libellé, par exemple « 16 Très bien ».", i + 1)
-        })?;
+        let (n, label) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| at("grades.msg.band_shape", i))?;
         let from: f64 = n
             .trim_start_matches('≥')
             .replace(',', ".")
             .parse()
-            .map_err(|_| {
-                format!(
-                    "{what}, ligne {} : « {n} » n'est pas un seuil sur 20.",
-                    i + 1
-                )
-            })?;
+            .map_err(|_| at("grades.msg.band_number", i).arg("n", n))?;
         if !(0.0..=20.0).contains(&from) || label.trim().is_empty() {
-            return Err(format!(
-                "{what}, ligne {} : le seuil doit être entre 0 et 20, suivi d'un libellé.",
-                i + 1
-            ));
+            return Err(at("grades.msg.band_range", i));
         }
         out.push(Band {
             from,
@@ -372,11 +366,8 @@ async fn settings_page(
     let (year, s, confirmed) = state
         .db
         .read(move |c| {
-            let y = crate::school::current_year(c, &today)?.ok_or_else(|| {
-                AppError::BadRequest(
-                    "Aucune année scolaire : créez-la d'abord sur la page Établissement.".into(),
-                )
-            })?;
+            let y = crate::school::current_year(c, &today)?
+                .ok_or_else(|| AppError::bad("school.msg.no_year"))?;
             let s = store::settings(c, &y.id)?;
             let confirmed: Option<(String, i64)> =
                 rusqlite::OptionalExtension::optional(c.query_row(
@@ -390,8 +381,8 @@ async fn settings_page(
         .await?;
     render(&SettingsPage {
         year,
-        notice: state.flash.text(&page.csrf, &q.ok),
-        error: state.flash.text(&page.csrf, &q.erreur),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         class_weight: store::fmt_number(s.class_weight),
         composition_weight: store::fmt_number(s.composition_weight),
         missing_zero: s.missing_composition == MissingComposition::Zero,
@@ -414,14 +405,13 @@ async fn settings_page(
             .map(|(name, at)| {
                 let t = time::OffsetDateTime::from_unix_timestamp(at)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                format!(
-                    "Réglages confirmés par {name} le {}.",
-                    crate::school::calendar::french(t.date())
+                page.tr.msg(
+                    &Msg::new("grades.msg.settings_confirmed")
+                        .arg("name", name)
+                        .arg("date", crate::school::calendar::french(t.date())),
                 )
             })
-            .unwrap_or_else(|| {
-                "Réglages par défaut de DOMAIN.md, pas encore confirmés par la direction.".into()
-            }),
+            .unwrap_or_else(|| page.tr.t("grades.msg.settings_default").to_string()),
         page,
     })
 }
@@ -442,25 +432,25 @@ struct SettingsForm {
     distinctions: String,
 }
 
-fn parse_settings(f: &SettingsForm) -> Result<Settings, String> {
-    let weight = |s: &str, what: &str| -> Result<f64, String> {
-        let v: f64 = s
-            .trim()
-            .replace(',', ".")
-            .parse()
-            .map_err(|_| format!("{what} : « {} » n'est pas un nombre.", s.trim()))?;
+fn parse_settings(f: &SettingsForm) -> Result<Settings, Msg> {
+    let weight = |s: &str, what: &'static str| -> Result<f64, Msg> {
+        let v: f64 = s.trim().replace(',', ".").parse().map_err(|_| {
+            Msg::new("grades.msg.weight_number")
+                .part("what", Msg::new(what))
+                .arg("typed", s.trim())
+        })?;
         if !(0.0..=10.0).contains(&v) {
-            return Err(format!("{what} doit être entre 0 et 10."));
+            return Err(Msg::new("grades.msg.weight_range").part("what", Msg::new(what)));
         }
         Ok(v)
     };
-    let class_weight = weight(&f.poids_classe, "Le poids des notes de classe")?;
-    let composition_weight = weight(&f.poids_composition, "Le poids de la composition")?;
+    let class_weight = weight(&f.poids_classe, "grades.field.class_weight")?;
+    let composition_weight = weight(&f.poids_composition, "grades.field.composition_weight")?;
     if class_weight + composition_weight <= 0.0 {
-        return Err("Les deux poids ne peuvent pas être nuls ensemble.".into());
+        return Err(Msg::new("grades.msg.weights_zero"));
     }
     if f.decimales > 3 {
-        return Err("Le nombre de décimales va de 0 à 3.".into());
+        return Err(Msg::new("grades.msg.decimals"));
     }
     let mut annual = Vec::new();
     for w in f
@@ -469,11 +459,11 @@ fn parse_settings(f: &SettingsForm) -> Result<Settings, String> {
         .map(str::trim)
         .filter(|w| !w.is_empty())
     {
-        annual.push(weight(w, "Un poids de la moyenne annuelle")?);
+        annual.push(weight(w, "grades.field.annual_weight")?);
     }
-    let bands = parse_bands(&f.appreciations, "Appréciations")?;
+    let bands = parse_bands(&f.appreciations, "grades.field.bands")?;
     if bands.is_empty() {
-        return Err("Indiquez au moins une appréciation.".into());
+        return Err(Msg::new("grades.msg.bands_empty"));
     }
     Ok(Settings {
         class_weight,
@@ -491,7 +481,7 @@ fn parse_settings(f: &SettingsForm) -> Result<Settings, String> {
             _ => Rounding::HalfUp,
         },
         bands,
-        distinctions: parse_bands(&f.distinctions, "Distinctions")?,
+        distinctions: parse_bands(&f.distinctions, "grades.field.distinctions")?,
         annual_weights: annual,
     })
 }
@@ -516,7 +506,7 @@ async fn settings_save(
         .db
         .write(move |tx| {
             let y = crate::school::current_year(tx, &today)?
-                .ok_or_else(|| AppError::BadRequest("Aucune année scolaire.".into()))?;
+                .ok_or_else(|| AppError::bad("school.msg.no_year"))?;
             let scope = crate::db::registry::school_scope(tx)?;
             store::save_settings(tx, &scope, &y.id, &s, &me)?;
             Ok::<_, AppError>(())
@@ -525,7 +515,7 @@ async fn settings_save(
     Ok(Redirect::to(&state.flash.ok(
         &owner,
         "/notes/parametres",
-        "Réglages enregistrés pour l'année scolaire.",
+        Msg::new("grades.msg.settings_saved"),
     ))
     .into_response())
 }

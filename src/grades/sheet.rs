@@ -200,7 +200,11 @@ pub fn from_table(
             Ok(v) => {
                 out.insert(line.pupil_id, v);
             }
-            Err(e) => errors.push(cols.error(rec, NOTE, format!("{} : {e}.", line.name))),
+            Err(e) => errors.push(cols.error(
+                rec,
+                NOTE,
+                format!("{} : {}.", line.name, e.render(Default::default())),
+            )),
         }
     }
     if !errors.is_empty() {

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::compute::{self, Band, Entry, Kind, MissingComposition, Rounding, Settings};
 use crate::db::{self, DbError, audit};
 use crate::id::Id;
+use crate::web::Msg;
 
 pub const KINDS: &[(&str, &str)] = &[
     ("interrogation", "Interrogation"),
@@ -726,7 +727,7 @@ pub fn fmt_number(v: f64) -> String {
 /// Read what a teacher typed for one pupil: empty = no mark; a number on the scale (comma or
 /// point, at most two decimals); `abs` absent, `exc`/`disp` excused, `nn` not assessed.
 /// The error says what is wrong, for a message that begins with the pupil's name.
-pub fn parse_value(typed: &str, scale: f64) -> Result<Option<Value>, String> {
+pub fn parse_value(typed: &str, scale: f64) -> Result<Option<Value>, Msg> {
     let t = typed.trim().to_lowercase();
     let t = t.trim_end_matches('.');
     match t {
@@ -740,21 +741,16 @@ pub fn parse_value(typed: &str, scale: f64) -> Result<Option<Value>, String> {
         _ => {}
     }
     let n = t.replace(',', ".");
-    let v: f64 = n.parse().map_err(|_| {
-        format!(
-            "« {} » n'est ni une note ni un code (abs, exc, nn)",
-            typed.trim()
-        )
-    })?;
+    let v: f64 = n
+        .parse()
+        .map_err(|_| Msg::new("grades.msg.mark_unknown").arg("typed", typed.trim()))?;
     if !v.is_finite() || v < 0.0 || v > scale {
-        return Err(format!(
-            "{} est hors du barème (de 0 à {})",
-            typed.trim(),
-            fmt_number(scale)
-        ));
+        return Err(Msg::new("grades.msg.mark_range")
+            .arg("typed", typed.trim())
+            .arg("scale", fmt_number(scale)));
     }
     if (v * 100.0 - (v * 100.0).round()).abs() > 1e-6 {
-        return Err(format!("{} a plus de deux décimales", typed.trim()));
+        return Err(Msg::new("grades.msg.mark_decimals").arg("typed", typed.trim()));
     }
     Ok(Some(Value::Note((v * 100.0).round() / 100.0)))
 }
@@ -1348,22 +1344,11 @@ mod tests {
         assert_eq!(parse_value("ABS", 20.0), Ok(Some(Value::Absent)));
         assert_eq!(parse_value("exc", 20.0), Ok(Some(Value::Excused)));
         assert_eq!(parse_value("nn", 20.0), Ok(Some(Value::NotAssessed)));
-        assert!(
-            parse_value("21", 20.0)
-                .unwrap_err()
-                .contains("hors du barème")
-        );
+        let fr = |m: Msg| m.render(Default::default());
+        assert!(fr(parse_value("21", 20.0).unwrap_err()).contains("hors du barème"));
         assert!(parse_value("-1", 20.0).is_err());
-        assert!(
-            parse_value("12,555", 20.0)
-                .unwrap_err()
-                .contains("décimales")
-        );
-        assert!(
-            parse_value("douze", 20.0)
-                .unwrap_err()
-                .contains("ni une note")
-        );
+        assert!(fr(parse_value("12,555", 20.0).unwrap_err()).contains("décimales"));
+        assert!(fr(parse_value("douze", 20.0).unwrap_err()).contains("ni une note"));
         assert!(parse_value("NaN", 20.0).is_err());
         assert_eq!(fmt_number(12.5), "12,5");
         assert_eq!(fmt_number(14.0), "14");

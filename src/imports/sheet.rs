@@ -3,6 +3,7 @@
 //! workbook (first sheet). The first non-empty row holds the column names, matched tolerantly
 //! (case, accents, spaces and punctuation do not matter).
 
+use crate::web::i18n::{Msg, Tr};
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx};
@@ -46,28 +47,38 @@ pub const LIMITS: Limits = Limits {
     parts: 500,
 };
 
-/// Why a file could not be read at all (before any line is looked at).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a file could not be read at all (before any line is looked at). Its words are in the
+/// catalog ([`ReadError::msg`]); `Display` gives them in French, for the command line and logs.
+#[derive(Debug, PartialEq, Eq)]
 pub enum ReadError {
-    #[error(
-        "Le fichier dépasse ce qu'un import accepte ({0}). Gardez seulement les lignes et colonnes utiles (dans Excel, Ctrl+Fin montre la dernière cellule utilisée : supprimez ce qui dépasse), puis enregistrez de nouveau."
-    )]
     TooLarge(String),
-    #[error("Le fichier est vide.")]
     Empty,
-    #[error(
-        "Le classeur Excel n'a pas pu être lu ({0}). Enregistrez-le de nouveau au format .xlsx ou en CSV."
-    )]
     Xlsx(String),
-    #[error(
-        "Ligne {line} : le fichier CSV est mal formé ({message}). Vérifiez les guillemets de cette ligne."
-    )]
     Csv { line: usize, message: String },
-    #[error(
-        "Ce fichier n'est ni un CSV ni un classeur .xlsx (un .xls ancien ? Enregistrez-le en .xlsx ou en CSV)."
-    )]
     NotATable,
 }
+
+impl ReadError {
+    pub fn msg(&self) -> Msg {
+        match self {
+            ReadError::TooLarge(what) => Msg::new("imports.msg.too_large").arg("what", what),
+            ReadError::Empty => Msg::new("imports.msg.empty"),
+            ReadError::Xlsx(why) => Msg::new("imports.msg.xlsx").arg("why", why),
+            ReadError::Csv { line, message } => Msg::new("imports.msg.csv")
+                .arg("line", line)
+                .arg("why", message),
+            ReadError::NotATable => Msg::new("imports.msg.not_a_table"),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg().render(Tr::default()))
+    }
+}
+
+impl std::error::Error for ReadError {}
 
 /// Read `bytes` as XLSX (by content, whatever the name) or as CSV, within [`LIMITS`].
 pub fn read(bytes: &[u8]) -> Result<Sheet, ReadError> {

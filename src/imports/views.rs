@@ -184,9 +184,7 @@ async fn preview(
     let kind = allowed(&user, &kind)?;
     let upload = crate::web::upload::read(multipart, csrf, "fichier", &[]).await?;
     let Some((name, bytes)) = upload.file else {
-        return Err(AppError::BadRequest(
-            "Choisissez un fichier (CSV ou Excel .xlsx) avant d'envoyer.".into(),
-        ));
+        return Err(AppError::bad("imports.msg.choose_file"));
     };
     if bytes.len() > super::MAX_FILE {
         return Err(AppError::TooLarge);
@@ -212,7 +210,7 @@ async fn run(
     super::import(&state.db, kind, bytes, opts)
         .await
         .map_err(|e| match e {
-            super::ImportError::Read(e) => AppError::BadRequest(e.to_string()),
+            super::ImportError::Read(e) => AppError::BadRequest(e.msg()),
             super::ImportError::Db(e) => e.into(),
         })
 }
@@ -242,11 +240,7 @@ async fn apply(
 ) -> Result<Response, AppError> {
     let kind = allowed(&user, &kind)?;
     let valid = form.fichier.len() == 64 && form.fichier.bytes().all(|b| b.is_ascii_hexdigit());
-    let gone = || {
-        AppError::BadRequest(
-            "Le fichier de l'aperçu n'est plus disponible : envoyez-le de nouveau.".into(),
-        )
-    };
+    let gone = || AppError::bad("imports.msg.preview_gone");
     if !valid {
         return Err(gone());
     }

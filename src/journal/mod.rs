@@ -19,7 +19,7 @@ use crate::policy::{self, Capability, ClassFacts, Principal, Role};
 use crate::school::calendar::{self, french, hm, iso, parse_date};
 use crate::state::{AppState, Routes};
 use crate::timetable::store::{self as tt, Filter, OccKey, Occurrence};
-use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Page, render};
+use crate::web::{AppError, ClientIp, CsrfForm, CsrfToken, Msg, Page, render};
 use store::{Draft, Entry};
 
 /// Largest attachment (a scanned worksheet, a short presentation).
@@ -403,7 +403,7 @@ async fn session_page(
         due_on,
         minutes,
         history,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         notice: if q.ok.is_empty() {
             String::new()
         } else {
@@ -418,29 +418,26 @@ async fn session_page(
 fn check_draft(
     fields: &crate::web::upload::Upload,
     session_date: time::Date,
-) -> Result<Draft, String> {
+) -> Result<Draft, Msg> {
     let content = fields.field("contenu").trim().replace("\r\n", "\n");
     let homework = fields.field("travail").trim().replace("\r\n", "\n");
     if content.is_empty() && homework.is_empty() {
-        return Err("Écrivez ce qui a été fait en séance, ou le travail à faire.".into());
+        return Err(Msg::new("journal.msg.empty"));
     }
     if content.chars().count() > MAX_CONTENT || homework.chars().count() > MAX_HOMEWORK {
-        return Err(format!(
-            "Texte trop long : {MAX_CONTENT} caractères au plus pour la séance, {MAX_HOMEWORK} pour le travail."
-        ));
+        return Err(Msg::new("journal.msg.too_long")
+            .arg("content", MAX_CONTENT)
+            .arg("homework", MAX_HOMEWORK));
     }
     let due_on = if homework.is_empty() {
         None
     } else {
         let raw = fields.field("pour_le").trim();
         let Some(d) = parse_date(raw) else {
-            return Err("Indiquez pour quand est le travail (date de remise).".into());
+            return Err(Msg::new("journal.msg.due_missing"));
         };
         if d < session_date || d > session_date + Duration::days(90) {
-            return Err(format!(
-                "La date de remise doit suivre la séance du {} (trois mois au plus).",
-                french(session_date)
-            ));
+            return Err(Msg::new("journal.msg.due_range").arg("date", french(session_date)));
         }
         Some(iso(d))
     };
@@ -450,7 +447,7 @@ fn check_draft(
     } else {
         match raw_minutes.parse::<i64>() {
             Ok(m) if (0..=600).contains(&m) => Some(m),
-            _ => return Err("Temps prévu : un nombre de minutes entre 0 et 600.".into()),
+            _ => return Err(Msg::new("journal.msg.minutes")),
         }
     };
     Ok(Draft {
@@ -493,22 +490,21 @@ async fn session_save(
     )
     .await?;
     let back = format!("/cahier-de-textes/seance/{occ}");
-    let fail = |msg: &str| Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response());
+    let fail = |msg: Msg| Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response());
     let draft = match check_draft(&upload, o.date) {
         Ok(d) => d,
-        Err(msg) => return fail(&msg),
+        Err(msg) => return fail(msg),
     };
     let file = match upload.file {
         Some((name, bytes)) => {
             if bytes.len() > MAX_ATTACHMENT {
                 return fail(
-                    "La pièce jointe dépasse 5 Mo : réduisez-la ou partagez-la en plusieurs fichiers.",
+                    Msg::new("journal.msg.attachment_too_large")
+                        .arg("mb", MAX_ATTACHMENT / (1024 * 1024)),
                 );
             }
             let Some(kind) = crate::files::Kind::sniff_document(&bytes, &name) else {
-                return fail(
-                    "Pièce jointe refusée : PDF, image (JPEG, PNG), ou document texte, tableur ou présentation (LibreOffice, Word, Excel, PowerPoint).",
-                );
+                return fail(Msg::new("journal.msg.attachment_kind"));
             };
             let store = crate::files::Store::new(state.config.data_dir.join("store"));
             let size = bytes.len() as i64;
@@ -552,9 +548,7 @@ fn own_unvisaed(c: &rusqlite::Connection, id: &Id, who: &Principal) -> Result<En
         return Err(AppError::Forbidden);
     }
     if e.visa.is_some() {
-        return Err(AppError::BadRequest(
-            "Cette séance porte le visa de la direction : elle ne peut plus être supprimée. Vous pouvez encore la compléter.".into(),
-        ));
+        return Err(AppError::conflict("journal.msg.visa_no_delete"));
     }
     Ok(e)
 }
@@ -701,9 +695,7 @@ async fn visa_class(
 ) -> Result<Response, AppError> {
     let class = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let (Some(from), Some(to)) = (parse_date(&form.du), parse_date(&form.au)) else {
-        return Err(AppError::BadRequest(
-            "Dates de la période à viser manquantes.".into(),
-        ));
+        return Err(AppError::bad("journal.msg.visa_dates"));
     };
     let me = user.person_id;
     let n = state

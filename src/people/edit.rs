@@ -14,7 +14,7 @@ use crate::auth::{Can, EditPeople};
 use crate::db::{self, DbError, audit};
 use crate::id::{Id, id_from_hex};
 use crate::state::AppState;
-use crate::web::{AppError, ClientIp, CsrfForm, Page, render};
+use crate::web::{AppError, ClientIp, CsrfForm, Msg, Page, render};
 
 /// What the form sends, and what comes back to it with an error (French field names, as in
 /// the rest of the school's forms).
@@ -131,19 +131,19 @@ impl Facts {
 impl PersonForm {
     /// The facts the form asks for, or the first problem in French. `is_pupil` decides whether
     /// the repeating box counts; `today` bounds birth dates; `country_code` completes local phones.
-    pub fn check(&self, is_pupil: bool, today: &str, country_code: &str) -> Result<Facts, String> {
+    pub fn check(&self, is_pupil: bool, today: &str, country_code: &str) -> Result<Facts, Msg> {
         let surname = surname(&self.nom);
         let first = first_names(&self.prenoms);
         if surname.is_empty() || first.is_empty() {
-            return Err("Le nom et les prénoms sont obligatoires.".into());
+            return Err(Msg::new("person.msg.names_required"));
         }
         if surname.chars().count() > 80 || first.chars().count() > 120 {
-            return Err("Nom ou prénoms trop longs (80 et 120 caractères au plus).".into());
+            return Err(Msg::new("person.msg.names_too_long"));
         }
         let sex = match self.sexe.trim() {
             "" => None,
             "F" | "M" => Some(self.sexe.trim().to_string()),
-            _ => return Err("Sexe : choisissez F ou M.".into()),
+            _ => return Err(Msg::new("person.msg.sex")),
         };
         let typed = self.naissance.trim();
         let birth_date = if typed.is_empty() {
@@ -151,26 +151,24 @@ impl PersonForm {
         } else {
             match parse_day(typed) {
                 Some(d) if d.as_str() >= "1940-01-01" && d.as_str() < today => Some(d),
-                Some(_) => return Err(format!("Date de naissance impossible : « {typed} ».")),
+                Some(_) => return Err(Msg::new("person.msg.birth_impossible").arg("typed", typed)),
                 None => {
-                    return Err(format!(
-                        "Date de naissance illisible « {typed} » : écrivez-la JJ/MM/AAAA (par exemple 03/02/2009)."
-                    ));
+                    return Err(Msg::new("person.msg.birth_unreadable").arg("typed", typed));
                 }
             }
         };
         let place = self.lieu.split_whitespace().collect::<Vec<_>>().join(" ");
         if place.chars().count() > 80 {
-            return Err("Lieu de naissance trop long (80 caractères au plus).".into());
+            return Err(Msg::new("person.msg.birthplace_too_long"));
         }
         let typed = self.telephone.trim();
         let phone = if typed.is_empty() {
             None
         } else {
             Some(normalize_phone(typed, country_code).ok_or_else(|| {
-                format!(
-                    "Numéro illisible « {typed} » : 8 chiffres (90 12 34 56) ou +{country_code}…"
-                )
+                Msg::new("person.msg.phone_unreadable")
+                    .arg("typed", typed)
+                    .arg("country", country_code)
             })?)
         };
         Ok(Facts {
@@ -269,7 +267,7 @@ pub(super) async fn edit_page(
     let person = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let (facts, matricule) = load_for_form(&state, person).await?;
     let f = facts.form();
-    form_page(page, id, &facts, matricule, String::new(), f)
+    form_page(page, id, &facts, matricule, None, f)
 }
 
 async fn load_for_form(state: &AppState, person: Id) -> Result<(Facts, String), AppError> {
@@ -292,10 +290,11 @@ fn form_page(
     id: String,
     facts: &Facts,
     matricule: String,
-    error: String,
+    error: Option<Msg>,
     f: PersonForm,
 ) -> Result<Response, AppError> {
-    let refused = !error.is_empty();
+    let refused = error.is_some();
+    let error = error.map(|m| page.tr.msg(&m)).unwrap_or_default();
     let mut r = render(&EditPage {
         page,
         id,
@@ -327,7 +326,7 @@ pub(super) async fn edit_save(
     let today = state.clock.today_iso();
     let new = match f.check(is_pupil, &today, &state.config.phone_country_code) {
         Ok(new) => new,
-        Err(msg) => return form_page(page, id, &facts, matricule, msg, f),
+        Err(msg) => return form_page(page, id, &facts, matricule, Some(msg), f),
     };
     let me = user.account_id;
     let ip = ip.to_string();
@@ -355,7 +354,7 @@ pub(super) async fn edit_save(
             id,
             &facts,
             matricule,
-            "Cette fiche vient de changer (inscription ou départ) : vérifiez puis enregistrez de nouveau.".into(),
+            Some(Msg::new("person.msg.changed_meanwhile")),
             f,
         ),
         Some(changes) => {
@@ -399,7 +398,9 @@ mod tests {
         let bad = |change: fn(&mut PersonForm)| {
             let mut f = form();
             change(&mut f);
-            f.check(true, "2026-11-24", "228").expect_err("refused")
+            f.check(true, "2026-11-24", "228")
+                .expect_err("refused")
+                .render(Default::default())
         };
         assert!(bad(|f| f.nom = " ".into()).contains("obligatoires"));
         assert!(bad(|f| f.sexe = "X".into()).contains("F ou M"));

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::{self, DbError};
 use crate::id::Id;
+use crate::web::Msg;
 
 pub use views::routes;
 
@@ -162,6 +163,19 @@ pub enum YearError {
     Exists(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl YearError {
+    /// Why, in words for the person who typed the year.
+    pub fn msg(&self) -> Msg {
+        match self {
+            YearError::BadDate(d) => Msg::new("school.msg.year_bad_date").arg("date", d),
+            YearError::Order => Msg::new("school.msg.year_order"),
+            YearError::Period(p) => Msg::new("school.msg.year_period").arg("period", p),
+            YearError::Exists(y) => Msg::new("school.msg.year_exists").arg("year", y),
+            YearError::Db(_) => Msg::new("error.500.message"),
+        }
+    }
 }
 
 /// Create a school year and its periods in one go.
@@ -393,7 +407,7 @@ pub fn split_class(
     conn: &Connection,
     scope: &str,
     class: &Id,
-) -> Result<Result<[Id; 2], String>, DbError> {
+) -> Result<Result<[Id; 2], Msg>, DbError> {
     let Some(name) = conn
         .query_row(
             "SELECT name FROM classes WHERE id = ?1",
@@ -402,7 +416,7 @@ pub fn split_class(
         )
         .optional()?
     else {
-        return Ok(Err("Classe inconnue.".into()));
+        return Ok(Err(Msg::new("error.unknown_class")));
     };
     let names = [format!("{name} — groupe 1"), format!("{name} — groupe 2")];
     let taken: i64 = conn.query_row(
@@ -411,7 +425,7 @@ pub fn split_class(
         |r| r.get(0),
     )?;
     if taken > 0 {
-        return Ok(Err(format!("Les demi-groupes de {name} existent déjà.")));
+        return Ok(Err(Msg::new("school.msg.groups_exist").arg("class", &name)));
     }
     let pupils: Vec<Id> = conn
         .prepare(
@@ -421,9 +435,9 @@ pub fn split_class(
         .query_map([&class[..]], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     if pupils.len() < 2 {
-        return Ok(Err(format!(
-            "{name} n'a pas assez d'élèves pour deux groupes."
-        )));
+        return Ok(Err(
+            Msg::new("school.msg.too_few_to_split").arg("class", &name)
+        ));
     }
     let half = pupils.len().div_ceil(2);
     let mut ids = [[0u8; 16]; 2];

@@ -11,7 +11,7 @@ use super::calendar;
 use crate::auth::{Can, ManageStructure};
 use crate::db::DbError;
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, CsrfForm, CsrfToken, Page, render};
+use crate::web::{AppError, CsrfForm, CsrfToken, Msg, Page, render};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -185,7 +185,7 @@ async fn structure_page(
         groups,
         classes,
         teachings,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         notice: match q.ok.as_str() {
             "annee" => page.tr.t("structure.year_saved").to_string(),
             "" => String::new(),
@@ -215,11 +215,7 @@ async fn create_year(
 ) -> Result<Response, AppError> {
     let name = f.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 40 {
-        return back(
-            &state,
-            &owner,
-            "Donnez un nom à l'année, par exemple 2026-2027.",
-        );
+        return back(&state, &owner, Msg::new("school.msg.year_name"));
     }
     let start_year = calendar::parse_date(&f.starts_on).map(|d| d.year());
     let week_a = Some(f.week_a.trim())
@@ -254,13 +250,13 @@ async fn create_year(
             ) {
                 Ok(_) => Ok(Ok(())),
                 Err(super::YearError::Db(e)) => Err(AppError::from(e)),
-                Err(e) => Ok(Err(e.to_string())),
+                Err(e) => Ok(Err(e.msg())),
             }
         })
         .await?;
     match result {
         Ok(()) => Ok(Redirect::to("/etablissement?ok=annee").into_response()),
-        Err(msg) => back(&state, &owner, &capitalize(&msg)),
+        Err(msg) => back(&state, &owner, msg),
     }
 }
 
@@ -281,21 +277,21 @@ struct ResourceForm {
 }
 
 /// Back to the structure page with the reason of a refusal.
-fn back(state: &AppState, owner: &CsrfToken, msg: &str) -> Result<Response, AppError> {
+fn back(state: &AppState, owner: &CsrfToken, msg: Msg) -> Result<Response, AppError> {
     Ok(Redirect::to(&state.flash.err(&owner.0, "/etablissement", msg)).into_response())
 }
 
 impl ResourceForm {
-    fn check(&self, default_kind: &str) -> Result<super::ResourceInput, String> {
+    fn check(&self, default_kind: &str) -> Result<super::ResourceInput, Msg> {
         let name: String = self.nom.split_whitespace().collect::<Vec<_>>().join(" ");
         if name.is_empty() || name.chars().count() > 60 {
-            return Err("Donnez un nom (60 caractères au plus).".into());
+            return Err(Msg::new("school.msg.resource_name"));
         }
         let capacity = match self.places.trim() {
             "" => None,
             p => match p.parse::<i64>() {
                 Ok(n) if (1..=500).contains(&n) => Some(n),
-                _ => return Err("Nombre de places : de 1 à 500.".into()),
+                _ => return Err(Msg::new("school.msg.capacity")),
             },
         };
         let kind = match self.kind.trim() {
@@ -322,7 +318,7 @@ async fn save_room(
 ) -> Result<Response, AppError> {
     let r = match f.check("salle") {
         Ok(r) => r,
-        Err(msg) => return back(&state, &owner, &msg),
+        Err(msg) => return back(&state, &owner, msg),
     };
     state
         .db
@@ -343,7 +339,7 @@ async fn save_equipment(
 ) -> Result<Response, AppError> {
     let mut r = match f.check("matériel") {
         Ok(r) => r,
-        Err(msg) => return back(&state, &owner, &msg),
+        Err(msg) => return back(&state, &owner, msg),
     };
     let room_name = f.salle.trim().to_string();
     let found = state
@@ -367,11 +363,7 @@ async fn save_equipment(
         })
         .await?;
     if !found {
-        return back(
-            &state,
-            &owner,
-            "Salle inconnue pour ce matériel : créez-la d'abord ou laissez vide.",
-        );
+        return back(&state, &owner, Msg::new("school.msg.equipment_room"));
     }
     Ok(Redirect::to("/etablissement?ok=materiel#salles").into_response())
 }
@@ -390,7 +382,7 @@ async fn split_class(
     CsrfForm(f): CsrfForm<SplitForm>,
 ) -> Result<Response, AppError> {
     let Some(class) = crate::id::id_from_hex(&f.classe) else {
-        return back(&state, &owner, "Choisissez la classe à partager.");
+        return back(&state, &owner, Msg::new("school.msg.choose_class_to_split"));
     };
     let result = state
         .db
@@ -401,14 +393,6 @@ async fn split_class(
         .await?;
     match result {
         Ok(_) => Ok(Redirect::to("/etablissement?ok=groupes#groupes").into_response()),
-        Err(msg) => back(&state, &owner, &msg),
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
+        Err(msg) => back(&state, &owner, msg),
     }
 }

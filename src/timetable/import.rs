@@ -13,6 +13,7 @@ use crate::imports::run::{Action, Ctx, LineReport, Problem, Report};
 use crate::imports::sheet::{Columns, Field, Record, Sheet, fold};
 use crate::school::import::{named_index, subject_index, teacher, teacher_index, year};
 use crate::school::{self, calendar};
+use crate::web::i18n::Tr;
 
 pub const SLOT_FIELDS: &[Field] = &[
     Field {
@@ -228,7 +229,7 @@ pub(crate) fn timetable(
                     T_AUDIENCE,
                     format!(
                         "conflit : {}.",
-                        conflicts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ; ")
+                        conflicts.iter().map(|c| c.msg().render(Tr::default())).collect::<Vec<_>>().join(" ; ")
                     ),
                 )
                 .into()),

@@ -21,7 +21,7 @@ use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Role};
 use crate::school::calendar::{self, hm, iso};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, CsrfForm, Page, render};
+use crate::web::{AppError, CsrfForm, Msg, Page, render};
 use store::{Filter, OccKey, Occurrence, State as OccState};
 
 pub fn routes() -> Routes {
@@ -304,7 +304,7 @@ async fn show_week(
         days,
         tabs: spec.tabs,
         form,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         notice,
         feed_link: spec.base == "/emploi-du-temps" || spec.view == Viewpoint::Audience,
         page,
@@ -582,9 +582,9 @@ fn opt_id(s: &str) -> Result<Option<Id>, AppError> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    id_from_hex(s.trim()).map(Some).ok_or_else(|| {
-        AppError::BadRequest("Un choix de la liste est invalide. Rechargez la page.".into())
-    })
+    id_from_hex(s.trim())
+        .map(Some)
+        .ok_or_else(|| AppError::bad("error.invalid_choice"))
 }
 
 /// Add a weekly slot to a class; a conflict is refused with its reason.
@@ -596,47 +596,47 @@ async fn create_slot(
 ) -> Result<Response, AppError> {
     let class = opt_id(&f.class_id)?.ok_or(AppError::NotFound)?;
     let back = format!("/emploi-du-temps/classe/{}", hex(&class));
-    let fail = |msg: String| -> Result<Response, AppError> {
+    let fail = |msg: Msg| -> Result<Response, AppError> {
         Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
     };
-    let subject = opt_id(&f.subject_id)?
-        .ok_or_else(|| AppError::BadRequest("Choisissez une matière.".into()))?;
+    let subject =
+        opt_id(&f.subject_id)?.ok_or_else(|| AppError::bad("timetable.msg.choose_subject"))?;
     let teacher = opt_id(&f.teacher_id)?;
     let room = opt_id(&f.room_id)?;
     let weekday: i64 = match f.weekday.trim().parse() {
         Ok(d) if (1..=7).contains(&d) => d,
-        _ => return fail("Choisissez un jour de la semaine.".into()),
+        _ => return fail(Msg::new("timetable.msg.choose_weekday")),
     };
     let (Some(starts), Some(ends)) = (
         calendar::parse_time(&f.starts),
         calendar::parse_time(&f.ends),
     ) else {
-        return fail(format!(
-            "Heure impossible : « {} » – « {} ». Écrivez par exemple 07:00 et 08:55.",
-            f.starts, f.ends
-        ));
+        return fail(
+            Msg::new("timetable.msg.bad_times")
+                .arg("starts", &f.starts)
+                .arg("ends", &f.ends),
+        );
     };
     if starts >= ends {
-        return fail(format!(
-            "La séance doit finir après son début ({} – {}).",
-            hm(starts),
-            hm(ends)
-        ));
+        return fail(
+            Msg::new("timetable.msg.ends_before_start")
+                .arg("starts", hm(starts))
+                .arg("ends", hm(ends)),
+        );
     }
     let weeks = match f.weeks.as_str() {
         "" | "all" => "all",
         "A" => "A",
         "B" => "B",
-        _ => return fail("Semaine A, B ou toutes.".into()),
+        _ => return fail(Msg::new("timetable.msg.weeks")),
     };
     let today = iso(today(&state));
     let result = state
         .db
         .write(move |tx| {
             let scope = crate::db::registry::school_scope(tx)?;
-            let year = crate::school::current_year(tx, &today)?.ok_or_else(|| {
-                AppError::BadRequest("Créez d'abord l'année scolaire (page Établissement).".into())
-            })?;
+            let year = crate::school::current_year(tx, &today)?
+                .ok_or_else(|| AppError::bad("school.msg.no_year"))?;
             let slot = store::NewSlot {
                 school_year_id: year.id,
                 class_id: Some(class),
@@ -656,14 +656,10 @@ async fn create_slot(
         .await?;
     match result {
         Ok(_) => Ok(Redirect::to(&format!("{back}?ok=creneau")).into_response()),
-        Err(conflicts) => fail(format!(
-            "Créneau refusé : {}.",
-            conflicts
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" ; ")
-        )),
+        Err(conflicts) => fail(
+            Msg::new("timetable.msg.slot_refused")
+                .list("why", conflicts.iter().map(store::Conflict::msg).collect()),
+        ),
     }
 }
 
@@ -734,7 +730,7 @@ async fn session_page(
         can_change: manage && o.slot_id.is_some() && o.state == OccState::Normal,
         teachers,
         rooms,
-        error: state.flash.text(&page.csrf, &q.erreur),
+        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         page,
     })
 }
@@ -766,7 +762,7 @@ async fn change_session(
 ) -> Result<Response, AppError> {
     let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
     let back = format!("/emploi-du-temps/seance/{occ}");
-    let fail = |msg: &str| -> Result<Response, AppError> {
+    let fail = |msg: Msg| -> Result<Response, AppError> {
         Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
     };
     let teacher = opt_id(&f.teacher_id)?;
@@ -777,35 +773,33 @@ async fn change_session(
         "annule" => ("annule", None, None, None),
         "remplace" => {
             if teacher.is_none() {
-                return fail("Choisissez l'enseignant remplaçant.");
+                return fail(Msg::new("timetable.msg.choose_substitute"));
             }
             ("remplace", None, None, None)
         }
         "deplace" => {
             let Some(d) = calendar::parse_date(&f.new_date) else {
-                return fail(
-                    "Date impossible : écrivez-la AAAA-MM-JJ (le sélecteur de date le fait pour vous).",
-                );
+                return fail(Msg::new("error.bad_date"));
             };
             let (Some(s), Some(e)) = (
                 calendar::parse_time(&f.starts),
                 calendar::parse_time(&f.ends),
             ) else {
-                return fail("Heures impossibles : écrivez par exemple 15:00 et 16:55.");
+                return fail(Msg::new("timetable.msg.bad_move_times"));
             };
             if s >= e {
-                return fail("La séance doit finir après son début.");
+                return fail(Msg::new("timetable.msg.ends_before_start_plain"));
             }
             ("deplace", Some(iso(d)), Some(s), Some(e))
         }
-        _ => return fail("Action inconnue."),
+        _ => return fail(Msg::new("error.unknown_action")),
     };
     let result = state
         .db
         .write(move |tx| {
             let o = store::occurrence(tx, key)?.ok_or(AppError::NotFound)?;
             let (Some(slot), OccState::Normal) = (o.slot_id, &o.state) else {
-                return Ok(Err("Cette séance a déjà une modification."));
+                return Ok(Err(Msg::new("timetable.msg.already_changed")));
             };
             if let (Some(d), Some(s), Some(e)) = (&new_date, starts, ends) {
                 // A moved session must not land on its teacher, room or class elsewhere.
@@ -826,9 +820,7 @@ async fn change_session(
                     .iter()
                     .any(|b| b.happens() && b.key() != o.key() && b.starts < e && b.ends > s)
                 {
-                    return Ok(Err(
-                        "Ce nouvel horaire est déjà pris (classe, enseignant ou salle).",
-                    ));
+                    return Ok(Err(Msg::new("timetable.msg.move_taken")));
                 }
             }
             let scope = crate::db::registry::school_scope(tx)?;

@@ -9,6 +9,7 @@ use time::{Date, Duration};
 use crate::db::{self, DbError};
 use crate::id::{Id, hex, id_from_hex};
 use crate::school::calendar::{self, is_week_a, iso, parse_date};
+use crate::web::Msg;
 
 /// Whose timetable.
 #[derive(Debug, Clone)]
@@ -599,16 +600,19 @@ pub enum Conflict {
     Class { audience: String, with: String },
 }
 
-impl std::fmt::Display for Conflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Conflict {
+    /// Why, in words.
+    pub fn msg(&self) -> Msg {
         match self {
-            Conflict::Teacher { who, with } => {
-                write!(f, "{who} enseigne déjà à ce moment ({with})")
-            }
-            Conflict::Room { room, with } => write!(f, "la salle {room} est déjà occupée ({with})"),
-            Conflict::Class { audience, with } => {
-                write!(f, "{audience} a déjà cours à ce moment ({with})")
-            }
+            Conflict::Teacher { who, with } => Msg::new("timetable.msg.conflict_teacher")
+                .arg("who", who)
+                .arg("with", with),
+            Conflict::Room { room, with } => Msg::new("timetable.msg.conflict_room")
+                .arg("room", room)
+                .arg("with", with),
+            Conflict::Class { audience, with } => Msg::new("timetable.msg.conflict_class")
+                .arg("audience", audience)
+                .arg("with", with),
         }
     }
 }

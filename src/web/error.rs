@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::i18n::Tr;
+use super::i18n::{Msg, Tr};
 use crate::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +26,12 @@ pub enum AppError {
         /// kept form after the login. `None` (no session cookie at all): nothing is kept.
         owner: Option<(Vec<u8>, Option<crate::id::Id>)>,
     },
-    /// The form or request was not understood; the message says what to do, in French.
-    #[error("{0}")]
-    BadRequest(String),
+    /// The form or request was not understood; the message says what to do.
+    #[error("{}", .0.key())]
+    BadRequest(Msg),
     /// The action contradicts what is stored (a duplicate, a link to something gone).
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{}", .0.key())]
+    Conflict(Msg),
     #[error("jeton de sécurité invalide")]
     Csrf,
     /// First login with an activation code: a new password must be chosen before anything else.
@@ -74,21 +74,17 @@ impl From<rusqlite::Error> for AppError {
                 tracing::warn!(error = %e, "constraint refused an action: answered 409");
                 let why = match f.extended_code {
                     SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY => {
-                        "Cet élément existe déjà : deux fois le même nom, code ou date n'est pas possible."
+                        "error.constraint.unique"
                     }
-                    SQLITE_CONSTRAINT_FOREIGNKEY => {
-                        "Cet élément dépend d'un autre qui n'existe pas ou plus (supprimé entre-temps ?), ou d'autres en dépendent encore."
-                    }
-                    SQLITE_CONSTRAINT_NOTNULL => "Une information obligatoire manque.",
-                    SQLITE_CONSTRAINT_CHECK => "Une des valeurs n'est pas acceptée.",
-                    SQLITE_CONSTRAINT_TRIGGER => {
-                        "Cette donnée ne peut pas être modifiée ici (elle vient du portail national ou est verrouillée)."
-                    }
-                    _ => "Cette opération contredit ce qui est déjà enregistré.",
+                    SQLITE_CONSTRAINT_FOREIGNKEY => "error.constraint.foreign_key",
+                    SQLITE_CONSTRAINT_NOTNULL => "error.constraint.not_null",
+                    SQLITE_CONSTRAINT_CHECK => "error.constraint.check",
+                    SQLITE_CONSTRAINT_TRIGGER => "error.constraint.trigger",
+                    _ => "error.constraint.other",
                 };
-                AppError::Conflict(format!(
-                    "{why} Rien n'a été enregistré : rechargez la page, vérifiez, puis recommencez."
-                ))
+                AppError::Conflict(
+                    Msg::new("error.constraint.nothing_saved").part("why", Msg::new(why)),
+                )
             }
             _ => AppError::Internal(e.to_string()),
         }
@@ -118,6 +114,16 @@ struct ErrorPage<'a> {
 }
 
 impl AppError {
+    /// A 400 whose page says the catalog's message `key`.
+    pub fn bad(key: &'static str) -> AppError {
+        AppError::BadRequest(Msg::new(key))
+    }
+
+    /// A 409 whose page says the catalog's message `key`.
+    pub fn conflict(key: &'static str) -> AppError {
+        AppError::Conflict(Msg::new(key))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
@@ -139,22 +145,22 @@ impl AppError {
 #[derive(Debug, Clone)]
 pub struct ErrorPageInfo {
     pub status: StatusCode,
-    pub detail: Option<String>,
+    pub detail: Option<Msg>,
     pub lang: super::i18n::Lang,
 }
 
 /// The French (or English) page for an error status; also used to dress bare 4xx/5xx responses.
-pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Response {
+pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&Msg>) -> Response {
     let mut resp = render_error_page(tr, status, detail);
     resp.extensions_mut().insert(ErrorPageInfo {
         status,
-        detail: detail.map(str::to_string),
+        detail: detail.cloned(),
         lang: tr.lang,
     });
     resp
 }
 
-fn render_error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Response {
+fn render_error_page(tr: Tr, status: StatusCode, detail: Option<&Msg>) -> Response {
     let (title, message, hint) = match status.as_u16() {
         404 => ("error.404.title", "error.404.message", "error.hint.home"),
         403 => ("error.403.title", "error.403.message", "error.hint.home"),
@@ -176,11 +182,12 @@ fn render_error_page(tr: Tr, status: StatusCode, detail: Option<&str>) -> Respon
     } else {
         status
     };
+    let detail = detail.map(|m| m.render(tr));
     let page = ErrorPage {
         tr,
         status: code.as_u16(),
         title: tr.t(title),
-        message: detail.unwrap_or_else(|| tr.t(message)),
+        message: detail.as_deref().unwrap_or_else(|| tr.t(message)),
         hint: tr.t(hint),
     };
     // 419 is our internal marker for a CSRF failure, answered as 403.
@@ -293,6 +300,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::i18n::Lang;
 
     #[test]
     fn database_refusals_are_told_as_such_and_missing_rows_are_404() {
@@ -312,10 +320,12 @@ mod tests {
             ("INSERT INTO a (name) VALUES (NULL)", "obligatoire"),
         ] {
             match refused(sql) {
-                e @ AppError::Conflict(_) => {
-                    assert_eq!(e.status(), StatusCode::CONFLICT);
-                    assert!(e.to_string().contains(words), "{sql}: {e}");
-                    assert!(!e.to_string().contains("constraint"), "no SQLite words");
+                AppError::Conflict(m) => {
+                    let (fr, en) = (m.render(Tr::default()), m.render(Tr::new(Lang::En)));
+                    assert!(fr.contains(words), "{sql}: {fr}");
+                    assert!(fr.contains("Rien n'a été enregistré"), "{fr}");
+                    assert!(!fr.contains("constraint") && !en.contains("constraint"));
+                    assert!(en.contains("Nothing was saved"), "{en}");
                 }
                 other => panic!("{sql}: {other:?}"),
             }

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::i18n::{Msg, Tr};
+
 /// How long a message waits for its page (a reload within that time shows it again).
 const TTL: Duration = Duration::from_secs(15 * 60);
 /// Messages kept at once; past it the oldest go (a school makes a few per minute).
@@ -17,7 +19,7 @@ const MAX_TEXT: usize = 4_000;
 
 struct Entry {
     owner: String,
-    text: String,
+    msg: Msg,
     at: Instant,
 }
 
@@ -27,17 +29,9 @@ pub struct Flashes {
 }
 
 impl Flashes {
-    /// Keep `text` for the browser whose CSRF token is `owner`; returns its id.
-    pub fn put(&self, owner: &str, text: impl Into<String>) -> String {
-        let mut text: String = text.into();
-        if text.len() > MAX_TEXT {
-            let mut cut = MAX_TEXT;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
-        }
+    /// Keep `msg` for the browser whose CSRF token is `owner`; returns its id. It is put into
+    /// words when its page is shown, in that page's language.
+    pub fn put(&self, owner: &str, msg: Msg) -> String {
         let id = super::random_token();
         let mut map = self.lock();
         if map.len() >= CAPACITY {
@@ -53,16 +47,16 @@ impl Flashes {
             id.clone(),
             Entry {
                 owner: owner.to_string(),
-                text,
+                msg,
                 at: Instant::now(),
             },
         );
         id
     }
 
-    /// The text kept under `id` for this browser; empty when there is none (another browser's,
-    /// expired, or not an id at all — words typed into the URL).
-    pub fn text(&self, owner: &str, id: &str) -> String {
+    /// The message kept under `id` for this browser, in `tr`'s language; empty when there is
+    /// none (another browser's, expired, or not an id at all — words typed into the URL).
+    pub fn text(&self, tr: Tr, owner: &str, id: &str) -> String {
         if id.is_empty() || owner.is_empty() {
             return String::new();
         }
@@ -72,27 +66,36 @@ impl Flashes {
                 if super::constant_time_eq(e.owner.as_bytes(), owner.as_bytes())
                     && e.at.elapsed() < TTL =>
             {
-                e.text.clone()
+                let mut text = e.msg.render(tr);
+                if text.len() > MAX_TEXT {
+                    let mut cut = MAX_TEXT;
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text.truncate(cut);
+                    text.push('…');
+                }
+                text
             }
             _ => String::new(),
         }
     }
 
     /// `path` with `name=<id of text>` added to its query.
-    pub fn url(&self, owner: &str, path: &str, name: &str, text: impl Into<String>) -> String {
-        let id = self.put(owner, text);
+    pub fn url(&self, owner: &str, path: &str, name: &str, msg: Msg) -> String {
+        let id = self.put(owner, msg);
         let sep = if path.contains('?') { '&' } else { '?' };
         format!("{path}{sep}{name}={id}")
     }
 
     /// `path?ok=<id>`: a confirmation for the next page.
-    pub fn ok(&self, owner: &str, path: &str, text: impl Into<String>) -> String {
-        self.url(owner, path, "ok", text)
+    pub fn ok(&self, owner: &str, path: &str, msg: Msg) -> String {
+        self.url(owner, path, "ok", msg)
     }
 
     /// `path?erreur=<id>`: a refusal for the next page.
-    pub fn err(&self, owner: &str, path: &str, text: impl Into<String>) -> String {
-        self.url(owner, path, "erreur", text)
+    pub fn err(&self, owner: &str, path: &str, msg: Msg) -> String {
+        self.url(owner, path, "erreur", msg)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -105,27 +108,40 @@ impl Flashes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::i18n::Lang;
 
     #[test]
     fn a_message_is_shown_to_its_browser_only_and_never_taken_from_the_url() {
+        let fr = Tr::new(Lang::Fr);
         let f = Flashes::default();
-        let url = f.ok("jeton-a", "/notes", "12 notes enregistrées.");
+        let saved = Msg::new("attendance.saved").arg("absent", 2).arg("late", 1);
+        let url = f.ok("jeton-a", "/notes", saved.clone());
         let id = url.strip_prefix("/notes?ok=").expect("id in the query");
         assert_eq!(id.len(), 32);
-        assert_eq!(f.text("jeton-a", id), "12 notes enregistrées.");
-        assert_eq!(f.text("jeton-b", id), "", "another browser");
+        assert_eq!(f.text(fr, "jeton-a", id), saved.render(fr));
+        assert!(f.text(fr, "jeton-a", id).contains('2'));
+        assert_eq!(
+            f.text(Tr::new(Lang::En), "jeton-a", id),
+            saved.render(Tr::new(Lang::En)),
+            "worded in the language of the page that shows it"
+        );
+        assert_eq!(f.text(fr, "jeton-b", id), "", "another browser");
         assert_eq!(
             f.text(
+                fr,
                 "jeton-a",
                 "Votre compte expire : envoyez votre mot de passe par SMS"
             ),
             "",
             "words in the URL are not a message"
         );
-        assert_eq!(f.text("", id), "");
-        let url = f.err("jeton-a", "/x?semaine=3", "refusé");
+        assert_eq!(f.text(fr, "", id), "");
+        let url = f.err("jeton-a", "/x?semaine=3", Msg::new("error.form_unreadable"));
         assert!(url.starts_with("/x?semaine=3&erreur="));
-        let long = f.put("jeton-a", "é".repeat(MAX_TEXT));
-        assert!(f.text("jeton-a", &long).len() <= MAX_TEXT + '…'.len_utf8());
+        let long = f.put(
+            "jeton-a",
+            Msg::new("attendance.saved").arg("absent", "é".repeat(MAX_TEXT)),
+        );
+        assert!(f.text(fr, "jeton-a", &long).len() <= MAX_TEXT + '…'.len_utf8());
     }
 }

@@ -95,6 +95,98 @@ impl Tr {
     pub fn code(&self) -> &'static str {
         self.lang.code()
     }
+
+    /// `m` in this language: its catalog text with each `{name}` replaced by its value.
+    pub fn msg(&self, m: &Msg) -> String {
+        m.render(*self)
+    }
+}
+
+/// A message for a person, named by its catalog key with the values it mentions, and put into
+/// words only where the answer is made — in the reader's language. Errors, refusals and the
+/// messages shown after a redirect are `Msg`s, so no handler writes a sentence in code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Msg {
+    key: &'static str,
+    args: Vec<(&'static str, Arg)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Arg {
+    Text(String),
+    Msg(Msg),
+    List(Vec<Msg>),
+}
+
+impl Msg {
+    pub fn new(key: &'static str) -> Msg {
+        Msg {
+            key,
+            args: Vec::new(),
+        }
+    }
+
+    /// The value that replaces `{name}` in the text (a name, a number, a date as written).
+    pub fn arg(mut self, name: &'static str, value: impl std::fmt::Display) -> Msg {
+        self.args.push((name, Arg::Text(value.to_string())));
+        self
+    }
+
+    /// A message that replaces `{name}`, put into words in the same language as this one.
+    pub fn part(mut self, name: &'static str, value: Msg) -> Msg {
+        self.args.push((name, Arg::Msg(value)));
+        self
+    }
+
+    /// Messages that replace `{name}`, one after the other, separated by « ; ».
+    pub fn list(mut self, name: &'static str, values: Vec<Msg>) -> Msg {
+        self.args.push((name, Arg::List(values)));
+        self
+    }
+
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The text in `tr`'s language. One pass over the catalog text: a value that itself
+    /// contains `{…}` (a name typed by someone) is never replaced again.
+    pub fn render(&self, tr: Tr) -> String {
+        let template = tr.t(self.key);
+        let mut out = String::with_capacity(template.len() + 16);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let value = after.find('}').and_then(|close| {
+                let name = &after[..close];
+                self.args
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (close, v))
+            });
+            match value {
+                Some((close, Arg::Text(s))) => {
+                    out.push_str(s);
+                    rest = &after[close + 1..];
+                }
+                Some((close, Arg::Msg(m))) => {
+                    out.push_str(&m.render(tr));
+                    rest = &after[close + 1..];
+                }
+                Some((close, Arg::List(ms))) => {
+                    let parts: Vec<String> = ms.iter().map(|m| m.render(tr)).collect();
+                    out.push_str(&parts.join(" ; "));
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +209,30 @@ mod tests {
         assert!(missing_en.is_empty(), "missing in en: {missing_en:?}");
         assert!(missing_fr.is_empty(), "missing in fr: {missing_fr:?}");
         assert!(f.values().all(|v| !v.is_empty()));
+        // A value a message names must be named in every language.
+        let names = |text: &str| {
+            let mut out: Vec<String> = text
+                .split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}').map(|(n, _)| n.to_string()))
+                .filter(|n| {
+                    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
+        let mut differ: Vec<&String> = f
+            .iter()
+            .filter(|(k, v)| e.get(*k).is_some_and(|en| names(en) != names(v)))
+            .map(|(k, _)| k)
+            .collect();
+        differ.sort();
+        assert!(
+            differ.is_empty(),
+            "placeholders differ between fr and en: {differ:?}"
+        );
     }
 
     #[test]
@@ -129,8 +245,38 @@ mod tests {
         for dir in ["assets/templates", "src"] {
             for path in walk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)) {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                for (i, _) in text.match_indices(".t(\"") {
-                    let rest = &text[i + 4..];
+                let uses = text
+                    .match_indices(".t(\"")
+                    .map(|(i, _)| i + 4)
+                    .chain(text.match_indices("Msg::new(\"").map(|(i, _)| i + 9))
+                    .chain(text.match_indices("AppError::bad(\"").map(|(i, _)| i + 15))
+                    .chain(
+                        text.match_indices("AppError::conflict(\"")
+                            .map(|(i, _)| i + 20),
+                    )
+                    // Keys handed around bare: "<feature>.msg.<name>", ".status.", ".field.".
+                    .chain(
+                        [".msg.", ".status.", ".field."]
+                            .iter()
+                            .flat_map(|m| text.match_indices(m).map(|(i, _)| i))
+                            .filter_map(|i| text[..i].rfind('"').map(|q| q + 1))
+                            .filter(|&q| {
+                                text[q..]
+                                    .split('"')
+                                    .next()
+                                    .filter(|k| k.starts_with(|c: char| c.is_ascii_lowercase()))
+                                    .is_some_and(|k| {
+                                        k.chars().all(|c| {
+                                            c.is_ascii_lowercase()
+                                                || c == '.'
+                                                || c == '_'
+                                                || c.is_ascii_digit()
+                                        })
+                                    })
+                            }),
+                    );
+                for i in uses {
+                    let rest = &text[i..];
                     if let Some(end) = rest.find('"') {
                         let key = &rest[..end];
                         if !key.is_empty() && !f.contains_key(key) {
@@ -143,6 +289,225 @@ mod tests {
         assert!(
             missing.is_empty(),
             "keys used but not in fr.toml: {missing:#?}"
+        );
+    }
+
+    /// Where French sentences may still be written in code, and how many: documents the school
+    /// prints in French (bulletins, procès-verbal, attestation), DOMAIN.md's reference lists
+    /// (séries, sanctions, appreciation bands, the competence framework), the command line, the
+    /// SMS to families, import reports line by line, date phrases, and logs. A handler's refusal
+    /// or confirmation is a [`Msg`]; a new sentence in code fails here — put it in the catalog.
+    const FRENCH_IN_CODE: &[(&str, usize, &str)] = &[
+        ("main.rs", 41, "the command line (French only for now)"),
+        (
+            "config.rs",
+            4,
+            "configuration errors at start, on the command line",
+        ),
+        (
+            "bulletins/document.rs",
+            20,
+            "the bulletin, an official French document",
+        ),
+        (
+            "bulletins/mod.rs",
+            2,
+            "a start-up check of the configured logo; an internal error",
+        ),
+        (
+            "competences/mod.rs",
+            25,
+            "the national framework (data) and its attestation (document)",
+        ),
+        (
+            "grades/council.rs",
+            12,
+            "the procès-verbal (PDF and CSV), an official document",
+        ),
+        (
+            "grades/compute.rs",
+            2,
+            "DOMAIN.md's default appreciation bands (school data)",
+        ),
+        (
+            "grades/store.rs",
+            4,
+            "decision labels (DOMAIN.md), typed codes, a log line",
+        ),
+        (
+            "grades/marks.rs",
+            1,
+            "the grid's label for a mark not given",
+        ),
+        ("grades/import.rs", 13, "import report, line by line"),
+        (
+            "grades/sheet.rs",
+            11,
+            "import report, line by line; the grid file's headers",
+        ),
+        ("people/import.rs", 19, "import report, line by line"),
+        ("school/import.rs", 11, "import report, line by line"),
+        ("timetable/import.rs", 6, "import report, line by line"),
+        (
+            "imports/sheet.rs",
+            9,
+            "import report: what exceeded a bound, column problems",
+        ),
+        ("imports/mod.rs", 3, "import report summary"),
+        ("imports/run.rs", 1, "import report summary"),
+        ("school/mod.rs", 6, "DOMAIN.md's séries (school data)"),
+        (
+            "discipline/store.rs",
+            6,
+            "DOMAIN.md's scale of sanctions; the pupil file's lines",
+        ),
+        ("discipline/mod.rs", 3, "date phrases"),
+        ("agenda/mod.rs", 4, "date phrases"),
+        (
+            "agenda/store.rs",
+            2,
+            "event kinds and audiences of the national calendar",
+        ),
+        (
+            "attendance/store.rs",
+            3,
+            "the SMS to families, in the school's language",
+        ),
+        ("net/tls.rs", 1, "the local authority's certificate name"),
+        ("people/mod.rs", 1, "an internal error"),
+        ("web/mod.rs", 1, "an internal error"),
+        (
+            "web/metrics.rs",
+            2,
+            "metric lines (not French: the heuristic's false positive)",
+        ),
+        ("files/mod.rs", 1, "an internal error"),
+        ("db/registry.rs", 1, "a schema check at start"),
+        ("db/mod.rs", 1, "an internal error"),
+        (
+            "pdf/mod.rs",
+            1,
+            "a picture's decoding error, wrapped in a message",
+        ),
+    ];
+
+    fn looks_french(lit: &str) -> bool {
+        const ACCENTS: &str = "àâçéèêëîïôûùüÿœÀÂÇÉÈÊËÎÏÔÛÙÜŸ";
+        const WORDS: &[&str] = &[
+            "le",
+            "la",
+            "les",
+            "des",
+            "une",
+            "un",
+            "du",
+            "pour",
+            "est",
+            "pas",
+            "dans",
+            "avec",
+            "sur",
+            "vous",
+            "Choisissez",
+            "Rien",
+        ];
+        let words: Vec<&str> = lit.split_whitespace().collect();
+        if words.len() < 2 {
+            return false;
+        }
+        if ["SELECT", "INSERT", "UPDATE", "DELETE", "WHERE", "FROM"]
+            .iter()
+            .any(|k| words.contains(k))
+        {
+            return false;
+        }
+        lit.chars().any(|c| ACCENTS.contains(c))
+            || words.iter().any(|w| {
+                let w = w.trim_matches(|c: char| !c.is_alphabetic());
+                WORDS.contains(&w)
+            })
+    }
+
+    /// The string literals of one line (those that open and close on it).
+    fn literals(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut lit = String::new();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        lit.push(c);
+                        if let Some(n) = chars.next() {
+                            lit.push(n);
+                        }
+                    }
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    c => lit.push(c),
+                }
+            }
+            if closed {
+                out.push(lit);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn handlers_write_no_sentence_in_code() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut over = Vec::new();
+        for path in walk(root.clone()) {
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !rel.ends_with(".rs") || rel.starts_with("demo/") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let mut found = Vec::new();
+            for line in code.lines() {
+                let t = line.trim_start();
+                if t.starts_with("//")
+                    || t.starts_with("#[error")
+                    || [
+                        "tracing::",
+                        ".context(",
+                        "Internal(",
+                        "DbError::Schema(",
+                        "panic!",
+                    ]
+                    .iter()
+                    .any(|s| line.contains(s))
+                {
+                    continue;
+                }
+                found.extend(literals(line).into_iter().filter(|l| looks_french(l)));
+            }
+            let allowed = FRENCH_IN_CODE
+                .iter()
+                .find(|(f, ..)| *f == rel)
+                .map_or(0, |(_, n, _)| *n);
+            if found.len() > allowed {
+                over.push(format!(
+                    "{rel}: {} (allowed {allowed}): {found:#?}",
+                    found.len()
+                ));
+            }
+        }
+        assert!(
+            over.is_empty(),
+            "sentences written in code, not in assets/locales: {over:#?}"
         );
     }
 
@@ -159,6 +524,20 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_message_is_worded_in_the_readers_language_and_values_are_not_read_twice() {
+        let m = Msg::new("error.form_unreadable");
+        assert_eq!(
+            m.render(Tr::new(Lang::Fr)),
+            Tr::new(Lang::Fr).t("error.form_unreadable")
+        );
+        assert_ne!(m.render(Tr::new(Lang::En)), m.render(Tr::new(Lang::Fr)));
+        let late = Msg::new("attendance.msg.late_minutes_missing").arg("name", "{name} Ama");
+        let fr = late.render(Tr::new(Lang::Fr));
+        assert!(fr.contains("{name} Ama"), "{fr}");
+        assert!(!fr.contains("{name} Ama Ama"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 pub use error::{ApiError, AppError, urlencode};
+pub use i18n::Msg;
 use i18n::{Lang, Tr};
 
 use crate::state::AppState;
@@ -149,13 +150,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::TooLarge
             } else {
-                AppError::BadRequest("Le formulaire n'a pas pu être lu. Réessayez.".into())
+                AppError::bad("error.form_unreadable")
             }
         })?;
         if !is_form && !body.is_empty() {
-            return Err(AppError::BadRequest(
-                "Ce formulaire doit être envoyé depuis la page de Kekeli.".into(),
-            ));
+            return Err(AppError::bad("error.form_not_from_kekeli"));
         }
         let pairs = decode_form(&body)?;
         let sent = pairs
@@ -170,21 +169,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
             .map(CsrfForm)
             .map_err(|e| {
                 tracing::debug!(error = %e, "form rejected");
-                AppError::BadRequest(
-                    "Le formulaire est incomplet ou mal rempli. Vérifiez les champs et réessayez."
-                        .into(),
-                )
+                AppError::bad("error.form_incomplete")
             })
     }
 }
 
 /// Strictly decode `application/x-www-form-urlencoded`: invalid percent-escapes or UTF-8 are errors.
 pub fn decode_form(body: &[u8]) -> Result<Vec<(String, String)>, AppError> {
-    let bad = || {
-        AppError::BadRequest(
-            "Le formulaire contient des caractères invalides (encodage non UTF-8).".into(),
-        )
-    };
+    let bad = || AppError::bad("error.form_encoding");
     let decode = |s: &[u8]| -> Result<String, AppError> {
         let mut out = Vec::with_capacity(s.len());
         let mut i = 0;
@@ -349,7 +341,7 @@ pub async fn dress_errors(req: Request, next: Next) -> Response {
             (status, None)
         }
     };
-    let mut dressed = error::error_page(Tr::new(lang), status, detail.as_deref());
+    let mut dressed = error::error_page(Tr::new(lang), status, detail.as_ref());
     for key in [header::RETRY_AFTER, header::ALLOW] {
         if let Some(v) = resp.headers().get(&key) {
             dressed.headers_mut().insert(key, v.clone());

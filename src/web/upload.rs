@@ -31,7 +31,7 @@ pub async fn read(
     text_fields: &[&str],
 ) -> Result<Upload, AppError> {
     let mut multipart = multipart.map_err(|_| AppError::Csrf)?;
-    let unreadable = || AppError::BadRequest("Le formulaire n'a pas pu être lu. Réessayez.".into());
+    let unreadable = || AppError::bad("error.form_unreadable");
     let mut out = Upload::default();
     while let Some(field) = multipart.next_field().await.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
