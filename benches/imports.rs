@@ -144,30 +144,30 @@ fn main() {
     println!(
         "  pupils apply                    {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
-        r.summary()
+        r.summary().render(Default::default())
     );
     let (t, m, r) = run(Kind::Pupils, csv.as_bytes(), false);
     println!(
         "  pupils re-import (unchanged)    {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
-        r.summary()
+        r.summary().render(Default::default())
     );
     let (t, m, r) = run(Kind::Pupils, &xlsx, false);
     println!(
         "  pupils from XLSX (unchanged)    {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
-        r.summary()
+        r.summary().render(Default::default())
     );
     let (t, m, r) = run(Kind::Parents, parents.as_bytes(), false);
     println!(
         "  parents apply                   {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
-        r.summary()
+        r.summary().render(Default::default())
     );
     let (t, m, r) = run(Kind::Parents, parents.as_bytes(), false);
     println!(
         "  parents re-import (unchanged)   {:>8.2} s  {m}  ({})",
         t.as_secs_f64(),
-        r.summary()
+        r.summary().render(Default::default())
     );
 }

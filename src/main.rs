@@ -470,7 +470,7 @@ fn import(
         println!(
             "ligne {:>4}  {:<12}  {}{}",
             l.line,
-            l.action.label(),
+            kekeli::web::i18n::Tr::default().t(l.action.label()),
             l.what,
             if l.detail.is_empty() {
                 String::new()
@@ -504,7 +504,10 @@ fn import(
         }
     }
     if report.applied {
-        println!("Import appliqué : {}.", report.summary());
+        println!(
+            "Import appliqué : {}.",
+            report.summary().render(Default::default())
+        );
         for (_, class, n) in &report.new_accounts {
             println!(
                 "  {class} : {n} nouveau(x) compte(s) — imprimez les fiches d'activation depuis Comptes."
@@ -513,7 +516,7 @@ fn import(
     } else {
         println!(
             "Essai (--dry-run) : {}. Rien n'a été enregistré.",
-            report.summary()
+            report.summary().render(Default::default())
         );
     }
     Ok(std::process::ExitCode::SUCCESS)

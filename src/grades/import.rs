@@ -14,6 +14,7 @@ use crate::grades::store::{self as gs, Value, fmt_number, parse_value};
 use crate::id::Id;
 use crate::imports::run::{Action, Ctx, LineReport, Report};
 use crate::imports::sheet::{Columns, Field, Sheet, fold};
+use crate::web::Msg;
 
 pub const MARK_FIELDS: &[Field] = &[
     Field {
@@ -135,7 +136,7 @@ pub(crate) fn marks(
         report.errors.push(crate::imports::sheet::LineError {
             line: sheet.header_line,
             column: String::new(),
-            message: "aucune année scolaire : créez-la d'abord.".into(),
+            message: Msg::new("grades.marks_import.no_year"),
         });
         return Ok(());
     };
@@ -149,19 +150,23 @@ pub(crate) fn marks(
         let (audience, audience_name, cycle, is_group) = audiences
             .get(&fold(class_cell))
             .cloned()
-            .ok_or_else(|| cols.error(rec, M_CLASS, format!("classe ou groupe inconnu « {class_cell} ».")))?;
+            .ok_or_else(|| cols.error(rec, M_CLASS, Msg::new("grades.marks_import.audience_unknown")
+                .arg("class_cell", class_cell)))?;
         let subject_cell = cols.required(rec, M_SUBJECT)?;
         let (subject, subject_name) = subjects
             .get(&fold(subject_cell))
             .cloned()
-            .ok_or_else(|| cols.error(rec, M_SUBJECT, format!("matière inconnue « {subject_cell} ».")))?;
+            .ok_or_else(|| cols.error(rec, M_SUBJECT, Msg::new("grades.marks_import.subject_unknown")
+                .arg("subject_cell", subject_cell)))?;
         let kind_cell = cols.required(rec, M_KIND)?;
         let kind = kind_of(kind_cell).ok_or_else(|| {
-            cols.error(rec, M_KIND, format!("type « {kind_cell} » inconnu : interrogation, devoir ou composition."))
+            cols.error(rec, M_KIND, Msg::new("grades.marks_import.kind_unknown")
+                .arg("kind_cell", kind_cell))
         })?;
         let date_cell = cols.required(rec, M_DATE)?;
         let date = crate::people::import::parse_day(date_cell).ok_or_else(|| {
-            cols.error(rec, M_DATE, format!("date illisible « {date_cell} » : écrivez JJ/MM/AAAA."))
+            cols.error(rec, M_DATE, Msg::new("grades.marks_import.date_unreadable")
+                .arg("date_cell", date_cell))
         })?;
         let scale_cell = cols.get(rec, M_SCALE);
         let scale: f64 = if scale_cell.is_empty() {
@@ -172,16 +177,20 @@ pub(crate) fn marks(
                 .parse()
                 .ok()
                 .filter(|s: &f64| *s >= 1.0 && *s <= 100.0 && s.fract() == 0.0)
-                .ok_or_else(|| cols.error(rec, M_SCALE, format!("barème « {scale_cell} » : un nombre entier de 1 à 100.")))?
+                .ok_or_else(|| cols.error(rec, M_SCALE, Msg::new("grades.marks_import.scale")
+                    .arg("scale_cell", scale_cell)))?
         };
         let title = cols.get(rec, M_TITLE).to_string();
         let period = gs::periods(ctx.tx, &year.id, &cycle)?
             .into_iter()
             .find(|p| p.starts_on <= date && date <= p.ends_on)
-            .ok_or_else(|| cols.error(rec, M_DATE, format!("le {} n'est dans aucune période de l'année {}.", crate::people::french_date(&date), year.name)))?;
+            .ok_or_else(|| cols.error(rec, M_DATE, Msg::new("grades.marks_import.date_outside")
+                .arg("date", crate::people::french_date(&date))
+                .arg("year", &year.name)))?;
         if gs::is_closed(ctx.tx, &period, &audience)? {
             return Err(cols
-                .error(rec, M_DATE, format!("le {} est clôturé : une correction passe par la direction, sur la page de l'évaluation.", period.name))
+                .error(rec, M_DATE, Msg::new("grades.marks_import.period_closed")
+                    .arg("period", &period.name))
                 .into());
         }
         let existing: Option<(Id, String, f64)> = ctx
@@ -197,16 +206,18 @@ pub(crate) fn marks(
             Some((id, on_date, old_scale)) => {
                 if on_date != date {
                     return Err(cols
-                        .error(rec, M_DATE, format!(
-                            "{audience_name} a déjà sa composition de {subject_name} pour le {}, le {} : une seule par période.",
-                            period.name,
-                            crate::people::french_date(&on_date)
-                        ))
+                        .error(rec, M_DATE, Msg::new("grades.marks_import.composition_exists")
+                            .arg("period", &period.name)
+                            .arg("date", crate::people::french_date(&on_date))
+                            .arg("audience_name", &audience_name)
+                            .arg("subject_name", &subject_name))
                         .into());
                 }
                 if (old_scale - scale).abs() > 1e-9 {
                     return Err(cols
-                        .error(rec, M_SCALE, format!("cette évaluation est notée sur {}, pas sur {}.", fmt_number(old_scale), fmt_number(scale)))
+                        .error(rec, M_SCALE, Msg::new("grades.marks_import.scale_differs")
+                            .arg("old", fmt_number(old_scale))
+                            .arg("new", fmt_number(scale)))
                         .into());
                 }
                 id
@@ -221,7 +232,9 @@ pub(crate) fn marks(
                         |r| r.get(0),
                     )
                     .optional()?
-                    .ok_or_else(|| cols.error(rec, M_SUBJECT, format!("personne n'enseigne {subject_name} en {audience_name} cette année.")))?;
+                    .ok_or_else(|| cols.error(rec, M_SUBJECT, Msg::new("grades.marks_import.nobody_teaches")
+                        .arg("subject_name", &subject_name)
+                        .arg("audience_name", &audience_name)))?;
                 gs::create_assessment(
                     ctx.tx,
                     &ctx.scope,
@@ -252,16 +265,21 @@ pub(crate) fn marks(
         let line = lines
             .iter()
             .find(|l| l.matricule == matricule)
-            .ok_or_else(|| cols.error(rec, M_MATRICULE, format!("aucun élève de {audience_name} n'a le matricule « {matricule} ».")))?;
+            .ok_or_else(|| cols.error(rec, M_MATRICULE, Msg::new("grades.marks_import.matricule_unknown")
+                .arg("audience_name", &audience_name)
+                .arg("matricule", matricule)))?;
         if let Some(first) = seen.insert((assessment, line.pupil_id), rec.line) {
-            return Err(cols.error(rec, M_MATRICULE, format!("{} a déjà une note pour cette évaluation ligne {first}.", line.name)).into());
+            return Err(cols.error(rec, M_MATRICULE, Msg::new("grades.marks_import.mark_twice")
+                .arg("name", &line.name)
+                .arg("first", first)).into());
         }
         let value = parse_value(cols.get(rec, M_NOTE), a.scale)
             .map_err(|e| {
                 cols.error(
                     rec,
-                    M_NOTE,
-                    format!("{} : {}.", line.name, e.render(Default::default())),
+                    M_NOTE, Msg::new("grades.marks_import.mark_invalid")
+                        .arg("name", &line.name)
+                        .part("why", e),
                 )
             })?;
         wanted.insert(line.pupil_id, value);

@@ -691,7 +691,8 @@ async fn import(
             }
             let lines = store::grid(tx, &a)?;
             let wanted = match table {
-                Ok(table) => super::sheet::from_table(&table, &a, &lines),
+                Ok(table) => super::sheet::from_table(&table, &a, &lines)
+                    .map_err(|errors| errors.iter().map(|e| e.render(tr)).collect()),
                 Err(e) => Err(vec![e.msg().render(tr)]),
             };
             match wanted {

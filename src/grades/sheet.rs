@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::store::{Assessment, GridLine, Value, fmt_number, parse_value};
 use crate::id::Id;
 use crate::imports::sheet::{self, Columns, Field, LineError};
+use crate::web::Msg;
 
 const FIELDS: &[Field] = &[
     Field {
@@ -110,17 +111,17 @@ pub fn from_table(
     table: &sheet::Sheet,
     a: &Assessment,
     lines: &[GridLine],
-) -> Result<HashMap<Id, Option<Value>>, Vec<String>> {
+) -> Result<HashMap<Id, Option<Value>>, Vec<LineError>> {
     let (cols, mut errors) = Columns::locate(table, FIELDS);
     if !cols.has(MATRICULE) && !cols.has(NAME) {
         errors.push(LineError {
             line: table.header_line,
             column: String::new(),
-            message: "il faut une colonne « Matricule » ou « Nom et prénoms » pour reconnaître les élèves.".into(),
+            message: Msg::new("grades.sheet.no_pupil_column"),
         });
     }
     if !errors.is_empty() {
-        return Err(errors.iter().map(ToString::to_string).collect());
+        return Err(errors);
     }
     let by_matricule: HashMap<&str, &GridLine> = lines
         .iter()
@@ -145,7 +146,7 @@ pub fn from_table(
                 errors.push(cols.error(
                     rec,
                     MATRICULE,
-                    "une note sans élève (ni matricule ni nom).",
+                    Msg::new("grades.sheet.mark_without_pupil"),
                 ));
             }
             continue;
@@ -154,14 +155,15 @@ pub fn from_table(
             match by_matricule.get(matricule) {
                 Some(l) => *l,
                 None => {
-                    errors.push(cols.error(
-                        rec,
-                        MATRICULE,
-                        format!(
-                            "aucun élève de {} n'a le matricule « {matricule} ».",
-                            a.audience
+                    errors.push(
+                        cols.error(
+                            rec,
+                            MATRICULE,
+                            Msg::new("grades.sheet.matricule_unknown")
+                                .arg("audience", &a.audience)
+                                .arg("matricule", matricule),
                         ),
-                    ));
+                    );
                     continue;
                 }
             }
@@ -172,46 +174,60 @@ pub fn from_table(
                     errors.push(cols.error(
                         rec,
                         NAME,
-                        format!(
-                            "plusieurs élèves s'appellent « {name} » : ajoutez leur matricule."
-                        ),
+                        Msg::new("grades.sheet.homonyms").arg("name", name),
                     ));
                     continue;
                 }
                 None => {
-                    errors.push(cols.error(
-                        rec,
-                        NAME,
-                        format!("aucun élève « {name} » dans {}.", a.audience),
-                    ));
+                    errors.push(
+                        cols.error(
+                            rec,
+                            NAME,
+                            Msg::new("grades.sheet.name_unknown")
+                                .arg("audience", &a.audience)
+                                .arg("name", name),
+                        ),
+                    );
                     continue;
                 }
             }
         };
         if let Some(first) = seen.insert(line.pupil_id, rec.line) {
-            errors.push(cols.error(
-                rec,
-                MATRICULE,
-                format!("{} figure déjà ligne {first}.", line.name),
-            ));
+            errors.push(
+                cols.error(
+                    rec,
+                    MATRICULE,
+                    Msg::new("grades.sheet.pupil_twice")
+                        .arg("pupil", &line.name)
+                        .arg("first", first),
+                ),
+            );
             continue;
         }
         match parse_value(note, a.scale) {
             Ok(v) => {
                 out.insert(line.pupil_id, v);
             }
-            Err(e) => errors.push(cols.error(
-                rec,
-                NOTE,
-                format!("{} : {}.", line.name, e.render(Default::default())),
-            )),
+            Err(e) => errors.push(
+                cols.error(
+                    rec,
+                    NOTE,
+                    Msg::new("grades.sheet.mark_invalid")
+                        .arg("pupil", &line.name)
+                        .part("why", e),
+                ),
+            ),
         }
     }
     if !errors.is_empty() {
-        return Err(errors.iter().map(ToString::to_string).collect());
+        return Err(errors);
     }
     if out.is_empty() {
-        return Err(vec!["Le fichier ne contient aucune ligne d'élève.".into()]);
+        return Err(vec![LineError {
+            line: table.header_line,
+            column: String::new(),
+            message: Msg::new("grades.sheet.no_pupil_line"),
+        }]);
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, Transaction};
 
 use crate::db::{self, DbError, audit};
 use crate::policy::Capability;
+use crate::web::Msg;
 pub use run::{Action, Ctx, Departure, LineReport, Options, Problem, Report};
 pub use sheet::{LineError, ReadError, Sheet};
 pub use views::routes;
@@ -78,15 +79,16 @@ impl Kind {
             .find(|k| k.cli() == s || k.slug() == s)
     }
 
+    /// The catalog key of the kind's title.
     pub fn title(self) -> &'static str {
         match self {
-            Kind::Classes => "Classes",
-            Kind::Pupils => "Élèves",
-            Kind::Parents => "Parents et responsables",
-            Kind::Staff => "Personnels",
-            Kind::Coefficients => "Coefficients",
-            Kind::Timetable => "Emploi du temps",
-            Kind::Marks => "Notes",
+            Kind::Classes => "imports.kind.classes",
+            Kind::Pupils => "imports.kind.pupils",
+            Kind::Parents => "imports.kind.parents",
+            Kind::Staff => "imports.kind.staff",
+            Kind::Coefficients => "imports.kind.coefficients",
+            Kind::Timetable => "imports.kind.timetable",
+            Kind::Marks => "imports.kind.marks",
         }
     }
 
@@ -146,7 +148,7 @@ pub fn run(tx: &Connection, kind: Kind, sheet: &Sheet, opts: &Options) -> Result
         report.errors.push(LineError {
             line: sheet.header_line,
             column: String::new(),
-            message: "le fichier n'a aucune ligne sous les noms de colonnes.".into(),
+            message: Msg::new("imports.msg.no_rows"),
         });
         return Ok(report);
     }
@@ -207,7 +209,7 @@ fn in_transaction(
         "{} « {} » : {}{}",
         kind.cli(),
         opts.file_name,
-        report.summary(),
+        report.summary().render(Default::default()),
         if report.departures_applied {
             format!(", {departures} départ(s)")
         } else {

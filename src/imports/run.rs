@@ -8,6 +8,7 @@ use super::Kind;
 use super::sheet::{self, LineError, Sheet};
 use crate::db::DbError;
 use crate::id::{Id, hex};
+use crate::web::Msg;
 
 /// What happens to one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +19,12 @@ pub enum Action {
 }
 
 impl Action {
+    /// The catalog key of what happens.
     pub fn label(self) -> &'static str {
         match self {
-            Action::Create => "création",
-            Action::Update => "modification",
-            Action::Unchanged => "inchangé",
+            Action::Create => "imports.did.create",
+            Action::Update => "imports.did.update",
+            Action::Unchanged => "imports.did.unchanged",
         }
     }
 }
@@ -78,14 +80,12 @@ impl Report {
         self.lines.iter().filter(|l| l.action == action).count()
     }
 
-    /// "12 créations, 3 modifications, 40 inchangés".
-    pub fn summary(&self) -> String {
-        format!(
-            "{} création(s), {} modification(s), {} inchangé(s)",
-            self.count(Action::Create),
-            self.count(Action::Update),
-            self.count(Action::Unchanged)
-        )
+    /// "12 création(s), 3 modification(s), 40 inchangé(s)".
+    pub fn summary(&self) -> Msg {
+        Msg::new("imports.summary")
+            .arg("created", self.count(Action::Create))
+            .arg("updated", self.count(Action::Update))
+            .arg("unchanged", self.count(Action::Unchanged))
     }
 
     pub fn new_account(&mut self, class_id: &Id, class_name: &str) {

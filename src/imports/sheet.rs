@@ -49,24 +49,30 @@ pub const LIMITS: Limits = Limits {
 
 /// Why a file could not be read at all (before any line is looked at). Its words are in the
 /// catalog ([`ReadError::msg`]); `Display` gives them in French, for the command line and logs.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum ReadError {
-    TooLarge(String),
+    /// What went past which bound.
+    TooLarge(Msg),
     Empty,
     Xlsx(String),
-    Csv { line: usize, message: String },
+    Csv {
+        line: usize,
+        message: Msg,
+    },
     NotATable,
 }
 
 impl ReadError {
     pub fn msg(&self) -> Msg {
         match self {
-            ReadError::TooLarge(what) => Msg::new("imports.msg.too_large").arg("what", what),
+            ReadError::TooLarge(what) => {
+                Msg::new("imports.msg.too_large").part("what", what.clone())
+            }
             ReadError::Empty => Msg::new("imports.msg.empty"),
             ReadError::Xlsx(why) => Msg::new("imports.msg.xlsx").arg("why", why),
             ReadError::Csv { line, message } => Msg::new("imports.msg.csv")
                 .arg("line", line)
-                .arg("why", message),
+                .part("why", message.clone()),
             ReadError::NotATable => Msg::new("imports.msg.not_a_table"),
         }
     }
@@ -169,7 +175,7 @@ fn read_csv(text: &str, limits: &Limits) -> Result<Sheet, ReadError> {
     if let Some(line) = unclosed_quote(text) {
         return Err(ReadError::Csv {
             line,
-            message: "guillemet ouvert jamais fermé".into(),
+            message: Msg::new("imports.msg.quote_never_closed"),
         });
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -190,8 +196,8 @@ fn read_csv(text: &str, limits: &Limits) -> Result<Sheet, ReadError> {
                 .map(|p| lines.line_at(p.byte() as usize))
                 .unwrap_or(0),
             message: match e.kind() {
-                csv::ErrorKind::Utf8 { .. } => "caractères illisibles".into(),
-                _ => "guillemet non fermé ou ligne coupée".into(),
+                csv::ErrorKind::Utf8 { .. } => Msg::new("imports.msg.unreadable_characters"),
+                _ => Msg::new("imports.msg.quote_or_cut"),
             },
         })?;
         let line = record
@@ -199,10 +205,9 @@ fn read_csv(text: &str, limits: &Limits) -> Result<Sheet, ReadError> {
             .map(|p| lines.line_at(p.byte() as usize))
             .unwrap_or(0);
         if rows.len() >= limits.rows {
-            return Err(ReadError::TooLarge(format!(
-                "plus de {} lignes",
-                grouped(limits.rows)
-            )));
+            return Err(ReadError::TooLarge(
+                Msg::new("imports.bound.rows").arg("n", grouped(limits.rows)),
+            ));
         }
         if record.len() > limits.columns
             && record
@@ -210,18 +215,18 @@ fn read_csv(text: &str, limits: &Limits) -> Result<Sheet, ReadError> {
                 .skip(limits.columns)
                 .any(|c| !clean(c).is_empty())
         {
-            return Err(ReadError::TooLarge(format!(
-                "ligne {line} : plus de {} colonnes",
-                limits.columns
-            )));
+            return Err(ReadError::TooLarge(
+                Msg::new("imports.bound.columns_at")
+                    .arg("line", line)
+                    .arg("n", limits.columns),
+            ));
         }
         let row: Vec<String> = record.iter().take(limits.columns).map(clean).collect();
         cells += row.len();
         if cells > limits.cells {
-            return Err(ReadError::TooLarge(format!(
-                "plus de {} cellules",
-                grouped(limits.cells)
-            )));
+            return Err(ReadError::TooLarge(
+                Msg::new("imports.bound.cells").arg("n", grouped(limits.cells)),
+            ));
         }
         rows.push(Record { line, cells: row });
     }
@@ -313,20 +318,21 @@ fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<Sheet, ReadError> {
             continue;
         }
         if row as usize >= limits.rows || col as usize >= limits.columns {
-            return Err(ReadError::TooLarge(format!(
-                "une cellule en {}{} : au-delà de {} lignes ou de {} colonnes",
-                column_letter(col as usize),
-                row as u64 + 1,
-                grouped(limits.rows),
-                limits.columns
-            )));
+            return Err(ReadError::TooLarge(
+                Msg::new("imports.bound.far_cell")
+                    .arg(
+                        "cell",
+                        format!("{}{}", column_letter(col as usize), row as u64 + 1),
+                    )
+                    .arg("rows", grouped(limits.rows))
+                    .arg("columns", limits.columns),
+            ));
         }
         cells += 1;
         if cells > limits.cells {
-            return Err(ReadError::TooLarge(format!(
-                "plus de {} cellules remplies",
-                grouped(limits.cells)
-            )));
+            return Err(ReadError::TooLarge(
+                Msg::new("imports.bound.filled_cells").arg("n", grouped(limits.cells)),
+            ));
         }
         by_row.entry(row).or_default().push((col, text));
     }
@@ -369,10 +375,9 @@ fn check_unzipped(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
     let mut zip =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ReadError::Xlsx(e.to_string()))?;
     if zip.len() > limits.parts {
-        return Err(ReadError::TooLarge(format!(
-            "{} parties dans le classeur",
-            zip.len()
-        )));
+        return Err(ReadError::TooLarge(
+            Msg::new("imports.bound.parts").arg("n", zip.len()),
+        ));
     }
     let mut total: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
@@ -389,10 +394,9 @@ fn check_unzipped(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
             }
             total += n as u64;
             if total > limits.unzipped {
-                return Err(ReadError::TooLarge(format!(
-                    "plus de {} Mo une fois décompressé",
-                    limits.unzipped / (1024 * 1024)
-                )));
+                return Err(ReadError::TooLarge(
+                    Msg::new("imports.bound.unzipped").arg("mb", limits.unzipped / (1024 * 1024)),
+                ));
             }
         }
     }
@@ -473,26 +477,38 @@ pub struct Columns {
     pub ignored: Vec<String>,
 }
 
-/// One problem, with its place in the file, in French.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One problem, with its place in the file; worded from the catalog in the reader's language
+/// (`Display`: in French, for the command line).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LineError {
     pub line: usize,
     /// "C (Date de naissance)", or empty for the whole line.
     pub column: String,
-    pub message: String,
+    pub message: Msg,
+}
+
+impl LineError {
+    pub fn msg(&self) -> Msg {
+        if self.column.is_empty() {
+            Msg::new("imports.msg.at_line")
+                .arg("line", self.line)
+                .part("what", self.message.clone())
+        } else {
+            Msg::new("imports.msg.at_cell")
+                .arg("line", self.line)
+                .arg("column", &self.column)
+                .part("what", self.message.clone())
+        }
+    }
+
+    pub fn render(&self, tr: Tr) -> String {
+        self.msg().render(tr)
+    }
 }
 
 impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.column.is_empty() {
-            write!(f, "ligne {} : {}", self.line, self.message)
-        } else {
-            write!(
-                f,
-                "ligne {}, colonne {} : {}",
-                self.line, self.column, self.message
-            )
-        }
+        f.write_str(&self.render(Tr::default()))
     }
 }
 
@@ -515,17 +531,18 @@ impl Columns {
                 [] if field.required => errors.push(LineError {
                     line: sheet.header_line,
                     column: String::new(),
-                    message: format!(
-                        "la colonne obligatoire « {} » est absente (colonnes trouvées : {}).",
-                        field.label,
-                        sheet
-                            .headers
-                            .iter()
-                            .filter(|h| !h.is_empty())
-                            .map(|h| format!("« {h} »"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    message: Msg::new("imports.msg.column_missing")
+                        .arg("column", field.label)
+                        .arg(
+                            "found",
+                            sheet
+                                .headers
+                                .iter()
+                                .filter(|h| !h.is_empty())
+                                .map(|h| format!("« {h} »"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ),
                 }),
                 [] => {}
                 [one] => {
@@ -535,14 +552,15 @@ impl Columns {
                 many => errors.push(LineError {
                     line: sheet.header_line,
                     column: String::new(),
-                    message: format!(
-                        "plusieurs colonnes peuvent être « {} » ({}) : gardez-en une seule.",
-                        field.label,
-                        many.iter()
-                            .map(|i| column_letter(*i))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    message: Msg::new("imports.msg.column_twice")
+                        .arg("column", field.label)
+                        .arg(
+                            "letters",
+                            many.iter()
+                                .map(|i| column_letter(*i))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ),
                 }),
             }
         }
@@ -580,7 +598,7 @@ impl Columns {
     }
 
     /// An error about `field`'s cell on `rec`'s line.
-    pub fn error(&self, rec: &Record, field: usize, message: impl Into<String>) -> LineError {
+    pub fn error(&self, rec: &Record, field: usize, message: Msg) -> LineError {
         let column = match (
             self.index.get(field).copied().flatten(),
             self.fields.get(field),
@@ -592,7 +610,7 @@ impl Columns {
         LineError {
             line: rec.line,
             column,
-            message: message.into(),
+            message,
         }
     }
 
@@ -601,7 +619,11 @@ impl Columns {
         let v = self.get(rec, field);
         if v.is_empty() {
             let label = self.fields.get(field).map(|f| f.label).unwrap_or("");
-            Err(self.error(rec, field, format!("« {label} » est vide.")))
+            Err(self.error(
+                rec,
+                field,
+                Msg::new("imports.msg.cell_empty").arg("column", label),
+            ))
         } else {
             Ok(v)
         }
@@ -611,6 +633,10 @@ impl Columns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fr(m: &Msg) -> String {
+        m.render(Tr::default())
+    }
 
     #[test]
     fn separators_encodings_and_bom() {
@@ -637,7 +663,7 @@ mod tests {
             read(b"Nom;Classe\n\"AMAH;2nde A\nKOFFI;1\n").map(|s| s.rows.len()),
             Err(ReadError::Csv {
                 line: 2,
-                message: "guillemet ouvert jamais fermé".into()
+                message: Msg::new("imports.msg.quote_never_closed")
             })
         );
         let s = read(b"Nom;Classe\n\"AMAH \"\"Jr\"\"\";2nde A\n").expect("escaped quotes");
@@ -682,8 +708,15 @@ mod tests {
         assert_eq!(cols.get(rec, 0), "12");
         assert_eq!(cols.get(rec, 1), "2009-01-01");
         assert_eq!(
-            cols.error(rec, 1, "date impossible").to_string(),
-            "ligne 2, colonne C (Date de naissance) : date impossible"
+            cols.error(rec, 1, Msg::new("grades.msg.not_a_date").arg("typed", "x"))
+                .to_string(),
+            "ligne 2, colonne C (Date de naissance) : « x » n'est pas une date."
+        );
+        assert_eq!(
+            cols.error(rec, 1, Msg::new("grades.msg.not_a_date").arg("typed", "x"))
+                .render(Tr::new(crate::web::i18n::Lang::En)),
+            "line 2, column C (Date de naissance): “x” is not a date.",
+            "the same error, for an English reader"
         );
         assert_eq!(column_letter(0), "A");
         assert_eq!(column_letter(27), "AB");
@@ -705,7 +738,7 @@ mod tests {
         let bytes = workbook(&[(0, 0, "Nom"), (1_048_575, 16_383, "x")]);
         assert!(bytes.len() < 8 * 1024, "{} bytes", bytes.len());
         match read(&bytes) {
-            Err(ReadError::TooLarge(why)) => assert!(why.contains("XFD1048576"), "{why}"),
+            Err(ReadError::TooLarge(why)) => assert!(fr(&why).contains("XFD1048576"), "{why:?}"),
             other => panic!("{other:?}"),
         }
         // The same workbook without the far cell reads.
@@ -729,7 +762,7 @@ mod tests {
         let bytes = zip.finish().expect("zip").into_inner();
         assert!(bytes.len() < 200 * 1024, "{} bytes", bytes.len());
         match read(&bytes) {
-            Err(ReadError::TooLarge(why)) => assert!(why.contains("décompressé"), "{why}"),
+            Err(ReadError::TooLarge(why)) => assert!(fr(&why).contains("décompressé"), "{why:?}"),
             other => panic!("{other:?}"),
         }
     }
@@ -753,7 +786,7 @@ mod tests {
         ));
         let wide = "a;b;c;d;e\n1;2;3;4;5\n";
         match read_within(wide.as_bytes(), &small) {
-            Err(ReadError::TooLarge(why)) => assert!(why.contains("ligne 1"), "{why}"),
+            Err(ReadError::TooLarge(why)) => assert!(fr(&why).contains("ligne 1"), "{why:?}"),
             other => panic!("{other:?}"),
         }
         // Empty trailing columns (what a spreadsheet often saves) are not "too wide".

@@ -57,7 +57,7 @@ async fn imports_page(user: CurrentUser, page: Page) -> Result<Response, AppErro
         .filter(|k| policy::allows(&principal, k.capability()))
         .map(|k| KindView {
             slug: k.slug(),
-            title: k.title(),
+            title: page.tr.t(k.title()),
             columns: k.columns(),
         })
         .collect();
@@ -120,9 +120,10 @@ fn report_page(
     file_name: String,
     file_hash: String,
 ) -> ReportPage {
+    let tr = page.tr;
     let view = |l: &super::LineReport| LineView {
         line: l.line,
-        action: l.action.label(),
+        action: tr.t(l.action.label()),
         class: match l.action {
             Action::Create => "created",
             Action::Update => "updated",
@@ -138,12 +139,12 @@ fn report_page(
     ReportPage {
         page,
         kind_slug: report.kind.slug(),
-        kind_title: report.kind.title(),
+        kind_title: tr.t(report.kind.title()),
         file_name,
         file_hash,
         applied: report.applied,
-        summary: report.summary(),
-        errors: report.errors.iter().map(|e| e.to_string()).collect(),
+        summary: tr.msg(&report.summary()),
+        errors: report.errors.iter().map(|e| e.render(tr)).collect(),
         ignored: report.ignored_columns.join(", "),
         changed: changed.into_iter().map(view).collect(),
         unchanged: unchanged.into_iter().map(view).collect(),

@@ -13,6 +13,7 @@ use crate::imports::run::{Action, Ctx, Departure, LineReport, Options, Problem, 
 use crate::imports::sheet::{Columns, Field, Record, Sheet, fold, fold_name};
 use crate::policy::Role;
 use crate::school::calendar;
+use crate::web::Msg;
 
 pub const PUPIL_FIELDS: &[Field] = &[
     Field {
@@ -195,9 +196,7 @@ fn sex(cols: &Columns, rec: &Record, field: usize) -> Result<Option<String>, Pro
         "f" | "feminin" | "fille" | "femme" => Some("F".into()),
         "m" | "g" | "masculin" | "garcon" | "homme" => Some("M".into()),
         _ => {
-            return Err(cols
-                .error(rec, field, "sexe inconnu : écrivez F ou M.")
-                .into());
+            return Err(cols.error(rec, field, Msg::new("people.import.sex")).into());
         }
     })
 }
@@ -234,14 +233,14 @@ fn birth_date(
             .error(
                 rec,
                 field,
-                format!("date de naissance impossible : « {v} »."),
+                Msg::new("people.import.birth_impossible").arg("v", v),
             )
             .into()),
         None => Err(cols
             .error(
                 rec,
                 field,
-                format!("date illisible « {v} » : écrivez-la JJ/MM/AAAA (par exemple 03/02/2009)."),
+                Msg::new("people.import.date_unreadable").arg("v", v),
             )
             .into()),
     }
@@ -290,7 +289,9 @@ fn phone(
             cols.error(
                 rec,
                 field,
-                format!("numéro illisible « {v} » : 8 chiffres (90 12 34 56) ou +228…"),
+                Msg::new("people.import.phone_unreadable")
+                    .arg("country", &opts.country_code)
+                    .arg("v", v),
             )
             .into()
         })
@@ -454,23 +455,28 @@ fn unknown_class(
     let mut names: Vec<&str> = classes.values().map(|(_, n)| n.as_str()).collect();
     names.sort_unstable();
     let hint = if names.is_empty() {
-        "aucune classe n'existe encore : importez d'abord les classes.".to_string()
+        Msg::new("people.import.no_class_yet")
     } else {
-        format!(
-            "classes connues : {}{}.",
-            names
-                .iter()
-                .take(12)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if names.len() > 12 { "…" } else { "" }
+        Msg::new("people.import.known_classes").arg(
+            "classes",
+            format!(
+                "{}{}",
+                names
+                    .iter()
+                    .take(12)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if names.len() > 12 { "…" } else { "" }
+            ),
         )
     };
     cols.error(
         rec,
         field,
-        format!("classe inconnue « {} » ; {hint}", cols.get(rec, field)),
+        Msg::new("people.import.class_unknown")
+            .arg("class", cols.get(rec, field))
+            .part("hint", hint),
     )
     .into()
 }
@@ -486,7 +492,7 @@ fn matricule<'a>(cols: &Columns, rec: &'a Record, field: usize) -> Result<&'a st
             .error(
                 rec,
                 field,
-                format!("matricule invalide « {m} » (lettres, chiffres, - / _ .)."),
+                Msg::new("people.import.matricule_invalid").arg("m", m),
             )
             .into());
     }
@@ -505,7 +511,11 @@ fn identity(
     for (field, v) in [(sur, &surname), (first, &first_names)] {
         if v.chars().count() > 80 || v.chars().any(|c| c.is_control() || c.is_ascii_digit()) {
             return Err(cols
-                .error(rec, field, format!("nom invalide « {v} »."))
+                .error(
+                    rec,
+                    field,
+                    Msg::new("people.import.name_invalid").arg("v", v),
+                )
                 .into());
         }
     }
@@ -539,7 +549,9 @@ pub(crate) fn pupils(
                 .error(
                     rec,
                     P_MATRICULE,
-                    format!("matricule {m} déjà présent ligne {first}."),
+                    Msg::new("people.import.matricule_twice")
+                        .arg("m", m)
+                        .arg("first", first),
                 )
                 .into());
         }
@@ -669,7 +681,11 @@ fn birth_place(cols: &Columns, rec: &Record, field: usize) -> Result<Option<Stri
     }
     if v.chars().count() > 80 || v.chars().any(|c| c.is_control()) {
         return Err(cols
-            .error(rec, field, format!("lieu de naissance invalide « {v} »."))
+            .error(
+                rec,
+                field,
+                Msg::new("people.import.birthplace_invalid").arg("v", &v),
+            )
             .into());
     }
     Ok(Some(v))
@@ -689,10 +705,7 @@ fn repeating(cols: &Columns, rec: &Record, field: usize) -> Result<Option<bool>,
                 .error(
                     rec,
                     field,
-                    format!(
-                        "statut inconnu « {} » : écrivez N (nouveau) ou R (redoublant).",
-                        cols.get(rec, field)
-                    ),
+                    Msg::new("people.import.status_unknown").arg("status", cols.get(rec, field)),
                 )
                 .into());
         }
@@ -796,11 +809,7 @@ fn relation(cols: &Columns, rec: &Record) -> Result<String, Problem> {
         "tutrice" => "tutrice",
         _ => {
             return Err(cols
-                .error(
-                    rec,
-                    G_RELATION,
-                    "lien inconnu : père, mère, tuteur, tutrice ou responsable.",
-                )
+                .error(rec, G_RELATION, Msg::new("people.import.relation_unknown"))
                 .into());
         }
     }
@@ -830,8 +839,7 @@ pub(crate) fn parents(
             return Err(cols
                 .error(
                     rec,
-                    G_CHILD,
-                    format!("aucun élève avec le matricule {m} : importez d'abord les élèves."),
+                    G_CHILD, Msg::new("people.import.child_unknown").arg("m", m),
                 )
                 .into());
         };
@@ -920,10 +928,7 @@ fn staff_roles(cols: &Columns, rec: &Record) -> Result<Vec<Role>, Problem> {
                     .error(
                         rec,
                         S_ROLES,
-                        format!(
-                            "fonction inconnue « {} » : enseignant, vie scolaire, secrétariat, direction ou technicien.",
-                            part.trim()
-                        ),
+                        Msg::new("people.import.role_unknown").arg("role", part.trim()),
                     )
                     .into());
             }
@@ -933,7 +938,9 @@ fn staff_roles(cols: &Columns, rec: &Record) -> Result<Vec<Role>, Problem> {
         }
     }
     if roles.is_empty() {
-        return Err(cols.error(rec, S_ROLES, "« Fonction » est vide.").into());
+        return Err(cols
+            .error(rec, S_ROLES, Msg::new("people.import.role_empty"))
+            .into());
     }
     Ok(roles)
 }
@@ -964,7 +971,7 @@ pub(crate) fn staff(
                 .error(
                     rec,
                     S_SURNAME,
-                    format!("la même personne est déjà ligne {first}."),
+                    Msg::new("people.import.person_twice").arg("first", first),
                 )
                 .into());
         }
@@ -988,11 +995,7 @@ pub(crate) fn staff(
                 [one] => known(ctx.tx, "id = ?1", &one[..])?,
                 _ => {
                     return Err(cols
-                        .error(
-                            rec,
-                            S_SURNAME,
-                            "plusieurs personnels portent ce nom : ajoutez une colonne Matricule.",
-                        )
+                        .error(rec, S_SURNAME, Msg::new("people.import.staff_homonyms"))
                         .into());
                 }
             }
@@ -1011,10 +1014,8 @@ pub(crate) fn staff(
                     .error(
                         rec,
                         S_ROLES,
-                        format!(
-                            "le rôle « {} » ne peut être attribué que par la direction (ou sur la ligne de commande du serveur) : retirez cette ligne, ou demandez à la direction d'importer le fichier.",
-                            role.code().replace('_', " ")
-                        ),
+                        Msg::new("people.import.role_direction_only")
+                            .arg("role", role.code().replace('_', " ")),
                     )
                     .into());
             }

@@ -11,6 +11,7 @@ use crate::id::Id;
 use crate::imports::run::{Action, Ctx, LineReport, Problem, Report};
 use crate::imports::sheet::{Columns, Field, Record, Sheet, fold, fold_name};
 use crate::school::{self, LEVELS};
+use crate::web::Msg;
 
 pub const CLASS_FIELDS: &[Field] = &[
     Field {
@@ -112,10 +113,12 @@ fn level(cols: &Columns, rec: &Record, field: usize) -> Result<&'static str, Pro
             cols.error(
                 rec,
                 field,
-                format!(
-                    "niveau inconnu « {v} » ; niveaux : {}.",
-                    LEVELS.iter().map(|l| l.0).collect::<Vec<_>>().join(", ")
-                ),
+                Msg::new("school.import.level_unknown")
+                    .arg(
+                        "levels",
+                        LEVELS.iter().map(|l| l.0).collect::<Vec<_>>().join(", "),
+                    )
+                    .arg("v", v),
             )
             .into()
         })
@@ -142,7 +145,9 @@ fn serie(cols: &Columns, rec: &Record, field: usize, known: &[String]) -> Result
             cols.error(
                 rec,
                 field,
-                format!("série inconnue « {v} » ; séries : {}.", known.join(", ")),
+                Msg::new("school.import.serie_unknown")
+                    .arg("series", known.join(", "))
+                    .arg("v", v),
             )
             .into()
         })
@@ -208,10 +213,18 @@ pub(crate) fn teacher(
     match index.get(&key) {
         Some(Some((id, _))) => Ok(Some(*id)),
         Some(None) => Err(cols
-            .error(rec, field, format!("plusieurs enseignants s'appellent « {v} » : écrivez son identifiant (prenom.nom)."))
+            .error(
+                rec,
+                field,
+                Msg::new("school.import.teacher_homonyms").arg("v", v),
+            )
             .into()),
         None => Err(cols
-            .error(rec, field, format!("aucun enseignant « {v} » : importez d'abord les personnels (NOM Prénoms ou identifiant)."))
+            .error(
+                rec,
+                field,
+                Msg::new("school.import.teacher_unknown").arg("v", v),
+            )
             .into()),
     }
 }
@@ -249,10 +262,12 @@ pub(crate) fn classes(
             .collect::<Vec<_>>()
             .join(" ");
         if name.chars().count() > 40 {
-            return Err(cols.error(rec, C_NAME, "nom de classe trop long (40 caractères au plus).").into());
+            return Err(cols.error(rec, C_NAME, Msg::new("school.import.class_name_too_long")).into());
         }
         if let Some(first) = seen.insert(fold(&name), rec.line) {
-            return Err(cols.error(rec, C_NAME, format!("la classe {name} est déjà ligne {first}.")).into());
+            return Err(cols.error(rec, C_NAME, Msg::new("school.import.class_twice")
+                .arg("name", &name)
+                .arg("first", first)).into());
         }
         let level = level(cols, rec, C_LEVEL)?;
         let serie = serie(cols, rec, C_SERIE, &known_series)?;
@@ -345,8 +360,7 @@ pub(crate) fn year(
         report.errors.push(crate::imports::sheet::LineError {
             line: sheet.header_line,
             column: String::new(),
-            message: "aucune année scolaire n'existe : créez-la d'abord sur la page Établissement."
-                .into(),
+            message: Msg::new("school.msg.no_year"),
         });
     }
     Ok(year)
@@ -423,7 +437,8 @@ pub(crate) fn coefficients(
             .parse()
             .ok()
             .filter(|c: &f64| *c > 0.0 && *c <= 20.0)
-            .ok_or_else(|| cols.error(rec, K_COEF, format!("coefficient invalide « {raw} » (un nombre de 0,5 à 20).")))?;
+            .ok_or_else(|| cols.error(rec, K_COEF, Msg::new("school.import.coefficient_invalid")
+                .arg("raw", raw)))?;
         let code_cell = cols.get(rec, K_CODE);
         let mut notes = Vec::new();
         let found = subjects
@@ -450,7 +465,8 @@ pub(crate) fn coefficients(
             }
         };
         if let Some(first) = seen.insert((level.to_string(), serie.clone(), subject), rec.line) {
-            return Err(cols.error(rec, K_SUBJECT, format!("ce coefficient est déjà ligne {first}.")).into());
+            return Err(cols.error(rec, K_SUBJECT, Msg::new("school.import.coefficient_twice")
+                .arg("first", first)).into());
         }
         let old: Option<f64> = ctx
             .tx

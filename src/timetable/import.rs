@@ -13,7 +13,7 @@ use crate::imports::run::{Action, Ctx, LineReport, Problem, Report};
 use crate::imports::sheet::{Columns, Field, Record, Sheet, fold};
 use crate::school::import::{named_index, subject_index, teacher, teacher_index, year};
 use crate::school::{self, calendar};
-use crate::web::i18n::Tr;
+use crate::web::Msg;
 
 pub const SLOT_FIELDS: &[Field] = &[
     Field {
@@ -93,7 +93,7 @@ fn weekday(cols: &Columns, rec: &Record) -> Result<i64, Problem> {
             cols.error(
                 rec,
                 T_DAY,
-                format!("jour inconnu « {v} » (lundi … samedi)."),
+                Msg::new("timetable.import.day_unknown").arg("v", v),
             )
             .into()
         })
@@ -105,7 +105,7 @@ fn time_of(cols: &Columns, rec: &Record, field: usize) -> Result<i64, Problem> {
         cols.error(
             rec,
             field,
-            format!("heure illisible « {v} » : écrivez 7h30 ou 07:30."),
+            Msg::new("timetable.import.time_unreadable").arg("v", v),
         )
         .into()
     })
@@ -120,7 +120,7 @@ fn date_or(cols: &Columns, rec: &Record, field: usize, default: &str) -> Result<
         cols.error(
             rec,
             field,
-            format!("date illisible « {v} » : écrivez JJ/MM/AAAA."),
+            Msg::new("timetable.import.date_unreadable").arg("v", v),
         )
         .into()
     })
@@ -144,12 +144,17 @@ pub(crate) fn timetable(
     let mut teachings: HashMap<(Id, Id, Id), f64> = HashMap::new();
     ctx.each(sheet, report, |rec, _| {
         let audience = cols.required(rec, T_AUDIENCE)?;
-        let (class_id, group_id) = match (classes.get(&fold(audience)), groups.get(&fold(audience))) {
+        let (class_id, group_id) = match (classes.get(&fold(audience)), groups.get(&fold(audience)))
+        {
             (Some(c), _) => (Some(c.0), None),
             (None, Some(g)) => (None, Some(g.0)),
             (None, None) => {
                 return Err(cols
-                    .error(rec, T_AUDIENCE, format!("aucune classe ni aucun groupe « {audience} »."))
+                    .error(
+                        rec,
+                        T_AUDIENCE,
+                        Msg::new("timetable.import.audience_unknown").arg("audience", audience),
+                    )
                     .into());
             }
         };
@@ -157,13 +162,23 @@ pub(crate) fn timetable(
         let (starts, ends) = (time_of(cols, rec, T_START)?, time_of(cols, rec, T_END)?);
         if starts >= ends || ends - starts > 6 * 60 {
             return Err(cols
-                .error(rec, T_END, format!("horaire impossible : {} – {}.", calendar::hm(starts), calendar::hm(ends)))
+                .error(
+                    rec,
+                    T_END,
+                    Msg::new("timetable.import.times_impossible")
+                        .arg("starts", calendar::hm(starts))
+                        .arg("ends", calendar::hm(ends)),
+                )
                 .into());
         }
         let subject_cell = cols.required(rec, T_SUBJECT)?;
         let Some((subject, subject_name)) = subjects.get(&fold(subject_cell)).cloned() else {
             return Err(cols
-                .error(rec, T_SUBJECT, format!("matière inconnue « {subject_cell} » : importez d'abord les coefficients, qui créent les matières."))
+                .error(
+                    rec,
+                    T_SUBJECT,
+                    Msg::new("timetable.import.subject_unknown").arg("subject_cell", subject_cell),
+                )
                 .into());
         };
         let teacher_id = teacher(cols, rec, T_TEACHER, &teachers)?;
@@ -185,14 +200,16 @@ pub(crate) fn timetable(
             "b" | "semaineb" => "B",
             _ => {
                 return Err(cols
-                    .error(rec, T_WEEKS, "semaine inconnue : A, B, ou vide pour toutes les semaines.")
+                    .error(rec, T_WEEKS, Msg::new("timetable.import.weeks_unknown"))
                     .into());
             }
         };
         let valid_from = date_or(cols, rec, T_FROM, &year.starts_on)?;
         let valid_to = date_or(cols, rec, T_TO, &year.ends_on)?;
         if valid_from > valid_to {
-            return Err(cols.error(rec, T_TO, "la fin de validité précède son début.").into());
+            return Err(cols
+                .error(rec, T_TO, Msg::new("timetable.import.validity_order"))
+                .into());
         }
         let slot = NewSlot {
             school_year_id: year.id,
@@ -210,7 +227,9 @@ pub(crate) fn timetable(
         };
         let what = format!(
             "{audience} {} {}–{} {subject_name}",
-            ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"][(day - 1) as usize],
+            [
+                "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"
+            ][(day - 1) as usize],
             calendar::hm(starts),
             calendar::hm(ends)
         );
@@ -219,18 +238,26 @@ pub(crate) fn timetable(
             *teachings.entry((t, c, subject)).or_default() += share * (ends - starts) as f64 / 60.0;
         }
         if identical_slot(ctx.tx, &slot)? {
-            return Ok(LineReport { line: rec.line, action: Action::Unchanged, what, detail: String::new() });
+            return Ok(LineReport {
+                line: rec.line,
+                action: Action::Unchanged,
+                what,
+                detail: String::new(),
+            });
         }
         match tt::create_slot(ctx.tx, &ctx.scope, &slot)? {
-            Ok(_) => Ok(LineReport { line: rec.line, action: Action::Create, what, detail: notes.join(", ") }),
+            Ok(_) => Ok(LineReport {
+                line: rec.line,
+                action: Action::Create,
+                what,
+                detail: notes.join(", "),
+            }),
             Err(conflicts) => Err(cols
                 .error(
                     rec,
                     T_AUDIENCE,
-                    format!(
-                        "conflit : {}.",
-                        conflicts.iter().map(|c| c.msg().render(Tr::default())).collect::<Vec<_>>().join(" ; ")
-                    ),
+                    Msg::new("timetable.import.conflict")
+                        .list("why", conflicts.iter().map(|c| c.msg()).collect()),
                 )
                 .into()),
         }

@@ -292,13 +292,15 @@ mod tests {
         );
     }
 
-    /// Where French sentences may still be written in code, and how many: documents the school
+    /// Where French may still be written in code, and exactly how much: documents the school
     /// prints in French (bulletins, procès-verbal, attestation), DOMAIN.md's reference lists
     /// (séries, sanctions, appreciation bands, the competence framework), the command line, the
-    /// SMS to families, import reports line by line, date phrases, and logs. A handler's refusal
-    /// or confirmation is a [`Msg`]; a new sentence in code fails here — put it in the catalog.
+    /// SMS to families, the column titles of import files and a few notes of an import's lines,
+    /// date phrases, and internal errors. A handler's refusal or confirmation, an import's error
+    /// on a line, is a [`Msg`]; a new sentence in code fails here — put it in the catalog (and a
+    /// count that is too high fails too: lower it when a sentence moves to the catalog).
     const FRENCH_IN_CODE: &[(&str, usize, &str)] = &[
-        ("main.rs", 41, "the command line (French only for now)"),
+        ("main.rs", 39, "the command line (French only for now)"),
         (
             "config.rs",
             4,
@@ -311,8 +313,8 @@ mod tests {
         ),
         (
             "bulletins/mod.rs",
-            2,
-            "a start-up check of the configured logo; an internal error",
+            1,
+            "a start-up check of the configured logo",
         ),
         (
             "competences/mod.rs",
@@ -339,22 +341,20 @@ mod tests {
             1,
             "the grid's label for a mark not given",
         ),
-        ("grades/import.rs", 13, "import report, line by line"),
+        ("grades/sheet.rs", 4, "the grid file's column titles"),
+        ("grades/import.rs", 2, "the marks file's column titles"),
         (
-            "grades/sheet.rs",
-            11,
-            "import report, line by line; the grid file's headers",
+            "people/import.rs",
+            6,
+            "the people files' column titles; a line's changes",
         ),
-        ("people/import.rs", 19, "import report, line by line"),
-        ("school/import.rs", 11, "import report, line by line"),
-        ("timetable/import.rs", 6, "import report, line by line"),
         (
-            "imports/sheet.rs",
-            9,
-            "import report: what exceeded a bound, column problems",
+            "school/import.rs",
+            3,
+            "column titles; a line's notes (room, subject created)",
         ),
-        ("imports/mod.rs", 3, "import report summary"),
-        ("imports/run.rs", 1, "import report summary"),
+        ("timetable/import.rs", 1, "a line's note (room created)"),
+        ("imports/mod.rs", 1, "the audit line of an import"),
         ("school/mod.rs", 6, "DOMAIN.md's séries (school data)"),
         (
             "discipline/store.rs",
@@ -374,13 +374,6 @@ mod tests {
             "the SMS to families, in the school's language",
         ),
         ("net/tls.rs", 1, "the local authority's certificate name"),
-        ("people/mod.rs", 1, "an internal error"),
-        ("web/mod.rs", 1, "an internal error"),
-        (
-            "web/metrics.rs",
-            2,
-            "metric lines (not French: the heuristic's false positive)",
-        ),
         ("files/mod.rs", 1, "an internal error"),
         ("db/registry.rs", 1, "a schema check at start"),
         ("db/mod.rs", 1, "an internal error"),
@@ -498,16 +491,17 @@ mod tests {
                 .iter()
                 .find(|(f, ..)| *f == rel)
                 .map_or(0, |(_, n, _)| *n);
-            if found.len() > allowed {
+            if found.len() != allowed {
                 over.push(format!(
-                    "{rel}: {} (allowed {allowed}): {found:#?}",
+                    "{rel}: {} found, {allowed} counted: {found:#?}",
                     found.len()
                 ));
             }
         }
         assert!(
             over.is_empty(),
-            "sentences written in code, not in assets/locales: {over:#?}"
+            "sentences written in code, not in assets/locales (or fewer than counted: lower \
+             the count): {over:#?}"
         );
     }
 
