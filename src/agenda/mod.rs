@@ -16,6 +16,7 @@ use crate::id::{hex, id_from_hex};
 use crate::policy::{self, Capability};
 use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
 use crate::state::{AppState, Routes};
+use crate::web::i18n::Tr;
 use crate::web::{AppError, CsrfForm, Msg, Page, render};
 use store::{AUDIENCES, Event, KINDS, NewEvent};
 
@@ -37,21 +38,25 @@ fn kind_label(code: &str) -> &'static str {
         .unwrap_or("")
 }
 
-/// "du 21/12/2026 au 03/01/2027", "le 23/11/2026 de 15:00 à 17:00".
-pub fn when(e: &NewEvent) -> String {
+/// "du 21/12/2026 au 03/01/2027", "le 23/11/2026 de 15:00 à 17:00", in `tr`'s language.
+pub fn when(tr: Tr, e: &NewEvent) -> String {
     let d = |s: &str| parse_date(s).map(french).unwrap_or_else(|| s.to_string());
-    match (e.starts_on == e.ends_on, e.times) {
-        (true, None) => format!("le {}", d(&e.starts_on)),
-        (true, Some((a, b))) => format!("le {} de {} à {}", d(&e.starts_on), hm(a), hm(b)),
-        (false, None) => format!("du {} au {}", d(&e.starts_on), d(&e.ends_on)),
-        (false, Some((a, b))) => format!(
-            "du {} à {} au {} à {}",
-            d(&e.starts_on),
-            hm(a),
-            d(&e.ends_on),
-            hm(b)
-        ),
-    }
+    let m = match (e.starts_on == e.ends_on, e.times) {
+        (true, None) => Msg::new("agenda.when.day").arg("date", d(&e.starts_on)),
+        (true, Some((a, b))) => Msg::new("agenda.when.day_times")
+            .arg("date", d(&e.starts_on))
+            .arg("from", hm(a))
+            .arg("to", hm(b)),
+        (false, None) => Msg::new("agenda.when.days")
+            .arg("first", d(&e.starts_on))
+            .arg("last", d(&e.ends_on)),
+        (false, Some((a, b))) => Msg::new("agenda.when.days_times")
+            .arg("first", d(&e.starts_on))
+            .arg("from", hm(a))
+            .arg("last", d(&e.ends_on))
+            .arg("to", hm(b)),
+    };
+    tr.msg(&m)
 }
 
 struct EventView {
@@ -65,13 +70,13 @@ struct EventView {
     description: String,
 }
 
-fn view(e: &Event) -> EventView {
+fn view(tr: Tr, e: &Event) -> EventView {
     EventView {
         id: hex(&e.id),
         title: e.e.title.clone(),
         kind: kind_label(&e.e.kind),
         css: e.e.kind.clone(),
-        when: when(&e.e),
+        when: when(tr, &e.e),
         audience: match e.e.audience.as_str() {
             "classe" => e.class_name.clone(),
             "personnel" => "Personnel".into(),
@@ -151,7 +156,7 @@ async fn month_page(
         title: format!("{} {}", MONTHS[first.month() as usize - 1], first.year()),
         prev: format!("{:04}-{:02}", prev.year(), prev.month() as u8),
         next: format!("{:04}-{:02}", next.year(), next.month() as u8),
-        events: events.iter().map(view).collect(),
+        events: events.iter().map(|e| view(page.tr, e)).collect(),
         can_manage: policy::allows(&user.principal(), Capability::ManageAgenda),
         notice: if q.ok.is_empty() {
             String::new()
@@ -321,7 +326,7 @@ async fn again(
             .db
             .read(move |c| store::get(c, &event))
             .await?
-            .map(|e| view(&e)),
+            .map(|e| view(page.tr, &e)),
         None => None,
     };
     let mut r = render(&FormPage {
@@ -406,7 +411,7 @@ async fn event_page(
         kinds: KINDS,
         audiences: AUDIENCES,
         error: String::new(),
-        view: Some(view(&e)),
+        view: Some(view(page.tr, &e)),
         can_manage,
         id,
         f,

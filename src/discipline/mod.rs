@@ -20,6 +20,7 @@ use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability, Principal};
 use crate::school::calendar::{french, hm, iso, parse_date, parse_time};
 use crate::state::{AppState, Routes};
+use crate::web::i18n::Tr;
 use crate::web::{AppError, ClientIp, CsrfForm, Msg, Page, render, urlencode};
 use store::{
     Actor, Measure, NewIncident, NewPunishment, NewSanction, PARTS, PUNISHMENTS, SANCTIONS, label,
@@ -50,16 +51,17 @@ struct IncidentView {
     people: Vec<(String, String, String, &'static str)>,
 }
 
-fn incident_view(i: &store::Incident) -> IncidentView {
+fn incident_view(tr: Tr, i: &store::Incident) -> IncidentView {
     IncidentView {
         id: hex(&i.id),
-        when: format!(
-            "{}{}",
-            date_fr(&i.on_date),
-            i.at_minutes
-                .map(|m| format!(" à {}", hm(m)))
-                .unwrap_or_default()
-        ),
+        when: match i.at_minutes {
+            Some(m) => tr.msg(
+                &Msg::new("discipline.when.at")
+                    .arg("date", date_fr(&i.on_date))
+                    .arg("time", hm(m)),
+            ),
+            None => date_fr(&i.on_date),
+        },
         place: i.place.clone(),
         description: i.description.clone(),
         reporter: i.reporter.clone(),
@@ -85,12 +87,21 @@ struct MeasureView {
     cancelled: String,
 }
 
-fn measure_view(m: &Measure, sanction: bool) -> MeasureView {
+fn measure_view(tr: Tr, m: &Measure, sanction: bool) -> MeasureView {
     let what = if sanction {
         let base = label(SANCTIONS, &m.kind).to_string();
         match (m.days, &m.starts_on) {
-            (Some(d), Some(s)) => format!("{base} de {d} jour(s) à partir du {}", date_fr(s)),
-            (None, Some(s)) => format!("{base} à partir du {}", date_fr(s)),
+            (Some(d), Some(s)) => tr.msg(
+                &Msg::new("discipline.when.days_from")
+                    .arg("what", &base)
+                    .arg("days", d)
+                    .arg("date", date_fr(s)),
+            ),
+            (None, Some(s)) => tr.msg(
+                &Msg::new("discipline.when.from")
+                    .arg("what", &base)
+                    .arg("date", date_fr(s)),
+            ),
             _ => base,
         }
     } else {
@@ -148,11 +159,20 @@ async fn index(
         })
         .await?;
     render(&IndexPage {
-        page,
         school_wide,
-        incidents: incidents.iter().map(incident_view).collect(),
-        sanctions: sanctions.iter().map(|m| measure_view(m, true)).collect(),
-        punishments: punishments.iter().map(|m| measure_view(m, false)).collect(),
+        incidents: incidents
+            .iter()
+            .map(|i| incident_view(page.tr, i))
+            .collect(),
+        sanctions: sanctions
+            .iter()
+            .map(|m| measure_view(page.tr, m, true))
+            .collect(),
+        punishments: punishments
+            .iter()
+            .map(|m| measure_view(page.tr, m, false))
+            .collect(),
+        page,
     })
 }
 
@@ -384,9 +404,15 @@ async fn incident_page(
         })
         .await?;
     render(&IncidentPage {
-        i: incident_view(&i),
-        punishments: punishments.iter().map(|m| measure_view(m, false)).collect(),
-        sanctions: sanctions.iter().map(|m| measure_view(m, true)).collect(),
+        i: incident_view(page.tr, &i),
+        punishments: punishments
+            .iter()
+            .map(|m| measure_view(page.tr, m, false))
+            .collect(),
+        sanctions: sanctions
+            .iter()
+            .map(|m| measure_view(page.tr, m, true))
+            .collect(),
         can_sanction: policy::allows(&principal, Capability::DecideSanctions),
         school_wide: policy::allows(&principal, Capability::ManageDiscipline),
         punishment_kinds: PUNISHMENTS,
@@ -708,9 +734,18 @@ async fn pupil_page(
         .await?;
     render(&PupilPage {
         pupil: name,
-        sanctions: sanctions.iter().map(|m| measure_view(m, true)).collect(),
-        punishments: punishments.iter().map(|m| measure_view(m, false)).collect(),
-        incidents: incidents.iter().map(incident_view).collect(),
+        sanctions: sanctions
+            .iter()
+            .map(|m| measure_view(page.tr, m, true))
+            .collect(),
+        punishments: punishments
+            .iter()
+            .map(|m| measure_view(page.tr, m, false))
+            .collect(),
+        incidents: incidents
+            .iter()
+            .map(|i| incident_view(page.tr, i))
+            .collect(),
         school_wide,
         can_cancel: policy::allows(&user.principal(), Capability::DecideSanctions),
         page,

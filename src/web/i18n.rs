@@ -296,7 +296,7 @@ mod tests {
     /// prints in French (bulletins, procès-verbal, attestation), DOMAIN.md's reference lists
     /// (séries, sanctions, appreciation bands, the competence framework), the command line, the
     /// SMS to families, the column titles of import files and a few notes of an import's lines,
-    /// date phrases, and internal errors. A handler's refusal or confirmation, an import's error
+    /// and internal errors. A handler's refusal or confirmation, an import's error
     /// on a line, is a [`Msg`]; a new sentence in code fails here — put it in the catalog (and a
     /// count that is too high fails too: lower it when a sentence moves to the catalog).
     const FRENCH_IN_CODE: &[(&str, usize, &str)] = &[
@@ -361,8 +361,6 @@ mod tests {
             6,
             "DOMAIN.md's scale of sanctions; the pupil file's lines",
         ),
-        ("discipline/mod.rs", 3, "date phrases"),
-        ("agenda/mod.rs", 4, "date phrases"),
         (
             "agenda/store.rs",
             2,
