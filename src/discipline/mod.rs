@@ -87,6 +87,13 @@ struct MeasureView {
     cancelled: String,
 }
 
+fn measure_views(tr: Tr, measures: &[Measure], sanction: bool) -> Vec<MeasureView> {
+    measures
+        .iter()
+        .map(|m| measure_view(tr, m, sanction))
+        .collect()
+}
+
 fn measure_view(tr: Tr, m: &Measure, sanction: bool) -> MeasureView {
     let what = if sanction {
         let base = label(SANCTIONS, &m.kind).to_string();
@@ -164,14 +171,8 @@ async fn index(
             .iter()
             .map(|i| incident_view(page.tr, i))
             .collect(),
-        sanctions: sanctions
-            .iter()
-            .map(|m| measure_view(page.tr, m, true))
-            .collect(),
-        punishments: punishments
-            .iter()
-            .map(|m| measure_view(page.tr, m, false))
-            .collect(),
+        sanctions: measure_views(page.tr, &sanctions, true),
+        punishments: measure_views(page.tr, &punishments, false),
         page,
     })
 }
@@ -405,14 +406,8 @@ async fn incident_page(
         .await?;
     render(&IncidentPage {
         i: incident_view(page.tr, &i),
-        punishments: punishments
-            .iter()
-            .map(|m| measure_view(page.tr, m, false))
-            .collect(),
-        sanctions: sanctions
-            .iter()
-            .map(|m| measure_view(page.tr, m, true))
-            .collect(),
+        punishments: measure_views(page.tr, &punishments, false),
+        sanctions: measure_views(page.tr, &sanctions, true),
         can_sanction: policy::allows(&principal, Capability::DecideSanctions),
         school_wide: policy::allows(&principal, Capability::ManageDiscipline),
         punishment_kinds: PUNISHMENTS,
@@ -734,14 +729,8 @@ async fn pupil_page(
         .await?;
     render(&PupilPage {
         pupil: name,
-        sanctions: sanctions
-            .iter()
-            .map(|m| measure_view(page.tr, m, true))
-            .collect(),
-        punishments: punishments
-            .iter()
-            .map(|m| measure_view(page.tr, m, false))
-            .collect(),
+        sanctions: measure_views(page.tr, &sanctions, true),
+        punishments: measure_views(page.tr, &punishments, false),
         incidents: incidents
             .iter()
             .map(|i| incident_view(page.tr, i))
