@@ -74,12 +74,12 @@ fn view(tr: Tr, e: &Event) -> EventView {
     EventView {
         id: hex(&e.id),
         title: e.e.title.clone(),
-        kind: kind_label(&e.e.kind),
+        kind: tr.t(kind_label(&e.e.kind)),
         css: e.e.kind.clone(),
         when: when(tr, &e.e),
         audience: match e.e.audience.as_str() {
             "classe" => e.class_name.clone(),
-            "personnel" => "Personnel".into(),
+            "personnel" => tr.t("agenda.audience_staff").to_string(),
             _ => String::new(),
         },
         place: e.e.place.clone(),

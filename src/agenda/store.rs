@@ -6,19 +6,21 @@ use crate::db::{self, DbError};
 use crate::id::Id;
 use crate::policy::{self, EventFacts, Principal};
 
+/// Event kinds: the stored code and the catalog key of its name.
 pub const KINDS: &[(&str, &str)] = &[
-    ("evenement", "Événement"),
-    ("vacances", "Vacances"),
-    ("ferie", "Jour férié"),
-    ("examen", "Examen, composition"),
-    ("conseil", "Conseil de classe"),
-    ("reunion", "Réunion"),
+    ("evenement", "agenda.kinds.evenement"),
+    ("vacances", "agenda.kinds.vacances"),
+    ("ferie", "agenda.kinds.ferie"),
+    ("examen", "agenda.kinds.examen"),
+    ("conseil", "agenda.kinds.conseil"),
+    ("reunion", "agenda.kinds.reunion"),
 ];
 
+/// Whom an event is for: the stored code and the catalog key of its name.
 pub const AUDIENCES: &[(&str, &str)] = &[
-    ("tous", "Tout l'établissement"),
-    ("personnel", "Le personnel"),
-    ("classe", "Une classe"),
+    ("tous", "agenda.audiences.tous"),
+    ("personnel", "agenda.audiences.personnel"),
+    ("classe", "agenda.audiences.classe"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,7 +69,12 @@ fn incident_view(tr: Tr, i: &store::Incident) -> IncidentView {
             .people
             .iter()
             .map(|(id, name, class, part)| {
-                (hex(id), name.clone(), class.clone(), label(PARTS, part))
+                (
+                    hex(id),
+                    name.clone(),
+                    class.clone(),
+                    tr.t(label(PARTS, part)),
+                )
             })
             .collect(),
     }
@@ -96,7 +101,7 @@ fn measure_views(tr: Tr, measures: &[Measure], sanction: bool) -> Vec<MeasureVie
 
 fn measure_view(tr: Tr, m: &Measure, sanction: bool) -> MeasureView {
     let what = if sanction {
-        let base = label(SANCTIONS, &m.kind).to_string();
+        let base = tr.t(label(SANCTIONS, &m.kind)).to_string();
         match (m.days, &m.starts_on) {
             (Some(d), Some(s)) => tr.msg(
                 &Msg::new("discipline.when.days_from")
@@ -112,7 +117,7 @@ fn measure_view(tr: Tr, m: &Measure, sanction: bool) -> MeasureView {
             _ => base,
         }
     } else {
-        label(PUNISHMENTS, &m.kind).to_string()
+        tr.t(label(PUNISHMENTS, &m.kind)).to_string()
     };
     MeasureView {
         id: hex(&m.id),

@@ -5,34 +5,52 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::{self, DbError, audit};
 use crate::id::Id;
+use crate::web::i18n::Tr;
 
-/// Punishments (punitions scolaires) teachers and vie scolaire may give.
+/// Punishments (punitions scolaires) teachers and vie scolaire may give: the stored code and
+/// the catalog key of its name.
 pub const PUNISHMENTS: &[(&str, &str)] = &[
-    ("observation", "Observation écrite"),
-    ("travail_supplementaire", "Travail supplémentaire"),
-    ("retenue", "Retenue"),
-    ("exclusion_cours", "Exclusion ponctuelle de cours"),
+    ("observation", "discipline.kinds.observation"),
+    (
+        "travail_supplementaire",
+        "discipline.kinds.travail_supplementaire",
+    ),
+    ("retenue", "discipline.kinds.retenue"),
+    ("exclusion_cours", "discipline.kinds.exclusion_cours"),
 ];
 
 /// The sanctions scale of DOMAIN.md, decided by the direction.
 pub const SANCTIONS: &[(&str, &str)] = &[
-    ("avertissement", "Avertissement"),
-    ("blame", "Blâme"),
-    ("exclusion_temporaire", "Exclusion temporaire"),
-    ("exclusion_definitive", "Exclusion définitive"),
+    ("avertissement", "discipline.kinds.avertissement"),
+    ("blame", "discipline.kinds.blame"),
+    (
+        "exclusion_temporaire",
+        "discipline.kinds.exclusion_temporaire",
+    ),
+    (
+        "exclusion_definitive",
+        "discipline.kinds.exclusion_definitive",
+    ),
 ];
 
+/// How a pupil is involved in an incident.
 pub const PARTS: &[(&str, &str)] = &[
-    ("auteur", "Auteur"),
-    ("victime", "Victime"),
-    ("temoin", "Témoin"),
+    ("auteur", "discipline.parts.auteur"),
+    ("victime", "discipline.parts.victime"),
+    ("temoin", "discipline.parts.temoin"),
 ];
 
+/// The catalog key of `code`'s name in `list` ("" when unknown).
 pub fn label(list: &[(&'static str, &'static str)], code: &str) -> &'static str {
     list.iter()
         .find(|(c, _)| *c == code)
         .map(|(_, l)| *l)
         .unwrap_or("")
+}
+
+/// `code`'s name in French: for the audit trail and the bulletin, which are written in French.
+pub fn label_fr(list: &[(&'static str, &'static str)], code: &str) -> &'static str {
+    Tr::default().t(label(list, code))
 }
 
 #[derive(Debug, Clone)]
@@ -102,13 +120,10 @@ pub fn sanctions_between(
         .query_map(params![&pupil[..], from, to], |r| {
             let kind: String = r.get(0)?;
             let days: Option<i64> = r.get(1)?;
-            Ok(match kind.as_str() {
-                "avertissement" => "Avertissement".to_string(),
-                "blame" => "Blâme".to_string(),
-                "exclusion_temporaire" => {
-                    format!("Exclusion temporaire ({} j)", days.unwrap_or(0))
-                }
-                _ => "Exclusion définitive".to_string(),
+            let name = label_fr(SANCTIONS, &kind);
+            Ok(match (kind.as_str(), days) {
+                ("exclusion_temporaire", Some(d)) => format!("{name} ({d} j)"),
+                _ => name.to_string(),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -272,7 +287,12 @@ pub fn punish(
             db::now()
         ],
     )?;
-    let what = format!("{} {} {}", label(PUNISHMENTS, &p.kind), p.on_date, p.detail);
+    let what = format!(
+        "{} {} {}",
+        label_fr(PUNISHMENTS, &p.kind),
+        p.on_date,
+        p.detail
+    );
     record(
         conn,
         by,
@@ -323,7 +343,7 @@ pub fn decide(
     )?;
     let what = format!(
         "{}{} le {} : {}",
-        label(SANCTIONS, &s.kind),
+        label_fr(SANCTIONS, &s.kind),
         s.days
             .map(|d| format!(" de {d} jour(s)"))
             .unwrap_or_default(),
@@ -369,7 +389,7 @@ pub fn cancel_sanction(
         "sanction.cancel",
         "sanction",
         id,
-        Some(&format!("{} : {old_reason}", label(SANCTIONS, &kind))),
+        Some(&format!("{} : {old_reason}", label_fr(SANCTIONS, &kind))),
         Some(&format!("annulée : {reason}")),
     )?;
     Ok(true)

@@ -294,7 +294,7 @@ mod tests {
 
     /// Where French may still be written in code, and exactly how much: documents the school
     /// prints in French (bulletins, procès-verbal, attestation), DOMAIN.md's reference lists
-    /// (séries, sanctions, appreciation bands, the competence framework), the command line, the
+    /// (séries, appreciation bands, the competence framework), the command line, the
     /// SMS to families, the column titles of import files and a few notes of an import's lines,
     /// and internal errors. A handler's refusal or confirmation, an import's error
     /// on a line, is a [`Msg`]; a new sentence in code fails here — put it in the catalog (and a
@@ -356,16 +356,7 @@ mod tests {
         ("timetable/import.rs", 1, "a line's note (room created)"),
         ("imports/mod.rs", 1, "the audit line of an import"),
         ("school/mod.rs", 6, "DOMAIN.md's séries (school data)"),
-        (
-            "discipline/store.rs",
-            6,
-            "DOMAIN.md's scale of sanctions; the pupil file's lines",
-        ),
-        (
-            "agenda/store.rs",
-            2,
-            "event kinds and audiences of the national calendar",
-        ),
+        ("discipline/store.rs", 2, "the audit trail's lines"),
         (
             "attendance/store.rs",
             3,
