@@ -201,7 +201,7 @@ pub fn of_class(r: &Results, header: &Header, year: &str, principal: &str) -> Ve
                     .map(|a| (show(a[i].0, d), rank_text(a[i].1, feminine))),
                 decision: decision
                     .as_deref()
-                    .map(|c| gs::label(DECISIONS, c).to_string())
+                    .map(|c| gs::label_fr(DECISIONS, c).to_string())
                     .unwrap_or_default(),
                 class_highest: pick(|s| s.highest),
                 class_lowest: pick(|s| s.lowest),

@@ -162,7 +162,7 @@ pub fn results_rows(r: &Results) -> (Vec<String>, Vec<Vec<String>>) {
                 .records
                 .get(&p.id)
                 .and_then(|(_, dec)| dec.as_deref())
-                .map(|c| store::label(DECISIONS, c).to_string())
+                .map(|c| store::label_fr(DECISIONS, c).to_string())
                 .unwrap_or_default(),
         );
         rows.push(row);

@@ -318,7 +318,7 @@ fn grid_view(
         title: format!("{} — {}", a.audience, a.subject),
         detail: format!(
             "{} · {} · {}{}",
-            a.label(),
+            a.label_in(page.tr),
             crate::people::french_date(&a.on_date),
             a.period,
             if a.teacher.is_empty() {
@@ -594,7 +594,7 @@ fn file_name(a: &Assessment, ext: &str) -> String {
 }
 
 fn label_kind(k: &str) -> &'static str {
-    store::label(KINDS, k)
+    store::label_fr(KINDS, k)
 }
 
 /// An assessment the asker may see, with its grid (for the exports).
@@ -857,7 +857,7 @@ pub fn pupil_view(
         let (Some(s), Some(input)) = (subjects.last_mut(), inputs.last_mut()) else {
             continue;
         };
-        let kind = store::label(KINDS, &m.kind);
+        let kind = store::label_fr(KINDS, &m.kind);
         s.marks.push((
             format!(
                 "{kind}{}",

@@ -108,10 +108,14 @@ pub struct AssessmentLine {
     pub published: bool,
 }
 
-pub fn assessment_line(a: &store::Assessment, pupils: Option<i64>) -> AssessmentLine {
+pub fn assessment_line(
+    tr: crate::web::i18n::Tr,
+    a: &store::Assessment,
+    pupils: Option<i64>,
+) -> AssessmentLine {
     AssessmentLine {
         id: hex(&a.id),
-        label: a.label(),
+        label: a.label_in(tr),
         date: crate::people::french_date(&a.on_date),
         entered: match pupils {
             Some(n) => format!("{}/{}", a.entered, n),
@@ -222,7 +226,10 @@ async fn index(
                         .map(|p| format!("?periode={}", hex(&p.id)))
                         .unwrap_or_default()
                 ),
-                assessments: list.iter().map(|a| assessment_line(a, None)).collect(),
+                assessments: list
+                    .iter()
+                    .map(|a| assessment_line(page.tr, a, None))
+                    .collect(),
             }
         })
         .collect();

@@ -9,19 +9,28 @@ use super::compute::{self, Band, Entry, Kind, MissingComposition, Rounding, Sett
 use crate::db::{self, DbError, audit};
 use crate::id::Id;
 use crate::web::Msg;
+use crate::web::i18n::Tr;
 
+/// Assessment kinds: the stored code and the catalog key of its name.
 pub const KINDS: &[(&str, &str)] = &[
-    ("interrogation", "Interrogation"),
-    ("devoir", "Devoir"),
-    ("composition", "Composition"),
+    ("interrogation", "grades.kinds.interrogation"),
+    ("devoir", "grades.kinds.devoir"),
+    ("composition", "grades.kinds.composition"),
 ];
 
+/// The council's end-of-year decisions: the stored code and the catalog key of its wording.
 pub const DECISIONS: &[(&str, &str)] = &[
-    ("admis", "Admis(e) en classe supérieure"),
-    ("redouble", "Redouble"),
-    ("repeche", "Repêché(e)"),
-    ("exclu", "Exclu(e)"),
+    ("admis", "grades.decisions.admis"),
+    ("redouble", "grades.decisions.redouble"),
+    ("repeche", "grades.decisions.repeche"),
+    ("exclu", "grades.decisions.exclu"),
 ];
+
+/// `code`'s name in French, for what is written in French (the procès-verbal, the bulletin,
+/// file names, the audit trail).
+pub fn label_fr(list: &[(&'static str, &'static str)], code: &str) -> &'static str {
+    Tr::default().t(label(list, code))
+}
 
 pub fn label(list: &[(&'static str, &'static str)], code: &str) -> &'static str {
     list.iter()
@@ -407,9 +416,15 @@ impl Assessment {
         self.class_id.or(self.group_id).unwrap_or_default()
     }
 
-    /// "Devoir n° 2 (/20)" — the kind, the title, the scale.
+    /// "Devoir n° 2 (/20)" — the kind, the title, the scale — in French (files, documents,
+    /// the audit trail).
     pub fn label(&self) -> String {
-        let kind = label(KINDS, &self.kind);
+        self.label_in(Tr::default())
+    }
+
+    /// The same, in `tr`'s language (pages).
+    pub fn label_in(&self, tr: Tr) -> String {
+        let kind = tr.t(label(KINDS, &self.kind));
         if self.title.is_empty() {
             format!("{kind} (/{})", fmt_number(self.scale))
         } else {

@@ -331,11 +331,7 @@ mod tests {
             2,
             "DOMAIN.md's default appreciation bands (school data)",
         ),
-        (
-            "grades/store.rs",
-            4,
-            "decision labels (DOMAIN.md), typed codes, a log line",
-        ),
+        ("grades/store.rs", 3, "typed codes of a mark, a log line"),
         (
             "grades/marks.rs",
             1,
