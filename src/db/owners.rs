@@ -129,6 +129,159 @@ pub const EVERYWHERE: &[(&str, &str)] = &[(
 )];
 
 #[cfg(test)]
+/// A Rust source file's string literals (outside comments and `#[cfg(test)]` items), with
+/// the line each starts on.
+pub(crate) fn rust_literals(src: &str) -> Vec<(usize, String)> {
+    let b: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    let mut skip_depth: Option<usize> = None;
+    let mut depth = 0usize;
+    while i < b.len() {
+        let c = b[i];
+        if c == '\n' {
+            line += 1;
+        }
+        // Comments.
+        if c == '/' && b.get(i + 1) == Some(&'/') {
+            while i < b.len() && b[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == '/' && b.get(i + 1) == Some(&'*') {
+            i += 2;
+            while i + 1 < b.len() && !(b[i] == '*' && b[i + 1] == '/') {
+                if b[i] == '\n' {
+                    line += 1;
+                }
+                i += 1;
+            }
+            i += 2;
+            continue;
+        }
+        // `#[cfg(test)]`: skip the item it marks (to its closing brace or semicolon).
+        if c == '#' && b[i..].iter().take(12).collect::<String>() == "#[cfg(test)]" {
+            i += 12;
+            while i < b.len() && b[i] != '{' && b[i] != ';' {
+                if b[i] == '\n' {
+                    line += 1;
+                }
+                i += 1;
+            }
+            if b.get(i) == Some(&'{') {
+                skip_depth = Some(depth);
+                depth += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '{' {
+            depth += 1;
+        } else if c == '}' {
+            depth = depth.saturating_sub(1);
+            if skip_depth == Some(depth) {
+                skip_depth = None;
+            }
+        }
+        // Char literals and lifetimes.
+        if c == '\'' {
+            if b.get(i + 1) == Some(&'\\') {
+                i += 2;
+                while i < b.len() && b[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            if b.get(i + 2) == Some(&'\'') {
+                i += 3;
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        // Raw strings r"…", r#"…"#.
+        if c == 'r'
+            && (b.get(i + 1) == Some(&'"') || b.get(i + 1) == Some(&'#'))
+            && (i == 0 || !b[i - 1].is_alphanumeric() && b[i - 1] != '_')
+        {
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while b.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if b.get(j) == Some(&'"') {
+                let start_line = line;
+                let mut s = String::new();
+                j += 1;
+                loop {
+                    if j >= b.len() {
+                        break;
+                    }
+                    if b[j] == '"' && (0..hashes).all(|h| b.get(j + 1 + h) == Some(&'#')) {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    if b[j] == '\n' {
+                        line += 1;
+                    }
+                    s.push(b[j]);
+                    j += 1;
+                }
+                if skip_depth.is_none() {
+                    out.push((start_line, s));
+                }
+                i = j;
+                continue;
+            }
+        }
+        if c == '"' {
+            let start_line = line;
+            let mut s = String::new();
+            let mut j = i + 1;
+            while j < b.len() && b[j] != '"' {
+                if b[j] == '\\' {
+                    match b.get(j + 1) {
+                        Some('\n') => {
+                            // A line continuation: the newline and the indentation vanish.
+                            line += 1;
+                            j += 2;
+                            while j < b.len() && b[j].is_whitespace() {
+                                if b[j] == '\n' {
+                                    line += 1;
+                                }
+                                j += 1;
+                            }
+                            continue;
+                        }
+                        Some('n') => s.push('\n'),
+                        Some('t') => s.push('\t'),
+                        Some(other) => s.push(*other),
+                        None => {}
+                    }
+                    j += 2;
+                    continue;
+                }
+                if b[j] == '\n' {
+                    line += 1;
+                }
+                s.push(b[j]);
+                j += 1;
+            }
+            if skip_depth.is_none() {
+                out.push((start_line, s));
+            }
+            i = j + 1;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
@@ -165,162 +318,10 @@ mod tests {
         }
     }
 
-    /// A Rust source file's string literals (outside comments and `#[cfg(test)]` items), with
-    /// the line each starts on.
-    fn literals(src: &str) -> Vec<(usize, String)> {
-        let b: Vec<char> = src.chars().collect();
-        let mut out = Vec::new();
-        let (mut i, mut line) = (0, 1);
-        let mut skip_depth: Option<usize> = None;
-        let mut depth = 0usize;
-        while i < b.len() {
-            let c = b[i];
-            if c == '\n' {
-                line += 1;
-            }
-            // Comments.
-            if c == '/' && b.get(i + 1) == Some(&'/') {
-                while i < b.len() && b[i] != '\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            if c == '/' && b.get(i + 1) == Some(&'*') {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == '*' && b[i + 1] == '/') {
-                    if b[i] == '\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                i += 2;
-                continue;
-            }
-            // `#[cfg(test)]`: skip the item it marks (to its closing brace or semicolon).
-            if c == '#' && b[i..].iter().take(12).collect::<String>() == "#[cfg(test)]" {
-                i += 12;
-                while i < b.len() && b[i] != '{' && b[i] != ';' {
-                    if b[i] == '\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                if b.get(i) == Some(&'{') {
-                    skip_depth = Some(depth);
-                    depth += 1;
-                }
-                i += 1;
-                continue;
-            }
-            if c == '{' {
-                depth += 1;
-            } else if c == '}' {
-                depth = depth.saturating_sub(1);
-                if skip_depth == Some(depth) {
-                    skip_depth = None;
-                }
-            }
-            // Char literals and lifetimes.
-            if c == '\'' {
-                if b.get(i + 1) == Some(&'\\') {
-                    i += 2;
-                    while i < b.len() && b[i] != '\'' {
-                        i += 1;
-                    }
-                    i += 1;
-                    continue;
-                }
-                if b.get(i + 2) == Some(&'\'') {
-                    i += 3;
-                    continue;
-                }
-                i += 1;
-                continue;
-            }
-            // Raw strings r"…", r#"…"#.
-            if c == 'r'
-                && (b.get(i + 1) == Some(&'"') || b.get(i + 1) == Some(&'#'))
-                && (i == 0 || !b[i - 1].is_alphanumeric() && b[i - 1] != '_')
-            {
-                let mut j = i + 1;
-                let mut hashes = 0;
-                while b.get(j) == Some(&'#') {
-                    hashes += 1;
-                    j += 1;
-                }
-                if b.get(j) == Some(&'"') {
-                    let start_line = line;
-                    let mut s = String::new();
-                    j += 1;
-                    loop {
-                        if j >= b.len() {
-                            break;
-                        }
-                        if b[j] == '"' && (0..hashes).all(|h| b.get(j + 1 + h) == Some(&'#')) {
-                            j += 1 + hashes;
-                            break;
-                        }
-                        if b[j] == '\n' {
-                            line += 1;
-                        }
-                        s.push(b[j]);
-                        j += 1;
-                    }
-                    if skip_depth.is_none() {
-                        out.push((start_line, s));
-                    }
-                    i = j;
-                    continue;
-                }
-            }
-            if c == '"' {
-                let start_line = line;
-                let mut s = String::new();
-                let mut j = i + 1;
-                while j < b.len() && b[j] != '"' {
-                    if b[j] == '\\' {
-                        match b.get(j + 1) {
-                            Some('\n') => {
-                                // A line continuation: the newline and the indentation vanish.
-                                line += 1;
-                                j += 2;
-                                while j < b.len() && b[j].is_whitespace() {
-                                    if b[j] == '\n' {
-                                        line += 1;
-                                    }
-                                    j += 1;
-                                }
-                                continue;
-                            }
-                            Some('n') => s.push('\n'),
-                            Some('t') => s.push('\t'),
-                            Some(other) => s.push(*other),
-                            None => {}
-                        }
-                        j += 2;
-                        continue;
-                    }
-                    if b[j] == '\n' {
-                        line += 1;
-                    }
-                    s.push(b[j]);
-                    j += 1;
-                }
-                if skip_depth.is_none() {
-                    out.push((start_line, s));
-                }
-                i = j + 1;
-                continue;
-            }
-            i += 1;
-        }
-        out
-    }
-
     /// The SQL pieces a file names — `const COLUMNS: &str = "…"`, `let filter = "…"` — that its
     /// `format!` statements put together.
     fn named_pieces(src: &str) -> BTreeMap<String, String> {
-        let lits = literals(src);
+        let lits = super::rust_literals(src);
         let lines: Vec<&str> = src.lines().collect();
         let mut out = BTreeMap::new();
         for (line, lit) in &lits {
@@ -536,7 +537,7 @@ mod tests {
             }
             let text = std::fs::read_to_string(file).expect("read");
             let pieces = named_pieces(&text);
-            for (line, lit) in literals(&text) {
+            for (line, lit) in super::rust_literals(&text) {
                 let Some(sql) = sql_of(&lit) else { continue };
                 let built = BUILT
                     .iter()
