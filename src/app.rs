@@ -14,6 +14,7 @@ fn all_routes() -> Routes {
         .merge(crate::portal::routes())
         .merge(crate::people::routes())
         .merge(crate::admin::routes())
+        .merge(crate::backup::web::routes())
         .merge(crate::school::routes())
         .merge(crate::timetable::routes())
         .merge(crate::attendance::routes())

@@ -30,6 +30,44 @@ pub struct Config {
     pub mdns: MdnsConfig,
     pub security: SecurityConfig,
     pub bulletin: BulletinConfig,
+    pub backup: BackupConfig,
+    /// The file this configuration was read from, if any (backups carry a copy).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// Where and how long backups are kept (`kekeli backup`, docs/OPERATIONS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Folder the nightly backup writes to (a USB disk's folder or a second disk); empty: none
+    /// configured, only disks plugged in (below) and `kekeli backup --to DIR`.
+    pub to: PathBuf,
+    /// Daily backups kept: the newest of each of the last `keep_daily` days that have one.
+    pub keep_daily: u32,
+    /// Weekly backups kept: the newest of each of the last `keep_weekly` weeks.
+    pub keep_weekly: u32,
+    /// Share of the destination disk, in percent, that backups always leave free (at most
+    /// 1 GiB: a large disk is not held back).
+    pub margin_percent: u8,
+    /// Folder where USB disks are mounted; a disk appearing there whose folder is named
+    /// `label`, or that holds a folder `kekeli-sauvegardes`, gets a backup at once. Empty: off.
+    pub watch: PathBuf,
+    /// The name that marks a disk for backups (its label, hence its mount folder's name).
+    pub label: String,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            to: PathBuf::new(),
+            keep_daily: 7,
+            keep_weekly: 4,
+            margin_percent: 5,
+            watch: PathBuf::from("/media"),
+            label: "KEKELI-SAUVEGARDE".into(),
+        }
+    }
 }
 
 /// The school's identity printed at the top of bulletins (DOMAIN.md, *The bulletin*).
@@ -127,6 +165,8 @@ impl Default for Config {
             mdns: MdnsConfig::default(),
             security: SecurityConfig::default(),
             bulletin: BulletinConfig::default(),
+            backup: BackupConfig::default(),
+            source: None,
         }
     }
 }
@@ -192,6 +232,7 @@ impl Config {
                 .then(|| PathBuf::from(SYSTEM_CONFIG))
         });
         let mut origin = "configuration".to_string();
+        let mut source = None;
         if let Some(path) = file {
             let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
@@ -205,6 +246,7 @@ impl Config {
                 .map_err(|e| invalid(&path.display().to_string(), e))?;
             merge(&mut table, from_file);
             origin = path.display().to_string();
+            source = Some(path.clone());
         }
         for (key, value) in env {
             let Some(rest) = key.strip_prefix("KEKELI_") else {
@@ -223,9 +265,11 @@ impl Config {
             })?;
             set_path(&mut table, &path, typed);
         }
-        toml::Value::Table(table)
+        let mut config = toml::Value::Table(table)
             .try_into::<Config>()
-            .map_err(|e| invalid(&origin, e))
+            .map_err(|e| invalid(&origin, e))?;
+        config.source = source;
+        Ok(config)
     }
 
     pub fn db_path(&self) -> PathBuf {

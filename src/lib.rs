@@ -6,6 +6,7 @@ pub mod agenda;
 pub mod app;
 pub mod attendance;
 pub mod auth;
+pub mod backup;
 pub mod booking;
 pub mod bulletins;
 pub mod competences;
@@ -132,7 +133,8 @@ pub fn init(config: &Config) -> Result<Prepared, InitError> {
     db.write_blocking(|tx| {
         let scope = db::registry::school_scope(tx)?;
         school::seed_reference(tx, &scope)?;
-        competences::seed(tx, &scope)
+        competences::seed(tx, &scope)?;
+        backup::key::ensure(tx, dir, db::now())
     })?;
     let days = config.security.activation_days;
     let first_login = db.write_blocking(|tx| {
@@ -230,6 +232,7 @@ pub async fn serve(
         weeks: Default::default(),
         marks_pages: crate::grades::cache::marks_pages(),
         bulletin_job: Default::default(),
+        backups: Default::default(),
         connections: Default::default(),
         flash: Default::default(),
         unsent: Default::default(),
@@ -338,6 +341,9 @@ pub async fn serve(
         })
     };
 
+    // A disk marked for backups plugged in gets a backup at once.
+    let disks = tokio::spawn(backup::watch::watch_disks(state.clone(), stop_rx.clone()));
+
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = {
         let mut usec = 0u64;
@@ -380,6 +386,7 @@ pub async fn serve(
     }
     let _ = housekeeping.await;
     let _ = other_writers.await;
+    let _ = disks.await;
     if let Some(w) = watchdog {
         let _ = w.await;
     }

@@ -75,6 +75,38 @@ enum Command {
         #[arg(long)]
         confirm_departures: bool,
     },
+    /// Sauvegarder la box (base, fichiers, configuration, certificats), chiffré pour la clé de
+    /// la fiche de récupération, pendant qu'elle sert
+    Backup {
+        /// Dossier de destination (défaut : backup.to de la configuration, sinon un disque
+        /// branché qui contient un dossier « kekeli-sauvegardes »)
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Lancé par le minuteur kekeli-backup.timer (noté comme tel dans l'historique)
+        #[arg(long, hide = true)]
+        timer: bool,
+    },
+    /// Vérifier une sauvegarde : avec la clé, tout (déchiffrement, base, fichiers) ; sans, les
+    /// octets sur le disque
+    Verify {
+        /// Le fichier .kbk de la sauvegarde
+        backup: PathBuf,
+        /// Fichier contenant la clé de la fiche de récupération (« - » : la taper)
+        #[arg(long)]
+        recovery_key: Option<PathBuf>,
+    },
+    /// Restaurer une sauvegarde dans un dossier de données vide (--data), par exemple sur une
+    /// nouvelle box
+    Restore {
+        /// Le fichier .kbk de la sauvegarde
+        backup: PathBuf,
+        /// Fichier contenant la clé de la fiche de récupération (sans lui : la taper)
+        #[arg(long)]
+        recovery_key: Option<PathBuf>,
+        /// Restaurer même si le dossier n'est pas vide (son contenu est mis de côté)
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,6 +226,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             dry_run,
             confirm_departures,
         } => return import(&config, &kind, &file, dry_run, confirm_departures),
+        Command::Backup { to, timer } => return backup(&config, to, timer),
+        Command::Verify {
+            backup,
+            recovery_key,
+        } => return verify(&config, &backup, recovery_key.as_deref()),
+        Command::Restore {
+            backup,
+            recovery_key,
+            force,
+        } => return restore(&config, &backup, recovery_key.as_deref(), force),
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -632,6 +674,153 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
 
 /// Ask the running server's `/healthz` on this machine: the HTTP port when there is one,
 /// else the main port (HTTPS verified against the box's own CA).
+fn backup(
+    config: &Config,
+    to: Option<PathBuf>,
+    timer: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    use kekeli::backup::{self, Origin, human_bytes};
+    if !config.db_path().exists() {
+        bail!(
+            "aucune base dans {} : est-ce le bon dossier de données (--data) ?",
+            config.data_dir.display()
+        );
+    }
+    let Some(dest) = to.or_else(|| backup::make::default_destination(config)) else {
+        bail!("{}", backup::make::BackupError::NoDestination);
+    };
+    let prepared = kekeli::init(config)?;
+    let origin = if timer {
+        Origin::Timer
+    } else {
+        Origin::Command
+    };
+    let progress = backup::Progress::default();
+    match backup::run(&prepared.db, config, &dest, origin, &progress) {
+        Ok(o) => {
+            println!("Sauvegarde écrite et relue : {}", o.archive.display());
+            println!(
+                "  {} écrits en {:.1} s ; {} en tout ({} fichier(s) nouveau(x), {} déjà sur la destination)",
+                human_bytes(o.bytes_written),
+                o.elapsed.as_secs_f64(),
+                human_bytes(o.total_bytes),
+                o.files_new,
+                o.files_reused
+            );
+            if !o.removed.is_empty() {
+                println!("  Retirées par la rotation : {}", o.removed.join(", "));
+            }
+            if !o.missing_on_box.is_empty() {
+                println!(
+                    "  Attention : {} fichier(s) cité(s) par la base manquent sur la box : {}",
+                    o.missing_on_box.len(),
+                    o.missing_on_box.join(", ")
+                );
+            }
+            if !o.damaged_on_box.is_empty() {
+                println!(
+                    "  Attention : {} fichier(s) abîmé(s) sur la box, non copiés : {}",
+                    o.damaged_on_box.len(),
+                    o.damaged_on_box.join(", ")
+                );
+            }
+            if o.sheet_pending {
+                println!(
+                    "  La fiche de récupération n'est pas encore imprimée : sans elle, personne ne peut \
+                     ouvrir cette sauvegarde. La direction l'imprime depuis son portail (Fiche de récupération)."
+                );
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("kekeli : sauvegarde impossible : {e}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+/// The recovery key from a file, from standard input (`-`), or typed at the terminal.
+fn recovery_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<age::x25519::Identity>> {
+    use kekeli::backup::key;
+    use std::io::{BufRead, IsTerminal};
+    match path {
+        Some(p) if p.as_os_str() != "-" => Ok(Some(key::read_file(p)?)),
+        Some(_) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::io::stdin(), 4097),
+                &mut text,
+            )?;
+            Ok(Some(key::parse(&text)?))
+        }
+        None if std::io::stdin().is_terminal() => {
+            eprintln!(
+                "Tapez la clé de la fiche de récupération (AGE-SECRET-KEY-1…, les espaces ne comptent pas), puis Entrée :"
+            );
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            Ok(Some(key::parse(&line)?))
+        }
+        None => Ok(None),
+    }
+}
+
+fn verify(
+    config: &Config,
+    backup: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let identity = recovery_key(key_file)?;
+    let data = config
+        .data_dir
+        .is_dir()
+        .then_some(config.data_dir.as_path());
+    let verdict = kekeli::backup::verify(backup, identity.as_ref(), data);
+    print!("{}", verdict.render());
+    Ok(if verdict.ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+fn restore(
+    config: &Config,
+    backup: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+    force: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let identity = recovery_key(key_file)?;
+    match kekeli::backup::restore(backup, identity.as_ref(), &config.data_dir, force) {
+        Ok(r) => {
+            print!("{}", r.verdict.render());
+            println!("Restaurée dans {}.", config.data_dir.display());
+            if let Some(a) = &r.put_aside {
+                println!(
+                    "Ce que contenait le dossier a été mis de côté dans {}.",
+                    a.display()
+                );
+            }
+            if let Some(c) = &r.config_copy {
+                println!(
+                    "La configuration de la box d'origine est dans {} : comparez-la à /etc/kekeli/kekeli.toml.",
+                    c.display()
+                );
+            }
+            println!(
+                "Démarrez la box (systemctl start kekeli, ou kekeli serve --data {}) : les comptes, \
+                 les certificats et les fichiers sont ceux de la sauvegarde.",
+                config.data_dir.display()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("kekeli : {e}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
 fn healthcheck(config: &Config) -> anyhow::Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -129,6 +129,11 @@ pub enum Capability {
     DirectAssessment,
     /// Correct a person's file: names, sex, birth date and place, phone, nouveau/redoublant.
     EditPeople,
+    /// Run a backup now and read the backups' state (the technician's backups page).
+    RunBackups,
+    /// Print the recovery sheet: the only way to a key that reads the backups, hence to every
+    /// mark and file of the school — the direction's, never the technician's.
+    PrintRecoverySheet,
 }
 
 pub fn allows(who: &Principal, cap: Capability) -> bool {
@@ -171,6 +176,8 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         Capability::ApproveBookings => who.has(Role::Direction),
         Capability::DirectAssessment => who.has(Role::Direction),
         Capability::EditPeople => who.has(Role::Secretariat),
+        Capability::RunBackups => who.has(Role::Technicien),
+        Capability::PrintRecoverySheet => who.has(Role::Direction),
     }
 }
 
@@ -616,6 +623,22 @@ mod tests {
         assert!(!may_view_person(&tech, PersonFacts::default()));
         assert!(!may_view_class(&tech, ClassFacts::default()));
         assert!(!may_view_attendance_of(&tech, PersonFacts::default()));
+        // Backups: the technician runs them; only the direction gets the key that reads them.
+        assert!(allows(&tech, Capability::RunBackups));
+        assert!(!allows(&tech, Capability::PrintRecoverySheet));
+        let dir = p(&[Role::Direction]);
+        assert!(allows(&dir, Capability::PrintRecoverySheet));
+        assert!(!allows(&dir, Capability::RunBackups));
+        for r in [
+            Role::Secretariat,
+            Role::Enseignant,
+            Role::VieScolaire,
+            Role::Parent,
+            Role::Eleve,
+        ] {
+            assert!(!allows(&p(&[r]), Capability::PrintRecoverySheet));
+            assert!(!allows(&p(&[r]), Capability::RunBackups));
+        }
     }
 
     #[test]

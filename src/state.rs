@@ -45,6 +45,8 @@ pub struct Inner {
     pub marks_pages: crate::grades::cache::MarksPages,
     /// The whole-school bulletin job, if one ran since start (see `bulletins`).
     pub bulletin_job: crate::bulletins::SchoolJob,
+    /// The backup the server is running, if any (see `backup::watch`).
+    pub backups: crate::backup::watch::Jobs,
     /// Forms sent after their session ended, waiting for their owner's next login.
     pub unsent: crate::web::unsent::Unsent,
     /// Messages waiting for the page a redirect leads to (see `web::flash`).

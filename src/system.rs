@@ -64,6 +64,13 @@ async fn metrics(
         .read(crate::auth::session::count)
         .await
         .unwrap_or(0);
+    let now = crate::db::now();
+    let backup_age = state
+        .db
+        .read(move |c| crate::backup::web::health(c, now))
+        .await
+        .ok()
+        .and_then(|h| h.age);
     let (open, refused, timed_out) = state.connections.counts();
     let text = state.metrics.render(&[
         (
@@ -91,6 +98,11 @@ async fn metrics(
             "kekeli_connections_timed_out_total",
             "Connections closed for a header, handshake or idle timeout.",
             timed_out as f64,
+        ),
+        (
+            "kekeli_backup_last_good_age_seconds",
+            "Seconds since the last backup verified on its destination (+Inf: none yet).",
+            backup_age.map_or(f64::INFINITY, |a| a as f64),
         ),
     ]);
     Ok((

@@ -291,6 +291,10 @@ fn matrix() -> Vec<Entry> {
         e("GET", "/classes", None, Some(class_lists), &[]),
         e("GET", "/classes/{id}", Class, Some(one_class), &[]),
         e("GET", "/admin", None, Some(technician), &[]),
+        e("GET", "/admin/sauvegardes", None, Some(technician), &[]),
+        e("POST", "/admin/sauvegardes", None, Some(technician), &[]),
+        e("GET", "/sauvegardes/fiche", None, Some(direction), &[]),
+        e("POST", "/sauvegardes/fiche", None, Some(direction), &[]),
         e("GET", "/admin/comptes", None, Some(account_managers), &[]),
         e(
             "GET",

@@ -69,3 +69,67 @@ fn systemd_accepts_the_unit() {
         .unwrap_or_else(|| panic!("no exposure level in: {text}"));
     assert!(level <= 2.5, "exposure {level}: {text}");
 }
+
+const BACKUP_SERVICE: &str = include_str!("../systemd/kekeli-backup.service");
+const BACKUP_TIMER: &str = include_str!("../systemd/kekeli-backup.timer");
+
+#[test]
+fn the_nightly_backup_is_a_persistent_timer_and_a_quiet_hardened_service() {
+    for line in [
+        "OnCalendar=",
+        "Persistent=true",
+        "Unit=kekeli-backup.service",
+        "WantedBy=timers.target",
+    ] {
+        assert!(
+            BACKUP_TIMER.lines().any(|l| l.starts_with(line)),
+            "timer misses {line}"
+        );
+    }
+    for line in [
+        "Type=oneshot",
+        "ExecStart=/usr/bin/kekeli backup --timer",
+        "User=kekeli",
+        "IOSchedulingClass=idle",
+        "ProtectSystem=strict",
+        "PrivateNetwork=yes",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(
+            BACKUP_SERVICE.lines().any(|l| l.starts_with(line)),
+            "service misses {line}"
+        );
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "systemd-analyze missing on CI"
+        );
+        eprintln!("skipped: no systemd-analyze");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = dir.path().join("kekeli-backup.service");
+    let timer = dir.path().join("kekeli-backup.timer");
+    std::fs::write(
+        &service,
+        BACKUP_SERVICE.replace("/usr/bin/kekeli", env!("CARGO_BIN_EXE_kekeli")),
+    )
+    .expect("write");
+    std::fs::write(&timer, BACKUP_TIMER).expect("write");
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&service)
+        .arg(&timer)
+        .output()
+        .expect("verify");
+    let complaints = String::from_utf8_lossy(&verify.stderr).to_string();
+    assert!(
+        verify.status.success() && !complaints.contains("kekeli-backup."),
+        "systemd-analyze verify: {complaints}"
+    );
+}

@@ -241,7 +241,7 @@ fn login_url(state: &AppState, login: &str) -> String {
     )
 }
 
-fn qr_svg(data: &str) -> String {
+pub(crate) fn qr_svg(data: &str) -> String {
     match qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M) {
         Ok(code) => code
             .render::<qrcode::render::svg::Color>()

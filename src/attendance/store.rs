@@ -30,6 +30,16 @@ pub struct Line {
 }
 
 /// The pupils expected at a session: its class (or group), without those who had left.
+/// The content-store files the absences refer to (justification documents), for backups.
+pub fn stored_files(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt =
+        conn.prepare("SELECT DISTINCT document FROM absences WHERE document IS NOT NULL")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub fn pupils(conn: &Connection, o: &Occurrence) -> Result<Vec<(Id, String)>, DbError> {
     let date = iso(o.date);
     let Some(id) = o.class_id.or(o.group_id) else {

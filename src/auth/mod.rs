@@ -242,6 +242,16 @@ impl Cap for DirectAssessment {
     const CAP: Capability = Capability::DirectAssessment;
 }
 
+pub struct RunBackups;
+impl Cap for RunBackups {
+    const CAP: Capability = Capability::RunBackups;
+}
+
+pub struct PrintRecoverySheet;
+impl Cap for PrintRecoverySheet {
+    const CAP: Capability = Capability::PrintRecoverySheet;
+}
+
 pub struct EditPeople;
 impl Cap for EditPeople {
     const CAP: Capability = Capability::EditPeople;

@@ -159,6 +159,15 @@ fn issued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issued> {
 }
 
 /// A pupil's bulletins, newest period and version first.
+/// The content-store files issued bulletins refer to (their PDFs), for backups.
+pub fn stored_files(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare("SELECT DISTINCT pdf_sha256 FROM bulletins")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub fn of_pupil(conn: &Connection, pupil: &Id) -> Result<Vec<Issued>, DbError> {
     let mut st = conn.prepare_cached(&format!(
         "{ISSUED_SELECT} WHERE b.pupil_id = ?1 ORDER BY p.starts_on DESC, b.version DESC"

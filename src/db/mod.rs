@@ -109,6 +109,26 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
+/// The highest migration a database has (0 for none): what an older backup needs to catch up.
+pub fn schema_version(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM refinery_schema_history",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The migrations this release knows, highest first (its version is what `kekeli restore`
+/// migrates an older backup to).
+pub fn known_schema_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Open a connection with the project's pragmas (also used by tests and the CLI).
 pub fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open_with_flags(

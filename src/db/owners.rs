@@ -14,6 +14,9 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("sync_state", "db"),
     ("sync_log", "db"),
     ("audit_log", "db"),
+    // Backup runs and the recovery keys backups are encrypted to.
+    ("backup_runs", "backup"),
+    ("backup_keys", "backup"),
     // Accounts, their sessions.
     ("accounts", "auth"),
     ("sessions", "auth"),

@@ -252,6 +252,8 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sessions",
     "outbox",
     "calendar_feeds",
+    "backup_runs",
+    "backup_keys",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";
@@ -270,6 +272,37 @@ pub fn ensure_site(tx: &Transaction<'_>, school_code: &str) -> Result<(), DbErro
         )?;
     }
     Ok(())
+}
+
+/// Note in the site row that this database was restored from `backup` (named, with the
+/// sequence its snapshot held): the sync takes a new incarnation at its next contact.
+pub fn mark_restored(tx: &Transaction<'_>, backup: &str, now: i64) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE sync_state SET restored_at = ?1, restored_from = ?2 WHERE singleton = 1",
+        (now, backup),
+    )?;
+    Ok(())
+}
+
+/// When and from which backup this database was restored, if it was.
+pub fn restored(conn: &Connection) -> Result<Option<(i64, String)>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT restored_at, restored_from FROM sync_state \
+             WHERE singleton = 1 AND restored_at IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// The last sequence number given to a local change (what a snapshot holds up to).
+pub fn last_seq(conn: &Connection) -> Result<i64, DbError> {
+    Ok(
+        conn.query_row("SELECT seq FROM sync_state WHERE singleton = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// The scope of rows this school writes, e.g. `school:LTLOME`.

@@ -171,6 +171,28 @@ pub fn download(bytes: Vec<u8>, mime: &'static str, name: &str) -> axum::respons
     resp
 }
 
+/// Every content-store hash the database refers to, from the features that keep them (each
+/// owns its table). A feature that starts keeping hashes adds its function here, so backups
+/// check that every such file is present.
+pub fn referenced(conn: &rusqlite::Connection) -> Result<Vec<String>, crate::db::DbError> {
+    let mut all = crate::attendance::store::stored_files(conn)?;
+    all.extend(crate::journal::store::stored_files(conn)?);
+    all.extend(crate::bulletins::stored_files(conn)?);
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
+/// A name in the store's folder: `(hash, compressed)` for `<sha256>` or `<sha256>.zst`; `None`
+/// for anything else (a file being written, a stray).
+pub fn stored_name(name: &str) -> Option<(&str, bool)> {
+    let (hash, z) = match name.strip_suffix(".zst") {
+        Some(h) => (h, true),
+        None => (name, false),
+    };
+    valid_hash(hash).then_some((hash, z))
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,

@@ -126,6 +126,15 @@ fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachment> {
     })
 }
 
+/// The content-store files the lesson log refers to (attachments), for backups.
+pub fn stored_files(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare("SELECT DISTINCT sha256 FROM lesson_attachments")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub fn by_occ(conn: &Connection, occ: &str) -> Result<Option<Entry>, DbError> {
     Ok(query(conn, "e.occ = ?1", "e.on_date", &[&occ])?
         .into_iter()

@@ -348,6 +348,22 @@ async fn home(
             icon: icons::SYSTEM,
         });
     }
+    if policy::allows(&principal, Capability::RunBackups) {
+        tiles.push(Tile {
+            href: "/admin/sauvegardes".into(),
+            title: tr.t("tile.backups").into(),
+            detail: tr.t("tile.backups.detail").into(),
+            icon: icons::SYSTEM,
+        });
+    }
+    if policy::allows(&principal, Capability::PrintRecoverySheet) {
+        tiles.push(Tile {
+            href: "/sauvegardes/fiche".into(),
+            title: tr.t("tile.recovery").into(),
+            detail: tr.t("tile.recovery.detail").into(),
+            icon: icons::LOCK,
+        });
+    }
     tiles.push(Tile {
         href: "/mot-de-passe".into(),
         title: tr.t("tile.password").into(),

@@ -81,6 +81,12 @@ impl Metrics {
             ));
         }
         for (name, help, value) in extra {
+            // Prometheus spells the infinities +Inf and -Inf.
+            let value = match *value {
+                v if v == f64::INFINITY => "+Inf".to_string(),
+                v if v == f64::NEG_INFINITY => "-Inf".to_string(),
+                v => v.to_string(),
+            };
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
             ));
