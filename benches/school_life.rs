@@ -21,10 +21,6 @@ use kekeli::school::calendar;
 
 const TEACHERS: usize = 18;
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -43,56 +39,7 @@ fn main() {
     let today = calendar::now(0).date;
     // 18 teachers, each with a lesson today in one of their classes (an extra session, so the
     // benchmark runs any day), and the pupil lists of those lessons.
-    type Sheet = (String, String, Vec<String>);
-    let (pupils, sheets): (Vec<String>, Vec<Sheet>) = prepared
-        .db
-        .write_blocking(|tx| {
-            tx.execute("UPDATE accounts SET password_hash = ?1", [&phc])?;
-            let pupils: Vec<String> = tx
-                .prepare(
-                    "SELECT a.login FROM accounts a JOIN person_roles r ON r.person_id = a.person_id \
-                     WHERE r.role = 'eleve' ORDER BY a.login",
-                )?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let teams: Vec<(String, [u8; 16], [u8; 16])> = tx
-                .prepare(
-                    "SELECT a.login, m.person_id, m.class_id FROM class_members m JOIN accounts a ON a.person_id = m.person_id \
-                     WHERE m.role = 'enseignant' GROUP BY m.person_id ORDER BY a.login",
-                )?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?;
-            let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
-            let mut sheets = Vec::new();
-            for (login, teacher, class) in teams.into_iter().take(TEACHERS) {
-                let change = kekeli::timetable::store::create_change(
-                    tx,
-                    "school:ECOLE",
-                    &kekeli::timetable::store::NewChange {
-                        kind: "supplementaire".into(),
-                        on_date: calendar::iso(today),
-                        starts: Some(420),
-                        ends: Some(540),
-                        teacher_id: Some(teacher),
-                        class_id: Some(class),
-                        subject_id: Some(subject),
-                        ..Default::default()
-                    },
-                    &teacher,
-                )?;
-                let ids: Vec<[u8; 16]> = tx
-                    .prepare("SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve'")?
-                    .query_map([&class[..]], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                sheets.push((
-                    login,
-                    kekeli::timetable::store::OccKey::Change(change).encode(),
-                    ids.iter().map(|i| hex(i)).collect(),
-                ));
-            }
-            Ok::<_, kekeli::db::DbError>((pupils, sheets))
-        })
-        .expect("setup");
+    let (pupils, sheets) = common::roll_call_sheets(&prepared.db, &phc, today, TEACHERS);
     drop(prepared);
     println!(
         "demo school: {} pupils; {} teachers with a lesson today",

@@ -700,9 +700,9 @@ fn backup(
         Ok(o) => {
             println!("Sauvegarde écrite et relue : {}", o.archive.display());
             println!(
-                "  {} écrits en {:.1} s ; {} en tout ({} fichier(s) nouveau(x), {} déjà sur la destination)",
+                "  {} écrits en {} s ; {} en tout ({} fichier(s) nouveau(x), {} déjà sur la destination)",
                 human_bytes(o.bytes_written),
-                o.elapsed.as_secs_f64(),
+                format!("{:.1}", o.elapsed.as_secs_f64()).replace('.', ","),
                 human_bytes(o.total_bytes),
                 o.files_new,
                 o.files_reused
@@ -795,6 +795,11 @@ fn restore(
         Ok(r) => {
             print!("{}", r.verdict.render());
             println!("Restaurée dans {}.", config.data_dir.display());
+            if let Some(uid) = r.owner {
+                println!(
+                    "Les fichiers restaurés appartiennent à l'utilisateur du service (uid {uid})."
+                );
+            }
             if let Some(a) = &r.put_aside {
                 println!(
                     "Ce que contenait le dossier a été mis de côté dans {}.",

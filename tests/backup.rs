@@ -1189,6 +1189,11 @@ fn the_command_line_backs_up_verifies_and_restores() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--recovery-key"));
+    // Not into the box's own data folder: a dead card would take both.
+    let inside = data.join("sauvegardes");
+    let out = cli(&data, &["backup", "--to", inside.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dossier de données"));
     // Without a destination, the command says where backups can go.
     let out = cli(&data, &["backup"]);
     assert_eq!(out.status.code(), Some(1));

@@ -344,3 +344,70 @@ pub fn reset_peak() {
 pub fn rss_mib() -> f64 {
     own_status_mib("VmRSS:")
 }
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A teacher's login, the key of a lesson of theirs today, and its pupils' ids (hex).
+pub type Sheet = (String, String, Vec<String>);
+
+/// Every account gets the password whose PHC string is `phc`; `teachers` teachers each get a
+/// lesson `today` in one of their classes (an extra session, so a benchmark runs any day).
+/// Returns the pupils' logins and the teachers' roll-call sheets.
+pub fn roll_call_sheets(
+    db: &kekeli::db::Db,
+    phc: &str,
+    today: time::Date,
+    teachers: usize,
+) -> (Vec<String>, Vec<Sheet>) {
+    use kekeli::school::calendar;
+    let phc = phc.to_string();
+    db.write_blocking(move |tx| {
+        tx.execute("UPDATE accounts SET password_hash = ?1", [&phc])?;
+        let pupils: Vec<String> = tx
+            .prepare(
+                "SELECT a.login FROM accounts a JOIN person_roles r ON r.person_id = a.person_id \
+                 WHERE r.role = 'eleve' ORDER BY a.login",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let teams: Vec<(String, [u8; 16], [u8; 16])> = tx
+            .prepare(
+                "SELECT a.login, m.person_id, m.class_id FROM class_members m JOIN accounts a ON a.person_id = m.person_id \
+                 WHERE m.role = 'enseignant' GROUP BY m.person_id ORDER BY a.login",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let subject: [u8; 16] = tx.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0))?;
+        let mut sheets = Vec::new();
+        for (login, teacher, class) in teams.into_iter().take(teachers) {
+            let change = kekeli::timetable::store::create_change(
+                tx,
+                "school:ECOLE",
+                &kekeli::timetable::store::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: calendar::iso(today),
+                    starts: Some(420),
+                    ends: Some(540),
+                    teacher_id: Some(teacher),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &teacher,
+            )?;
+            let ids: Vec<[u8; 16]> = tx
+                .prepare("SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve'")?
+                .query_map([&class[..]], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            sheets.push((
+                login,
+                kekeli::timetable::store::OccKey::Change(change).encode(),
+                ids.iter().map(|i| hex(i)).collect(),
+            ));
+        }
+        Ok::<_, kekeli::db::DbError>((pupils, sheets))
+    })
+    .expect("setup")
+}

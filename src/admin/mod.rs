@@ -40,6 +40,9 @@ struct SystemPage {
     accounts: i64,
     urls: Vec<String>,
     fingerprint: String,
+    /// The last verified backup, as the school reads its date; empty when there is none.
+    backup_last: String,
+    backup_overdue: bool,
 }
 
 /// "1,2 Go" style sizes.
@@ -74,9 +77,16 @@ async fn system_page(
     Can(..): Can<ViewSystem>,
     page: Page,
 ) -> Result<Response, AppError> {
-    let (sessions, accounts) = state
+    let now = crate::db::now();
+    let (sessions, accounts, backups) = state
         .db
-        .read(|c| Ok::<_, AppError>((crate::auth::session::count(c)?, store::count_accounts(c)?)))
+        .read(move |c| {
+            Ok::<_, AppError>((
+                crate::auth::session::count(c)?,
+                store::count_accounts(c)?,
+                crate::backup::web::health(c, now)?,
+            ))
+        })
         .await?;
     let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
         Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
@@ -93,6 +103,12 @@ async fn system_page(
         accounts,
         urls: state.urls.clone(),
         fingerprint: crate::system::ca_fingerprint(&state.ca_pem),
+        backup_last: backups
+            .last_good
+            .and_then(|r| r.finished)
+            .map(|t| crate::backup::web::when(t, state.config.utc_offset_minutes))
+            .unwrap_or_default(),
+        backup_overdue: backups.overdue,
     })
 }
 

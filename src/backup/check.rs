@@ -126,6 +126,57 @@ fn open_age(
         })
 }
 
+/// A file readable by its owner only: keys, the database, pupils' documents.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Who the restored files must belong to when root restores (`sudo kekeli restore`): the owner
+/// of the folder being replaced, else the service's user `kekeli`; else nobody to change.
+fn service_owner(data_dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    if let Ok(m) = std::fs::metadata(data_dir)
+        && m.uid() != 0
+    {
+        return Some((m.uid(), m.gid()));
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&"kekeli") && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+fn hand_over(dir: &Path, (uid, gid): (u32, u32)) -> std::io::Result<()> {
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
+    );
+    let mut stack = vec![dir.to_path_buf()];
+    rustix::fs::chown(dir, Some(uid), Some(gid))?;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let p = e.path();
+            rustix::fs::chown(&p, Some(uid), Some(gid))?;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// "Cut off" in words when `path` holds fewer bytes than were written to it.
 fn shorter(what: &str, path: &Path, written: u64) -> Option<String> {
     let len = std::fs::metadata(path).ok()?.len();
@@ -413,7 +464,7 @@ fn read_archive(plain: &mut impl Read, into: &Path, v: &mut Verdict) -> Result<(
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
             }
-            let mut out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
+            let mut out = create_private(&target).map_err(|e| e.to_string())?;
             std::io::copy(&mut (&mut entry).take(size), &mut out)
                 .map_err(|e| stream_problem(what, &e))?;
             out.sync_all().map_err(|e| e.to_string())?;
@@ -448,7 +499,7 @@ fn check_object(
     }
     // The raw bytes as the box keeps them, bounded by the size the inventory gives.
     let tmp = store_dir.join(format!(".{stored}.tmp"));
-    let mut out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut out = create_private(&tmp).map_err(|e| e.to_string())?;
     let mut content = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
@@ -559,6 +610,8 @@ pub struct Restored {
     pub put_aside: Option<PathBuf>,
     /// Where the original box's configuration file was written, if the backup had one.
     pub config_copy: Option<PathBuf>,
+    /// The user the files were given to (root restoring for the service), by uid.
+    pub owner: Option<u32>,
 }
 
 fn is_empty_dir(dir: &Path) -> std::io::Result<bool> {
@@ -624,6 +677,10 @@ pub fn restore(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o750))?;
     }
+    let owner = service_owner(&data_dir);
+    if let Some(o) = owner {
+        hand_over(&staging, o)?;
+    }
     let put_aside = if empty {
         if data_dir.exists() {
             std::fs::remove_dir(&data_dir)?;
@@ -641,5 +698,6 @@ pub fn restore(
         verdict,
         put_aside,
         config_copy: config_copy.exists().then_some(config_copy),
+        owner: owner.map(|o| o.0),
     })
 }

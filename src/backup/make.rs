@@ -141,6 +141,11 @@ pub enum BackupError {
          il reste {free}"
     )]
     NoWorkSpace { needed: String, free: String },
+    #[error(
+        "la destination {0} est dans le dossier de données de la box : une carte qui lâche \
+         emporterait les deux. Choisissez un autre disque (une clé USB, un second disque)"
+    )]
+    InsideData(PathBuf),
     #[error("copie de la base : {0}")]
     Snapshot(#[from] DbError),
     #[error(
@@ -173,6 +178,55 @@ impl<W: Write> Write for Hashing<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A file written in steps of [`TRICKLE`]: each step is put on the device, then dropped from the
+/// page cache. A backup then never piles gigabytes of dirty pages that the roll call's own
+/// `fsync` would wait behind, nor pushes the server's database out of a small box's memory.
+struct Trickle {
+    file: std::fs::File,
+    since: u64,
+    synced_to: u64,
+}
+
+const TRICKLE: u64 = 8 << 20;
+
+impl Trickle {
+    fn new(file: std::fs::File) -> Trickle {
+        Trickle {
+            file,
+            since: 0,
+            synced_to: 0,
+        }
+    }
+
+    fn step(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        let end = self.synced_to + self.since;
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            self.synced_to,
+            std::num::NonZeroU64::new(self.since),
+            rustix::fs::Advice::DontNeed,
+        );
+        self.synced_to = end;
+        self.since = 0;
+        Ok(())
+    }
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since += n as u64;
+        if self.since >= TRICKLE {
+            self.step()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -226,6 +280,7 @@ pub(crate) fn hash_file(
             p.add(k as u64);
         }
     }
+    let _ = rustix::fs::fadvise(r.get_ref(), 0, None, rustix::fs::Advice::DontNeed);
     Ok((hex(&h.finalize()), n))
 }
 
@@ -400,7 +455,26 @@ fn snapshot(db_path: &Path, path: &Path) -> Result<Snapshot, BackupError> {
     src.pragma_update(None, "query_only", "ON")
         .map_err(DbError::from)?;
     let mut dst = Connection::open(path).map_err(DbError::from)?;
-    {
+    // While SQLite copies the pages, put them on the device as they come (see [`Trickle`]).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let (done, path) = (done.clone(), path.to_path_buf());
+        std::thread::spawn(move || {
+            let mut synced = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(f) = std::fs::File::open(&path)
+                    && let Ok(m) = f.metadata()
+                    && m.len() >= synced + TRICKLE
+                {
+                    let _ = f.sync_data();
+                    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+                    synced = m.len();
+                }
+            }
+        })
+    };
+    let copied = (|| -> Result<(), BackupError> {
         let b = rusqlite::backup::Backup::new(&src, &mut dst).map_err(DbError::from)?;
         let mut tries = 0;
         loop {
@@ -418,7 +492,11 @@ fn snapshot(db_path: &Path, path: &Path) -> Result<Snapshot, BackupError> {
                 }
             }
         }
-    }
+        Ok(())
+    })();
+    done.store(true, Ordering::Relaxed);
+    let _ = flusher.join();
+    copied?;
     drop(src);
     // A self-contained file: no WAL beside it.
     dst.pragma_update(None, "journal_mode", "DELETE")
@@ -489,7 +567,7 @@ fn copy_object(
         ".{}.tmp",
         dst.file_name().and_then(|n| n.to_str()).unwrap_or("objet")
     ));
-    let out = std::fs::File::create(&tmp)?;
+    let out = Trickle::new(std::fs::File::create(&tmp)?);
     let mut hashing = Hashing {
         inner: std::io::BufWriter::with_capacity(1 << 20, out),
         hasher: Sha256::new(),
@@ -533,12 +611,15 @@ fn copy_object(
         .inner
         .into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if let Ok(f) = std::fs::File::open(src) {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    }
     if hex(&content.finalize()) != hash {
         drop(file);
         let _ = std::fs::remove_file(&tmp);
         return Ok(None);
     }
-    flush_to_device(&file)?;
+    flush_to_device(&file.file)?;
     drop(file);
     std::fs::rename(&tmp, dst)?;
     Ok(Some((bytes, sha)))
@@ -580,7 +661,12 @@ fn add_file<W: Write>(
         inner: BufReader::with_capacity(1 << 20, f).take(len),
         progress,
     };
-    tar.append_data(&mut h, name, reader)
+    tar.append_data(&mut h, name, reader)?;
+    // Read once: not worth keeping in memory the server needs.
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    }
+    Ok(())
 }
 
 /// Write the encrypted archive to `tmp`; returns (bytes, SHA-256).
@@ -593,7 +679,7 @@ fn write_archive(
     config_file: Option<&Path>,
     progress: &Progress,
 ) -> Result<(u64, String), BackupError> {
-    let out = std::fs::File::create(tmp)?;
+    let out = Trickle::new(std::fs::File::create(tmp)?);
     let mut hashing = Hashing {
         inner: std::io::BufWriter::with_capacity(1 << 20, out),
         hasher: Sha256::new(),
@@ -624,7 +710,7 @@ fn write_archive(
         .inner
         .into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    flush_to_device(&file)?;
+    flush_to_device(&file.file)?;
     Ok((bytes, sha))
 }
 
@@ -670,6 +756,11 @@ pub fn run(
     };
     if let Err(e) = std::fs::create_dir_all(dest) {
         return Err(fail_early(BackupError::Destination(dest.to_path_buf(), e)));
+    }
+    if let (Ok(d), Ok(data)) = (dest.canonicalize(), config.data_dir.canonicalize())
+        && d.starts_with(&data)
+    {
+        return Err(fail_early(BackupError::InsideData(dest.to_path_buf())));
     }
     let dest_lock = match lock(&dest.join(".verrou")) {
         Ok(Some(l)) => l,

