@@ -1135,45 +1135,25 @@ fn the_command_line_backs_up_verifies_and_restores() {
     let archive = backup::list(&dest).pop().expect("backup").archive;
     let key_file = tmp.path().join("cle.txt");
     std::fs::copy(key::pending_path(&data), &key_file).expect("key");
-
-    let out = cli(
-        &data,
-        &[
-            "verify",
-            archive.to_str().expect("utf-8"),
-            "--recovery-key",
-            key_file.to_str().expect("utf-8"),
-        ],
+    let (a, k) = (
+        archive.to_str().expect("utf-8"),
+        key_file.to_str().expect("utf-8"),
     );
+
+    let out = cli(&data, &["verify", a, "--recovery-key", k]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("sauvegarde bonne"), "{text}");
-    let out = cli(&data, &["verify", archive.to_str().expect("utf-8")]);
+    let out = cli(&data, &["verify", a]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("sans la clé"));
 
     // Restore refuses a box that holds data, then restores onto an empty folder.
-    let out = cli(
-        &data,
-        &[
-            "restore",
-            archive.to_str().expect("utf-8"),
-            "--recovery-key",
-            key_file.to_str().expect("utf-8"),
-        ],
-    );
+    let out = cli(&data, &["restore", a, "--recovery-key", k]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("n'est pas vide"));
     let fresh = tmp.path().join("nouvelle-box");
-    let out = cli(
-        &fresh,
-        &[
-            "restore",
-            archive.to_str().expect("utf-8"),
-            "--recovery-key",
-            key_file.to_str().expect("utf-8"),
-        ],
-    );
+    let out = cli(&fresh, &["restore", a, "--recovery-key", k]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -1183,10 +1163,7 @@ fn the_command_line_backs_up_verifies_and_restores() {
     assert!(text.contains("Restaurée dans"), "{text}");
     assert!(fresh.join("kekeli.db").exists());
     // A restore without a key and without a terminal says what to give.
-    let out = cli(
-        &tmp.path().join("autre"),
-        &["restore", archive.to_str().expect("utf-8")],
-    );
+    let out = cli(&tmp.path().join("autre"), &["restore", a]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--recovery-key"));
     // Not into the box's own data folder: a dead card would take both.

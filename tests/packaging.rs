@@ -23,37 +23,60 @@ fn the_unit_is_notify_hardened_and_binds_low_ports_only() {
     }
 }
 
-#[test]
-fn systemd_accepts_the_unit() {
-    if Command::new("systemd-analyze")
+/// Whether `systemd-analyze` is here; it must be on CI.
+fn systemd_analyze() -> bool {
+    let here = Command::new("systemd-analyze")
         .arg("--version")
         .output()
-        .is_err()
-    {
+        .is_ok();
+    if !here {
         assert!(
             std::env::var("CI").is_err(),
             "systemd-analyze missing on CI"
         );
         eprintln!("skipped: no systemd-analyze");
+    }
+    here
+}
+
+/// Write `units` (named, with the installed binary's path made this build's) into `dir` and
+/// have `systemd-analyze verify` accept them without a complaint naming one; their paths.
+fn verify(dir: &std::path::Path, units: &[(&str, &str)]) -> Vec<std::path::PathBuf> {
+    let paths: Vec<_> = units
+        .iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            std::fs::write(
+                &path,
+                text.replace("/usr/bin/kekeli", env!("CARGO_BIN_EXE_kekeli")),
+            )
+            .expect("write");
+            path
+        })
+        .collect();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&paths)
+        .output()
+        .expect("verify");
+    let complaints = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success()
+            && !units
+                .iter()
+                .any(|(n, _)| complaints.contains(&format!("{n}:"))),
+        "systemd-analyze verify: {complaints}"
+    );
+    paths
+}
+
+#[test]
+fn systemd_accepts_the_unit() {
+    if !systemd_analyze() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("kekeli.service");
-    std::fs::write(
-        &path,
-        UNIT.replace("/usr/bin/kekeli", env!("CARGO_BIN_EXE_kekeli")),
-    )
-    .expect("write");
-    let verify = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .expect("verify");
-    let complaints = String::from_utf8_lossy(&verify.stderr).to_string();
-    assert!(
-        verify.status.success() && !complaints.contains("kekeli.service:"),
-        "systemd-analyze verify: {complaints}"
-    );
+    let path = verify(dir.path(), &[("kekeli.service", UNIT)]).remove(0);
     let security = Command::new("systemd-analyze")
         .args(["security", "--offline=yes"])
         .arg(&path)
@@ -100,36 +123,15 @@ fn the_nightly_backup_is_a_persistent_timer_and_a_quiet_hardened_service() {
             "service misses {line}"
         );
     }
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").is_err(),
-            "systemd-analyze missing on CI"
-        );
-        eprintln!("skipped: no systemd-analyze");
+    if !systemd_analyze() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = dir.path().join("kekeli-backup.service");
-    let timer = dir.path().join("kekeli-backup.timer");
-    std::fs::write(
-        &service,
-        BACKUP_SERVICE.replace("/usr/bin/kekeli", env!("CARGO_BIN_EXE_kekeli")),
-    )
-    .expect("write");
-    std::fs::write(&timer, BACKUP_TIMER).expect("write");
-    let verify = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&service)
-        .arg(&timer)
-        .output()
-        .expect("verify");
-    let complaints = String::from_utf8_lossy(&verify.stderr).to_string();
-    assert!(
-        verify.status.success() && !complaints.contains("kekeli-backup."),
-        "systemd-analyze verify: {complaints}"
+    verify(
+        dir.path(),
+        &[
+            ("kekeli-backup.service", BACKUP_SERVICE),
+            ("kekeli-backup.timer", BACKUP_TIMER),
+        ],
     );
 }

@@ -230,6 +230,35 @@ impl Write for Trickle {
     }
 }
 
+/// The encrypted file a backup writes: age over a hashing, counting, trickling file.
+type Sealed = age::stream::StreamWriter<Hashing<std::io::BufWriter<Trickle>>>;
+
+/// Start writing `path`, encrypted to `recipient`.
+fn seal(path: &Path, recipient: &age::x25519::Recipient) -> Result<Sealed, BackupError> {
+    let out = Trickle::new(std::fs::File::create(path)?);
+    let hashing = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as _))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(encryptor.wrap_output(hashing)?)
+}
+
+/// End a [`seal`]ed file and put it on the device: (encrypted bytes, their SHA-256).
+fn close(sealed: Sealed) -> Result<(u64, String), BackupError> {
+    let mut hashing = sealed.finish()?;
+    hashing.flush()?;
+    let (bytes, sha) = (hashing.bytes, hex(&hashing.hasher.finalize()));
+    let file = hashing
+        .inner
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    flush_to_device(&file.file)?;
+    Ok((bytes, sha))
+}
+
 /// A reader that reports what it read to a [`Progress`].
 struct Counting<'a, R> {
     inner: R,
@@ -567,15 +596,7 @@ fn copy_object(
         ".{}.tmp",
         dst.file_name().and_then(|n| n.to_str()).unwrap_or("objet")
     ));
-    let out = Trickle::new(std::fs::File::create(&tmp)?);
-    let mut hashing = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, out),
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as _))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut enc = encryptor.wrap_output(&mut hashing)?;
+    let mut enc = seal(&tmp, recipient)?;
     // The raw bytes go to the encryptor; their content (decompressed when it is a .zst, in a
     // second streaming pass over what is now in the page cache) to the hash check.
     let mut content = Sha256::new();
@@ -604,23 +625,14 @@ fn copy_object(
             }
         }
     }
-    enc.finish()?;
-    hashing.flush()?;
-    let (bytes, sha) = (hashing.bytes, hex(&hashing.hasher.finalize()));
-    let file = hashing
-        .inner
-        .into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     if let Ok(f) = std::fs::File::open(src) {
         let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
     }
+    let (bytes, sha) = close(enc)?;
     if hex(&content.finalize()) != hash {
-        drop(file);
         let _ = std::fs::remove_file(&tmp);
         return Ok(None);
     }
-    flush_to_device(&file.file)?;
-    drop(file);
     std::fs::rename(&tmp, dst)?;
     Ok(Some((bytes, sha)))
 }
@@ -679,15 +691,7 @@ fn write_archive(
     config_file: Option<&Path>,
     progress: &Progress,
 ) -> Result<(u64, String), BackupError> {
-    let out = Trickle::new(std::fs::File::create(tmp)?);
-    let mut hashing = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, out),
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as _))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let enc = encryptor.wrap_output(&mut hashing)?;
+    let enc = seal(tmp, recipient)?;
     let z = zstd::stream::write::Encoder::new(enc, 3)?;
     let mut tar = tar::Builder::new(z);
     let now = manifest.created;
@@ -702,16 +706,7 @@ fn write_archive(
         add_file(&mut tar, c, "config/kekeli.toml", now, progress)?;
     }
     let z = tar.into_inner()?;
-    let enc = z.finish()?;
-    enc.finish()?;
-    hashing.flush()?;
-    let (bytes, sha) = (hashing.bytes, hex(&hashing.hasher.finalize()));
-    let file = hashing
-        .inner
-        .into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    flush_to_device(&file.file)?;
-    Ok((bytes, sha))
+    close(z.finish()?)
 }
 
 /// The destination a backup without `--to` goes to: the configured one, else a plugged-in disk

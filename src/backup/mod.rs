@@ -151,22 +151,6 @@ pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
     Some((s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize))
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Sizes as people read them, in French: "1,2 Go".
-pub fn human_bytes(n: u64) -> String {
-    let units = ["o", "Ko", "Mo", "Go", "To"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} o")
-    } else {
-        format!("{v:.1} {}", units[i]).replace('.', ",")
-    }
-}
+/// Sizes as the technician's pages print them (the system page's formatter).
+pub use crate::admin::human_bytes;
+pub(crate) use crate::id::hex;
