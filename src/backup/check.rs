@@ -126,6 +126,9 @@ fn open_age(
         })
 }
 
+/// The most a stored file may hold once decompressed (the box stores nothing near it).
+const MAX_UNPACKED: u64 = 4 << 30;
+
 /// A file readable by its owner only: keys, the database, pupils' documents.
 fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -536,9 +539,15 @@ fn check_object(
             Ok(d) => d,
             Err(e) => return fail(format!("{what} ne se décompresse pas : {e}")),
         };
+        // A backup is outside input (anyone can encrypt to a public key): a compressed file
+        // may not grow past what the box ever stores.
         let mut sink = super::make::HashSink(&mut content);
-        if let Err(e) = std::io::copy(&mut d, &mut sink) {
-            return fail(format!("{what} ne se décompresse pas : {e}"));
+        match std::io::copy(&mut (&mut d).take(MAX_UNPACKED + 1), &mut sink) {
+            Err(e) => return fail(format!("{what} ne se décompresse pas : {e}")),
+            Ok(n) if n > MAX_UNPACKED => {
+                return fail(format!("{what} se décompresse au-delà de 4 Gio : refusé"));
+            }
+            Ok(_) => {}
         }
     }
     if hex(&content.finalize()) != hash {

@@ -303,7 +303,7 @@ mod tests {
         ("main.rs", 53, "the command line (French only for now)"),
         (
             "backup/check.rs",
-            50,
+            51,
             "the verdicts of kekeli verify and kekeli restore, on the command line",
         ),
         (
