@@ -746,8 +746,9 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
         .read_blocking(key::active)
         .expect("key")
         .expect("active");
-    // The demo's database as the previous migration set (V1–V13) left it: this release's
-    // migration V14 undone on a copy.
+    // The demo's database as the previous migration set (V1–V14) left it: this release's
+    // migration V15 undone on a copy (the capture triggers first, as a V14 box's are
+    // different; the migration regenerates them).
     let old_dir = server.dir.path().join("old-box");
     std::fs::create_dir_all(&old_dir).expect("mkdir");
     let old = old_dir.join("kekeli.db");
@@ -755,14 +756,25 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
     let current = kekeli::db::known_schema_version();
     {
         let c = Connection::open(&old).expect("open");
+        kekeli::db::registry::drop_triggers(&c).expect("triggers");
         c.execute_batch(
-            "DROP TABLE backup_runs; DROP TABLE backup_keys;
-             ALTER TABLE sync_state DROP COLUMN restored_at;
-             ALTER TABLE sync_state DROP COLUMN restored_from;",
+            "DROP TABLE sync_received; DROP TABLE sync_acked; DROP TABLE sync_pending;
+             DROP TABLE sync_field_clock; DROP TABLE sync_conflict;
+             DROP TABLE national_announcements; DROP TABLE national_calendar;
+             DROP TABLE reference_series; DROP TABLE reference_subjects;
+             DROP TABLE reference_coefficients;
+             ALTER TABLE sync_state ADD COLUMN applying INTEGER NOT NULL DEFAULT 0;
+             CREATE TABLE sync_log_v14 (seq INTEGER PRIMARY KEY, origin BLOB NOT NULL,
+                 incarnation INTEGER NOT NULL, hlc INTEGER NOT NULL, tbl TEXT NOT NULL,
+                 row_key BLOB NOT NULL, op TEXT NOT NULL CHECK (op IN ('I', 'U', 'D')),
+                 row_data TEXT) STRICT;
+             INSERT INTO sync_log_v14 SELECT seq, origin, incarnation, hlc, tbl, row_key, op,
+                 row_data FROM sync_log;
+             DROP TABLE sync_log; ALTER TABLE sync_log_v14 RENAME TO sync_log;",
         )
-        .expect("undo V14");
+        .expect("undo V15");
         c.execute(
-            "DELETE FROM refinery_schema_history WHERE version >= 14",
+            "DELETE FROM refinery_schema_history WHERE version >= 15",
             [],
         )
         .expect("history");
@@ -773,8 +785,13 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
                 |r| r.get(0),
             )
             .expect("v");
-        assert_eq!(v, 13);
+        assert_eq!(v, 14);
     }
+    let logged: i64 = Connection::open(&old)
+        .expect("open")
+        .query_row("SELECT COUNT(*) FROM sync_log", [], |r| r.get(0))
+        .expect("log");
+    assert!(logged > 1000, "the demo school's log: {logged}");
     std::fs::copy(
         server.config.data_dir.join("secret.key"),
         old_dir.join("secret.key"),
@@ -794,7 +811,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
     let identity = pending_key(&server.config.data_dir);
     let v = backup::verify(&o.archive, Some(&identity), None);
     assert!(v.ok(), "{}", v.render());
-    assert!(v.render().contains("schéma 13"), "{}", v.render());
+    assert!(v.render().contains("schéma 14"), "{}", v.render());
     let target = server.dir.path().join("new-box");
     let r = backup::restore(&o.archive, Some(&identity), &target, false).expect("restore");
     assert!(r.verdict.ok());
@@ -811,6 +828,13 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
         .query_row("SELECT restored_at FROM sync_state", [], |r| r.get(0))
         .expect("site");
     assert!(marked.is_some());
+    let kept: i64 = c
+        .query_row("SELECT COUNT(*) FROM sync_log", [], |r| r.get(0))
+        .expect("log");
+    assert_eq!(
+        kept, logged,
+        "the change log came through the new key whole"
+    );
     drop(c);
     let login = server.login_of(Role::Eleve).clone();
     let _kept = server.stop().await;

@@ -148,6 +148,16 @@ pub fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
 /// Run the embedded migrations, then (re)generate change-capture triggers from the registry
 /// and make sure the site row exists. Refuses a schema with unregistered tables.
 pub fn migrate(conn: &mut Connection, school_code: &str) -> Result<(), DbError> {
+    // The capture triggers name the tables a migration may rebuild (`sync_log`, `sync_state`):
+    // they go first and come back, regenerated, below.
+    let has_history: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'refinery_schema_history')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_history && schema_version(conn)? < known_schema_version() {
+        registry::drop_triggers(conn)?;
+    }
     embedded::migrations::runner().run(conn)?;
     let tx = conn.transaction()?;
     registry::ensure_site(&tx, school_code)?;
@@ -463,6 +473,39 @@ impl Db {
         let commit = tx.commit();
         self.bump();
         commit.map_err(|e| E::from(DbError::from(e)))?;
+        Ok(value)
+    }
+
+    /// Apply changes received from another site: `f` runs in one transaction on the writer
+    /// with change capture and the hub-table guard silenced *on this connection only* — it
+    /// attaches the marker database the triggers look for (SQLite forbids attaching inside a
+    /// transaction, so it brackets the transaction), and detaches it whatever `f` returns.
+    /// Every other connection, this process's or another's, keeps capturing meanwhile.
+    /// Used by the sync's apply alone: a local write made here would never leave the box.
+    pub fn apply_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let mut conn = self.writer();
+        let marker = registry::APPLYING_MARKER;
+        conn.execute_batch(&format!(
+            "ATTACH DATABASE 'file:{marker}?mode=memory' AS {marker}"
+        ))
+        .map_err(|e| E::from(DbError::from(e)))?;
+        let result = (|| -> Result<T, E> {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| E::from(DbError::from(e)))?;
+            let value = f(&tx)?;
+            let commit = tx.commit();
+            self.bump();
+            commit.map_err(|e| E::from(DbError::from(e)))?;
+            Ok(value)
+        })();
+        let detached = conn.execute_batch(&format!("DETACH DATABASE {marker}"));
+        let value = result?;
+        detached.map_err(|e| E::from(DbError::from(e)))?;
         Ok(value)
     }
 

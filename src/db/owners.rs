@@ -13,6 +13,20 @@ pub const OWNERS: &[(&str, &str)] = &[
     // db::audit::of_object are the other folders' way in).
     ("sync_state", "db"),
     ("sync_log", "db"),
+    // What the sync keeps of the other side (its vector, acknowledgements, changes not yet
+    // understood, per-field clocks, conflicts): written by db's apply alone.
+    ("sync_received", "db"),
+    ("sync_acked", "db"),
+    ("sync_pending", "db"),
+    ("sync_field_clock", "db"),
+    ("sync_conflict", "db"),
+    // What the national hub publishes (written only by the sync's apply, read through
+    // `national`'s functions).
+    ("national_announcements", "national"),
+    ("national_calendar", "national"),
+    ("reference_series", "national"),
+    ("reference_subjects", "national"),
+    ("reference_coefficients", "national"),
     ("audit_log", "db"),
     // Backup runs and the recovery keys backups are encrypted to.
     ("backup_runs", "backup"),

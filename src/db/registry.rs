@@ -238,7 +238,38 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    // What the national hub publishes to every school (V15).
+    SyncedTable {
+        name: "national_announcements",
+        owner: Owner::Hub,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "national_calendar",
+        owner: Owner::Hub,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "reference_series",
+        owner: Owner::Hub,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "reference_subjects",
+        owner: Owner::Hub,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "reference_coefficients",
+        owner: Owner::Hub,
+        secret_columns: &[],
+    },
 ];
+
+/// The registered table called `name`.
+pub fn table(name: &str) -> Option<&'static SyncedTable> {
+    REGISTRY.iter().find(|t| t.name == name)
+}
 
 /// Tables that never leave the box.
 /// Registered tables whose rows are never deleted (a trigger refuses it): issued documents.
@@ -254,6 +285,11 @@ pub const LOCAL_TABLES: &[&str] = &[
     "calendar_feeds",
     "backup_runs",
     "backup_keys",
+    "sync_received",
+    "sync_acked",
+    "sync_pending",
+    "sync_field_clock",
+    "sync_conflict",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";
@@ -347,6 +383,16 @@ fn columns(conn: &Connection, table: &str) -> Result<Vec<Column>, DbError> {
 
 /// Drop and regenerate every change-capture trigger from `tables` and the live schema.
 pub fn install_triggers(conn: &Connection, tables: &[SyncedTable]) -> Result<(), DbError> {
+    drop_triggers(conn)?;
+    for table in tables {
+        conn.execute_batch(&trigger_sql(conn, table)?)?;
+    }
+    Ok(())
+}
+
+/// Drop every change-capture trigger (before migrations reshape the tables they name; they are
+/// regenerated right after, in [`super::migrate`]).
+pub fn drop_triggers(conn: &Connection) -> Result<(), DbError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '{TRIGGER_PREFIX}%'"
     ))?;
@@ -356,14 +402,23 @@ pub fn install_triggers(conn: &Connection, tables: &[SyncedTable]) -> Result<(),
     for name in old {
         conn.execute_batch(&format!("DROP TRIGGER \"{name}\";"))?;
     }
-    for table in tables {
-        conn.execute_batch(&trigger_sql(conn, table)?)?;
-    }
     Ok(())
 }
 
+/// The name of the marker database the applying connection attaches (see [`crate::db::Db::apply_blocking`]).
+pub const APPLYING_MARKER: &str = "kekeli_applying";
+
+/// The condition under which capture and the hub-table guard are silent: the connection has
+/// attached the marker database. It is local to that one connection by construction (an
+/// attachment is), ends with it, and cannot be committed: no stored flag can leave capture off
+/// for everyone. A manual fix with the `sqlite3` shell is captured like any other write.
+fn not_applying() -> String {
+    format!("NOT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = '{APPLYING_MARKER}')")
+}
+
 /// The SQL of one table's triggers. Sequence and clock are advanced inside the same
-/// transaction as the change, so a rollback leaves neither a log row nor a gap.
+/// transaction as the change, so a rollback leaves neither a log row nor a gap. An update that
+/// changes no public column is not a change and is not logged.
 fn trigger_sql(conn: &Connection, table: &SyncedTable) -> Result<String, DbError> {
     let cols = columns(conn, table.name)?;
     for required in ["id", "scope"] {
@@ -391,15 +446,35 @@ fn trigger_sql(conn: &Connection, table: &SyncedTable) -> Result<String, DbError
             .collect();
         format!("json_object({})", parts.join(", "))
     };
+    let differs = |c: &Column| format!("OLD.\"{0}\" IS NOT NEW.\"{0}\"", c.name);
+    // `["a","b"]` of the columns that changed, built without a subquery.
+    let changed = format!(
+        "'[' || ltrim({}, ',') || ']'",
+        public
+            .iter()
+            .map(|c| format!(
+                "(CASE WHEN {} THEN ',\"{}\"' ELSE '' END)",
+                differs(c),
+                c.name
+            ))
+            .collect::<Vec<_>>()
+            .join(" || ")
+    );
+    let any_changed = public
+        .iter()
+        .map(|c| differs(c))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     let t = table.name;
+    let quiet = not_applying();
     let advance = "UPDATE sync_state SET seq = seq + 1, \
          hlc = MAX(hlc + 1, CAST(unixepoch('subsec') * 1000 AS INTEGER) << 16) \
-         WHERE singleton = 1 AND applying = 0;";
-    let log = |op: &str, key: &str, data: &str| {
+         WHERE singleton = 1;";
+    let log = |op: &str, key: &str, data: &str, changed: &str| {
         format!(
-            "INSERT INTO sync_log (seq, origin, incarnation, hlc, tbl, row_key, op, row_data) \
-             SELECT seq, site_id, incarnation, hlc, '{t}', {key}, '{op}', {data} \
-             FROM sync_state WHERE singleton = 1 AND applying = 0;"
+            "INSERT INTO sync_log (origin, incarnation, seq, hlc, tbl, row_key, op, row_data, changed) \
+             SELECT site_id, incarnation, seq, hlc, '{t}', {key}, '{op}', {data}, {changed} \
+             FROM sync_state WHERE singleton = 1;"
         )
     };
     let update_of: Vec<String> = public.iter().map(|c| format!("\"{}\"", c.name)).collect();
@@ -408,24 +483,27 @@ fn trigger_sql(conn: &Connection, table: &SyncedTable) -> Result<String, DbError
         for op in ["INSERT", "UPDATE", "DELETE"] {
             sql.push_str(&format!(
                 "CREATE TRIGGER {TRIGGER_PREFIX}{t}_guard_{op} BEFORE {op} ON \"{t}\" \
-                 WHEN (SELECT applying FROM sync_state WHERE singleton = 1) = 0 \
+                 WHEN {quiet} \
                  BEGIN SELECT RAISE(ABORT, 'table {t} appartient au portail national'); END;\n",
                 op = op.to_lowercase()
             ));
         }
     }
     sql.push_str(&format!(
-        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_ins AFTER INSERT ON \"{t}\" BEGIN {advance} {} END;\n",
-        log("I", "NEW.id", &json("NEW"))
+        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_ins AFTER INSERT ON \"{t}\" WHEN {quiet} \
+         BEGIN {advance} {} END;\n",
+        log("I", "NEW.id", &json("NEW"), "NULL")
     ));
     sql.push_str(&format!(
-        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_upd AFTER UPDATE OF {} ON \"{t}\" BEGIN {advance} {} END;\n",
+        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_upd AFTER UPDATE OF {} ON \"{t}\" \
+         WHEN {quiet} AND ({any_changed}) BEGIN {advance} {} END;\n",
         update_of.join(", "),
-        log("U", "NEW.id", &json("NEW"))
+        log("U", "NEW.id", &json("NEW"), &changed)
     ));
     sql.push_str(&format!(
-        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_del AFTER DELETE ON \"{t}\" BEGIN {advance} {} END;\n",
-        log("D", "OLD.id", "NULL")
+        "CREATE TRIGGER {TRIGGER_PREFIX}{t}_del AFTER DELETE ON \"{t}\" WHEN {quiet} \
+         BEGIN {advance} {} END;\n",
+        log("D", "OLD.id", "NULL", "NULL")
     ));
     Ok(sql)
 }
@@ -779,7 +857,8 @@ mod tests {
     #[test]
     fn every_registered_table_logs_each_operation_exactly_once() {
         let (_d, db) = open();
-        for table in REGISTRY {
+        // Hub-owned tables refuse school writes (their own test below).
+        for table in REGISTRY.iter().filter(|t| t.owner != Owner::Hub) {
             let t = table.name;
             db.write_blocking(|tx| {
                 let before_i = log_count(tx, t, "I");
@@ -790,7 +869,18 @@ mod tests {
                     &format!("UPDATE \"{t}\" SET scope = scope WHERE id = ?1"),
                     [&id],
                 )?;
+                assert_eq!(log_count(tx, t, "U"), before_u, "{t}: an update changing nothing");
+                tx.execute(
+                    &format!("UPDATE \"{t}\" SET scope = 'school:AUTRE' WHERE id = ?1"),
+                    [&id],
+                )?;
                 assert_eq!(log_count(tx, t, "U"), before_u + 1, "{t}: update");
+                let changed: String = tx.query_row(
+                    "SELECT changed FROM sync_log WHERE tbl = ?1 AND op = 'U' ORDER BY seq DESC LIMIT 1",
+                    [t],
+                    |r| r.get(0),
+                )?;
+                assert_eq!(changed, r#"["scope"]"#, "{t}: the changed columns");
                 let before_d = log_count(tx, t, "D");
                 if NEVER_DELETED.contains(&t) {
                     // Frozen documents refuse deletion, and nothing reaches the log.
@@ -837,7 +927,7 @@ mod tests {
     fn a_rolled_back_transaction_logs_nothing() {
         let (_d, db) = open();
         let r: Result<(), DbError> = db.write_blocking(|tx| {
-            for table in REGISTRY {
+            for table in REGISTRY.iter().filter(|t| t.owner != Owner::Hub) {
                 insert_row(tx, table.name);
             }
             Err(DbError::Schema("rollback".into()))
@@ -877,32 +967,70 @@ mod tests {
 
     #[test]
     fn hub_owned_tables_refuse_school_writes() {
-        let (_d, db) = open();
-        let hub = SyncedTable {
-            name: "national_news",
-            owner: Owner::Hub,
-            secret_columns: &[],
-        };
+        let (dir, db) = open();
+        let insert = "INSERT INTO national_announcements \
+             (id, scope, title, body, audience, starts_on, published_at, updated_at) \
+             VALUES (?1, 'national', 'Rentrée', 'Lundi', 'tous', '2026-09-07', 0, 0)";
+        let refused = db.write_blocking(|tx| {
+            tx.execute(insert, [new_id().to_vec()])
+                .map_err(DbError::from)
+        });
+        let msg = refused.expect_err("school write refused").to_string();
+        assert!(msg.contains("portail national"), "{msg}");
+        // The sync's apply writes them, captured nowhere; the marker that silences capture is
+        // visible to the applying connection alone.
+        let path = dir.path().join("k.db");
+        db.apply_blocking(|tx| {
+            tx.execute(insert, [new_id().to_vec()])?;
+            let other = crate::db::connect(&path)?;
+            let seen: i64 = other.query_row(
+                "SELECT COUNT(*) FROM pragma_database_list WHERE name = ?1",
+                [APPLYING_MARKER],
+                |r| r.get(0),
+            )?;
+            assert_eq!(seen, 0, "another connection does not see the marker");
+            Ok::<_, DbError>(())
+        })
+        .expect("apply");
+        // A failed apply leaves nothing, and capture is back on afterwards either way.
+        let failed: Result<(), DbError> = db.apply_blocking(|tx| {
+            tx.execute(insert, [new_id().to_vec()])?;
+            Err(DbError::Schema("coupure".into()))
+        });
+        assert!(failed.is_err());
         db.write_blocking(|tx| {
-            tx.execute_batch(
-                "CREATE TABLE national_news (id BLOB PRIMARY KEY, scope TEXT NOT NULL, title TEXT)",
-            )?;
-            install_triggers(tx, &[hub])?;
-            let refused = tx.execute(
-                "INSERT INTO national_news VALUES (x'01', 'national', 'Rentrée')",
-                [],
+            assert_eq!(log_count(tx, "national_announcements", "I"), 0);
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM national_announcements", [], |r| {
+                r.get(0)
+            })?;
+            assert_eq!(n, 1, "the failed apply rolled back");
+            assert!(
+                tx.execute(insert, [new_id().to_vec()]).is_err(),
+                "guard back on"
             );
-            let msg = refused.expect_err("school write refused").to_string();
-            assert!(msg.contains("portail national"), "{msg}");
-            // The sync engine may write while applying a hub manifest, and the triggers stay quiet.
-            tx.execute("UPDATE sync_state SET applying = 1", [])?;
+            let before = log_count(tx, "rooms", "I");
+            insert_row(tx, "rooms");
+            assert_eq!(log_count(tx, "rooms", "I"), before + 1, "capture back on");
+            Ok::<_, DbError>(())
+        })
+        .expect("write");
+    }
+
+    #[test]
+    fn a_new_incarnation_restarts_at_one_beside_the_old_log() {
+        let (_d, db) = open();
+        db.write_blocking(|tx| {
+            insert_row(tx, "rooms");
             tx.execute(
-                "INSERT INTO national_news VALUES (x'01', 'national', 'Rentrée')",
+                "UPDATE sync_state SET incarnation = incarnation + 1, seq = 0",
                 [],
             )?;
-            tx.execute("UPDATE sync_state SET applying = 0", [])?;
-            assert_eq!(log_count(tx, "national_news", "I"), 0);
-            tx.execute_batch("DROP TABLE national_news")?;
+            insert_row(tx, "rooms");
+            let keys: Vec<(i64, i64)> = tx
+                .prepare("SELECT incarnation, seq FROM sync_log ORDER BY incarnation, seq")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            assert_eq!(keys, vec![(1, 1), (2, 1)]);
             Ok::<_, DbError>(())
         })
         .expect("write");
