@@ -138,8 +138,9 @@ async fn the_demo_school_backed_up_and_restored_is_the_same_school() {
         after.keys().collect::<Vec<_>>()
     );
     for (table, rows) in &before {
-        // The run's own record finished after its snapshot; the site row now says "restored".
-        if table == "backup_runs" || table == "sync_state" {
+        // The run's own record finished after its snapshot; the site row now says "restored"
+        // and names a new incarnation, the old one's end held in the vector.
+        if table == "backup_runs" || table == "sync_state" || table == "sync_received" {
             continue;
         }
         assert_eq!(rows, &after[table], "table {table} differs");
@@ -154,6 +155,30 @@ async fn the_demo_school_backed_up_and_restored_is_the_same_school() {
         .expect("site");
     assert!(restored_at.is_some(), "marked restored for the sync");
     assert!(from.expect("from").contains(&s.name));
+    // A new incarnation starts at once, and the old one's end is what the box holds of it.
+    let (old_inc, old_seq): (i64, i64) = Connection::open(&live)
+        .expect("live")
+        .query_row("SELECT incarnation, seq FROM sync_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("live site");
+    let (inc, seq): (i64, i64) = c
+        .query_row("SELECT incarnation, seq FROM sync_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("site");
+    assert!(
+        inc > old_inc && seq == 0,
+        "incarnation {old_inc} → {inc}, seq {seq}"
+    );
+    let held: i64 = c
+        .query_row(
+            "SELECT seq FROM sync_received WHERE incarnation = ?1",
+            [old_inc],
+            |r| r.get(0),
+        )
+        .expect("held");
+    assert!(held > 0 && held <= old_seq, "held {held} of {old_seq}");
     let verified: i64 = c
         .query_row(
             "SELECT verified FROM backup_runs WHERE name = ?1",
@@ -759,7 +784,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
         kekeli::db::registry::drop_triggers(&c).expect("triggers");
         c.execute_batch(
             "DROP TABLE sync_received; DROP TABLE sync_acked; DROP TABLE sync_pending;
-             DROP TABLE sync_field_clock; DROP TABLE sync_conflict;
+             DROP TABLE sync_field_clock; DROP TABLE sync_conflict; DROP TABLE sync_refused;
              DROP TABLE national_announcements; DROP TABLE national_calendar;
              DROP TABLE reference_series; DROP TABLE reference_subjects;
              DROP TABLE reference_coefficients;

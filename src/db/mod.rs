@@ -5,6 +5,7 @@ pub mod audit;
 pub mod memo;
 pub mod owners;
 pub mod registry;
+pub mod replica;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -199,7 +200,7 @@ impl Db {
             conn.pragma_update(None, "query_only", "ON")?;
             pool.push(conn);
         }
-        Ok(Db {
+        let db = Db {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
@@ -216,7 +217,17 @@ impl Db {
                 reader_permits: Arc::new(Semaphore::new(readers)),
                 checkpointer: Mutex::new(None),
             }),
-        })
+        };
+        // Changes a newer sender made that an earlier release could not apply: this one may.
+        let waiting: i64 = db.read_blocking(|c| {
+            c.query_row("SELECT COUNT(*) FROM sync_pending", [], |r| r.get(0))
+                .map_err(DbError::from)
+        })?;
+        if waiting > 0 {
+            let done = db.apply_blocking(replica::apply_pending)?;
+            tracing::info!(done, waiting, "changements reçus en attente appliqués");
+        }
+        Ok(db)
     }
 
     pub fn path(&self) -> &Path {

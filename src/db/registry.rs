@@ -1,280 +1,15 @@
-//! The schema registry: every table that can leave the box, with its owner, and the generated
-//! change-capture triggers that append to `sync_log`. Application code must never write `sync_log`.
+//! The box's side of the schema registry: which tables stay local, and the generated
+//! change-capture triggers that append every change of a synced table to `sync_log`. The list
+//! of synced tables and their owners is `kekeli_sync::registry` (the hub reads the same one).
+//! Application code must never write `sync_log`.
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::DbError;
 
-/// Who may write the rows of a table (DESIGN.md, *Sync*).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    /// Only the national hub writes; school code is refused by a trigger.
-    Hub,
-    /// Only this school writes; the hub keeps a read replica.
-    School,
-    /// Either side writes; last writer wins per field, conflicts kept for a person to settle.
-    Shared,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct SyncedTable {
-    pub name: &'static str,
-    pub owner: Owner,
-    /// Columns that never leave the box (password hashes, codes); not captured.
-    pub secret_columns: &'static [&'static str],
-}
-
-/// Every synced table. A migration that creates a table missing here and from
-/// [`LOCAL_TABLES`] makes the database refuse to open.
-pub const REGISTRY: &[SyncedTable] = &[
-    SyncedTable {
-        name: "people",
-        owner: Owner::Shared,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "accounts",
-        owner: Owner::School,
-        secret_columns: &[
-            "password_hash",
-            "activation_hash",
-            "activation_expires",
-            "must_change_password",
-            "last_login_at",
-        ],
-    },
-    SyncedTable {
-        name: "person_roles",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "guardianships",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "classes",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "class_members",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "school_years",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "periods",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "levels",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "series",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "rooms",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "equipment",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "pupil_groups",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "group_members",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "subjects",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "coefficients",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "teachings",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "timetable_slots",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "timetable_changes",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "roll_calls",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "absences",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "lesson_entries",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "lesson_entry_versions",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "lesson_attachments",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "incidents",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "incident_people",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "punishments",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "sanctions",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "agenda_events",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "bookings",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "assessment_settings",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "assessments",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "marks",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "subject_appreciations",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "council_records",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "bulletins",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "class_period_closures",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "competence_frameworks",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "competence_domains",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "competences",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "competence_records",
-        owner: Owner::School,
-        secret_columns: &[],
-    },
-    // What the national hub publishes to every school (V15).
-    SyncedTable {
-        name: "national_announcements",
-        owner: Owner::Hub,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "national_calendar",
-        owner: Owner::Hub,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "reference_series",
-        owner: Owner::Hub,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "reference_subjects",
-        owner: Owner::Hub,
-        secret_columns: &[],
-    },
-    SyncedTable {
-        name: "reference_coefficients",
-        owner: Owner::Hub,
-        secret_columns: &[],
-    },
-];
-
-/// The registered table called `name`.
-pub fn table(name: &str) -> Option<&'static SyncedTable> {
-    REGISTRY.iter().find(|t| t.name == name)
-}
+pub use kekeli_sync::registry::{NEVER_DELETED, Owner, REGISTRY, SyncedTable, table};
 
 /// Tables that never leave the box.
-/// Registered tables whose rows are never deleted (a trigger refuses it): issued documents.
-pub const NEVER_DELETED: &[&str] = &["bulletins"];
-
 pub const LOCAL_TABLES: &[&str] = &[
     "refinery_schema_history",
     "sync_state",
@@ -290,6 +25,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_pending",
     "sync_field_clock",
     "sync_conflict",
+    "sync_refused",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";
@@ -311,8 +47,20 @@ pub fn ensure_site(tx: &Transaction<'_>, school_code: &str) -> Result<(), DbErro
 }
 
 /// Note in the site row that this database was restored from `backup` (named, with the
-/// sequence its snapshot held): the sync takes a new incarnation at its next contact.
+/// sequence its snapshot held), and start a new incarnation of its log at once: the hub may
+/// hold changes the backup lacks under the old one, and a change made after the restore must
+/// not take a number the hub already knows. The number leaps ahead by a random step, so that
+/// restoring the same backup twice cannot give two boxes the same incarnation; at its next
+/// contact the sync pulls the old incarnation's tail back from the hub.
 pub fn mark_restored(tx: &Transaction<'_>, backup: &str, now: i64) -> Result<(), DbError> {
+    use rand::Rng;
+    let current: u32 = tx.query_row(
+        "SELECT incarnation FROM sync_state WHERE singleton = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let step: u32 = rand::thread_rng().gen_range(1..=65_536);
+    super::replica::begin_incarnation(tx, current.saturating_add(step))?;
     tx.execute(
         "UPDATE sync_state SET restored_at = ?1, restored_from = ?2 WHERE singleton = 1",
         (now, backup),
@@ -363,12 +111,12 @@ pub fn unregistered_tables(conn: &Connection) -> Result<Vec<String>, DbError> {
         .collect())
 }
 
-struct Column {
-    name: String,
-    is_blob: bool,
+pub(crate) struct Column {
+    pub name: String,
+    pub is_blob: bool,
 }
 
-fn columns(conn: &Connection, table: &str) -> Result<Vec<Column>, DbError> {
+pub(crate) fn columns(conn: &Connection, table: &str) -> Result<Vec<Column>, DbError> {
     let mut stmt = conn.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
     let cols = stmt
         .query_map([], |r| {
@@ -438,7 +186,12 @@ fn trigger_sql(conn: &Connection, table: &SyncedTable) -> Result<String, DbError
             .iter()
             .map(|c| {
                 if c.is_blob {
-                    format!("'{0}', lower(hex({prefix}.\"{0}\"))", c.name)
+                    // hex(NULL) is '': a missing key must stay null.
+                    format!(
+                        "'{0}', CASE WHEN {prefix}.\"{0}\" IS NULL THEN NULL \
+                         ELSE lower(hex({prefix}.\"{0}\")) END",
+                        c.name
+                    )
                 } else {
                     format!("'{0}', {prefix}.\"{0}\"", c.name)
                 }

@@ -376,6 +376,11 @@ mod tests {
         ("net/tls.rs", 1, "the local authority's certificate name"),
         ("files/mod.rs", 1, "an internal error"),
         ("db/registry.rs", 1, "a schema check at start"),
+        (
+            "db/replica.rs",
+            8,
+            "why a received change was refused, kept in sync_refused for the technician",
+        ),
         ("db/mod.rs", 1, "an internal error"),
         (
             "pdf/mod.rs",

@@ -12,6 +12,7 @@
 
 pub mod change;
 pub mod manifest;
+pub mod registry;
 pub mod segment;
 pub mod sign;
 

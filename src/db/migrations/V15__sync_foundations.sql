@@ -56,9 +56,24 @@ CREATE TABLE sync_pending (
     op          TEXT NOT NULL,
     row_data    TEXT,
     changed     TEXT,
-    reason      TEXT NOT NULL,
+    unknown     TEXT,                         -- JSON array of the columns not understood; NULL: the table
     received_at INTEGER NOT NULL,
     PRIMARY KEY (origin, incarnation, seq)
+) STRICT;
+
+-- Received changes refused (a table the sender does not own, a row outside its scope): kept
+-- and shown, never applied, never silently dropped; the rest of the exchange goes on.
+CREATE TABLE sync_refused (
+    id          INTEGER PRIMARY KEY,
+    origin      BLOB NOT NULL,
+    incarnation INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    tbl         TEXT NOT NULL,
+    row_key     BLOB NOT NULL,
+    op          TEXT NOT NULL,
+    row_data    TEXT,
+    reason      TEXT NOT NULL,
+    received_at INTEGER NOT NULL
 ) STRICT;
 
 -- Per field of a shared table, who wrote it last (HLC, site): last writer wins per field.
