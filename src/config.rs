@@ -31,6 +31,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub bulletin: BulletinConfig,
     pub backup: BackupConfig,
+    pub sync: SyncConfig,
     /// The file this configuration was read from, if any (backups carry a copy).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -66,6 +67,30 @@ impl Default for BackupConfig {
             margin_percent: 5,
             watch: PathBuf::from("/media"),
             label: "KEKELI-SAUVEGARDE".into(),
+        }
+    }
+}
+
+/// The sync with the national hub (`kekeli sync`, docs/SYNC.md). The hub's address and keys
+/// come from enrollment (`kekeli sync enroll`), not from here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Bytes a night's sync may send and receive at most, in MB (0: no limit). What is left
+    /// waits for the next night, records first, indicators next, files last.
+    pub budget_mb: u64,
+    /// Seconds one request to the hub may take before the link is deemed cut.
+    pub timeout_secs: u64,
+    /// Attempts of one run while the link is down (with a growing pause between them).
+    pub attempts: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            budget_mb: 0,
+            timeout_secs: 60,
+            attempts: 5,
         }
     }
 }
@@ -166,6 +191,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             bulletin: BulletinConfig::default(),
             backup: BackupConfig::default(),
+            sync: SyncConfig::default(),
             source: None,
         }
     }

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod portal;
 pub mod school;
 pub mod state;
+pub mod sync;
 pub mod system;
 pub mod text;
 pub mod timetable;

@@ -75,6 +75,11 @@ enum Command {
         #[arg(long)]
         confirm_departures: bool,
     },
+    /// Synchroniser avec le portail national (inscription, synchronisation, état)
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Sauvegarder la box (base, fichiers, configuration, certificats), chiffré pour la clé de
     /// la fiche de récupération, pendant qu'elle sert
     Backup {
@@ -177,6 +182,25 @@ fn init_tracing(config: &Config) {
         .try_init();
 }
 
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Inscrire la box au portail national avec le jeton donné par le ministère
+    Enroll {
+        /// Adresse du portail, par exemple https://portail.education.tg:8443
+        url: String,
+        /// Le jeton d'inscription (25 caractères)
+        token: String,
+    },
+    /// Synchroniser maintenant (envoi des données de l'établissement, réception du national)
+    Run {
+        /// Lancé par le minuteur kekeli-sync.timer (noté comme tel dans l'historique)
+        #[arg(long, hide = true)]
+        timer: bool,
+    },
+    /// L'état de la synchronisation
+    Status,
+}
+
 fn main() -> std::process::ExitCode {
     kekeli::restrict_umask();
     let cli = Cli::parse();
@@ -227,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             confirm_departures,
         } => return import(&config, &kind, &file, dry_run, confirm_departures),
         Command::Backup { to, timer } => return backup(&config, to, timer),
+        Command::Sync { command } => return sync(&config, command),
         Command::Verify {
             backup,
             recovery_key,
@@ -891,4 +916,89 @@ async fn probe(config: &Config) -> anyhow::Result<String> {
         bail!("{}", head.lines().next().unwrap_or("réponse vide"));
     }
     Ok(body.trim().to_string())
+}
+
+fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::ExitCode> {
+    use kekeli::sync;
+    if !config.db_path().exists() {
+        bail!(
+            "aucune base dans {} : est-ce le bon dossier de données (--data) ?",
+            config.data_dir.display()
+        );
+    }
+    let prepared = kekeli::init(config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        SyncCommand::Enroll { url, token } => {
+            let e = rt.block_on(sync::enroll(&prepared.db, config, &url, &token))?;
+            println!(
+                "Box inscrite au portail national {} pour l'établissement {}.",
+                e.url, e.school
+            );
+            println!("Lancez « kekeli sync run » pour une première synchronisation.");
+        }
+        SyncCommand::Run { timer } => {
+            let origin = if timer { "minuteur" } else { "commande" };
+            match rt.block_on(sync::run(&prepared.db, config, origin)) {
+                Ok(r) => {
+                    println!(
+                        "Synchronisation faite : {} changement(s) envoyé(s), {} reçu(s) ; {} octets envoyés, {} reçus.",
+                        r.changes_up, r.changes_down, r.bytes_up, r.bytes_down
+                    );
+                    if r.refused_up > 0 {
+                        println!(
+                            "  {} changement(s) refusé(s) par le portail :",
+                            r.refused_up
+                        );
+                        for line in &r.refusals {
+                            println!("    {line}");
+                        }
+                    }
+                    if r.left_over > 0 {
+                        println!(
+                            "  {} changement(s) attendent la prochaine synchronisation (budget de la nuit atteint).",
+                            r.left_over
+                        );
+                    }
+                    if r.clock_offset_ms.abs() > 5 * 60 * 1000 {
+                        println!(
+                            "  Attention : l'horloge de la box diffère de {} min de celle du portail ; réglez-la.",
+                            r.clock_offset_ms / 60_000
+                        );
+                    }
+                    if r.reincarnated {
+                        println!(
+                            "  La box avait été remise d'une copie : son journal continue sous une nouvelle incarnation."
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
+            }
+        }
+        SyncCommand::Status => {
+            match sync::Enrollment::load(config)? {
+                None => println!("{}", sync::SyncError::NotEnrolled),
+                Some(e) => println!("Inscrite au portail {} pour {}.", e.url, e.school),
+            }
+            let runs = prepared.db.read_blocking(|c| sync::runs(c, 5))?;
+            for r in runs {
+                println!(
+                    "  {} — {} : {} envoyé(s), {} reçu(s){}",
+                    r.started,
+                    r.origin,
+                    r.changes_up,
+                    r.changes_down,
+                    r.error
+                        .map(|e| format!(" ; erreur : {e}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

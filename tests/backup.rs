@@ -784,7 +784,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
         kekeli::db::registry::drop_triggers(&c).expect("triggers");
         c.execute_batch(
             "DROP TABLE sync_received; DROP TABLE sync_acked; DROP TABLE sync_pending;
-             DROP TABLE sync_field_clock; DROP TABLE sync_conflict; DROP TABLE sync_refused;
+             DROP TABLE sync_field_clock; DROP TABLE sync_conflict; DROP TABLE sync_refused; DROP TABLE sync_runs;
              DROP TABLE national_announcements; DROP TABLE national_calendar;
              DROP TABLE reference_series; DROP TABLE reference_subjects;
              DROP TABLE reference_coefficients;

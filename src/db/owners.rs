@@ -21,6 +21,8 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("sync_field_clock", "db"),
     ("sync_conflict", "db"),
     ("sync_refused", "db"),
+    // The box's sync runs with the hub.
+    ("sync_runs", "sync"),
     // What the national hub publishes (written only by the sync's apply, read through
     // `national`'s functions).
     ("national_announcements", "national"),

@@ -26,6 +26,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_field_clock",
     "sync_conflict",
     "sync_refused",
+    "sync_runs",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";

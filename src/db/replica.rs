@@ -186,10 +186,19 @@ pub fn begin_incarnation(tx: &Transaction<'_>, incarnation: u32) -> Result<(), D
 
 /// Take this box's identity in the sync: the site (and incarnation) the hub assigned — a
 /// replacement box takes the dead one's site under a new incarnation and pulls its log back.
-pub fn adopt_site(tx: &Transaction<'_>, site: &[u8], incarnation: u32) -> Result<(), DbError> {
+/// Changes the box already logged move to that log, keeping their numbers.
+pub fn adopt_site(tx: &Transaction<'_>, site_id: &[u8], incarnation: u32) -> Result<(), DbError> {
+    let me = site(tx)?;
+    if me.id == site_id && me.log.incarnation == incarnation {
+        return Ok(());
+    }
     tx.execute(
-        "UPDATE sync_state SET site_id = ?1, incarnation = ?2, seq = 0 WHERE singleton = 1",
-        (site, incarnation),
+        "UPDATE sync_log SET origin = ?1, incarnation = ?2 WHERE origin = ?3 AND incarnation = ?4",
+        (site_id, incarnation, &me.id, me.log.incarnation),
+    )?;
+    tx.execute(
+        "UPDATE sync_state SET site_id = ?1, incarnation = ?2 WHERE singleton = 1",
+        (site_id, incarnation),
     )?;
     Ok(())
 }

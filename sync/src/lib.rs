@@ -10,7 +10,9 @@
 //! The box's change-capture triggers (`src/db/registry.rs`) compute the same clock in SQL:
 //! `hlc = MAX(hlc + 1, unix_ms << 16)`.
 
+pub mod api;
 pub mod change;
+pub mod enroll;
 pub mod manifest;
 pub mod registry;
 pub mod segment;

@@ -50,9 +50,9 @@ pub struct Manifest {
     pub vector: VersionVector,
     pub segments: Vec<SegmentRef>,
     /// Keys of other origins whose segments this manifest carries (the hub vouches for a
-    /// previous incarnation's key when a box pulls its own tail back): `[site, key hex]`.
+    /// previous incarnation's key when a box pulls its own tail back): `[log, key hex]`.
     #[serde(default)]
-    pub keys: Vec<(String, String)>,
+    pub keys: Vec<(LogId, String)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -121,12 +121,14 @@ impl Manifest {
                     s.name, s.first, s.last
                 )));
             }
+            // Segments of a log may overlap (a resent one; the receiver skips what it holds),
+            // never leave a gap.
             if let Some(n) = next.get(&s.log)
-                && *n != s.first
+                && (s.first > *n || s.last < *n)
             {
                 return Err(ManifestError::Inconsistent(format!(
-                    "segment {} : attendu {n}, reçu {}",
-                    s.name, s.first
+                    "segment {} : attendu {n}, reçu {}–{}",
+                    s.name, s.first, s.last
                 )));
             }
             if s.last > self.vector.get(&s.log) {

@@ -57,6 +57,9 @@ struct Body {
 pub struct Segment {
     pub name: String,
     pub bytes: Vec<u8>,
+    /// The sequence numbers it carries, `first..=last`.
+    pub first: u64,
+    pub last: u64,
 }
 
 /// What an opened (checked) segment holds.
@@ -109,6 +112,8 @@ impl Segment {
         Ok(Segment {
             name: name_of(&bytes),
             bytes,
+            first,
+            last,
         })
     }
 

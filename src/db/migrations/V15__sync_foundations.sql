@@ -161,3 +161,18 @@ CREATE TABLE reference_coefficients (
     coefficient  REAL NOT NULL,
     updated_at   INTEGER NOT NULL
 ) STRICT;
+
+-- Each sync run with the hub and its outcome: what the technician's page shows.
+CREATE TABLE sync_runs (
+    id            INTEGER PRIMARY KEY,
+    started       INTEGER NOT NULL,
+    finished      INTEGER,
+    origin        TEXT NOT NULL,              -- commande, minuteur, bouton, usb
+    bytes_up      INTEGER NOT NULL DEFAULT 0,
+    bytes_down    INTEGER NOT NULL DEFAULT 0,
+    changes_up    INTEGER NOT NULL DEFAULT 0,
+    changes_down  INTEGER NOT NULL DEFAULT 0,
+    left_over     INTEGER NOT NULL DEFAULT 0, -- changes left for the next run (budget)
+    clock_offset_ms INTEGER,                  -- this box's clock minus the hub's
+    error         TEXT
+) STRICT;

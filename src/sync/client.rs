@@ -1,0 +1,303 @@
+//! The box's HTTPS client to the hub: one keep-alive connection per sync run, mutual TLS with
+//! the certificate enrollment gave and the hub's CA pinned (no other CA is trusted for the
+//! hub), every request bounded in time and every answer in size. Enrollment alone connects
+//! before a CA is pinned; what it receives is then proved by the token (`super::enroll`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+
+use super::SyncError;
+
+/// Largest answer accepted from the hub (a segment is at most 512 KiB, a manifest 1 MiB).
+const MAX_ANSWER: usize = 2 * 1024 * 1024;
+
+/// Where the hub is, from its URL (`https://host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, SyncError> {
+        let bad = || {
+            SyncError::Setup(format!(
+                "adresse du portail « {url} » illisible : attendu https://nom-ou-adresse:port"
+            ))
+        };
+        let rest = url.trim().strip_prefix("https://").ok_or_else(bad)?;
+        let hostport = rest.split('/').next().unwrap_or_default();
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h.to_string(), p.parse::<u16>().map_err(|_| bad())?)
+            }
+            _ => (hostport.to_string(), 443),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Target { host, port })
+    }
+}
+
+/// A rustls client configuration trusting only `ca_pem`, presenting `cert_pem` with `key_der`.
+pub fn pinned(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_der: &[u8],
+) -> Result<rustls::ClientConfig, SyncError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+        .map_err(|_| SyncError::Setup("certificat du portail illisible".into()))?;
+    roots
+        .add(ca)
+        .map_err(|e| SyncError::Setup(format!("certificat du portail : {e}")))?;
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|_| SyncError::Setup("certificat de ce serveur illisible".into()))?;
+    let key = PrivateKeyDer::try_from(key_der.to_vec())
+        .map_err(|_| SyncError::Setup("clé de ce serveur illisible".into()))?;
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SyncError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert], key)
+        .map_err(|e| SyncError::Setup(format!("certificat de ce serveur : {e}")))
+}
+
+/// For enrollment only: any server certificate is accepted at the TLS layer, because the
+/// answer is checked against the token's proof before anything of it is used or kept.
+pub fn unpinned() -> Result<rustls::ClientConfig, SyncError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SyncError::Setup(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ProvedLater(provider)))
+            .with_no_client_auth(),
+    )
+}
+
+#[derive(Debug)]
+struct ProvedLater(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for ProvedLater {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One connection to the hub, reopened when the link drops between requests.
+pub struct Client {
+    target: Target,
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    /// Bytes sent and received (bodies), for the run's record and the budget.
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// An answer: its status and body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(target: Target, tls: rustls::ClientConfig, timeout: Duration) -> Client {
+        Client {
+            target,
+            tls: Arc::new(tls),
+            timeout,
+            sender: None,
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, SyncError> {
+        let addr = format!("{}:{}", self.target.host, self.target.port);
+        let link = |e: &dyn std::fmt::Display| SyncError::Link(format!("{addr} : {e}"));
+        let tcp = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| link(&"délai dépassé"))?
+            .map_err(|e| link(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(self.target.host.clone()).map_err(|_| {
+            SyncError::Setup(format!("nom du portail invalide : {}", self.target.host))
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| link(&"délai dépassé pendant la poignée de main TLS"))?
+            .map_err(|e| SyncError::Tls(format!("{addr} : {e}")))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| link(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// One request; a connection found closed is reopened once.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        clock_ms: i64,
+    ) -> Result<Answer, SyncError> {
+        let sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => self.connect().await?,
+        };
+        let mut sender = sender;
+        if sender.ready().await.is_err() {
+            sender = self.connect().await?;
+        }
+        let len = body.len() as u64;
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.target.host)
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .header("x-kekeli-clock-ms", clock_ms.to_string())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let link = |e: &dyn std::fmt::Display| SyncError::Link(format!("{path} : {e}"));
+        let exchange = async {
+            let resp = sender.send_request(req).await.map_err(|e| link(&e))?;
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| link(&e))?
+                .to_bytes()
+                .to_vec();
+            Ok::<_, SyncError>(Answer { status, body })
+        };
+        let answer = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| link(&"délai dépassé"))??;
+        self.sent += len;
+        self.received += answer.body.len() as u64;
+        self.sender = Some(sender);
+        Ok(answer)
+    }
+
+    /// A JSON call; a refusal becomes [`SyncError::Refused`] with the hub's words.
+    pub async fn json<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: &Q,
+        clock_ms: i64,
+    ) -> Result<A, SyncError> {
+        let body = serde_json::to_vec(body).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let a = self
+            .request("POST", path, "application/json", body, clock_ms)
+            .await?;
+        ok_json(a)
+    }
+}
+
+/// The answer's JSON if it is a success, the hub's refusal otherwise.
+pub fn ok_json<A: serde::de::DeserializeOwned>(a: Answer) -> Result<A, SyncError> {
+    check(&a)?;
+    serde_json::from_slice(&a.body)
+        .map_err(|e| SyncError::Protocol(format!("réponse du portail illisible : {e}")))
+}
+
+/// A refusal as an error.
+pub fn check(a: &Answer) -> Result<(), SyncError> {
+    if (200..300).contains(&a.status) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<kekeli_sync::api::Problem>(&a.body) {
+        Ok(p) => Err(SyncError::Refused {
+            code: p.code,
+            message: p.message,
+        }),
+        Err(_) => Err(SyncError::Protocol(format!(
+            "le portail a répondu {} sans explication",
+            a.status
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_addresses_are_read_or_refused_in_words() {
+        assert_eq!(
+            Target::parse("https://hub.education.tg:8443").expect("url"),
+            Target {
+                host: "hub.education.tg".into(),
+                port: 8443
+            }
+        );
+        assert_eq!(Target::parse("https://127.0.0.1:9/").expect("url").port, 9);
+        assert_eq!(Target::parse("https://hub.tg").expect("url").port, 443);
+        assert_eq!(
+            Target::parse("https://[::1]:8443").expect("url").host,
+            "::1"
+        );
+        assert!(Target::parse("http://hub.tg").is_err());
+        assert!(Target::parse("https://:80").is_err());
+        assert!(Target::parse("https://hub:port").is_err());
+    }
+}

@@ -1,0 +1,675 @@
+//! The box's side of the sync with the national hub (docs/SYNC.md): enrollment (`kekeli sync
+//! enroll`), a run (`kekeli sync run`, the nightly timer, the technician's button) — hello,
+//! push of this box's log, pull of what the hub publishes and of the box's own past after a
+//! restore or on a replacement — and the record of every run for the technician's page.
+//!
+//! It owns `sync_runs` and the files of `DATA/sync/` (the box's key, its certificate, the
+//! hub's pinned CA and key). It never writes a synced table itself: received changes go
+//! through `db::replica::apply` inside `Db::apply_blocking`. A box never enrolled works
+//! exactly as before: nothing here runs until `kekeli sync enroll`.
+
+pub mod client;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kekeli_sync::api::{Ack, EnrollRequest, EnrollResponse, Hello, HelloResponse, Pull};
+use kekeli_sync::enroll::Token;
+use kekeli_sync::segment::TARGET_PLAIN_BYTES;
+use kekeli_sync::{LogId, Manifest, PublicKey, Segment, SegmentRef, SigningKey};
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::db::replica::{self, Source};
+use crate::db::{Db, DbError};
+use client::{Client, Target, check, ok_json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "ce serveur n'est pas inscrit au portail national : lancez « kekeli sync enroll \
+         https://ADRESSE-DU-PORTAIL:8443 JETON » avec le jeton donné par le ministère"
+    )]
+    NotEnrolled,
+    #[error(
+        "le portail national est injoignable ({0}) : la synchronisation réessaiera ; \
+         vérifiez la connexion Internet du serveur"
+    )]
+    Link(String),
+    #[error(
+        "le portail national ne présente pas le certificat attendu ({0}) : n'allez pas plus \
+         loin et prévenez le ministère"
+    )]
+    Tls(String),
+    #[error("le portail national refuse : {message}")]
+    Refused { code: String, message: String },
+    #[error("échange avec le portail national incohérent : {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("fichier de synchronisation : {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SyncError {
+    /// Worth another try later (the link), or not (a refusal, a broken setup).
+    pub fn transient(&self) -> bool {
+        matches!(self, SyncError::Link(_))
+            || matches!(self, SyncError::Refused { code, .. } if code == "database" || code == "storage")
+    }
+}
+
+/// What enrollment gave, kept in `DATA/sync/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub url: String,
+    pub school: String,
+    pub hub_site: String,
+    pub hub_key: String,
+    pub enrolled_at: i64,
+}
+
+pub fn dir(config: &Config) -> PathBuf {
+    config.data_dir.join("sync")
+}
+
+impl Enrollment {
+    pub fn load(config: &Config) -> Result<Option<Enrollment>, SyncError> {
+        let path = dir(config).join("hub.json");
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|_| SyncError::Setup(format!("{} illisible", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn hub_key(&self) -> Result<PublicKey, SyncError> {
+        PublicKey::from_hex(&self.hub_key)
+            .ok_or_else(|| SyncError::Setup("clé du portail illisible".into()))
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), SyncError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Enroll this box with the hub at `url` using the ministry's one-time `token`: make the key
+/// pair, have the hub sign its certificate, check the hub's answer against the token, pin the
+/// hub's CA, take the site the hub assigned.
+pub async fn enroll(
+    db: &Db,
+    config: &Config,
+    url: &str,
+    token: &str,
+) -> Result<Enrollment, SyncError> {
+    let token = Token::parse(token).ok_or_else(|| {
+        SyncError::Setup(
+            "jeton illisible : il compte 25 caractères (chiffres et lettres), en 5 groupes".into(),
+        )
+    })?;
+    let target = Target::parse(url)?;
+    let key_der = SigningKey::generate_pkcs8().map_err(|e| SyncError::Setup(e.to_string()))?;
+    let pair = rcgen::KeyPair::try_from(key_der.as_slice())
+        .map_err(|e| SyncError::Setup(format!("clé : {e}")))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, config.school_code.clone());
+    let csr_pem = params
+        .serialize_request(&pair)
+        .and_then(|c| c.pem())
+        .map_err(|e| SyncError::Setup(format!("demande de certificat : {e}")))?;
+    let me = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.read_blocking(replica::site))
+            .await
+            .map_err(|e| SyncError::Setup(e.to_string()))??
+    };
+    let req = EnrollRequest {
+        school: config.school_code.clone(),
+        site: me.log.site.clone(),
+        incarnation: me.log.incarnation,
+        token_id: token.id().to_string(),
+        proof: token.box_proof(&config.school_code, &csr_pem),
+        csr_pem,
+    };
+    let mut client = Client::new(
+        target,
+        client::unpinned()?,
+        Duration::from_secs(config.sync.timeout_secs.max(5)),
+    );
+    let resp: EnrollResponse = client
+        .json(
+            &format!("{}/enroll", kekeli_sync::api::PREFIX),
+            &req,
+            now_ms(),
+        )
+        .await?;
+    let parts = resp.proved_parts();
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    if !token.check_hub_proof(&refs, &resp.proof) {
+        return Err(SyncError::Tls(
+            "sa réponse ne prouve pas qu'il connaît le jeton".into(),
+        ));
+    }
+    let site = kekeli_sync::unhex(&resp.site)
+        .filter(|s| s.len() == 16)
+        .ok_or_else(|| SyncError::Protocol("site attribué illisible".into()))?;
+    // The certificates work together before anything is kept.
+    client::pinned(&resp.ca_pem, &resp.cert_pem, &key_der)?;
+    let d = dir(config);
+    std::fs::create_dir_all(&d)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+    }
+    write_private(&d.join("key.der"), &key_der)?;
+    write_private(&d.join("cert.pem"), resp.cert_pem.as_bytes())?;
+    write_private(&d.join("ca.pem"), resp.ca_pem.as_bytes())?;
+    let e = Enrollment {
+        url: url.trim().to_string(),
+        school: config.school_code.clone(),
+        hub_site: resp.hub_site.clone(),
+        hub_key: resp.hub_key.clone(),
+        enrolled_at: now_ms() / 1000,
+    };
+    let incarnation = resp.incarnation;
+    {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            db.write_blocking(|tx| replica::adopt_site(tx, &site, incarnation))
+        })
+        .await
+        .map_err(|e| SyncError::Setup(e.to_string()))??;
+    }
+    write_private(
+        &d.join("hub.json"),
+        &serde_json::to_vec_pretty(&e).map_err(|e| SyncError::Setup(e.to_string()))?,
+    )?;
+    let url = e.url.clone();
+    blocking(db, move |db| {
+        db.write_blocking(|tx| {
+            crate::db::audit::record(
+                tx,
+                &crate::db::audit::Entry {
+                    action: "sync.enroll",
+                    new: Some(&url),
+                    ..Default::default()
+                },
+            )
+        })
+    })
+    .await?;
+    Ok(e)
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub changes_up: u64,
+    pub changes_down: u64,
+    pub refused_up: u64,
+    pub refusals: Vec<String>,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Changes left for the next run (the night's budget ran out).
+    pub left_over: u64,
+    /// This box's clock minus the hub's, at the hello.
+    pub clock_offset_ms: i64,
+    /// A new incarnation was taken (the hub held more of this box's log than the box).
+    pub reincarnated: bool,
+}
+
+/// Run a sync with the hub now, recorded in `sync_runs`; retried with a growing pause while
+/// the link is down (`config.sync.attempts` in all).
+pub async fn run(db: &Db, config: &Config, origin: &str) -> Result<Report, SyncError> {
+    let Some(enrollment) = Enrollment::load(config)? else {
+        return Err(SyncError::NotEnrolled);
+    };
+    let started = now_ms() / 1000;
+    let id = {
+        let db = db.clone();
+        let origin = origin.to_string();
+        tokio::task::spawn_blocking(move || {
+            db.write_blocking(|tx| {
+                tx.execute(
+                    "INSERT INTO sync_runs (started, origin) VALUES (?1, ?2)",
+                    (started, &origin),
+                )
+                .map_err(DbError::from)?;
+                Ok::<_, DbError>(tx.last_insert_rowid())
+            })
+        })
+        .await
+        .map_err(|e| SyncError::Setup(e.to_string()))??
+    };
+    let attempts = config.sync.attempts.max(1);
+    let mut pause = Duration::from_secs(2);
+    let mut result = Err(SyncError::NotEnrolled);
+    for attempt in 1..=attempts {
+        result = once(db, config, &enrollment).await;
+        match &result {
+            Err(e) if e.transient() && attempt < attempts => {
+                tracing::warn!(attempt, error = %e, "synchronisation interrompue, nouvel essai");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(120));
+            }
+            _ => break,
+        }
+    }
+    let (report, error) = match &result {
+        Ok(r) => (r.clone(), None),
+        Err(e) => (Report::default(), Some(e.to_string())),
+    };
+    let db2 = db.clone();
+    tokio::task::spawn_blocking(move || {
+        db2.write_blocking(|tx| {
+            tx.execute(
+                "UPDATE sync_runs SET finished = ?1, bytes_up = ?2, bytes_down = ?3, changes_up = ?4, \
+                 changes_down = ?5, left_over = ?6, clock_offset_ms = ?7, error = ?8 WHERE id = ?9",
+                (
+                    now_ms() / 1000,
+                    report.bytes_up as i64,
+                    report.bytes_down as i64,
+                    report.changes_up as i64,
+                    report.changes_down as i64,
+                    report.left_over as i64,
+                    report.clock_offset_ms,
+                    error,
+                    id,
+                ),
+            )
+            .map_err(DbError::from)?;
+            Ok::<_, DbError>(())
+        })
+    })
+    .await
+    .map_err(|e| SyncError::Setup(e.to_string()))??;
+    result
+}
+
+/// The same as a blocking call off the async runtime (`db` calls).
+async fn blocking<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, SyncError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || f(&db))
+        .await
+        .map_err(|e| SyncError::Setup(e.to_string()))?
+        .map_err(SyncError::from)
+}
+
+/// Most changes read from the log for one manifest.
+const BATCH: usize = 20_000;
+
+async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncError> {
+    let d = dir(config);
+    let tls = client::pinned(
+        &std::fs::read_to_string(d.join("ca.pem"))?,
+        &std::fs::read_to_string(d.join("cert.pem"))?,
+        &std::fs::read(d.join("key.der"))?,
+    )?;
+    let key_der = std::fs::read(d.join("key.der"))?;
+    let key = SigningKey::from_pkcs8(&key_der).map_err(|e| SyncError::Setup(e.to_string()))?;
+    let hub_key = e.hub_key()?;
+    let mut client = Client::new(
+        Target::parse(&e.url)?,
+        tls,
+        Duration::from_secs(config.sync.timeout_secs.max(5)),
+    );
+    let p = kekeli_sync::api::PREFIX;
+    let budget = match config.sync.budget_mb {
+        0 => u64::MAX,
+        mb => mb.saturating_mul(1_000_000),
+    };
+    let mut report = Report::default();
+
+    // Hello: what each side holds, and the hub's time.
+    let mut hello = say_hello(db, &mut client).await?;
+    report.clock_offset_ms = now_ms() - hello.hub_time_ms;
+    let me = blocking(db, |db| db.read_blocking(replica::site)).await?;
+    if hello.hub_has.get(&me.log) > me.seq {
+        // The hub holds more of this log than this box: it was put back from a copy. A new
+        // incarnation, above every one the hub knows of this site; the old one's tail comes
+        // back with the pull.
+        let top = hello
+            .hub_has
+            .0
+            .keys()
+            .filter(|l| l.site == me.log.site)
+            .map(|l| l.incarnation)
+            .max()
+            .unwrap_or(me.log.incarnation);
+        let next = top.max(me.log.incarnation) + 1;
+        tracing::warn!(
+            from = me.log.incarnation,
+            to = next,
+            "le portail connaît plus de ce journal que ce serveur : nouvelle incarnation"
+        );
+        blocking(db, move |db| {
+            db.write_blocking(|tx| replica::begin_incarnation(tx, next))
+        })
+        .await?;
+        report.reincarnated = true;
+        hello = say_hello(db, &mut client).await?;
+    }
+
+    // Push: this box's logs, from what the hub holds, in manifests of at most BATCH changes.
+    let me = blocking(db, |db| db.read_blocking(replica::site)).await?;
+    let mine: Vec<LogId> = blocking(db, |db| db.read_blocking(replica::vector))
+        .await?
+        .0
+        .keys()
+        .filter(|l| l.site == me.log.site)
+        .cloned()
+        .collect();
+    let mut spent = 0u64;
+    'logs: for log in mine {
+        let mut after = hello.hub_has.get(&log);
+        loop {
+            let (l, a) = (log.clone(), after);
+            let changes = blocking(db, move |db| {
+                db.read_blocking(|c| replica::local_changes(c, &l, a, BATCH))
+            })
+            .await?;
+            if changes.is_empty() {
+                break;
+            }
+            let l = log.clone();
+            let kd = key_der.clone();
+            let segments = tokio::task::spawn_blocking(move || {
+                let k = SigningKey::from_pkcs8(&kd).map_err(|e| e.to_string())?;
+                Segment::split(&l, &changes, &k, TARGET_PLAIN_BYTES).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| SyncError::Setup(e.to_string()))?
+            .map_err(SyncError::Protocol)?;
+            let mut refs = Vec::new();
+            for s in segments {
+                // The night's budget: what does not fit waits (the first segment always goes,
+                // so a budget smaller than one segment still moves forward).
+                if spent > 0 && spent.saturating_add(s.bytes.len() as u64) > budget {
+                    break;
+                }
+                if !hello.segments_held.contains(&s.name) {
+                    let a = client
+                        .request(
+                            "PUT",
+                            &format!(
+                                "{p}/segments/{}?site={}&incarnation={}",
+                                s.name, log.site, log.incarnation
+                            ),
+                            "application/octet-stream",
+                            s.bytes.clone(),
+                            now_ms(),
+                        )
+                        .await?;
+                    check(&a)?;
+                }
+                spent += s.bytes.len() as u64;
+                refs.push(SegmentRef {
+                    name: s.name,
+                    log: log.clone(),
+                    first: s.first,
+                    last: s.last,
+                    bytes: s.bytes.len() as u64,
+                });
+            }
+            let Some(last) = refs.last().map(|r| r.last) else {
+                break 'logs;
+            };
+            let vector = blocking(db, |db| db.read_blocking(replica::vector)).await?;
+            let manifest = Manifest {
+                v: 1,
+                from: me.log.site.clone(),
+                to: "hub".into(),
+                hlc: kekeli_sync::Hlc::default().tick(now_ms()),
+                vector,
+                segments: refs,
+                keys: vec![],
+            };
+            let sealed = manifest
+                .seal(&key)
+                .map_err(|e| SyncError::Protocol(e.to_string()))?;
+            let a = client
+                .request(
+                    "POST",
+                    &format!("{p}/manifest"),
+                    "application/octet-stream",
+                    sealed,
+                    now_ms(),
+                )
+                .await?;
+            let applied: kekeli_sync::api::Applied = ok_json(a)?;
+            report.changes_up += applied.applied;
+            report.refused_up += applied.refused;
+            report.refusals.extend(applied.refusals.iter().cloned());
+            let has = applied.hub_has.clone();
+            blocking(db, move |db| {
+                db.write_blocking(|tx| {
+                    replica::record_acked(tx, &has, now_ms() / 1000)?;
+                    replica::prune(tx)
+                })
+            })
+            .await?;
+            hello.hub_has.merge(&applied.hub_has);
+            after = last;
+            if spent >= budget {
+                break 'logs;
+            }
+        }
+    }
+    // What the budget left for the next night.
+    let vector = blocking(db, |db| db.read_blocking(replica::vector)).await?;
+    report.left_over = vector
+        .0
+        .iter()
+        .filter(|(l, _)| l.site == me.log.site)
+        .map(|(l, seq)| seq.saturating_sub(hello.hub_has.get(l)))
+        .sum();
+
+    // Pull: what the hub publishes, and this box's own past.
+    let a = client
+        .request(
+            "POST",
+            &format!("{p}/pull"),
+            "application/json",
+            serde_json::to_vec(&Pull { vector }).map_err(|e| SyncError::Protocol(e.to_string()))?,
+            now_ms(),
+        )
+        .await?;
+    check(&a)?;
+    let m = Manifest::open(&a.body, &hub_key).map_err(|e| SyncError::Protocol(e.to_string()))?;
+    if m.to != me.log.site {
+        return Err(SyncError::Protocol(
+            "le portail a envoyé le manifeste d'un autre site".into(),
+        ));
+    }
+    let inbox = d.join("recu");
+    std::fs::create_dir_all(&inbox)?;
+    let mut opened = Vec::new();
+    for r in &m.segments {
+        let source = if r.log.site == e.hub_site {
+            Source::Hub
+        } else if r.log.site == me.log.site {
+            Source::OwnPast
+        } else {
+            return Err(SyncError::Protocol(format!(
+                "segment d'un journal inattendu ({})",
+                r.log.site
+            )));
+        };
+        let k = match source {
+            Source::Hub => hub_key,
+            Source::OwnPast => m
+                .keys
+                .iter()
+                .find(|(l, _)| l == &r.log)
+                .and_then(|(_, k)| PublicKey::from_hex(k))
+                .ok_or_else(|| SyncError::Protocol("clé d'un journal passé absente".into()))?,
+        };
+        // Downloaded once: a cut link resumes at the segment it was fetching.
+        let kept = inbox.join(&r.name);
+        let bytes = match std::fs::read(&kept) {
+            Ok(b) if kekeli_sync::segment::name_of(&b) == r.name => b,
+            _ => {
+                let a = client
+                    .request(
+                        "GET",
+                        &format!("{p}/segments/{}", r.name),
+                        "application/octet-stream",
+                        Vec::new(),
+                        now_ms(),
+                    )
+                    .await?;
+                check(&a)?;
+                write_private(&kept, &a.body)?;
+                a.body
+            }
+        };
+        let o =
+            Segment::open(&r.name, &bytes, &k).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        if o.log != r.log {
+            return Err(SyncError::Protocol("segment d'un autre journal".into()));
+        }
+        opened.push((source, o));
+    }
+    if !opened.is_empty() {
+        let applied = blocking(db, move |db| {
+            db.apply_blocking(|tx| {
+                let mut total = replica::Applied::default();
+                let now = now_ms() / 1000;
+                for (source, o) in &opened {
+                    total.add(&replica::apply(tx, *source, &o.log, &o.changes, now)?);
+                }
+                Ok::<_, DbError>(total)
+            })
+        })
+        .await?;
+        report.changes_down = applied.applied + applied.pending;
+        for r in &m.segments {
+            let _ = std::fs::remove_file(inbox.join(&r.name));
+        }
+    }
+    let vector = blocking(db, |db| db.read_blocking(replica::vector)).await?;
+    let a = client
+        .request(
+            "POST",
+            &format!("{p}/ack"),
+            "application/json",
+            serde_json::to_vec(&Ack { vector }).map_err(|e| SyncError::Protocol(e.to_string()))?,
+            now_ms(),
+        )
+        .await?;
+    check(&a)?;
+    report.bytes_up = client.sent;
+    report.bytes_down = client.received;
+    Ok(report)
+}
+
+async fn say_hello(db: &Db, client: &mut Client) -> Result<HelloResponse, SyncError> {
+    let (vector, schema, pending) = blocking(db, |db| {
+        db.read_blocking(|c| {
+            let v = replica::vector(c)?;
+            let schema = crate::db::schema_version(c)?;
+            let acked = replica::acked(c)?;
+            let me = replica::site(c)?;
+            let pending: u64 =
+                v.0.iter()
+                    .filter(|(l, _)| l.site == me.log.site)
+                    .map(|(l, s)| s.saturating_sub(acked.get(l)))
+                    .sum();
+            Ok::<_, DbError>((v, schema, pending))
+        })
+    })
+    .await?;
+    client
+        .json(
+            &format!("{}/hello", kekeli_sync::api::PREFIX),
+            &Hello {
+                vector,
+                release: format!("kekeli {}", env!("CARGO_PKG_VERSION")),
+                schema,
+                pending_changes: pending,
+            },
+            now_ms(),
+        )
+        .await
+}
+
+/// One run, as the technician's page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub started: i64,
+    pub finished: Option<i64>,
+    pub origin: String,
+    pub bytes_up: i64,
+    pub bytes_down: i64,
+    pub changes_up: i64,
+    pub changes_down: i64,
+    pub left_over: i64,
+    pub clock_offset_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT started, finished, origin, bytes_up, bytes_down, changes_up, changes_down, left_over, \
+         clock_offset_ms, error FROM sync_runs ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit], |r| {
+            Ok(RunRecord {
+                started: r.get(0)?,
+                finished: r.get(1)?,
+                origin: r.get(2)?,
+                bytes_up: r.get(3)?,
+                bytes_down: r.get(4)?,
+                changes_up: r.get(5)?,
+                changes_down: r.get(6)?,
+                left_over: r.get(7)?,
+                clock_offset_ms: r.get(8)?,
+                error: r.get(9)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The last successful run's end, if any.
+pub fn last_success(conn: &rusqlite::Connection) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT MAX(finished) FROM sync_runs WHERE error IS NULL AND finished IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+}

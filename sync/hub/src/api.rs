@@ -1,0 +1,480 @@
+//! The sync API a school box talks to (`kekeli_sync::api`): enrollment, hello, segment upload
+//! and download, manifests, pull and acknowledgement. Every call but enrollment needs the
+//! box's client certificate; the school is the one that certificate was issued to, and a
+//! revoked school is refused with a sentence its technician can act on.
+//!
+//! Bodies are bounded before they are read (a segment 512 KiB, a manifest 1 MiB, JSON 1 MiB),
+//! parsed and checked (signature, name, sequence) before the database is written.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use kekeli_sync::api::{Ack, EnrollRequest, EnrollResponse, Hello, HelloResponse, Problem, Pull};
+use kekeli_sync::manifest::MAX_MANIFEST_BYTES;
+use kekeli_sync::segment::MAX_SEGMENT_WIRE;
+use kekeli_sync::{LogId, Manifest, Segment, hex};
+
+use crate::db::Db;
+use crate::objects::Objects;
+use crate::pki::HubPki;
+use crate::store::{self, School, StoreError};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Hub {
+    pub db: Db,
+    pub objects: Objects,
+    pub pki: Arc<HubPki>,
+    pub site: String,
+}
+
+/// The client certificate of the connection, as the accept loop saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerCert(pub Option<[u8; 32]>);
+
+pub fn now() -> i64 {
+    now_ms() / 1000
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A refusal as the box receives it.
+pub struct ApiError(StatusCode, Problem);
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError(
+            status,
+            Problem {
+                code: code.into(),
+                message: message.into(),
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Refused(code, message) => {
+                let status = match code {
+                    "revoked" | "token" => StatusCode::FORBIDDEN,
+                    "unknown_school" => StatusCode::NOT_FOUND,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, code, message)
+            }
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "base du portail");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database",
+                    "le portail national ne peut pas enregistrer pour l'instant ; la synchronisation réessaiera",
+                )
+            }
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> ApiError {
+        StoreError::Db(e).into()
+    }
+}
+
+impl From<crate::objects::ObjectsError> for ApiError {
+    fn from(e: crate::objects::ObjectsError) -> ApiError {
+        tracing::error!(error = %e, "stockage des segments");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            "le portail national ne peut pas stocker pour l'instant ; la synchronisation réessaiera",
+        )
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn router(hub: Hub) -> axum::Router {
+    let p = kekeli_sync::api::PREFIX;
+    axum::Router::new()
+        .route(&format!("{p}/enroll"), post(enroll))
+        .route(&format!("{p}/hello"), post(hello))
+        .route(
+            &format!("{p}/segments/{{name}}"),
+            put(upload)
+                .get(download)
+                .layer(DefaultBodyLimit::max(MAX_SEGMENT_WIRE)),
+        )
+        .route(
+            &format!("{p}/manifest"),
+            post(manifest).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
+        )
+        .route(&format!("{p}/pull"), post(pull))
+        .route(&format!("{p}/ack"), post(ack))
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .with_state(hub)
+}
+
+/// The school of the connection's client certificate, if active.
+async fn school_of(hub: &Hub, peer: &PeerCert) -> ApiResult<School> {
+    let Some(fp) = peer.0 else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "no_certificate",
+            "ce serveur n'est pas inscrit : lancez d'abord « kekeli sync enroll »",
+        ));
+    };
+    let school = hub.db.run(move |c| store::school_by_cert(c, &fp)).await?;
+    match school {
+        Some(s) if s.status == "active" => Ok(s),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "revoked",
+            "le certificat de ce serveur a été révoqué par le portail national (serveur remplacé \
+             ou établissement retiré) : demandez un nouveau jeton d'inscription au ministère",
+        )),
+    }
+}
+
+async fn enroll(
+    State(hub): State<Hub>,
+    Json(req): Json<EnrollRequest>,
+) -> ApiResult<Json<EnrollResponse>> {
+    let pki = hub.pki.clone();
+    let now = now();
+    let r = req.clone();
+    let (cert, enrolled) = hub
+        .db
+        .run(move |c| -> Result<_, StoreError> {
+            store::enroll(c, &r, now, &|csr, school| {
+                pki.sign_client(csr, school).map_err(|e| e.to_string())
+            })
+        })
+        .await?;
+    tracing::info!(school = %req.school, incarnation = enrolled.incarnation, "serveur inscrit");
+    let mut resp = EnrollResponse {
+        ca_pem: hub.pki.ca_pem.clone(),
+        cert_pem: cert,
+        site: hex(&enrolled.site),
+        incarnation: enrolled.incarnation,
+        hub_site: hub.site.clone(),
+        hub_key: hub.pki.signing.public().to_hex(),
+        hub_time_ms: now_ms(),
+        proof: String::new(),
+    };
+    let parts = resp.proved_parts();
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    resp.proof = enrolled.proof_key.hub_proof(&refs);
+    Ok(Json(resp))
+}
+
+/// The box's clock, sent as `x-kekeli-clock-ms`: what the console shows as its offset.
+fn box_clock(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get("x-kekeli-clock-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn hello(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    headers: HeaderMap,
+    Json(h): Json<Hello>,
+) -> ApiResult<Json<HelloResponse>> {
+    let school = school_of(&hub, &peer).await?;
+    let clock = box_clock(&headers);
+    let now_ms = now_ms();
+    let s = school.clone();
+    let (hub_has, held) = hub
+        .db
+        .run(move |c| -> Result<_, StoreError> {
+            store::hello(c, &s, &h, clock, now_ms)?;
+            let has = store::hub_has(c, &s)?;
+            let held = store::held_segments(c, &s.code)?;
+            Ok((has, held))
+        })
+        .await?;
+    Ok(Json(HelloResponse {
+        hub_time_ms: now_ms,
+        school: school.code,
+        hub_has,
+        segments_held: held,
+        hub_site: hub.site.clone(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct LogQuery {
+    site: String,
+    incarnation: u32,
+}
+
+/// `PUT /segments/NAME?site=…&incarnation=…`: checked against the log's key before anything
+/// is stored; a segment already held is accepted again without a second copy.
+async fn upload(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let school = school_of(&hub, &peer).await?;
+    let log = LogId::new(q.site, q.incarnation);
+    let n = name.clone();
+    let l = log.clone();
+    let (known, key) = hub
+        .db
+        .run(move |c| -> Result<_, StoreError> {
+            let known = store::has_segment(c, &n)?;
+            let key = store::log_key(c, &l)?;
+            Ok((known, key))
+        })
+        .await?;
+    if known {
+        return Ok(StatusCode::OK);
+    }
+    let Some((key, Some(owner))) = key else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_log",
+            "journal inconnu du portail : recommencez par « hello »",
+        ));
+    };
+    if owner != school.code {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_yours",
+            "ce journal appartient à un autre établissement",
+        ));
+    }
+    let bytes = body.to_vec();
+    let opened = tokio::task::spawn_blocking({
+        let (name, bytes) = (name.clone(), bytes.clone());
+        move || Segment::open(&name, &bytes, &key)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_segment",
+            e.to_string(),
+        )
+    })?;
+    if opened.log != log {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_segment",
+            "le segment n'est pas du journal annoncé",
+        ));
+    }
+    let size = bytes.len() as u64;
+    hub.objects.put(&name, bytes).await?;
+    let now = now();
+    let code = school.code.clone();
+    hub.db
+        .run(move |c| -> Result<_, StoreError> {
+            store::segment_received(c, &name, &code, &opened, size, now)
+        })
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn manifest(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    body: Bytes,
+) -> ApiResult<Json<kekeli_sync::api::Applied>> {
+    let school = school_of(&hub, &peer).await?;
+    let key: [u8; 32] = school
+        .sign_key
+        .clone()
+        .unwrap_or_default()
+        .try_into()
+        .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "revoked", "clé inconnue"))?;
+    let m = Manifest::open(&body, &kekeli_sync::PublicKey(key)).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_manifest",
+            e.to_string(),
+        )
+    })?;
+    let site = hex(school.site.as_deref().unwrap_or_default());
+    if m.from != site {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_yours",
+            "manifeste d'un autre site",
+        ));
+    }
+    // Every segment it lists, read back and checked before the transaction.
+    let mut opened = Vec::with_capacity(m.segments.len());
+    let mut bytes_in = 0;
+    for r in &m.segments {
+        let Some(bytes) = hub.objects.get(&r.name).await? else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing_segment",
+                format!("segment {} absent : renvoyez-le", r.name),
+            ));
+        };
+        bytes_in += bytes.len() as u64;
+        let l = r.log.clone();
+        let key = hub.db.run(move |c| store::log_key(c, &l)).await?;
+        let Some((key, _)) = key else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_log",
+                "journal inconnu du portail",
+            ));
+        };
+        let name = r.name.clone();
+        let o = tokio::task::spawn_blocking(move || Segment::open(&name, &bytes, &key))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad_segment",
+                    e.to_string(),
+                )
+            })?;
+        opened.push((r.clone(), o));
+    }
+    let now = now();
+    let s = school.clone();
+    let applied = hub
+        .db
+        .run(move |c| -> Result<_, StoreError> {
+            let a = store::apply(c, &s, &opened, now)?;
+            store::contact(c, &s.code, "envoi", bytes_in, 0, a.applied, 0, None, now)?;
+            Ok(a)
+        })
+        .await?;
+    tracing::info!(school = %school.code, applied = applied.applied, refused = applied.refused, "manifeste appliqué");
+    Ok(Json(applied))
+}
+
+async fn pull(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Json(p): Json<Pull>,
+) -> ApiResult<Response> {
+    let school = school_of(&hub, &peer).await?;
+    let s = school.clone();
+    let v = p.vector.clone();
+    let (mut refs, keys) = hub.db.run(move |c| store::pull_plan(c, &s, &v)).await?;
+    // Seal the hub's chunks not made yet.
+    for r in refs.iter_mut().filter(|r| r.name.is_empty()) {
+        let (first, last) = (r.first, r.last);
+        let changes = hub
+            .db
+            .run(move |c| store::hub_changes(c, first, last))
+            .await?;
+        let pki = hub.pki.clone();
+        let log = r.log.clone();
+        let seg = tokio::task::spawn_blocking(move || Segment::seal(&log, &changes, &pki.signing))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+        r.name = seg.name.clone();
+        r.bytes = seg.bytes.len() as u64;
+        hub.objects.put(&seg.name, seg.bytes).await?;
+        let made = r.clone();
+        let now = now();
+        hub.db
+            .run(move |c| store::segment_made(c, &made, now))
+            .await?;
+    }
+    let mut vector = p.vector.clone();
+    for r in &refs {
+        vector.advance(&r.log, r.last);
+    }
+    let m = Manifest {
+        v: 1,
+        from: hub.site.clone(),
+        to: hex(school.site.as_deref().unwrap_or_default()),
+        hlc: kekeli_sync::Hlc::default().tick(now_ms()),
+        vector,
+        segments: refs,
+        keys,
+    };
+    let sealed = m
+        .seal(&hub.pki.signing)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response())
+}
+
+async fn download(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let school = school_of(&hub, &peer).await?;
+    let n = name.clone();
+    let allowed = hub
+        .db
+        .run(move |c| store::may_read_segment(c, &school, &n))
+        .await?;
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "segment inconnu",
+        ));
+    }
+    let Some(bytes) = hub.objects.get(&name).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "segment absent du stockage",
+        ));
+    };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn ack(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Json(a): Json<Ack>,
+) -> ApiResult<StatusCode> {
+    let school = school_of(&hub, &peer).await?;
+    let now = now();
+    hub.db
+        .run(move |c| -> Result<_, StoreError> {
+            let h = Hello {
+                vector: a.vector,
+                release: school.release.clone().unwrap_or_default(),
+                schema: 0,
+                pending_changes: school.pending_changes.unwrap_or(0).max(0) as u64,
+            };
+            store::hello(c, &school, &h, None, now * 1000)?;
+            store::contact(c, &school.code, "reception", 0, 0, 0, 0, None, now)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

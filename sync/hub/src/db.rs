@@ -1,0 +1,257 @@
+//! The hub's database, behind one small interface both backends implement: embedded SQLite
+//! (pilots, tests, a first try) and PostgreSQL (the national deployment). The hub's logic
+//! (`store`) is written once against [`Conn`], in SQL both understand (`$1` placeholders,
+//! `ON CONFLICT … DO UPDATE`), and runs in one transaction per call, on a blocking thread.
+//! Nothing here knows what a school or a segment is.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("base du portail : {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("base du portail : {0}")]
+    Other(String),
+}
+
+/// A value in or out of a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Val {
+    pub fn int(&self) -> i64 {
+        match self {
+            Val::Int(i) => *i,
+            _ => 0,
+        }
+    }
+    pub fn opt_int(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn text(&self) -> String {
+        match self {
+            Val::Text(s) => s.clone(),
+            _ => String::new(),
+        }
+    }
+    pub fn opt_text(&self) -> Option<String> {
+        match self {
+            Val::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Val::Bytes(b) => b.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(v)
+    }
+}
+impl From<u32> for Val {
+    fn from(v: u32) -> Val {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<u64> for Val {
+    fn from(v: u64) -> Val {
+        Val::Int(v.min(i64::MAX as u64) as i64)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(v.to_string())
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::Text(v)
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Val {
+        Val::Text(v.clone())
+    }
+}
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Val {
+        Val::Bytes(v)
+    }
+}
+impl From<&[u8]> for Val {
+    fn from(v: &[u8]) -> Val {
+        Val::Bytes(v.to_vec())
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Val {
+        v.map(Into::into).unwrap_or(Val::Null)
+    }
+}
+
+/// One open transaction.
+pub trait Conn {
+    /// Run a statement; the number of rows it changed.
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError>;
+    /// Run a query; its rows.
+    fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, DbError>;
+    /// The first row, if any.
+    fn row(&mut self, sql: &str, params: &[Val]) -> Result<Option<Vec<Val>>, DbError> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+}
+
+/// Which database the hub runs on.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+}
+
+/// The schema, written once; `{BLOB}`, `{SERIAL}` are each backend's words.
+const SCHEMA: &str = include_str!("schema.sql");
+
+impl Db {
+    /// The embedded SQLite database in `path`.
+    pub fn sqlite(path: &Path) -> Result<Db, DbError> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let db = Db::Sqlite(Arc::new(Mutex::new(conn)));
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&self) -> Result<(), DbError> {
+        self.tx(|c: &mut dyn Conn| -> Result<(), DbError> {
+            c.exec(
+                "CREATE TABLE IF NOT EXISTS hub_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+                &[],
+            )?;
+            let version = c
+                .row("SELECT v FROM hub_meta WHERE k = 'schema'", &[])?
+                .map(|r| r[0].text())
+                .unwrap_or_default();
+            if version.is_empty() {
+                for stmt in SCHEMA.split(';') {
+                    let stmt = self.dialect(stmt.trim());
+                    if !stmt.is_empty() {
+                        c.exec(&stmt, &[])?;
+                    }
+                }
+                c.exec("INSERT INTO hub_meta (k, v) VALUES ('schema', '1')", &[])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn dialect(&self, stmt: &str) -> String {
+        let stmt: String = stmt
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        match self {
+            Db::Sqlite(_) => stmt
+                .replace("{BLOB}", "BLOB")
+                .replace("{SERIAL}", "INTEGER PRIMARY KEY"),
+        }
+    }
+
+    /// Run `f` in one transaction (committed if it returns `Ok`), off the async runtime.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: std::convert::From<DbError> + Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.tx(f))
+            .await
+            .map_err(|e| E::from(DbError::Other(e.to_string())))?
+    }
+
+    /// The same, on the calling thread (command line, tests).
+    pub fn tx<T, E: std::convert::From<DbError>>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self {
+            Db::Sqlite(conn) => {
+                let mut conn = conn
+                    .lock()
+                    .map_err(|_| DbError::Other("connexion empoisonnée".into()))?;
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(DbError::from)?;
+                let mut c = SqliteTx(&tx);
+                let value = f(&mut c)?;
+                tx.commit().map_err(DbError::from)?;
+                Ok(value)
+            }
+        }
+    }
+}
+
+struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+
+/// `$1` → `?1`: SQLite reads `$1` as a named parameter, numbered by first appearance.
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Val::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+impl Conn for SqliteTx<'_> {
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_sql(sql))?;
+        Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+    }
+
+    fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, DbError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_sql(sql))?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                (0..n)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => Val::Null,
+                            rusqlite::types::ValueRef::Integer(i) => Val::Int(i),
+                            rusqlite::types::ValueRef::Real(f) => Val::Int(f as i64),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                Val::Text(String::from_utf8_lossy(t).into_owned())
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => Val::Bytes(b.to_vec()),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,53 @@
+//! `kekeli-hub`: the national hub — the other side of every school box's sync (DESIGN.md,
+//! *Sync*; docs/SYNC.md) and the ministry's console. It keeps, per school, a read replica of
+//! what the school owns, and publishes what the ministry owns (announcements, the national
+//! calendar, reference lists) to every box. Its database drivers live here and never in the
+//! box's binary; the protocol itself is `kekeli-sync`, shared with the box.
+
+pub mod api;
+pub mod db;
+pub mod objects;
+pub mod pki;
+pub mod server;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a hub keeps everything: its database (SQLite by default), its segments (a local
+/// folder by default) and its keys.
+#[derive(Debug, Clone)]
+pub struct HubPaths {
+    pub data: PathBuf,
+}
+
+impl HubPaths {
+    pub fn db(&self) -> PathBuf {
+        self.data.join("hub.db")
+    }
+    pub fn segments(&self) -> PathBuf {
+        self.data.join("objets")
+    }
+    pub fn tls(&self) -> PathBuf {
+        self.data.join("tls")
+    }
+}
+
+/// Open (creating at first start) the hub in `data` with its names for HTTPS.
+pub fn open(data: &Path, names: &[String]) -> anyhow::Result<api::Hub> {
+    let paths = HubPaths {
+        data: data.to_path_buf(),
+    };
+    std::fs::create_dir_all(data)?;
+    let pki = pki::HubPki::load_or_create(&paths.tls(), names)?;
+    let db = db::Db::sqlite(&paths.db())?;
+    let key = pki.signing.public();
+    let site = db.tx(|c| store::init(c, &key))?;
+    let objects = objects::Objects::local(&paths.segments())?;
+    Ok(api::Hub {
+        db,
+        objects,
+        pki: Arc::new(pki),
+        site: kekeli_sync::hex(&site),
+    })
+}

@@ -1,0 +1,273 @@
+//! The `kekeli-hub` command line: serve the hub, declare schools and print their enrollment
+//! tokens, revoke them, and publish national announcements and calendar dates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kekeli_hub::{api, store};
+
+#[derive(Parser)]
+#[command(
+    name = "kekeli-hub",
+    version,
+    about = "Portail national Kekeli : synchronisation des établissements et console du ministère"
+)]
+struct Cli {
+    /// Dossier des données du portail (base, segments, clés).
+    #[arg(
+        long,
+        global = true,
+        env = "KEKELI_HUB_DATA",
+        default_value = "/var/lib/kekeli-hub"
+    )]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Servir le portail en HTTPS.
+    Serve {
+        /// Adresse d'écoute.
+        #[arg(long, env = "KEKELI_HUB_LISTEN", default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// Noms (ou adresses) du portail dans son certificat ; le premier est son nom.
+        #[arg(long = "name", env = "KEKELI_HUB_NAMES", value_delimiter = ',', default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
+        names: Vec<String>,
+    },
+    /// Les établissements.
+    School {
+        #[command(subcommand)]
+        command: SchoolCommand,
+    },
+    /// Publier une annonce nationale sur les portails des établissements.
+    Announce {
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        body: String,
+        /// tous, personnels, eleves, familles, direction
+        #[arg(long, default_value = "tous")]
+        audience: String,
+        /// Premier jour affiché (AAAA-MM-JJ).
+        #[arg(long)]
+        from: String,
+        /// Dernier jour affiché (AAAA-MM-JJ).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Ajouter une date au calendrier national (vacances, jour férié, examen).
+    Calendar {
+        /// rentree, vacances, ferie, examen
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        /// BEPC, BAC I, BAC II, CAP, BT (pour un examen)
+        #[arg(long)]
+        exam: Option<String>,
+        /// Année scolaire, par exemple 2026-2027.
+        #[arg(long)]
+        year: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchoolCommand {
+    /// Déclarer un établissement et afficher son jeton d'inscription.
+    Add { code: String, name: String },
+    /// Un nouveau jeton (le précédent a expiré, ou un serveur remplace l'ancien).
+    Token {
+        code: String,
+        /// Le serveur qui s'inscrira remplace celui de l'établissement (mort, volé) : l'ancien
+        /// est révoqué à l'inscription du nouveau, qui récupère les données de l'établissement.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// La liste des établissements.
+    List,
+    /// Révoquer le serveur d'un établissement (il ne peut plus se synchroniser).
+    Revoke { code: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEKELI_HUB_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { listen, names } => {
+            let hub = kekeli_hub::open(&cli.data, &names)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(hub, &listen))
+        }
+        Command::School { command } => {
+            let hub = kekeli_hub::open(&cli.data, &default_names())?;
+            school(&hub, command)
+        }
+        Command::Announce {
+            title,
+            body,
+            audience,
+            from,
+            to,
+        } => {
+            let hub = kekeli_hub::open(&cli.data, &default_names())?;
+            let id: [u8; 16] = rand::random();
+            let now = api::now();
+            let mut row = serde_json::Map::new();
+            for (k, v) in [
+                ("id", serde_json::Value::from(kekeli_sync::hex(&id))),
+                ("scope", "national".into()),
+                ("title", title.into()),
+                ("body", body.into()),
+                ("audience", audience.into()),
+                ("starts_on", from.into()),
+                (
+                    "ends_on",
+                    to.map(Into::into).unwrap_or(serde_json::Value::Null),
+                ),
+                ("published_at", now.into()),
+                ("updated_at", now.into()),
+            ] {
+                row.insert(k.into(), v);
+            }
+            let seq = hub.db.tx(|c| {
+                store::national_write(c, "national_announcements", &id, Some(&row), api::now_ms())
+            })?;
+            println!(
+                "Annonce publiée (n°{seq} du journal national) : les établissements la recevront à leur prochaine synchronisation."
+            );
+            Ok(())
+        }
+        Command::Calendar {
+            kind,
+            name,
+            exam,
+            year,
+            from,
+            to,
+        } => {
+            let hub = kekeli_hub::open(&cli.data, &default_names())?;
+            let id: [u8; 16] = rand::random();
+            let mut row = serde_json::Map::new();
+            for (k, v) in [
+                ("id", serde_json::Value::from(kekeli_sync::hex(&id))),
+                ("scope", "national".into()),
+                ("school_year", year.into()),
+                ("kind", kind.into()),
+                ("name", name.into()),
+                (
+                    "exam",
+                    exam.map(Into::into).unwrap_or(serde_json::Value::Null),
+                ),
+                ("starts_on", from.into()),
+                ("ends_on", to.into()),
+                ("updated_at", api::now().into()),
+            ] {
+                row.insert(k.into(), v);
+            }
+            hub.db.tx(|c| {
+                store::national_write(c, "national_calendar", &id, Some(&row), api::now_ms())
+            })?;
+            println!("Date ajoutée au calendrier national.");
+            Ok(())
+        }
+    }
+}
+
+fn default_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
+
+fn school(hub: &api::Hub, command: SchoolCommand) -> anyhow::Result<()> {
+    let now = api::now();
+    match command {
+        SchoolCommand::Add { code, name } => {
+            let code = code.trim().to_uppercase();
+            let token = kekeli_sync::enroll::Token::from_random(&rand::random());
+            let expires = hub.db.tx(|c| -> Result<i64, store::StoreError> {
+                store::add_school(c, &code, &name, now)?;
+                store::new_token(c, &code, &token, false, now)
+            })?;
+            print_token(&code, &token, expires);
+        }
+        SchoolCommand::Token { code, replace } => {
+            let code = code.trim().to_uppercase();
+            let token = kekeli_sync::enroll::Token::from_random(&rand::random());
+            let expires = hub
+                .db
+                .tx(|c| store::new_token(c, &code, &token, replace, now))?;
+            print_token(&code, &token, expires);
+        }
+        SchoolCommand::List => {
+            let schools = hub.db.tx(store::schools)?;
+            if schools.is_empty() {
+                println!("Aucun établissement déclaré : « kekeli-hub school add CODE \"NOM\" ».");
+            }
+            for s in schools {
+                println!(
+                    "{:<10} {:<10} {:<40} dernier contact : {}",
+                    s.code,
+                    s.status,
+                    s.name,
+                    s.last_contact
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "jamais".into())
+                );
+            }
+        }
+        SchoolCommand::Revoke { code } => {
+            let code = code.trim().to_uppercase();
+            hub.db.tx(|c| store::revoke(c, &code))?;
+            println!(
+                "Serveur de {code} révoqué : il ne peut plus se synchroniser. Un nouveau jeton (« school token {code} --replace ») permet d'en inscrire un autre."
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_token(code: &str, token: &kekeli_sync::enroll::Token, expires: i64) {
+    let days = (expires - api::now()) / 86_400;
+    println!("Jeton d'inscription de {code} (valable {days} jours, une seule fois) :");
+    println!();
+    println!("    {}", token.as_str());
+    println!();
+    println!(
+        "Sur le serveur de l'établissement : kekeli sync enroll https://ADRESSE-DU-PORTAIL:8443 {}",
+        token.as_str()
+    );
+}
+
+async fn serve(hub: api::Hub, listen: &str) -> anyhow::Result<()> {
+    let tls = std::sync::Arc::new(hub.pki.server_config()?);
+    let app = api::router(hub.clone())
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("écoute sur {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, site = %hub.site, "portail national en service");
+    // Tests and scripts read the port from here.
+    println!("kekeli-hub écoute sur {}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    kekeli_hub::server::run(listener, app, tls, rx).await;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Where segments' bytes live: an `object_store` — a local folder by default (pilots, tests),
+//! S3-compatible storage for the national deployment. Segments are immutable and named by
+//! their SHA-256, so a put is idempotent and a get is checked against the name.
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+
+#[derive(Clone)]
+pub struct Objects {
+    store: Arc<dyn ObjectStore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    #[error("stockage des segments : {0}")]
+    Store(#[from] object_store::Error),
+    #[error("stockage des segments : {0}")]
+    Io(#[from] std::io::Error),
+    #[error("nom de segment invalide")]
+    BadName,
+}
+
+fn path_of(name: &str) -> Result<ObjectPath, ObjectsError> {
+    if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ObjectsError::BadName);
+    }
+    Ok(ObjectPath::from(format!("segments/{}/{name}", &name[..2])))
+}
+
+impl Objects {
+    /// A local folder.
+    pub fn local(dir: &std::path::Path) -> Result<Objects, ObjectsError> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Objects {
+            store: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?),
+        })
+    }
+
+    pub async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), ObjectsError> {
+        let path = path_of(name)?;
+        self.store.put(&path, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// The segment's bytes, `None` if absent or not matching its name.
+    pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, ObjectsError> {
+        let path = path_of(name)?;
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?.to_vec();
+                Ok((kekeli_sync::segment::name_of(&bytes) == name).then_some(bytes))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

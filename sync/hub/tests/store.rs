@@ -1,0 +1,252 @@
+//! The hub's store: schools, tokens and enrollment, the replica and its ownership rules,
+//! the hub's own log — on the embedded SQLite store (and, with `KEKELI_HUB_PG`, PostgreSQL).
+
+use kekeli_hub::db::Db;
+use kekeli_hub::store::{self, StoreError};
+use kekeli_sync::api::EnrollRequest;
+use kekeli_sync::enroll::Token;
+use kekeli_sync::segment::Opened;
+use kekeli_sync::{Change, Hlc, LogId, Op, PublicKey, SegmentRef, SigningKey};
+
+fn sqlite() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = Db::sqlite(&dir.path().join("hub.db")).expect("db");
+    (dir, db)
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().expect("gen")).expect("key")
+}
+
+/// Enroll a box for `code` with a fresh token; returns its site and key.
+fn enrolled(db: &Db, code: &str) -> (Vec<u8>, SigningKey) {
+    let k = key();
+    let public = k.public();
+    let token = Token::from_random(&rand_bytes());
+    db.tx(|c| -> Result<(), StoreError> {
+        store::add_school(c, code, "Lycée", 0)?;
+        store::new_token(c, code, &token, false, 0)?;
+        Ok(())
+    })
+    .expect("school");
+    let site = [7u8; 16]
+        .iter()
+        .map(|b| b ^ code.len() as u8)
+        .collect::<Vec<u8>>();
+    let req = EnrollRequest {
+        school: code.into(),
+        site: kekeli_sync::hex(&site),
+        incarnation: 1,
+        token_id: token.id().into(),
+        csr_pem: "csr".into(),
+        proof: token.box_proof(code, "csr"),
+    };
+    let (_, e) = db
+        .tx(|c| {
+            store::enroll(c, &req, 10, &|_, _| {
+                Ok(("cert".into(), [code.len() as u8; 32], public))
+            })
+        })
+        .expect("enroll");
+    assert_eq!((e.site.clone(), e.incarnation), (site.clone(), 1));
+    (site, k)
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (i as u8)
+            .wrapping_mul(37)
+            .wrapping_add(std::process::id() as u8);
+    }
+    b
+}
+
+fn change(seq: u64, table: &str, scope: &str) -> Change {
+    let key = format!("{seq:032x}");
+    let mut row = serde_json::Map::new();
+    row.insert("id".into(), key.clone().into());
+    row.insert("scope".into(), scope.into());
+    Change {
+        seq,
+        hlc: Hlc::from_parts(1_700_000_000_000 + seq as i64, 0),
+        table: table.into(),
+        key,
+        op: Op::Insert,
+        row: Some(row),
+        changed: None,
+    }
+}
+
+#[test]
+fn tokens_are_one_time_expiring_and_bound_to_their_school() {
+    let (_d, db) = sqlite();
+    let hub_key = key().public();
+    db.tx(|c| store::init(c, &hub_key)).expect("init");
+    let token = Token::from_random(&[3; 16]);
+    db.tx(|c| -> Result<(), StoreError> {
+        store::add_school(c, "LTLOME", "Lycée de Tokoin", 0)?;
+        store::add_school(c, "LTKARA", "Lycée de Kara", 0)?;
+        store::new_token(c, "LTLOME", &token, false, 0)?;
+        Ok(())
+    })
+    .expect("schools");
+    assert!(
+        db.tx(|c| store::add_school(c, "LTLOME", "x", 0)).is_err(),
+        "twice"
+    );
+    assert!(
+        db.tx(|c| store::add_school(c, "lt lome", "x", 0)).is_err(),
+        "bad code"
+    );
+    let req = |school: &str, proof: String| EnrollRequest {
+        school: school.into(),
+        site: "00".repeat(16),
+        incarnation: 1,
+        token_id: token.id().into(),
+        csr_pem: "csr".into(),
+        proof,
+    };
+    let sign = |_: &str, _: &str| Ok(("cert".to_string(), [1u8; 32], PublicKey([2; 32])));
+    // Another school's token, a wrong proof, an expired token: refused alike.
+    for (r, now) in [
+        (req("LTKARA", token.box_proof("LTKARA", "csr")), 10),
+        (req("LTLOME", "00".repeat(32)), 10),
+        (
+            req("LTLOME", token.box_proof("LTLOME", "csr")),
+            10 + 15 * 86_400,
+        ),
+    ] {
+        let e = db
+            .tx(|c| store::enroll(c, &r, now, &sign))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("jeton"), "{e}");
+    }
+    let good = req("LTLOME", token.box_proof("LTLOME", "csr"));
+    db.tx(|c| store::enroll(c, &good, 10, &sign))
+        .expect("enroll");
+    assert!(
+        db.tx(|c| store::enroll(c, &good, 11, &sign)).is_err(),
+        "used once"
+    );
+    let s = db
+        .tx(|c| store::school_by_cert(c, &[1u8; 32]))
+        .expect("by cert")
+        .expect("school");
+    assert_eq!((s.code.as_str(), s.status.as_str()), ("LTLOME", "active"));
+    // An enrolled school gets a new token only to replace its box.
+    let t2 = Token::from_random(&[4; 16]);
+    assert!(
+        db.tx(|c| store::new_token(c, "LTLOME", &t2, false, 20))
+            .is_err()
+    );
+    db.tx(|c| store::new_token(c, "LTLOME", &t2, true, 20))
+        .expect("replacement");
+    // Revoked: its certificate no longer names a school.
+    db.tx(|c| store::revoke(c, "LTLOME")).expect("revoke");
+    assert!(
+        db.tx(|c| store::school_by_cert(c, &[1u8; 32]))
+            .expect("q")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing() {
+    let (_d, db) = sqlite();
+    let hub_key = key().public();
+    db.tx(|c| store::init(c, &hub_key)).expect("init");
+    let (site, _k) = enrolled(&db, "LTLOME");
+    let school = db
+        .tx(|c| store::school(c, "LTLOME"))
+        .expect("q")
+        .expect("school");
+    let log = LogId::new(kekeli_sync::hex(&site), 1);
+    let changes = vec![
+        change(1, "marks", "school:LTLOME"),
+        change(2, "marks", "school:LTKARA"),
+        change(3, "national_announcements", "school:LTLOME"),
+        change(4, "absences", "school:LTLOME"),
+    ];
+    let opened = Opened {
+        log: log.clone(),
+        first: 1,
+        last: 4,
+        changes,
+    };
+    let r = SegmentRef {
+        name: "a".repeat(64),
+        log: log.clone(),
+        first: 1,
+        last: 4,
+        bytes: 1,
+    };
+    let segs = vec![(r, opened)];
+    let s2 = segs.clone();
+    let applied = db
+        .tx(|c| store::apply(c, &school, &segs, 0))
+        .expect("apply");
+    assert_eq!((applied.applied, applied.refused), (2, 2));
+    assert_eq!(applied.hub_has.get(&log), 4);
+    assert!(
+        applied.refusals.iter().any(|r| r.contains("LTKARA")),
+        "{:?}",
+        applied.refusals
+    );
+    let again = db.tx(|c| store::apply(c, &school, &s2, 0)).expect("again");
+    assert_eq!((again.applied, again.duplicates), (0, 4));
+    let rows = db
+        .tx(|c| store::replica_rows(c, "school:LTLOME", "marks"))
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    // A gap refuses the whole manifest.
+    let gap = vec![(
+        SegmentRef {
+            name: "b".repeat(64),
+            log: log.clone(),
+            first: 6,
+            last: 6,
+            bytes: 1,
+        },
+        Opened {
+            log: log.clone(),
+            first: 6,
+            last: 6,
+            changes: vec![change(6, "marks", "school:LTLOME")],
+        },
+    )];
+    assert!(db.tx(|c| store::apply(c, &school, &gap, 0)).is_err());
+}
+
+#[test]
+fn national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables() {
+    let (_d, db) = sqlite();
+    let hub_key = key().public();
+    db.tx(|c| store::init(c, &hub_key)).expect("init");
+    let row = |title: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), "00".repeat(16).into());
+        m.insert("scope".into(), "national".into());
+        m.insert("title".into(), title.into());
+        m
+    };
+    let key = [0u8; 16];
+    for (i, t) in ["Rentrée", "Rentrée (reportée)"].iter().enumerate() {
+        let seq = db
+            .tx(|c| store::national_write(c, "national_announcements", &key, Some(&row(t)), 1000))
+            .expect("write");
+        assert_eq!(seq, i as u64 + 1);
+    }
+    let changes = db.tx(|c| store::hub_changes(c, 1, 10)).expect("log");
+    assert_eq!(changes.len(), 2);
+    assert_eq!((changes[0].op, changes[1].op), (Op::Insert, Op::Update));
+    assert!(
+        changes[1].hlc > changes[0].hlc,
+        "the clock moves on even at the same ms"
+    );
+    assert!(
+        db.tx(|c| store::national_write(c, "marks", &key, Some(&row("x")), 1000))
+            .is_err()
+    );
+}

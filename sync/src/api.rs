@@ -1,0 +1,113 @@
+//! The HTTP API between a box and the hub (`/sync/v1/…`), as types both sides serialise: the
+//! box's client and the hub's handlers cannot disagree on a field. Segments and manifests
+//! travel as their sealed bytes (`application/octet-stream`); everything else as JSON.
+//! Every call but `enroll` is made over mutual TLS: the client certificate says which school.
+
+use serde::{Deserialize, Serialize};
+
+use crate::VersionVector;
+
+/// The protocol version in every path.
+pub const PREFIX: &str = "/sync/v1";
+
+/// `POST /sync/v1/enroll` (server TLS only: the box has no certificate yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub school: String,
+    /// The box's site id (hex) and its log's incarnation: a first box keeps them (its log
+    /// already holds the school's changes).
+    pub site: String,
+    pub incarnation: u32,
+    /// The token's first group (it names the token; the rest stays secret).
+    pub token_id: String,
+    /// The box's certificate request (PEM), made with its Ed25519 key.
+    pub csr_pem: String,
+    /// `Token::box_proof(school, csr_pem)`.
+    pub proof: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The hub's CA (PEM): the box pins it, and trusts no other for the hub.
+    pub ca_pem: String,
+    /// The box's client certificate (PEM), signed by that CA.
+    pub cert_pem: String,
+    /// The site id (hex) and incarnation the box's log takes: a new box gets a new site; a
+    /// replacement takes the dead box's site under a new incarnation, and pulls it back.
+    pub site: String,
+    pub incarnation: u32,
+    /// The hub's own log's site id, and the key that signs its segments and manifests.
+    pub hub_site: String,
+    pub hub_key: String,
+    pub hub_time_ms: i64,
+    /// `Token::hub_proof` of the fields above, in this order.
+    pub proof: String,
+}
+
+impl EnrollResponse {
+    /// The fields the hub's proof covers, in order.
+    pub fn proved_parts(&self) -> Vec<Vec<u8>> {
+        vec![
+            self.ca_pem.as_bytes().to_vec(),
+            self.cert_pem.as_bytes().to_vec(),
+            self.site.as_bytes().to_vec(),
+            self.incarnation.to_be_bytes().to_vec(),
+            self.hub_site.as_bytes().to_vec(),
+            self.hub_key.as_bytes().to_vec(),
+        ]
+    }
+}
+
+/// `POST /sync/v1/hello`: the box says what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub vector: VersionVector,
+    /// The box's release (`kekeli 0.1.0`) and database schema version, for the console.
+    pub release: String,
+    pub schema: i64,
+    /// What waits on the box, for the console: changes and bytes not yet sent.
+    pub pending_changes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloResponse {
+    pub hub_time_ms: i64,
+    pub school: String,
+    /// What the hub holds of the box's own logs (every incarnation) and of its own log.
+    pub hub_has: VersionVector,
+    /// Segments uploaded but not yet applied (a manifest cut before it arrived): not resent.
+    pub segments_held: Vec<String>,
+    pub hub_site: String,
+}
+
+/// `POST /sync/v1/manifest` answers with what the hub applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+    /// Why, for the first refusals (the rest are counted): `table n°seq : reason`.
+    pub refusals: Vec<String>,
+    pub hub_has: VersionVector,
+}
+
+/// `POST /sync/v1/pull`: what the box holds; the answer is a sealed manifest (the hub's)
+/// listing the segments it lacks, which the box fetches with `GET /sync/v1/segments/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pull {
+    pub vector: VersionVector,
+}
+
+/// `POST /sync/v1/ack`: what the box holds after applying a pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub vector: VersionVector,
+}
+
+/// Any refusal, with a status code: a sentence in French for the technician, and a code for
+/// the client (`revoked`, `unknown_school`, `token`, `gap`, `bad_segment` …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,325 @@
+//! The sync end to end: `kekeli-hub` and `kekeli` as real processes over real mutual TLS on
+//! loopback — a school declared on the hub, the box enrolled with its one-time token, the
+//! school's data pushed, the hub's announcements and calendar pulled, both sides holding the
+//! same rows; a second run sends nothing; a revoked box is refused in words; a box restored
+//! from last week's backup takes a new incarnation and pulls its own tail back.
+//!
+//! The hub's binary is built with the workspace (`cargo nextest run --workspace`).
+
+use std::collections::BTreeSet;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+fn hub_binary() -> PathBuf {
+    let box_bin = PathBuf::from(env!("CARGO_BIN_EXE_kekeli"));
+    let hub = box_bin.with_file_name("kekeli-hub");
+    assert!(
+        hub.exists(),
+        "{} is missing: build the whole workspace (cargo nextest run --workspace)",
+        hub.display()
+    );
+    hub
+}
+
+fn hub(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(hub_binary());
+    c.arg("--data").arg(data).args(args);
+    c.env_remove("KEKELI_HUB_LOG").stdin(Stdio::null());
+    c
+}
+
+fn kekeli(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kekeli"));
+    let config = data.with_extension("toml");
+    if !config.exists() {
+        std::fs::write(
+            &config,
+            "school_code = \"TEST\"\nschool_name = \"Lycée de test\"\n[mdns]\nenabled = false\n[sync]\nattempts = 1\ntimeout_secs = 20\n",
+        )
+        .expect("config");
+    }
+    c.arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(data)
+        .args(args);
+    c.env_remove("RUST_LOG").stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KEKELI_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: Output) -> String {
+    let text = out(&o);
+    assert!(o.status.success(), "{text}");
+    text
+}
+
+/// The token in `school add`'s words.
+fn token_of(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 29 && l.matches('-').count() == 4)
+        .unwrap_or_else(|| panic!("no token in {text}"))
+        .to_string()
+}
+
+struct RunningHub {
+    child: Child,
+    url: String,
+}
+
+impl Drop for RunningHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_hub(data: &Path) -> RunningHub {
+    let mut child = hub(data, &["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hub");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let start = Instant::now();
+    let addr = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "hub never listened"
+        );
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(a) = l.strip_prefix("kekeli-hub écoute sur ") {
+                    break a.trim().to_string();
+                }
+            }
+            _ => panic!("hub exited before listening"),
+        }
+    };
+    RunningHub {
+        child,
+        url: format!("https://{addr}"),
+    }
+}
+
+/// A box's data folder holding the demo school (code TEST), made in-process.
+fn demo_box(data: &Path) {
+    let mut config = kekeli::config::Config {
+        data_dir: data.to_path_buf(),
+        school_code: "TEST".into(),
+        ..Default::default()
+    };
+    config.mdns.enabled = false;
+    let prepared = kekeli::init(&config).expect("init");
+    let year = kekeli::demo::school_year_of(kekeli::school::calendar::utc_now());
+    kekeli::demo::populate(&prepared.db, data, year).expect("demo");
+}
+
+/// Every live row key of each school table, on the box.
+fn box_keys(data: &Path) -> BTreeSet<(String, String)> {
+    let c = Connection::open(data.join("kekeli.db")).expect("open");
+    let mut out = BTreeSet::new();
+    for t in kekeli_sync::registry::REGISTRY {
+        if t.owner == kekeli_sync::registry::Owner::Hub {
+            continue;
+        }
+        let mut stmt = c
+            .prepare(&format!("SELECT lower(hex(id)) FROM \"{}\"", t.name))
+            .expect("prepare");
+        for k in stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+        {
+            out.insert((t.name.to_string(), k.expect("key")));
+        }
+    }
+    out
+}
+
+/// Every live row key of the school's replica, on the hub.
+fn hub_keys(hub_data: &Path) -> BTreeSet<(String, String)> {
+    let c = Connection::open(hub_data.join("hub.db")).expect("open");
+    let mut stmt = c
+        .prepare("SELECT tbl, lower(hex(row_key)) FROM replica WHERE scope = 'school:TEST' AND deleted = 0")
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    Connection::open(db)
+        .expect("open")
+        .query_row(sql, [], |r| r.get(0))
+        .expect(sql)
+}
+
+#[test]
+fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let box_data = tmp.path().join("box");
+    let added = ok(hub(&hub_data, &["school", "add", "TEST", "Lycée de test"])
+        .output()
+        .expect("add"));
+    let token = token_of(&added);
+    let running = serve_hub(&hub_data);
+    demo_box(&box_data);
+
+    // A wrong token is refused in words, and changes nothing.
+    let wrong = kekeli(
+        &box_data,
+        &[
+            "sync",
+            "enroll",
+            &running.url,
+            "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE",
+        ],
+    )
+    .output()
+    .expect("enroll");
+    assert!(!wrong.status.success());
+    assert!(out(&wrong).contains("jeton"), "{}", out(&wrong));
+    assert!(!box_data.join("sync/hub.json").exists());
+
+    ok(kekeli(&box_data, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    // The token was for one box only.
+    let again = kekeli(&box_data, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll");
+    assert!(!again.status.success(), "{}", out(&again));
+
+    ok(hub(
+        &hub_data,
+        &[
+            "announce",
+            "--title",
+            "Rentrée des enseignants",
+            "--body",
+            "Lundi à 8 h, dans chaque établissement.",
+            "--audience",
+            "personnels",
+            "--from",
+            "2026-09-01",
+        ],
+    )
+    .output()
+    .expect("announce"));
+    ok(hub(
+        &hub_data,
+        &[
+            "calendar",
+            "--kind",
+            "examen",
+            "--name",
+            "BEPC",
+            "--exam",
+            "BEPC",
+            "--year",
+            "2026-2027",
+            "--from",
+            "2027-06-08",
+            "--to",
+            "2027-06-11",
+        ],
+    )
+    .output()
+    .expect("calendar"));
+
+    let first = ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
+    assert!(first.contains("Synchronisation faite"), "{first}");
+    let sent = box_keys(&box_data);
+    assert!(sent.len() > 1000, "the demo school: {} rows", sent.len());
+    assert_eq!(sent, hub_keys(&hub_data), "the hub holds every school row");
+    let box_db = box_data.join("kekeli.db");
+    assert_eq!(
+        count(
+            &box_db,
+            "SELECT COUNT(*) FROM national_announcements WHERE title = 'Rentrée des enseignants' AND audience = 'personnels'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &box_db,
+            "SELECT COUNT(*) FROM national_calendar WHERE exam = 'BEPC' AND starts_on = '2027-06-08'"
+        ),
+        1
+    );
+    // The values, not only the keys: a mark on both sides.
+    let (key, value): (String, Option<f64>) = Connection::open(&box_db)
+        .expect("open")
+        .query_row(
+            "SELECT lower(hex(id)), value FROM marks WHERE value IS NOT NULL LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("mark");
+    let data: String = Connection::open(hub_data.join("hub.db"))
+        .expect("open")
+        .query_row(
+            "SELECT data FROM replica WHERE tbl = 'marks' AND lower(hex(row_key)) = ?1",
+            [&key],
+            |r| r.get(0),
+        )
+        .expect("replica mark");
+    let json: serde_json::Value = serde_json::from_str(&data).expect("json");
+    assert_eq!(json["value"].as_f64(), value);
+    // What the hub acknowledged left the box's log.
+    assert_eq!(count(&box_db, "SELECT COUNT(*) FROM sync_log"), 0);
+
+    // Nothing new: nothing sent, nothing received.
+    let second = ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
+    assert!(
+        second.contains("0 changement(s) envoyé(s), 0 reçu(s)"),
+        "{second}"
+    );
+
+    // Revoked: refused in words the technician can act on.
+    ok(hub(&hub_data, &["school", "revoke", "TEST"])
+        .output()
+        .expect("revoke"));
+    let refused = kekeli(&box_data, &["sync", "run"]).output().expect("run");
+    assert!(!refused.status.success());
+    assert!(out(&refused).contains("révoqué"), "{}", out(&refused));
+    drop(running);
+}
+
+#[test]
+fn a_box_never_enrolled_says_how_to_enroll_and_serves_as_before() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let box_data = tmp.path().join("box");
+    demo_box(&box_data);
+    let o = kekeli(&box_data, &["sync", "run"]).output().expect("run");
+    assert!(!o.status.success());
+    assert!(out(&o).contains("kekeli sync enroll"), "{}", out(&o));
+    let status = ok(kekeli(&box_data, &["sync", "status"])
+        .output()
+        .expect("status"));
+    assert!(status.contains("pas inscrit"), "{status}");
+    // No sync table was written, and the log keeps every change for the day it enrolls.
+    let db = box_data.join("kekeli.db");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sync_received"), 0);
+    assert!(count(&db, "SELECT COUNT(*) FROM sync_log") > 1000);
+}
