@@ -780,12 +780,14 @@ pub fn pull_plan(
         });
         next = last + 1;
     }
-    // The school's earlier incarnations, from the segments it sent.
+    // The school's logs the box holds less of than the hub: its earlier incarnations (a
+    // restored box), or all of them (a replacement), from the segments they were sent in. The
+    // log the box writes now is never among them: the hub cannot be ahead of it (hello turns
+    // that case into a new incarnation first).
     let site = school.site.clone().unwrap_or_default();
-    let current = school.incarnation.unwrap_or(0);
     let logs = c.rows(
-        "SELECT incarnation, seq, sign_key FROM logs WHERE site = $1 AND incarnation <> $2 ORDER BY incarnation",
-        &[site.clone().into(), current.into()],
+        "SELECT incarnation, seq, sign_key FROM logs WHERE site = $1 ORDER BY incarnation",
+        &[site.clone().into()],
     )?;
     for l in logs {
         let log = LogId::new(hex(&site), l[0].int() as u32);
