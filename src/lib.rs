@@ -132,15 +132,20 @@ pub fn init(config: &Config) -> Result<Prepared, InitError> {
     } else {
         None
     };
+    // A replacement box waiting for its school from the hub seeds nothing and makes no first
+    // account: the school's own (and its technician's) come back with the first sync.
+    let awaiting = matches!(sync::Enrollment::load(config), Ok(Some(e)) if e.awaiting_school());
     db.write_blocking(|tx| {
-        let scope = db::registry::school_scope(tx)?;
-        school::seed_reference(tx, &scope)?;
-        competences::seed(tx, &scope)?;
+        if !awaiting {
+            let scope = db::registry::school_scope(tx)?;
+            school::seed_reference(tx, &scope)?;
+            competences::seed(tx, &scope)?;
+        }
         backup::key::ensure(tx, dir, db::now())
     })?;
     let days = config.security.activation_days;
     let first_login = db.write_blocking(|tx| {
-        if people::anyone_holds(tx, Role::Technicien)? {
+        if awaiting || people::anyone_holds(tx, Role::Technicien)? {
             return Ok::<_, DbError>(None);
         }
         let issued = store::create_account_with_code(

@@ -938,6 +938,12 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                 e.url, e.school
             );
             println!("Lancez « kekeli sync run » pour une première synchronisation.");
+            if e.replaced {
+                println!(
+                    "Cette box remplace celle de l'établissement : la première synchronisation ramène toutes ses données. \
+                     Les mots de passe ne voyagent jamais : donnez de nouveaux codes d'activation (kekeli user reset-code IDENTIFIANT)."
+                );
+            }
         }
         SyncCommand::Run { timer } => {
             let origin = if timer { "minuteur" } else { "commande" };

@@ -429,3 +429,133 @@ fn a_box_restored_from_last_weeks_backup_pulls_its_own_tail_back() {
     assert!(inc > 1, "incarnation {inc}");
     drop(running);
 }
+
+/// Every school table's rows (public columns), in key order: what must be equal on two boxes
+/// of the same school.
+fn school_dump(data: &Path) -> Vec<(String, Vec<String>)> {
+    let c = Connection::open(data.join("kekeli.db")).expect("open");
+    let mut out = Vec::new();
+    for t in kekeli_sync::registry::REGISTRY {
+        if t.owner == kekeli_sync::registry::Owner::Hub {
+            continue;
+        }
+        let cols: Vec<String> = c
+            .prepare(&format!("PRAGMA table_info(\"{}\")", t.name))
+            .expect("info")
+            .query_map([], |r| r.get::<_, String>(1))
+            .expect("cols")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cols")
+            .into_iter()
+            .filter(|n| !t.secret_columns.contains(&n.as_str()))
+            .map(|n| format!("quote(\"{n}\")"))
+            .collect();
+        let rows: Vec<String> = c
+            .prepare(&format!(
+                "SELECT {} FROM \"{}\" ORDER BY id",
+                cols.join(" || '|' || "),
+                t.name
+            ))
+            .expect("select")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        out.push((t.name.to_string(), rows));
+    }
+    out
+}
+
+#[test]
+fn a_dead_box_is_replaced_and_the_new_one_pulls_the_whole_school_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let old = tmp.path().join("old");
+    let token = token_of(&ok(hub(
+        &hub_data,
+        &["school", "add", "TEST", "Lycée de test"],
+    )
+    .output()
+    .expect("add")));
+    let running = serve_hub(&hub_data);
+    demo_box(&old);
+    ok(kekeli(&old, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    ok(kekeli(&old, &["sync", "run"]).output().expect("run"));
+    let school = school_dump(&old);
+
+    // The old box dies. The ministry confirms a replacement; a new box, fresh from
+    // `kekeli init`, enrolls with it.
+    let replacement = token_of(&ok(hub(
+        &hub_data,
+        &["school", "token", "TEST", "--replace"],
+    )
+    .output()
+    .expect("token")));
+    let new = tmp.path().join("new");
+    std::fs::copy(old.with_extension("toml"), new.with_extension("toml")).expect("cfg");
+    ok(kekeli(&new, &["init"]).output().expect("init"));
+    let enrolled = ok(
+        kekeli(&new, &["sync", "enroll", &running.url, &replacement])
+            .output()
+            .expect("enroll"),
+    );
+    assert!(enrolled.contains("remplace"), "{enrolled}");
+    ok(kekeli(&new, &["sync", "run"]).output().expect("run"));
+    let pulled = school_dump(&new);
+    for ((table, rows), (_, back)) in school.iter().zip(&pulled) {
+        assert_eq!(rows.len(), back.len(), "{table}: row count");
+        assert_eq!(rows, back, "{table}");
+    }
+    let c = Connection::open(new.join("kekeli.db")).expect("open");
+    let refused: i64 = c
+        .query_row("SELECT COUNT(*) FROM sync_refused", [], |r| r.get(0))
+        .expect("refused");
+    assert_eq!(refused, 0);
+    // The old box's certificate no longer works.
+    let gone = kekeli(&old, &["sync", "run"]).output().expect("run");
+    assert!(!gone.status.success());
+    assert!(out(&gone).contains("révoqué"), "{}", out(&gone));
+    // The new box's own changes go up under its own incarnation.
+    add_rooms(&new, &["Salle neuve"]);
+    ok(kekeli(&new, &["sync", "run"]).output().expect("run"));
+    assert_eq!(box_keys(&new), hub_keys(&hub_data));
+    drop(running);
+}
+
+#[test]
+fn a_replacement_box_that_already_holds_a_school_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let first = tmp.path().join("first");
+    let token = token_of(&ok(hub(
+        &hub_data,
+        &["school", "add", "TEST", "Lycée de test"],
+    )
+    .output()
+    .expect("add")));
+    let running = serve_hub(&hub_data);
+    demo_box(&first);
+    ok(kekeli(&first, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    let replacement = token_of(&ok(hub(
+        &hub_data,
+        &["school", "token", "TEST", "--replace"],
+    )
+    .output()
+    .expect("token")));
+    // A box with a school of its own (the demo) would lose it: refused, nothing changed.
+    let other = tmp.path().join("other");
+    demo_box(&other);
+    let before = school_dump(&other);
+    let o = kekeli(&other, &["sync", "enroll", &running.url, &replacement])
+        .output()
+        .expect("enroll");
+    assert!(!o.status.success());
+    assert!(out(&o).contains("serveur neuf"), "{}", out(&o));
+    assert_eq!(school_dump(&other), before);
+    assert!(!other.join("sync/hub.json").exists());
+    drop(running);
+}

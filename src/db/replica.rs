@@ -203,6 +203,47 @@ pub fn adopt_site(tx: &Transaction<'_>, site_id: &[u8], incarnation: u32) -> Res
     Ok(())
 }
 
+/// The tables this box's own log has touched so far.
+pub fn local_tables(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let me = site(conn)?;
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT tbl FROM sync_log WHERE origin = ?1 AND incarnation = ?2 ORDER BY tbl",
+    )?;
+    let rows = stmt
+        .query_map((&me.id, me.log.incarnation), |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Set aside what a fresh box made by itself before it replaced the school's previous box
+/// (the seeds and first account of `kekeli init`): the rows its own log inserted are removed,
+/// newest first, and its log emptied, so the school it pulls back arrives in an empty house.
+/// Runs inside [`super::Db::apply_blocking`]; the caller checked [`local_tables`] first.
+pub fn forget_local(tx: &Transaction<'_>) -> Result<usize, DbError> {
+    let me = site(tx)?;
+    tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+    let inserted: Vec<(String, Vec<u8>)> = tx
+        .prepare(
+            "SELECT tbl, row_key FROM sync_log WHERE origin = ?1 AND incarnation = ?2 AND op = 'I' \
+             ORDER BY seq DESC",
+        )?
+        .query_map((&me.id, me.log.incarnation), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut removed = 0;
+    for (table, key) in inserted {
+        if registry::table(&table).is_none() {
+            continue;
+        }
+        removed += tx.execute(&format!("DELETE FROM \"{table}\" WHERE id = ?1"), [&key])?;
+    }
+    tx.execute(
+        "DELETE FROM sync_log WHERE origin = ?1 AND incarnation = ?2",
+        (&me.id, me.log.incarnation),
+    )?;
+    tx.execute("UPDATE sync_state SET seq = 0 WHERE singleton = 1", [])?;
+    Ok(removed)
+}
+
 fn hold(tx: &Transaction<'_>, origin: &[u8], incarnation: u32, seq: u64) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO sync_received (origin, incarnation, seq) VALUES (?1, ?2, ?3) \

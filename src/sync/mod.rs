@@ -62,6 +62,20 @@ impl SyncError {
     }
 }
 
+/// The tables `kekeli init` fills on a fresh box (reference seeds, the first technician): a
+/// replacement box may hold these only, and sets them aside before it pulls the school back.
+const INIT_TABLES: &[&str] = &[
+    "people",
+    "accounts",
+    "person_roles",
+    "levels",
+    "series",
+    "subjects",
+    "competence_frameworks",
+    "competence_domains",
+    "competences",
+];
+
 /// What enrollment gave, kept in `DATA/sync/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Enrollment {
@@ -70,6 +84,27 @@ pub struct Enrollment {
     pub hub_site: String,
     pub hub_key: String,
     pub enrolled_at: i64,
+    /// This box replaced the school's previous one.
+    #[serde(default)]
+    pub replaced: bool,
+    /// The school came back from the hub (a replacement's first successful run): until then
+    /// `kekeli init` seeds nothing, so the school's own rows arrive in an empty house.
+    #[serde(default)]
+    pub pulled: bool,
+}
+
+impl Enrollment {
+    /// A replacement box waiting for its school.
+    pub fn awaiting_school(&self) -> bool {
+        self.replaced && !self.pulled
+    }
+
+    fn save(&self, config: &Config) -> Result<(), SyncError> {
+        write_private(
+            &dir(config).join("hub.json"),
+            &serde_json::to_vec_pretty(self).map_err(|e| SyncError::Setup(e.to_string()))?,
+        )
+    }
 }
 
 pub fn dir(config: &Config) -> PathBuf {
@@ -197,20 +232,34 @@ pub async fn enroll(
         hub_site: resp.hub_site.clone(),
         hub_key: resp.hub_key.clone(),
         enrolled_at: now_ms() / 1000,
+        replaced: resp.replaces,
+        pulled: false,
     };
     let incarnation = resp.incarnation;
-    {
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || {
-            db.write_blocking(|tx| replica::adopt_site(tx, &site, incarnation))
-        })
-        .await
-        .map_err(|e| SyncError::Setup(e.to_string()))??;
+    if resp.replaces {
+        // A replacement pulls the whole school back: it must not have a school of its own.
+        let touched = blocking(db, |db| db.read_blocking(replica::local_tables)).await?;
+        let own: Vec<String> = touched
+            .into_iter()
+            .filter(|t| !INIT_TABLES.contains(&t.as_str()))
+            .collect();
+        if !own.is_empty() {
+            return Err(SyncError::Setup(format!(
+                "ce serveur remplace celui de l'établissement, mais il a déjà ses propres données \
+                 ({}) : inscrivez un serveur neuf (kekeli init sur un dossier vide)",
+                own.join(", ")
+            )));
+        }
     }
-    write_private(
-        &d.join("hub.json"),
-        &serde_json::to_vec_pretty(&e).map_err(|e| SyncError::Setup(e.to_string()))?,
-    )?;
+    let replaces = resp.replaces;
+    blocking(db, move |db| {
+        if replaces {
+            db.apply_blocking(replica::forget_local)?;
+        }
+        db.write_blocking(|tx| replica::adopt_site(tx, &site, incarnation))
+    })
+    .await?;
+    e.save(config)?;
     let url = e.url.clone();
     blocking(db, move |db| {
         db.write_blocking(|tx| {
@@ -281,6 +330,13 @@ pub async fn run(db: &Db, config: &Config, origin: &str) -> Result<Report, SyncE
             }
             _ => break,
         }
+    }
+    if result.is_ok() && enrollment.awaiting_school() {
+        Enrollment {
+            pulled: true,
+            ..enrollment.clone()
+        }
+        .save(config)?;
     }
     let (report, error) = match &result {
         Ok(r) => (r.clone(), None),

@@ -36,6 +36,9 @@ pub struct EnrollResponse {
     /// replacement takes the dead box's site under a new incarnation, and pulls it back.
     pub site: String,
     pub incarnation: u32,
+    /// The box replaces the school's previous one: it takes that box's site and pulls the
+    /// school back (what it holds itself is set aside first).
+    pub replaces: bool,
     /// The hub's own log's site id, and the key that signs its segments and manifests.
     pub hub_site: String,
     pub hub_key: String,
@@ -52,6 +55,7 @@ impl EnrollResponse {
             self.cert_pem.as_bytes().to_vec(),
             self.site.as_bytes().to_vec(),
             self.incarnation.to_be_bytes().to_vec(),
+            vec![u8::from(self.replaces)],
             self.hub_site.as_bytes().to_vec(),
             self.hub_key.as_bytes().to_vec(),
         ]

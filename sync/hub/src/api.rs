@@ -174,6 +174,7 @@ async fn enroll(
         cert_pem: cert,
         site: hex(&enrolled.site),
         incarnation: enrolled.incarnation,
+        replaces: enrolled.replaces,
         hub_site: hub.site.clone(),
         hub_key: hub.pki.signing.public().to_hex(),
         hub_time_ms: now_ms(),

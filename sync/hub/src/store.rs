@@ -232,6 +232,8 @@ pub type PullPlan = (Vec<SegmentRef>, Vec<(LogId, String)>);
 pub struct Enrolled {
     pub site: Vec<u8>,
     pub incarnation: u32,
+    /// The box takes over from the school's previous one.
+    pub replaces: bool,
     pub proof_key: Stored,
 }
 
@@ -283,6 +285,7 @@ pub fn enroll(
         .map_err(|e| StoreError::refused("csr", format!("demande de certificat refusée : {e}")))?;
     // A replacement keeps the school's site and takes the next incarnation: it pulls the
     // school's log back from here.
+    let replaces = s.site.is_some();
     let (site, incarnation) = match &s.site {
         Some(site) => {
             let max = c
@@ -333,6 +336,7 @@ pub fn enroll(
         Enrolled {
             site,
             incarnation,
+            replaces,
             proof_key: stored,
         },
     ))
