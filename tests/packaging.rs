@@ -135,3 +135,59 @@ fn the_nightly_backup_is_a_persistent_timer_and_a_quiet_hardened_service() {
         ],
     );
 }
+
+const SYNC_SERVICE: &str = include_str!("../systemd/kekeli-sync.service");
+const SYNC_TIMER: &str = include_str!("../systemd/kekeli-sync.timer");
+const HUB_SERVICE: &str = include_str!("../systemd/kekeli-hub.service");
+
+#[test]
+fn the_nightly_sync_and_the_hub_are_valid_hardened_units() {
+    for line in [
+        "OnCalendar=",
+        "Persistent=true",
+        "RandomizedDelaySec=",
+        "Unit=kekeli-sync.service",
+    ] {
+        assert!(
+            SYNC_TIMER.lines().any(|l| l.starts_with(line)),
+            "timer misses {line}"
+        );
+    }
+    for (unit, lines) in [
+        (
+            SYNC_SERVICE,
+            &[
+                "Type=oneshot",
+                "ExecStart=/usr/bin/kekeli sync run --timer",
+                "User=kekeli",
+                "ProtectSystem=strict",
+                "NoNewPrivileges=yes",
+            ][..],
+        ),
+        (
+            HUB_SERVICE,
+            &[
+                "ExecStart=/usr/bin/kekeli-hub serve",
+                "StateDirectory=kekeli-hub",
+                "ProtectSystem=strict",
+                "NoNewPrivileges=yes",
+            ][..],
+        ),
+    ] {
+        for line in lines {
+            assert!(unit.lines().any(|l| l.starts_with(line)), "misses {line}");
+        }
+    }
+    if !systemd_analyze() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    verify(
+        dir.path(),
+        &[
+            ("kekeli-sync.service", SYNC_SERVICE),
+            ("kekeli-sync.timer", SYNC_TIMER),
+            ("kekeli-hub.service", HUB_SERVICE),
+        ],
+    );
+}
