@@ -136,6 +136,32 @@ pub enum Capability {
     PrintRecoverySheet,
 }
 
+/// The audiences of national announcements a person sees on their portal (the hub names one
+/// per announcement): everyone's, plus pupils', families', staff's or the direction's.
+pub fn announcement_audiences(p: &Principal) -> Vec<&'static str> {
+    let mut out = vec!["tous"];
+    let mut add = |a: &'static str| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for role in &p.roles {
+        match role {
+            Role::Eleve => add("eleves"),
+            Role::Parent => add("familles"),
+            Role::Direction => {
+                add("personnels");
+                add("direction");
+            }
+            Role::Enseignant | Role::VieScolaire | Role::Secretariat | Role::Technicien => {
+                add("personnels")
+            }
+            Role::Invite => {}
+        }
+    }
+    out
+}
+
 pub fn allows(who: &Principal, cap: Capability) -> bool {
     match cap {
         Capability::ManageAccounts => {

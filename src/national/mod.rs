@@ -19,25 +19,6 @@ pub struct Announcement {
     pub ends_on: Option<String>,
 }
 
-/// The audiences a portal shows for a set of roles (the hub names one per announcement).
-pub fn audiences_of(roles: &[&str]) -> Vec<&'static str> {
-    let mut out = vec!["tous"];
-    for role in roles {
-        let extra: &[&'static str] = match *role {
-            "eleve" => &["eleves"],
-            "parent" => &["familles"],
-            "direction" => &["personnels", "direction"],
-            _ => &["personnels"],
-        };
-        for a in extra {
-            if !out.contains(a) {
-                out.push(a);
-            }
-        }
-    }
-    out
-}
-
 /// Announcements current on `today` (AAAA-MM-JJ) for any of `audiences`, newest first.
 pub fn announcements(
     conn: &Connection,

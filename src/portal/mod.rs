@@ -93,6 +93,8 @@ struct Home {
     greeting: String,
     tiles: Vec<Tile>,
     notice: String,
+    /// National announcements for this person's audiences, from the hub.
+    national: Vec<crate::national::Announcement>,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,6 +118,14 @@ async fn home(
         principal.has(Role::Parent),
         principal.has(Role::Enseignant) && !policy::allows(&principal, Capability::ListAllClasses),
     );
+    let audiences = policy::announcement_audiences(&principal);
+    let today = state.clock.today_iso();
+    let national = state
+        .db
+        .read(move |c| {
+            crate::national::announcements(c, &audiences, &today).map_err(AppError::from)
+        })
+        .await?;
     let (children, taught) = if wants_children || wants_classes {
         state
             .db
@@ -382,5 +392,6 @@ async fn home(
         page,
         tiles,
         notice,
+        national,
     })
 }
