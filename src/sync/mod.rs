@@ -473,6 +473,10 @@ async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncEr
                 if spent > 0 && spent.saturating_add(s.bytes.len() as u64) > budget {
                     break;
                 }
+                // The rest goes in the next manifest (the hub bounds what one may list).
+                if refs.len() >= kekeli_sync::manifest::MAX_SEGMENTS_PER_PUSH {
+                    break;
+                }
                 if !hello.segments_held.contains(&s.name) {
                     let a = client
                         .request(

@@ -14,6 +14,9 @@ const SIGNATURE: &[u8] = b"kekeli-manifest-v1";
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 /// Most segments one manifest may list.
 pub const MAX_SEGMENTS: usize = 4096;
+/// Most segments a box's manifest to the hub may list: the hub reads and opens them all
+/// before its one transaction, so this bounds its memory per box (64 × 8 MiB at worst).
+pub const MAX_SEGMENTS_PER_PUSH: usize = 64;
 
 /// What kind of data a segment carries, in the order a night's budget sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -111,6 +111,9 @@ impl From<crate::objects::ObjectsError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Most segments one box's manifest may list (each is read and opened before the apply).
+const MAX_SEGMENTS_FROM_A_BOX: usize = kekeli_sync::manifest::MAX_SEGMENTS_PER_PUSH;
+
 pub fn router(hub: Hub) -> axum::Router {
     let p = kekeli_sync::api::PREFIX;
     axum::Router::new()
@@ -318,6 +321,18 @@ async fn manifest(
             e.to_string(),
         )
     })?;
+    // What one manifest may make the hub hold in memory: a box sends ≈ 20 segments of ~1 MB
+    // (20,000 changes) at a time.
+    if m.segments.len() > MAX_SEGMENTS_FROM_A_BOX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_segments",
+            format!(
+                "manifeste de {} segments : au plus {MAX_SEGMENTS_FROM_A_BOX} à la fois",
+                m.segments.len()
+            ),
+        ));
+    }
     let site = hex(school.site.as_deref().unwrap_or_default());
     if m.from != site {
         return Err(ApiError::new(
