@@ -68,7 +68,9 @@ pub fn known(conn: &Connection, key_id: &str) -> Result<Option<(i64, Option<i64>
         .optional()?)
 }
 
-fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+/// Write a private file (0600) atomically and durably: a temporary file synced, renamed, the
+/// folder synced. Also the sync's keys and certificates (`crate::sync`).
+pub(crate) fn write_secret(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     {
@@ -78,7 +80,7 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(text.as_ref())?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;

@@ -130,19 +130,7 @@ impl Enrollment {
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<(), SyncError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    Ok(crate::backup::key::write_secret(path, data)?)
 }
 
 fn now_ms() -> i64 {
