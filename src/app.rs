@@ -15,6 +15,7 @@ fn all_routes() -> Routes {
         .merge(crate::people::routes())
         .merge(crate::admin::routes())
         .merge(crate::backup::web::routes())
+        .merge(crate::sync::web::routes())
         .merge(crate::school::routes())
         .merge(crate::timetable::routes())
         .merge(crate::attendance::routes())

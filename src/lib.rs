@@ -240,6 +240,7 @@ pub async fn serve(
         marks_pages: crate::grades::cache::marks_pages(),
         bulletin_job: Default::default(),
         backups: Default::default(),
+        sync: Default::default(),
         connections: Default::default(),
         flash: Default::default(),
         unsent: Default::default(),

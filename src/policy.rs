@@ -134,6 +134,9 @@ pub enum Capability {
     /// Print the recovery sheet: the only way to a key that reads the backups, hence to every
     /// mark and file of the school — the direction's, never the technician's.
     PrintRecoverySheet,
+    /// Enroll the box with the national hub, run a sync now, read its state and settle the
+    /// shared fields edited on both sides (the technician's sync page).
+    RunSync,
 }
 
 /// The audiences of national announcements a person sees on their portal (the hub names one
@@ -204,6 +207,7 @@ pub fn allows(who: &Principal, cap: Capability) -> bool {
         Capability::EditPeople => who.has(Role::Secretariat),
         Capability::RunBackups => who.has(Role::Technicien),
         Capability::PrintRecoverySheet => who.has(Role::Direction),
+        Capability::RunSync => who.has(Role::Technicien),
     }
 }
 
@@ -651,6 +655,7 @@ mod tests {
         assert!(!may_view_attendance_of(&tech, PersonFacts::default()));
         // Backups: the technician runs them; only the direction gets the key that reads them.
         assert!(allows(&tech, Capability::RunBackups));
+        assert!(allows(&tech, Capability::RunSync));
         assert!(!allows(&tech, Capability::PrintRecoverySheet));
         let dir = p(&[Role::Direction]);
         assert!(allows(&dir, Capability::PrintRecoverySheet));
@@ -664,6 +669,7 @@ mod tests {
         ] {
             assert!(!allows(&p(&[r]), Capability::PrintRecoverySheet));
             assert!(!allows(&p(&[r]), Capability::RunBackups));
+            assert!(!allows(&p(&[r]), Capability::RunSync));
         }
     }
 

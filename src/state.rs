@@ -47,6 +47,8 @@ pub struct Inner {
     pub bulletin_job: crate::bulletins::SchoolJob,
     /// The backup the server is running, if any (see `backup::watch`).
     pub backups: crate::backup::watch::Jobs,
+    /// The sync this server runs (the technician's button), if any (see `sync::web`).
+    pub sync: crate::sync::web::Jobs,
     /// Forms sent after their session ended, waiting for their owner's next login.
     pub unsent: crate::web::unsent::Unsent,
     /// Messages waiting for the page a redirect leads to (see `web::flash`).

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+mod common;
+
 fn hub_binary() -> PathBuf {
     let box_bin = PathBuf::from(env!("CARGO_BIN_EXE_kekeli"));
     let hub = box_bin.with_file_name("kekeli-hub");
@@ -558,4 +560,154 @@ fn a_replacement_box_that_already_holds_a_school_is_refused() {
     assert_eq!(school_dump(&other), before);
     assert!(!other.join("sync/hub.json").exists());
     drop(running);
+}
+
+/// Unescape what the page's HTML escaped, for plain-text checks.
+fn plain(html: &str) -> String {
+    html.replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_technician_enrolls_the_box_and_syncs_from_the_page() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let added = ok(hub(&hub_data, &["school", "add", "TEST", "Lycée de test"])
+        .output()
+        .expect("add"));
+    let token = token_of(&added);
+    let running = serve_hub(&hub_data);
+    let server = common::TestServer::start_with(common::Options {
+        demo: true,
+        tweak: Box::new(|c| {
+            c.sync.attempts = 1;
+            c.sync.timeout_secs = 20;
+        }),
+    })
+    .await;
+    let tech = server.logged_in(kekeli::policy::Role::Technicien).await;
+
+    // Not enrolled: the page says so and offers the form; others are refused the page.
+    let home = tech.text("/").await;
+    assert!(
+        home.contains("/admin/synchronisation"),
+        "a tile on the technician's portal"
+    );
+    let page = plain(&tech.text("/admin/synchronisation").await);
+    assert!(page.contains("pas encore inscrite"), "{page}");
+    assert!(page.contains("name=\"token\""), "{page}");
+    let teacher = server.logged_in(kekeli::policy::Role::Enseignant).await;
+    assert_eq!(teacher.get("/admin/synchronisation").await.status(), 403);
+    // Synchroniser maintenant before enrolling says what to do.
+    let r = tech.post("/admin/synchronisation", &[]).await;
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let page = plain(&tech.text(&loc).await);
+    assert!(page.contains("demandez un jeton"), "{page}");
+
+    // A wrong token: refused in words, what was typed kept, nothing enrolled.
+    let r = tech
+        .post(
+            "/admin/synchronisation/inscription",
+            &[
+                ("url", &running.url),
+                ("token", "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = plain(&r.text().await.expect("body"));
+    assert!(page.contains("role=\"alert\""), "{page}");
+    assert!(page.contains("portail national refuse"), "{page}");
+    assert!(
+        page.contains(&format!("value=\"{}\"", running.url)),
+        "the address kept"
+    );
+    assert!(
+        page.contains("value=\"AAAAA-BBBBB-CCCCC-DDDDD-EEEEE\""),
+        "the token kept"
+    );
+    assert!(!server.config.data_dir.join("sync/hub.json").exists());
+
+    // The right one: enrolled, and the page shows the hub.
+    let r = tech
+        .post(
+            "/admin/synchronisation/inscription",
+            &[("url", &running.url), ("token", &token)],
+        )
+        .await;
+    if r.status() != 303 {
+        panic!("{}", plain(&r.text().await.expect("body")));
+    }
+    let loc = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let page = plain(&tech.text(&loc).await);
+    assert!(page.contains("Box inscrite au portail national"), "{page}");
+    assert!(page.contains(&running.url), "{page}");
+    assert!(
+        !page.contains("name=\"token\""),
+        "no enroll form once enrolled"
+    );
+
+    // Synchroniser maintenant: runs in the background; the page follows it to the end.
+    let r = tech.post("/admin/synchronisation", &[]).await;
+    assert_eq!(r.status(), 303);
+    let start = Instant::now();
+    let page = loop {
+        let page = plain(&tech.text("/admin/synchronisation").await);
+        if !page.contains("Synchronisation en cours") && !page.contains("en cours ou interrompue") {
+            break page;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the sync never ended: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(page.contains("la page (bouton)"), "{page}");
+    assert!(page.contains("Aucune : le portail a tout reçu"), "{page}");
+    assert!(!page.contains("class=\"error"), "{page}");
+    let up: i64 = count(
+        &hub_data.join("hub.db"),
+        "SELECT COUNT(*) FROM replica WHERE scope = 'school:TEST'",
+    );
+    assert!(up > 1000, "the school's rows reached the hub: {up}");
+
+    // The box's clock, as the hub saw it, 56 years behind (a power cut without a battery).
+    server
+        .db
+        .write(|tx| {
+            tx.execute("UPDATE sync_runs SET clock_offset_ms = -1767225600000", [])?;
+            Ok::<_, kekeli::db::DbError>(())
+        })
+        .await
+        .expect("clock");
+    let page = plain(&tech.text("/admin/synchronisation").await);
+    assert!(page.contains("retarde de 20454 jours"), "{page}");
+    assert!(page.contains("timedatectl"), "{page}");
+
+    // The hub revokes the school: the next run fails, and the page says it in words.
+    ok(hub(&hub_data, &["school", "revoke", "TEST"])
+        .output()
+        .expect("revoke"));
+    let r = tech.post("/admin/synchronisation", &[]).await;
+    assert_eq!(r.status(), 303);
+    let start = Instant::now();
+    let page = loop {
+        let page = plain(&tech.text("/admin/synchronisation").await);
+        if page.contains("La dernière synchronisation a échoué") {
+            break page;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(page.contains("révoqu"), "{page}");
+    server.stop().await;
 }

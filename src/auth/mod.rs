@@ -246,6 +246,10 @@ pub struct RunBackups;
 impl Cap for RunBackups {
     const CAP: Capability = Capability::RunBackups;
 }
+pub struct RunSync;
+impl Cap for RunSync {
+    const CAP: Capability = Capability::RunSync;
+}
 
 pub struct PrintRecoverySheet;
 impl Cap for PrintRecoverySheet {

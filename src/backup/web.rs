@@ -42,12 +42,12 @@ pub fn when(t: i64, utc_offset_minutes: i32) -> String {
         .unwrap_or_default()
 }
 
-/// When systemd will next run the nightly backup, if its timer is active on this machine.
-fn next_timer() -> Option<i64> {
+/// When systemd will next run `unit` (a timer), if it is active on this machine.
+pub(crate) fn next_timer(unit: &str) -> Option<i64> {
     let out = std::process::Command::new("systemctl")
         .args([
             "show",
-            "kekeli-backup.timer",
+            unit,
             "--property=NextElapseUSecRealtime",
             "--value",
             "--timestamp=unix",
@@ -181,7 +181,11 @@ async fn backups_page(
         let space = (!cfg.to.as_os_str().is_empty())
             .then(|| super::disk_space(&cfg.to))
             .flatten();
-        (watch::marked_disks(&cfg), next_timer(), space)
+        (
+            watch::marked_disks(&cfg),
+            next_timer("kekeli-backup.timer"),
+            space,
+        )
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?;

@@ -893,6 +893,103 @@ pub fn open_conflicts(conn: &Connection) -> Result<Vec<Conflict>, DbError> {
     Ok(rows)
 }
 
+/// How a person settled a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Keep the value now in the row.
+    Keep,
+    /// Put the value that lost back: an ordinary local write, captured and sent to the hub
+    /// with a newer clock, so it wins everywhere.
+    TakeOther,
+}
+
+/// Settle one open conflict; `false` if it is unknown or already settled.
+pub fn settle_conflict(
+    tx: &Transaction<'_>,
+    id: i64,
+    how: Settle,
+    by: Option<&[u8]>,
+    now: i64,
+) -> Result<bool, DbError> {
+    let row: Option<(String, Vec<u8>, String, Option<String>)> = tx
+        .query_row(
+            "SELECT tbl, row_key, col, other_value FROM sync_conflict WHERE id = ?1 AND settled_at IS NULL",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((table, key, col, other)) = row else {
+        return Ok(false);
+    };
+    if how == Settle::TakeOther {
+        // The names come from this database, but are checked against the registry and the
+        // live schema before they go into SQL.
+        let column = shape_of(tx, &table)?
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.name == col)
+            .ok_or_else(|| {
+                DbError::Schema(format!("conflit sur une colonne inconnue : {table}.{col}"))
+            })?;
+        let value = other
+            .as_deref()
+            .map(serde_json::from_str::<Json>)
+            .transpose()
+            .map_err(|e| DbError::Schema(e.to_string()))?
+            .unwrap_or(Json::Null);
+        let value = to_sql(&value, column.is_blob)
+            .ok_or_else(|| DbError::Schema("valeur du conflit illisible".into()))?;
+        tx.execute(
+            &format!(
+                "UPDATE \"{table}\" SET \"{}\" = ?1 WHERE id = ?2",
+                column.name
+            ),
+            (value, &key),
+        )?;
+    }
+    tx.execute(
+        "UPDATE sync_conflict SET settled_at = ?1, settled_by = ?2 WHERE id = ?3",
+        (now, by, id),
+    )?;
+    Ok(true)
+}
+
+/// This box's own changes the hub has not acknowledged yet.
+pub fn unacknowledged(conn: &Connection) -> Result<u64, DbError> {
+    let me = site(conn)?;
+    let v = vector(conn)?;
+    let acked = acked(conn)?;
+    Ok(v.0
+        .iter()
+        .filter(|(l, _)| l.site == me.log.site)
+        .map(|(l, s)| s.saturating_sub(acked.get(l)))
+        .sum())
+}
+
+/// A row the hub sent that this box refused, as the technician's page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub table: String,
+    pub reason: String,
+    pub received_at: i64,
+}
+
+pub fn recent_refusals(conn: &Connection, limit: i64) -> Result<Vec<Refusal>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tbl, reason, received_at FROM sync_refused ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit], |r| {
+            Ok(Refusal {
+                table: r.get(0)?,
+                reason: r.get(1)?,
+                received_at: r.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1168,6 +1265,38 @@ mod tests {
             Ok::<_, DbError>(())
         })
         .expect("read");
+
+        // A person settles them: the first keeps what is there, the second puts the box's
+        // value back — an ordinary write, captured for the hub.
+        let open = db.read_blocking(open_conflicts).expect("open");
+        let before = db.read_blocking(site).expect("site").seq;
+        db.write_blocking(|tx| {
+            assert!(settle_conflict(tx, open[0].id, Settle::Keep, None, 5)?);
+            assert!(settle_conflict(tx, open[1].id, Settle::TakeOther, None, 5)?);
+            assert!(
+                !settle_conflict(tx, open[1].id, Settle::Keep, None, 6)?,
+                "settled once"
+            );
+            Ok::<_, DbError>(())
+        })
+        .expect("settle");
+        assert!(db.read_blocking(open_conflicts).expect("open").is_empty());
+        let phone: String = db
+            .read_blocking(|c| {
+                Ok::<_, DbError>(c.query_row(
+                    "SELECT phone FROM people WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("phone");
+        assert_eq!(phone, "91111111", "the value that lost the second time");
+        let me = db.read_blocking(site).expect("site");
+        assert_eq!(me.seq, before + 1, "one change captured, for the hub");
+        let sent = db
+            .read_blocking(|c| local_changes(c, &me.log, before, 10))
+            .expect("changes");
+        assert_eq!(sent[0].changed.as_deref(), Some(&["phone".to_string()][..]));
     }
 
     #[test]

@@ -366,6 +366,14 @@ async fn home(
             icon: icons::SYSTEM,
         });
     }
+    if policy::allows(&principal, Capability::RunSync) {
+        tiles.push(Tile {
+            href: "/admin/synchronisation".into(),
+            title: tr.t("tile.sync").into(),
+            detail: tr.t("tile.sync.detail").into(),
+            icon: icons::SYSTEM,
+        });
+    }
     if policy::allows(&principal, Capability::PrintRecoverySheet) {
         tiles.push(Tile {
             href: "/sauvegardes/fiche".into(),

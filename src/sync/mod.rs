@@ -9,6 +9,7 @@
 //! exactly as before: nothing here runs until `kekeli sync enroll`.
 
 pub mod client;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +47,11 @@ pub enum SyncError {
     Refused { code: String, message: String },
     #[error("échange avec le portail national incohérent : {0}")]
     Protocol(String),
+    #[error(
+        "une synchronisation est déjà en cours (lancée par le minuteur, la commande ou le \
+         bouton) : attendez qu'elle finisse, la page se met à jour"
+    )]
+    Busy,
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]
@@ -265,6 +271,77 @@ pub async fn enroll(
     Ok(e)
 }
 
+/// How far the run under way is, for the technician's page: its phase and the bytes of that
+/// phase's segments done out of those planned.
+#[derive(Debug, Default)]
+pub struct Progress {
+    phase: std::sync::atomic::AtomicU8,
+    done: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+/// The phases of a run, as catalog keys.
+const PHASES: [&str; 4] = [
+    "sync.phase.hello",
+    "sync.phase.push",
+    "sync.phase.pull",
+    "sync.phase.apply",
+];
+
+impl Progress {
+    fn start(&self, phase: usize, total: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.phase.store(phase.min(PHASES.len() - 1) as u8, Relaxed);
+        self.done.store(0, Relaxed);
+        self.total.store(total, Relaxed);
+    }
+
+    fn add(&self, bytes: u64) {
+        self.done
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (phase's catalog key, bytes done, bytes planned).
+    pub fn get(&self) -> (&'static str, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            PHASES[usize::from(self.phase.load(Relaxed)).min(PHASES.len() - 1)],
+            self.done.load(Relaxed),
+            self.total.load(Relaxed),
+        )
+    }
+}
+
+/// Held for the length of a run, by whichever process runs it (the server's button, the
+/// nightly timer's `kekeli sync run`): two runs at once would push the same log twice.
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
+impl RunLock {
+    pub fn take(config: &Config) -> Result<RunLock, SyncError> {
+        let d = dir(config);
+        std::fs::create_dir_all(&d)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(d.join("run.lock"))?;
+        match f.try_lock() {
+            Ok(()) => Ok(RunLock(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(SyncError::Busy),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    /// Whether some process is running a sync now.
+    pub fn held(config: &Config) -> bool {
+        let path = dir(config).join("run.lock");
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
+            return false;
+        };
+        matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+}
+
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
@@ -285,9 +362,20 @@ pub struct Report {
 /// Run a sync with the hub now, recorded in `sync_runs`; retried with a growing pause while
 /// the link is down (`config.sync.attempts` in all).
 pub async fn run(db: &Db, config: &Config, origin: &str) -> Result<Report, SyncError> {
+    run_with(db, config, origin, &Progress::default()).await
+}
+
+/// [`run`], telling `progress` how far it is.
+pub async fn run_with(
+    db: &Db,
+    config: &Config,
+    origin: &str,
+    progress: &Progress,
+) -> Result<Report, SyncError> {
     let Some(enrollment) = Enrollment::load(config)? else {
         return Err(SyncError::NotEnrolled);
     };
+    let _lock = RunLock::take(config)?;
     let started = now_ms() / 1000;
     let id = {
         let db = db.clone();
@@ -309,7 +397,8 @@ pub async fn run(db: &Db, config: &Config, origin: &str) -> Result<Report, SyncE
     let mut pause = Duration::from_secs(2);
     let mut result = Err(SyncError::NotEnrolled);
     for attempt in 1..=attempts {
-        result = once(db, config, &enrollment).await;
+        progress.start(0, 0);
+        result = once(db, config, &enrollment, progress).await;
         match &result {
             Err(e) if e.transient() && attempt < attempts => {
                 tracing::warn!(attempt, error = %e, "synchronisation interrompue, nouvel essai");
@@ -372,7 +461,12 @@ async fn blocking<T: Send + 'static>(
 /// Most changes read from the log for one manifest.
 const BATCH: usize = 20_000;
 
-async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncError> {
+async fn once(
+    db: &Db,
+    config: &Config,
+    e: &Enrollment,
+    progress: &Progress,
+) -> Result<Report, SyncError> {
     let d = dir(config);
     let tls = client::pinned(
         &std::fs::read_to_string(d.join("ca.pem"))?,
@@ -455,6 +549,7 @@ async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncEr
             .map_err(|e| SyncError::Setup(e.to_string()))?
             .map_err(SyncError::Protocol)?;
             let mut refs = Vec::new();
+            progress.start(1, segments.iter().map(|s| s.bytes.len() as u64).sum());
             for s in segments {
                 // The night's budget: what does not fit waits (the first segment always goes,
                 // so a budget smaller than one segment still moves forward).
@@ -480,6 +575,7 @@ async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncEr
                         .await?;
                     check(&a)?;
                 }
+                progress.add(s.bytes.len() as u64);
                 spent += s.bytes.len() as u64;
                 refs.push(SegmentRef {
                     name: s.name,
@@ -562,6 +658,7 @@ async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncEr
     let inbox = d.join("recu");
     std::fs::create_dir_all(&inbox)?;
     let mut opened = Vec::new();
+    progress.start(2, m.segments.iter().map(|r| r.bytes).sum());
     for r in &m.segments {
         let source = if r.log.site == e.hub_site {
             Source::Hub
@@ -606,9 +703,11 @@ async fn once(db: &Db, config: &Config, e: &Enrollment) -> Result<Report, SyncEr
         if o.log != r.log {
             return Err(SyncError::Protocol("segment d'un autre journal".into()));
         }
+        progress.add(r.bytes);
         opened.push((source, o));
     }
     if !opened.is_empty() {
+        progress.start(3, 0);
         let applied = blocking(db, move |db| {
             db.apply_blocking(|tx| {
                 let mut total = replica::Applied::default();

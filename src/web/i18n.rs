@@ -378,8 +378,8 @@ mod tests {
         ("db/registry.rs", 1, "a schema check at start"),
         (
             "sync/mod.rs",
-            12,
-            "the sync's errors, on the command line and in the runs' record (the page will use keys)",
+            13,
+            "the sync's errors, on the command line, in the runs' record and on the technician's page",
         ),
         (
             "sync/client.rs",
