@@ -71,6 +71,17 @@ async fn metrics(
         .await
         .ok()
         .and_then(|h| h.age);
+    let sync = state
+        .db
+        .read(|c| {
+            Ok::<_, crate::db::DbError>((
+                crate::sync::last_success(c)?,
+                crate::db::replica::unacknowledged(c)?,
+                crate::db::replica::open_conflicts(c)?.len(),
+            ))
+        })
+        .await
+        .ok();
     let (open, refused, timed_out) = state.connections.counts();
     let text = state.metrics.render(&[
         (
@@ -103,6 +114,23 @@ async fn metrics(
             "kekeli_backup_last_good_age_seconds",
             "Seconds since the last backup verified on its destination (+Inf: none yet).",
             backup_age.map_or(f64::INFINITY, |a| a as f64),
+        ),
+        (
+            "kekeli_sync_last_success_age_seconds",
+            "Seconds since the last successful sync with the national hub (+Inf: none yet).",
+            sync.as_ref()
+                .and_then(|s| s.0)
+                .map_or(f64::INFINITY, |t| (now - t).max(0) as f64),
+        ),
+        (
+            "kekeli_sync_unacknowledged_changes",
+            "Changes of this box the national hub has not acknowledged yet.",
+            sync.as_ref().map_or(0.0, |s| s.1 as f64),
+        ),
+        (
+            "kekeli_sync_open_conflicts",
+            "Shared fields edited on both sides, waiting for a person.",
+            sync.as_ref().map_or(0.0, |s| s.2 as f64),
         ),
     ]);
     Ok((

@@ -66,3 +66,43 @@ async fn a_national_announcement_reaches_its_audience_only_and_the_school_cannot
             .contains("portail national")
     );
 }
+
+#[tokio::test]
+async fn the_national_calendar_shows_in_the_agenda_of_its_month_and_cannot_be_changed() {
+    let server = TestServer::start().await;
+    server
+        .db
+        .apply_blocking(|tx| {
+            for (kind, name, exam, from, to) in [
+                ("vacances", "Vacances de Noël", None, "2026-12-19", "2027-01-04"),
+                ("examen", "Épreuves écrites", Some("BEPC"), "2027-06-08", "2027-06-11"),
+                ("ferie", "Fête de l'indépendance", None, "2026-04-27", "2026-04-27"),
+            ] {
+                tx.execute(
+                    "INSERT INTO national_calendar (id, scope, school_year, kind, name, exam, starts_on, ends_on, updated_at) \
+                     VALUES (?1, 'national', '2026-2027', ?2, ?3, ?4, ?5, ?6, 0)",
+                    (kekeli::db::new_id().to_vec(), kind, name, exam, from, to),
+                )
+                .map_err(kekeli::db::DbError::from)?;
+            }
+            Ok::<_, kekeli::db::DbError>(())
+        })
+        .expect("apply");
+    let b = server.logged_in(Role::Eleve).await;
+    let december = b.text("/agenda?mois=2026-12").await;
+    assert!(december.contains("Calendrier national"), "{december}");
+    assert!(december.contains("Vacances de Noël"));
+    assert!(december.contains("19/12/2026 → 04/01/2027"), "{december}");
+    assert!(!december.contains("BEPC"), "June's exam is not December's");
+    let january = b.text("/agenda?mois=2027-01").await;
+    assert!(january.contains("Vacances de Noël"), "spans into January");
+    let june = b.text("/agenda?mois=2027-06").await;
+    assert!(june.contains("Épreuves écrites (BEPC)"), "{june}");
+    let march = b.text("/agenda?mois=2027-03").await;
+    assert!(!march.contains("Calendrier national"), "nothing that month");
+    let refused = server.db.write_blocking(|tx| {
+        tx.execute("DELETE FROM national_calendar", [])
+            .map_err(kekeli::db::DbError::from)
+    });
+    assert!(refused.is_err(), "the school cannot change it");
+}

@@ -679,6 +679,17 @@ async fn the_technician_enrolls_the_box_and_syncs_from_the_page() {
         "SELECT COUNT(*) FROM replica WHERE scope = 'school:TEST'",
     );
     assert!(up > 1000, "the school's rows reached the hub: {up}");
+    let metrics = server.browser().text("/metrics").await;
+    assert!(
+        metrics.contains("\nkekeli_sync_unacknowledged_changes 0\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("kekeli_sync_last_success_age_seconds +Inf"));
+    let system = plain(&tech.text("/admin").await);
+    assert!(
+        !system.contains("Dernière synchronisation réussie</dt><dd>Jamais"),
+        "{system}"
+    );
 
     // The box's clock, as the hub saw it, 56 years behind (a power cut without a battery).
     server

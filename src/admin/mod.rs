@@ -43,6 +43,8 @@ struct SystemPage {
     /// The last verified backup, as the school reads its date; empty when there is none.
     backup_last: String,
     backup_overdue: bool,
+    /// The last successful sync with the national hub; empty when there is none.
+    sync_last: String,
 }
 
 /// "1,2 Go" style sizes.
@@ -78,13 +80,14 @@ async fn system_page(
     page: Page,
 ) -> Result<Response, AppError> {
     let now = crate::db::now();
-    let (sessions, accounts, backups) = state
+    let (sessions, accounts, backups, sync_last) = state
         .db
         .read(move |c| {
             Ok::<_, AppError>((
                 crate::auth::session::count(c)?,
                 store::count_accounts(c)?,
                 crate::backup::web::health(c, now)?,
+                crate::sync::last_success(c)?,
             ))
         })
         .await?;
@@ -109,6 +112,9 @@ async fn system_page(
             .map(|t| crate::backup::web::when(t, state.config.utc_offset_minutes))
             .unwrap_or_default(),
         backup_overdue: backups.overdue,
+        sync_last: sync_last
+            .map(|t| crate::backup::web::when(t, state.config.utc_offset_minutes))
+            .unwrap_or_default(),
     })
 }
 

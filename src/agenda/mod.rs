@@ -103,8 +103,28 @@ struct MonthPage {
     prev: String,
     next: String,
     events: Vec<EventView>,
+    /// The national calendar's entries in this month (holidays, exams), sent by the hub.
+    national: Vec<(String, &'static str, String)>,
     can_manage: bool,
     notice: String,
+}
+
+fn national_kind(kind: &str) -> &'static str {
+    match kind {
+        "rentree" => "agenda.national.rentree",
+        "vacances" => "agenda.national.vacances",
+        "ferie" => "agenda.national.ferie",
+        "examen" => "agenda.national.examen",
+        _ => "agenda.national.other",
+    }
+}
+
+/// `2026-12-24` as `24/12/2026`.
+fn french_date(iso: &str) -> String {
+    match (iso.get(0..4), iso.get(5..7), iso.get(8..10)) {
+        (Some(y), Some(m), Some(d)) => format!("{d}/{m}/{y}"),
+        _ => iso.to_string(),
+    }
 }
 
 fn first_of_month(q: &str, today: Date) -> Date {
@@ -148,15 +168,42 @@ async fn month_page(
     let prev = (first - Duration::days(1)).replace_day(1).unwrap_or(first);
     let last = next - Duration::days(1);
     let principal = user.principal();
-    let events = state
+    let (from, to) = (iso(first), iso(last));
+    let (events, national) = state
         .db
-        .read(move |c| store::visible(c, &principal, &iso(first), &iso(last), &school_day))
+        .read(move |c| {
+            let events = store::visible(c, &principal, &from, &to, &school_day)?;
+            let national: Vec<_> = crate::national::calendar_from(c, &from)?
+                .into_iter()
+                .filter(|e| e.starts_on <= to)
+                .collect();
+            Ok::<_, AppError>((events, national))
+        })
         .await?;
     render(&MonthPage {
         title: format!("{} {}", MONTHS[first.month() as usize - 1], first.year()),
         prev: format!("{:04}-{:02}", prev.year(), prev.month() as u8),
         next: format!("{:04}-{:02}", next.year(), next.month() as u8),
         events: events.iter().map(|e| view(page.tr, e)).collect(),
+        national: national
+            .into_iter()
+            .map(|e| {
+                let name = match &e.exam {
+                    Some(x) if !e.name.contains(x.as_str()) => format!("{} ({x})", e.name),
+                    _ => e.name.clone(),
+                };
+                let when = if e.starts_on == e.ends_on {
+                    french_date(&e.starts_on)
+                } else {
+                    format!(
+                        "{} → {}",
+                        french_date(&e.starts_on),
+                        french_date(&e.ends_on)
+                    )
+                };
+                (name, national_kind(&e.kind), when)
+            })
+            .collect(),
         can_manage: policy::allows(&user.principal(), Capability::ManageAgenda),
         notice: if q.ok.is_empty() {
             String::new()
