@@ -30,7 +30,9 @@ fn hub_binary() -> PathBuf {
 fn hub(data: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(hub_binary());
     c.arg("--data").arg(data).args(args);
-    c.env_remove("KEKELI_HUB_LOG").stdin(Stdio::null());
+    c.env_remove("KEKELI_HUB_LOG")
+        .env_remove("KEKELI_HUB_DATABASE")
+        .stdin(Stdio::null());
     c
 }
 
@@ -94,7 +96,15 @@ impl Drop for RunningHub {
 }
 
 fn serve_hub(data: &Path) -> RunningHub {
-    let mut child = hub(data, &["serve", "--listen", "127.0.0.1:0"])
+    serve_hub_with(data, None)
+}
+
+fn serve_hub_with(data: &Path, database: Option<&str>) -> RunningHub {
+    let mut c = hub(data, &["serve", "--listen", "127.0.0.1:0"]);
+    if let Some(d) = database {
+        c.env("KEKELI_HUB_DATABASE", d);
+    }
+    let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -175,16 +185,17 @@ fn count(db: &Path, sql: &str) -> i64 {
         .expect(sql)
 }
 
-#[test]
-fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
+/// The school day, on the hub's store `store`.
+fn a_school_day_on(store: &HubStore) {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let box_data = tmp.path().join("box");
-    let added = ok(hub(&hub_data, &["school", "add", "TEST", "Lycée de test"])
+    let added = ok(store
+        .hub(&hub_data, &["school", "add", "TEST", "Lycée de test"])
         .output()
         .expect("add"));
     let token = token_of(&added);
-    let running = serve_hub(&hub_data);
+    let running = store.serve(&hub_data);
     demo_box(&box_data);
 
     // A wrong token is refused in words, and changes nothing.
@@ -212,55 +223,62 @@ fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
         .expect("enroll");
     assert!(!again.status.success(), "{}", out(&again));
 
-    ok(hub(
-        &hub_data,
-        &[
-            "announce",
-            "--title",
-            "Rentrée des enseignants",
-            "--body",
-            "Lundi à 8 h, dans chaque établissement.",
-            "--audience",
-            "personnels",
-            "--from",
-            "2026-09-01",
-        ],
-    )
-    .output()
-    .expect("announce"));
-    ok(hub(
-        &hub_data,
-        &[
-            "calendar",
-            "--kind",
-            "examen",
-            "--name",
-            "BEPC",
-            "--exam",
-            "BEPC",
-            "--year",
-            "2026-2027",
-            "--from",
-            "2027-06-08",
-            "--to",
-            "2027-06-11",
-        ],
-    )
-    .output()
-    .expect("calendar"));
+    ok(store
+        .hub(
+            &hub_data,
+            &[
+                "announce",
+                "--title",
+                "Rentrée des enseignants",
+                "--body",
+                "Lundi à 8 h, dans chaque établissement.",
+                "--audience",
+                "personnels",
+                "--from",
+                "2026-09-01",
+            ],
+        )
+        .output()
+        .expect("announce"));
+    ok(store
+        .hub(
+            &hub_data,
+            &[
+                "calendar",
+                "--kind",
+                "examen",
+                "--name",
+                "BEPC",
+                "--exam",
+                "BEPC",
+                "--year",
+                "2026-2027",
+                "--from",
+                "2027-06-08",
+                "--to",
+                "2027-06-11",
+            ],
+        )
+        .output()
+        .expect("calendar"));
 
     let first = ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
     assert!(first.contains("Synchronisation faite"), "{first}");
     let sent = box_keys(&box_data);
     assert!(sent.len() > 1000, "the demo school: {} rows", sent.len());
-    assert_eq!(sent, hub_keys(&hub_data), "the hub holds every school row");
+    assert_eq!(
+        sent,
+        store.keys(&hub_data),
+        "the hub holds every school row"
+    );
     let box_db = box_data.join("kekeli.db");
     assert_eq!(
         count(
             &box_db,
             "SELECT COUNT(*) FROM national_announcements WHERE title = 'Rentrée des enseignants' AND audience = 'personnels'"
         ),
-        1
+        1,
+        "{first}"
     );
     assert_eq!(
         count(
@@ -278,14 +296,7 @@ fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("mark");
-    let data: String = Connection::open(hub_data.join("hub.db"))
-        .expect("open")
-        .query_row(
-            "SELECT data FROM replica WHERE tbl = 'marks' AND lower(hex(row_key)) = ?1",
-            [&key],
-            |r| r.get(0),
-        )
-        .expect("replica mark");
+    let data = store.replica_data(&hub_data, "marks", &key);
     let json: serde_json::Value = serde_json::from_str(&data).expect("json");
     assert_eq!(json["value"].as_f64(), value);
     // What the hub acknowledged left the box's log.
@@ -299,13 +310,139 @@ fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
     );
 
     // Revoked: refused in words the technician can act on.
-    ok(hub(&hub_data, &["school", "revoke", "TEST"])
+    ok(store
+        .hub(&hub_data, &["school", "revoke", "TEST"])
         .output()
         .expect("revoke"));
     let refused = kekeli(&box_data, &["sync", "run"]).output().expect("run");
     assert!(!refused.status.success());
     assert!(out(&refused).contains("révoqué"), "{}", out(&refused));
     drop(running);
+}
+
+#[test]
+fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
+    a_school_day_on(&HubStore::Sqlite);
+}
+
+/// The same day with the national store on PostgreSQL (`kekeli-hub --database`): skipped
+/// locally without `TEST_POSTGRES_URL`, required under `CI=true` (`.ci/postgres.sh`).
+#[test]
+fn a_school_day_goes_up_into_a_postgresql_hub() {
+    if let Some(pg) = Pg::new() {
+        a_school_day_on(&HubStore::Postgres(pg));
+    }
+}
+
+/// A fresh PostgreSQL database for one test, dropped after it.
+struct Pg {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Pg {
+    fn new() -> Option<Pg> {
+        let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TEST_POSTGRES_URL is not set: under CI the PostgreSQL hub must be tested (.ci/postgres.sh)"
+            );
+            eprintln!("TEST_POSTGRES_URL unset: the PostgreSQL hub is not tested here");
+            return None;
+        };
+        let name = format!(
+            "kekeli_e2e_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL server");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("postgres://user:pw@host:port/db");
+        let url = format!("{base}/{name}");
+        Some(Pg { admin, name, url })
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect")
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Where a test's hub keeps its national store.
+enum HubStore {
+    Sqlite,
+    Postgres(Pg),
+}
+
+impl HubStore {
+    fn hub(&self, data: &Path, args: &[&str]) -> Command {
+        let mut c = hub(data, args);
+        if let HubStore::Postgres(pg) = self {
+            c.env("KEKELI_HUB_DATABASE", &pg.url);
+        }
+        c
+    }
+
+    fn serve(&self, data: &Path) -> RunningHub {
+        match self {
+            HubStore::Sqlite => serve_hub(data),
+            HubStore::Postgres(pg) => serve_hub_with(data, Some(&pg.url)),
+        }
+    }
+
+    fn keys(&self, data: &Path) -> BTreeSet<(String, String)> {
+        match self {
+            HubStore::Sqlite => hub_keys(data),
+            HubStore::Postgres(pg) => pg
+                .client()
+                .query(
+                    "SELECT tbl, encode(row_key, 'hex') FROM replica WHERE scope = 'school:TEST' AND deleted = 0",
+                    &[],
+                )
+                .expect("replica")
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        }
+    }
+
+    fn replica_data(&self, data: &Path, table: &str, key: &str) -> String {
+        match self {
+            HubStore::Sqlite => Connection::open(data.join("hub.db"))
+                .expect("open")
+                .query_row(
+                    "SELECT data FROM replica WHERE tbl = ?1 AND lower(hex(row_key)) = ?2",
+                    [table, key],
+                    |r| r.get(0),
+                )
+                .expect("replica row"),
+            HubStore::Postgres(pg) => pg
+                .client()
+                .query_one(
+                    "SELECT data FROM replica WHERE tbl = $1 AND encode(row_key, 'hex') = $2",
+                    &[&table, &key],
+                )
+                .expect("replica row")
+                .get(0),
+        }
+    }
 }
 
 #[test]
@@ -721,4 +858,164 @@ async fn the_technician_enrolls_the_box_and_syncs_from_the_page() {
     };
     assert!(page.contains("révoqu"), "{page}");
     server.stop().await;
+}
+
+/// A link between the box and the hub, in user space (this kernel has no netem): a TCP proxy
+/// on loopback that counts the bytes each way and cuts the connection under way when the
+/// bytes sent up cross each of the given offsets.
+struct Link {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    cuts_done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The upward pump's counters: bytes, the cuts still to make, the cuts made.
+struct Counted {
+    up: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    cuts: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Link {
+    fn start(to: &str, mut cuts: Vec<u64>) -> Link {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::{Arc, Mutex};
+        cuts.sort_unstable();
+        cuts.reverse();
+        let target: std::net::SocketAddr = to
+            .trim_start_matches("https://")
+            .parse()
+            .expect("hub address");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let up = Arc::new(AtomicU64::new(0));
+        let cuts_done = Arc::new(AtomicU64::new(0));
+        let cuts = Arc::new(Mutex::new(cuts));
+        {
+            let (up, cuts_done) = (up.clone(), cuts_done.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { continue };
+                    let Ok(server) = std::net::TcpStream::connect(target) else {
+                        continue;
+                    };
+                    let pump = |mut from: std::net::TcpStream,
+                                mut to: std::net::TcpStream,
+                                counted: Option<Counted>| {
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 4096];
+                            loop {
+                                let n = match from.read(&mut buf) {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => n,
+                                };
+                                if let Some(Counted { up, cuts, done }) = &counted {
+                                    let total = up.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                                    let mut c = cuts.lock().expect("cuts");
+                                    if c.last().is_some_and(|&at| total >= at) {
+                                        c.pop();
+                                        done.fetch_add(1, Ordering::SeqCst);
+                                        let _ = from.shutdown(std::net::Shutdown::Both);
+                                        let _ = to.shutdown(std::net::Shutdown::Both);
+                                        break;
+                                    }
+                                }
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = to.shutdown(std::net::Shutdown::Write);
+                        })
+                    };
+                    let (c2, s2) = (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    );
+                    pump(
+                        client,
+                        server,
+                        Some(Counted {
+                            up: up.clone(),
+                            cuts: cuts.clone(),
+                            done: cuts_done.clone(),
+                        }),
+                    );
+                    pump(s2, c2, None);
+                }
+            });
+        }
+        Link {
+            addr,
+            up,
+            cuts_done,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+}
+
+#[test]
+fn a_link_cut_mid_push_resends_at_most_the_segment_under_way() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let box_data = tmp.path().join("box");
+    let token = token_of(&ok(hub(
+        &hub_data,
+        &["school", "add", "TEST", "Lycée de test"],
+    )
+    .output()
+    .expect("add")));
+    let running = serve_hub(&hub_data);
+    demo_box(&box_data);
+    // Enrolled straight; the runs go through the link, cut three times while pushing.
+    ok(kekeli(&box_data, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    let cuts = vec![30_000, 150_000, 320_000];
+    let link = Link::start(&running.url, cuts.clone());
+    let hub_json = box_data.join("sync/hub.json");
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hub_json).expect("hub.json")).expect("json");
+    e["url"] = link.url().into();
+    std::fs::write(&hub_json, serde_json::to_vec(&e).expect("json")).expect("write");
+    let config = box_data.with_extension("toml");
+    std::fs::write(
+        &config,
+        "school_code = \"TEST\"\nschool_name = \"Lycée de test\"\n[mdns]\nenabled = false\n[sync]\nattempts = 6\ntimeout_secs = 20\n",
+    )
+    .expect("config");
+
+    let run = ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
+    assert!(run.contains("Synchronisation faite"), "{run}");
+    let done = link.cuts_done.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(done, cuts.len() as u64, "every cut happened: {run}");
+    assert_eq!(box_keys(&box_data), hub_keys(&hub_data), "nothing lost");
+    // What crossed the link upward: the segments once, plus at most the one under way at each
+    // cut (and each new connection's handshake and hello).
+    let c = Connection::open(hub_data.join("hub.db")).expect("hub db");
+    let (stored, largest): (i64, i64) = c
+        .query_row(
+            "SELECT SUM(bytes), MAX(bytes) FROM segments WHERE school = 'TEST'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("segments");
+    let up = link.up.load(std::sync::atomic::Ordering::SeqCst) as i64;
+    let per_attempt = 32 * 1024;
+    let bound = stored + done as i64 * (largest + per_attempt) + per_attempt;
+    assert!(
+        up <= bound,
+        "{up} bytes sent up for {stored} bytes of segments (largest {largest}) and {done} cuts: more than one segment resent per cut"
+    );
+    assert!(
+        up > stored,
+        "the segments crossed the link: {up} ≤ {stored}"
+    );
+    eprintln!(
+        "link: {up} bytes up for {stored} bytes of segments (largest {largest}), {done} cuts"
+    );
+    drop(running);
 }

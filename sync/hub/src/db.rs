@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 pub enum DbError {
     #[error("base du portail : {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("base du portail (PostgreSQL) : {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("base du portail : {0}")]
     Other(String),
 }
@@ -119,6 +121,9 @@ pub trait Conn {
 #[derive(Clone)]
 pub enum Db {
     Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    /// One connection, its transactions one at a time (as on SQLite): the store's read-then-
+    /// write steps need no stronger isolation than that.
+    Postgres(Arc<Mutex<postgres::Client>>),
 }
 
 /// The schema, written once; `{BLOB}`, `{SERIAL}` are each backend's words.
@@ -134,6 +139,40 @@ impl Db {
         let db = Db::Sqlite(Arc::new(Mutex::new(conn)));
         db.migrate()?;
         Ok(db)
+    }
+
+    /// The PostgreSQL database at `url` (`postgres://user:password@host/dbname`), over the
+    /// local network or a Unix socket, without TLS.
+    pub fn postgres(url: &str) -> Result<Db, DbError> {
+        let url = url.to_string();
+        let client = off_runtime(move || postgres::Client::connect(&url, postgres::NoTls))?;
+        let db = Db::Postgres(Arc::new(Mutex::new(client)));
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// `--database`: empty for the embedded SQLite in `sqlite_path`, else a `postgres://` URL.
+    pub fn open(database: &str, sqlite_path: &Path) -> Result<Db, DbError> {
+        let d = database.trim();
+        if d.is_empty() {
+            Db::sqlite(sqlite_path)
+        } else if d.starts_with("postgres://") || d.starts_with("postgresql://") {
+            Db::postgres(d)
+        } else {
+            Err(DbError::Other(
+                "--database attend une adresse postgres://utilisateur:mot-de-passe@hôte/base \
+                 (sans --database : la base SQLite du dossier de données)"
+                    .into(),
+            ))
+        }
+    }
+
+    /// Which backend, for the logs and the console.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgresql",
+        }
     }
 
     fn migrate(&self) -> Result<(), DbError> {
@@ -169,6 +208,9 @@ impl Db {
             Db::Sqlite(_) => stmt
                 .replace("{BLOB}", "BLOB")
                 .replace("{SERIAL}", "INTEGER PRIMARY KEY"),
+            Db::Postgres(_) => stmt
+                .replace("{BLOB}", "BYTEA")
+                .replace("{SERIAL}", "BIGSERIAL PRIMARY KEY"),
         }
     }
 
@@ -203,7 +245,116 @@ impl Db {
                 tx.commit().map_err(DbError::from)?;
                 Ok(value)
             }
+            Db::Postgres(client) => {
+                let mut client = client
+                    .lock()
+                    .map_err(|_| DbError::Other("connexion empoisonnée".into()))?;
+                off_runtime(|| {
+                    let mut tx = client.transaction().map_err(DbError::from)?;
+                    let value = f(&mut PgTx(&mut tx))?;
+                    tx.commit().map_err(DbError::from)?;
+                    Ok(value)
+                })
+            }
         }
+    }
+}
+
+/// The `postgres` client drives its own small runtime: on a thread of the server's runtime it
+/// must say it blocks. (The server calls the store through `run`, on a blocking thread, where
+/// this costs nothing.)
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+
+impl postgres::types::ToSql for Val {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::{IsNull, Type};
+        match self {
+            Val::Null => Ok(IsNull::Yes),
+            Val::Int(i) => match *ty {
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            Val::Text(t) => t.as_str().to_sql(ty, out),
+            Val::Bytes(b) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl PgTx<'_, '_> {
+    fn params(params: &[Val]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+        params
+            .iter()
+            .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+            .collect()
+    }
+}
+
+impl Conn for PgTx<'_, '_> {
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
+        let stmt = self.0.prepare(sql)?;
+        Ok(self.0.execute(&stmt, &Self::params(params))?)
+    }
+
+    fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, DbError> {
+        use postgres::types::Type;
+        let stmt = self.0.prepare(sql)?;
+        let rows = self.0.query(&stmt, &Self::params(params))?;
+        rows.iter()
+            .map(|r| {
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let t = c.type_();
+                        Ok(if *t == Type::INT8 {
+                            r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int)
+                        } else if *t == Type::INT4 {
+                            r.try_get::<_, Option<i32>>(i)?
+                                .map_or(Val::Null, |v| Val::Int(v.into()))
+                        } else if *t == Type::INT2 {
+                            r.try_get::<_, Option<i16>>(i)?
+                                .map_or(Val::Null, |v| Val::Int(v.into()))
+                        } else if *t == Type::BOOL {
+                            r.try_get::<_, Option<bool>>(i)?
+                                .map_or(Val::Null, |v| Val::Int(v.into()))
+                        } else if *t == Type::BYTEA {
+                            r.try_get::<_, Option<Vec<u8>>>(i)?
+                                .map_or(Val::Null, Val::Bytes)
+                        } else if *t == Type::TEXT || *t == Type::VARCHAR || *t == Type::BPCHAR {
+                            r.try_get::<_, Option<String>>(i)?
+                                .map_or(Val::Null, Val::Text)
+                        } else {
+                            return Err(DbError::Other(format!(
+                                "type de colonne inattendu : {} ({t})",
+                                c.name()
+                            )));
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 

@@ -33,14 +33,16 @@ impl HubPaths {
     }
 }
 
-/// Open (creating at first start) the hub in `data` with its names for HTTPS.
-pub fn open(data: &Path, names: &[String]) -> anyhow::Result<api::Hub> {
+/// Open (creating at first start) the hub in `data` with its names for HTTPS, its store on
+/// `database` (a `postgres://` URL) or, when that is empty, on SQLite in `data`.
+pub fn open(data: &Path, database: &str, names: &[String]) -> anyhow::Result<api::Hub> {
     let paths = HubPaths {
         data: data.to_path_buf(),
     };
     std::fs::create_dir_all(data)?;
     let pki = pki::HubPki::load_or_create(&paths.tls(), names)?;
-    let db = db::Db::sqlite(&paths.db())?;
+    let db = db::Db::open(database, &paths.db())?;
+    tracing::info!(backend = db.backend(), "base du portail ouverte");
     let key = pki.signing.public();
     let site = db.tx(|c| store::init(c, &key))?;
     let objects = objects::Objects::local(&paths.segments())?;

@@ -22,6 +22,10 @@ struct Cli {
         default_value = "/var/lib/kekeli-hub"
     )]
     data: PathBuf,
+    /// Base nationale sur PostgreSQL (postgres://utilisateur:mot-de-passe@hôte/base) ; sans
+    /// elle, la base SQLite du dossier des données (essais, pilotes).
+    #[arg(long, global = true, env = "KEKELI_HUB_DATABASE", default_value = "")]
+    database: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,14 +111,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { listen, names } => {
-            let hub = kekeli_hub::open(&cli.data, &names)?;
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &names)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(serve(hub, &listen))
         }
         Command::School { command } => {
-            let hub = kekeli_hub::open(&cli.data, &default_names())?;
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
             school(&hub, command)
         }
         Command::Announce {
@@ -124,7 +128,7 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let hub = kekeli_hub::open(&cli.data, &default_names())?;
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
             let id: [u8; 16] = rand::random();
             let now = api::now();
             let mut row = serde_json::Map::new();
@@ -160,7 +164,7 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let hub = kekeli_hub::open(&cli.data, &default_names())?;
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
             let id: [u8; 16] = rand::random();
             let mut row = serde_json::Map::new();
             for (k, v) in [

@@ -1,5 +1,5 @@
 //! The hub's store: schools, tokens and enrollment, the replica and its ownership rules,
-//! the hub's own log — on the embedded SQLite store (and, with `KEKELI_HUB_PG`, PostgreSQL).
+//! the hub's own log — each test on the embedded SQLite store and on PostgreSQL (`TEST_POSTGRES_URL`).
 
 use kekeli_hub::db::Db;
 use kekeli_hub::store::{self, StoreError};
@@ -12,6 +12,80 @@ fn sqlite() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("tmp");
     let db = Db::sqlite(&dir.path().join("hub.db")).expect("db");
     (dir, db)
+}
+
+/// A fresh PostgreSQL database for one test, dropped after it, on the server named by
+/// `TEST_POSTGRES_URL` (a URL whose role may create databases; `.ci/postgres.sh` makes
+/// one). Without it the test is skipped locally and fails under `CI=true`.
+struct Pg {
+    db: Option<Db>,
+    admin: String,
+    name: String,
+}
+
+fn postgres() -> Option<Pg> {
+    let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "TEST_POSTGRES_URL is not set: under CI the PostgreSQL store must be tested (.ci/postgres.sh)"
+        );
+        eprintln!("TEST_POSTGRES_URL unset: PostgreSQL store not tested here");
+        return None;
+    };
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "kekeli_hub_t{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL server");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("TEST_POSTGRES_URL: postgres://user:password@host:port/database"),
+    };
+    let db = Db::postgres(&url).expect("open");
+    Some(Pg {
+        db: Some(db),
+        admin,
+        name,
+    })
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.db.take();
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Each test once on the embedded SQLite store and once on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                let (_d, db) = super::sqlite();
+                super::$name(&db);
+            }
+            #[test]
+            fn postgresql() {
+                if let Some(pg) = super::postgres() {
+                    super::$name(pg.db.as_ref().expect("db"));
+                }
+            }
+        }
+    )*};
 }
 
 fn key() -> SigningKey {
@@ -78,9 +152,7 @@ fn change(seq: u64, table: &str, scope: &str) -> Change {
     }
 }
 
-#[test]
-fn tokens_are_one_time_expiring_and_bound_to_their_school() {
-    let (_d, db) = sqlite();
+fn tokens_are_one_time_expiring_and_bound_to_their_school(db: &Db) {
     let hub_key = key().public();
     db.tx(|c| store::init(c, &hub_key)).expect("init");
     let token = Token::from_random(&[3; 16]);
@@ -152,12 +224,10 @@ fn tokens_are_one_time_expiring_and_bound_to_their_school() {
     );
 }
 
-#[test]
-fn a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing() {
-    let (_d, db) = sqlite();
+fn a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing(db: &Db) {
     let hub_key = key().public();
     db.tx(|c| store::init(c, &hub_key)).expect("init");
-    let (site, _k) = enrolled(&db, "LTLOME");
+    let (site, _k) = enrolled(db, "LTLOME");
     let school = db
         .tx(|c| store::school(c, "LTLOME"))
         .expect("q")
@@ -219,9 +289,7 @@ fn a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing() {
     assert!(db.tx(|c| store::apply(c, &school, &gap, 0)).is_err());
 }
 
-#[test]
-fn national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables() {
-    let (_d, db) = sqlite();
+fn national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables(db: &Db) {
     let hub_key = key().public();
     db.tx(|c| store::init(c, &hub_key)).expect("init");
     let row = |title: &str| {
@@ -250,3 +318,9 @@ fn national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables() {
             .is_err()
     );
 }
+
+on_both_stores!(
+    tokens_are_one_time_expiring_and_bound_to_their_school,
+    a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing,
+    national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables,
+);
