@@ -309,6 +309,32 @@ fn a_school_day_on(store: &HubStore) {
         "{second}"
     );
 
+    // The hub's /healthz names its store; its /metrics (loopback) counts, and names no school.
+    let (health, metrics) = hub_get(&running.url, &["/healthz", "/metrics"]);
+    let backend = match store {
+        HubStore::Sqlite => "sqlite",
+        HubStore::Postgres(_) => "postgresql",
+    };
+    assert!(
+        health.contains(&format!("\"database\":\"{backend}\"")),
+        "{health}"
+    );
+    for line in [
+        "kekeli_hub_schools{status=\"active\"} 1",
+        "kekeli_hub_pending_changes 0",
+        "kekeli_hub_schools_stale 0",
+        "kekeli_hub_log_changes 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    let segments: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kekeli_hub_segments "))
+        .and_then(|v| v.parse().ok())
+        .expect("segments");
+    assert!(segments > 1, "{metrics}");
+    assert!(!metrics.contains("Lycée") && !metrics.contains("TEST"));
+
     // Revoked: refused in words the technician can act on.
     ok(store
         .hub(&hub_data, &["school", "revoke", "TEST"])
@@ -699,6 +725,27 @@ fn a_replacement_box_that_already_holds_a_school_is_refused() {
     drop(running);
 }
 
+/// GET each path of the hub over HTTPS (its certificate not checked: the hub's CA is its own).
+fn hub_get(url: &str, paths: &[&str]) -> (String, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("client");
+        let mut out = Vec::new();
+        for p in paths {
+            let r = c.get(format!("{url}{p}")).send().await.expect("GET");
+            assert_eq!(r.status(), 200, "{p}");
+            out.push(r.text().await.expect("body"));
+        }
+        (out[0].clone(), out[1].clone())
+    })
+}
+
 /// Unescape what the page's HTML escaped, for plain-text checks.
 fn plain(html: &str) -> String {
     html.replace("&#39;", "'")
@@ -1016,6 +1063,163 @@ fn a_link_cut_mid_push_resends_at_most_the_segment_under_way() {
     );
     eprintln!(
         "link: {up} bytes up for {stored} bytes of segments (largest {largest}), {done} cuts"
+    );
+    drop(running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
+    use kekeli::sync::client::{Client, Target, check, pinned};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let box_data = tmp.path().join("box");
+    let token = token_of(&ok(hub(
+        &hub_data,
+        &["school", "add", "TEST", "Lycée de test"],
+    )
+    .output()
+    .expect("add")));
+    let running = serve_hub(&hub_data);
+    demo_box(&box_data);
+    ok(kekeli(&box_data, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
+    let before = hub_keys(&hub_data);
+    let replica = |sql: &str| count(&hub_data.join("hub.db"), sql);
+    let rows_before = replica("SELECT COUNT(*) FROM replica");
+    let logs_before = replica("SELECT SUM(seq) FROM logs");
+
+    // The box's own certificate and key: what an attacker holding the box would have.
+    let d = box_data.join("sync");
+    let tls = pinned(
+        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
+        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
+        &std::fs::read(d.join("key.der")).expect("key"),
+    )
+    .expect("tls");
+    let mut client = Client::new(
+        Target::parse(&running.url).expect("url"),
+        tls,
+        Duration::from_secs(20),
+    );
+    let c = Connection::open(hub_data.join("hub.db")).expect("hub db");
+    let (name, site, incarnation): (String, String, i64) = c
+        .query_row(
+            "SELECT name, lower(hex(site)), incarnation FROM segments WHERE school = 'TEST' ORDER BY first_seq LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("a segment");
+    let stored = hub_data
+        .join("objets/segments")
+        .join(&name[..2])
+        .join(&name);
+    let bytes = std::fs::read(&stored).expect("segment bytes");
+    let put = |n: &str| {
+        format!(
+            "{}/segments/{n}?site={site}&incarnation={incarnation}",
+            kekeli_sync::api::PREFIX
+        )
+    };
+    // One byte changed, under its old name (one the hub holds): the name is the hash, refused,
+    // and what the hub holds is untouched.
+    let mut tampered = bytes.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0x55;
+    let a = client
+        .request(
+            "PUT",
+            &put(&name),
+            "application/octet-stream",
+            tampered.clone(),
+            0,
+        )
+        .await
+        .expect("answer");
+    assert!(
+        check(&a).is_err() && a.status >= 400,
+        "tampered under its name: {}",
+        a.status
+    );
+    // Under its own hash: the signature no longer matches, refused.
+    let new_name = kekeli_sync::segment::name_of(&tampered);
+    let a = client
+        .request(
+            "PUT",
+            &put(&new_name),
+            "application/octet-stream",
+            tampered,
+            0,
+        )
+        .await
+        .expect("answer");
+    assert!(
+        check(&a).is_err() && a.status >= 400,
+        "tampered, renamed: {}",
+        a.status
+    );
+    // Replayed as it was: accepted again (idempotent), and nothing changes.
+    let a = client
+        .request("PUT", &put(&name), "application/octet-stream", bytes, 0)
+        .await
+        .expect("answer");
+    check(&a).expect("a replayed segment is accepted");
+    // And a manifest that lists it again, sealed with the box's own key: applying twice is a
+    // no-op.
+    let (first, last, size): (i64, i64, i64) = c
+        .query_row(
+            "SELECT first_seq, last_seq, bytes FROM segments WHERE name = ?1",
+            [&name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("segment");
+    let key = kekeli_sync::SigningKey::from_pkcs8(&std::fs::read(d.join("key.der")).expect("key"))
+        .expect("key");
+    let log = kekeli_sync::LogId::new(site.clone(), incarnation as u32);
+    let box_db = box_data.join("kekeli.db");
+    let vector = {
+        let db = kekeli::db::Db::open(&box_db, "TEST", 1).expect("box db");
+        db.read_blocking(kekeli::db::replica::vector)
+            .expect("vector")
+    };
+    let manifest = kekeli_sync::Manifest {
+        v: 1,
+        from: site.clone(),
+        to: "hub".into(),
+        hlc: kekeli_sync::Hlc::default().tick(4_000_000_000_000),
+        vector,
+        segments: vec![kekeli_sync::SegmentRef {
+            name: name.clone(),
+            log,
+            first: first as u64,
+            last: last as u64,
+            bytes: size as u64,
+        }],
+        keys: vec![],
+    };
+    let a = client
+        .request(
+            "POST",
+            &format!("{}/manifest", kekeli_sync::api::PREFIX),
+            "application/octet-stream",
+            manifest.seal(&key).expect("seal"),
+            0,
+        )
+        .await
+        .expect("answer");
+    check(&a).expect("a replayed manifest is answered");
+    let applied: kekeli_sync::api::Applied = serde_json::from_slice(&a.body).expect("applied");
+    assert_eq!(applied.applied, 0, "nothing applied twice");
+    assert_eq!(hub_keys(&hub_data), before);
+    assert_eq!(replica("SELECT COUNT(*) FROM replica"), rows_before);
+    assert_eq!(replica("SELECT SUM(seq) FROM logs"), logs_before);
+    assert_eq!(
+        replica(&format!(
+            "SELECT COUNT(*) FROM segments WHERE name = '{new_name}'"
+        )),
+        0,
+        "the tampered segment was not kept"
     );
     drop(running);
 }

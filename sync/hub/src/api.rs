@@ -131,8 +131,95 @@ pub fn router(hub: Hub) -> axum::Router {
         )
         .route(&format!("{p}/pull"), post(pull))
         .route(&format!("{p}/ack"), post(ack))
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/metrics", axum::routing::get(metrics))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(hub)
+}
+
+/// Healthy: the store answers.
+async fn healthz(State(hub): State<Hub>) -> Response {
+    let backend = hub.db.backend();
+    match hub
+        .db
+        .run(|c| c.row("SELECT 1", &[]).map_err(StoreError::from))
+        .await
+    {
+        Ok(_) => Json(serde_json::json!({ "status": "ok", "database": backend })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "healthz");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "error", "database": backend })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Two days without contact make an active school stale on `/metrics`.
+pub const STALE_SECS: i64 = 2 * 86_400;
+
+/// Prometheus gauges, answered on loopback only (counts, no school's name).
+async fn metrics(
+    State(hub): State<Hub>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> ApiResult<Response> {
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "loopback_only",
+            "/metrics ne répond qu'à la machine du portail",
+        ));
+    }
+    let stale_before = now() - STALE_SECS;
+    let g = hub.db.run(move |c| store::gauges(c, stale_before)).await?;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, lines: Vec<(String, i64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, v) in lines {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    gauge(
+        "kekeli_hub_schools",
+        "Schools declared, by status.",
+        g.schools
+            .iter()
+            .map(|(s, n)| (format!("{{status=\"{s}\"}}"), *n))
+            .collect(),
+    );
+    gauge(
+        "kekeli_hub_schools_stale",
+        "Active schools not heard from for two days or more (or never).",
+        vec![(String::new(), g.stale)],
+    );
+    gauge(
+        "kekeli_hub_pending_changes",
+        "Changes the boxes said they still had to send, at their last contact.",
+        vec![(String::new(), g.pending_changes)],
+    );
+    gauge(
+        "kekeli_hub_segments",
+        "Segments held.",
+        vec![(String::new(), g.segments)],
+    );
+    gauge(
+        "kekeli_hub_segment_bytes",
+        "Bytes of the segments held.",
+        vec![(String::new(), g.segment_bytes)],
+    );
+    gauge(
+        "kekeli_hub_refused_changes",
+        "Changes refused on receipt, kept for the console.",
+        vec![(String::new(), g.refused)],
+    );
+    gauge(
+        "kekeli_hub_log_changes",
+        "Changes in the hub's own log (announcements, calendar, reference lists).",
+        vec![(String::new(), g.hub_log)],
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 /// The school of the connection's client certificate, if active.
@@ -253,6 +340,15 @@ async fn upload(
         })
         .await?;
     if known {
+        // Held already (a resend after a cut): nothing is written, but bytes that are not the
+        // segment its name says are refused, not silently taken for it.
+        if kekeli_sync::segment::name_of(&body) != name {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_segment",
+                "segment altéré : son contenu ne correspond pas à son nom",
+            ));
+        }
         return Ok(StatusCode::OK);
     }
     let Some((key, Some(owner))) = key else {

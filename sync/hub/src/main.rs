@@ -258,9 +258,7 @@ fn print_token(code: &str, token: &kekeli_sync::enroll::Token, expires: i64) {
 
 async fn serve(hub: api::Hub, listen: &str) -> anyhow::Result<()> {
     let tls = std::sync::Arc::new(hub.pki.server_config()?);
-    let app = api::router(hub.clone())
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    let app = api::router(hub.clone()).layer(tower_http::catch_panic::CatchPanicLayer::new());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("écoute sur {listen}"))?;

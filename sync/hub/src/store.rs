@@ -903,3 +903,53 @@ pub fn replica_rows(
     .filter_map(|r| serde_json::from_str(&r[0].text()).ok())
     .collect())
 }
+
+/// What `/metrics` shows: counts only, no school's name or data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Schools by status (`attente`, `active`, `revoquee`).
+    pub schools: Vec<(String, i64)>,
+    /// Active schools not heard from since `stale_before` (or never).
+    pub stale: i64,
+    /// Changes the boxes said, at their last contact, they still had to send.
+    pub pending_changes: i64,
+    pub segments: i64,
+    pub segment_bytes: i64,
+    pub refused: i64,
+    pub hub_log: i64,
+}
+
+pub fn gauges(c: &mut dyn Conn, stale_before: i64) -> Result<Gauges, StoreError> {
+    let schools = c
+        .rows(
+            "SELECT status, COUNT(*) FROM schools GROUP BY status ORDER BY status",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r[0].text(), r[1].int()))
+        .collect();
+    let one = |c: &mut dyn Conn, sql: &str, p: &[Val]| -> Result<i64, StoreError> {
+        Ok(c.row(sql, p)?.map(|r| r[0].int()).unwrap_or(0))
+    };
+    Ok(Gauges {
+        schools,
+        stale: one(
+            c,
+            "SELECT COUNT(*) FROM schools WHERE status = 'active' AND (last_contact IS NULL OR last_contact < $1)",
+            &[stale_before.into()],
+        )?,
+        pending_changes: one(
+            c,
+            "SELECT CAST(COALESCE(SUM(pending_changes), 0) AS BIGINT) FROM schools WHERE status = 'active'",
+            &[],
+        )?,
+        segments: one(c, "SELECT COUNT(*) FROM segments", &[])?,
+        segment_bytes: one(
+            c,
+            "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM segments",
+            &[],
+        )?,
+        refused: one(c, "SELECT COUNT(*) FROM refused", &[])?,
+        hub_log: one(c, "SELECT COUNT(*) FROM hub_log", &[])?,
+    })
+}
