@@ -77,7 +77,7 @@ async fn metrics(
             Ok::<_, crate::db::DbError>((
                 crate::sync::last_success(c)?,
                 crate::db::replica::unacknowledged(c)?,
-                crate::db::replica::open_conflicts(c)?.len(),
+                crate::db::replica::open_conflict_count(c)?,
             ))
         })
         .await

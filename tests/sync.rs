@@ -145,6 +145,22 @@ fn demo_box(data: &Path) {
     kekeli::demo::populate(&prepared.db, data, year).expect("demo");
 }
 
+/// A hub serving the school TEST, and the demo school in `data` enrolled with it.
+fn enrolled_demo_box(hub_data: &Path, data: &Path) -> RunningHub {
+    let token = token_of(&ok(hub(
+        hub_data,
+        &["school", "add", "TEST", "Lycée de test"],
+    )
+    .output()
+    .expect("add")));
+    let running = serve_hub(hub_data);
+    demo_box(data);
+    ok(kekeli(data, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    running
+}
+
 /// Every live row key of each school table, on the box.
 fn box_keys(data: &Path) -> BTreeSet<(String, String)> {
     let c = Connection::open(data.join("kekeli.db")).expect("open");
@@ -518,17 +534,7 @@ fn a_box_restored_from_last_weeks_backup_pulls_its_own_tail_back() {
     let hub_data = tmp.path().join("hub");
     let box_data = tmp.path().join("box");
     let usb = tmp.path().join("usb");
-    let token = token_of(&ok(hub(
-        &hub_data,
-        &["school", "add", "TEST", "Lycée de test"],
-    )
-    .output()
-    .expect("add")));
-    let running = serve_hub(&hub_data);
-    demo_box(&box_data);
-    ok(kekeli(&box_data, &["sync", "enroll", &running.url, &token])
-        .output()
-        .expect("enroll"));
+    let running = enrolled_demo_box(&hub_data, &box_data);
     ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
     // Last week's backup; then the week goes on and reaches the hub.
     ok(
@@ -636,17 +642,7 @@ fn a_dead_box_is_replaced_and_the_new_one_pulls_the_whole_school_back() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let old = tmp.path().join("old");
-    let token = token_of(&ok(hub(
-        &hub_data,
-        &["school", "add", "TEST", "Lycée de test"],
-    )
-    .output()
-    .expect("add")));
-    let running = serve_hub(&hub_data);
-    demo_box(&old);
-    ok(kekeli(&old, &["sync", "enroll", &running.url, &token])
-        .output()
-        .expect("enroll"));
+    let running = enrolled_demo_box(&hub_data, &old);
     ok(kekeli(&old, &["sync", "run"]).output().expect("run"));
     let school = school_dump(&old);
 
@@ -694,17 +690,7 @@ fn a_replacement_box_that_already_holds_a_school_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let first = tmp.path().join("first");
-    let token = token_of(&ok(hub(
-        &hub_data,
-        &["school", "add", "TEST", "Lycée de test"],
-    )
-    .output()
-    .expect("add")));
-    let running = serve_hub(&hub_data);
-    demo_box(&first);
-    ok(kekeli(&first, &["sync", "enroll", &running.url, &token])
-        .output()
-        .expect("enroll"));
+    let running = enrolled_demo_box(&hub_data, &first);
     let replacement = token_of(&ok(hub(
         &hub_data,
         &["school", "token", "TEST", "--replace"],
@@ -1009,18 +995,8 @@ fn a_link_cut_mid_push_resends_at_most_the_segment_under_way() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let box_data = tmp.path().join("box");
-    let token = token_of(&ok(hub(
-        &hub_data,
-        &["school", "add", "TEST", "Lycée de test"],
-    )
-    .output()
-    .expect("add")));
-    let running = serve_hub(&hub_data);
-    demo_box(&box_data);
     // Enrolled straight; the runs go through the link, cut three times while pushing.
-    ok(kekeli(&box_data, &["sync", "enroll", &running.url, &token])
-        .output()
-        .expect("enroll"));
+    let running = enrolled_demo_box(&hub_data, &box_data);
     let cuts = vec![30_000, 150_000, 320_000];
     let link = Link::start(&running.url, cuts.clone());
     let hub_json = box_data.join("sync/hub.json");
@@ -1073,17 +1049,7 @@ async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let box_data = tmp.path().join("box");
-    let token = token_of(&ok(hub(
-        &hub_data,
-        &["school", "add", "TEST", "Lycée de test"],
-    )
-    .output()
-    .expect("add")));
-    let running = serve_hub(&hub_data);
-    demo_box(&box_data);
-    ok(kekeli(&box_data, &["sync", "enroll", &running.url, &token])
-        .output()
-        .expect("enroll"));
+    let running = enrolled_demo_box(&hub_data, &box_data);
     ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
     let before = hub_keys(&hub_data);
     let replica = |sql: &str| count(&hub_data.join("hub.db"), sql);

@@ -873,6 +873,15 @@ pub struct Conflict {
     pub other: String,
 }
 
+/// How many shared-field conflicts wait for a person (for `/metrics`).
+pub fn open_conflict_count(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM sync_conflict WHERE settled_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// The shared-field conflicts not yet settled, oldest first.
 pub fn open_conflicts(conn: &Connection) -> Result<Vec<Conflict>, DbError> {
     let mut stmt = conn.prepare_cached(
@@ -1269,6 +1278,7 @@ mod tests {
         // A person settles them: the first keeps what is there, the second puts the box's
         // value back — an ordinary write, captured for the hub.
         let open = db.read_blocking(open_conflicts).expect("open");
+        assert_eq!(db.read_blocking(open_conflict_count).expect("count"), 2);
         let before = db.read_blocking(site).expect("site").seq;
         db.write_blocking(|tx| {
             assert!(settle_conflict(tx, open[0].id, Settle::Keep, None, 5)?);
@@ -1281,6 +1291,7 @@ mod tests {
         })
         .expect("settle");
         assert!(db.read_blocking(open_conflicts).expect("open").is_empty());
+        assert_eq!(db.read_blocking(open_conflict_count).expect("count"), 0);
         let phone: String = db
             .read_blocking(|c| {
                 Ok::<_, DbError>(c.query_row(

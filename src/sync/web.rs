@@ -412,14 +412,11 @@ async fn enroll_now(
             Ok(Redirect::to(&state.flash.ok(&owner, BACK, msg)).into_response())
         }
         Err(e) => {
-            let m = match &e {
-                SyncError::Db(_) | SyncError::Io(_) => {
-                    tracing::error!(error = %e, "enrollment with the hub");
-                    e.to_string()
-                }
-                _ => e.to_string(),
-            };
-            fail(page, m).await
+            // The box's own faults go to the log too; the hub's refusals are the person's to read.
+            if matches!(e, SyncError::Db(_) | SyncError::Io(_)) {
+                tracing::error!(error = %e, "enrollment with the hub");
+            }
+            fail(page, e.to_string()).await
         }
     }
 }
