@@ -1189,3 +1189,371 @@ async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
     );
     drop(running);
 }
+
+/// What the box's own database says for the week starting `monday` (AAAA-MM-JJ): pupil-minutes
+/// expected in the lessons whose roll was taken, and minutes of absence — computed here in SQL,
+/// independently of the hub's code.
+fn box_week(db: &Path, monday: &str) -> (i64, i64) {
+    let c = Connection::open(db).expect("open");
+    let expected: i64 = c
+        .query_row(
+            "SELECT COALESCE(SUM((rc.ends - rc.starts) * CASE \
+               WHEN rc.class_id IS NOT NULL THEN (SELECT COUNT(*) FROM class_members m WHERE m.class_id = rc.class_id AND m.role = 'eleve') \
+               ELSE (SELECT COUNT(*) FROM group_members g WHERE g.group_id = rc.group_id) END), 0) \
+             FROM roll_calls rc WHERE rc.on_date BETWEEN ?1 AND date(?1, '+6 days')",
+            [monday],
+            |r| r.get(0),
+        )
+        .expect("expected");
+    let absent: i64 = c
+        .query_row(
+            "SELECT COALESCE(SUM(minutes), 0) FROM absences WHERE kind = 'absence' \
+             AND on_date BETWEEN ?1 AND date(?1, '+6 days')",
+            [monday],
+            |r| r.get(0),
+        )
+        .expect("absent");
+    (expected, absent)
+}
+
+fn one_decimal_hours(minutes: i64) -> String {
+    let t = (minutes * 10 + 30) / 60;
+    format!("{},{}", t / 10, t % 10)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    let password = "Console-du-ministere-1";
+    let added = ok(
+        hub(&hub_data, &["account", "add", "a.mensah", "Ama Mensah"])
+            .env("KEKELI_HUB_PASSWORD", password)
+            .output()
+            .expect("account"),
+    );
+    assert!(added.contains("Compte a.mensah créé"), "{added}");
+    let running = enrolled_demo_box(&hub_data, &data);
+    ok(kekeli(&data, &["sync", "run"]).output().expect("sync"));
+    let base = running.url.clone();
+    let client = || {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    };
+    let loc = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+
+    // Anonymous: every page sends to the login, every form is refused; a box's certificate
+    // is no console login (the sync API's client certificate is not asked here at all).
+    let anon = client();
+    let routes = kekeli_hub::console::route_table();
+    assert!(routes.len() >= 10);
+    for (m, p) in &routes {
+        if kekeli_hub::console::PUBLIC.contains(&(*m, *p)) {
+            continue;
+        }
+        let url = format!("{base}{}", p.replace("{code}", "TEST"));
+        let r = match *m {
+            "GET" => anon.get(&url).send().await,
+            _ => anon.post(&url).form(&[("csrf", "x")]).send().await,
+        }
+        .expect("request");
+        match *m {
+            "GET" => {
+                assert_eq!(r.status(), 303, "{m} {p}");
+                assert_eq!(loc(&r), "/console/connexion", "{m} {p}");
+            }
+            _ => assert_eq!(r.status(), 403, "{m} {p}"),
+        }
+    }
+
+    // A wrong password comes back with the login kept; the right one opens a session whose
+    // cookie a script or another site cannot use.
+    let b = client();
+    let r = b
+        .post(format!("{base}/console/connexion"))
+        .form(&[("login", "a.mensah"), ("password", "pas-le-bon")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 401);
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let body = plain(&r.text().await.expect("body"));
+    assert!(
+        body.contains("Identifiant ou mot de passe incorrect"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"a.mensah\""), "the login is kept");
+    let r = b
+        .post(format!("{base}/console/connexion"))
+        .form(&[("login", "A.Mensah "), ("password", password)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    let get = |path: String| {
+        let b = &b;
+        let base = &base;
+        async move {
+            let r = b.get(format!("{base}{path}")).send().await.expect("GET");
+            let status = r.status().as_u16();
+            (status, plain(&r.text().await.expect("body")))
+        }
+    };
+    let (status, overview) = get("/console".into()).await;
+    assert_eq!(status, 200);
+    assert!(overview.contains("Lycée de test") && overview.contains("inscrit"));
+    assert!(overview.contains("à l'instant"), "last contact just now");
+    let csrf = overview
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_string();
+    // Logged in: every page answers; a form without its session's token is refused.
+    for (m, p) in &routes {
+        let url = format!("{base}{}", p.replace("{code}", "TEST"));
+        if *m == "GET" {
+            let r = b.get(&url).send().await.expect("GET");
+            assert!(
+                r.status() == 200 || (*p == "/console/connexion" && r.status() == 303),
+                "{m} {p}: {}",
+                r.status()
+            );
+        } else if !kekeli_hub::console::PUBLIC.contains(&(*m, *p)) {
+            let r = b
+                .post(&url)
+                .form(&[("csrf", "0".repeat(32).as_str()), ("confirm_code", "TEST")])
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(r.status(), 403, "{m} {p} without its token");
+        }
+    }
+
+    // The school's data, read-only, equal to what the box holds.
+    let db = data.join("kekeli.db");
+    let (_, page) = get("/console/etablissements/TEST".into()).await;
+    for (sql, label) in [
+        ("SELECT COUNT(*) FROM classes", "classes"),
+        (
+            "SELECT COUNT(DISTINCT person_id) FROM class_members WHERE role = 'eleve'",
+            "élèves inscrits",
+        ),
+        ("SELECT COUNT(*) FROM marks", "notes saisies"),
+        (
+            "SELECT COUNT(*) FROM bulletins WHERE replaced_at IS NULL",
+            "bulletins émis",
+        ),
+        (
+            "SELECT COUNT(*) FROM lesson_entries WHERE trim(content) <> ''",
+            "séances au cahier de textes",
+        ),
+    ] {
+        let n = count(&db, sql);
+        assert!(
+            page.contains(&format!("<strong>{n}</strong> {label}")),
+            "{n} {label} on the school's page"
+        );
+    }
+    assert!(count(&db, "SELECT COUNT(*) FROM marks") > 0);
+    assert!(
+        page.contains("À envoyer par le serveur<strong>0</strong>"),
+        "everything sent"
+    );
+    // No person's name reaches the ministry.
+    let surname: String = Connection::open(&db)
+        .expect("open")
+        .query_row(
+            "SELECT p.first_names || ' ' || p.surname FROM people p \
+             JOIN class_members m ON m.person_id = p.id WHERE m.role = 'eleve' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a pupil");
+    let (_, indicators) = get("/console/indicateurs?semaines=52".into()).await;
+    assert!(indicators.contains("<svg") && indicators.contains("Lycée de test"));
+    let csv_r = b
+        .get(format!("{base}/console/indicateurs.csv?semaines=52"))
+        .send()
+        .await
+        .expect("csv");
+    assert!(
+        csv_r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .starts_with("text/csv")
+    );
+    let csv = csv_r.text().await.expect("csv body");
+    for text in [&page, &indicators, &csv] {
+        assert!(
+            !text.contains(&surname),
+            "a pupil's name ({surname}) on the console"
+        );
+    }
+    // Each week of the CSV: the attendance the box's own rows give, computed in SQL here.
+    let mut weeks_with_roll_calls = 0;
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(';').collect();
+        assert_eq!(cells.len(), 11, "{line}");
+        assert_eq!(cells[0], "TEST");
+        let monday: Vec<&str> = cells[3].split('/').collect();
+        let monday = format!("{}-{}-{}", monday[2], monday[1], monday[0]);
+        let (expected, absent) = box_week(&db, &monday);
+        assert_eq!(cells[5], one_decimal_hours(expected), "{line}");
+        assert_eq!(cells[6], one_decimal_hours(absent), "{line}");
+        if expected > 0 {
+            weeks_with_roll_calls += 1;
+            let p = ((expected - absent).max(0) * 1000 / expected).clamp(0, 1000);
+            assert_eq!(cells[8], format!("{},{}", p / 10, p % 10), "{line}");
+        }
+    }
+    assert!(
+        weeks_with_roll_calls > 0,
+        "the demo school's roll calls show in the CSV"
+    );
+
+    // Declaring a school prints its token sheet (with its QR code); a bad code keeps the form.
+    let r = b
+        .post(format!("{base}/console/etablissements"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("code", "lt kara"),
+            ("name", "Lycée de Kara"),
+        ])
+        .send()
+        .await
+        .expect("bad add");
+    assert_eq!(r.status(), 422);
+    let body = plain(&r.text().await.expect("body"));
+    assert!(body.contains("invalide") && body.contains("value=\"Lycée de Kara\""));
+    let r = b
+        .post(format!("{base}/console/etablissements"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("code", "ltkara"),
+            ("name", "Lycée de Kara"),
+        ])
+        .send()
+        .await
+        .expect("add");
+    assert_eq!(r.status(), 200);
+    let sheet = plain(&r.text().await.expect("sheet"));
+    let token = token_of(&sheet.replace(['<', '>'], "\n"));
+    assert!(sheet.contains("<svg"), "a QR code on the sheet");
+    assert!(
+        sheet.contains(&format!("kekeli sync enroll {base} {token}")),
+        "{sheet}"
+    );
+    let list = ok(hub(&hub_data, &["school", "list"]).output().expect("list"));
+    assert!(
+        list.contains("LTKARA") && list.contains("attente"),
+        "{list}"
+    );
+
+    // A replacement needs its box ticked; revoking needs the code typed again.
+    let post = |path: &str, fields: Vec<(&'static str, String)>| {
+        let url = format!("{base}{path}");
+        let b = &b;
+        async move {
+            let r = b.post(url).form(&fields).send().await.expect("POST");
+            let (s, l) = (r.status().as_u16(), loc(&r));
+            (s, l, plain(&r.text().await.expect("body")))
+        }
+    };
+    let (s, _, body) = post(
+        "/console/etablissements/TEST/jeton",
+        vec![("csrf", csrf.clone()), ("replace", "on".into())],
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, _, body) = post(
+        "/console/etablissements/TEST/jeton",
+        vec![
+            ("csrf", csrf.clone()),
+            ("replace", "on".into()),
+            ("confirm", "on".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.contains("Jeton de remplacement"));
+    let (s, _, _) = post(
+        "/console/etablissements/TEST/revoquer",
+        vec![("csrf", csrf.clone()), ("confirm_code", "TES".into())],
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, l, _) = post(
+        "/console/etablissements/TEST/revoquer",
+        vec![("csrf", csrf.clone()), ("confirm_code", "test".into())],
+    )
+    .await;
+    assert_eq!(
+        (s, l.as_str()),
+        (303, "/console/etablissements/TEST?fait=revoque")
+    );
+    let refused = kekeli(&data, &["sync", "run"]).output().expect("sync");
+    assert!(!refused.status.success());
+    assert!(out(&refused).contains("révoqué"), "{}", out(&refused));
+    let (_, journal) = get("/console/journal".into()).await;
+    for a in [
+        "etablissement.ajout",
+        "jeton.remplacement",
+        "revocation",
+        "connexion",
+    ] {
+        assert!(journal.contains(a), "{a} in the journal");
+    }
+
+    // Logging out ends the session; five wrong passwords lock the account for a while, even
+    // for the right one.
+    let (s, _, _) = post("/console/deconnexion", vec![("csrf", csrf.clone())]).await;
+    assert_eq!(s, 303);
+    let (s, _) = get("/console".into()).await;
+    assert_eq!(s, 303);
+    for _ in 0..5 {
+        let r = b
+            .post(format!("{base}/console/connexion"))
+            .form(&[("login", "a.mensah"), ("password", "encore-faux")])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 401);
+    }
+    let r = b
+        .post(format!("{base}/console/connexion"))
+        .form(&[("login", "a.mensah"), ("password", password)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 429);
+    assert!(plain(&r.text().await.expect("body")).contains("Trop d'essais"));
+}

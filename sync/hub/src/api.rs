@@ -31,6 +31,8 @@ pub struct Hub {
     pub objects: Objects,
     pub pki: Arc<HubPki>,
     pub site: String,
+    /// The console's per-school figures, kept between pages.
+    pub figures: Arc<crate::console::FiguresCache>,
 }
 
 /// The client certificate of the connection, as the accept loop saw it.
@@ -133,6 +135,11 @@ pub fn router(hub: Hub) -> axum::Router {
         .route(&format!("{p}/ack"), post(ack))
         .route("/healthz", axum::routing::get(healthz))
         .route("/metrics", axum::routing::get(metrics))
+        .merge(crate::console::router())
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(hub)
 }
@@ -479,7 +486,24 @@ async fn manifest(
         .db
         .run(move |c| -> Result<_, StoreError> {
             let a = store::apply(c, &s, &opened, now)?;
-            store::contact(c, &s.code, "envoi", bytes_in, 0, a.applied, 0, None, now)?;
+            let error = (a.refused > 0).then(|| {
+                format!(
+                    "{} modification(s) refusée(s) à la réception (voir la fiche)",
+                    a.refused
+                )
+            });
+            store::sent(c, &s.code, a.applied)?;
+            store::contact(
+                c,
+                &s.code,
+                "envoi",
+                bytes_in,
+                0,
+                a.applied,
+                0,
+                error.as_deref(),
+                now,
+            )?;
             Ok(a)
         })
         .await?;
@@ -550,7 +574,10 @@ async fn download(
     let n = name.clone();
     let allowed = hub
         .db
-        .run(move |c| store::may_read_segment(c, &school, &n))
+        .run({
+            let school = school.clone();
+            move |c| store::may_read_segment(c, &school, &n)
+        })
         .await?;
     if !allowed {
         return Err(ApiError::new(
@@ -566,6 +593,10 @@ async fn download(
             "segment absent du stockage",
         ));
     };
+    let (code, n, now) = (school.code.clone(), bytes.len() as u64, now());
+    hub.db
+        .run(move |c| store::contact(c, &code, "telechargement", 0, n, 0, 0, None, now))
+        .await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 

@@ -127,7 +127,8 @@ pub enum Db {
 }
 
 /// The schema, written once; `{BLOB}`, `{SERIAL}` are each backend's words.
-const SCHEMA: &str = include_str!("schema.sql");
+/// Each schema step, in order; `hub_meta.schema` says how many were applied.
+const SCHEMAS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
 
 impl Db {
     /// The embedded SQLite database in `path`.
@@ -181,18 +182,33 @@ impl Db {
                 "CREATE TABLE IF NOT EXISTS hub_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
                 &[],
             )?;
-            let version = c
+            let applied: usize = c
                 .row("SELECT v FROM hub_meta WHERE k = 'schema'", &[])?
                 .map(|r| r[0].text())
-                .unwrap_or_default();
-            if version.is_empty() {
-                for stmt in SCHEMA.split(';') {
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or(0);
+            if applied > SCHEMAS.len() {
+                return Err(DbError::Other(format!(
+                    "la base du portail est au schéma {applied}, plus récent que ce programme \
+                     ({}) : installez la version de kekeli-hub qui l'a créée",
+                    SCHEMAS.len()
+                )));
+            }
+            for schema in &SCHEMAS[applied..] {
+                for stmt in schema.split(';') {
                     let stmt = self.dialect(stmt.trim());
                     if !stmt.is_empty() {
                         c.exec(&stmt, &[])?;
                     }
                 }
-                c.exec("INSERT INTO hub_meta (k, v) VALUES ('schema', '1')", &[])?;
+            }
+            if applied < SCHEMAS.len() {
+                c.exec("DELETE FROM hub_meta WHERE k = 'schema'", &[])?;
+                c.exec(
+                    "INSERT INTO hub_meta (k, v) VALUES ('schema', $1)",
+                    &[SCHEMAS.len().to_string().into()],
+                )?;
             }
             Ok(())
         })

@@ -5,6 +5,7 @@
 //! box's binary; the protocol itself is `kekeli-sync`, shared with the box.
 
 pub mod api;
+pub mod console;
 pub mod db;
 pub mod objects;
 pub mod pki;
@@ -51,5 +52,6 @@ pub fn open(data: &Path, database: &str, names: &[String]) -> anyhow::Result<api
         objects,
         pki: Arc::new(pki),
         site: kekeli_sync::hex(&site),
+        figures: Default::default(),
     })
 }

@@ -1,10 +1,12 @@
 //! The `kekeli-hub` command line: serve the hub, declare schools and print their enrollment
-//! tokens, revoke them, and publish national announcements and calendar dates.
+//! tokens, revoke them, manage the console's ministry accounts, and publish national
+//! announcements and calendar dates.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kekeli_hub::console::{self, accounts};
 use kekeli_hub::{api, store};
 
 #[derive(Parser)]
@@ -45,6 +47,11 @@ enum Command {
     School {
         #[command(subcommand)]
         command: SchoolCommand,
+    },
+    /// Les comptes de la console du ministère.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
     },
     /// Publier une annonce nationale sur les portails des établissements.
     Announce {
@@ -100,6 +107,19 @@ enum SchoolCommand {
     Revoke { code: String },
 }
 
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Créer un compte et afficher son mot de passe (une seule fois). Le mot de passe peut
+    /// aussi être lu dans la variable KEKELI_HUB_PASSWORD (scripts).
+    Add { login: String, name: String },
+    /// Donner un nouveau mot de passe (oublié, compte verrouillé) : ses sessions sont closes.
+    Password { login: String },
+    /// La liste des comptes.
+    List,
+    /// Désactiver un compte : ses sessions sont closes.
+    Disable { login: String },
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -120,6 +140,10 @@ fn main() -> anyhow::Result<()> {
         Command::School { command } => {
             let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
             school(&hub, command)
+        }
+        Command::Account { command } => {
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            account(&hub, command)
         }
         Command::Announce {
             title,
@@ -239,6 +263,76 @@ fn school(hub: &api::Hub, command: SchoolCommand) -> anyhow::Result<()> {
             println!(
                 "Serveur de {code} révoqué : il ne peut plus se synchroniser. Un nouveau jeton (« school token {code} --replace ») permet d'en inscrire un autre."
             );
+        }
+    }
+    Ok(())
+}
+
+/// The password for `account add` / `account password`: from KEKELI_HUB_PASSWORD (checked),
+/// else a generated one, shown once.
+fn new_password() -> anyhow::Result<(String, bool)> {
+    match std::env::var("KEKELI_HUB_PASSWORD") {
+        Ok(p) if !p.is_empty() => {
+            anyhow::ensure!(
+                p.chars().count() >= accounts::MIN_PASSWORD,
+                "KEKELI_HUB_PASSWORD : {} caractères au moins",
+                accounts::MIN_PASSWORD
+            );
+            Ok((p, false))
+        }
+        _ => Ok((accounts::generate_password(), true)),
+    }
+}
+
+fn account(hub: &api::Hub, command: AccountCommand) -> anyhow::Result<()> {
+    let now = api::now();
+    match command {
+        AccountCommand::Add { login, name } => {
+            let login = login.trim().to_lowercase();
+            let (password, shown) = new_password()?;
+            let hash = accounts::hash_password(&password)?;
+            hub.db.tx(|c| accounts::add(c, &login, &name, &hash, now))?;
+            println!("Compte {login} créé pour {}.", name.trim());
+            if shown {
+                println!("Mot de passe (affiché une seule fois) :\n\n    {password}\n");
+            }
+            println!("Console : https://ADRESSE-DU-PORTAIL:8443/console");
+        }
+        AccountCommand::Password { login } => {
+            let login = login.trim().to_lowercase();
+            let (password, shown) = new_password()?;
+            let hash = accounts::hash_password(&password)?;
+            let found = hub
+                .db
+                .tx(|c| accounts::set_password(c, &login, &hash, now))?;
+            anyhow::ensure!(found, "aucun compte {login}");
+            println!("Nouveau mot de passe pour {login} ; ses sessions sont closes.");
+            if shown {
+                println!("\n    {password}\n");
+            }
+        }
+        AccountCommand::List => {
+            let list = hub.db.tx(accounts::list)?;
+            if list.is_empty() {
+                println!("Aucun compte : « kekeli-hub account add IDENTIFIANT \"Nom Prénom\" ».");
+            }
+            for a in list {
+                println!(
+                    "{:<20} {:<30} {}{}",
+                    a.login,
+                    a.name,
+                    a.last_login
+                        .map(|t| format!("dernière connexion {}", console::when(t)))
+                        .unwrap_or_else(|| "jamais connecté".into()),
+                    if a.disabled { " (désactivé)" } else { "" }
+                );
+            }
+        }
+        AccountCommand::Disable { login } => {
+            let login = login.trim().to_lowercase();
+            let found = hub.db.tx(|c| accounts::disable(c, &login, now))?;
+            anyhow::ensure!(found, "aucun compte {login}");
+            println!("Compte {login} désactivé ; ses sessions sont closes.");
         }
     }
     Ok(())

@@ -882,9 +882,24 @@ pub fn contact(
             error.map(str::to_string).into(),
         ],
     )?;
+    // A push says how the school's last sending went; a download or an acknowledgement only
+    // records an error, never clears one.
+    if kind == "envoi" || error.is_some() {
+        c.exec(
+            "UPDATE schools SET last_error = $1 WHERE code = $2",
+            &[error.map(str::to_string).into(), school.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// A push applied `applied` changes: that many fewer for the school to send (until its next
+/// hello says again how many it holds).
+pub fn sent(c: &mut dyn Conn, code: &str, applied: u64) -> Result<(), StoreError> {
     c.exec(
-        "UPDATE schools SET last_error = $1 WHERE code = $2",
-        &[error.map(str::to_string).into(), school.into()],
+        "UPDATE schools SET pending_changes = CASE WHEN pending_changes > $1 \
+         THEN pending_changes - $1 ELSE 0 END WHERE code = $2 AND pending_changes IS NOT NULL",
+        &[applied.into(), code.into()],
     )?;
     Ok(())
 }
@@ -952,4 +967,134 @@ pub fn gauges(c: &mut dyn Conn, stale_before: i64) -> Result<Gauges, StoreError>
         refused: one(c, "SELECT COUNT(*) FROM refused", &[])?,
         hub_log: one(c, "SELECT COUNT(*) FROM hub_log", &[])?,
     })
+}
+
+/// One school as the console's list shows it.
+#[derive(Debug, Clone)]
+pub struct SchoolLine {
+    pub school: School,
+    /// Changes of the hub's own log the box has not said it holds.
+    pub to_receive: i64,
+    /// Bytes and changes exchanged since `since` (the last night).
+    pub bytes: i64,
+    pub changes: i64,
+    /// Changes refused on receipt, in all.
+    pub refused: i64,
+}
+
+/// Every school with what the console's list shows, since `since` for the night's figures.
+pub fn console_lines(c: &mut dyn Conn, since: i64) -> Result<Vec<SchoolLine>, StoreError> {
+    let hub = hub_site(c)?;
+    let hub_seq = c
+        .row("SELECT COALESCE(MAX(seq), 0) FROM hub_log", &[])?
+        .map(|r| r[0].int())
+        .unwrap_or(0);
+    let mut has: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for r in c.rows(
+        "SELECT school, seq FROM box_has WHERE site = $1",
+        &[hub.into()],
+    )? {
+        has.insert(r[0].text(), r[1].int());
+    }
+    let mut night: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
+    for r in c.rows(
+        "SELECT school, CAST(SUM(bytes_in + bytes_out) AS BIGINT), CAST(SUM(changes_in + changes_out) AS BIGINT) \
+         FROM contacts WHERE at >= $1 GROUP BY school",
+        &[since.into()],
+    )? {
+        night.insert(r[0].text(), (r[1].int(), r[2].int()));
+    }
+    let mut refused: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for r in c.rows("SELECT school, COUNT(*) FROM refused GROUP BY school", &[])? {
+        refused.insert(r[0].text(), r[1].int());
+    }
+    Ok(schools(c)?
+        .into_iter()
+        .map(|s| {
+            let (bytes, changes) = night.get(&s.code).copied().unwrap_or((0, 0));
+            SchoolLine {
+                to_receive: if s.status == "active" {
+                    (hub_seq - has.get(&s.code).copied().unwrap_or(0)).max(0)
+                } else {
+                    0
+                },
+                bytes,
+                changes,
+                refused: refused.get(&s.code).copied().unwrap_or(0),
+                school: s,
+            }
+        })
+        .collect())
+}
+
+/// One exchange with a school, for the console's history.
+#[derive(Debug, Clone)]
+pub struct ContactLine {
+    pub at: i64,
+    pub kind: String,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub changes_in: i64,
+    pub changes_out: i64,
+    pub error: Option<String>,
+}
+
+/// The exchanges with `code` since `since`, newest first.
+pub fn contacts_of(
+    c: &mut dyn Conn,
+    code: &str,
+    since: i64,
+) -> Result<Vec<ContactLine>, StoreError> {
+    Ok(c.rows(
+        "SELECT at, kind, bytes_in, bytes_out, changes_in, changes_out, error FROM contacts \
+         WHERE school = $1 AND at >= $2 ORDER BY at DESC, id DESC LIMIT 2000",
+        &[code.into(), since.into()],
+    )?
+    .iter()
+    .map(|r| ContactLine {
+        at: r[0].int(),
+        kind: r[1].text(),
+        bytes_in: r[2].int(),
+        bytes_out: r[3].int(),
+        changes_in: r[4].int(),
+        changes_out: r[5].int(),
+        error: r[6].opt_text(),
+    })
+    .collect())
+}
+
+/// A change refused from a school, for the console.
+#[derive(Debug, Clone)]
+pub struct RefusedLine {
+    pub at: i64,
+    pub table: String,
+    pub reason: String,
+}
+
+pub fn refused_of(
+    c: &mut dyn Conn,
+    code: &str,
+    limit: i64,
+) -> Result<Vec<RefusedLine>, StoreError> {
+    Ok(c.rows(
+        "SELECT at, tbl, reason FROM refused WHERE school = $1 ORDER BY id DESC LIMIT $2",
+        &[code.into(), limit.into()],
+    )?
+    .iter()
+    .map(|r| RefusedLine {
+        at: r[0].int(),
+        table: r[1].text(),
+        reason: r[2].text(),
+    })
+    .collect())
+}
+
+/// A stamp that changes whenever the school's replica may have: its latest exchange.
+pub fn replica_stamp(c: &mut dyn Conn, code: &str) -> Result<i64, StoreError> {
+    Ok(c.row(
+        "SELECT COALESCE(MAX(id), 0) FROM contacts WHERE school = $1",
+        &[code.into()],
+    )?
+    .map(|r| r[0].int())
+    .unwrap_or(0))
 }

@@ -319,7 +319,308 @@ fn national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables(db: &Db) {
     );
 }
 
+fn ministry_accounts_lock_after_five_wrong_passwords_and_sessions_end(db: &Db) {
+    use kekeli_hub::console::accounts;
+    let hash = accounts::hash_password("Bonne-phrase-2026").expect("hash");
+    db.tx(|c| accounts::add(c, "a.mensah", "Ama Mensah", &hash, 100))
+        .expect("add");
+    assert!(
+        db.tx(|c| accounts::add(c, "a.mensah", "Autre", &hash, 100))
+            .is_err(),
+        "twice"
+    );
+    assert!(db.tx(|c| accounts::add(c, "A B", "x", &hash, 100)).is_err());
+    let cand = db.tx(|c| accounts::candidate(c, "a.mensah")).expect("q");
+    assert!(accounts::verify("Bonne-phrase-2026", cand.hash.as_deref()));
+    for i in 0..accounts::MAX_FAILURES {
+        db.tx(|c| accounts::failed(c, "a.mensah", 200 + i))
+            .expect("fail");
+    }
+    let cand = db.tx(|c| accounts::candidate(c, "a.mensah")).expect("q");
+    assert_eq!(
+        cand.locked_until,
+        200 + accounts::MAX_FAILURES - 1 + accounts::LOCK_SECS
+    );
+    let token = db
+        .tx(|c| accounts::open_session(c, "a.mensah", 1000))
+        .expect("session");
+    let s = db
+        .tx(|c| accounts::session(c, &token, 1100))
+        .expect("q")
+        .expect("open");
+    assert_eq!(
+        (s.login.as_str(), s.name.as_str()),
+        ("a.mensah", "Ama Mensah")
+    );
+    assert!(
+        db.tx(|c| accounts::session(c, &token, 1000 + accounts::SESSION_IDLE_SECS + 200))
+            .expect("q")
+            .is_none(),
+        "idle sessions end"
+    );
+    let token = db
+        .tx(|c| accounts::open_session(c, "a.mensah", 2000))
+        .expect("session");
+    db.tx(|c| accounts::disable(c, "a.mensah", 2001))
+        .expect("disable");
+    assert!(
+        db.tx(|c| accounts::session(c, &token, 2002))
+            .expect("q")
+            .is_none(),
+        "a disabled account's sessions end"
+    );
+    assert!(
+        db.tx(|c| accounts::candidate(c, "a.mensah"))
+            .expect("q")
+            .hash
+            .is_none()
+    );
+    let lines = db
+        .tx(|c| accounts::audit_lines(c, None, 50))
+        .expect("audit");
+    let actions: Vec<&str> = lines.iter().map(|l| l.action.as_str()).collect();
+    for a in [
+        "compte.ajout",
+        "compte.verrouillage",
+        "connexion",
+        "compte.desactivation",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+}
+
+fn row(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// A school's replica as the console counts it: a class of three pupils, a roll call of one
+/// hour with one absence of 60 min and a lateness, two marks, a lesson entry (and an empty
+/// one), a bulletin and its reissue; what `console_lines` and the history say.
+fn the_console_counts_a_schools_replica_and_its_exchanges(db: &Db) {
+    use kekeli_hub::console::figures;
+    let hub_key = key().public();
+    db.tx(|c| store::init(c, &hub_key)).expect("init");
+    let (site, _k) = enrolled(db, "LTLOME");
+    let school = db
+        .tx(|c| store::school(c, "LTLOME"))
+        .expect("q")
+        .expect("school");
+    let sc = "school:LTLOME";
+    let class = "c1".repeat(16);
+    let mut rows: Vec<(&str, serde_json::Map<String, serde_json::Value>)> = vec![(
+        "classes",
+        row(&[
+            ("id", class.clone().into()),
+            ("scope", sc.into()),
+            ("name", "2nde A".into()),
+            ("level", "2nde".into()),
+            ("serie", serde_json::Value::Null),
+        ]),
+    )];
+    for p in 0..3 {
+        rows.push((
+            "class_members",
+            row(&[
+                ("id", format!("{p:032x}").into()),
+                ("scope", sc.into()),
+                ("class_id", class.clone().into()),
+                ("person_id", format!("{:032x}", 100 + p).into()),
+                ("role", "eleve".into()),
+            ]),
+        ));
+    }
+    rows.push((
+        "class_members",
+        row(&[
+            ("id", "ee".repeat(16).into()),
+            ("scope", sc.into()),
+            ("class_id", class.clone().into()),
+            ("person_id", "ff".repeat(16).into()),
+            ("role", "enseignant".into()),
+        ]),
+    ));
+    rows.push((
+        "roll_calls",
+        row(&[
+            ("id", "aa".repeat(16).into()),
+            ("scope", sc.into()),
+            ("class_id", class.clone().into()),
+            ("on_date", "2026-12-01".into()),
+            ("starts", 480.into()),
+            ("ends", 540.into()),
+        ]),
+    ));
+    for (i, (kind, minutes)) in [("absence", 60), ("retard", 10)].iter().enumerate() {
+        rows.push((
+            "absences",
+            row(&[
+                ("id", format!("{:032x}", 200 + i).into()),
+                ("scope", sc.into()),
+                ("kind", (*kind).into()),
+                ("on_date", "2026-12-01".into()),
+                ("minutes", (*minutes).into()),
+            ]),
+        ));
+    }
+    for i in 0..2 {
+        rows.push((
+            "marks",
+            row(&[
+                ("id", format!("{:032x}", 300 + i).into()),
+                ("scope", sc.into()),
+                ("status", "note".into()),
+                ("value", 12.5.into()),
+                ("updated_at", 1_796_083_200_i64.into()),
+            ]),
+        ));
+    }
+    for (i, content) in ["Chapitre 3 : les fonctions", "  "].iter().enumerate() {
+        rows.push((
+            "lesson_entries",
+            row(&[
+                ("id", format!("{:032x}", 400 + i).into()),
+                ("scope", sc.into()),
+                ("on_date", "2026-12-02".into()),
+                ("content", (*content).into()),
+            ]),
+        ));
+    }
+    for (i, replaced) in [Some(1_796_000_000_i64), None].iter().enumerate() {
+        rows.push((
+            "bulletins",
+            row(&[
+                ("id", format!("{:032x}", 500 + i).into()),
+                ("scope", sc.into()),
+                (
+                    "replaced_at",
+                    replaced.map(serde_json::Value::from).unwrap_or_default(),
+                ),
+            ]),
+        ));
+    }
+    let log = LogId::new(kekeli_sync::hex(&site), 1);
+    let changes: Vec<Change> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, r))| Change {
+            seq: i as u64 + 1,
+            hlc: Hlc::from_parts(1_700_000_000_000 + i as i64, 0),
+            table: t.into(),
+            key: r["id"].as_str().unwrap_or_default().to_string(),
+            op: Op::Insert,
+            row: Some(r),
+            changed: None,
+        })
+        .collect();
+    let n = changes.len() as u64;
+    let segs = vec![(
+        SegmentRef {
+            name: "c".repeat(64),
+            log: log.clone(),
+            first: 1,
+            last: n,
+            bytes: 1,
+        },
+        Opened {
+            log,
+            first: 1,
+            last: n,
+            changes,
+        },
+    )];
+    let applied = db
+        .tx(|c| -> Result<_, StoreError> {
+            let a = store::apply(c, &school, &segs, 1_796_083_200)?;
+            store::contact(
+                c,
+                "LTLOME",
+                "envoi",
+                4096,
+                0,
+                a.applied,
+                0,
+                None,
+                1_796_083_200,
+            )?;
+            store::contact(
+                c,
+                "LTLOME",
+                "telechargement",
+                0,
+                1024,
+                0,
+                0,
+                Some("coupure"),
+                1_796_083_300,
+            )?;
+            Ok(a)
+        })
+        .expect("apply");
+    assert_eq!(applied.applied, n);
+    let f = db
+        .tx(|c| figures::school_figures(c, "LTLOME"))
+        .expect("figures");
+    assert_eq!(f.classes.len(), 1);
+    assert_eq!(
+        (f.classes[0].name.as_str(), f.classes[0].pupils),
+        ("2nde A", 3)
+    );
+    assert_eq!(f.pupils, 3);
+    assert_eq!((f.marks, f.lesson_entries, f.bulletins), (2, 1, 1));
+    let w = f.weeks[&(2026, 49)];
+    assert_eq!(
+        (w.roll_calls, w.expected_min, w.absent_min, w.late_min),
+        (1, 180, 60, 10)
+    );
+    assert_eq!(w.attendance_permille(), Some(666));
+    assert_eq!((w.marks, w.lesson_entries), (2, 1));
+
+    let lines = db
+        .tx(|c| store::console_lines(c, 1_796_083_000))
+        .expect("lines");
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0];
+    assert_eq!((l.bytes, l.changes, l.refused), (5120, n as i64, 0));
+    assert_eq!(
+        l.school.last_error.as_deref(),
+        Some("coupure"),
+        "a download's error is kept"
+    );
+    db.tx(|c| store::contact(c, "LTLOME", "reception", 0, 0, 0, 0, None, 1_796_083_400))
+        .expect("ack");
+    let again = db
+        .tx(|c| store::school(c, "LTLOME"))
+        .expect("q")
+        .expect("school");
+    assert_eq!(
+        again.last_error.as_deref(),
+        Some("coupure"),
+        "an ack clears nothing"
+    );
+    let history = db
+        .tx(|c| store::contacts_of(c, "LTLOME", 0))
+        .expect("history");
+    assert_eq!(history[0].kind, "reception");
+    assert!(
+        history
+            .iter()
+            .any(|h| h.kind == "envoi" && h.bytes_in == 4096)
+    );
+    let stamp = db.tx(|c| store::replica_stamp(c, "LTLOME")).expect("stamp");
+    assert!(stamp > 0);
+    assert!(
+        db.tx(|c| store::refused_of(c, "LTLOME", 5))
+            .expect("refused")
+            .is_empty()
+    );
+}
+
 on_both_stores!(
+    ministry_accounts_lock_after_five_wrong_passwords_and_sessions_end,
+    the_console_counts_a_schools_replica_and_its_exchanges,
     tokens_are_one_time_expiring_and_bound_to_their_school,
     a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing,
     national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables,
