@@ -199,6 +199,16 @@ enum SyncCommand {
     },
     /// L'état de la synchronisation
     Status,
+    /// Sans connexion : écrire sur une clé USB tout ce que le portail n'a pas encore reçu
+    Export {
+        /// Le dossier de la clé USB montée (par exemple /media/usb)
+        dir: PathBuf,
+    },
+    /// Sans connexion : lire les paquets du portail apportés sur une clé USB
+    Import {
+        /// Le dossier de la clé USB montée
+        dir: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -984,6 +994,39 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                     eprintln!("{e}");
                     return Ok(std::process::ExitCode::FAILURE);
                 }
+            }
+        }
+        SyncCommand::Export { dir } => {
+            let _lock = sync::RunLock::take(config)?;
+            let o = rt.block_on(sync::usb::export(&prepared.db, config, &dir))?;
+            println!("Paquet écrit : {}", o.file.display());
+            println!("  {}", o.message);
+        }
+        SyncCommand::Import { dir } => {
+            let _lock = sync::RunLock::take(config)?;
+            let outcomes = rt.block_on(sync::usb::import(&prepared.db, config, &dir))?;
+            if outcomes.is_empty() {
+                println!(
+                    "Aucun paquet (.kkb) dans {} : vérifiez que la clé est montée et que la copie est finie.",
+                    dir.display()
+                );
+            }
+            let mut failed = 0;
+            for o in &outcomes {
+                let name = o
+                    .file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                if o.ok {
+                    println!("{name} : {}", o.message);
+                } else {
+                    failed += 1;
+                    println!("{name} : non lu — {}", o.message);
+                }
+            }
+            if failed > 0 && failed == outcomes.len() {
+                return Ok(std::process::ExitCode::FAILURE);
             }
         }
         SyncCommand::Status => {

@@ -1557,3 +1557,164 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
     assert_eq!(r.status(), 429);
     assert!(plain(&r.text().await.expect("body")).contains("Trop d'essais"));
 }
+
+fn bundles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("kkb"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_school_without_a_link_goes_up_and_down_on_a_usb_stick() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    // One network run gives the box its bundle key; then the link is gone for good.
+    let running = enrolled_demo_box(&hub_data, &data);
+    ok(kekeli(&data, &["sync", "run"]).output().expect("sync"));
+    drop(running);
+    let hub_rows_before = hub_keys(&hub_data).len();
+
+    // Two exports a day apart, with new rows in between; carried in the wrong order.
+    let stick1 = tmp.path().join("cle1");
+    let stick2 = tmp.path().join("cle2");
+    add_rooms(&data, &["Salle USB 1", "Salle USB 2"]);
+    let said = ok(
+        kekeli(&data, &["sync", "export", stick1.to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    assert!(
+        said.contains("Paquet écrit") && said.contains("2 modification(s)"),
+        "{said}"
+    );
+    add_rooms(&data, &["Salle USB 3"]);
+    ok(
+        kekeli(&data, &["sync", "export", stick2.to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    let (b1, b2) = (bundles(&stick1), bundles(&stick2));
+    assert_eq!((b1.len(), b2.len()), (1, 1));
+
+    // A partial copy and a tampered copy are refused, in words, and change nothing.
+    let bad = tmp.path().join("abimee");
+    std::fs::create_dir_all(&bad).expect("dir");
+    let bytes = std::fs::read(&b2[0]).expect("read");
+    std::fs::write(bad.join("coupe.kkb"), &bytes[..bytes.len() * 2 / 3]).expect("write");
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    std::fs::write(bad.join("altere.kkb"), &flipped).expect("write");
+    let refused = hub(&hub_data, &["import", bad.to_str().expect("p")])
+        .output()
+        .expect("import");
+    assert!(!refused.status.success());
+    let text = out(&refused);
+    assert!(
+        text.contains("coupe.kkb : REFUSÉ — paquet incomplet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("altere.kkb : REFUSÉ — paquet altéré"),
+        "{text}"
+    );
+    assert_eq!(
+        hub_keys(&hub_data).len(),
+        hub_rows_before,
+        "nothing applied"
+    );
+
+    // The newer first, then the older, then the newer again: three rooms, once each.
+    let t = ok(hub(&hub_data, &["import", stick2.to_str().expect("p")])
+        .output()
+        .expect("import"));
+    assert!(t.contains("3 modification(s) appliquée(s)"), "{t}");
+    let t = ok(hub(&hub_data, &["import", stick1.to_str().expect("p")])
+        .output()
+        .expect("import"));
+    assert!(
+        t.contains("0 modification(s) appliquée(s), 2 déjà reçue(s)"),
+        "{t}"
+    );
+    ok(hub(&hub_data, &["import", stick2.to_str().expect("p")])
+        .output()
+        .expect("import"));
+    assert_eq!(
+        box_keys(&data),
+        hub_keys(&hub_data),
+        "both sides hold the same rows"
+    );
+
+    // The box cannot read its own bundle as if from the hub, nor another box's.
+    let t = out(
+        &kekeli(&data, &["sync", "import", stick2.to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(t.contains("portez-le au portail"), "{t}");
+
+    // The way back: an announcement published while the school is cut off.
+    ok(hub(
+        &hub_data,
+        &[
+            "announce",
+            "--title",
+            "Examens blancs",
+            "--body",
+            "Du 8 au 12 mars.",
+            "--from",
+            "2026-09-01",
+        ],
+    )
+    .output()
+    .expect("announce"));
+    let back = tmp.path().join("retour");
+    std::fs::create_dir_all(&back).expect("dir");
+    let t = ok(hub(
+        &hub_data,
+        &["export", "--school", "TEST", back.to_str().expect("p")],
+    )
+    .output()
+    .expect("export"));
+    assert!(t.contains("Paquet écrit"), "{t}");
+    let db = data.join("kekeli.db");
+    let before = count(&db, "SELECT COUNT(*) FROM national_announcements");
+    let t = ok(
+        kekeli(&data, &["sync", "import", back.to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(t.contains("reçue(s) du portail"), "{t}");
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM national_announcements"),
+        before + 1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM national_announcements WHERE title = 'Examens blancs'"
+        ),
+        1
+    );
+    // Again: nothing new. And the hub's answer said what it holds: nothing left to carry up.
+    let t = ok(
+        kekeli(&data, &["sync", "import", back.to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(t.contains("0 modification(s) reçue(s)"), "{t}");
+    let stick3 = tmp.path().join("cle3");
+    let said = ok(
+        kekeli(&data, &["sync", "export", stick3.to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    assert!(said.contains("0 modification(s)"), "{said}");
+    // The technician's history shows the stick's comings and goings.
+    assert!(count(&db, "SELECT COUNT(*) FROM sync_runs WHERE origin = 'usb'") >= 5);
+}

@@ -9,6 +9,7 @@
 //! exactly as before: nothing here runs until `kekeli sync enroll`.
 
 pub mod client;
+pub mod usb;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -135,11 +136,11 @@ impl Enrollment {
     }
 }
 
-fn write_private(path: &Path, data: &[u8]) -> Result<(), SyncError> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), SyncError> {
     Ok(crate::backup::key::write_secret(path, data)?)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -447,7 +448,7 @@ pub async fn run_with(
 }
 
 /// The same as a blocking call off the async runtime (`db` calls).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     db: &Db,
     f: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
 ) -> Result<T, SyncError> {
@@ -459,7 +460,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Most changes read from the log for one manifest.
-const BATCH: usize = 20_000;
+pub(crate) const BATCH: usize = 20_000;
 
 async fn once(
     db: &Db,
@@ -490,6 +491,7 @@ async fn once(
 
     // Hello: what each side holds, and the hub's time.
     let mut hello = say_hello(db, &mut client).await?;
+    keep_bundle_key(config, &hello.bundle_key)?;
     report.clock_offset_ms = now_ms() - hello.hub_time_ms;
     let me = blocking(db, |db| db.read_blocking(replica::site)).await?;
     if hello.hub_has.get(&me.log) > me.seq {
@@ -660,25 +662,7 @@ async fn once(
     let mut opened = Vec::new();
     progress.start(2, m.segments.iter().map(|r| r.bytes).sum());
     for r in &m.segments {
-        let source = if r.log.site == e.hub_site {
-            Source::Hub
-        } else if r.log.site == me.log.site {
-            Source::OwnPast
-        } else {
-            return Err(SyncError::Protocol(format!(
-                "segment d'un journal inattendu ({})",
-                r.log.site
-            )));
-        };
-        let k = match source {
-            Source::Hub => hub_key,
-            Source::OwnPast => m
-                .keys
-                .iter()
-                .find(|(l, _)| l == &r.log)
-                .and_then(|(_, k)| PublicKey::from_hex(k))
-                .ok_or_else(|| SyncError::Protocol("clé d'un journal passé absente".into()))?,
-        };
+        let (source, k) = pulled_key(e, &me.log.site, hub_key, &m, r)?;
         // Downloaded once: a cut link resumes at the segment it was fetching.
         let kept = inbox.join(&r.name);
         let bytes = match std::fs::read(&kept) {
@@ -740,9 +724,64 @@ async fn once(
     Ok(report)
 }
 
-async fn say_hello(db: &Db, client: &mut Client) -> Result<HelloResponse, SyncError> {
-    let (vector, schema, pending) = blocking(db, |db| {
+/// Which log a segment of the hub's manifest `m` belongs to — the hub's own, or this box's
+/// past (after a restore or on a replacement) — and the key that checks it.
+pub(crate) fn pulled_key(
+    e: &Enrollment,
+    me_site: &str,
+    hub_key: PublicKey,
+    m: &Manifest,
+    r: &SegmentRef,
+) -> Result<(Source, PublicKey), SyncError> {
+    if r.log.site == e.hub_site {
+        Ok((Source::Hub, hub_key))
+    } else if r.log.site == me_site {
+        let k = m
+            .keys
+            .iter()
+            .find(|(l, _)| l == &r.log)
+            .and_then(|(_, k)| PublicKey::from_hex(k))
+            .ok_or_else(|| SyncError::Protocol("clé d'un journal passé absente".into()))?;
+        Ok((Source::OwnPast, k))
+    } else {
+        Err(SyncError::Protocol(format!(
+            "segment d'un journal inattendu ({})",
+            r.log.site
+        )))
+    }
+}
+
+/// The school's key for USB bundles, given by the hub at each hello (`DATA/sync/bundle.key`).
+pub fn bundle_key(config: &Config) -> Result<Option<[u8; 32]>, SyncError> {
+    match std::fs::read(dir(config).join("bundle.key")) {
+        Ok(b) => Ok(b.try_into().ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn keep_bundle_key(config: &Config, hex_key: &str) -> Result<(), SyncError> {
+    let Some(k) = kekeli_sync::unhex(hex_key).filter(|k| k.len() == 32) else {
+        return Ok(());
+    };
+    if bundle_key(config)?.as_ref().map(|b| &b[..]) != Some(&k[..]) {
+        write_private(&dir(config).join("bundle.key"), &k)?;
+    }
+    Ok(())
+}
+
+/// What this box says of itself at a hello (network, or the note of a USB bundle).
+pub(crate) async fn hello_now(db: &Db) -> Result<Hello, SyncError> {
+    let (vector, schema, pending, last_error) = blocking(db, |db| {
         db.read_blocking(|c| {
+            let last_error: Option<String> = c
+                .query_row(
+                    "SELECT error FROM sync_runs WHERE finished IS NOT NULL ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
             let v = replica::vector(c)?;
             let schema = crate::db::schema_version(c)?;
             let acked = replica::acked(c)?;
@@ -752,19 +791,25 @@ async fn say_hello(db: &Db, client: &mut Client) -> Result<HelloResponse, SyncEr
                     .filter(|(l, _)| l.site == me.log.site)
                     .map(|(l, s)| s.saturating_sub(acked.get(l)))
                     .sum();
-            Ok::<_, DbError>((v, schema, pending))
+            Ok::<_, DbError>((v, schema, pending, last_error))
         })
     })
     .await?;
+    Ok(Hello {
+        vector,
+        release: format!("kekeli {}", env!("CARGO_PKG_VERSION")),
+        schema,
+        pending_changes: pending,
+        last_error: last_error.map(|e| e.chars().take(300).collect()),
+    })
+}
+
+async fn say_hello(db: &Db, client: &mut Client) -> Result<HelloResponse, SyncError> {
+    let hello = hello_now(db).await?;
     client
         .json(
             &format!("{}/hello", kekeli_sync::api::PREFIX),
-            &Hello {
-                vector,
-                release: format!("kekeli {}", env!("CARGO_PKG_VERSION")),
-                schema,
-                pending_changes: pending,
-            },
+            &hello,
             now_ms(),
         )
         .await

@@ -71,6 +71,9 @@ pub struct Hello {
     pub schema: i64,
     /// What waits on the box, for the console: changes and bytes not yet sent.
     pub pending_changes: u64,
+    /// How the box's previous run failed, if it did (the console's history shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +85,10 @@ pub struct HelloResponse {
     /// Segments uploaded but not yet applied (a manifest cut before it arrived): not resent.
     pub segments_held: Vec<String>,
     pub hub_site: String,
+    /// The school's key for USB bundles (hex), given over mutual TLS only; empty from an
+    /// older hub.
+    #[serde(default)]
+    pub bundle_key: String,
 }
 
 /// `POST /sync/v1/manifest` answers with what the hub applied.

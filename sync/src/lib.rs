@@ -11,6 +11,7 @@
 //! `hlc = MAX(hlc + 1, unix_ms << 16)`.
 
 pub mod api;
+pub mod bundle;
 pub mod change;
 pub mod enroll;
 pub mod manifest;

@@ -33,6 +33,19 @@ pub struct Hub {
     pub site: String,
     /// The console's per-school figures, kept between pages.
     pub figures: Arc<crate::console::FiguresCache>,
+    /// The secret every school's USB bundle key is derived from (`tls/bundle-secret`).
+    pub bundle_secret: Arc<[u8; 32]>,
+}
+
+impl Hub {
+    /// The bundle key of `school`'s box (its site, hex).
+    pub fn bundle_key(&self, school: &School) -> [u8; 32] {
+        kekeli_sync::bundle::derive_key(
+            &self.bundle_secret[..],
+            &school.code,
+            &hex(school.site.as_deref().unwrap_or_default()),
+        )
+    }
 }
 
 /// The client certificate of the connection, as the accept loop saw it.
@@ -51,7 +64,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// A refusal as the box receives it.
-pub struct ApiError(StatusCode, Problem);
+pub struct ApiError(StatusCode, pub Problem);
 
 impl ApiError {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
@@ -305,6 +318,20 @@ async fn hello(
         .db
         .run(move |c| -> Result<_, StoreError> {
             store::hello(c, &s, &h, clock, now_ms)?;
+            if let Some(e) = &h.last_error {
+                let e: String = e.chars().take(300).collect();
+                store::contact(
+                    c,
+                    &s.code,
+                    "erreur_serveur",
+                    0,
+                    0,
+                    0,
+                    0,
+                    Some(&e),
+                    now_ms / 1000,
+                )?;
+            }
             let has = store::hub_has(c, &s)?;
             let held = store::held_segments(c, &s.code)?;
             Ok((has, held))
@@ -312,6 +339,7 @@ async fn hello(
         .await?;
     Ok(Json(HelloResponse {
         hub_time_ms: now_ms,
+        bundle_key: hex(&hub.bundle_key(&school)),
         school: school.code,
         hub_has,
         segments_held: held,
@@ -336,7 +364,25 @@ async fn upload(
 ) -> ApiResult<StatusCode> {
     let school = school_of(&hub, &peer).await?;
     let log = LogId::new(q.site, q.incarnation);
-    let n = name.clone();
+    Ok(
+        if take_segment(&hub, &school, &name, &log, body.to_vec()).await? {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+    )
+}
+
+/// Check one segment of `school`'s log `log` and keep it (a network upload, or a segment
+/// from a USB bundle). `Ok(false)`: held already, nothing written.
+pub async fn take_segment(
+    hub: &Hub,
+    school: &School,
+    name: &str,
+    log: &LogId,
+    bytes: Vec<u8>,
+) -> ApiResult<bool> {
+    let n = name.to_string();
     let l = log.clone();
     let (known, key) = hub
         .db
@@ -349,14 +395,14 @@ async fn upload(
     if known {
         // Held already (a resend after a cut): nothing is written, but bytes that are not the
         // segment its name says are refused, not silently taken for it.
-        if kekeli_sync::segment::name_of(&body) != name {
+        if kekeli_sync::segment::name_of(&bytes) != name {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad_segment",
                 "segment altéré : son contenu ne correspond pas à son nom",
             ));
         }
-        return Ok(StatusCode::OK);
+        return Ok(false);
     }
     let Some((key, Some(owner))) = key else {
         return Err(ApiError::new(
@@ -372,9 +418,8 @@ async fn upload(
             "ce journal appartient à un autre établissement",
         ));
     }
-    let bytes = body.to_vec();
     let opened = tokio::task::spawn_blocking({
-        let (name, bytes) = (name.clone(), bytes.clone());
+        let (name, bytes) = (name.to_string(), bytes.clone());
         move || Segment::open(&name, &bytes, &key)
     })
     .await
@@ -386,7 +431,7 @@ async fn upload(
             e.to_string(),
         )
     })?;
-    if opened.log != log {
+    if &opened.log != log {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad_segment",
@@ -394,15 +439,15 @@ async fn upload(
         ));
     }
     let size = bytes.len() as u64;
-    hub.objects.put(&name, bytes).await?;
+    hub.objects.put(name, bytes).await?;
     let now = now();
-    let code = school.code.clone();
+    let (code, name) = (school.code.clone(), name.to_string());
     hub.db
         .run(move |c| -> Result<_, StoreError> {
             store::segment_received(c, &name, &code, &opened, size, now)
         })
         .await?;
-    Ok(StatusCode::CREATED)
+    Ok(true)
 }
 
 async fn manifest(
@@ -411,13 +456,24 @@ async fn manifest(
     body: Bytes,
 ) -> ApiResult<Json<kekeli_sync::api::Applied>> {
     let school = school_of(&hub, &peer).await?;
+    Ok(Json(apply_manifest(&hub, &school, &body, "envoi").await?))
+}
+
+/// Open a school's manifest, read back and check every segment it lists, and apply them in
+/// one transaction (a network push, or a group of a USB bundle: `kind` says which).
+pub async fn apply_manifest(
+    hub: &Hub,
+    school: &School,
+    body: &[u8],
+    kind: &'static str,
+) -> ApiResult<kekeli_sync::api::Applied> {
     let key: [u8; 32] = school
         .sign_key
         .clone()
         .unwrap_or_default()
         .try_into()
         .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "revoked", "clé inconnue"))?;
-    let m = Manifest::open(&body, &kekeli_sync::PublicKey(key)).map_err(|e| {
+    let m = Manifest::open(body, &kekeli_sync::PublicKey(key)).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad_manifest",
@@ -496,7 +552,7 @@ async fn manifest(
             store::contact(
                 c,
                 &s.code,
-                "envoi",
+                kind,
                 bytes_in,
                 0,
                 a.applied,
@@ -507,8 +563,8 @@ async fn manifest(
             Ok(a)
         })
         .await?;
-    tracing::info!(school = %school.code, applied = applied.applied, refused = applied.refused, "manifeste appliqué");
-    Ok(Json(applied))
+    tracing::info!(school = %school.code, applied = applied.applied, refused = applied.refused, kind, "manifeste appliqué");
+    Ok(applied)
 }
 
 async fn pull(
@@ -517,8 +573,19 @@ async fn pull(
     Json(p): Json<Pull>,
 ) -> ApiResult<Response> {
     let school = school_of(&hub, &peer).await?;
+    let (sealed, _) = pull_for(&hub, &school, &p.vector).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response())
+}
+
+/// The manifest of what a box holding `vector` lacks, sealed by the hub (the hub's own
+/// chunks made on the way), and the segments it lists (network pull, or a USB bundle).
+pub async fn pull_for(
+    hub: &Hub,
+    school: &School,
+    vector: &kekeli_sync::VersionVector,
+) -> ApiResult<(Vec<u8>, Vec<kekeli_sync::SegmentRef>)> {
     let s = school.clone();
-    let v = p.vector.clone();
+    let v = vector.clone();
     let (mut refs, keys) = hub.db.run(move |c| store::pull_plan(c, &s, &v)).await?;
     // Seal the hub's chunks not made yet.
     for r in refs.iter_mut().filter(|r| r.name.is_empty()) {
@@ -546,7 +613,7 @@ async fn pull(
             .run(move |c| store::segment_made(c, &made, now))
             .await?;
     }
-    let mut vector = p.vector.clone();
+    let mut vector = vector.clone();
     for r in &refs {
         vector.advance(&r.log, r.last);
     }
@@ -556,13 +623,13 @@ async fn pull(
         to: hex(school.site.as_deref().unwrap_or_default()),
         hlc: kekeli_sync::Hlc::default().tick(now_ms()),
         vector,
-        segments: refs,
+        segments: refs.clone(),
         keys,
     };
     let sealed = m
         .seal(&hub.pki.signing)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], sealed).into_response())
+    Ok((sealed, refs))
 }
 
 async fn download(
@@ -614,6 +681,7 @@ async fn ack(
                 release: school.release.clone().unwrap_or_default(),
                 schema: 0,
                 pending_changes: school.pending_changes.unwrap_or(0).max(0) as u64,
+                last_error: None,
             };
             store::hello(c, &school, &h, None, now * 1000)?;
             store::contact(c, &school.code, "reception", 0, 0, 0, 0, None, now)

@@ -11,6 +11,7 @@ pub mod objects;
 pub mod pki;
 pub mod server;
 pub mod store;
+pub mod usb;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,11 +48,15 @@ pub fn open(data: &Path, database: &str, names: &[String]) -> anyhow::Result<api
     let key = pki.signing.public();
     let site = db.tx(|c| store::init(c, &key))?;
     let objects = objects::Objects::local(&paths.segments())?;
+    let bundle_secret = Arc::new(pki::load_or_create_secret(
+        &paths.tls().join("bundle-secret"),
+    )?);
     Ok(api::Hub {
         db,
         objects,
         pki: Arc::new(pki),
         site: kekeli_sync::hex(&site),
         figures: Default::default(),
+        bundle_secret,
     })
 }

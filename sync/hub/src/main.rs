@@ -53,6 +53,19 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Lire les paquets des établissements apportés sur une clé USB (fichiers .kkb du dossier).
+    Import {
+        /// Le dossier (la clé USB montée).
+        dir: PathBuf,
+    },
+    /// Écrire sur une clé USB le paquet du portail pour un établissement sans connexion.
+    Export {
+        /// Le code de l'établissement.
+        #[arg(long)]
+        school: String,
+        /// Le dossier (la clé USB montée).
+        dir: PathBuf,
+    },
     /// Publier une annonce nationale sur les portails des établissements.
     Announce {
         #[arg(long)]
@@ -140,6 +153,56 @@ fn main() -> anyhow::Result<()> {
         Command::School { command } => {
             let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
             school(&hub, command)
+        }
+        Command::Import { dir } => {
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let outcomes = rt
+                .block_on(kekeli_hub::usb::import_dir(&hub, &dir))
+                .with_context(|| format!("dossier {}", dir.display()))?;
+            if outcomes.is_empty() {
+                println!(
+                    "Aucun paquet (.kkb) dans {} : vérifiez que la clé est montée et que la copie est finie.",
+                    dir.display()
+                );
+            }
+            let mut failed = 0;
+            for o in &outcomes {
+                let name = o
+                    .file
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
+                if o.ok {
+                    println!("{name} : {}", o.message);
+                } else {
+                    failed += 1;
+                    println!("{name} : REFUSÉ — {}", o.message);
+                }
+            }
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} paquet(s) refusé(s) sur {}",
+                outcomes.len()
+            );
+            Ok(())
+        }
+        Command::Export { school, dir } => {
+            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let code = school.trim().to_uppercase();
+            let (path, changes) = rt
+                .block_on(kekeli_hub::usb::export_school(&hub, &code, &dir))
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "Paquet écrit : {} ({changes} modification(s)). Sur le serveur de l'établissement : kekeli sync import DOSSIER-DE-LA-CLÉ",
+                path.display()
+            );
+            Ok(())
         }
         Command::Account { command } => {
             let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;

@@ -70,6 +70,28 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
     Ok(())
 }
 
+/// A 32-byte secret in `path`, made at first use (mode 0600).
+pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], PkiError> {
+    match std::fs::read(path) {
+        Ok(b) => b.try_into().map_err(|_| PkiError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "le secret doit faire 32 octets",
+            ),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret: [u8; 32] = rand::random();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+            write_file(path, &secret, 0o600)?;
+            Ok(secret)
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 fn read(path: &Path) -> Result<String, PkiError> {
     std::fs::read_to_string(path).map_err(io(path))
 }

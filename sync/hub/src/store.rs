@@ -1098,3 +1098,18 @@ pub fn replica_stamp(c: &mut dyn Conn, code: &str) -> Result<i64, StoreError> {
     .map(|r| r[0].int())
     .unwrap_or(0))
 }
+
+/// What the school's box said it holds, at its last contact or bundle.
+pub fn box_vector(c: &mut dyn Conn, code: &str) -> Result<VersionVector, StoreError> {
+    let mut v = VersionVector::default();
+    for r in c.rows(
+        "SELECT site, incarnation, seq FROM box_has WHERE school = $1",
+        &[code.into()],
+    )? {
+        v.advance(
+            &LogId::new(hex(&r[0].bytes()), r[1].int() as u32),
+            r[2].int().max(0) as u64,
+        );
+    }
+    Ok(v)
+}

@@ -1,0 +1,329 @@
+//! USB bundles on the box's side (`kekeli sync export DIR`, `kekeli sync import DIR`): when
+//! the link is down for days, the technician carries the school's changes to the hub on a
+//! stick and brings the hub's answer back. A bundle holds what the network sync would have
+//! sent — everything above what the hub last acknowledged — so bundles may be imported in
+//! any order and any number of times. Bundles are encrypted to the hub with the school's
+//! bundle key (learnt at a network hello) and signed by this box.
+//!
+//! It writes synced tables only through `db::replica::apply` inside `Db::apply_blocking`,
+//! records each export and import in `sync_runs` (origin `usb`), and never reads a bundle
+//! whose length, signature or key does not check out.
+
+use std::path::{Path, PathBuf};
+
+use kekeli_sync::bundle::{self, BundleError, Content};
+use kekeli_sync::{LogId, Manifest, Segment, SegmentRef, SigningKey, VersionVector};
+use serde::Deserialize;
+
+use super::{BATCH, Enrollment, SyncError, blocking, dir, now_ms, pulled_key};
+use crate::config::Config;
+use crate::db::replica;
+use crate::db::{Db, DbError};
+
+/// A bundle written or read, in the technician's words.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub file: PathBuf,
+    pub message: String,
+    pub ok: bool,
+}
+
+/// What the hub's bundle says besides its segments (kekeli-hub `usb::HubNote`).
+#[derive(Deserialize)]
+struct HubNote {
+    hub_has: VersionVector,
+}
+
+fn key_of(config: &Config) -> Result<[u8; 32], SyncError> {
+    super::bundle_key(config)?.ok_or_else(|| {
+        SyncError::Setup(
+            "la clé des paquets USB vient du portail à la première synchronisation par le \
+             réseau : faites-en une réussie (« kekeli sync run »), puis recommencez"
+                .into(),
+        )
+    })
+}
+
+fn stamp() -> String {
+    let t = crate::school::calendar::utc_now();
+    format!(
+        "{}{:02}{:02}-{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn record(db: &Db, origin: &'static str, up: (u64, u64), down: (u64, u64), error: Option<String>) {
+    let now = now_ms() / 1000;
+    let r = db.write_blocking(|tx| {
+        tx.execute(
+            "INSERT INTO sync_runs (started, finished, origin, bytes_up, bytes_down, changes_up, \
+             changes_down, left_over, error) VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+            (
+                now,
+                origin,
+                up.0 as i64,
+                down.0 as i64,
+                up.1 as i64,
+                down.1 as i64,
+                error,
+            ),
+        )
+        .map_err(DbError::from)
+    });
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "usb run not recorded");
+    }
+}
+
+/// Write everything the hub lacks (as of what it last acknowledged) into one bundle in `dir`.
+/// Returns the file and how many changes it holds (zero: nothing to carry, no file).
+pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome, SyncError> {
+    let Some(e) = Enrollment::load(config)? else {
+        return Err(SyncError::NotEnrolled);
+    };
+    let key = key_of(config)?;
+    let key_der = std::fs::read(dir(config).join("key.der"))?;
+    let signing = SigningKey::from_pkcs8(&key_der).map_err(|e| SyncError::Setup(e.to_string()))?;
+    let hello = super::hello_now(db).await?;
+    let (me, acked) = blocking(db, |db| {
+        db.read_blocking(|c| Ok::<_, DbError>((replica::site(c)?, replica::acked(c)?)))
+    })
+    .await?;
+    let mine: Vec<LogId> = hello
+        .vector
+        .0
+        .keys()
+        .filter(|l| l.site == me.log.site)
+        .cloned()
+        .collect();
+    let mut groups = Vec::new();
+    let mut changes = 0u64;
+    for log in mine {
+        let mut after = acked.get(&log);
+        let mut pending: Vec<(SegmentRef, Vec<u8>)> = Vec::new();
+        loop {
+            let (l, a) = (log.clone(), after);
+            let batch = blocking(db, move |db| {
+                db.read_blocking(|c| replica::local_changes(c, &l, a, BATCH))
+            })
+            .await?;
+            let Some(last) = batch.last().map(|c| c.seq) else {
+                break;
+            };
+            changes += batch.len() as u64;
+            let (l, kd) = (log.clone(), key_der.clone());
+            let segments = tokio::task::spawn_blocking(move || {
+                let k = SigningKey::from_pkcs8(&kd).map_err(|e| e.to_string())?;
+                Segment::split(&l, &batch, &k, kekeli_sync::segment::TARGET_PLAIN_BYTES)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| SyncError::Setup(e.to_string()))?
+            .map_err(SyncError::Protocol)?;
+            for s in segments {
+                pending.push((
+                    SegmentRef {
+                        name: s.name,
+                        log: log.clone(),
+                        first: s.first,
+                        last: s.last,
+                        bytes: s.bytes.len() as u64,
+                    },
+                    s.bytes,
+                ));
+            }
+            after = last;
+        }
+        // One manifest per group of at most what the hub takes at once, in order.
+        for chunk in pending.chunks(kekeli_sync::manifest::MAX_SEGMENTS_PER_PUSH) {
+            let m = Manifest {
+                v: 1,
+                from: me.log.site.clone(),
+                to: "hub".into(),
+                hlc: kekeli_sync::Hlc::default().tick(now_ms()),
+                vector: hello.vector.clone(),
+                segments: chunk.iter().map(|(r, _)| r.clone()).collect(),
+                keys: vec![],
+            };
+            let sealed = m
+                .seal(&signing)
+                .map_err(|e| SyncError::Protocol(e.to_string()))?;
+            groups.push((sealed, chunk.iter().map(|(_, b)| b.clone()).collect()));
+        }
+    }
+    let note = serde_json::to_vec(&hello).map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let content = Content { groups, note };
+    let sealed = bundle::seal(
+        &bundle::Envelope {
+            school: &e.school,
+            from: &me.log.site,
+            to: "hub",
+            changes,
+            created_ms: now_ms(),
+        },
+        &content,
+        &key,
+        &signing,
+    )
+    .map_err(|e| SyncError::Protocol(e.to_string()))?;
+    std::fs::create_dir_all(dir_out)?;
+    let path = dir_out.join(format!(
+        "kekeli-{}-vers-portail-{}.{}",
+        e.school,
+        stamp(),
+        bundle::EXTENSION
+    ));
+    write_atomically(&path, &sealed)?;
+    let size = sealed.len() as u64;
+    let db2 = db.clone();
+    tokio::task::spawn_blocking(move || record(&db2, "usb", (size, changes), (0, 0), None))
+        .await
+        .map_err(|e| SyncError::Setup(e.to_string()))?;
+    Ok(Outcome {
+        message: format!(
+            "{changes} modification(s), {} Ko : portez la clé au portail national (« kekeli-hub import »)",
+            size.div_ceil(1024)
+        ),
+        file: path,
+        ok: true,
+    })
+}
+
+/// Write through a temporary name, synced, then renamed: a stick pulled out mid-write leaves
+/// a `.part` file, never a bundle that looks whole.
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("part");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// The bundle files of `dir`, by name.
+pub fn bundles_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(bundle::EXTENSION)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Import every bundle of `dir` the hub wrote for this box.
+pub async fn import(db: &Db, config: &Config, dir_in: &Path) -> Result<Vec<Outcome>, SyncError> {
+    let Some(e) = Enrollment::load(config)? else {
+        return Err(SyncError::NotEnrolled);
+    };
+    let key = key_of(config)?;
+    let mut out = Vec::new();
+    for file in bundles_in(dir_in)? {
+        let r = import_file(db, &e, &key, &file).await;
+        let (message, ok) = match r {
+            Ok(m) => (m, true),
+            Err(m) => (m, false),
+        };
+        out.push(Outcome { file, message, ok });
+    }
+    Ok(out)
+}
+
+async fn import_file(
+    db: &Db,
+    e: &Enrollment,
+    key: &[u8; 32],
+    file: &Path,
+) -> Result<String, String> {
+    let len = std::fs::metadata(file)
+        .map_err(|err| format!("illisible : {err}"))?
+        .len();
+    if len > bundle::MAX_BUNDLE_BYTES {
+        return Err(BundleError::TooLarge(len).to_string());
+    }
+    let bytes = std::fs::read(file).map_err(|err| format!("illisible : {err}"))?;
+    let h = bundle::header(&bytes).map_err(|err| err.to_string())?;
+    let me = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.read_blocking(replica::site))
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string())?
+    };
+    if h.to == "hub" {
+        return Err(if h.school == e.school {
+            "paquet de ce serveur pour le portail : portez-le au portail (« kekeli-hub import »)"
+                .into()
+        } else {
+            format!(
+                "paquet de {} pour le portail : portez-le au portail",
+                h.school
+            )
+        });
+    }
+    if h.school != e.school || h.to != me.log.site {
+        return Err(format!(
+            "paquet du portail pour un autre serveur ({}) : il n'est pas lu ici",
+            h.school
+        ));
+    }
+    let hub_key = e.hub_key().map_err(|err| err.to_string())?;
+    let k = *key;
+    let (_, content) = tokio::task::spawn_blocking(move || bundle::open(&bytes, &hub_key, &k))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())?;
+    let note: HubNote = serde_json::from_slice(&content.note)
+        .map_err(|err| format!("paquet mal formé (note du portail) : {err}"))?;
+    let mut opened = Vec::new();
+    for (manifest, segments) in &content.groups {
+        let m = Manifest::open(manifest, &hub_key).map_err(|err| err.to_string())?;
+        if m.to != me.log.site {
+            return Err("manifeste pour un autre serveur".into());
+        }
+        if m.segments.len() != segments.len() {
+            return Err("paquet mal formé : segments manquants".into());
+        }
+        for (r, seg) in m.segments.iter().zip(segments) {
+            let (source, k) =
+                pulled_key(e, &me.log.site, hub_key, &m, r).map_err(|err| err.to_string())?;
+            let o = Segment::open(&r.name, seg, &k).map_err(|err| err.to_string())?;
+            if o.log != r.log {
+                return Err("segment d'un autre journal".into());
+            }
+            opened.push((source, o));
+        }
+    }
+    let size = len;
+    let db2 = db.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        let a = db2.apply_blocking(|tx| {
+            let mut total = replica::Applied::default();
+            let now = now_ms() / 1000;
+            for (source, o) in &opened {
+                total.add(&replica::apply(tx, *source, &o.log, &o.changes, now)?);
+            }
+            replica::record_acked(tx, &note.hub_has, now)?;
+            Ok::<_, DbError>(total)
+        })?;
+        db2.write_blocking(replica::prune)?;
+        record(&db2, "usb", (0, 0), (size, a.applied + a.pending), None);
+        Ok::<_, DbError>(a)
+    })
+    .await
+    .map_err(|err| err.to_string())?
+    .map_err(|err| err.to_string())?;
+    Ok(format!(
+        "{} modification(s) reçue(s) du portail, {} déjà présente(s)",
+        applied.applied + applied.pending,
+        applied.duplicates
+    ))
+}

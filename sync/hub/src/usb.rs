@@ -1,0 +1,302 @@
+//! USB bundles on the hub's side (`kekeli-hub import DIR`, `kekeli-hub export --school CODE
+//! DIR`): a school without a link carries its changes to the hub on a stick, and takes the
+//! hub's answer back the same way. A bundle from a box goes through exactly the network
+//! path — hello, each segment checked and kept, each manifest applied in one transaction —
+//! so a bundle imported twice, or an older one after a newer, changes nothing. It decides
+//! nothing about ownership itself (`store::apply` does), and never imports a bundle whose
+//! signature, length or key does not check out.
+
+use std::path::{Path, PathBuf};
+
+use kekeli_sync::bundle::{self, BundleError, Content};
+use kekeli_sync::{Manifest, PublicKey, hex};
+
+use crate::api::{self, Hub};
+use crate::store::{self, School, StoreError};
+
+/// What happened to one file of the folder.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub file: PathBuf,
+    /// A sentence for the officer: what was applied, or why the file was refused.
+    pub message: String,
+    pub ok: bool,
+}
+
+fn refused(file: &Path, message: impl Into<String>) -> Outcome {
+    Outcome {
+        file: file.to_path_buf(),
+        message: message.into(),
+        ok: false,
+    }
+}
+
+/// The bundle files of `dir`, by name.
+pub fn bundles_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(bundle::EXTENSION)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("illisible : {e}"))?
+        .len();
+    if len > bundle::MAX_BUNDLE_BYTES {
+        return Err(BundleError::TooLarge(len).to_string());
+    }
+    std::fs::read(path).map_err(|e| format!("illisible : {e}"))
+}
+
+/// Import every bundle meant for the hub in `dir`.
+pub async fn import_dir(hub: &Hub, dir: &Path) -> std::io::Result<Vec<Outcome>> {
+    let mut out = Vec::new();
+    for file in bundles_in(dir)? {
+        out.push(import_file(hub, &file).await);
+    }
+    Ok(out)
+}
+
+pub async fn import_file(hub: &Hub, file: &Path) -> Outcome {
+    let bytes = match read_bounded(file) {
+        Ok(b) => b,
+        Err(e) => return refused(file, e),
+    };
+    let h = match bundle::header(&bytes) {
+        Ok(h) => h,
+        Err(e) => return refused(file, e.to_string()),
+    };
+    if h.to != "hub" {
+        return refused(
+            file,
+            format!(
+                "paquet du portail pour le serveur de {} : c'est « kekeli sync import » qui le lit",
+                h.school
+            ),
+        );
+    }
+    let code = h.school.clone();
+    let school = match hub.db.run(move |c| store::school(c, &code)).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return refused(
+                file,
+                format!("établissement {} inconnu du portail", h.school),
+            );
+        }
+        Err(e) => return refused(file, e.to_string()),
+    };
+    if school.status != "active" {
+        return refused(
+            file,
+            format!(
+                "le serveur de {} est révoqué : son paquet n'est pas lu",
+                school.code
+            ),
+        );
+    }
+    if hex(school.site.as_deref().unwrap_or_default()) != h.from {
+        return refused(
+            file,
+            format!(
+                "paquet d'un ancien serveur de {} (remplacé depuis) : il n'est pas lu",
+                school.code
+            ),
+        );
+    }
+    let Some(sign_key) = school
+        .sign_key
+        .clone()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .map(PublicKey)
+    else {
+        return refused(file, "clé de l'établissement absente");
+    };
+    let key = hub.bundle_key(&school);
+    let content =
+        match tokio::task::spawn_blocking(move || bundle::open(&bytes, &sign_key, &key)).await {
+            Ok(Ok((_, c))) => c,
+            Ok(Err(e)) => return refused(file, e.to_string()),
+            Err(e) => return refused(file, e.to_string()),
+        };
+    match receive(hub, &school, &sign_key, content).await {
+        Ok(a) => Outcome {
+            file: file.to_path_buf(),
+            message: format!(
+                "{} : {} modification(s) appliquée(s), {} déjà reçue(s), {} refusée(s){}",
+                school.code,
+                a.applied,
+                a.duplicates,
+                a.refused,
+                if a.refusals.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", a.refusals.join(" ; "))
+                }
+            ),
+            ok: true,
+        },
+        Err(e) => refused(file, e),
+    }
+}
+
+/// A box's bundle, the network way: its hello, then each group's segments and manifest.
+async fn receive(
+    hub: &Hub,
+    school: &School,
+    sign_key: &PublicKey,
+    content: Content,
+) -> Result<kekeli_sync::api::Applied, String> {
+    let hello: kekeli_sync::api::Hello = serde_json::from_slice(&content.note)
+        .map_err(|e| format!("paquet mal formé (état du serveur) : {e}"))?;
+    let s = school.clone();
+    let now_ms = api::now_ms();
+    hub.db
+        .run(move |c| store::hello(c, &s, &hello, None, now_ms))
+        .await
+        .map_err(|e: StoreError| e.to_string())?;
+    let mut total = kekeli_sync::api::Applied::default();
+    for (manifest, segments) in content.groups {
+        let m = Manifest::open(&manifest, sign_key).map_err(|e| e.to_string())?;
+        if m.segments.len() != segments.len() {
+            return Err("paquet mal formé : segments manquants".into());
+        }
+        for (r, bytes) in m.segments.iter().zip(segments) {
+            if kekeli_sync::segment::name_of(&bytes) != r.name {
+                return Err("paquet altéré : un segment ne correspond pas à son nom".into());
+            }
+            api::take_segment(hub, school, &r.name, &r.log, bytes)
+                .await
+                .map_err(|e| e.1.message)?;
+        }
+        let a = api::apply_manifest(hub, school, &manifest, "usb")
+            .await
+            .map_err(|e| e.1.message)?;
+        total.applied += a.applied;
+        total.duplicates += a.duplicates;
+        total.refused += a.refused;
+        total.refusals.extend(a.refusals);
+        total.hub_has = a.hub_has;
+    }
+    Ok(total)
+}
+
+/// What the hub's bundle tells the box besides its segments.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct HubNote {
+    pub hub_has: kekeli_sync::VersionVector,
+    pub hub_time_ms: i64,
+}
+
+/// Write the hub's answer for `code`'s box into `dir`: everything it lacks as of what it last
+/// said it holds. Returns the file and the number of changes in it.
+pub async fn export_school(hub: &Hub, code: &str, dir: &Path) -> Result<(PathBuf, u64), String> {
+    let c2 = code.to_string();
+    let school = hub
+        .db
+        .run(move |c| store::school(c, &c2))
+        .await
+        .map_err(|e: StoreError| e.to_string())?
+        .ok_or_else(|| format!("établissement {code} inconnu"))?;
+    if school.status != "active" {
+        return Err(format!(
+            "{code} n'a pas de serveur inscrit (ou il est révoqué) : rien à lui porter"
+        ));
+    }
+    let (s, c2) = (school.clone(), code.to_string());
+    let (vector, hub_has) = hub
+        .db
+        .run(move |c| -> Result<_, StoreError> {
+            Ok((store::box_vector(c, &c2)?, store::hub_has(c, &s)?))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let (manifest, refs) = api::pull_for(hub, &school, &vector)
+        .await
+        .map_err(|e| e.1.message)?;
+    let mut segments = Vec::with_capacity(refs.len());
+    let mut changes = 0;
+    for r in &refs {
+        let bytes = hub
+            .objects
+            .get(&r.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("segment {} absent du stockage", r.name))?;
+        changes += r.last + 1 - r.first;
+        segments.push(bytes);
+    }
+    let note = serde_json::to_vec(&HubNote {
+        hub_has,
+        hub_time_ms: api::now_ms(),
+    })
+    .map_err(|e| e.to_string())?;
+    let content = Content {
+        groups: vec![(manifest, segments)],
+        note,
+    };
+    let to = hex(school.site.as_deref().unwrap_or_default());
+    let key = hub.bundle_key(&school);
+    let sealed = bundle::seal(
+        &bundle::Envelope {
+            school: &school.code,
+            from: &hub.site,
+            to: &to,
+            changes,
+            created_ms: api::now_ms(),
+        },
+        &content,
+        &key,
+        &hub.pki.signing,
+    )
+    .map_err(|e| e.to_string())?;
+    let name = format!(
+        "kekeli-portail-vers-{}-{}.{}",
+        school.code,
+        stamp(api::now()),
+        bundle::EXTENSION
+    );
+    let path = dir.join(name);
+    write_atomically(&path, &sealed).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (c2, n, now) = (code.to_string(), sealed.len() as u64, api::now());
+    hub.db
+        .run(move |c| store::contact(c, &c2, "usb", 0, n, 0, changes, None, now))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((path, changes))
+}
+
+/// `AAAAMMJJ-HHMMSS` (UTC), for file names.
+pub fn stamp(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| {
+            format!(
+                "{}{:02}{:02}-{:02}{:02}{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day(),
+                d.hour(),
+                d.minute(),
+                d.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Write through a temporary name, synced, then renamed: a stick pulled out mid-write leaves
+/// a `.part` file, never a bundle that looks whole.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("part");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
