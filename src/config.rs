@@ -83,6 +83,9 @@ pub struct SyncConfig {
     pub timeout_secs: u64,
     /// Attempts of one run while the link is down (with a growing pause between them).
     pub attempts: u32,
+    /// Where USB bundles from the hub are dropped (where sticks are mounted, e.g.
+    /// `/media/usb0`); empty: `DATA/usb`. Watched while the server runs.
+    pub drop_folder: String,
 }
 
 impl Default for SyncConfig {
@@ -91,6 +94,7 @@ impl Default for SyncConfig {
             budget_mb: 0,
             timeout_secs: 60,
             attempts: 5,
+            drop_folder: String::new(),
         }
     }
 }

@@ -271,6 +271,8 @@ pub async fn serve(
         )));
     }
 
+    let _usb = sync::usb::watch(state.db.clone(), config.clone());
+
     let _mdns = if config.mdns.enabled {
         let addrs = Names::of_this_box(&config.name).ips;
         match net::mdns::announce(&config.name, main_port, &addrs) {

@@ -861,6 +861,53 @@ async fn the_technician_enrolls_the_box_and_syncs_from_the_page() {
         "{system}"
     );
 
+    // A hub bundle dropped in the watched folder (a stick mounted there) is read on arrival.
+    let drop = server.config.data_dir.join("usb");
+    assert!(
+        page.contains(&drop.display().to_string()),
+        "the page says where"
+    );
+    ok(hub(
+        &hub_data,
+        &[
+            "announce",
+            "--title",
+            "Arrivée par clé",
+            "--body",
+            "Une annonce portée à la main.",
+            "--from",
+            "2026-09-01",
+        ],
+    )
+    .output()
+    .expect("announce"));
+    let stick = drop.join("CLE-USB");
+    std::fs::create_dir_all(&stick).expect("stick");
+    ok(hub(
+        &hub_data,
+        &["export", "--school", "TEST", stick.to_str().expect("p")],
+    )
+    .output()
+    .expect("export"));
+    let db = server.config.data_dir.join("kekeli.db");
+    let start = Instant::now();
+    while count(
+        &db,
+        "SELECT COUNT(*) FROM national_announcements WHERE title = 'Arrivée par clé'",
+    ) == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the dropped bundle was never read"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let page = plain(&tech.text("/admin/synchronisation").await);
+    assert!(
+        page.contains("une clé USB"),
+        "the history shows the stick: {page}"
+    );
+
     // The box's clock, as the hub saw it, 56 years behind (a power cut without a battery).
     server
         .db

@@ -327,3 +327,129 @@ async fn import_file(
         applied.duplicates
     ))
 }
+
+/// The drop folder: `sync.drop_folder`, or `DATA/usb` when unset.
+pub fn drop_folder(config: &Config) -> PathBuf {
+    if config.sync.drop_folder.trim().is_empty() {
+        config.data_dir.join("usb")
+    } else {
+        PathBuf::from(config.sync.drop_folder.trim())
+    }
+}
+
+/// Bundles in `dir` and one level below (a stick mounted in the drop folder), by name.
+fn bundles_near(dir: &Path) -> Vec<PathBuf> {
+    let mut out = bundles_in(dir).unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(bundles_in(&p).unwrap_or_default());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A file still being copied keeps growing: its size and time, read twice a second apart.
+async fn settled(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let first = std::fs::metadata(path).ok()?;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let second = std::fs::metadata(path).ok()?;
+    let stamp = (second.len(), second.modified().ok()?);
+    (first.len() == second.len() && first.modified().ok() == second.modified().ok())
+        .then_some(stamp)
+}
+
+/// Watch the drop folder (the `notify` crate): every hub bundle that appears there, or on a
+/// stick mounted in it, is imported once it has stopped growing; each verdict goes into the
+/// history of the technician's page (`sync_runs`, origin `usb`). Returns the watcher, to keep.
+pub fn watch(db: Db, config: Config) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let folder = drop_folder(&config);
+    if let Err(e) = std::fs::create_dir_all(&folder) {
+        tracing::warn!(error = %e, dir = %folder.display(), "cannot create the USB drop folder");
+        return None;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    })
+    .ok()?;
+    if let Err(e) = watcher.watch(&folder, RecursiveMode::Recursive) {
+        tracing::warn!(error = %e, dir = %folder.display(), "cannot watch the USB drop folder");
+        return None;
+    }
+    tracing::info!(dir = %folder.display(), "watching the USB drop folder");
+    tokio::spawn(async move {
+        let mut seen: std::collections::HashMap<PathBuf, (u64, std::time::SystemTime)> =
+            Default::default();
+        // What was there before the start is looked at too.
+        let mut first = true;
+        loop {
+            if !first {
+                if rx.recv().await.is_none() {
+                    break;
+                }
+                // A burst of events (a stick's whole copy) makes one pass.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            first = false;
+            for file in bundles_near(&folder) {
+                let Some(stamp) = settled(&file).await else {
+                    continue;
+                };
+                if seen.get(&file) == Some(&stamp) {
+                    continue;
+                }
+                seen.insert(file.clone(), stamp);
+                // This box's own bundles for the hub are left alone.
+                if let Ok(bytes) = std::fs::read(&file)
+                    && let Ok(h) = bundle::header(&bytes)
+                    && h.to == "hub"
+                {
+                    continue;
+                }
+                let outcome = match Enrollment::load(&config) {
+                    Ok(Some(e)) => match key_of(&config) {
+                        Ok(key) => {
+                            let _lock = match super::RunLock::take(&config) {
+                                Ok(l) => l,
+                                Err(_) => {
+                                    // A run is under way: look again at the next event.
+                                    seen.remove(&file);
+                                    continue;
+                                }
+                            };
+                            import_file(&db, &e, &key, &file).await
+                        }
+                        Err(err) => Err(err.to_string()),
+                    },
+                    Ok(None) => Err(SyncError::NotEnrolled.to_string()),
+                    Err(err) => Err(err.to_string()),
+                };
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                match outcome {
+                    Ok(msg) => tracing::info!(file = %name, result = %msg, "USB bundle imported"),
+                    Err(msg) => {
+                        tracing::warn!(file = %name, error = %msg, "USB bundle not imported");
+                        let db = db.clone();
+                        let error = format!("{name} : {msg}");
+                        let _ = tokio::task::spawn_blocking(move || {
+                            record(&db, "usb", (0, 0), (0, 0), Some(error))
+                        })
+                        .await;
+                    }
+                }
+            }
+        }
+    });
+    Some(watcher)
+}

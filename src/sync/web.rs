@@ -209,6 +209,8 @@ struct SyncPage {
     refusals: Vec<(String, String, String)>,
     conflicts: Vec<ConflictRow>,
     runs: Vec<RunRow>,
+    /// Where USB bundles are dropped.
+    usb: Msg,
 }
 
 #[derive(Deserialize, Default)]
@@ -304,6 +306,10 @@ async fn build(
             })
             .collect(),
         runs: runs.iter().map(|r| row(r, offset)).collect(),
+        usb: Msg::new("sync.usb").arg(
+            "dir",
+            super::usb::drop_folder(&state.config).display().to_string(),
+        ),
         page,
     })
 }

@@ -176,13 +176,32 @@ pub fn seal(
     key: &[u8; 32],
     sender: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
+    seal_plain(e, encode(content), key, sender)
+}
+
+/// Seal arbitrary content bytes as a valid sender would: for the fuzz target, so that what
+/// follows the signature and the decryption (the content parser) is reached.
+pub fn wrap_unchecked(
+    e: &Envelope<'_>,
+    plain: &[u8],
+    key: &[u8; 32],
+    sender: &SigningKey,
+) -> Result<Vec<u8>, BundleError> {
+    seal_plain(e, plain.to_vec(), key, sender)
+}
+
+fn seal_plain(
+    e: &Envelope<'_>,
+    mut payload: Vec<u8>,
+    key: &[u8; 32],
+    sender: &SigningKey,
+) -> Result<Vec<u8>, BundleError> {
     let nonce: [u8; 12] = {
         let mut n = [0u8; 12];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n)
             .map_err(|_| BundleError::Malformed("aléa indisponible".into()))?;
         n
     };
-    let mut payload = encode(content);
     let header = Header {
         v: 1,
         school: e.school.into(),
