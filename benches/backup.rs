@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{client, demo_school, env_num, login_csrf, percentile, pin_to, start_server};
+use common::{client, demo_school, env_num, login_csrf, pin_to, start_server};
 use kekeli::school::calendar;
 use sha2::{Digest, Sha256};
 
@@ -209,69 +209,6 @@ fn kekeli(config: &Path, data: &Path, args: &[&str]) -> Run {
     }
 }
 
-/// Teachers saving roll calls every `every` until `stop`: the latency of each save.
-fn probes(
-    rt: &tokio::runtime::Runtime,
-    teachers: &[(reqwest::Client, String, String, Vec<String>)],
-    base: &str,
-    every: Duration,
-    stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>> {
-    teachers
-        .iter()
-        .cloned()
-        .map(|(c, csrf, key, ids)| {
-            let (base, stop) = (base.to_string(), stop.clone());
-            rt.spawn(async move {
-                let (mut lat, mut errors, mut round) = (Vec::new(), 0, 0usize);
-                while !stop.load(Ordering::Relaxed) {
-                    let mut form = vec![("csrf".to_string(), csrf.clone())];
-                    for (i, id) in ids.iter().enumerate() {
-                        let mark = if (i + round) % 11 == 0 {
-                            "absent"
-                        } else {
-                            "present"
-                        };
-                        form.push((format!("p_{id}"), mark.to_string()));
-                    }
-                    let t = Instant::now();
-                    let ok = matches!(
-                        c.post(format!("{base}/appel/{key}")).form(&form).send().await,
-                        Ok(r) if r.status() == 303
-                    );
-                    lat.push(t.elapsed());
-                    if !ok {
-                        errors += 1;
-                    }
-                    round += 1;
-                    tokio::time::sleep(every).await;
-                }
-                (lat, errors)
-            })
-        })
-        .collect()
-}
-
-fn gather(
-    rt: &tokio::runtime::Runtime,
-    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
-) -> String {
-    let (mut all, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, e) = rt.block_on(t).expect("probe");
-        all.extend(l);
-        errors += e;
-    }
-    all.sort();
-    format!(
-        "{} saves, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {errors}",
-        all.len(),
-        percentile(&all, 0.50),
-        percentile(&all, 0.99),
-        all.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    )
-}
-
 fn mb(n: u64) -> String {
     format!("{:.0} MB", n as f64 / 1e6)
 }
@@ -336,10 +273,13 @@ fn main() {
 
     // The saves alone, as a reference.
     let stop = Arc::new(AtomicBool::new(false));
-    let p = probes(&rt, &teachers, &base, every, stop.clone());
+    let p = common::roll_call_probes(&rt, &teachers, &base, every, stop.clone());
     std::thread::sleep(Duration::from_secs(10));
     stop.store(true, Ordering::Relaxed);
-    println!("roll-call saves alone (10 s): {}", gather(&rt, p));
+    println!(
+        "roll-call saves alone (10 s): {}",
+        common::probe_summary(&rt, p)
+    );
 
     for (label, extra) in [("first (full)", 0u64), ("incremental", 100 << 20)] {
         if extra > 0 {
@@ -347,7 +287,7 @@ fn main() {
             add_files(&data.join("store"), extra, 11);
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let p = probes(&rt, &teachers, &base, every, stop.clone());
+        let p = common::roll_call_probes(&rt, &teachers, &base, every, stop.clone());
         let before = du(&dest);
         let run = kekeli(
             &config,
@@ -367,7 +307,10 @@ fn main() {
         for line in run.out.lines().take(3) {
             println!("  | {line}");
         }
-        println!("  roll-call saves meanwhile: {}", gather(&rt, p));
+        println!(
+            "  roll-call saves meanwhile: {}",
+            common::probe_summary(&rt, p)
+        );
     }
     let last = kekeli::backup::list(&dest).pop().expect("a backup").archive;
     let key = data.join(kekeli::backup::key::PENDING);

@@ -1109,6 +1109,7 @@ async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
         &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
         &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
         &std::fs::read(d.join("key.der")).expect("key"),
+        None,
     )
     .expect("tls");
     let mut client = Client::new(
@@ -1764,4 +1765,80 @@ fn a_school_without_a_link_goes_up_and_down_on_a_usb_stick() {
     assert!(said.contains("0 modification(s)"), "{said}");
     // The technician's history shows the stick's comings and goings.
     assert!(count(&db, "SELECT COUNT(*) FROM sync_runs WHERE origin = 'usb'") >= 5);
+}
+
+/// `cmd` run under libfaketime (Debian `faketime`) at `when` (its syntax, e.g. `@1970-01-02
+/// 08:00:00` or `+1096d`): the whole process — its clock, its TLS checks — lives then. `None`
+/// when faketime is missing (locally); under CI it must be there.
+fn faketime(when: &str, cmd: Command) -> Option<Command> {
+    if Command::new("faketime").arg("--help").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "faketime is missing: .ci/run installs it (Debian faketime)"
+        );
+        eprintln!("faketime missing: the wrong-clock runs are not tested here");
+        return None;
+    }
+    let mut c = Command::new("faketime");
+    c.arg("-f")
+        .arg(when)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdin(Stdio::null());
+    Some(c)
+}
+
+#[test]
+fn a_box_waking_in_1970_or_three_years_ahead_still_syncs_and_is_told_its_clock_is_off() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    let _running = enrolled_demo_box(&hub_data, &data);
+    ok(kekeli(&data, &["sync", "run"]).output().expect("sync"));
+    let db = data.join("kekeli.db");
+    for (when, rooms, behind) in [
+        ("@1970-01-02 08:00:00", ["Salle de 1970"], true),
+        ("+1096d", ["Salle du futur"], false),
+    ] {
+        add_rooms(&data, &rooms);
+        let Some(mut c) = faketime(when, kekeli(&data, &["sync", "run"])) else {
+            return;
+        };
+        let o = c.output().expect("faketime");
+        let text = out(&o);
+        assert!(o.status.success(), "{when}: {text}");
+        assert!(
+            text.contains("l'horloge de la box diffère"),
+            "{when}: {text}"
+        );
+        // The row went up all the same: the sequence numbers chose it, not the clock.
+        let hub_rooms = count(
+            &hub_data.join("hub.db"),
+            &format!(
+                "SELECT COUNT(*) FROM replica WHERE tbl = 'rooms' AND data LIKE '%{}%'",
+                rooms[0]
+            ),
+        );
+        assert_eq!(hub_rooms, 1, "{when}");
+        let offset = count(
+            &db,
+            "SELECT clock_offset_ms FROM sync_runs WHERE finished IS NOT NULL ORDER BY id DESC LIMIT 1",
+        );
+        assert!(
+            if behind {
+                offset < -86_400_000 * 365
+            } else {
+                offset > 86_400_000 * 365
+            },
+            "{when}: offset {offset} ms"
+        );
+    }
+    assert_eq!(box_keys(&data), hub_keys(&hub_data));
 }

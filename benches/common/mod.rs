@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn env_num(name: &str, default: u64) -> u64 {
@@ -410,4 +412,67 @@ pub fn roll_call_sheets(
         Ok::<_, kekeli::db::DbError>((pupils, sheets))
     })
     .expect("setup")
+}
+
+/// Teachers saving roll calls every `every` until `stop`: the latency of each save.
+pub fn roll_call_probes(
+    rt: &tokio::runtime::Runtime,
+    teachers: &[(reqwest::Client, String, String, Vec<String>)],
+    base: &str,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>> {
+    teachers
+        .iter()
+        .cloned()
+        .map(|(c, csrf, key, ids)| {
+            let (base, stop) = (base.to_string(), stop.clone());
+            rt.spawn(async move {
+                let (mut lat, mut errors, mut round) = (Vec::new(), 0, 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    let mut form = vec![("csrf".to_string(), csrf.clone())];
+                    for (i, id) in ids.iter().enumerate() {
+                        let mark = if (i + round) % 11 == 0 {
+                            "absent"
+                        } else {
+                            "present"
+                        };
+                        form.push((format!("p_{id}"), mark.to_string()));
+                    }
+                    let t = Instant::now();
+                    let ok = matches!(
+                        c.post(format!("{base}/appel/{key}")).form(&form).send().await,
+                        Ok(r) if r.status() == 303
+                    );
+                    lat.push(t.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                    round += 1;
+                    tokio::time::sleep(every).await;
+                }
+                (lat, errors)
+            })
+        })
+        .collect()
+}
+
+pub fn probe_summary(
+    rt: &tokio::runtime::Runtime,
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+) -> String {
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = rt.block_on(t).expect("probe");
+        all.extend(l);
+        errors += e;
+    }
+    all.sort();
+    format!(
+        "{} saves, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {errors}",
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        all.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    )
 }

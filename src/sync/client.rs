@@ -51,10 +51,15 @@ impl Target {
 }
 
 /// A rustls client configuration trusting only `ca_pem`, presenting `cert_pem` with `key_der`.
+/// `hub_time_ms`: the hub's time at the last contact. A box without a battery-backed clock wakes
+/// in 1970 or years ahead, when the hub's certificate looks not yet valid or expired; such a
+/// certificate of the pinned CA is then checked at the hub's last known time instead (a wrong
+/// clock never stops the sync; the technician's page says the clock is off).
 pub fn pinned(
     ca_pem: &str,
     cert_pem: &str,
     key_der: &[u8],
+    hub_time_ms: Option<i64>,
 ) -> Result<rustls::ClientConfig, SyncError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -67,12 +72,90 @@ pub fn pinned(
         .map_err(|_| SyncError::Setup("certificat de ce serveur illisible".into()))?;
     let key = PrivateKeyDer::try_from(key_der.to_vec())
         .map_err(|_| SyncError::Setup("clé de ce serveur illisible".into()))?;
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| SyncError::Setup(format!("certificat du portail : {e}")))?;
+    let verifier = PinnedClock {
+        inner,
+        hub_time: hub_time_ms.filter(|t| *t > 0).map(|t| {
+            rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_millis(t as u64))
+        }),
+    };
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SyncError::Setup(e.to_string()))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(vec![cert], key)
         .map_err(|e| SyncError::Setup(format!("certificat de ce serveur : {e}")))
+}
+
+/// The pinned CA's usual check, and on a validity-period failure only, the same check at the
+/// hub's last known time.
+#[derive(Debug)]
+struct PinnedClock {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    hub_time: Option<rustls::pki_types::UnixTime>,
+}
+
+fn is_about_time(e: &rustls::Error) -> bool {
+    use rustls::CertificateError as C;
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::NotValidYet | C::ExpiredContext { .. } | C::NotValidYetContext { .. }
+        )
+    )
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedClock {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(e) if is_about_time(&e) => match self.hub_time {
+                Some(t) => {
+                    self.inner
+                        .verify_server_cert(end_entity, intermediates, server_name, ocsp, t)
+                }
+                None => Err(e),
+            },
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// For enrollment only: any server certificate is accepted at the TLS layer, because the

@@ -211,7 +211,7 @@ pub async fn enroll(
         .filter(|s| s.len() == 16)
         .ok_or_else(|| SyncError::Protocol("site attribué illisible".into()))?;
     // The certificates work together before anything is kept.
-    client::pinned(&resp.ca_pem, &resp.cert_pem, &key_der)?;
+    client::pinned(&resp.ca_pem, &resp.cert_pem, &key_der, Some(resp.hub_time_ms))?;
     let d = dir(config);
     std::fs::create_dir_all(&d)?;
     {
@@ -221,6 +221,7 @@ pub async fn enroll(
     write_private(&d.join("key.der"), &key_der)?;
     write_private(&d.join("cert.pem"), resp.cert_pem.as_bytes())?;
     write_private(&d.join("ca.pem"), resp.ca_pem.as_bytes())?;
+    keep_hub_time(config, resp.hub_time_ms)?;
     let e = Enrollment {
         url: url.trim().to_string(),
         school: config.school_code.clone(),
@@ -473,6 +474,7 @@ async fn once(
         &std::fs::read_to_string(d.join("ca.pem"))?,
         &std::fs::read_to_string(d.join("cert.pem"))?,
         &std::fs::read(d.join("key.der"))?,
+        hub_time(config),
     )?;
     let key_der = std::fs::read(d.join("key.der"))?;
     let key = SigningKey::from_pkcs8(&key_der).map_err(|e| SyncError::Setup(e.to_string()))?;
@@ -492,6 +494,7 @@ async fn once(
     // Hello: what each side holds, and the hub's time.
     let mut hello = say_hello(db, &mut client).await?;
     keep_bundle_key(config, &hello.bundle_key)?;
+    keep_hub_time(config, hello.hub_time_ms)?;
     report.clock_offset_ms = now_ms() - hello.hub_time_ms;
     let me = blocking(db, |db| db.read_blocking(replica::site)).await?;
     if hello.hub_has.get(&me.log) > me.seq {
@@ -749,6 +752,21 @@ pub(crate) fn pulled_key(
             r.log.site
         )))
     }
+}
+
+/// The hub's time at the last contact (`DATA/sync/hub-time`, ms), to check its certificate by
+/// when this box's clock is far off.
+fn hub_time(config: &Config) -> Option<i64> {
+    std::fs::read_to_string(dir(config).join("hub-time"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn keep_hub_time(config: &Config, ms: i64) -> Result<(), SyncError> {
+    if ms > 0 && hub_time(config).is_none_or(|t| t < ms) {
+        write_private(&dir(config).join("hub-time"), ms.to_string().as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The school's key for USB bundles, given by the hub at each hello (`DATA/sync/bundle.key`).
