@@ -100,7 +100,11 @@ fn serve_hub(data: &Path) -> RunningHub {
 }
 
 fn serve_hub_with(data: &Path, database: Option<&str>) -> RunningHub {
-    let mut c = hub(data, &["serve", "--listen", "127.0.0.1:0"]);
+    serve_hub_at(data, database, "127.0.0.1:0")
+}
+
+fn serve_hub_at(data: &Path, database: Option<&str>, listen: &str) -> RunningHub {
+    let mut c = hub(data, &["serve", "--listen", listen]);
     if let Some(d) = database {
         c.env("KEKELI_HUB_DATABASE", d);
     }
@@ -1841,4 +1845,70 @@ fn a_box_waking_in_1970_or_three_years_ahead_still_syncs_and_is_told_its_clock_i
         );
     }
     assert_eq!(box_keys(&data), hub_keys(&hub_data));
+}
+
+fn integrity(db: &Path) -> String {
+    Connection::open(db)
+        .expect("open")
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity")
+}
+
+#[test]
+fn kill_9_of_the_box_or_the_hub_mid_sync_then_a_resumed_run_ends_as_an_uncut_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    let mut running = enrolled_demo_box(&hub_data, &data);
+    let listen = running.url.trim_start_matches("https://").to_string();
+    // The first sync moves the whole demo school (≈ 18,000 changes): kill it at growing
+    // moments — the box, then the hub — so that some land in the push, the hub's apply, the
+    // pull or the box's apply. Each kill leaves both databases whole.
+    let mut killed = 0;
+    for (i, ms) in [150u64, 400, 700, 1000, 1400, 1900, 2500, 3200]
+        .iter()
+        .enumerate()
+    {
+        let kill_hub = i % 2 == 1;
+        let mut child = kekeli(&data, &["sync", "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(*ms));
+        if kill_hub {
+            let _ = running.child.kill();
+            let _ = running.child.wait();
+        } else if child.try_wait().expect("wait").is_none() {
+            killed += 1;
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        if kill_hub {
+            killed += 1;
+            running = serve_hub_at(&hub_data, None, &listen);
+        }
+        assert_eq!(
+            integrity(&data.join("kekeli.db")),
+            "ok",
+            "box after kill {i}"
+        );
+        assert_eq!(
+            integrity(&hub_data.join("hub.db")),
+            "ok",
+            "hub after kill {i}"
+        );
+    }
+    assert!(killed >= 4, "kills landed: {killed}");
+    ok(kekeli(&data, &["sync", "run"]).output().expect("sync"));
+    assert_eq!(
+        box_keys(&data),
+        hub_keys(&hub_data),
+        "the same rows on both sides"
+    );
+    let again = ok(kekeli(&data, &["sync", "run"]).output().expect("again"));
+    assert!(
+        again.contains("0 changement(s) envoyé(s), 0 reçu(s)"),
+        "{again}"
+    );
 }

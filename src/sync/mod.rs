@@ -211,7 +211,12 @@ pub async fn enroll(
         .filter(|s| s.len() == 16)
         .ok_or_else(|| SyncError::Protocol("site attribué illisible".into()))?;
     // The certificates work together before anything is kept.
-    client::pinned(&resp.ca_pem, &resp.cert_pem, &key_der, Some(resp.hub_time_ms))?;
+    client::pinned(
+        &resp.ca_pem,
+        &resp.cert_pem,
+        &key_der,
+        Some(resp.hub_time_ms),
+    )?;
     let d = dir(config);
     std::fs::create_dir_all(&d)?;
     {
