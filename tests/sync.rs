@@ -961,7 +961,14 @@ struct Counted {
 }
 
 impl Link {
-    fn start(to: &str, mut cuts: Vec<u64>) -> Link {
+    /// Cuts at offsets of the bytes sent up.
+    fn start(to: &str, cuts: Vec<u64>) -> Link {
+        Link::start_counting(to, cuts, false)
+    }
+
+    /// Cuts at offsets of the bytes both ways (`both`), or up only; each cut lands on its
+    /// exact byte: what comes before it is forwarded, nothing after.
+    fn start_counting(to: &str, mut cuts: Vec<u64>, both: bool) -> Link {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::{Arc, Mutex};
@@ -995,11 +1002,14 @@ impl Link {
                                     Ok(n) => n,
                                 };
                                 if let Some(Counted { up, cuts, done }) = &counted {
-                                    let total = up.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
                                     let mut c = cuts.lock().expect("cuts");
-                                    if c.last().is_some_and(|&at| total >= at) {
+                                    let before = up.fetch_add(n as u64, Ordering::SeqCst);
+                                    let total = before + n as u64;
+                                    if let Some(at) = c.last().copied().filter(|&at| total >= at) {
                                         c.pop();
                                         done.fetch_add(1, Ordering::SeqCst);
+                                        let keep = at.saturating_sub(before).min(n as u64) as usize;
+                                        let _ = to.write_all(&buf[..keep]);
                                         let _ = from.shutdown(std::net::Shutdown::Both);
                                         let _ = to.shutdown(std::net::Shutdown::Both);
                                         break;
@@ -1025,7 +1035,15 @@ impl Link {
                             done: cuts_done.clone(),
                         }),
                     );
-                    pump(s2, c2, None);
+                    pump(
+                        s2,
+                        c2,
+                        both.then(|| Counted {
+                            up: up.clone(),
+                            cuts: cuts.clone(),
+                            done: cuts_done.clone(),
+                        }),
+                    );
                 }
             });
         }
@@ -1911,4 +1929,137 @@ fn kill_9_of_the_box_or_the_hub_mid_sync_then_a_resumed_run_ends_as_an_uncut_one
         again.contains("0 changement(s) envoyé(s), 0 reçu(s)"),
         "{again}"
     );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+/// What both sides hold after an exchange: the school's rows, and the box's national
+/// announcements.
+type BothSides = (BTreeSet<(String, String)>, i64);
+
+fn both_sides(hub_data: &Path, data: &Path) -> BothSides {
+    let keys = box_keys(data);
+    assert_eq!(keys, hub_keys(hub_data), "the two sides differ");
+    (
+        keys,
+        count(
+            &data.join("kekeli.db"),
+            "SELECT COUNT(*) FROM national_announcements",
+        ),
+    )
+}
+
+/// The connection cut at byte offsets of a reference exchange (three rooms up, an
+/// announcement down), counting both ways, every `KEKELI_CUT_STRIDE` bytes (default 499;
+/// `1` cuts at every byte — opt-in, hours): each cut run, resumed, ends as the uncut one.
+#[test]
+fn a_link_cut_at_any_byte_of_an_exchange_ends_as_the_uncut_exchange() {
+    let stride: u64 = std::env::var("KEKELI_CUT_STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(499)
+        .max(1);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    let running = enrolled_demo_box(&hub_data, &data);
+    ok(kekeli(&data, &["sync", "run"])
+        .output()
+        .expect("first sync"));
+    let listen = running.url.trim_start_matches("https://").to_string();
+    drop(running);
+    // The state before the exchange: three new rooms on the box, an announcement on the hub.
+    add_rooms(&data, &["Salle A", "Salle B", "Salle C"]);
+    ok(hub(
+        &hub_data,
+        &[
+            "announce",
+            "--title",
+            "Coupures",
+            "--body",
+            "Le lien tient.",
+            "--from",
+            "2026-09-01",
+        ],
+    )
+    .output()
+    .expect("announce"));
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        "school_code = \"TEST\"\nschool_name = \"Lycée de test\"\n[mdns]\nenabled = false\n[sync]\nattempts = 4\ntimeout_secs = 20\n",
+    )
+    .expect("config");
+    let (hub_before, box_before) = (tmp.path().join("hub0"), tmp.path().join("box0"));
+    copy_dir(&hub_data, &hub_before);
+    copy_dir(&data, &box_before);
+
+    // One run: restore both sides, serve the hub, run the box through a link cutting at `cuts`.
+    let exchange = |cuts: Vec<u64>| -> (u64, u64, BothSides) {
+        let _ = std::fs::remove_dir_all(&hub_data);
+        let _ = std::fs::remove_dir_all(&data);
+        copy_dir(&hub_before, &hub_data);
+        copy_dir(&box_before, &data);
+        let running = serve_hub_at(&hub_data, None, &listen);
+        let link = Link::start_counting(&running.url, cuts, true);
+        let hub_json = data.join("sync/hub.json");
+        let mut e: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&hub_json).expect("hub.json")).expect("json");
+        e["url"] = link.url().into();
+        std::fs::write(&hub_json, serde_json::to_vec(&e).expect("json")).expect("write");
+        let o = kekeli(&data, &["sync", "run"]).output().expect("run");
+        assert!(o.status.success(), "{}", out(&o));
+        let total = link.up.load(std::sync::atomic::Ordering::SeqCst);
+        let done = link.cuts_done.load(std::sync::atomic::Ordering::SeqCst);
+        let state = both_sides(&hub_data, &data);
+        drop(running);
+        (total, done, state)
+    };
+    let (total, _, reference) = exchange(vec![]);
+    assert!(total > 2_000, "the exchange crossed the link: {total} B");
+    let mut runs = 0;
+    let mut at = stride.min(total - 1);
+    while at < total {
+        let (_, done, state) = exchange(vec![at]);
+        assert_eq!(done, 1, "the cut at byte {at} happened");
+        assert_eq!(state, reference, "cut at byte {at} of {total}");
+        runs += 1;
+        at += stride;
+    }
+    eprintln!("{runs} cut runs over an exchange of {total} B (stride {stride})");
+    assert!(runs >= 3);
+}
+
+#[test]
+fn a_hub_with_another_certificate_is_refused_as_such_not_retried_as_a_cut_link() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    let _running = enrolled_demo_box(&hub_data, &data);
+    // Another hub (another CA) answering at the address the box knows.
+    let impostor = serve_hub(&tmp.path().join("autre"));
+    let hub_json = data.join("sync/hub.json");
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hub_json).expect("hub.json")).expect("json");
+    e["url"] = impostor.url.clone().into();
+    std::fs::write(&hub_json, serde_json::to_vec(&e).expect("json")).expect("write");
+    let o = kekeli(&data, &["sync", "run"]).output().expect("run");
+    assert!(!o.status.success());
+    let text = out(&o);
+    assert!(
+        text.contains("ne présente pas le certificat attendu"),
+        "{text}"
+    );
+    assert!(!text.contains("injoignable"), "{text}");
 }

@@ -264,7 +264,15 @@ impl Client {
         let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| link(&"délai dépassé pendant la poignée de main TLS"))?
-            .map_err(|e| SyncError::Tls(format!("{addr} : {e}")))?;
+            .map_err(|e| {
+                // rustls's own refusals (a certificate, an alert) come as InvalidData; a link
+                // cut during the handshake (EOF, reset) is the link's, and worth a retry.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    SyncError::Tls(format!("{addr} : {e}"))
+                } else {
+                    link(&e)
+                }
+            })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| link(&e))?;
