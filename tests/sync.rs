@@ -2063,3 +2063,57 @@ fn a_hub_with_another_certificate_is_refused_as_such_not_retried_as_a_cut_link()
     );
     assert!(!text.contains("injoignable"), "{text}");
 }
+
+#[test]
+fn the_hub_reads_its_configuration_file_under_env_and_flags_and_refuses_unknown_keys() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("hub.toml");
+    let (from_file, from_env, from_flag) = (
+        tmp.path().join("fichier"),
+        tmp.path().join("env"),
+        tmp.path().join("option"),
+    );
+    std::fs::write(&cfg, format!("data = \"{}\"\n", from_file.display())).expect("cfg");
+    let run = |extra: &[&str], env: Option<&Path>| {
+        let mut c = Command::new(hub_binary());
+        c.arg("--config")
+            .arg(&cfg)
+            .args(extra)
+            .args(["school", "add", "LTX", "Lycée X"])
+            .env_remove("KEKELI_HUB_DATA")
+            .env_remove("KEKELI_HUB_DATABASE")
+            .env_remove("KEKELI_HUB_CONFIG")
+            .stdin(Stdio::null());
+        if let Some(e) = env {
+            c.env("KEKELI_HUB_DATA", e);
+        }
+        c.output().expect("hub")
+    };
+    ok(run(&[], None));
+    assert!(from_file.join("hub.db").exists(), "the file's data folder");
+    ok(run(&[], Some(&from_env)));
+    assert!(
+        from_env.join("hub.db").exists(),
+        "the environment over the file"
+    );
+    ok(run(
+        &["--data", from_flag.to_str().expect("p")],
+        Some(&from_env),
+    ));
+    assert!(from_flag.join("hub.db").exists(), "the option over both");
+    std::fs::write(&cfg, "data = \"/tmp/x\"\nlisten_port = 8443\n").expect("cfg");
+    let o = run(&[], None);
+    assert!(!o.status.success());
+    assert!(out(&o).contains("listen_port"), "{}", out(&o));
+    // The packaged example is a valid configuration.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/kekeli-hub.toml.example");
+    ok(Command::new(hub_binary())
+        .args(["--config", example, "--data"])
+        .arg(tmp.path().join("exemple"))
+        .args(["school", "list"])
+        .env_remove("KEKELI_HUB_DATA")
+        .env_remove("KEKELI_HUB_DATABASE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("example"));
+}

@@ -16,32 +16,57 @@ use kekeli_hub::{api, store};
     about = "Portail national Kekeli : synchronisation des établissements et console du ministère"
 )]
 struct Cli {
-    /// Dossier des données du portail (base, segments, clés).
-    #[arg(
-        long,
-        global = true,
-        env = "KEKELI_HUB_DATA",
-        default_value = "/var/lib/kekeli-hub"
-    )]
-    data: PathBuf,
+    /// Fichier de configuration (défaut : /etc/kekeli-hub/hub.toml s'il existe). Ordre : valeurs
+    /// par défaut, ce fichier, les variables KEKELI_HUB_*, les options de la commande.
+    #[arg(long, global = true, env = "KEKELI_HUB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Dossier des données du portail (base, segments, clés) ; défaut /var/lib/kekeli-hub.
+    #[arg(long, global = true, env = "KEKELI_HUB_DATA")]
+    data: Option<PathBuf>,
     /// Base nationale sur PostgreSQL (postgres://utilisateur:mot-de-passe@hôte/base) ; sans
     /// elle, la base SQLite du dossier des données (essais, pilotes).
-    #[arg(long, global = true, env = "KEKELI_HUB_DATABASE", default_value = "")]
-    database: String,
+    #[arg(long, global = true, env = "KEKELI_HUB_DATABASE")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `hub.toml`: what the command line and KEKELI_HUB_* may also say. Unknown keys are refused.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    database: Option<String>,
+    listen: Option<String>,
+    names: Option<Vec<String>>,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/kekeli-hub/hub.toml";
+
+fn file_config(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
+    let (path, must) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("configuration {} invalide", path.display())),
+        Err(e) if !must && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("configuration {}", path.display())),
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Servir le portail en HTTPS.
     Serve {
-        /// Adresse d'écoute.
-        #[arg(long, env = "KEKELI_HUB_LISTEN", default_value = "0.0.0.0:8443")]
-        listen: String,
-        /// Noms (ou adresses) du portail dans son certificat ; le premier est son nom.
-        #[arg(long = "name", env = "KEKELI_HUB_NAMES", value_delimiter = ',', default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
-        names: Vec<String>,
+        /// Adresse d'écoute (défaut 0.0.0.0:8443).
+        #[arg(long, env = "KEKELI_HUB_LISTEN")]
+        listen: Option<String>,
+        /// Noms (ou adresses) du portail dans son certificat ; le premier est son nom (défaut
+        /// localhost,127.0.0.1).
+        #[arg(long = "name", env = "KEKELI_HUB_NAMES", value_delimiter = ',')]
+        names: Option<Vec<String>>,
     },
     /// Les établissements.
     School {
@@ -142,8 +167,28 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let file = file_config(cli.config.as_deref())?;
+    let data = cli
+        .data
+        .clone()
+        .or(file.data.clone())
+        .unwrap_or_else(|| PathBuf::from("/var/lib/kekeli-hub"));
+    let database = cli
+        .database
+        .clone()
+        .or(file.database.clone())
+        .unwrap_or_default();
+    let cli = Resolved {
+        data,
+        database,
+        command: cli.command,
+    };
     match cli.command {
         Command::Serve { listen, names } => {
+            let listen = listen
+                .or(file.listen)
+                .unwrap_or_else(|| "0.0.0.0:8443".into());
+            let names = names.or(file.names).unwrap_or_else(default_names);
             let hub = kekeli_hub::open(&cli.data, &cli.database, &names)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -277,6 +322,13 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The command line with the file's and the defaults' values filled in.
+struct Resolved {
+    data: PathBuf,
+    database: String,
+    command: Command,
 }
 
 fn default_names() -> Vec<String> {
