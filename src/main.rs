@@ -984,6 +984,9 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                             r.clock_offset_ms / 60_000
                         );
                     }
+                    for line in &r.relayed {
+                        println!("  {line}");
+                    }
                     if r.reincarnated {
                         println!(
                             "  La box avait été remise d'une copie : son journal continue sous une nouvelle incarnation."

@@ -2106,7 +2106,10 @@ fn the_hub_reads_its_configuration_file_under_env_and_flags_and_refuses_unknown_
     assert!(!o.status.success());
     assert!(out(&o).contains("listen_port"), "{}", out(&o));
     // The packaged example is a valid configuration.
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/kekeli-hub.toml.example");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/kekeli-hub.toml.example"
+    );
     ok(Command::new(hub_binary())
         .args(["--config", example, "--data"])
         .arg(tmp.path().join("exemple"))
@@ -2116,4 +2119,98 @@ fn the_hub_reads_its_configuration_file_under_env_and_flags_and_refuses_unknown_
         .stdin(Stdio::null())
         .output()
         .expect("example"));
+}
+
+/// A second school's box (code KARA, no demo data), with its configuration.
+fn other_box(data: &Path) {
+    let mut config = kekeli::config::Config {
+        data_dir: data.to_path_buf(),
+        school_code: "KARA".into(),
+        ..Default::default()
+    };
+    config.mdns.enabled = false;
+    kekeli::init(&config).expect("init");
+    std::fs::write(
+        data.with_extension("toml"),
+        "school_code = \"KARA\"\nschool_name = \"Lycée de Kara\"\n[mdns]\nenabled = false\n[sync]\nattempts = 1\ntimeout_secs = 20\n",
+    )
+    .expect("config");
+}
+
+#[test]
+fn a_bundle_carried_to_another_schools_box_is_relayed_unread_and_the_answer_comes_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, lome, kara) = (
+        tmp.path().join("hub"),
+        tmp.path().join("lome"),
+        tmp.path().join("kara"),
+    );
+    std::fs::create_dir_all(&hub_data).expect("hub dir");
+    // Lomé (TEST) has synced once, then lost its link; Kara has a link.
+    let running = enrolled_demo_box(&hub_data, &lome);
+    ok(kekeli(&lome, &["sync", "run"]).output().expect("sync"));
+    let token = token_of(&ok(hub(
+        &hub_data,
+        &["school", "add", "KARA", "Lycée de Kara"],
+    )
+    .output()
+    .expect("add")));
+    other_box(&kara);
+    ok(kekeli(&kara, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    ok(kekeli(&kara, &["sync", "run"]).output().expect("kara sync"));
+
+    // Lomé's bundle goes on a stick that reaches Kara first.
+    add_rooms(&lome, &["Salle relayée"]);
+    let stick = tmp.path().join("cle");
+    ok(
+        kekeli(&lome, &["sync", "export", stick.to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    let t = ok(
+        kekeli(&kara, &["sync", "import", stick.to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(t.contains("gardé, il partira"), "{t}");
+    // Kara cannot read it: it holds the file, not Lomé's rows.
+    assert_eq!(
+        count(
+            &kara.join("kekeli.db"),
+            "SELECT COUNT(*) FROM rooms WHERE name = 'Salle relayée'"
+        ),
+        0
+    );
+    // Kara's next sync relays it; the hub applies Lomé's rows.
+    let t = ok(kekeli(&kara, &["sync", "run"]).output().expect("relay"));
+    assert!(t.contains("relayé pour TEST"), "{t}");
+    assert_eq!(
+        box_keys(&lome),
+        hub_keys(&hub_data),
+        "Lomé's rows reached the hub"
+    );
+    // The hub's answer goes back on Kara's next stick, and Lomé reads it: the hub has it all,
+    // so Lomé's next bundle is empty.
+    let back = tmp.path().join("retour");
+    let t = ok(
+        kekeli(&kara, &["sync", "export", back.to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    assert!(t.contains("pour d'autres établissements"), "{t}");
+    let t = ok(
+        kekeli(&lome, &["sync", "import", back.to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(t.contains("reçue(s) du portail"), "{t}");
+    let again = tmp.path().join("encore");
+    let t = ok(
+        kekeli(&lome, &["sync", "export", again.to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    assert!(t.contains("0 modification(s)"), "{t}");
 }

@@ -364,6 +364,8 @@ pub struct Report {
     pub clock_offset_ms: i64,
     /// A new incarnation was taken (the hub held more of this box's log than the box).
     pub reincarnated: bool,
+    /// Other schools' bundles relayed to the hub, with the hub's words for each.
+    pub relayed: Vec<String>,
 }
 
 /// Run a sync with the hub now, recorded in `sync_runs`; retried with a growing pause while
@@ -727,6 +729,7 @@ async fn once(
         )
         .await?;
     check(&a)?;
+    report.relayed = usb::relay(config, &mut client).await;
     report.bytes_up = client.sent;
     report.bytes_down = client.received;
     Ok(report)

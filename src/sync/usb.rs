@@ -184,10 +184,28 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
     tokio::task::spawn_blocking(move || record(&db2, "usb", (size, changes), (0, 0), None))
         .await
         .map_err(|e| SyncError::Setup(e.to_string()))?;
+    // The hub's answers to schools whose bundles this box relayed travel back on the stick.
+    let back = relay_dir(config).join("retour");
+    let mut carried = 0;
+    for f in bundles_in(&back).unwrap_or_default() {
+        if let Some(name) = f.file_name()
+            && std::fs::copy(&f, dir_out.join(name)).is_ok()
+        {
+            let _ = std::fs::remove_file(&f);
+            carried += 1;
+        }
+    }
     Ok(Outcome {
         message: format!(
-            "{changes} modification(s), {} Ko : portez la clé au portail national (« kekeli-hub import »)",
-            size.div_ceil(1024)
+            "{changes} modification(s), {} Ko : portez la clé au portail national (« kekeli-hub import »){}",
+            size.div_ceil(1024),
+            if carried > 0 {
+                format!(
+                    " ; {carried} réponse(s) du portail pour d'autres établissements copiée(s) aussi : à leur porter"
+                )
+            } else {
+                String::new()
+            }
         ),
         file: path,
         ok: true,
@@ -227,7 +245,7 @@ pub async fn import(db: &Db, config: &Config, dir_in: &Path) -> Result<Vec<Outco
     let key = key_of(config)?;
     let mut out = Vec::new();
     for file in bundles_in(dir_in)? {
-        let r = import_file(db, &e, &key, &file).await;
+        let r = import_file(db, config, &e, &key, &file).await;
         let (message, ok) = match r {
             Ok(m) => (m, true),
             Err(m) => (m, false),
@@ -239,6 +257,7 @@ pub async fn import(db: &Db, config: &Config, dir_in: &Path) -> Result<Vec<Outco
 
 async fn import_file(
     db: &Db,
+    config: &Config,
     e: &Enrollment,
     key: &[u8; 32],
     file: &Path,
@@ -259,15 +278,15 @@ async fn import_file(
             .map_err(|err| err.to_string())?
     };
     if h.to == "hub" {
-        return Err(if h.school == e.school {
-            "paquet de ce serveur pour le portail : portez-le au portail (« kekeli-hub import »)"
-                .into()
-        } else {
-            format!(
-                "paquet de {} pour le portail : portez-le au portail",
-                h.school
-            )
-        });
+        if h.school == e.school {
+            return Err(
+                "paquet de ce serveur pour le portail : portez-le au portail (« kekeli-hub import »)"
+                    .into(),
+            );
+        }
+        // Another school's bundle for the hub: kept, unread (this box cannot decrypt it), and
+        // sent with this box's next sync.
+        return keep_for_relay(&relay_dir(config), file, &bytes, &h.school);
     }
     if h.school != e.school || h.to != me.log.site {
         return Err(format!(
@@ -407,10 +426,15 @@ pub fn watch(db: Db, config: Config) -> Option<notify::RecommendedWatcher> {
                     continue;
                 }
                 seen.insert(file.clone(), stamp);
-                // This box's own bundles for the hub are left alone.
+                // This box's own bundles for the hub are left alone (another school's are
+                // kept to relay).
                 if let Ok(bytes) = std::fs::read(&file)
                     && let Ok(h) = bundle::header(&bytes)
                     && h.to == "hub"
+                    && Enrollment::load(&config)
+                        .ok()
+                        .flatten()
+                        .is_none_or(|e| e.school == h.school)
                 {
                     continue;
                 }
@@ -425,7 +449,7 @@ pub fn watch(db: Db, config: Config) -> Option<notify::RecommendedWatcher> {
                                     continue;
                                 }
                             };
-                            import_file(&db, &e, &key, &file).await
+                            import_file(&db, &config, &e, &key, &file).await
                         }
                         Err(err) => Err(err.to_string()),
                     },
@@ -452,4 +476,98 @@ pub fn watch(db: Db, config: Config) -> Option<notify::RecommendedWatcher> {
         }
     });
     Some(watcher)
+}
+
+/// Other schools' bundles waiting to be relayed (`DATA/sync/relais`), and the hub's answers
+/// waiting to travel back (`DATA/sync/relais/retour`).
+fn relay_dir(config: &Config) -> PathBuf {
+    dir(config).join("relais")
+}
+
+/// At most this many bundles wait to be relayed.
+const MAX_RELAY_WAITING: usize = 50;
+
+fn keep_for_relay(relay: &Path, file: &Path, bytes: &[u8], school: &str) -> Result<String, String> {
+    if bytes.len() > kekeli_sync::api::MAX_RELAY {
+        return Err(format!(
+            "paquet de {school} pour le portail, trop gros pour être relayé ({} Mo) : portez-le au portail",
+            bytes.len() / 1_000_000
+        ));
+    }
+    std::fs::create_dir_all(relay).map_err(|e| e.to_string())?;
+    let waiting = bundles_in(relay).map_err(|e| e.to_string())?.len();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| format!("relais-{school}.{}", bundle::EXTENSION));
+    let dest = relay.join(&name);
+    if !dest.exists() && waiting >= MAX_RELAY_WAITING {
+        return Err(format!(
+            "déjà {waiting} paquets d'autres établissements à relayer : synchronisez ce serveur d'abord"
+        ));
+    }
+    write_atomically(&dest, bytes).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "paquet de {school} pour le portail : gardé, il partira à la prochaine synchronisation de ce serveur (il n'est pas lisible ici)"
+    ))
+}
+
+/// During a network run: send every bundle kept for another school to the hub, and keep the
+/// hub's answers to go back by stick. A refusal drops the bundle (the hub's words are
+/// reported); a cut link keeps the rest for the next run.
+pub(crate) async fn relay(config: &Config, client: &mut super::client::Client) -> Vec<String> {
+    let relay = relay_dir(config);
+    let mut said = Vec::new();
+    for file in bundles_in(&relay).unwrap_or_default() {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let school = bundle::header(&bytes).map(|h| h.school).unwrap_or_default();
+        let a = match client
+            .request(
+                "POST",
+                &format!("{}/relay", kekeli_sync::api::PREFIX),
+                "application/octet-stream",
+                bytes,
+                now_ms(),
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                said.push(format!("relais de {school} interrompu : {e}"));
+                break;
+            }
+        };
+        if let Err(e) = super::client::check(&a) {
+            said.push(format!("paquet de {school} refusé par le portail : {e}"));
+            let _ = std::fs::remove_file(&file);
+            continue;
+        }
+        let body = a.body;
+        let n = body
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .unwrap_or(0);
+        let message = body
+            .get(4..4 + n)
+            .map(|m| String::from_utf8_lossy(m).to_string())
+            .unwrap_or_default();
+        let answer = body.get(4 + n..).unwrap_or_default();
+        if !answer.is_empty() {
+            let back = relay.join("retour");
+            let _ = std::fs::create_dir_all(&back);
+            let name = format!(
+                "kekeli-portail-vers-{school}-{}.{}",
+                stamp(),
+                bundle::EXTENSION
+            );
+            if let Err(e) = write_atomically(&back.join(name), answer) {
+                said.push(format!("réponse du portail pour {school} non gardée : {e}"));
+            }
+        }
+        said.push(format!("relayé pour {school} : {message}"));
+        let _ = std::fs::remove_file(&file);
+    }
+    said
 }

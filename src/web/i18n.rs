@@ -303,7 +303,7 @@ mod tests {
         ("main.rs", 66, "the command line (French only for now)"),
         (
             "sync/usb.rs",
-            9,
+            15,
             "the verdicts on USB bundles, on the command line (French only, like the sync's errors)",
         ),
         (
@@ -388,7 +388,7 @@ mod tests {
         ),
         (
             "sync/client.rs",
-            10,
+            11,
             "the link's errors, in the same record",
         ),
         (

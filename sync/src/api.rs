@@ -62,6 +62,11 @@ impl EnrollResponse {
     }
 }
 
+/// Largest bundle a box relays for another school (`POST /sync/v1/relay`).
+pub const MAX_RELAY: usize = 64 * 1024 * 1024;
+/// Largest hub answer sent back through a relay (bigger: carried by stick, `kekeli-hub export`).
+pub const MAX_RELAY_ANSWER: usize = 1536 * 1024;
+
 /// `POST /sync/v1/hello`: the box says what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {

@@ -146,6 +146,10 @@ pub fn router(hub: Hub) -> axum::Router {
         )
         .route(&format!("{p}/pull"), post(pull))
         .route(&format!("{p}/ack"), post(ack))
+        .route(
+            &format!("{p}/relay"),
+            post(relay).layer(DefaultBodyLimit::max(kekeli_sync::api::MAX_RELAY)),
+        )
         .route("/healthz", axum::routing::get(healthz))
         .route("/metrics", axum::routing::get(metrics))
         .merge(crate::console::router())
@@ -688,4 +692,28 @@ async fn ack(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sync/v1/relay`: a bundle another school's box carried (unread: it cannot decrypt
+/// it), imported as from a stick. The answer, framed (`u32` length and the sentence, then the
+/// hub's bundle for that school when it fits in an answer), goes back the same way.
+async fn relay(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let carrier = school_of(&hub, &peer).await?;
+    let (school, message) = crate::usb::import_bytes(&hub, body.to_vec())
+        .await
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_bundle", m))?;
+    tracing::info!(school = %school, carrier = %carrier.code, "paquet relayé");
+    let answer = match crate::usb::export_bytes(&hub, &school).await {
+        Ok((_, bytes, _)) if bytes.len() <= kekeli_sync::api::MAX_RELAY_ANSWER => bytes,
+        _ => Vec::new(),
+    };
+    let mut out = Vec::with_capacity(4 + message.len() + answer.len());
+    out.extend_from_slice(&(message.len() as u32).to_le_bytes());
+    out.extend_from_slice(message.as_bytes());
+    out.extend_from_slice(&answer);
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], out).into_response())
 }

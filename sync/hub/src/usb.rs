@@ -68,47 +68,43 @@ pub async fn import_file(hub: &Hub, file: &Path) -> Outcome {
         Ok(b) => b,
         Err(e) => return refused(file, e),
     };
-    let h = match bundle::header(&bytes) {
-        Ok(h) => h,
-        Err(e) => return refused(file, e.to_string()),
-    };
+    match import_bytes(hub, bytes).await {
+        Ok((_, message)) => Outcome {
+            file: file.to_path_buf(),
+            message,
+            ok: true,
+        },
+        Err(e) => refused(file, e),
+    }
+}
+
+/// Import one box's bundle (from a stick, or relayed by another school's box): the school it
+/// belongs to and what was applied, or why it was refused.
+pub async fn import_bytes(hub: &Hub, bytes: Vec<u8>) -> Result<(String, String), String> {
+    let h = bundle::header(&bytes).map_err(|e| e.to_string())?;
     if h.to != "hub" {
-        return refused(
-            file,
-            format!(
-                "paquet du portail pour le serveur de {} : c'est « kekeli sync import » qui le lit",
-                h.school
-            ),
-        );
+        return Err(format!(
+            "paquet du portail pour le serveur de {} : c'est « kekeli sync import » qui le lit",
+            h.school
+        ));
     }
     let code = h.school.clone();
     let school = match hub.db.run(move |c| store::school(c, &code)).await {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            return refused(
-                file,
-                format!("établissement {} inconnu du portail", h.school),
-            );
-        }
-        Err(e) => return refused(file, e.to_string()),
+        Ok(None) => return Err(format!("établissement {} inconnu du portail", h.school)),
+        Err(e) => return Err(e.to_string()),
     };
     if school.status != "active" {
-        return refused(
-            file,
-            format!(
-                "le serveur de {} est révoqué : son paquet n'est pas lu",
-                school.code
-            ),
-        );
+        return Err(format!(
+            "le serveur de {} est révoqué : son paquet n'est pas lu",
+            school.code
+        ));
     }
     if hex(school.site.as_deref().unwrap_or_default()) != h.from {
-        return refused(
-            file,
-            format!(
-                "paquet d'un ancien serveur de {} (remplacé depuis) : il n'est pas lu",
-                school.code
-            ),
-        );
+        return Err(format!(
+            "paquet d'un ancien serveur de {} (remplacé depuis) : il n'est pas lu",
+            school.code
+        ));
     }
     let Some(sign_key) = school
         .sign_key
@@ -116,19 +112,19 @@ pub async fn import_file(hub: &Hub, file: &Path) -> Outcome {
         .and_then(|k| <[u8; 32]>::try_from(k).ok())
         .map(PublicKey)
     else {
-        return refused(file, "clé de l'établissement absente");
+        return Err("clé de l'établissement absente".into());
     };
     let key = hub.bundle_key(&school);
     let content =
         match tokio::task::spawn_blocking(move || bundle::open(&bytes, &sign_key, &key)).await {
             Ok(Ok((_, c))) => c,
-            Ok(Err(e)) => return refused(file, e.to_string()),
-            Err(e) => return refused(file, e.to_string()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         };
     match receive(hub, &school, &sign_key, content).await {
-        Ok(a) => Outcome {
-            file: file.to_path_buf(),
-            message: format!(
+        Ok(a) => Ok((
+            school.code.clone(),
+            format!(
                 "{} : {} modification(s) appliquée(s), {} déjà reçue(s), {} refusée(s){}",
                 school.code,
                 a.applied,
@@ -140,9 +136,8 @@ pub async fn import_file(hub: &Hub, file: &Path) -> Outcome {
                     format!(" ({})", a.refusals.join(" ; "))
                 }
             ),
-            ok: true,
-        },
-        Err(e) => refused(file, e),
+        )),
+        Err(e) => Err(e),
     }
 }
 
@@ -197,6 +192,19 @@ pub struct HubNote {
 /// Write the hub's answer for `code`'s box into `dir`: everything it lacks as of what it last
 /// said it holds. Returns the file and the number of changes in it.
 pub async fn export_school(hub: &Hub, code: &str, dir: &Path) -> Result<(PathBuf, u64), String> {
+    let (name, sealed, changes) = export_bytes(hub, code).await?;
+    let path = dir.join(name);
+    write_atomically(&path, &sealed).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (c2, n, now) = (code.to_string(), sealed.len() as u64, api::now());
+    hub.db
+        .run(move |c| store::contact(c, &c2, "usb", 0, n, 0, changes, None, now))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((path, changes))
+}
+
+/// The hub's answer for `code`'s box, sealed: its file name, its bytes, its changes.
+pub async fn export_bytes(hub: &Hub, code: &str) -> Result<(String, Vec<u8>, u64), String> {
     let c2 = code.to_string();
     let school = hub
         .db
@@ -262,14 +270,7 @@ pub async fn export_school(hub: &Hub, code: &str, dir: &Path) -> Result<(PathBuf
         stamp(api::now()),
         bundle::EXTENSION
     );
-    let path = dir.join(name);
-    write_atomically(&path, &sealed).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (c2, n, now) = (code.to_string(), sealed.len() as u64, api::now());
-    hub.db
-        .run(move |c| store::contact(c, &c2, "usb", 0, n, 0, changes, None, now))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((path, changes))
+    Ok((name, sealed, changes))
 }
 
 /// `AAAAMMJJ-HHMMSS` (UTC), for file names.
