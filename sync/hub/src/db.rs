@@ -4,6 +4,7 @@
 //! `ON CONFLICT … DO UPDATE`), and runs in one transaction per call, on a blocking thread.
 //! Nothing here knows what a school or a segment is.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -123,7 +124,7 @@ pub enum Db {
     Sqlite(Arc<Mutex<rusqlite::Connection>>),
     /// One connection, its transactions one at a time (as on SQLite): the store's read-then-
     /// write steps need no stronger isolation than that.
-    Postgres(Arc<Mutex<postgres::Client>>),
+    Postgres(Arc<Mutex<PgConn>>),
 }
 
 /// The schema, written once; `{BLOB}`, `{SERIAL}` are each backend's words.
@@ -147,7 +148,10 @@ impl Db {
     pub fn postgres(url: &str) -> Result<Db, DbError> {
         let url = url.to_string();
         let client = off_runtime(move || postgres::Client::connect(&url, postgres::NoTls))?;
-        let db = Db::Postgres(Arc::new(Mutex::new(client)));
+        let db = Db::Postgres(Arc::new(Mutex::new(PgConn {
+            client,
+            statements: HashMap::new(),
+        })));
         db.migrate()?;
         Ok(db)
     }
@@ -261,13 +265,14 @@ impl Db {
                 tx.commit().map_err(DbError::from)?;
                 Ok(value)
             }
-            Db::Postgres(client) => {
-                let mut client = client
+            Db::Postgres(conn) => {
+                let mut conn = conn
                     .lock()
                     .map_err(|_| DbError::Other("connexion empoisonnée".into()))?;
+                let PgConn { client, statements } = &mut *conn;
                 off_runtime(|| {
                     let mut tx = client.transaction().map_err(DbError::from)?;
-                    let value = f(&mut PgTx(&mut tx))?;
+                    let value = f(&mut PgTx(&mut tx, statements))?;
                     tx.commit().map_err(DbError::from)?;
                     Ok(value)
                 })
@@ -288,7 +293,17 @@ fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+/// The PostgreSQL connection and its prepared statements, by SQL text (statements are the
+/// session's: prepared once, used by every later transaction — one round trip less a call).
+pub struct PgConn {
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+}
+
+struct PgTx<'a, 'b>(
+    &'a mut postgres::Transaction<'b>,
+    &'a mut HashMap<String, postgres::Statement>,
+);
 
 impl postgres::types::ToSql for Val {
     fn to_sql(
@@ -327,15 +342,26 @@ impl PgTx<'_, '_> {
     }
 }
 
+impl PgTx<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
+        if let Some(s) = self.1.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.0.prepare(sql)?;
+        self.1.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
 impl Conn for PgTx<'_, '_> {
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
-        let stmt = self.0.prepare(sql)?;
+        let stmt = self.statement(sql)?;
         Ok(self.0.execute(&stmt, &Self::params(params))?)
     }
 
     fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, DbError> {
         use postgres::types::Type;
-        let stmt = self.0.prepare(sql)?;
+        let stmt = self.statement(sql)?;
         let rows = self.0.query(&stmt, &Self::params(params))?;
         rows.iter()
             .map(|r| {
