@@ -315,6 +315,23 @@ fn matrix() -> Vec<Entry> {
             Some(technician),
             &[("id", "1"), ("choice", "garder")],
         ),
+        e(
+            "POST",
+            "/admin/synchronisation/paquet",
+            None,
+            Some(technician),
+            &[],
+        ),
+        Entry {
+            multipart: true,
+            ..e(
+                "POST",
+                "/admin/synchronisation/paquet/depot",
+                None,
+                Some(technician),
+                &[],
+            )
+        },
         e("GET", "/sauvegardes/fiche", None, Some(direction), &[]),
         e("POST", "/sauvegardes/fiche", None, Some(direction), &[]),
         e("GET", "/admin/comptes", None, Some(account_managers), &[]),

@@ -912,6 +912,76 @@ async fn the_technician_enrolls_the_box_and_syncs_from_the_page() {
         "the history shows the stick: {page}"
     );
 
+    // From the technician's laptop: the bundle for the hub as a download, and the hub's
+    // answer uploaded through the page.
+    add_rooms(&server.config.data_dir, &["Salle portée"]);
+    let r = tech.post("/admin/synchronisation/paquet", &[]).await;
+    assert_eq!(r.status(), 200);
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .expect("disposition")
+        .to_string();
+    assert!(disposition.contains(".kkb"), "{disposition}");
+    let bytes = r.bytes().await.expect("bundle").to_vec();
+    assert_eq!(&bytes[..4], b"KKB1");
+    let laptop = tmp.path().join("portable");
+    std::fs::create_dir_all(&laptop).expect("dir");
+    std::fs::write(laptop.join("paquet.kkb"), &bytes).expect("write");
+    let t = ok(hub(&hub_data, &["import", laptop.to_str().expect("p")])
+        .output()
+        .expect("import"));
+    assert!(t.contains("1 modification(s) appliquée(s)"), "{t}");
+    let answer = tmp.path().join("reponse");
+    std::fs::create_dir_all(&answer).expect("dir");
+    ok(hub(
+        &hub_data,
+        &["export", "--school", "TEST", answer.to_str().expect("p")],
+    )
+    .output()
+    .expect("export"));
+    let file = std::fs::read_dir(&answer)
+        .expect("dir")
+        .next()
+        .expect("a bundle")
+        .expect("entry")
+        .path();
+    let r = tech
+        .post_multipart(
+            "/admin/synchronisation/paquet/depot",
+            &[],
+            Some((
+                "fichier",
+                "reponse.kkb",
+                std::fs::read(&file).expect("read"),
+            )),
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let page = plain(&tech.text(&loc).await);
+    assert!(page.contains("reponse.kkb lu"), "{page}");
+    let r = tech
+        .post_multipart(
+            "/admin/synchronisation/paquet/depot",
+            &[],
+            Some((
+                "fichier",
+                "photo.jpg",
+                b"\xff\xd8\xff not a bundle".to_vec(),
+            )),
+        )
+        .await;
+    let loc = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let page = plain(&tech.text(&loc).await);
+    assert!(page.contains("n'a pas été lu"), "{page}");
+    assert!(page.contains("pas un paquet Kekeli"), "{page}");
+
     // The box's clock, as the hub saw it, 56 years behind (a power cut without a battery).
     server
         .db

@@ -28,7 +28,16 @@ pub fn routes() -> Routes {
         .post("/admin/synchronisation", run_now)
         .post("/admin/synchronisation/inscription", enroll_now)
         .post("/admin/synchronisation/conflits", settle)
+        .post("/admin/synchronisation/paquet", download_bundle)
+        .post_with_limit(
+            "/admin/synchronisation/paquet/depot",
+            upload_bundle,
+            MAX_UPLOADED_BUNDLE + 64 * 1024,
+        )
 }
+
+/// The largest hub bundle the page takes (larger ones: the drop folder or `kekeli sync import`).
+const MAX_UPLOADED_BUNDLE: usize = 64 * 1024 * 1024;
 
 const BACK: &str = "/admin/synchronisation";
 
@@ -487,6 +496,119 @@ async fn settle(
         state
             .flash
             .err(&owner, BACK, Msg::new("sync.conflict.unknown"))
+    };
+    Ok(Redirect::to(&to).into_response())
+}
+
+/// *Télécharger le paquet pour le portail*: what `kekeli sync export` writes on a stick, as a
+/// download for the technician's laptop.
+async fn download_bundle(
+    State(state): State<AppState>,
+    Can(..): Can<RunSync>,
+    CsrfToken(owner): CsrfToken,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let config = state.config.clone();
+    let lock = tokio::task::spawn_blocking(move || RunLock::take(&config))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let Ok(_lock) = lock else {
+        return Ok(
+            Redirect::to(&state.flash.err(&owner, BACK, Msg::new("sync.busy"))).into_response(),
+        );
+    };
+    let out = super::dir(&state.config).join("sortie");
+    let _ = std::fs::remove_dir_all(&out);
+    match super::usb::export(&state.db, &state.config, &out).await {
+        Ok(o) => {
+            let bytes = std::fs::read(&o.file).map_err(|e| AppError::Internal(e.to_string()))?;
+            let _ = std::fs::remove_dir_all(&out);
+            let name = o
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "kekeli.kkb".into());
+            Ok((
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/octet-stream".to_string(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        Err(e) => {
+            let msg = Msg::new("sync.usb.failed").arg("reason", e.to_string());
+            Ok(Redirect::to(&state.flash.err(&owner, BACK, msg)).into_response())
+        }
+    }
+}
+
+/// *Déposer un paquet du portail*: a bundle the technician brought on a laptop, read as from a
+/// stick; the verdict comes back on the page.
+async fn upload_bundle(
+    State(state): State<AppState>,
+    Can(..): Can<RunSync>,
+    csrf: Option<axum::Extension<crate::web::CsrfToken>>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, AppError> {
+    let owner = csrf.as_ref().map(|c| c.0.0.clone()).unwrap_or_default();
+    let upload = crate::web::upload::read(multipart, csrf, "fichier", &[]).await?;
+    let Some((name, bytes)) = upload.file else {
+        return Ok(
+            Redirect::to(&state.flash.err(&owner, BACK, Msg::new("sync.usb.none"))).into_response(),
+        );
+    };
+    if bytes.len() > MAX_UPLOADED_BUNDLE {
+        let msg = Msg::new("sync.usb.too_large").arg("mb", MAX_UPLOADED_BUNDLE / (1024 * 1024));
+        return Ok(Redirect::to(&state.flash.err(&owner, BACK, msg)).into_response());
+    }
+    let config = state.config.clone();
+    let lock = tokio::task::spawn_blocking(move || RunLock::take(&config))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let Ok(_lock) = lock else {
+        return Ok(
+            Redirect::to(&state.flash.err(&owner, BACK, Msg::new("sync.busy"))).into_response(),
+        );
+    };
+    let dir = super::dir(&state.config).join("depot-page");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| AppError::Internal(e.to_string()))?;
+    std::fs::write(dir.join("paquet.kkb"), &bytes)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let result = super::usb::import(&state.db, &state.config, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let shown = crate::files::safe_name(&name, "paquet.kkb");
+    let to = match result {
+        Ok(outcomes) => match outcomes.first() {
+            Some(o) if o.ok => state.flash.ok(
+                &owner,
+                BACK,
+                Msg::new("sync.usb.read")
+                    .arg("file", shown)
+                    .arg("result", o.message.clone()),
+            ),
+            Some(o) => state.flash.err(
+                &owner,
+                BACK,
+                Msg::new("sync.usb.refused")
+                    .arg("file", shown)
+                    .arg("reason", o.message.clone()),
+            ),
+            None => state.flash.err(&owner, BACK, Msg::new("sync.usb.none")),
+        },
+        Err(e) => state.flash.err(
+            &owner,
+            BACK,
+            Msg::new("sync.usb.failed").arg("reason", e.to_string()),
+        ),
     };
     Ok(Redirect::to(&to).into_response())
 }
