@@ -628,12 +628,10 @@ async fn once(
             report.refusals.extend(applied.refusals.iter().cloned());
             let has = applied.hub_has.clone();
             blocking(db, move |db| {
-                db.write_blocking(|tx| {
-                    replica::record_acked(tx, &has, now_ms() / 1000)?;
-                    replica::prune(tx)
-                })
+                db.write_blocking(|tx| replica::record_acked(tx, &has, now_ms() / 1000))
             })
             .await?;
+            prune(db).await?;
             hello.hub_has.merge(&applied.hub_has);
             after = last;
             if spent >= budget {
@@ -759,6 +757,18 @@ pub(crate) fn pulled_key(
             "segment d'un journal inattendu ({})",
             r.log.site
         )))
+    }
+}
+
+/// Prune what the hub acknowledged, a step per write transaction, so that the school's own
+/// writes (a roll call) never wait behind a whole night's deletions.
+pub(crate) async fn prune(db: &Db) -> Result<(), SyncError> {
+    loop {
+        let n = blocking(db, |db| db.write_blocking(replica::prune)).await?;
+        if n < replica::PRUNE_STEP {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
     }
 }
 

@@ -333,7 +333,7 @@ async fn import_file(
             replica::record_acked(tx, &note.hub_has, now)?;
             Ok::<_, DbError>(total)
         })?;
-        db2.write_blocking(replica::prune)?;
+        while db2.write_blocking(replica::prune)? >= replica::PRUNE_STEP {}
         record(&db2, "usb", (0, 0), (size, a.applied + a.pending), None);
         Ok::<_, DbError>(a)
     })
