@@ -157,7 +157,7 @@ fn main() {
         let code = format!("L{i:05}");
         let k = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().expect("gen")).expect("key");
         let public = k.public();
-        let token = Token::from_random(&[i as u8; 16]);
+        let token = Token::from_random(&((i as u128 + 1) << 64 | i as u128).to_be_bytes());
         db.tx(|c| -> Result<(), StoreError> {
             store::add_school(c, &code, "Lycée", 0)?;
             store::new_token(c, &code, &token, false, 0)?;
