@@ -618,7 +618,80 @@ fn the_console_counts_a_schools_replica_and_its_exchanges(db: &Db) {
     );
 }
 
+/// Changes to the same rows within one segment, applied in batches: the last state wins, a
+/// delete after an insert leaves the row deleted, and more rows than a batch all arrive.
+fn batched_rows_end_in_their_last_state(db: &Db) {
+    let hub_key = key().public();
+    db.tx(|c| store::init(c, &hub_key)).expect("init");
+    let (site, _k) = enrolled(db, "LTLOME");
+    let school = db
+        .tx(|c| store::school(c, "LTLOME"))
+        .expect("q")
+        .expect("school");
+    let log = LogId::new(kekeli_sync::hex(&site), 1);
+    let sc = "school:LTLOME";
+    let with = |seq: u64, key: &str, op: Op, title: &str| {
+        let mut row = serde_json::Map::new();
+        row.insert("id".into(), key.into());
+        row.insert("scope".into(), sc.into());
+        row.insert("name".into(), title.into());
+        Change {
+            seq,
+            hlc: Hlc::from_parts(1_700_000_000_000 + seq as i64, 0),
+            table: "rooms".into(),
+            key: key.into(),
+            op,
+            row: (op != Op::Delete).then_some(row),
+            changed: None,
+        }
+    };
+    let (k1, k2) = ("01".repeat(16), "02".repeat(16));
+    let mut changes = vec![
+        with(1, &k1, Op::Insert, "Salle 1"),
+        with(2, &k1, Op::Update, "Salle 1 bis"),
+        with(3, &k2, Op::Insert, "Salle 2"),
+        with(4, &k2, Op::Delete, ""),
+    ];
+    for i in 0..600u64 {
+        changes.push(with(
+            5 + i,
+            &format!("{:032x}", 1000 + i),
+            Op::Insert,
+            "Salle",
+        ));
+    }
+    let last = changes.len() as u64;
+    changes.push(with(last + 1, &k1, Op::Update, "Salle 1 ter"));
+    let segs = vec![(
+        SegmentRef {
+            name: "d".repeat(64),
+            log: log.clone(),
+            first: 1,
+            last: last + 1,
+            bytes: 1,
+        },
+        Opened {
+            log,
+            first: 1,
+            last: last + 1,
+            changes,
+        },
+    )];
+    let a = db
+        .tx(|c| store::apply(c, &school, &segs, 0))
+        .expect("apply");
+    assert_eq!(a.applied, last + 1);
+    let rows = db
+        .tx(|c| store::replica_rows(c, sc, "rooms"))
+        .expect("rows");
+    assert_eq!(rows.len(), 601, "k1 and the 600, not the deleted k2");
+    let k1_row = rows.iter().find(|r| r["id"] == k1.as_str()).expect("k1");
+    assert_eq!(k1_row["name"], "Salle 1 ter");
+    assert!(rows.iter().all(|r| r["id"] != k2.as_str()));
+}
+
 on_both_stores!(
+    batched_rows_end_in_their_last_state,
     ministry_accounts_lock_after_five_wrong_passwords_and_sessions_end,
     the_console_counts_a_schools_replica_and_its_exchanges,
     tokens_are_one_time_expiring_and_bound_to_their_school,
