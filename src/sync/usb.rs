@@ -178,7 +178,7 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
         stamp(),
         bundle::EXTENSION
     ));
-    write_atomically(&path, &sealed)?;
+    bundle::write_atomically(&path, &sealed)?;
     let size = sealed.len() as u64;
     let db2 = db.clone();
     tokio::task::spawn_blocking(move || record(&db2, "usb", (size, changes), (0, 0), None))
@@ -187,7 +187,7 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
     // The hub's answers to schools whose bundles this box relayed travel back on the stick.
     let back = relay_dir(config).join("retour");
     let mut carried = 0;
-    for f in bundles_in(&back).unwrap_or_default() {
+    for f in bundle::files_in(&back).unwrap_or_default() {
         if let Some(name) = f.file_name()
             && std::fs::copy(&f, dir_out.join(name)).is_ok()
         {
@@ -212,31 +212,6 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
     })
 }
 
-/// Write through a temporary name, synced, then renamed: a stick pulled out mid-write leaves
-/// a `.part` file, never a bundle that looks whole.
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("part");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-}
-
-/// The bundle files of `dir`, by name.
-pub fn bundles_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(bundle::EXTENSION)
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// Import every bundle of `dir` the hub wrote for this box.
 pub async fn import(db: &Db, config: &Config, dir_in: &Path) -> Result<Vec<Outcome>, SyncError> {
     let Some(e) = Enrollment::load(config)? else {
@@ -244,7 +219,7 @@ pub async fn import(db: &Db, config: &Config, dir_in: &Path) -> Result<Vec<Outco
     };
     let key = key_of(config)?;
     let mut out = Vec::new();
-    for file in bundles_in(dir_in)? {
+    for file in bundle::files_in(dir_in)? {
         let r = import_file(db, config, &e, &key, &file).await;
         let (message, ok) = match r {
             Ok(m) => (m, true),
@@ -358,12 +333,12 @@ pub fn drop_folder(config: &Config) -> PathBuf {
 
 /// Bundles in `dir` and one level below (a stick mounted in the drop folder), by name.
 fn bundles_near(dir: &Path) -> Vec<PathBuf> {
-    let mut out = bundles_in(dir).unwrap_or_default();
+    let mut out = bundle::files_in(dir).unwrap_or_default();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
-                out.extend(bundles_in(&p).unwrap_or_default());
+                out.extend(bundle::files_in(&p).unwrap_or_default());
             }
         }
     }
@@ -495,7 +470,7 @@ fn keep_for_relay(relay: &Path, file: &Path, bytes: &[u8], school: &str) -> Resu
         ));
     }
     std::fs::create_dir_all(relay).map_err(|e| e.to_string())?;
-    let waiting = bundles_in(relay).map_err(|e| e.to_string())?.len();
+    let waiting = bundle::files_in(relay).map_err(|e| e.to_string())?.len();
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -506,7 +481,7 @@ fn keep_for_relay(relay: &Path, file: &Path, bytes: &[u8], school: &str) -> Resu
             "déjà {waiting} paquets d'autres établissements à relayer : synchronisez ce serveur d'abord"
         ));
     }
-    write_atomically(&dest, bytes).map_err(|e| e.to_string())?;
+    bundle::write_atomically(&dest, bytes).map_err(|e| e.to_string())?;
     Ok(format!(
         "paquet de {school} pour le portail : gardé, il partira à la prochaine synchronisation de ce serveur (il n'est pas lisible ici)"
     ))
@@ -518,7 +493,7 @@ fn keep_for_relay(relay: &Path, file: &Path, bytes: &[u8], school: &str) -> Resu
 pub(crate) async fn relay(config: &Config, client: &mut super::client::Client) -> Vec<String> {
     let relay = relay_dir(config);
     let mut said = Vec::new();
-    for file in bundles_in(&relay).unwrap_or_default() {
+    for file in bundle::files_in(&relay).unwrap_or_default() {
         let Ok(bytes) = std::fs::read(&file) else {
             continue;
         };
@@ -562,7 +537,7 @@ pub(crate) async fn relay(config: &Config, client: &mut super::client::Client) -
                 stamp(),
                 bundle::EXTENSION
             );
-            if let Err(e) = write_atomically(&back.join(name), answer) {
+            if let Err(e) = bundle::write_atomically(&back.join(name), answer) {
                 said.push(format!("réponse du portail pour {school} non gardée : {e}"));
             }
         }

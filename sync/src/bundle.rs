@@ -70,6 +70,29 @@ pub enum BundleError {
     Malformed(String),
 }
 
+/// The bundle files (`*.kkb`) of `dir`, by name.
+pub fn files_in(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(EXTENSION))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Write through a temporary name, synced, then renamed: a stick pulled out mid-write leaves
+/// a `.part` file, never a bundle that looks whole.
+pub fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("part");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
 /// The school's bundle key, derived by the hub from its secret (the box receives it over the
 /// mutual-TLS sync and keeps it; it never travels on a stick).
 pub fn derive_key(hub_secret: &[u8], school: &str, site: &str) -> [u8; 32] {

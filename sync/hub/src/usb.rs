@@ -31,19 +31,6 @@ fn refused(file: &Path, message: impl Into<String>) -> Outcome {
     }
 }
 
-/// The bundle files of `dir`, by name.
-pub fn bundles_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(bundle::EXTENSION)
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     let len = std::fs::metadata(path)
         .map_err(|e| format!("illisible : {e}"))?
@@ -57,7 +44,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
 /// Import every bundle meant for the hub in `dir`.
 pub async fn import_dir(hub: &Hub, dir: &Path) -> std::io::Result<Vec<Outcome>> {
     let mut out = Vec::new();
-    for file in bundles_in(dir)? {
+    for file in bundle::files_in(dir)? {
         out.push(import_file(hub, &file).await);
     }
     Ok(out)
@@ -194,7 +181,7 @@ pub struct HubNote {
 pub async fn export_school(hub: &Hub, code: &str, dir: &Path) -> Result<(PathBuf, u64), String> {
     let (name, sealed, changes) = export_bytes(hub, code).await?;
     let path = dir.join(name);
-    write_atomically(&path, &sealed).map_err(|e| format!("{}: {e}", path.display()))?;
+    bundle::write_atomically(&path, &sealed).map_err(|e| format!("{}: {e}", path.display()))?;
     let (c2, n, now) = (code.to_string(), sealed.len() as u64, api::now());
     hub.db
         .run(move |c| store::contact(c, &c2, "usb", 0, n, 0, changes, None, now))
@@ -288,16 +275,4 @@ pub fn stamp(t: i64) -> String {
             )
         })
         .unwrap_or_default()
-}
-
-/// Write through a temporary name, synced, then renamed: a stick pulled out mid-write leaves
-/// a `.part` file, never a bundle that looks whole.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("part");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }
