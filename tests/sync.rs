@@ -32,6 +32,7 @@ fn hub(data: &Path, args: &[&str]) -> Command {
     c.arg("--data").arg(data).args(args);
     c.env_remove("KEKELI_HUB_LOG")
         .env_remove("KEKELI_HUB_DATABASE")
+        .env_remove("KEKELI_HUB_SEGMENTS")
         .stdin(Stdio::null());
     c
 }
@@ -108,6 +109,11 @@ fn serve_hub_at(data: &Path, database: Option<&str>, listen: &str) -> RunningHub
     if let Some(d) = database {
         c.env("KEKELI_HUB_DATABASE", d);
     }
+    spawn_hub(c)
+}
+
+/// Start `kekeli-hub serve` as `c` says and wait until it listens.
+fn spawn_hub(mut c: Command) -> RunningHub {
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -333,7 +339,7 @@ fn a_school_day_on(store: &HubStore) {
     let (health, metrics) = hub_get(&running.url, &["/healthz", "/metrics"]);
     let backend = match store {
         HubStore::Sqlite => "sqlite",
-        HubStore::Postgres(_) => "postgresql",
+        HubStore::Postgres(_) | HubStore::PostgresS3(..) => "postgresql",
     };
     assert!(
         health.contains(&format!("\"database\":\"{backend}\"")),
@@ -354,6 +360,16 @@ fn a_school_day_on(store: &HubStore) {
         .expect("segments");
     assert!(segments > 1, "{metrics}");
     assert!(!metrics.contains("Lycée") && !metrics.contains("TEST"));
+    if let HubStore::PostgresS3(_, s3) = store {
+        // Every segment is in the bucket, named by its SHA-256, and none in the local folder.
+        let listed = s3.objects();
+        assert_eq!(listed.len() as i64, segments, "{listed:?}");
+        assert!(
+            listed.iter().all(|k| k.starts_with("segments/")),
+            "{listed:?}"
+        );
+        assert!(!hub_data.join("objets/segments").exists());
+    }
 
     // Revoked: refused in words the technician can act on.
     ok(store
@@ -377,6 +393,117 @@ fn a_school_day_goes_up_the_national_news_comes_down_and_both_sides_agree() {
 fn a_school_day_goes_up_into_a_postgresql_hub() {
     if let Some(pg) = Pg::new() {
         a_school_day_on(&HubStore::Postgres(pg));
+    }
+}
+
+/// The national deployment: PostgreSQL and the segments in an S3-compatible bucket (a real
+/// S3 HTTP service on loopback, `moto_server`). Skipped locally without either, required
+/// under `CI=true` (`.ci/run` installs both).
+#[test]
+fn a_school_day_goes_up_into_postgresql_with_segments_in_an_s3_bucket() {
+    if let (Some(pg), Some(s3)) = (Pg::new(), S3::new()) {
+        a_school_day_on(&HubStore::PostgresS3(pg, s3));
+    }
+}
+
+/// An S3-compatible service on loopback (`moto_server`) with one empty bucket, stopped after
+/// the test.
+struct S3 {
+    child: Child,
+    addr: std::net::SocketAddr,
+    bucket: String,
+}
+
+impl S3 {
+    fn new() -> Option<S3> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let child = match Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "moto_server ({e}): under CI the S3 segment store must be tested (.ci/run installs moto[server])"
+                );
+                eprintln!("moto_server missing: the S3 segment store is not tested here");
+                return None;
+            }
+        };
+        let s3 = S3 {
+            child,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            bucket: "kekeli-segments".into(),
+        };
+        let start = Instant::now();
+        loop {
+            if s3
+                .http("PUT", &format!("/{}", s3.bucket))
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "moto_server never answered"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(s3)
+    }
+
+    /// One plain HTTP/1.1 request to the service; the whole answer.
+    fn http(&self, method: &str, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(self.addr).ok()?;
+        write!(
+            t,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .ok()?;
+        let mut answer = String::new();
+        t.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    }
+
+    /// The keys of every object in the bucket, read back through the S3 API (ListObjectsV2).
+    fn objects(&self) -> Vec<String> {
+        let answer = self
+            .http(
+                "GET",
+                &format!("/{}?list-type=2&max-keys=1000", self.bucket),
+            )
+            .expect("list");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|p| p.split_once("</Key>").map(|(k, _)| k.to_string()))
+            .collect()
+    }
+
+    fn env(&self, c: &mut Command) {
+        c.env("KEKELI_HUB_SEGMENTS", format!("s3://{}", self.bucket))
+            .env("AWS_ENDPOINT", format!("http://{}", self.addr))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "kekeli")
+            .env("AWS_SECRET_ACCESS_KEY", "kekeli-test");
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -435,28 +562,29 @@ impl Drop for Pg {
 enum HubStore {
     Sqlite,
     Postgres(Pg),
+    PostgresS3(Pg, S3),
 }
 
 impl HubStore {
     fn hub(&self, data: &Path, args: &[&str]) -> Command {
         let mut c = hub(data, args);
-        if let HubStore::Postgres(pg) = self {
+        if let HubStore::Postgres(pg) | HubStore::PostgresS3(pg, _) = self {
             c.env("KEKELI_HUB_DATABASE", &pg.url);
+        }
+        if let HubStore::PostgresS3(_, s3) = self {
+            s3.env(&mut c);
         }
         c
     }
 
     fn serve(&self, data: &Path) -> RunningHub {
-        match self {
-            HubStore::Sqlite => serve_hub(data),
-            HubStore::Postgres(pg) => serve_hub_with(data, Some(&pg.url)),
-        }
+        spawn_hub(self.hub(data, &["serve", "--listen", "127.0.0.1:0"]))
     }
 
     fn keys(&self, data: &Path) -> BTreeSet<(String, String)> {
         match self {
             HubStore::Sqlite => hub_keys(data),
-            HubStore::Postgres(pg) => pg
+            HubStore::Postgres(pg) | HubStore::PostgresS3(pg, _) => pg
                 .client()
                 .query(
                     "SELECT tbl, encode(row_key, 'hex') FROM replica WHERE scope = 'school:TEST' AND deleted = 0",
@@ -479,7 +607,7 @@ impl HubStore {
                     |r| r.get(0),
                 )
                 .expect("replica row"),
-            HubStore::Postgres(pg) => pg
+            HubStore::Postgres(pg) | HubStore::PostgresS3(pg, _) => pg
                 .client()
                 .query_one(
                     "SELECT data FROM replica WHERE tbl = $1 AND encode(row_key, 'hex') = $2",

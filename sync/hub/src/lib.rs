@@ -36,8 +36,20 @@ impl HubPaths {
 }
 
 /// Open (creating at first start) the hub in `data` with its names for HTTPS, its store on
-/// `database` (a `postgres://` URL) or, when that is empty, on SQLite in `data`.
+/// `database` (a `postgres://` URL) or, when that is empty, on SQLite in `data`; its segments
+/// in the folder `data/objets`.
 pub fn open(data: &Path, database: &str, names: &[String]) -> anyhow::Result<api::Hub> {
+    open_with(data, database, "", names)
+}
+
+/// [`open`] with the segments in the object store `segments` names (empty: the local folder;
+/// `s3://BUCKET`: an S3-compatible bucket, see [`objects::Objects::open`]).
+pub fn open_with(
+    data: &Path,
+    database: &str,
+    segments: &str,
+    names: &[String],
+) -> anyhow::Result<api::Hub> {
     let paths = HubPaths {
         data: data.to_path_buf(),
     };
@@ -47,7 +59,15 @@ pub fn open(data: &Path, database: &str, names: &[String]) -> anyhow::Result<api
     tracing::info!(backend = db.backend(), "base du portail ouverte");
     let key = pki.signing.public();
     let site = db.tx(|c| store::init(c, &key))?;
-    let objects = objects::Objects::local(&paths.segments())?;
+    let objects = objects::Objects::open(segments, &paths.segments())?;
+    tracing::info!(
+        segments = if segments.is_empty() {
+            "local"
+        } else {
+            segments
+        },
+        "stockage des segments ouvert"
+    );
     let bundle_secret = Arc::new(pki::load_or_create_secret(
         &paths.tls().join("bundle-secret"),
     )?);

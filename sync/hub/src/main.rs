@@ -27,6 +27,11 @@ struct Cli {
     /// elle, la base SQLite du dossier des données (essais, pilotes).
     #[arg(long, global = true, env = "KEKELI_HUB_DATABASE")]
     database: Option<String>,
+    /// Stockage des segments : vide, le dossier « objets » des données ; s3://SEAU, un seau
+    /// compatible S3 (adresse, région et clés dans les variables AWS_ENDPOINT, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    #[arg(long, global = true, env = "KEKELI_HUB_SEGMENTS")]
+    segments: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +42,7 @@ struct Cli {
 struct FileConfig {
     data: Option<PathBuf>,
     database: Option<String>,
+    segments: Option<String>,
     listen: Option<String>,
     names: Option<Vec<String>>,
 }
@@ -178,9 +184,15 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .or(file.database.clone())
         .unwrap_or_default();
+    let segments = cli
+        .segments
+        .clone()
+        .or(file.segments.clone())
+        .unwrap_or_default();
     let cli = Resolved {
         data,
         database,
+        segments,
         command: cli.command,
     };
     match cli.command {
@@ -189,18 +201,20 @@ fn main() -> anyhow::Result<()> {
                 .or(file.listen)
                 .unwrap_or_else(|| "0.0.0.0:8443".into());
             let names = names.or(file.names).unwrap_or_else(default_names);
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &names)?;
+            let hub = kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &names)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(serve(hub, &listen))
         }
         Command::School { command } => {
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let hub =
+                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
             school(&hub, command)
         }
         Command::Import { dir } => {
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let hub =
+                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -235,7 +249,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { school, dir } => {
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let hub =
+                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -250,7 +265,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Account { command } => {
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let hub =
+                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
             account(&hub, command)
         }
         Command::Announce {
@@ -260,7 +276,8 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let hub =
+                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
             let id: [u8; 16] = rand::random();
             let now = api::now();
             let mut row = serde_json::Map::new();
@@ -296,7 +313,8 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let hub = kekeli_hub::open(&cli.data, &cli.database, &default_names())?;
+            let hub =
+                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
             let id: [u8; 16] = rand::random();
             let mut row = serde_json::Map::new();
             for (k, v) in [
@@ -328,6 +346,7 @@ fn main() -> anyhow::Result<()> {
 struct Resolved {
     data: PathBuf,
     database: String,
+    segments: String,
     command: Command,
 }
 

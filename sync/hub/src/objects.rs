@@ -20,6 +20,10 @@ pub enum ObjectsError {
     Io(#[from] std::io::Error),
     #[error("nom de segment invalide")]
     BadName,
+    #[error(
+        "stockage des segments « {0} » inconnu : laissez-le vide (dossier local) ou donnez s3://SEAU"
+    )]
+    UnknownStore(String),
 }
 
 fn path_of(name: &str) -> Result<ObjectPath, ObjectsError> {
@@ -35,6 +39,26 @@ impl Objects {
         std::fs::create_dir_all(dir)?;
         Ok(Objects {
             store: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?),
+        })
+    }
+
+    /// The store `url` names: empty → the local folder `dir`; `s3://BUCKET` → that bucket of an
+    /// S3-compatible service, with its endpoint, region and credentials from the standard
+    /// `AWS_*` variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP` for a test service on loopback).
+    pub fn open(url: &str, dir: &std::path::Path) -> Result<Objects, ObjectsError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Objects::local(dir);
+        }
+        if !url.starts_with("s3://") {
+            return Err(ObjectsError::UnknownStore(url.to_string()));
+        }
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(url)
+            .build()?;
+        Ok(Objects {
+            store: Arc::new(store),
         })
     }
 
