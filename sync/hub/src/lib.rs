@@ -36,15 +36,10 @@ impl HubPaths {
 }
 
 /// Open (creating at first start) the hub in `data` with its names for HTTPS, its store on
-/// `database` (a `postgres://` URL) or, when that is empty, on SQLite in `data`; its segments
-/// in the folder `data/objets`.
-pub fn open(data: &Path, database: &str, names: &[String]) -> anyhow::Result<api::Hub> {
-    open_with(data, database, "", names)
-}
-
-/// [`open`] with the segments in the object store `segments` names (empty: the local folder;
+/// `database` (a `postgres://` URL) or, when that is empty, on SQLite in `data`, and its
+/// segments in the object store `segments` names (empty: the folder `data/objets`;
 /// `s3://BUCKET`: an S3-compatible bucket, see [`objects::Objects::open`]).
-pub fn open_with(
+pub fn open(
     data: &Path,
     database: &str,
     segments: &str,

@@ -195,26 +195,25 @@ fn main() -> anyhow::Result<()> {
         segments,
         command: cli.command,
     };
+    let open = |names: &[String]| kekeli_hub::open(&cli.data, &cli.database, &cli.segments, names);
     match cli.command {
         Command::Serve { listen, names } => {
             let listen = listen
                 .or(file.listen)
                 .unwrap_or_else(|| "0.0.0.0:8443".into());
             let names = names.or(file.names).unwrap_or_else(default_names);
-            let hub = kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &names)?;
+            let hub = open(&names)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(serve(hub, &listen))
         }
         Command::School { command } => {
-            let hub =
-                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
+            let hub = open(&default_names())?;
             school(&hub, command)
         }
         Command::Import { dir } => {
-            let hub =
-                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
+            let hub = open(&default_names())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -249,8 +248,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { school, dir } => {
-            let hub =
-                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
+            let hub = open(&default_names())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -265,8 +263,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Account { command } => {
-            let hub =
-                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
+            let hub = open(&default_names())?;
             account(&hub, command)
         }
         Command::Announce {
@@ -276,8 +273,7 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let hub =
-                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
+            let hub = open(&default_names())?;
             let id: [u8; 16] = rand::random();
             let now = api::now();
             let mut row = serde_json::Map::new();
@@ -313,8 +309,7 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
         } => {
-            let hub =
-                kekeli_hub::open_with(&cli.data, &cli.database, &cli.segments, &default_names())?;
+            let hub = open(&default_names())?;
             let id: [u8; 16] = rand::random();
             let mut row = serde_json::Map::new();
             for (k, v) in [
