@@ -77,8 +77,9 @@ impl Default for BackupConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
     /// Bytes a night's sync may send and receive at most, in MB (0: no limit). What is left
-    /// waits for the next night, records first, indicators next, files last.
-    pub budget_mb: u64,
+    /// waits for the next night, records first, indicators next, files last. Decimals allowed
+    /// (`0.5` for a prepaid SIM's half megabyte).
+    pub budget_mb: f64,
     /// Seconds one request to the hub may take before the link is deemed cut.
     pub timeout_secs: u64,
     /// Attempts of one run while the link is down (with a growing pause between them).
@@ -91,7 +92,7 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
-            budget_mb: 0,
+            budget_mb: 0.0,
             timeout_secs: 60,
             attempts: 5,
             drop_folder: String::new(),
@@ -298,6 +299,12 @@ impl Config {
         let mut config = toml::Value::Table(table)
             .try_into::<Config>()
             .map_err(|e| invalid(&origin, e))?;
+        if !(config.sync.budget_mb.is_finite() && config.sync.budget_mb >= 0.0) {
+            return Err(invalid(
+                &origin,
+                "[sync] budget_mb : un nombre de Mo positif ou nul est attendu (0 : sans limite)",
+            ));
+        }
         config.source = source;
         Ok(config)
     }
@@ -368,6 +375,12 @@ fn typed_env_value(
                         .parse::<i64>()
                         .map(toml::Value::Integer)
                         .map_err(|_| format!("nombre entier attendu, reçu « {raw} »")),
+                    toml::Value::Float(_) => raw
+                        .trim()
+                        .replace(',', ".")
+                        .parse::<f64>()
+                        .map(toml::Value::Float)
+                        .map_err(|_| format!("nombre attendu, reçu « {raw} »")),
                     toml::Value::Boolean(_) => match raw.trim() {
                         "true" | "1" | "yes" | "oui" => Ok(toml::Value::Boolean(true)),
                         "false" | "0" | "no" | "non" => Ok(toml::Value::Boolean(false)),
@@ -420,6 +433,30 @@ mod tests {
         assert!(!c.mdns.enabled);
         assert_eq!(c.school_code, "1234");
         assert_eq!(c.security.staff_idle_minutes, 30);
+    }
+
+    #[test]
+    fn a_nights_budget_takes_whole_or_decimal_megabytes_and_refuses_a_negative_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        for (text, mb) in [("2", 2.0), ("0.5", 0.5), ("0", 0.0)] {
+            std::fs::write(&file, format!("[sync]\nbudget_mb = {text}\n")).expect("write");
+            let c = Config::load(Some(&file), env(&[])).expect("load");
+            assert_eq!(c.sync.budget_mb, mb, "{text}");
+        }
+        // The technician may write a French decimal in the environment.
+        let c =
+            Config::load(None::<&Path>, env(&[("KEKELI_SYNC__BUDGET_MB", "0,25")])).expect("env");
+        assert_eq!(c.sync.budget_mb, 0.25);
+        std::fs::write(&file, "[sync]\nbudget_mb = -1\n").expect("write");
+        let e = Config::load(Some(&file), env(&[])).expect_err("negative refused");
+        assert!(e.to_string().contains("budget_mb"), "{e}");
+        let e = Config::load(
+            None::<&Path>,
+            env(&[("KEKELI_SYNC__BUDGET_MB", "beaucoup")]),
+        )
+        .expect_err("not a number");
+        assert!(e.to_string().contains("KEKELI_SYNC__BUDGET_MB"), "{e}");
     }
 
     #[test]

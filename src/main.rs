@@ -978,6 +978,24 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                             r.left_over
                         );
                     }
+                    if r.files.up + r.files.down > 0 {
+                        println!(
+                            "  Fichiers : {} envoyé(s), {} repris du portail.",
+                            r.files.up, r.files.down
+                        );
+                    }
+                    if r.files.left > 0 {
+                        println!(
+                            "  {} fichier(s) attendent la prochaine synchronisation (budget de la nuit atteint ; les fiches passent d'abord).",
+                            r.files.left
+                        );
+                    }
+                    if r.files.missing > 0 {
+                        println!(
+                            "  {} fichier(s) cité(s) par les fiches sont introuvables, ici comme au portail.",
+                            r.files.missing
+                        );
+                    }
                     if r.clock_offset_ms.abs() > 5 * 60 * 1000 {
                         println!(
                             "  Attention : l'horloge de la box diffère de {} min de celle du portail ; réglez-la.",

@@ -771,8 +771,8 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
         .read_blocking(key::active)
         .expect("key")
         .expect("active");
-    // The demo's database as the previous migration set (V1–V14) left it: this release's
-    // migration V15 undone on a copy (the capture triggers first, as a V14 box's are
+    // The demo's database as the previous migration set (V1–V14) left it: the sync's
+    // migrations V15 and V16 undone on a copy (the capture triggers first, as a V14 box's are
     // different; the migration regenerates them).
     let old_dir = server.dir.path().join("old-box");
     std::fs::create_dir_all(&old_dir).expect("mkdir");
@@ -785,6 +785,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
         c.execute_batch(
             "DROP TABLE sync_received; DROP TABLE sync_acked; DROP TABLE sync_pending;
              DROP TABLE sync_field_clock; DROP TABLE sync_conflict; DROP TABLE sync_refused; DROP TABLE sync_runs;
+             DROP TABLE sync_files_sent;
              DROP TABLE national_announcements; DROP TABLE national_calendar;
              DROP TABLE reference_series; DROP TABLE reference_subjects;
              DROP TABLE reference_coefficients;

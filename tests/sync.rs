@@ -155,6 +155,19 @@ fn demo_box(data: &Path) {
     kekeli::demo::populate(&prepared.db, data, year).expect("demo");
 }
 
+/// Issue the demo's bulletins (as `serve --demo` does): their PDFs are stored files.
+fn issue_demo_bulletins(data: &Path) {
+    let mut config = kekeli::config::Config {
+        data_dir: data.to_path_buf(),
+        school_code: "TEST".into(),
+        ..Default::default()
+    };
+    config.mdns.enabled = false;
+    let prepared = kekeli::init(&config).expect("init");
+    let n = kekeli::demo::issue_bulletins(&prepared.db, &config).expect("bulletins");
+    assert!(n > 0, "the demo issues bulletins");
+}
+
 /// A hub serving the school TEST, and the demo school in `data` enrolled with it.
 fn enrolled_demo_box(hub_data: &Path, data: &Path) -> RunningHub {
     let token = token_of(&ok(hub(
@@ -775,6 +788,7 @@ fn a_dead_box_is_replaced_and_the_new_one_pulls_the_whole_school_back() {
     let hub_data = tmp.path().join("hub");
     let old = tmp.path().join("old");
     let running = enrolled_demo_box(&hub_data, &old);
+    issue_demo_bulletins(&old);
     ok(kekeli(&old, &["sync", "run"]).output().expect("run"));
     let school = school_dump(&old);
 
@@ -795,12 +809,20 @@ fn a_dead_box_is_replaced_and_the_new_one_pulls_the_whole_school_back() {
             .expect("enroll"),
     );
     assert!(enrolled.contains("remplace"), "{enrolled}");
-    ok(kekeli(&new, &["sync", "run"]).output().expect("run"));
+    let t = ok(kekeli(&new, &["sync", "run"]).output().expect("run"));
     let pulled = school_dump(&new);
     for ((table, rows), (_, back)) in school.iter().zip(&pulled) {
         assert_eq!(rows.len(), back.len(), "{table}: row count");
         assert_eq!(rows, back, "{table}");
     }
+    // And the files its rows reference (the bulletins' PDFs), byte for byte.
+    let files = box_files(&old);
+    assert!(!files.is_empty(), "the demo school issued bulletins");
+    assert_eq!(box_files(&new), files);
+    assert!(
+        t.contains(&format!("{} repris du portail", files.len())),
+        "{t}"
+    );
     let c = Connection::open(new.join("kekeli.db")).expect("open");
     let refused: i64 = c
         .query_row("SELECT COUNT(*) FROM sync_refused", [], |r| r.get(0))
@@ -810,10 +832,18 @@ fn a_dead_box_is_replaced_and_the_new_one_pulls_the_whole_school_back() {
     let gone = kekeli(&old, &["sync", "run"]).output().expect("run");
     assert!(!gone.status.success());
     assert!(out(&gone).contains("révoqué"), "{}", out(&gone));
-    // The new box's own changes go up under its own incarnation.
+    // The new box's own changes go up under its own incarnation; the files it took back are
+    // not sent again.
     add_rooms(&new, &["Salle neuve"]);
     ok(kekeli(&new, &["sync", "run"]).output().expect("run"));
     assert_eq!(box_keys(&new), hub_keys(&hub_data));
+    assert_eq!(
+        count(
+            &new.join("kekeli.db"),
+            "SELECT files_up + files_down + files_left FROM sync_runs ORDER BY id DESC LIMIT 1"
+        ),
+        0
+    );
     drop(running);
 }
 
@@ -2411,4 +2441,303 @@ fn a_bundle_carried_to_another_schools_box_is_relayed_unread_and_the_answer_come
             .expect("export"),
     );
     assert!(t.contains("0 modification(s)"), "{t}");
+}
+
+/// Bytes that do not compress (a phone's photo, as far as zstd is concerned).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The files the box's rows reference, with their bytes (from its content store).
+fn box_files(data: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = Connection::open(data.join("kekeli.db")).expect("open");
+    let store = kekeli::files::Store::new(data.join("store"));
+    kekeli::files::referenced(&c)
+        .expect("referenced")
+        .into_iter()
+        .map(|h| {
+            let b = store.get(&h).expect("stored file");
+            (h, b)
+        })
+        .collect()
+}
+
+/// The files the hub holds for TEST, with their bytes (from its object folder).
+fn hub_files(hub_data: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = Connection::open(hub_data.join("hub.db")).expect("open");
+    let mut stmt = c
+        .prepare("SELECT sha256 FROM school_files WHERE school = 'TEST' ORDER BY sha256")
+        .expect("prepare");
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    names
+        .into_iter()
+        .map(|h| {
+            let p = hub_data.join("objets/files").join(&h[..2]).join(&h);
+            let b = std::fs::read(&p).expect("object");
+            (h, b)
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct NightRow {
+    bytes_up: i64,
+    left_over: i64,
+    files_up: i64,
+    files_left: i64,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nights_budget_sends_the_records_first_the_files_last_and_the_rest_waits() {
+    use kekeli::sync::client::{Client, Target, check, pinned};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let data = tmp.path().join("box");
+    let running = enrolled_demo_box(&hub_data, &data);
+    issue_demo_bulletins(&data);
+    // Three justifications photographed on phones (700 KB each, incompressible) on top of the
+    // demo's bulletins: many nights of a quarter-megabyte budget (a prepaid SIM).
+    {
+        let store = kekeli::files::Store::new(data.join("store"));
+        let c = Connection::open(data.join("kekeli.db")).expect("open");
+        let ids: Vec<Vec<u8>> = c
+            .prepare("SELECT id FROM absences ORDER BY id LIMIT 3")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("ids");
+        assert_eq!(ids.len(), 3, "the demo school has absences");
+        for (i, id) in ids.iter().enumerate() {
+            let hash = store.put(&noise(700_000, 2 * i as u64 + 7)).expect("put");
+            c.execute(
+                "UPDATE absences SET document = ?1, document_name = 'photo.jpg' WHERE id = ?2",
+                (&hash, id),
+            )
+            .expect("document");
+        }
+    }
+    let expected = box_files(&data);
+    assert!(
+        expected.len() > 3,
+        "bulletins and photos: {}",
+        expected.len()
+    );
+    let total: usize = expected.iter().map(|(_, b)| b.len()).sum();
+    let largest = expected.iter().map(|(_, b)| b.len()).max().unwrap_or(0);
+    let cfg = data.with_extension("toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("{text}budget_mb = 0.25\n")).expect("budget");
+
+    // Night after night until nothing is left; each night within the budget (plus the one
+    // segment or file that always goes), and no file before the last change has gone.
+    let mut nights = Vec::new();
+    let mut said_files_wait = false;
+    for _ in 0..60 {
+        let t = ok(kekeli(&data, &["sync", "run"]).output().expect("run"));
+        said_files_wait |= t.contains("fichier(s) attendent la prochaine synchronisation");
+        let c = Connection::open(data.join("kekeli.db")).expect("open");
+        let row = c
+            .query_row(
+                "SELECT bytes_up, left_over, files_up, files_left FROM sync_runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(NightRow {
+                        bytes_up: r.get(0)?,
+                        left_over: r.get(1)?,
+                        files_up: r.get(2)?,
+                        files_left: r.get(3)?,
+                    })
+                },
+            )
+            .expect("run row");
+        let done = row.left_over == 0 && row.files_left == 0;
+        nights.push(row);
+        if done {
+            break;
+        }
+    }
+    let last = nights.last().expect("a night");
+    assert!(
+        last.left_over == 0 && last.files_left == 0,
+        "everything went within 60 nights: {nights:?}"
+    );
+    assert!(
+        nights.len() >= 3,
+        "{total} bytes of files alone need several nights: {nights:?}"
+    );
+    for n in &nights {
+        assert!(
+            n.left_over == 0 || n.files_up == 0,
+            "a file went while changes still waited: {nights:?}"
+        );
+        let bound = 250_000 + largest.max(512 * 1024) as i64 + 100_000;
+        assert!(
+            n.bytes_up <= bound,
+            "a night over its budget: {n:?} > {bound}"
+        );
+    }
+    assert!(
+        nights.iter().any(|n| n.left_over > 0),
+        "the log alone takes more than one night: {nights:?}"
+    );
+    assert!(
+        nights.iter().any(|n| n.left_over == 0 && n.files_left > 0),
+        "files waited after the records were done: {nights:?}"
+    );
+    assert!(said_files_wait, "the technician is told files wait");
+    assert_eq!(box_keys(&data), hub_keys(&hub_data));
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(
+        hub_files(&hub_data),
+        want,
+        "the hub holds every file, byte for byte"
+    );
+
+    // A further night moves no file and asks nothing about them.
+    ok(kekeli(&data, &["sync", "run"]).output().expect("run"));
+    assert_eq!(
+        count(
+            &data.join("kekeli.db"),
+            "SELECT files_up + files_down + files_left FROM sync_runs ORDER BY id DESC LIMIT 1"
+        ),
+        0
+    );
+
+    // What a box holding a valid certificate cannot do with files.
+    let d = data.join("sync");
+    let tls = pinned(
+        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
+        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
+        &std::fs::read(d.join("key.der")).expect("key"),
+        None,
+    )
+    .expect("tls");
+    let mut client = Client::new(
+        Target::parse(&running.url).expect("url"),
+        tls,
+        Duration::from_secs(20),
+    );
+    let p = kekeli_sync::api::PREFIX;
+    // Bytes that are not the file their name says.
+    let (h, _) = &want[0];
+    let a = client
+        .request_file(
+            "PUT",
+            &format!("{p}/files/{h}"),
+            b"autre chose".to_vec(),
+            0,
+            0,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 422, "{}", String::from_utf8_lossy(&a.body));
+    let junk = noise(1000, 99);
+    let junk_name = kekeli::files::hash_of(&junk);
+    let a = client
+        .request_file(
+            "PUT",
+            &format!("{p}/files/{}", "0".repeat(64)),
+            junk.clone(),
+            0,
+            0,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 422);
+    // A file never sent, or a name that is not a hash, is unknown.
+    let a = client
+        .request_file("GET", &format!("{p}/files/{junk_name}"), Vec::new(), 0, 0)
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 404);
+    let a = client
+        .request_file("GET", &format!("{p}/files/..%2Fhub.db"), Vec::new(), 0, 0)
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 404);
+    // Too many questions at once, or a bad name among them: refused in words.
+    let many = kekeli_sync::api::Files {
+        hashes: vec![junk_name.clone(); kekeli_sync::api::MAX_FILES_ASKED + 1],
+    };
+    let a = client
+        .request(
+            "POST",
+            &format!("{p}/files/wanted"),
+            "application/json",
+            serde_json::to_vec(&many).expect("json"),
+            0,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 422);
+    assert!(check(&a).is_err());
+    let bad = kekeli_sync::api::Files {
+        hashes: vec!["../../etc/passwd".into()],
+    };
+    let a = client
+        .request(
+            "POST",
+            &format!("{p}/files/wanted"),
+            "application/json",
+            serde_json::to_vec(&bad).expect("json"),
+            0,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 422);
+
+    // Another school's box, enrolled with its own token, is never given TEST's files.
+    let kara = tmp.path().join("kara");
+    let token = token_of(&ok(hub(
+        &hub_data,
+        &["school", "add", "KARA", "Lycée de Kara"],
+    )
+    .output()
+    .expect("add")));
+    other_box(&kara);
+    ok(kekeli(&kara, &["sync", "enroll", &running.url, &token])
+        .output()
+        .expect("enroll"));
+    let d = kara.join("sync");
+    let tls = pinned(
+        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
+        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
+        &std::fs::read(d.join("key.der")).expect("key"),
+        None,
+    )
+    .expect("tls");
+    let mut kara_client = Client::new(
+        Target::parse(&running.url).expect("url"),
+        tls,
+        Duration::from_secs(20),
+    );
+    for (h, _) in &want {
+        let a = kara_client
+            .request_file("GET", &format!("{p}/files/{h}"), Vec::new(), 0, 0)
+            .await
+            .expect("answer");
+        assert_eq!(a.status, 404, "Kara read one of TEST's files");
+    }
+    // Kara sending a file of its own keeps it for Kara: TEST still has only its own.
+    let a = kara_client
+        .request_file("PUT", &format!("{p}/files/{junk_name}"), junk, 0, 0)
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 201);
+    assert_eq!(hub_files(&hub_data), want);
+    drop(running);
 }

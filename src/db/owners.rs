@@ -23,6 +23,8 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("sync_refused", "db"),
     // The box's sync runs with the hub.
     ("sync_runs", "sync"),
+    // The stored files the hub holds for this school.
+    ("sync_files_sent", "sync"),
     // What the national hub publishes (written only by the sync's apply, read through
     // `national`'s functions).
     ("national_announcements", "national"),

@@ -27,6 +27,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_conflict",
     "sync_refused",
     "sync_runs",
+    "sync_files_sent",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";

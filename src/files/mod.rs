@@ -202,6 +202,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The name the store gives `bytes`: their SHA-256, hex.
+pub fn hash_of(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn valid_hash(h: &str) -> bool {
     h.len() == 64
         && h.bytes()
@@ -256,6 +261,17 @@ impl Store {
         }
         let z = self.dir.join(format!("{hash}.zst"));
         z.exists().then_some((z, true))
+    }
+
+    /// Whether the file `hash` is in the store.
+    pub fn has(&self, hash: &str) -> bool {
+        self.find(hash).is_some()
+    }
+
+    /// How many bytes the file `hash` takes on disk (compressed or not), if it is there.
+    pub fn stored_len(&self, hash: &str) -> Option<u64> {
+        let (path, _) = self.find(hash)?;
+        std::fs::metadata(path).ok().map(|m| m.len())
     }
 
     /// The bytes of a stored file, checked against their hash.

@@ -291,6 +291,55 @@ impl Client {
         body: Vec<u8>,
         clock_ms: i64,
     ) -> Result<Answer, SyncError> {
+        let timeout = self.timeout;
+        self.request_with(
+            method,
+            path,
+            content_type,
+            body,
+            clock_ms,
+            MAX_ANSWER,
+            timeout,
+        )
+        .await
+    }
+
+    /// A stored file up or down (at most `kekeli_sync::api::MAX_FILE`): its answer may be that
+    /// large, and it has the time a slow link needs for its bytes (8 KB/s) on top of the
+    /// usual timeout.
+    pub async fn request_file(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        expected: u64,
+        clock_ms: i64,
+    ) -> Result<Answer, SyncError> {
+        let slow = Duration::from_secs(expected.max(body.len() as u64) / 8_000);
+        let timeout = self.timeout + slow;
+        self.request_with(
+            method,
+            path,
+            "application/octet-stream",
+            body,
+            clock_ms,
+            kekeli_sync::api::MAX_FILE,
+            timeout,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        clock_ms: i64,
+        max_answer: usize,
+        timeout: Duration,
+    ) -> Result<Answer, SyncError> {
         let sender = match self.sender.take() {
             Some(s) if !s.is_closed() => s,
             _ => self.connect().await?,
@@ -312,7 +361,7 @@ impl Client {
         let exchange = async {
             let resp = sender.send_request(req).await.map_err(|e| link(&e))?;
             let status = resp.status().as_u16();
-            let body = Limited::new(resp.into_body(), MAX_ANSWER)
+            let body = Limited::new(resp.into_body(), max_answer)
                 .collect()
                 .await
                 .map_err(|e| link(&e))?
@@ -320,7 +369,7 @@ impl Client {
                 .to_vec();
             Ok::<_, SyncError>(Answer { status, body })
         };
-        let answer = tokio::time::timeout(self.timeout, exchange)
+        let answer = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| link(&"délai dépassé"))??;
         self.sent += len;

@@ -9,6 +9,7 @@
 //! exactly as before: nothing here runs until `kekeli sync enroll`.
 
 pub mod client;
+pub mod files;
 pub mod usb;
 pub mod web;
 
@@ -111,6 +112,15 @@ impl Enrollment {
             &dir(config).join("hub.json"),
             &serde_json::to_vec_pretty(self).map_err(|e| SyncError::Setup(e.to_string()))?,
         )
+    }
+}
+
+/// A night's byte budget from `[sync] budget_mb` (0: no limit).
+fn budget_bytes(mb: f64) -> u64 {
+    if mb > 0.0 {
+        (mb * 1_000_000.0).max(1.0) as u64
+    } else {
+        u64::MAX
     }
 }
 
@@ -288,11 +298,13 @@ pub struct Progress {
 }
 
 /// The phases of a run, as catalog keys.
-const PHASES: [&str; 4] = [
+const PHASES: [&str; 6] = [
     "sync.phase.hello",
     "sync.phase.push",
     "sync.phase.pull",
     "sync.phase.apply",
+    "sync.phase.files_up",
+    "sync.phase.files_down",
 ];
 
 impl Progress {
@@ -366,6 +378,8 @@ pub struct Report {
     pub reincarnated: bool,
     /// Other schools' bundles relayed to the hub, with the hub's words for each.
     pub relayed: Vec<String>,
+    /// The stored files that went up and came down, and what the budget left.
+    pub files: files::Moved,
 }
 
 /// Run a sync with the hub now, recorded in `sync_runs`; retried with a growing pause while
@@ -433,7 +447,8 @@ pub async fn run_with(
         db2.write_blocking(|tx| {
             tx.execute(
                 "UPDATE sync_runs SET finished = ?1, bytes_up = ?2, bytes_down = ?3, changes_up = ?4, \
-                 changes_down = ?5, left_over = ?6, clock_offset_ms = ?7, error = ?8 WHERE id = ?9",
+                 changes_down = ?5, left_over = ?6, clock_offset_ms = ?7, error = ?8, files_up = ?10, \
+                 files_down = ?11, files_left = ?12, files_left_bytes = ?13 WHERE id = ?9",
                 (
                     now_ms() / 1000,
                     report.bytes_up as i64,
@@ -444,6 +459,10 @@ pub async fn run_with(
                     report.clock_offset_ms,
                     error,
                     id,
+                    report.files.up as i64,
+                    report.files.down as i64,
+                    report.files.left as i64,
+                    report.files.left_bytes as i64,
                 ),
             )
             .map_err(DbError::from)?;
@@ -492,10 +511,7 @@ async fn once(
         Duration::from_secs(config.sync.timeout_secs.max(5)),
     );
     let p = kekeli_sync::api::PREFIX;
-    let budget = match config.sync.budget_mb {
-        0 => u64::MAX,
-        mb => mb.saturating_mul(1_000_000),
-    };
+    let budget = budget_bytes(config.sync.budget_mb);
     let mut report = Report::default();
 
     // Hello: what each side holds, and the hub's time.
@@ -639,6 +655,9 @@ async fn once(
             }
         }
     }
+    // Then the stored files the rows reference, in what the budget leaves.
+    report.files = files::push(db, config, &mut client, budget, &mut spent, progress).await?;
+
     // What the budget left for the next night.
     let vector = blocking(db, |db| db.read_blocking(replica::vector)).await?;
     report.left_over = vector
@@ -716,6 +735,12 @@ async fn once(
             let _ = std::fs::remove_file(inbox.join(&r.name));
         }
     }
+    // The files the pulled rows (or rows put back from a copy) reference and this box lacks.
+    let down = files::pull(db, config, &mut client, budget, &mut spent, progress).await?;
+    report.files.down = down.down;
+    report.files.left += down.left;
+    report.files.missing += down.missing;
+
     let vector = blocking(db, |db| db.read_blocking(replica::vector)).await?;
     let a = client
         .request(
@@ -864,12 +889,17 @@ pub struct RunRecord {
     pub left_over: i64,
     pub clock_offset_ms: Option<i64>,
     pub error: Option<String>,
+    pub files_up: i64,
+    pub files_down: i64,
+    pub files_left: i64,
+    pub files_left_bytes: i64,
 }
 
 pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT started, finished, origin, bytes_up, bytes_down, changes_up, changes_down, left_over, \
-         clock_offset_ms, error FROM sync_runs ORDER BY id DESC LIMIT ?1",
+         clock_offset_ms, error, files_up, files_down, files_left, files_left_bytes FROM sync_runs \
+         ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
         .query_map([limit], |r| {
@@ -884,6 +914,10 @@ pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, D
                 left_over: r.get(7)?,
                 clock_offset_ms: r.get(8)?,
                 error: r.get(9)?,
+                files_up: r.get(10)?,
+                files_down: r.get(11)?,
+                files_left: r.get(12)?,
+                files_left_bytes: r.get(13)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -139,7 +139,15 @@ fn row(r: &RunRecord, offset: i32) -> RunRow {
             human_bytes(r.bytes_up.max(0) as u64),
             human_bytes(r.bytes_down.max(0) as u64)
         ),
-        left: (r.left_over > 0).then(|| Msg::new("sync.ok.left").arg("n", r.left_over)),
+        left: if r.files_left > 0 {
+            Some(
+                Msg::new("sync.ok.left_files")
+                    .arg("n", r.left_over)
+                    .arg("files", r.files_left),
+            )
+        } else {
+            (r.left_over > 0).then(|| Msg::new("sync.ok.left").arg("n", r.left_over))
+        },
         error: r.error.clone().unwrap_or_default(),
         unfinished: r.finished.is_none(),
     }
@@ -209,6 +217,8 @@ struct SyncPage {
     last_contact: String,
     next: String,
     unacknowledged: u64,
+    /// Stored files the hub does not hold yet: how many, and their size.
+    files_to_send: Option<Msg>,
     budget: Option<Msg>,
     clock: Option<Msg>,
     /// What the last run's error says to do.
@@ -249,9 +259,10 @@ async fn build(
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?;
     let enrollment = enrollment.map_err(|e| AppError::Internal(e.to_string()))?;
-    let (runs, last, unacked, (pending, refused), refusals, conflicts) = state
+    let files = crate::files::Store::new(state.config.data_dir.join("store"));
+    let (runs, last, unacked, (pending, refused), refusals, conflicts, unsent) = state
         .db
-        .read(|c| {
+        .read(move |c| {
             Ok::<_, AppError>((
                 super::runs(c, 20)?,
                 super::last_success(c)?,
@@ -259,6 +270,7 @@ async fn build(
                 replica::waiting(c)?,
                 replica::recent_refusals(c, 10)?,
                 replica::open_conflicts(c)?,
+                super::files::pending(c, &files)?,
             ))
         })
         .await?;
@@ -270,11 +282,23 @@ async fn build(
     });
     let contact = runs.iter().find(|r| r.clock_offset_ms.is_some());
     let finished = runs.iter().find(|r| r.finished.is_some());
-    let budget = finished.filter(|r| r.left_over > 0).map(|r| {
-        Msg::new("sync.budget.left")
-            .arg("n", r.left_over)
-            .arg("mb", state.config.sync.budget_mb)
-    });
+    let budget = finished
+        .filter(|r| r.left_over > 0 || r.files_left > 0)
+        .map(|r| {
+            let key = if r.files_left > 0 {
+                "sync.budget.left_files"
+            } else {
+                "sync.budget.left"
+            };
+            Msg::new(key)
+                .arg("n", r.left_over)
+                .arg("files", r.files_left)
+                .arg("size", human_bytes(r.files_left_bytes.max(0) as u64))
+                .arg(
+                    "mb",
+                    format!("{}", state.config.sync.budget_mb).replace('.', ","),
+                )
+        });
     render(&SyncPage {
         notice,
         error,
@@ -294,6 +318,11 @@ async fn build(
             .unwrap_or_default(),
         next: next.map(|t| when(t, offset)).unwrap_or_default(),
         unacknowledged: unacked,
+        files_to_send: (unsent.0 > 0).then(|| {
+            Msg::new("sync.files_to_send.some")
+                .arg("n", unsent.0)
+                .arg("size", human_bytes(unsent.1))
+        }),
         budget,
         clock: contact
             .and_then(|r| r.clock_offset_ms)

@@ -120,6 +120,27 @@ pub struct Ack {
     pub vector: VersionVector,
 }
 
+/// Largest stored file (a bulletin's PDF, a justification's photo, a lesson attachment) that
+/// travels over the sync (`PUT` / `GET /sync/v1/files/SHA256`, the file's bytes as they are).
+pub const MAX_FILE: usize = 16 * 1024 * 1024;
+/// Most hashes one `POST /sync/v1/files/wanted` may ask about.
+pub const MAX_FILES_ASKED: usize = 2_000;
+
+/// `POST /sync/v1/files/wanted`: the box names stored files its rows reference (SHA-256, hex);
+/// the hub answers with those it does not hold for that school, which the box then uploads.
+/// Files go after the change log, inside what the night's budget leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Files {
+    pub hashes: Vec<String>,
+}
+
+/// Whether `h` is a file's name on the sync: 64 lowercase hex digits (its SHA-256).
+pub fn is_file_name(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Any refusal, with a status code: a sentence in French for the technician, and a code for
 /// the client (`revoked`, `unknown_school`, `token`, `gap`, `bad_segment` …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -144,6 +144,13 @@ pub fn router(hub: Hub) -> axum::Router {
             &format!("{p}/manifest"),
             post(manifest).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
         )
+        .route(&format!("{p}/files/wanted"), post(files_wanted))
+        .route(
+            &format!("{p}/files/{{sha256}}"),
+            put(file_upload)
+                .get(file_download)
+                .layer(DefaultBodyLimit::max(kekeli_sync::api::MAX_FILE)),
+        )
         .route(&format!("{p}/pull"), post(pull))
         .route(&format!("{p}/ack"), post(ack))
         .route(
@@ -692,6 +699,128 @@ async fn ack(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sync/v1/files/wanted`: of the stored files the box names, those the hub lacks for
+/// its school.
+async fn files_wanted(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Json(asked): Json<kekeli_sync::api::Files>,
+) -> ApiResult<Json<kekeli_sync::api::Files>> {
+    let school = school_of(&hub, &peer).await?;
+    if asked.hashes.len() > kekeli_sync::api::MAX_FILES_ASKED {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many",
+            format!(
+                "au plus {} fichiers par question",
+                kekeli_sync::api::MAX_FILES_ASKED
+            ),
+        ));
+    }
+    if let Some(bad) = asked
+        .hashes
+        .iter()
+        .find(|h| !kekeli_sync::api::is_file_name(h))
+    {
+        let shown: String = bad.chars().take(70).collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_file",
+            format!("nom de fichier invalide « {shown} » (une empreinte SHA-256 attendue)"),
+        ));
+    }
+    let code = school.code.clone();
+    let hashes = hub
+        .db
+        .run(move |c| store::files_lacking(c, &code, &asked.hashes))
+        .await?;
+    Ok(Json(kekeli_sync::api::Files { hashes }))
+}
+
+/// `PUT /sync/v1/files/SHA256`: a stored file of the box's school, kept once its bytes are
+/// checked against the name (a resend is accepted without a second copy).
+async fn file_upload(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Path(sha256): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let school = school_of(&hub, &peer).await?;
+    if !kekeli_sync::api::is_file_name(&sha256) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_file",
+            "nom de fichier invalide (une empreinte SHA-256 attendue)",
+        ));
+    }
+    let bytes = body.to_vec();
+    let computed = tokio::task::spawn_blocking({
+        let b = body.clone();
+        move || crate::objects::sha256_hex(&b)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    if computed != sha256 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_file",
+            "fichier altéré : son contenu ne correspond pas à son empreinte",
+        ));
+    }
+    let (code, h) = (school.code.clone(), sha256.clone());
+    if hub
+        .db
+        .run(move |c| store::school_has_file(c, &code, &h))
+        .await?
+    {
+        return Ok(StatusCode::OK);
+    }
+    let size = bytes.len() as u64;
+    hub.objects.put_file(&sha256, bytes).await?;
+    let (code, now) = (school.code.clone(), now());
+    hub.db
+        .run(move |c| -> Result<_, StoreError> {
+            store::file_received(c, &code, &sha256, size, now)?;
+            store::file_contact(c, &code, "fichier_recu", size, 0, now)
+        })
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `GET /sync/v1/files/SHA256`: a file the box's school sent (a replacement box, or a box put
+/// back from a copy, takes its files back); any other school's file is unknown to it.
+async fn file_download(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Path(sha256): Path<String>,
+) -> ApiResult<Response> {
+    let school = school_of(&hub, &peer).await?;
+    let unknown = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "fichier inconnu");
+    if !kekeli_sync::api::is_file_name(&sha256) {
+        return Err(unknown());
+    }
+    let (code, h) = (school.code.clone(), sha256.clone());
+    if !hub
+        .db
+        .run(move |c| store::school_has_file(c, &code, &h))
+        .await?
+    {
+        return Err(unknown());
+    }
+    let Some(bytes) = hub.objects.get_file(&sha256).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "fichier absent du stockage du portail",
+        ));
+    };
+    let (code, n, now) = (school.code.clone(), bytes.len() as u64, now());
+    hub.db
+        .run(move |c| store::file_contact(c, &code, "fichier_rendu", 0, n, now))
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 /// `POST /sync/v1/relay`: a bundle another school's box carried (unread: it cannot decrypt

@@ -129,7 +129,11 @@ pub enum Db {
 
 /// The schema, written once; `{BLOB}`, `{SERIAL}` are each backend's words.
 /// Each schema step, in order; `hub_meta.schema` says how many were applied.
-const SCHEMAS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const SCHEMAS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 
 impl Db {
     /// The embedded SQLite database in `path`.

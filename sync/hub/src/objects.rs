@@ -1,6 +1,7 @@
-//! Where segments' bytes live: an `object_store` — a local folder by default (pilots, tests),
-//! S3-compatible storage for the national deployment. Segments are immutable and named by
-//! their SHA-256, so a put is idempotent and a get is checked against the name.
+//! Where segments' bytes and the schools' stored files live: an `object_store` — a local folder
+//! by default (pilots, tests), S3-compatible storage for the national deployment. Both are
+//! immutable and named by their SHA-256, so a put is idempotent and a get is checked against
+//! the name. Nothing here decides which school may read what (`store::school_has_file` does).
 
 use std::sync::Arc;
 
@@ -31,6 +32,19 @@ fn path_of(name: &str) -> Result<ObjectPath, ObjectsError> {
         return Err(ObjectsError::BadName);
     }
     Ok(ObjectPath::from(format!("segments/{}/{name}", &name[..2])))
+}
+
+fn file_path(sha256: &str) -> Result<ObjectPath, ObjectsError> {
+    if !kekeli_sync::api::is_file_name(sha256) {
+        return Err(ObjectsError::BadName);
+    }
+    Ok(ObjectPath::from(format!("files/{}/{sha256}", &sha256[..2])))
+}
+
+/// The SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    kekeli_sync::hex(&sha2::Sha256::digest(bytes))
 }
 
 impl Objects {
@@ -75,6 +89,26 @@ impl Objects {
             Ok(r) => {
                 let bytes = r.bytes().await?.to_vec();
                 Ok((kekeli_sync::segment::name_of(&bytes) == name).then_some(bytes))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keep a school's stored file; the caller checked that `bytes` hash to `sha256`.
+    pub async fn put_file(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), ObjectsError> {
+        let path = file_path(sha256)?;
+        self.store.put(&path, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// A stored file's bytes, `None` if absent or not matching its name.
+    pub async fn get_file(&self, sha256: &str) -> Result<Option<Vec<u8>>, ObjectsError> {
+        let path = file_path(sha256)?;
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?.to_vec();
+                Ok((sha256_hex(&bytes) == sha256).then_some(bytes))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),

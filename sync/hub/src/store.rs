@@ -495,6 +495,61 @@ pub fn held_segments(c: &mut dyn Conn, school: &str) -> Result<Vec<String>, Stor
     .collect())
 }
 
+/// Of `hashes` (files `school`'s rows reference), those the hub does not hold for it.
+pub fn files_lacking(
+    c: &mut dyn Conn,
+    school: &str,
+    hashes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut lacking = Vec::new();
+    for h in hashes {
+        if c.row(
+            "SELECT 1 FROM school_files WHERE school = $1 AND sha256 = $2",
+            &[school.into(), h.into()],
+        )?
+        .is_none()
+        {
+            lacking.push(h.clone());
+        }
+    }
+    Ok(lacking)
+}
+
+/// `school` sent the file `sha256` (its bytes already in the object store).
+pub fn file_received(
+    c: &mut dyn Conn,
+    school: &str,
+    sha256: &str,
+    bytes: u64,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO school_files (school, sha256, bytes, received_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (school, sha256) DO NOTHING",
+        &[school.into(), sha256.into(), bytes.into(), now.into()],
+    )?;
+    Ok(())
+}
+
+/// Whether `school` sent the file `sha256` (only then is it given back to its box).
+pub fn school_has_file(c: &mut dyn Conn, school: &str, sha256: &str) -> Result<bool, StoreError> {
+    Ok(c.row(
+        "SELECT 1 FROM school_files WHERE school = $1 AND sha256 = $2",
+        &[school.into(), sha256.into()],
+    )?
+    .is_some())
+}
+
+/// The files the hub holds for `school`: how many, and their bytes.
+pub fn school_files(c: &mut dyn Conn, school: &str) -> Result<(u64, u64), StoreError> {
+    let r = c.row(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM school_files WHERE school = $1",
+        &[school.into()],
+    )?;
+    Ok(r.map(|r| (r[0].int() as u64, r[1].int() as u64))
+        .unwrap_or_default())
+}
+
 pub fn has_segment(c: &mut dyn Conn, name: &str) -> Result<bool, StoreError> {
     Ok(
         c.row("SELECT 1 FROM segments WHERE name = $1", &[name.into()])?
@@ -954,6 +1009,40 @@ pub fn contact(
         )?;
     }
     Ok(())
+}
+
+/// A file moved (`kind`: `fichier_recu` or `fichier_rendu`): added to the school's last
+/// contact when it is of the same kind and under ten minutes old, so that a night's thousand
+/// bulletins make one line of the console's history, not a thousand.
+pub fn file_contact(
+    c: &mut dyn Conn,
+    school: &str,
+    kind: &str,
+    bytes_in: u64,
+    bytes_out: u64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let last = c.row(
+        "SELECT id, kind, at FROM contacts WHERE school = $1 ORDER BY id DESC LIMIT 1",
+        &[school.into()],
+    )?;
+    if let Some(r) = last
+        && r[1].text() == kind
+        && r[2].int() >= now - 600
+    {
+        c.exec(
+            "UPDATE contacts SET bytes_in = bytes_in + $1, bytes_out = bytes_out + $2, at = $3 \
+             WHERE id = $4",
+            &[
+                bytes_in.into(),
+                bytes_out.into(),
+                now.into(),
+                r[0].int().into(),
+            ],
+        )?;
+        return Ok(());
+    }
+    contact(c, school, kind, bytes_in, bytes_out, 0, 0, None, now)
 }
 
 /// A push applied `applied` changes: that many fewer for the school to send (until its next

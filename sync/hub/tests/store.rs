@@ -126,12 +126,17 @@ fn enrolled(db: &Db, code: &str) -> (Vec<u8>, SigningKey) {
     (site, k)
 }
 
+/// Distinct bytes on each call (a counter mixed with the process id): two tokens in one test
+/// must not collide.
 fn rand_bytes() -> [u8; 16] {
+    static CALLS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut b = [0u8; 16];
     for (i, x) in b.iter_mut().enumerate() {
         *x = (i as u8)
             .wrapping_mul(37)
-            .wrapping_add(std::process::id() as u8);
+            .wrapping_add(std::process::id() as u8)
+            .wrapping_add(call.wrapping_mul(101));
     }
     b
 }
@@ -690,7 +695,75 @@ fn batched_rows_end_in_their_last_state(db: &Db) {
     assert!(rows.iter().all(|r| r["id"] != k2.as_str()));
 }
 
+/// Which school sent which file: asked twice it is lacking once; a file one school sent is
+/// still lacking for another (and never theirs to read); the console's count and bytes add
+/// up; a night's files make one line of the history, not one per file.
+fn stored_files_belong_to_the_school_that_sent_them(db: &Db) {
+    let hub_key = key().public();
+    db.tx(|c| store::init(c, &hub_key)).expect("init");
+    enrolled(db, "LTLOME");
+    db.tx(|c| store::add_school(c, "LTKARA", "Lycée de Kara", 0))
+        .expect("school");
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let both = vec![a.clone(), b.clone()];
+    let lacking = db
+        .tx(|c| store::files_lacking(c, "LTLOME", &both))
+        .expect("lacking");
+    assert_eq!(lacking, both);
+    db.tx(|c| -> Result<(), StoreError> {
+        store::file_received(c, "LTLOME", &a, 3_000_000_000, 10)?;
+        // The same file again (a retried upload) changes nothing.
+        store::file_received(c, "LTLOME", &a, 3_000_000_000, 11)?;
+        store::file_contact(c, "LTLOME", "fichier_recu", 3_000_000_000, 0, 10)?;
+        store::file_contact(c, "LTLOME", "fichier_recu", 500, 0, 20)?;
+        Ok(())
+    })
+    .expect("received");
+    assert_eq!(
+        db.tx(|c| store::files_lacking(c, "LTLOME", &both))
+            .expect("lacking"),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        db.tx(|c| store::files_lacking(c, "LTKARA", &both))
+            .expect("lacking"),
+        both,
+        "one school's file is not another's"
+    );
+    assert!(
+        db.tx(|c| store::school_has_file(c, "LTLOME", &a))
+            .expect("has")
+    );
+    assert!(
+        !db.tx(|c| store::school_has_file(c, "LTKARA", &a))
+            .expect("has")
+    );
+    assert!(
+        !db.tx(|c| store::school_has_file(c, "LTLOME", &b))
+            .expect("has")
+    );
+    // Above 2^31 bytes: the sum is a 64-bit number on both stores.
+    assert_eq!(
+        db.tx(|c| store::school_files(c, "LTLOME")).expect("count"),
+        (1, 3_000_000_000)
+    );
+    assert_eq!(
+        db.tx(|c| store::school_files(c, "LTKARA")).expect("count"),
+        (0, 0)
+    );
+    let history = db
+        .tx(|c| store::contacts_of(c, "LTLOME", 0))
+        .expect("history");
+    let lines: Vec<_> = history
+        .iter()
+        .filter(|h| h.kind == "fichier_recu")
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for the night's files");
+    assert_eq!(lines[0].bytes_in, 3_000_000_500);
+}
+
 on_both_stores!(
+    stored_files_belong_to_the_school_that_sent_them,
     batched_rows_end_in_their_last_state,
     ministry_accounts_lock_after_five_wrong_passwords_and_sessions_end,
     the_console_counts_a_schools_replica_and_its_exchanges,

@@ -673,6 +673,8 @@ struct SchoolPage {
     release: String,
     clock: String,
     to_send: String,
+    /// Stored files received (bulletins' PDFs, justifications, attachments), and their size.
+    files: String,
     error: String,
     done: String,
     f: Arc<SchoolFigures>,
@@ -737,10 +739,11 @@ async fn school_page(
             let contacts = store::contacts_of(c, &c2, since)?;
             let refused = store::refused_of(c, &c2, 20)?;
             let audit = accounts::audit_lines(c, Some(&c2), 20)?;
-            Ok(Some((s, contacts, refused, audit)))
+            let files = store::school_files(c, &c2)?;
+            Ok(Some((s, contacts, refused, audit, files)))
         })
         .await?;
-    let Some((s, contacts, refused, audit)) = data else {
+    let Some((s, contacts, refused, audit, files)) = data else {
         return Ok(not_found(
             &who,
             format!("Aucun établissement de code {code}."),
@@ -792,6 +795,7 @@ async fn school_page(
         csrf: who.csrf.clone(),
         code: s.code.clone(),
         name: s.name.clone(),
+        files: format!("{} ({})", count(files.0 as i64), size(files.1 as i64)),
         status: status_label(&s.status),
         active: s.status == "active",
         waiting: s.status == "attente",
@@ -825,6 +829,8 @@ async fn school_page(
                     "envoi" => "envoi du serveur".into(),
                     "reception" => "réception confirmée".into(),
                     "telechargement" => "téléchargement".into(),
+                    "fichier_recu" => "fichier reçu".into(),
+                    "fichier_rendu" => "fichier rendu au serveur".into(),
                     "inscription" => "inscription".into(),
                     "usb" => "clé USB".into(),
                     k => k.to_string(),

@@ -1,0 +1,245 @@
+//! The stored files a school's rows reference — bulletins' PDFs, justifications' photos,
+//! lesson attachments — on their way to the hub and back. Up: after the change log, in what
+//! the night's byte budget leaves (records first, files last; what does not fit waits for the
+//! next night and the technician's page says how much). Down: a replacement box, or a box put
+//! back from a copy, takes back the files its rows reference and its store lacks.
+//!
+//! It owns `sync_files_sent` (what the hub is known to hold, so a night asks only about the
+//! new files). It never decides who may read a file, and writes the content store only
+//! through `files::Store`, with bytes checked against the name the row gives.
+
+use std::collections::HashSet;
+
+use kekeli_sync::api::{Files, MAX_FILE, MAX_FILES_ASKED, PREFIX};
+use rusqlite::Connection;
+
+use super::client::{Client, check, ok_json};
+use super::{Progress, SyncError, blocking, now_ms};
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::files::Store;
+
+/// What a run moved of the files, and what it left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub up: u64,
+    pub down: u64,
+    /// Files waiting for the next night (the budget ran out), and about how many bytes.
+    pub left: u64,
+    pub left_bytes: u64,
+    /// Files the rows reference that neither this box nor the hub holds.
+    pub missing: u64,
+}
+
+fn store(config: &Config) -> Store {
+    Store::new(config.data_dir.join("store"))
+}
+
+/// Files the school's rows reference, held here, that the hub is not known to hold: `(hash,
+/// bytes on disk)`, in hash order.
+pub fn unsent(conn: &Connection, store: &Store) -> Result<Vec<(String, u64)>, DbError> {
+    let mut st = conn.prepare_cached("SELECT sha256 FROM sync_files_sent")?;
+    let sent = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<HashSet<_>, _>>()?;
+    Ok(crate::files::referenced(conn)?
+        .into_iter()
+        .filter(|h| !sent.contains(h))
+        .filter_map(|h| store.stored_len(&h).map(|n| (h, n)))
+        .collect())
+}
+
+/// How many files wait to go up, and their bytes (the technician's page).
+pub fn pending(conn: &Connection, store: &Store) -> Result<(u64, u64), DbError> {
+    let u = unsent(conn, store)?;
+    Ok((u.len() as u64, u.iter().map(|(_, n)| n).sum()))
+}
+
+/// The hub holds these files now.
+async fn mark_sent(db: &Db, files: Vec<(String, u64)>) -> Result<(), SyncError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    blocking(db, move |db| {
+        db.write_blocking(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO sync_files_sent (sha256, bytes, at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )?;
+            let at = now_ms() / 1000;
+            for (h, n) in &files {
+                st.execute((h, *n as i64, at))?;
+            }
+            Ok::<_, DbError>(())
+        })
+    })
+    .await
+}
+
+/// Whether `len` more bytes fit in the night's budget (the first thing always goes, so that a
+/// budget smaller than one file still moves forward).
+fn fits(spent: u64, len: u64, budget: u64) -> bool {
+    spent == 0 || spent.saturating_add(len) <= budget
+}
+
+/// Send the hub the files it lacks, in what `budget` leaves after `spent`.
+pub(crate) async fn push(
+    db: &Db,
+    config: &Config,
+    client: &mut Client,
+    budget: u64,
+    spent: &mut u64,
+    progress: &Progress,
+) -> Result<Moved, SyncError> {
+    let st = store(config);
+    let s = st.clone();
+    let unsent = blocking(db, move |db| db.read_blocking(|c| unsent(c, &s))).await?;
+    let mut moved = Moved::default();
+    if unsent.is_empty() {
+        return Ok(moved);
+    }
+    progress.start(4, unsent.iter().map(|(_, n)| n).sum());
+    for chunk in unsent.chunks(MAX_FILES_ASKED) {
+        if *spent >= budget {
+            moved.left += chunk.len() as u64;
+            moved.left_bytes += chunk.iter().map(|(_, n)| n).sum::<u64>();
+            continue;
+        }
+        let asked = Files {
+            hashes: chunk.iter().map(|(h, _)| h.clone()).collect(),
+        };
+        let body = serde_json::to_vec(&asked).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let a = client
+            .request(
+                "POST",
+                &format!("{PREFIX}/files/wanted"),
+                "application/json",
+                body,
+                now_ms(),
+            )
+            .await?;
+        if a.status == 404 {
+            // A hub of an earlier release, which takes no files yet: they wait, nothing fails.
+            tracing::info!("the hub takes no files yet; they wait");
+            moved.left += chunk.len() as u64;
+            moved.left_bytes += chunk.iter().map(|(_, n)| n).sum::<u64>();
+            continue;
+        }
+        let wanted: Files = ok_json(a)?;
+        let wanted: HashSet<String> = wanted.hashes.into_iter().collect();
+        // What the hub holds already (sent by a run whose acknowledgement was cut).
+        let held: Vec<(String, u64)> = chunk
+            .iter()
+            .filter(|(h, _)| !wanted.contains(h))
+            .cloned()
+            .collect();
+        for (_, n) in &held {
+            progress.add(*n);
+        }
+        mark_sent(db, held).await?;
+        for (h, on_disk) in chunk.iter().filter(|(h, _)| wanted.contains(h)) {
+            if !fits(*spent, *on_disk, budget) {
+                moved.left += 1;
+                moved.left_bytes += on_disk;
+                continue;
+            }
+            let (s, name) = (st.clone(), h.clone());
+            let bytes = match tokio::task::spawn_blocking(move || s.get(&name))
+                .await
+                .map_err(|e| SyncError::Setup(e.to_string()))?
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(file = %h, error = %e, "stored file unreadable, not sent");
+                    moved.missing += 1;
+                    continue;
+                }
+            };
+            if bytes.len() > MAX_FILE {
+                tracing::warn!(file = %h, bytes = bytes.len(), "stored file too large for the sync");
+                moved.missing += 1;
+                continue;
+            }
+            let len = bytes.len() as u64;
+            let a = client
+                .request_file("PUT", &format!("{PREFIX}/files/{h}"), bytes, len, now_ms())
+                .await?;
+            check(&a)?;
+            *spent += len;
+            moved.up += 1;
+            progress.add(*on_disk);
+            mark_sent(db, vec![(h.clone(), *on_disk)]).await?;
+        }
+    }
+    Ok(moved)
+}
+
+/// Take back from the hub the files this box's rows reference and its store lacks.
+pub(crate) async fn pull(
+    db: &Db,
+    config: &Config,
+    client: &mut Client,
+    budget: u64,
+    spent: &mut u64,
+    progress: &Progress,
+) -> Result<Moved, SyncError> {
+    let st = store(config);
+    let s = st.clone();
+    let lacking: Vec<String> = blocking(db, move |db| {
+        db.read_blocking(|c| {
+            Ok::<_, DbError>(
+                crate::files::referenced(c)?
+                    .into_iter()
+                    .filter(|h| !s.has(h))
+                    .collect(),
+            )
+        })
+    })
+    .await?;
+    let mut moved = Moved::default();
+    if lacking.is_empty() {
+        return Ok(moved);
+    }
+    progress.start(5, 0);
+    for h in lacking {
+        if *spent >= budget {
+            moved.left += 1;
+            continue;
+        }
+        if !kekeli_sync::api::is_file_name(&h) {
+            moved.missing += 1;
+            continue;
+        }
+        let a = client
+            .request_file(
+                "GET",
+                &format!("{PREFIX}/files/{h}"),
+                Vec::new(),
+                0,
+                now_ms(),
+            )
+            .await?;
+        if a.status == 404 {
+            moved.missing += 1;
+            continue;
+        }
+        check(&a)?;
+        let bytes = a.body;
+        if crate::files::hash_of(&bytes) != h {
+            return Err(SyncError::Protocol(format!(
+                "le portail a rendu un fichier altéré ({h})"
+            )));
+        }
+        let len = bytes.len() as u64;
+        let s = st.clone();
+        tokio::task::spawn_blocking(move || s.put(&bytes))
+            .await
+            .map_err(|e| SyncError::Setup(e.to_string()))?
+            .map_err(|e| SyncError::Setup(e.to_string()))?;
+        *spent += len;
+        moved.down += 1;
+        progress.add(len);
+        mark_sent(db, vec![(h, len)]).await?;
+    }
+    Ok(moved)
+}
