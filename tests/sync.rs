@@ -1342,7 +1342,7 @@ fn a_link_cut_mid_push_resends_at_most_the_segment_under_way() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
-    use kekeli::sync::client::{Client, Target, check, pinned};
+    use kekeli::sync::client::check;
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let box_data = tmp.path().join("box");
@@ -1354,19 +1354,7 @@ async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
     let logs_before = replica("SELECT SUM(seq) FROM logs");
 
     // The box's own certificate and key: what an attacker holding the box would have.
-    let d = box_data.join("sync");
-    let tls = pinned(
-        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
-        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
-        &std::fs::read(d.join("key.der")).expect("key"),
-        None,
-    )
-    .expect("tls");
-    let mut client = Client::new(
-        Target::parse(&running.url).expect("url"),
-        tls,
-        Duration::from_secs(20),
-    );
+    let mut client = box_client(&box_data, &running.url);
     let c = Connection::open(hub_data.join("hub.db")).expect("hub db");
     let (name, site, incarnation): (String, String, i64) = c
         .query_row(
@@ -1438,8 +1426,10 @@ async fn tampered_and_replayed_segments_are_refused_or_change_nothing() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("segment");
-    let key = kekeli_sync::SigningKey::from_pkcs8(&std::fs::read(d.join("key.der")).expect("key"))
-        .expect("key");
+    let key = kekeli_sync::SigningKey::from_pkcs8(
+        &std::fs::read(box_data.join("sync").join("key.der")).expect("key"),
+    )
+    .expect("key");
     let log = kekeli_sync::LogId::new(site.clone(), incarnation as u32);
     let box_db = box_data.join("kekeli.db");
     let vector = {
@@ -2501,7 +2491,7 @@ struct NightRow {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nights_budget_sends_the_records_first_the_files_last_and_the_rest_waits() {
-    use kekeli::sync::client::{Client, Target, check, pinned};
+    use kekeli::sync::client::check;
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
     let data = tmp.path().join("box");
@@ -2618,19 +2608,7 @@ async fn a_nights_budget_sends_the_records_first_the_files_last_and_the_rest_wai
     );
 
     // What a box holding a valid certificate cannot do with files.
-    let d = data.join("sync");
-    let tls = pinned(
-        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
-        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
-        &std::fs::read(d.join("key.der")).expect("key"),
-        None,
-    )
-    .expect("tls");
-    let mut client = Client::new(
-        Target::parse(&running.url).expect("url"),
-        tls,
-        Duration::from_secs(20),
-    );
+    let mut client = box_client(&data, &running.url);
     let p = kekeli_sync::api::PREFIX;
     // Bytes that are not the file their name says.
     let (h, _) = &want[0];
@@ -2712,19 +2690,7 @@ async fn a_nights_budget_sends_the_records_first_the_files_last_and_the_rest_wai
     ok(kekeli(&kara, &["sync", "enroll", &running.url, &token])
         .output()
         .expect("enroll"));
-    let d = kara.join("sync");
-    let tls = pinned(
-        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
-        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
-        &std::fs::read(d.join("key.der")).expect("key"),
-        None,
-    )
-    .expect("tls");
-    let mut kara_client = Client::new(
-        Target::parse(&running.url).expect("url"),
-        tls,
-        Duration::from_secs(20),
-    );
+    let mut kara_client = box_client(&kara, &running.url);
     for (h, _) in &want {
         let a = kara_client
             .request_file("GET", &format!("{p}/files/{h}"), Vec::new(), 0, 0)
@@ -2740,4 +2706,23 @@ async fn a_nights_budget_sends_the_records_first_the_files_last_and_the_rest_wai
     assert_eq!(a.status, 201);
     assert_eq!(hub_files(&hub_data), want);
     drop(running);
+}
+
+/// A sync client holding the enrolled box's own certificate and key (what an attacker holding
+/// the box would have).
+fn box_client(data: &Path, url: &str) -> kekeli::sync::client::Client {
+    use kekeli::sync::client::{Client, Target, pinned};
+    let d = data.join("sync");
+    let tls = pinned(
+        &std::fs::read_to_string(d.join("ca.pem")).expect("ca"),
+        &std::fs::read_to_string(d.join("cert.pem")).expect("cert"),
+        &std::fs::read(d.join("key.der")).expect("key"),
+        None,
+    )
+    .expect("tls");
+    Client::new(
+        Target::parse(url).expect("url"),
+        tls,
+        Duration::from_secs(20),
+    )
 }
