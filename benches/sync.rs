@@ -4,16 +4,18 @@
 //!
 //! 1. The demo school's first sync (≈ 18,000 changes) while the box serves: the roll-call
 //!    save's latency meanwhile (target p99 < 50 ms), against the saves alone.
-//! 2. A school day (≈ 2,000 changes: roll calls, absences and their justifications, the
-//!    lesson log, four 60-mark grids) over 256 kbit/s and 600 ms round trip, without cuts and
-//!    with a cut every ~200 KB on average: time until both sides agree (target < 30 s), bytes
-//!    on the wire per change (target ≤ 60 B).
+//! 2. A school day (2,000 changes: roll calls, absences and their justifications, the
+//!    lesson log, 60-mark grids) over 256 kbit/s and 600 ms round trip, without cuts, then
+//!    several days with a cut every ~200 KB on average, then one over a link cutting every
+//!    ~25 KB: time until both sides agree (target < 30 s), bytes on the wire per change
+//!    (target ≤ 60 B), and the segments' sizes.
 //! 3. Side by side on the same link: the same changes as JSON records in gzip-compressed
 //!    batches of 500, one request/answer per batch (Morango's way), and the ratio.
 //!
 //! Run: `cargo build --release -p kekeli-hub && cargo bench --bench sync`. Knobs:
 //! `BENCH_LINK_KBIT` (256), `BENCH_RTT_MS` (600), `BENCH_CUT_KB` (200: mean bytes between
-//! cuts), `BENCH_DAY_SCALE` (1: a day's volume). Asserts nothing about time.
+//! cuts), `BENCH_CUT_RUNS` (3: days over that link), `BENCH_HARD_CUT_KB` (25; 0: no such
+//! day), `BENCH_DAY_SCALE` (1: a day's volume). Asserts nothing about time.
 
 mod common;
 
@@ -52,6 +54,8 @@ struct LinkSpec {
     rate: f64,
     delay: Duration,
     cut_mean: f64,
+    /// Seeds the cuts: each run of the same mean cuts at other places.
+    seed: u64,
 }
 
 struct Link {
@@ -70,7 +74,9 @@ impl Link {
         let cuts = Arc::new(AtomicU64::new(0));
         let (b, c) = (bytes.clone(), cuts.clone());
         rt.spawn(async move {
-            let rng = Arc::new(std::sync::Mutex::new(Rng(0x9E37_79B9_7F4A_7C15)));
+            let rng = Arc::new(std::sync::Mutex::new(Rng(0x9E37_79B9_7F4A_7C15
+                ^ spec.seed.wrapping_mul(0xD1B5_4A32_D192_ED03)
+                | 1)));
             let next_cut = Arc::new(AtomicU64::new(if spec.cut_mean > 0.0 {
                 rng.lock().expect("rng").exp(spec.cut_mean).max(1)
             } else {
@@ -305,15 +311,19 @@ fn school_day(db: &Path, scale: u64, first_day: u64) -> u64 {
                 [],
             )
             .expect("justify") as u64;
-        // Four grids of 60 marks: four assessments and their marks.
+        // Grids of 60 marks (at least four) until the day reaches 2,000 changes: an
+        // assessment and its marks each.
         let assessments: Vec<Vec<u8>> = tx
-            .prepare("SELECT id FROM assessments LIMIT 4 OFFSET ?1")
+            .prepare("SELECT id FROM assessments LIMIT 24 OFFSET ?1")
             .expect("a")
-            .query_map([(day * 4) as i64], |r| r.get(0))
+            .query_map([(day * 24) as i64], |r| r.get(0))
             .expect("a")
             .collect::<Result<_, _>>()
             .expect("a");
-        for a in assessments {
+        for (g, a) in assessments.into_iter().enumerate() {
+            if g >= 4 && changes >= 2_000 * (day + 1) {
+                break;
+            }
             let new: Vec<u8> = tx
                 .query_row("SELECT randomblob(16)", [], |r| r.get(0))
                 .expect("id");
@@ -365,6 +375,28 @@ fn school_day(db: &Path, scale: u64, first_day: u64) -> u64 {
     }
     tx.commit().expect("commit");
     changes
+}
+
+/// The sizes of the segments the hub holds (its object folder, stored files aside).
+fn segment_sizes(hub_data: &Path) -> Vec<u64> {
+    fn walk(dir: &Path, out: &mut Vec<u64>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                if e.file_name() != "files" {
+                    walk(&path, out);
+                }
+            } else if let Ok(m) = e.metadata() {
+                out.push(m.len());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&hub_data.join("objets"), &mut out);
+    out
 }
 
 /// The changes waiting on the box, as Morango would send them: JSON records (model, id,
@@ -557,25 +589,36 @@ fn main() {
     );
 
     // 2. A school day over the slow link, without and with cuts.
-    let spec = |cut_mean: f64| LinkSpec {
+    let spec = |cut_mean: f64, seed: u64| LinkSpec {
         rate: kbit as f64 * 1000.0 / 8.0,
         delay: Duration::from_millis(rtt / 2),
         cut_mean,
+        seed,
     };
     println!(
         "link: {kbit} kbit/s each way, {rtt} ms round trip; cuts every {cut_kb} KB on average (exponential)"
     );
     let db = data.join("kekeli.db");
     let mut morango: Option<(Vec<Vec<u8>>, usize, usize)> = None;
-    for (i, (label, cut)) in [("no cuts", 0.0), ("with cuts", cut_kb as f64 * 1000.0)]
-        .into_iter()
-        .enumerate()
-    {
+    let cut_runs = env_num("BENCH_CUT_RUNS", 3);
+    let hard_kb = env_num("BENCH_HARD_CUT_KB", 25);
+    let mut days = vec![("no cuts".to_string(), 0.0)];
+    for k in 1..=cut_runs {
+        days.push((
+            format!("cuts every ~{cut_kb} KB ({k})"),
+            cut_kb as f64 * 1000.0,
+        ));
+    }
+    if hard_kb > 0 {
+        days.push((format!("cuts every ~{hard_kb} KB"), hard_kb as f64 * 1000.0));
+    }
+    let segments_before = segment_sizes(&hub_data).len();
+    for (i, (label, cut)) in days.into_iter().enumerate() {
         let n = school_day(&db, scale, i as u64 * scale);
         if morango.is_none() {
             morango = Some(morango_batches(&db));
         }
-        let link = Link::start(&rt, hub.addr, spec(cut));
+        let link = Link::start(&rt, hub.addr, spec(cut, i as u64));
         // The box talks to the hub through the link for this run.
         let hub_json = data.join("sync/hub.json");
         let saved = std::fs::read_to_string(&hub_json).expect("hub.json");
@@ -595,9 +638,20 @@ fn main() {
         );
     }
 
+    let mut sizes = segment_sizes(&hub_data);
+    let day_segments = sizes.len() - segments_before;
+    sizes.sort_unstable();
+    if let (Some(min), Some(max)) = (sizes.first(), sizes.last()) {
+        println!(
+            "segments on the hub: {} ({day_segments} from the days), {min}–{max} B, median {} B",
+            sizes.len(),
+            sizes[sizes.len() / 2]
+        );
+    }
+
     // 3. The same first day's changes, Morango's way, on the same link without cuts.
     if let Some((batches, n, raw)) = morango {
-        let link = Link::start(&rt, sink(&rt), spec(0.0));
+        let link = Link::start(&rt, sink(&rt), spec(0.0, 0));
         let secs = send_batches(&rt, link.addr, &batches).as_secs_f64();
         let wire = link.bytes.load(Ordering::Relaxed);
         println!(

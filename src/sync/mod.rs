@@ -295,6 +295,9 @@ pub struct Progress {
     phase: std::sync::atomic::AtomicU8,
     done: std::sync::atomic::AtomicU64,
     total: std::sync::atomic::AtomicU64,
+    /// Bytes of whole segments and files moved since the run began, across its attempts: an
+    /// attempt that moved some was cut on a working link, not refused by a dead one.
+    moved: std::sync::atomic::AtomicU64,
 }
 
 /// The phases of a run, as catalog keys.
@@ -316,8 +319,13 @@ impl Progress {
     }
 
     fn add(&self, bytes: u64) {
-        self.done
-            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.fetch_add(bytes, Relaxed);
+        self.moved.fetch_add(bytes, Relaxed);
+    }
+
+    fn moved(&self) -> u64 {
+        self.moved.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// (phase's catalog key, bytes done, bytes planned).
@@ -328,6 +336,55 @@ impl Progress {
             self.done.load(Relaxed),
             self.total.load(Relaxed),
         )
+    }
+}
+
+/// The first pause after a failed attempt; it doubles while attempts move nothing, up to
+/// sixty times itself (two minutes).
+const FIRST_PAUSE: Duration = Duration::from_secs(2);
+
+/// Run `attempt` until it succeeds, fails for good, or `attempts` attempts in a row have failed
+/// without moving a byte (the link is down). An attempt that moved whole segments or files
+/// before it was cut counts as progress on a link that works but cuts: the next one starts
+/// after the first pause again and is not counted against `attempts` (what moved is kept, so
+/// such a run ends; at most `attempts × 20` attempts in all, as a guard).
+async fn retried<T, F, Fut>(
+    attempts: u32,
+    first_pause: Duration,
+    progress: &Progress,
+    mut attempt: F,
+) -> Result<T, SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SyncError>>,
+{
+    let attempts = attempts.max(1);
+    let mut pause = first_pause;
+    let mut idle = 0u32;
+    let mut total = 0u32;
+    loop {
+        progress.start(0, 0);
+        let before = progress.moved();
+        let result = attempt().await;
+        total += 1;
+        let err = match result {
+            Err(e) if e.transient() => e,
+            done => return done,
+        };
+        if progress.moved() > before {
+            idle = 0;
+            pause = first_pause;
+        } else {
+            idle += 1;
+        }
+        if idle >= attempts || total >= attempts.saturating_mul(20) {
+            return Err(err);
+        }
+        tracing::warn!(attempt = total, error = %err, pause_s = pause.as_secs(), "synchronisation interrompue, nouvel essai");
+        tokio::time::sleep(pause).await;
+        if idle > 0 {
+            pause = (pause * 2).min(first_pause * 60);
+        }
     }
 }
 
@@ -416,21 +473,10 @@ pub async fn run_with(
         .await
         .map_err(|e| SyncError::Setup(e.to_string()))??
     };
-    let attempts = config.sync.attempts.max(1);
-    let mut pause = Duration::from_secs(2);
-    let mut result = Err(SyncError::NotEnrolled);
-    for attempt in 1..=attempts {
-        progress.start(0, 0);
-        result = once(db, config, &enrollment, progress).await;
-        match &result {
-            Err(e) if e.transient() && attempt < attempts => {
-                tracing::warn!(attempt, error = %e, "synchronisation interrompue, nouvel essai");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(120));
-            }
-            _ => break,
-        }
-    }
+    let result = retried(config.sync.attempts, FIRST_PAUSE, progress, || {
+        once(db, config, &enrollment, progress)
+    })
+    .await;
     if result.is_ok() && enrollment.awaiting_school() {
         Enrollment {
             pulled: true,
@@ -934,4 +980,75 @@ pub fn last_success(conn: &rusqlite::Connection) -> Result<Option<i64>, DbError>
         )
         .optional()?
         .flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn cut() -> SyncError {
+        SyncError::Link("connexion coupée".into())
+    }
+
+    /// A dead link: `attempts` tries, then the error.
+    #[tokio::test]
+    async fn a_dead_link_is_tried_attempts_times() {
+        let p = Progress::default();
+        let tries = Cell::new(0);
+        let r: Result<(), _> = retried(4, Duration::from_millis(1), &p, || {
+            tries.set(tries.get() + 1);
+            async { Err(cut()) }
+        })
+        .await;
+        assert!(matches!(r, Err(SyncError::Link(_))));
+        assert_eq!(tries.get(), 4);
+    }
+
+    /// A link that cuts every attempt after a segment went through: the run goes on past
+    /// `attempts`, since each attempt moved something, and ends when the work is done.
+    #[tokio::test]
+    async fn a_link_that_cuts_but_moves_keeps_going_until_done() {
+        let p = Progress::default();
+        let tries = Cell::new(0);
+        let r = retried(2, Duration::from_millis(1), &p, || {
+            tries.set(tries.get() + 1);
+            let n = tries.get();
+            let p = &p;
+            async move {
+                if n < 7 {
+                    p.add(16_000);
+                    Err(cut())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.expect("done"), 7);
+    }
+
+    /// An error that retrying cannot mend ends the run at once; so does an attempt moving
+    /// bytes forever (the guard).
+    #[tokio::test]
+    async fn a_lasting_error_is_not_retried_and_progress_is_bounded() {
+        let p = Progress::default();
+        let tries = Cell::new(0);
+        let r: Result<(), _> = retried(3, Duration::from_millis(1), &p, || {
+            tries.set(tries.get() + 1);
+            async { Err(SyncError::NotEnrolled) }
+        })
+        .await;
+        assert!(matches!(r, Err(SyncError::NotEnrolled)));
+        assert_eq!(tries.get(), 1);
+        let tries = Cell::new(0);
+        let r: Result<(), _> = retried(2, Duration::from_millis(1), &p, || {
+            tries.set(tries.get() + 1);
+            p.add(1);
+            async { Err(cut()) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(tries.get(), 40);
+    }
 }

@@ -20,11 +20,14 @@ const SIGNATURE: &[u8] = b"kekeli-segment-v1";
 pub const MAX_SEGMENT_WIRE: usize = 512 * 1024;
 /// Largest decompressed body accepted (a bound against decompression bombs).
 pub const MAX_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
-/// What [`Segment::split`] puts in one segment before compression: compressed, a school's
-/// changes come to 16–256 KiB (DESIGN.md).
-pub const TARGET_PLAIN_BYTES: usize = 1024 * 1024;
+/// What [`Segment::split`] puts in one segment before compression: a school's changes come
+/// to 12–25 KiB compressed. Small, because a cut link resends the segment under way and an
+/// attempt must get one whole segment through between two cuts: over a GSM link that cuts
+/// every 25 kB, a 60 kB segment (1 MiB of changes) rarely gets through at all. The cost is
+/// a few percent of compression and one round trip per segment (docs/BENCHMARKS.md).
+pub const TARGET_PLAIN_BYTES: usize = 256 * 1024;
 /// zstd level: the link is the scarce resource, not the box's CPU (a 1 MiB body takes
-/// ≈ 40 ms at this level on the test machine).
+/// ≈ 40 ms at this level on the test machine, a segment a quarter of that).
 const LEVEL: i32 = 15;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
