@@ -1844,6 +1844,37 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
         .expect("login");
     assert_eq!(r.status(), 429);
     assert!(plain(&r.text().await.expect("body")).contains("Trop d'essais"));
+
+    // Guessing across accounts from one address runs out too: at most LOGIN_BURST attempts
+    // (some already spent above), then every login from there waits, whatever the account.
+    let mut refused_at = None;
+    for i in 0..=kekeli_hub::console::LOGIN_BURST {
+        let r = b
+            .post(format!("{base}/console/connexion"))
+            .form(&[
+                ("login", format!("agent{i}")),
+                ("password", "devine".into()),
+            ])
+            .send()
+            .await
+            .expect("login");
+        if r.status() == 429 {
+            let body = plain(&r.text().await.expect("body"));
+            assert!(body.contains("depuis cette adresse"), "{body}");
+            assert!(
+                body.contains(&format!("agent{i}")),
+                "the login is kept: {body}"
+            );
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 401, "agent{i}");
+    }
+    let refused_at = refused_at.expect("one address cannot guess without end");
+    assert!(
+        refused_at > 5,
+        "the burst is not spent by a few typos: {refused_at}"
+    );
 }
 
 fn bundles(dir: &Path) -> Vec<PathBuf> {

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod change;
 pub mod enroll;
 pub mod manifest;
+pub mod ratelimit;
 pub mod registry;
 pub mod segment;
 pub mod sign;

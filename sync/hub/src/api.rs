@@ -35,6 +35,11 @@ pub struct Hub {
     pub figures: Arc<crate::console::FiguresCache>,
     /// The secret every school's USB bundle key is derived from (`tls/bundle-secret`).
     pub bundle_secret: Arc<[u8; 32]>,
+    /// The console's login attempts per address (IPv6: per /64), spent before each password
+    /// check and given back when it is right: [`crate::console::LOGIN_BURST`] at once, then
+    /// one every [`crate::console::LOGIN_REFILL`]. Guessing across many accounts from one
+    /// machine is slowed, not only guessing one account.
+    pub console_logins: Arc<kekeli_sync::ratelimit::Limiter<kekeli_sync::ratelimit::Source>>,
 }
 
 impl Hub {

@@ -73,5 +73,9 @@ pub fn open(
         site: kekeli_sync::hex(&site),
         figures: Default::default(),
         bundle_secret,
+        console_logins: Arc::new(kekeli_sync::ratelimit::Limiter::new(
+            console::LOGIN_BURST,
+            console::LOGIN_REFILL,
+        )),
     })
 }

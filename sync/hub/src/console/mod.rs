@@ -343,7 +343,16 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(hub): State<Hub>, Form(f): Form<LoginForm>) -> Page {
+/// Console login attempts one address may make at once…
+pub const LOGIN_BURST: u32 = 20;
+/// …and how often one more comes back.
+pub const LOGIN_REFILL: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn login(
+    State(hub): State<Hub>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> Page {
     let login = f.login.trim().to_lowercase();
     let again = |error: &str, status: StatusCode| {
         let mut r = html(&LoginPage {
@@ -358,6 +367,18 @@ async fn login(State(hub): State<Hub>, Form(f): Form<LoginForm>) -> Page {
         return Ok(again(
             "Saisissez votre identifiant et votre mot de passe.",
             StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let source = kekeli_sync::ratelimit::Source::of(peer.ip());
+    if let Err(wait) = hub.console_logins.take(&source, std::time::Instant::now()) {
+        let secs = wait.as_secs().max(1);
+        tracing::warn!(ip = %peer.ip(), "console: trop d'essais depuis cette adresse");
+        return Ok(again(
+            &format!(
+                "Trop d'essais depuis cette adresse : réessayez dans {secs} seconde{}.",
+                if secs > 1 { "s" } else { "" }
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
         ));
     }
     let now = now();
@@ -389,6 +410,7 @@ async fn login(State(hub): State<Hub>, Form(f): Form<LoginForm>) -> Page {
             StatusCode::UNAUTHORIZED,
         ));
     }
+    hub.console_logins.refund(&source);
     let token = hub
         .db
         .run(move |c| accounts::open_session(c, &l, now))
