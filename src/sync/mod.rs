@@ -340,7 +340,7 @@ impl Progress {
 }
 
 /// The first pause after a failed attempt; it doubles while attempts move nothing, up to
-/// sixty times itself (two minutes).
+/// sixty times itself (two minutes), or four times on a link that moved bytes in this run.
 const FIRST_PAUSE: Duration = Duration::from_secs(2);
 
 /// Run `attempt` until it succeeds, fails for good, or `attempts` attempts in a row have failed
@@ -383,7 +383,10 @@ where
         tracing::warn!(attempt = total, error = %err, pause_s = pause.as_secs(), "synchronisation interrompue, nouvel essai");
         tokio::time::sleep(pause).await;
         if idle > 0 {
-            pause = (pause * 2).min(first_pause * 60);
+            // A link that has moved bytes in this run is cutting, not down: its pauses stay
+            // short (up to four times the first); a dead one's grow to sixty times.
+            let longest = if progress.moved() > 0 { 4 } else { 60 };
+            pause = (pause * 2).min(first_pause * longest);
         }
     }
 }
