@@ -93,16 +93,18 @@ impl Link {
                 let (dr, dw) = down.into_split();
                 let (ur, uw) = up.into_split();
                 let cut = Arc::new(tokio::sync::Notify::new());
+                let dead = Arc::new(AtomicBool::new(false));
                 for (r, w) in [(dr, uw), (ur, dw)] {
-                    let (spec, b, c, rng, next_cut, cut) = (
+                    let (spec, b, c, rng, next_cut, cut, dead) = (
                         spec.clone(),
                         b.clone(),
                         c.clone(),
                         rng.clone(),
                         next_cut.clone(),
                         cut.clone(),
+                        dead.clone(),
                     );
-                    tokio::spawn(pipe(r, w, spec, b, c, rng, next_cut, cut));
+                    tokio::spawn(pipe(r, w, spec, b, c, rng, next_cut, cut, dead));
                 }
             }
         });
@@ -121,17 +123,22 @@ async fn pipe(
     rng: Arc<std::sync::Mutex<Rng>>,
     next_cut: Arc<AtomicU64>,
     cut: Arc<tokio::sync::Notify>,
+    dead: Arc<AtomicBool>,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     let writer = {
-        let cut = cut.clone();
+        let (cut, dead) = (cut.clone(), dead.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     m = rx.recv() => match m {
                         Some((at, chunk)) => {
-                            tokio::time::sleep_until(at).await;
-                            if w.write_all(&chunk).await.is_err() {
+                            // A cut while this chunk is on its way loses it.
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(at) => {}
+                                _ = cut.notified() => break,
+                            }
+                            if dead.load(Ordering::Relaxed) || w.write_all(&chunk).await.is_err() {
                                 break;
                             }
                         }
@@ -140,7 +147,11 @@ async fn pipe(
                     _ = cut.notified() => break,
                 }
             }
-            let _ = w.shutdown().await;
+            // A cut link closes at once (the operator's NAT resets it); the end of a stream
+            // is passed on as such.
+            if !dead.load(Ordering::Relaxed) {
+                let _ = w.shutdown().await;
+            }
         })
     };
     let mut free_at = tokio::time::Instant::now();
@@ -153,6 +164,9 @@ async fn pipe(
             },
             _ = cut.notified() => break,
         };
+        if dead.load(Ordering::Relaxed) {
+            break;
+        }
         let total = bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total >= next_cut.load(Ordering::Relaxed) {
             let step = rng
@@ -161,6 +175,7 @@ async fn pipe(
                 .unwrap_or(1);
             next_cut.store(total + step, Ordering::Relaxed);
             cuts.fetch_add(1, Ordering::Relaxed);
+            dead.store(true, Ordering::Relaxed);
             cut.notify_waiters();
             break;
         }
@@ -631,9 +646,12 @@ fn main() {
         std::fs::write(&hub_json, saved).expect("restore");
         let wire = link.bytes.load(Ordering::Relaxed);
         println!(
-            "school day, {label}: {n} changes, both sides agree after {secs:.1} s; {wire} B on the wire ({:.1} B/change), {} cut(s) — {}",
+            "school day, {label}: {n} changes, both sides agree after {secs:.1} s; {wire} B on the wire ({:.1} B/change), {} cut(s), {} retry(ies) — {}",
             wire as f64 / n as f64,
             link.cuts.load(Ordering::Relaxed),
+            String::from_utf8_lossy(&o.stderr)
+                .matches("nouvel essai")
+                .count(),
             String::from_utf8_lossy(&o.stdout).trim()
         );
     }
