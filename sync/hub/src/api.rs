@@ -760,7 +760,6 @@ async fn file_upload(
             "nom de fichier invalide (une empreinte SHA-256 attendue)",
         ));
     }
-    let bytes = body.to_vec();
     let computed = tokio::task::spawn_blocking({
         let b = body.clone();
         move || crate::objects::sha256_hex(&b)
@@ -782,8 +781,8 @@ async fn file_upload(
     {
         return Ok(StatusCode::OK);
     }
-    let size = bytes.len() as u64;
-    hub.objects.put_file(&sha256, bytes).await?;
+    let size = body.len() as u64;
+    hub.objects.put_file(&sha256, body).await?;
     let (code, now) = (school.code.clone(), now());
     hub.db
         .run(move |c| -> Result<_, StoreError> {

@@ -96,7 +96,7 @@ impl Objects {
     }
 
     /// Keep a school's stored file; the caller checked that `bytes` hash to `sha256`.
-    pub async fn put_file(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), ObjectsError> {
+    pub async fn put_file(&self, sha256: &str, bytes: bytes::Bytes) -> Result<(), ObjectsError> {
         let path = file_path(sha256)?;
         self.store.put(&path, bytes.into()).await?;
         Ok(())

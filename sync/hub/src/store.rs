@@ -501,18 +501,27 @@ pub fn files_lacking(
     school: &str,
     hashes: &[String],
 ) -> Result<Vec<String>, StoreError> {
-    let mut lacking = Vec::new();
-    for h in hashes {
-        if c.row(
-            "SELECT 1 FROM school_files WHERE school = $1 AND sha256 = $2",
-            &[school.into(), h.into()],
-        )?
-        .is_none()
-        {
-            lacking.push(h.clone());
+    // A query per 200 names, not per name: a box asks up to 2,000 at once.
+    let mut held = std::collections::HashSet::new();
+    for chunk in hashes.chunks(200) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut params: Vec<Val> = vec![school.into()];
+        params.extend(chunk.iter().map(|h| Val::from(h.as_str())));
+        for r in c.rows(
+            &format!(
+                "SELECT sha256 FROM school_files WHERE school = $1 AND sha256 IN ({})",
+                marks.join(", ")
+            ),
+            &params,
+        )? {
+            held.insert(r[0].text().to_string());
         }
     }
-    Ok(lacking)
+    Ok(hashes
+        .iter()
+        .filter(|h| !held.contains(h.as_str()))
+        .cloned()
+        .collect())
 }
 
 /// `school` sent the file `sha256` (its bytes already in the object store).

@@ -730,6 +730,15 @@ fn stored_files_belong_to_the_school_that_sent_them(db: &Db) {
         both,
         "one school's file is not another's"
     );
+    // More names than one query takes (a box asks up to 2,000): the held one among them.
+    let mut many: Vec<String> = (0..450).map(|i| format!("{i:064x}")).collect();
+    many.insert(321, a.clone());
+    let lacking = db
+        .tx(|c| store::files_lacking(c, "LTLOME", &many))
+        .expect("lacking");
+    assert_eq!(lacking.len(), 450);
+    assert!(!lacking.contains(&a));
+    assert_eq!(lacking[0], format!("{:064x}", 0), "in the order asked");
     assert!(
         db.tx(|c| store::school_has_file(c, "LTLOME", &a))
             .expect("has")
