@@ -628,6 +628,8 @@ fn main() {
         days.push((format!("cuts every ~{hard_kb} KB"), hard_kb as f64 * 1000.0));
     }
     let segments_before = segment_sizes(&hub_data).len();
+    // Teachers go on saving roll calls while each day goes up.
+    let mut day_probes = Vec::new();
     for (i, (label, cut)) in days.into_iter().enumerate() {
         let n = school_day(&db, scale, i as u64 * scale);
         if morango.is_none() {
@@ -640,9 +642,18 @@ fn main() {
         let mut e: serde_json::Value = serde_json::from_str(&saved).expect("json");
         e["url"] = serde_json::Value::String(format!("https://{}", link.addr));
         std::fs::write(&hub_json, e.to_string()).expect("hub.json");
+        let stop = Arc::new(AtomicBool::new(false));
+        day_probes.extend(common::roll_call_probes(
+            &rt,
+            &teachers,
+            &base,
+            every,
+            stop.clone(),
+        ));
         let t = Instant::now();
         let o = run(&mut kekeli(&config, &data, &["sync", "run"]));
         let secs = t.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
         std::fs::write(&hub_json, saved).expect("restore");
         let wire = link.bytes.load(Ordering::Relaxed);
         println!(
@@ -655,6 +666,11 @@ fn main() {
             String::from_utf8_lossy(&o.stdout).trim()
         );
     }
+
+    println!(
+        "  roll-call saves during the days' syncs: {}",
+        common::probe_summary(&rt, day_probes)
+    );
 
     let mut sizes = segment_sizes(&hub_data);
     let day_segments = sizes.len() - segments_before;

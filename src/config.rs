@@ -82,6 +82,10 @@ pub struct SyncConfig {
     pub budget_mb: f64,
     /// Seconds one request to the hub may take before the link is deemed cut.
     pub timeout_secs: u64,
+    /// Seconds without a byte crossing the link, either way, after which a request to the hub
+    /// is given up as cut (a link that drops without closing anything), long before
+    /// `timeout_secs`. Longer than the hub takes to apply a night's changes.
+    pub stall_secs: u64,
     /// Attempts of one run while the link is down (with a growing pause between them).
     pub attempts: u32,
     /// Where USB bundles from the hub are dropped (where sticks are mounted, e.g.
@@ -94,6 +98,7 @@ impl Default for SyncConfig {
         SyncConfig {
             budget_mb: 0.0,
             timeout_secs: 60,
+            stall_secs: 30,
             attempts: 5,
             drop_folder: String::new(),
         }

@@ -31,6 +31,7 @@ pub mod sync;
 pub mod system;
 pub mod text;
 pub mod timetable;
+pub mod usage;
 pub mod web;
 
 use std::future::Future;
@@ -244,6 +245,7 @@ pub async fn serve(
         connections: Default::default(),
         flash: Default::default(),
         unsent: Default::default(),
+        usage: Default::default(),
         main_port,
         clock: school::calendar::Clock::of(&config),
         config: config.clone(),
@@ -307,6 +309,7 @@ pub async fn serve(
                 {
                     tracing::warn!(error = %e, "session purge failed");
                 }
+                write_usage(&state).await;
                 if cert_check.elapsed() > Duration::from_secs(12 * 3600) {
                     cert_check = Instant::now();
                     if let Some(pki) = &pki {
@@ -395,6 +398,7 @@ pub async fn serve(
         let _ = s.await;
     }
     let _ = housekeeping.await;
+    write_usage(&state).await;
     let _ = other_writers.await;
     let _ = disks.await;
     if let Some(w) = watchdog {
@@ -409,6 +413,22 @@ pub async fn serve(
     .await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Write what the usage counter holds, and close the days before today (`usage`).
+async fn write_usage(state: &app::AppState) {
+    let seen = state.usage.take();
+    let today = state.clock.today_iso();
+    if let Err(e) = state
+        .db
+        .write(move |tx| {
+            usage::write(tx, &seen)?;
+            usage::close_days(tx, &today)
+        })
+        .await
+    {
+        tracing::warn!(error = %e, "usage indicators not written");
+    }
 }
 
 /// Renew the HTTPS leaf if it nears expiry or the box's addresses changed; new connections get

@@ -51,6 +51,8 @@ pub struct Inner {
     pub sync: crate::sync::web::Jobs,
     /// Forms sent after their session ended, waiting for their owner's next login.
     pub unsent: crate::web::unsent::Unsent,
+    /// Signed-in requests per service, day and role, until the next write (see `usage`).
+    pub usage: crate::usage::Counter,
     /// Messages waiting for the page a redirect leads to (see `web::flash`).
     pub flash: crate::web::flash::Flashes,
     /// Open connections, for their bounds and `/metrics` (see `net::server`).

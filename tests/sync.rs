@@ -1196,7 +1196,18 @@ impl Link {
 
     /// Cuts at offsets of the bytes both ways (`both`), or up only; each cut lands on its
     /// exact byte: what comes before it is forwarded, nothing after.
-    fn start_counting(to: &str, mut cuts: Vec<u64>, both: bool) -> Link {
+    fn start_counting(to: &str, cuts: Vec<u64>, both: bool) -> Link {
+        Link::start_with(to, cuts, both, false)
+    }
+
+    /// Cuts (bytes sent up) after which the connection goes silent instead of closing: both
+    /// ends stay open and nothing more is forwarded either way — a GSM link that drops, a NAT
+    /// that forgets the connection. The box has to notice by itself.
+    fn start_silent(to: &str, cuts: Vec<u64>) -> Link {
+        Link::start_with(to, cuts, false, true)
+    }
+
+    fn start_with(to: &str, mut cuts: Vec<u64>, both: bool, silent: bool) -> Link {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::{Arc, Mutex};
@@ -1219,37 +1230,51 @@ impl Link {
                     let Ok(server) = std::net::TcpStream::connect(target) else {
                         continue;
                     };
-                    let pump = |mut from: std::net::TcpStream,
-                                mut to: std::net::TcpStream,
-                                counted: Option<Counted>| {
-                        std::thread::spawn(move || {
-                            let mut buf = [0u8; 4096];
-                            loop {
-                                let n = match from.read(&mut buf) {
-                                    Ok(0) | Err(_) => break,
-                                    Ok(n) => n,
-                                };
-                                if let Some(Counted { up, cuts, done }) = &counted {
-                                    let mut c = cuts.lock().expect("cuts");
-                                    let before = up.fetch_add(n as u64, Ordering::SeqCst);
-                                    let total = before + n as u64;
-                                    if let Some(at) = c.last().copied().filter(|&at| total >= at) {
-                                        c.pop();
-                                        done.fetch_add(1, Ordering::SeqCst);
-                                        let keep = at.saturating_sub(before).min(n as u64) as usize;
-                                        let _ = to.write_all(&buf[..keep]);
-                                        let _ = from.shutdown(std::net::Shutdown::Both);
-                                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    // Set when this connection went silent: both pumps then swallow.
+                    let mute = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let pump =
+                        |mut from: std::net::TcpStream,
+                         mut to: std::net::TcpStream,
+                         counted: Option<Counted>,
+                         mute: Arc<std::sync::atomic::AtomicBool>| {
+                            std::thread::spawn(move || {
+                                let mut buf = [0u8; 4096];
+                                loop {
+                                    let n = match from.read(&mut buf) {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(n) => n,
+                                    };
+                                    if mute.load(Ordering::SeqCst) {
+                                        continue;
+                                    }
+                                    if let Some(Counted { up, cuts, done }) = &counted {
+                                        let mut c = cuts.lock().expect("cuts");
+                                        let before = up.fetch_add(n as u64, Ordering::SeqCst);
+                                        let total = before + n as u64;
+                                        if let Some(at) =
+                                            c.last().copied().filter(|&at| total >= at)
+                                        {
+                                            c.pop();
+                                            done.fetch_add(1, Ordering::SeqCst);
+                                            let keep =
+                                                at.saturating_sub(before).min(n as u64) as usize;
+                                            let _ = to.write_all(&buf[..keep]);
+                                            if silent {
+                                                mute.store(true, Ordering::SeqCst);
+                                                continue;
+                                            }
+                                            let _ = from.shutdown(std::net::Shutdown::Both);
+                                            let _ = to.shutdown(std::net::Shutdown::Both);
+                                            break;
+                                        }
+                                    }
+                                    if to.write_all(&buf[..n]).is_err() {
                                         break;
                                     }
                                 }
-                                if to.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                            let _ = to.shutdown(std::net::Shutdown::Write);
-                        })
-                    };
+                                let _ = to.shutdown(std::net::Shutdown::Write);
+                            })
+                        };
                     let (c2, s2) = (
                         client.try_clone().expect("clone"),
                         server.try_clone().expect("clone"),
@@ -1262,6 +1287,7 @@ impl Link {
                             cuts: cuts.clone(),
                             done: cuts_done.clone(),
                         }),
+                        mute.clone(),
                     );
                     pump(
                         s2,
@@ -1271,6 +1297,7 @@ impl Link {
                             cuts: cuts.clone(),
                             done: cuts_done.clone(),
                         }),
+                        mute,
                     );
                 }
             });
@@ -1337,6 +1364,82 @@ fn a_link_cut_mid_push_resends_at_most_the_segment_under_way() {
     eprintln!(
         "link: {up} bytes up for {stored} bytes of segments (largest {largest}), {done} cuts"
     );
+    // The run's record counts what every attempt did, not only the last one's.
+    let (changes_up, bytes_up) = last_run(&box_data);
+    let logged = count(
+        &box_data.join("kekeli.db"),
+        "SELECT seq FROM sync_state WHERE singleton = 1",
+    );
+    assert_eq!(changes_up, logged, "every change counted once: {run}");
+    assert!(
+        bytes_up >= stored,
+        "the record says {bytes_up} bytes up for {stored} bytes of segments the hub holds"
+    );
+    assert!(
+        run.contains(&format!("{logged} changement(s) envoyé(s)")),
+        "{run}"
+    );
+    drop(running);
+}
+
+/// The last sync run's record on the box: (changes sent, bytes sent).
+fn last_run(data: &Path) -> (i64, i64) {
+    Connection::open(data.join("kekeli.db"))
+        .expect("db")
+        .query_row(
+            "SELECT changes_up, bytes_up FROM sync_runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("run")
+}
+
+#[test]
+fn a_link_that_goes_silent_is_given_up_after_the_stall_not_the_request_timeout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let box_data = tmp.path().join("box");
+    let running = enrolled_demo_box(&hub_data, &box_data);
+    // Twice while pushing, the link stops moving anything without closing.
+    let cuts = vec![40_000, 200_000];
+    let link = Link::start_silent(&running.url, cuts.clone());
+    let hub_json = box_data.join("sync/hub.json");
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hub_json).expect("hub.json")).expect("json");
+    e["url"] = link.url().into();
+    std::fs::write(&hub_json, serde_json::to_vec(&e).expect("json")).expect("write");
+    // An hour for a request: only the stall (2 s without a byte) can end a silent one.
+    std::fs::write(
+        box_data.with_extension("toml"),
+        "school_code = \"TEST\"\nschool_name = \"Lycée de test\"\n[mdns]\nenabled = false\n[sync]\nattempts = 6\ntimeout_secs = 3600\nstall_secs = 2\n",
+    )
+    .expect("config");
+    let mut child = kekeli(&box_data, &["sync", "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    // A deadline far above the stall and far below the request timeout: a run that waits for
+    // the timeout on a silent link fails here instead of hanging the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run still waits on a silent link after 300 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = child.wait_with_output().expect("output");
+    let run = ok(o.clone());
+    assert!(run.contains("Synchronisation faite"), "{run}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("plus rien ne passe depuis 2 s"),
+        "the cut is named: {}",
+        out(&o)
+    );
+    let done = link.cuts_done.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(done, cuts.len() as u64, "both cuts happened: {run}");
+    assert_eq!(box_keys(&box_data), hub_keys(&hub_data), "nothing lost");
     drop(running);
 }
 
@@ -1523,6 +1626,34 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
     );
     assert!(added.contains("Compte a.mensah créé"), "{added}");
     let running = enrolled_demo_box(&hub_data, &data);
+    // Yesterday's use of the box as its counter wrote it (three people, one of them in two
+    // services): the run closes the day into counts, and only counts reach the hub.
+    let yesterday: String = {
+        let c = Connection::open(data.join("kekeli.db")).expect("open");
+        let people: Vec<Vec<u8>> = c
+            .prepare("SELECT id FROM people ORDER BY id LIMIT 3")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("people")
+            .collect::<Result<_, _>>()
+            .expect("people");
+        assert_eq!(people.len(), 3);
+        for (service, role, who, visits) in [
+            ("notes", "eleve", 0, 7),
+            ("agenda", "eleve", 0, 2),
+            ("notes", "eleve", 1, 4),
+            ("vie_scolaire", "enseignant", 2, 12),
+        ] {
+            c.execute(
+                "INSERT INTO usage_today (day, service, role, account_id, visits) \
+                 VALUES (date('now', '-1 day'), ?1, ?2, ?3, ?4)",
+                rusqlite::params![service, role, people[who], visits],
+            )
+            .expect("usage");
+        }
+        c.query_row("SELECT date('now', '-1 day')", [], |r| r.get(0))
+            .expect("date")
+    };
     ok(kekeli(&data, &["sync", "run"]).output().expect("sync"));
     let base = running.url.clone();
     let client = || {
@@ -1707,10 +1838,12 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
         );
     }
     // Each week of the CSV: the attendance the box's own rows give, computed in SQL here.
-    let mut weeks_with_roll_calls = 0;
+    let (mut weeks_with_roll_calls, mut usage) = (0, (0, 0));
     for line in csv.lines().skip(1) {
         let cells: Vec<&str> = line.split(';').collect();
-        assert_eq!(cells.len(), 11, "{line}");
+        assert_eq!(cells.len(), 13, "{line}");
+        usage.0 += cells[11].parse::<i64>().expect("people");
+        usage.1 += cells[12].parse::<i64>().expect("visits");
         assert_eq!(cells[0], "TEST");
         let monday: Vec<&str> = cells[3].split('/').collect();
         let monday = format!("{}-{}-{}", monday[2], monday[1], monday[0]);
@@ -1727,6 +1860,14 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
         weeks_with_roll_calls > 0,
         "the demo school's roll calls show in the CSV"
     );
+    // Use: three people that day (the pupil in two services counted once), 25 requests.
+    assert_eq!(usage, (3, 25), "yesterday ({yesterday})'s use in the CSV");
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM usage_today"),
+        0,
+        "who was counted does not outlive the day"
+    );
+    assert!(page.contains("Utilisation de l'ENT"));
 
     // Declaring a school prints its token sheet (with its QR code); a bad code keeps the form.
     let r = b

@@ -924,3 +924,70 @@ async fn a_pupil_comes_of_age_at_midnight_school_time_everywhere() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_requests_are_counted_per_service_and_person_and_written_at_shutdown() {
+    let server = TestServer::start().await;
+    let pupil = server.logged_in(Role::Eleve).await;
+    let teacher = server.logged_in(Role::Enseignant).await;
+    for path in ["/notes", "/notes", "/agenda"] {
+        let status = pupil.get(path).await.status();
+        assert!(status == 200 || status == 303, "{path}: {status}");
+    }
+    assert_eq!(teacher.get("/cahier-de-textes").await.status(), 200);
+    // Not signed in: nothing to count.
+    assert_eq!(server.browser().get("/notes").await.status(), 303);
+    let logins = [
+        server.login_of(Role::Eleve).login.clone(),
+        server.login_of(Role::Enseignant).login.clone(),
+    ];
+    let db = server.config.data_dir.join("kekeli.db");
+    let _dir = server.stop().await;
+    let c = rusqlite::Connection::open(&db).expect("open");
+    let mut st = c
+        .prepare(
+            "SELECT a.login, u.service, u.role, u.visits, u.day FROM usage_today u \
+             LEFT JOIN accounts a ON a.id = u.account_id ORDER BY a.login, u.service",
+        )
+        .expect("prepare");
+    let rows: Vec<(Option<String>, String, String, i64, String)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let today = kekeli::school::calendar::Clock::of(&kekeli::config::Config::default()).today_iso();
+    let mut want = vec![
+        (
+            Some(logins[0].clone()),
+            "agenda".to_string(),
+            "eleve".to_string(),
+            1,
+            today.clone(),
+        ),
+        (
+            Some(logins[0].clone()),
+            "notes".into(),
+            "eleve".into(),
+            2,
+            today.clone(),
+        ),
+        (
+            Some(logins[1].clone()),
+            "cahier_de_textes".into(),
+            "enseignant".into(),
+            1,
+            today.clone(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(
+        rows, want,
+        "the running day, one row per person and service"
+    );
+    let closed: i64 = c
+        .query_row("SELECT COUNT(*) FROM usage_daily", [], |r| r.get(0))
+        .expect("daily");
+    assert_eq!(closed, 0, "today is not over: nothing closed yet");
+}

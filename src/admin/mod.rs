@@ -45,6 +45,9 @@ struct SystemPage {
     backup_overdue: bool,
     /// The last successful sync with the national hub; empty when there is none.
     sync_last: String,
+    /// The last seven closed days' use, by service and by role: (name, requests, person-days).
+    usage_services: Vec<(&'static str, i64, i64)>,
+    usage_roles: Vec<(&'static str, i64, i64)>,
 }
 
 /// "1,2 Go" style sizes.
@@ -80,7 +83,8 @@ async fn system_page(
     page: Page,
 ) -> Result<Response, AppError> {
     let now = crate::db::now();
-    let (sessions, accounts, backups, sync_last) = state
+    let week_ago = crate::school::calendar::iso(state.clock.today() - time::Duration::days(7));
+    let (sessions, accounts, backups, sync_last, (services, roles)) = state
         .db
         .read(move |c| {
             Ok::<_, AppError>((
@@ -88,9 +92,24 @@ async fn system_page(
                 store::count_accounts(c)?,
                 crate::backup::web::health(c, now)?,
                 crate::sync::last_success(c)?,
+                crate::usage::summary(c, &week_ago)?,
             ))
         })
         .await?;
+    let label = |prefix: &str, lines: Vec<crate::usage::Line>| {
+        lines
+            .into_iter()
+            .map(|l| {
+                (
+                    page.tr.t(&format!("{prefix}.{}", l.key)),
+                    l.visits,
+                    l.people,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let usage_services = label("usage.service", services);
+    let usage_roles = label("role", roles);
     let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
         Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
         Err(_) => (0, 0),
@@ -115,6 +134,8 @@ async fn system_page(
         sync_last: sync_last
             .map(|t| crate::backup::web::when(t, state.config.utc_offset_minutes))
             .unwrap_or_default(),
+        usage_services,
+        usage_roles,
     })
 }
 

@@ -141,6 +141,23 @@ impl FromRequestParts<AppState> for CurrentUser {
             token_hash: row.token_hash,
             must_change_password: row.must_change_password,
         };
+        // Once a request, though a handler may take several extractors that each ask who is in.
+        let first = parts.extensions.get::<CurrentUser>().is_none();
+        if let Some(route) = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .filter(|_| first)
+        {
+            state.usage.note(
+                state.clock.today_iso(),
+                route.as_str(),
+                user.roles
+                    .first()
+                    .copied()
+                    .unwrap_or(crate::policy::Role::Invite),
+                user.account_id,
+            );
+        }
         parts.extensions.insert(user.clone());
         Ok(user)
     }

@@ -25,6 +25,9 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("sync_runs", "sync"),
     // The stored files the hub holds for this school.
     ("sync_files_sent", "sync"),
+    // Daily usage indicators, and the running day's per-person counts behind them.
+    ("usage_daily", "usage"),
+    ("usage_today", "usage"),
     // What the national hub publishes (written only by the sync's apply, read through
     // `national`'s functions).
     ("national_announcements", "national"),

@@ -28,6 +28,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_refused",
     "sync_runs",
     "sync_files_sent",
+    "usage_today",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";
@@ -586,6 +587,10 @@ mod tests {
                     &[&p, &c],
                 )
             }
+            "usage_daily" => one(
+                "INSERT INTO usage_daily (id, scope, day, service, role, visits, people) VALUES (?1, 'school:TEST', ?2, 'notes', 'eleve', 3, 1)",
+                &[&uniq],
+            ),
             other => panic!("add a row builder for the registered table {other}"),
         }
         id.to_vec()

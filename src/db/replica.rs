@@ -157,8 +157,9 @@ pub fn record_acked(
 }
 
 /// Log rows pruned per write transaction: a night's 20,000 acknowledged rows deleted at once
-/// held the writer ~70 ms and a roll call saved meanwhile waited that long (benches/sync.rs).
-pub const PRUNE_STEP: usize = 1000;
+/// held the writer ~70 ms and a roll call saved meanwhile waited that long (benches/sync.rs);
+/// 250 rows hold it about a millisecond, plus the commit.
+pub const PRUNE_STEP: usize = 250;
 
 /// Delete up to [`PRUNE_STEP`] log rows the hub holds (it acknowledged them); call again while
 /// it returns a full step, each in its own transaction. What restore detection needs — the last

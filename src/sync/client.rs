@@ -1,9 +1,13 @@
 //! The box's HTTPS client to the hub: one keep-alive connection per sync run, mutual TLS with
 //! the certificate enrollment gave and the hub's CA pinned (no other CA is trusted for the
-//! hub), every request bounded in time and every answer in size. Enrollment alone connects
+//! hub), every request bounded in time — in all, and in silence: a link that stops moving
+//! bytes is deemed cut after [`STALL`] — and every answer in size. Enrollment alone connects
 //! before a CA is pinned; what it receives is then proved by the token (`super::enroll`).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -220,11 +224,97 @@ impl rustls::client::danger::ServerCertVerifier for ProvedLater {
     }
 }
 
+/// When a byte last crossed the connection, either way (ms since `epoch`).
+#[derive(Debug)]
+struct Activity {
+    epoch: std::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// The TCP stream under the TLS, noting each byte that crosses it in [`Activity`].
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How long a request may go without a byte crossing the link, either way, before the link is
+/// deemed cut, unless the configuration says otherwise (`[sync] stall_secs`): a cut that
+/// closes nothing (a GSM link that drops, a NAT that forgets) is seen after this, not after
+/// the whole request's timeout — which, for a 16 MB file at 8 KB/s, is more than half an hour.
+pub const STALL: Duration = Duration::from_secs(30);
+
 /// One connection to the hub, reopened when the link drops between requests.
 pub struct Client {
     target: Target,
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
+    stall: Duration,
+    activity: Arc<Activity>,
     sender: Option<SendRequest<Full<Bytes>>>,
     /// Bytes sent and received (bodies), for the run's record and the budget.
     pub sent: u64,
@@ -242,26 +332,42 @@ impl Client {
         Client {
             target,
             tls: Arc::new(tls),
+            stall: STALL.min(timeout),
             timeout,
+            activity: Arc::new(Activity {
+                epoch: std::time::Instant::now(),
+                last_ms: AtomicU64::new(0),
+            }),
             sender: None,
             sent: 0,
             received: 0,
         }
     }
 
+    /// The link is deemed cut after `stall` without a byte either way (at least a second).
+    pub fn with_stall(mut self, stall: Duration) -> Client {
+        self.stall = stall.max(Duration::from_secs(1));
+        self
+    }
+
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, SyncError> {
         let addr = format!("{}:{}", self.target.host, self.target.port);
         let link = |e: &dyn std::fmt::Display| SyncError::Link(format!("{addr} : {e}"));
-        let tcp = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(&addr))
+        // Connecting and the handshake move a few bytes: a link silent for `stall` is cut.
+        let tcp = tokio::time::timeout(self.stall, tokio::net::TcpStream::connect(&addr))
             .await
             .map_err(|_| link(&"délai dépassé"))?
             .map_err(|e| link(&e))?;
         let _ = tcp.set_nodelay(true);
+        let tcp = Watched {
+            inner: tcp,
+            activity: self.activity.clone(),
+        };
         let name = ServerName::try_from(self.target.host.clone()).map_err(|_| {
             SyncError::Setup(format!("nom du portail invalide : {}", self.target.host))
         })?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
+        let tls = tokio::time::timeout(self.stall, connector.connect(name, tcp))
             .await
             .map_err(|_| link(&"délai dépassé pendant la poignée de main TLS"))?
             .map_err(|e| {
@@ -369,9 +475,29 @@ impl Client {
                 .to_vec();
             Ok::<_, SyncError>(Answer { status, body })
         };
-        let answer = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| link(&"délai dépassé"))??;
+        // The whole exchange has `timeout`; and it is given up as soon as nothing has crossed
+        // the link for `stall` (checked every quarter of a second).
+        let (activity, stall) = (self.activity.clone(), self.stall);
+        activity.touch();
+        let silent = async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if activity.quiet_for() >= stall {
+                    return;
+                }
+            }
+        };
+        let answer = tokio::time::timeout(timeout, async {
+            tokio::select! {
+                a = exchange => a,
+                () = silent => Err(link(&format!(
+                    "plus rien ne passe depuis {} s : liaison coupée",
+                    stall.as_secs()
+                ))),
+            }
+        })
+        .await
+        .map_err(|_| link(&"délai dépassé"))??;
         self.sent += len;
         self.received += answer.body.len() as u64;
         self.sender = Some(sender);

@@ -14,12 +14,12 @@ use kekeli_sync::api::{Files, MAX_FILE, MAX_FILES_ASKED, PREFIX};
 use rusqlite::Connection;
 
 use super::client::{Client, check, ok_json};
-use super::{Progress, SyncError, blocking, now_ms};
+use super::{Progress, SyncError, Tally, blocking, now_ms};
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::files::Store;
 
-/// What a run moved of the files, and what it left.
+/// What a run moved of the files (counted across its attempts), and what it left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Moved {
     pub up: u64,
@@ -82,13 +82,12 @@ fn fits(spent: u64, len: u64, budget: u64) -> bool {
     spent == 0 || spent.saturating_add(len) <= budget
 }
 
-/// Send the hub the files it lacks, in what `budget` leaves after `spent`.
+/// Send the hub the files it lacks, in what `budget` leaves after what the run spent.
 pub(crate) async fn push(
     db: &Db,
     config: &Config,
     client: &mut Client,
     budget: u64,
-    spent: &mut u64,
     progress: &Progress,
 ) -> Result<Moved, SyncError> {
     let st = store(config);
@@ -100,7 +99,7 @@ pub(crate) async fn push(
     }
     progress.start(4, unsent.iter().map(|(_, n)| n).sum());
     for chunk in unsent.chunks(MAX_FILES_ASKED) {
-        if *spent >= budget {
+        if progress.spent() >= budget {
             moved.left += chunk.len() as u64;
             moved.left_bytes += chunk.iter().map(|(_, n)| n).sum::<u64>();
             continue;
@@ -138,7 +137,7 @@ pub(crate) async fn push(
         }
         mark_sent(db, held).await?;
         for (h, on_disk) in chunk.iter().filter(|(h, _)| wanted.contains(h)) {
-            if !fits(*spent, *on_disk, budget) {
+            if !fits(progress.spent(), *on_disk, budget) {
                 moved.left += 1;
                 moved.left_bytes += on_disk;
                 continue;
@@ -165,8 +164,8 @@ pub(crate) async fn push(
                 .request_file("PUT", &format!("{PREFIX}/files/{h}"), bytes, len, now_ms())
                 .await?;
             check(&a)?;
-            *spent += len;
-            moved.up += 1;
+            progress.crossed(len, true);
+            Tally::count(&progress.tally.files_up, 1);
             progress.add(*on_disk);
             mark_sent(db, vec![(h.clone(), *on_disk)]).await?;
         }
@@ -180,7 +179,6 @@ pub(crate) async fn pull(
     config: &Config,
     client: &mut Client,
     budget: u64,
-    spent: &mut u64,
     progress: &Progress,
 ) -> Result<Moved, SyncError> {
     let st = store(config);
@@ -202,7 +200,7 @@ pub(crate) async fn pull(
     }
     progress.start(5, 0);
     for h in lacking {
-        if *spent >= budget {
+        if progress.spent() >= budget {
             moved.left += 1;
             continue;
         }
@@ -236,8 +234,8 @@ pub(crate) async fn pull(
             .await
             .map_err(|e| SyncError::Setup(e.to_string()))?
             .map_err(|e| SyncError::Setup(e.to_string()))?;
-        *spent += len;
-        moved.down += 1;
+        progress.crossed(len, true);
+        Tally::count(&progress.tally.files_down, 1);
         progress.add(len);
         mark_sent(db, vec![(h, len)]).await?;
     }

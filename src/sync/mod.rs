@@ -14,6 +14,7 @@ pub mod usb;
 pub mod web;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kekeli_sync::api::{Ack, EnrollRequest, EnrollResponse, Hello, HelloResponse, Pull};
@@ -24,6 +25,7 @@ use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::db::relock;
 use crate::db::replica::{self, Source};
 use crate::db::{Db, DbError};
 use client::{Client, Target, check, ok_json};
@@ -202,7 +204,8 @@ pub async fn enroll(
         target,
         client::unpinned()?,
         Duration::from_secs(config.sync.timeout_secs.max(5)),
-    );
+    )
+    .with_stall(Duration::from_secs(config.sync.stall_secs));
     let resp: EnrollResponse = client
         .json(
             &format!("{}/enroll", kekeli_sync::api::PREFIX),
@@ -298,6 +301,46 @@ pub struct Progress {
     /// Bytes of whole segments and files moved since the run began, across its attempts: an
     /// attempt that moved some was cut on a working link, not refused by a dead one.
     moved: std::sync::atomic::AtomicU64,
+    /// Of those, what the night's budget counts: segments and files sent, files taken back.
+    spent: std::sync::atomic::AtomicU64,
+    /// What the run did so far, across its attempts (a cut attempt's work is kept).
+    pub(crate) tally: Tally,
+}
+
+/// What a run has done so far, across its attempts: counted as each step is acknowledged, so
+/// that an attempt cut later keeps what it did in the run's report and record.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub changes_up: std::sync::atomic::AtomicU64,
+    pub refused_up: std::sync::atomic::AtomicU64,
+    pub changes_down: std::sync::atomic::AtomicU64,
+    pub files_up: std::sync::atomic::AtomicU64,
+    pub files_down: std::sync::atomic::AtomicU64,
+    /// Bytes of the requests' and answers' bodies that went through, every attempt.
+    pub sent: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+    pub refusals: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    pub(crate) fn count(n: &std::sync::atomic::AtomicU64, by: u64) {
+        n.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `report` (what the last attempt saw of the state: what is left, the clock) with what
+    /// every attempt did.
+    fn report_with(&self, mut report: Report) -> Report {
+        use std::sync::atomic::Ordering::Relaxed;
+        report.changes_up = self.changes_up.load(Relaxed);
+        report.refused_up = self.refused_up.load(Relaxed);
+        report.changes_down = self.changes_down.load(Relaxed);
+        report.files.up = self.files_up.load(Relaxed);
+        report.files.down = self.files_down.load(Relaxed);
+        report.bytes_up = self.sent.load(Relaxed);
+        report.bytes_down = self.received.load(Relaxed);
+        report.refusals = relock(&self.refusals).clone();
+        report
+    }
 }
 
 /// The phases of a run, as catalog keys.
@@ -318,14 +361,29 @@ impl Progress {
         self.total.store(total, Relaxed);
     }
 
+    /// `bytes` of the phase are done (moved now, or found already on the other side).
     fn add(&self, bytes: u64) {
+        self.done
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `bytes` of a whole segment or file crossed the link; `budgeted`: the night's budget
+    /// counts them.
+    fn crossed(&self, bytes: u64, budgeted: bool) {
         use std::sync::atomic::Ordering::Relaxed;
-        self.done.fetch_add(bytes, Relaxed);
         self.moved.fetch_add(bytes, Relaxed);
+        if budgeted {
+            self.spent.fetch_add(bytes, Relaxed);
+        }
     }
 
     fn moved(&self) -> u64 {
         self.moved.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What the run has spent of the night's budget, across its attempts.
+    fn spent(&self) -> u64 {
+        self.spent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// (phase's catalog key, bytes done, bytes planned).
@@ -487,9 +545,14 @@ pub async fn run_with(
         }
         .save(config)?;
     }
+    let result = result.map(|r| progress.tally.report_with(r));
     let (report, error) = match &result {
         Ok(r) => (r.clone(), None),
-        Err(e) => (Report::default(), Some(e.to_string())),
+        // A failed run's record still says what its attempts moved.
+        Err(e) => (
+            progress.tally.report_with(Report::default()),
+            Some(e.to_string()),
+        ),
     };
     let db2 = db.clone();
     tokio::task::spawn_blocking(move || {
@@ -538,11 +601,28 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// Most changes read from the log for one manifest.
 pub(crate) const BATCH: usize = 20_000;
 
+/// One attempt; the bytes it moved count in the run's tally, whether it ends or is cut.
 async fn once(
     db: &Db,
     config: &Config,
     e: &Enrollment,
     progress: &Progress,
+) -> Result<Report, SyncError> {
+    let mut client = None;
+    let result = attempt(db, config, e, progress, &mut client).await;
+    if let Some(c) = client {
+        Tally::count(&progress.tally.sent, c.sent);
+        Tally::count(&progress.tally.received, c.received);
+    }
+    result
+}
+
+async fn attempt(
+    db: &Db,
+    config: &Config,
+    e: &Enrollment,
+    progress: &Progress,
+    slot: &mut Option<Client>,
 ) -> Result<Report, SyncError> {
     let d = dir(config);
     let tls = client::pinned(
@@ -554,17 +634,20 @@ async fn once(
     let key_der = std::fs::read(d.join("key.der"))?;
     let key = SigningKey::from_pkcs8(&key_der).map_err(|e| SyncError::Setup(e.to_string()))?;
     let hub_key = e.hub_key()?;
-    let mut client = Client::new(
-        Target::parse(&e.url)?,
-        tls,
-        Duration::from_secs(config.sync.timeout_secs.max(5)),
+    let client = slot.insert(
+        Client::new(
+            Target::parse(&e.url)?,
+            tls,
+            Duration::from_secs(config.sync.timeout_secs.max(5)),
+        )
+        .with_stall(Duration::from_secs(config.sync.stall_secs)),
     );
     let p = kekeli_sync::api::PREFIX;
     let budget = budget_bytes(config.sync.budget_mb);
     let mut report = Report::default();
 
     // Hello: what each side holds, and the hub's time.
-    let mut hello = say_hello(db, &mut client).await?;
+    let mut hello = say_hello(db, client).await?;
     keep_bundle_key(config, &hello.bundle_key)?;
     keep_hub_time(config, hello.hub_time_ms)?;
     report.clock_offset_ms = now_ms() - hello.hub_time_ms;
@@ -592,27 +675,37 @@ async fn once(
         })
         .await?;
         report.reincarnated = true;
-        hello = say_hello(db, &mut client).await?;
+        hello = say_hello(db, client).await?;
     }
 
     // Push: this box's logs, from what the hub holds, in manifests of at most BATCH changes.
+    // The days of usage indicators that are over go now, after those days' records and
+    // before the files (`usage`).
+    let today = crate::school::calendar::Clock::of(config).today_iso();
+    blocking(db, move |db| {
+        db.write_blocking(|tx| crate::usage::close_days(tx, &today))
+    })
+    .await?;
+
+    // What the log holds as the run begins, and no more: during the school day teachers go on
+    // saving while a run pushes, and a push that chased them over a slow link would never end
+    // (each manifest's round trip lets new roll calls in). Those go with the next run.
     let me = blocking(db, |db| db.read_blocking(replica::site)).await?;
-    let mine: Vec<LogId> = blocking(db, |db| db.read_blocking(replica::vector))
+    let mine: Vec<(LogId, u64)> = blocking(db, |db| db.read_blocking(replica::vector))
         .await?
         .0
-        .keys()
-        .filter(|l| l.site == me.log.site)
-        .cloned()
+        .into_iter()
+        .filter(|(l, _)| l.site == me.log.site)
         .collect();
-    let mut spent = 0u64;
-    'logs: for log in mine {
+    'logs: for (log, upto) in mine {
         let mut after = hello.hub_has.get(&log);
         loop {
             let (l, a) = (log.clone(), after);
-            let changes = blocking(db, move |db| {
+            let mut changes = blocking(db, move |db| {
                 db.read_blocking(|c| replica::local_changes(c, &l, a, BATCH))
             })
             .await?;
+            changes.retain(|c| c.seq <= upto);
             if changes.is_empty() {
                 break;
             }
@@ -630,6 +723,7 @@ async fn once(
             for s in segments {
                 // The night's budget: what does not fit waits (the first segment always goes,
                 // so a budget smaller than one segment still moves forward).
+                let spent = progress.spent();
                 if spent > 0 && spent.saturating_add(s.bytes.len() as u64) > budget {
                     break;
                 }
@@ -651,9 +745,9 @@ async fn once(
                         )
                         .await?;
                     check(&a)?;
+                    progress.crossed(s.bytes.len() as u64, true);
                 }
                 progress.add(s.bytes.len() as u64);
-                spent += s.bytes.len() as u64;
                 refs.push(SegmentRef {
                     name: s.name,
                     log: log.clone(),
@@ -688,9 +782,9 @@ async fn once(
                 )
                 .await?;
             let applied: kekeli_sync::api::Applied = ok_json(a)?;
-            report.changes_up += applied.applied;
-            report.refused_up += applied.refused;
-            report.refusals.extend(applied.refusals.iter().cloned());
+            Tally::count(&progress.tally.changes_up, applied.applied);
+            Tally::count(&progress.tally.refused_up, applied.refused);
+            relock(&progress.tally.refusals).extend(applied.refusals.iter().cloned());
             let has = applied.hub_has.clone();
             blocking(db, move |db| {
                 db.write_blocking(|tx| replica::record_acked(tx, &has, now_ms() / 1000))
@@ -699,13 +793,13 @@ async fn once(
             prune(db).await?;
             hello.hub_has.merge(&applied.hub_has);
             after = last;
-            if spent >= budget {
+            if progress.spent() >= budget {
                 break 'logs;
             }
         }
     }
     // Then the stored files the rows reference, in what the budget leaves.
-    report.files = files::push(db, config, &mut client, budget, &mut spent, progress).await?;
+    report.files = files::push(db, config, client, budget, progress).await?;
 
     // What the budget left for the next night.
     let vector = blocking(db, |db| db.read_blocking(replica::vector)).await?;
@@ -755,6 +849,7 @@ async fn once(
                     .await?;
                 check(&a)?;
                 write_private(&kept, &a.body)?;
+                progress.crossed(r.bytes, false);
                 a.body
             }
         };
@@ -779,14 +874,16 @@ async fn once(
             })
         })
         .await?;
-        report.changes_down = applied.applied + applied.pending;
+        Tally::count(
+            &progress.tally.changes_down,
+            applied.applied + applied.pending,
+        );
         for r in &m.segments {
             let _ = std::fs::remove_file(inbox.join(&r.name));
         }
     }
     // The files the pulled rows (or rows put back from a copy) reference and this box lacks.
-    let down = files::pull(db, config, &mut client, budget, &mut spent, progress).await?;
-    report.files.down = down.down;
+    let down = files::pull(db, config, client, budget, progress).await?;
     report.files.left += down.left;
     report.files.missing += down.missing;
 
@@ -801,9 +898,7 @@ async fn once(
         )
         .await?;
     check(&a)?;
-    report.relayed = usb::relay(config, &mut client).await;
-    report.bytes_up = client.sent;
-    report.bytes_down = client.received;
+    report.relayed = usb::relay(config, client).await;
     Ok(report)
 }
 
@@ -1020,7 +1115,7 @@ mod tests {
             let p = &p;
             async move {
                 if n < 7 {
-                    p.add(16_000);
+                    p.crossed(16_000, true);
                     Err(cut())
                 } else {
                     Ok(n)
@@ -1047,7 +1142,7 @@ mod tests {
         let tries = Cell::new(0);
         let r: Result<(), _> = retried(2, Duration::from_millis(1), &p, || {
             tries.set(tries.get() + 1);
-            p.add(1);
+            p.crossed(1, true);
             async { Err(cut()) }
         })
         .await;

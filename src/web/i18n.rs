@@ -388,7 +388,7 @@ mod tests {
         ),
         (
             "sync/client.rs",
-            11,
+            12,
             "the link's errors, in the same record",
         ),
         (

@@ -238,6 +238,12 @@ pub const REGISTRY: &[SyncedTable] = &[
         owner: Owner::School,
         secret_columns: &[],
     },
+    // Daily usage indicators: counts per day, service and role, no person (V17).
+    SyncedTable {
+        name: "usage_daily",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
     // What the national hub publishes to every school (V15).
     SyncedTable {
         name: "national_announcements",

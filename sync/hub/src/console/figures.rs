@@ -27,6 +27,10 @@ pub struct WeekFigures {
     pub marks: i64,
     /// Lesson-log entries with something written, by the lesson's date.
     pub lesson_entries: i64,
+    /// Use of the school's ENT (its `usage_daily` whole-ENT rows): people signed in, counted
+    /// once a day and summed over the week's days (person-days), and the requests they made.
+    pub usage_people: i64,
+    pub usage_visits: i64,
 }
 
 impl WeekFigures {
@@ -45,6 +49,8 @@ impl WeekFigures {
         self.roll_calls += o.roll_calls;
         self.marks += o.marks;
         self.lesson_entries += o.lesson_entries;
+        self.usage_people += o.usage_people;
+        self.usage_visits += o.usage_visits;
     }
 }
 
@@ -204,6 +210,18 @@ pub fn school_figures(c: &mut dyn Conn, code: &str) -> Result<SchoolFigures, Sto
         f.lesson_entries += 1;
         if let Some(w) = week_of_date(text(&e, "on_date")) {
             f.weeks.entry(w).or_default().lesson_entries += 1;
+        }
+    }
+    // The whole-ENT rows only (`service = 'ent'`): a person counts once a day there, however
+    // many services they used.
+    for u in rows(c, "usage_daily")? {
+        if text(&u, "service") != "ent" {
+            continue;
+        }
+        if let Some(w) = week_of_date(text(&u, "day")) {
+            let e = f.weeks.entry(w).or_default();
+            e.usage_people += int(&u, "people").max(0);
+            e.usage_visits += int(&u, "visits").max(0);
         }
     }
     f.bulletins = rows(c, "bulletins")?

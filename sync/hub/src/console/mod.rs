@@ -669,6 +669,7 @@ struct WeekRow {
     rate: String,
     marks: String,
     lessons: String,
+    usage: String,
 }
 
 struct ContactRow {
@@ -790,6 +791,7 @@ async fn school_page(
                     .unwrap_or_else(|| "—".into()),
                 marks: count(x.marks),
                 lessons: count(x.lesson_entries),
+                usage: count(x.usage_people),
             }
         })
         .collect();
@@ -1106,6 +1108,8 @@ struct IndicatorRow {
     marks_line: String,
     lessons: String,
     lessons_line: String,
+    usage: String,
+    usage_line: String,
     pupils: String,
 }
 
@@ -1168,6 +1172,7 @@ async fn indicators(
             let r: Vec<Option<i64>> = per.iter().map(WeekFigures::attendance_permille).collect();
             let m: Vec<Option<i64>> = per.iter().map(|p| Some(p.marks)).collect();
             let l: Vec<Option<i64>> = per.iter().map(|p| Some(p.lesson_entries)).collect();
+            let u: Vec<Option<i64>> = per.iter().map(|p| Some(p.usage_people)).collect();
             IndicatorRow {
                 code: s.code.clone(),
                 name: s.name.clone(),
@@ -1180,6 +1185,8 @@ async fn indicators(
                 marks_line: figures::sparkline(&m, None),
                 lessons: count(sum.lesson_entries),
                 lessons_line: figures::sparkline(&l, None),
+                usage: count(sum.usage_people),
+                usage_line: figures::sparkline(&u, None),
                 pupils: count(f.pupils as i64),
             }
         })
@@ -1242,6 +1249,8 @@ async fn indicators_csv(
         "taux_assiduite_pct",
         "notes_saisies",
         "seances_cahier_de_textes",
+        "personnes_jours_ent",
+        "pages_et_envois_ent",
     ];
     let mut lines = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
     for (s, f) in &schools {
@@ -1261,6 +1270,8 @@ async fn indicators_csv(
                     .unwrap_or_default(),
                 x.marks.to_string(),
                 x.lesson_entries.to_string(),
+                x.usage_people.to_string(),
+                x.usage_visits.to_string(),
             ]);
         }
     }
