@@ -972,10 +972,16 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                             println!("    {line}");
                         }
                     }
-                    if r.left_over > 0 {
+                    if r.left_over > r.arrived {
                         println!(
                             "  {} changement(s) attendent la prochaine synchronisation (budget de la nuit atteint).",
-                            r.left_over
+                            r.left_over - r.arrived
+                        );
+                    }
+                    if r.arrived > 0 {
+                        println!(
+                            "  {} changement(s) saisi(s) pendant la synchronisation partiront avec la prochaine.",
+                            r.arrived
                         );
                     }
                     if r.files.up + r.files.down > 0 {

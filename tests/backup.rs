@@ -786,6 +786,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
             "DROP TABLE sync_received; DROP TABLE sync_acked; DROP TABLE sync_pending;
              DROP TABLE sync_field_clock; DROP TABLE sync_conflict; DROP TABLE sync_refused; DROP TABLE sync_runs;
              DROP TABLE sync_files_sent; DROP TABLE usage_daily; DROP TABLE usage_today;
+             DROP TABLE sync_files_carried;
              DROP TABLE national_announcements; DROP TABLE national_calendar;
              DROP TABLE reference_series; DROP TABLE reference_subjects;
              DROP TABLE reference_coefficients;
@@ -798,7 +799,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
                  row_data FROM sync_log;
              DROP TABLE sync_log; ALTER TABLE sync_log_v14 RENAME TO sync_log;",
         )
-        .expect("undo V15 to V17");
+        .expect("undo V15 to V18");
         c.execute(
             "DELETE FROM refinery_schema_history WHERE version >= 15",
             [],

@@ -1395,6 +1395,94 @@ fn last_run(data: &Path) -> (i64, i64) {
 }
 
 #[test]
+fn a_run_pushes_the_log_as_it_began_and_what_teachers_save_meanwhile_waits_for_the_next() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let box_data = tmp.path().join("box");
+    let running = enrolled_demo_box(&hub_data, &box_data);
+    let link = Link::start(&running.url, vec![]);
+    let hub_json = box_data.join("sync/hub.json");
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hub_json).expect("hub.json")).expect("json");
+    e["url"] = link.url().into();
+    std::fs::write(&hub_json, serde_json::to_vec(&e).expect("json")).expect("write");
+    let db = box_data.join("kekeli.db");
+    let at_start = count(&db, "SELECT seq FROM sync_state WHERE singleton = 1");
+    assert!(
+        at_start > 10_000,
+        "the demo school's first push: {at_start}"
+    );
+
+    // A teacher saving while the first push is under way (its first segments have crossed).
+    let up = link.up.clone();
+    let writer_db = db.clone();
+    let writer = std::thread::spawn(move || {
+        use std::sync::atomic::Ordering;
+        let started = std::time::Instant::now();
+        while up.load(Ordering::SeqCst) < 60_000 {
+            assert!(started.elapsed().as_secs() < 300, "the push never started");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let c = Connection::open(&writer_db).expect("open");
+        c.busy_timeout(std::time::Duration::from_secs(10))
+            .expect("busy");
+        for i in 0..20 {
+            let id: [u8; 16] = *uuid::Uuid::now_v7().as_bytes();
+            c.execute(
+                "INSERT INTO rooms (id, scope, name) VALUES (?1, 'school:TEST', ?2)",
+                (id.to_vec(), format!("Salle pendant la synchronisation {i}")),
+            )
+            .expect("room");
+        }
+        up.load(Ordering::SeqCst)
+    });
+    let run = ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
+    let written_at = writer.join().expect("writer");
+    let c = Connection::open(hub_data.join("hub.db")).expect("hub db");
+    let stored: i64 = c
+        .query_row(
+            "SELECT SUM(bytes) FROM segments WHERE school = 'TEST'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("segments");
+    assert!(
+        (written_at as i64) < stored,
+        "the test's premise: the rooms were saved while the push was under way ({written_at} of {stored} bytes up)"
+    );
+    let (changes_up, _) = last_run(&box_data);
+    assert_eq!(
+        changes_up, at_start,
+        "the run sent the log as it began, not what came in meanwhile: {run}"
+    );
+    assert!(
+        run.contains(
+            "20 changement(s) saisi(s) pendant la synchronisation partiront avec la prochaine"
+        ),
+        "{run}"
+    );
+    assert!(
+        !run.contains("budget de la nuit"),
+        "no budget was set: {run}"
+    );
+    let missing = box_keys(&box_data)
+        .difference(&hub_keys(&hub_data))
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(
+        missing.len(),
+        20,
+        "the rooms saved meanwhile wait: {missing:?}"
+    );
+    assert!(missing.iter().all(|(t, _)| t == "rooms"));
+    // The next run takes them.
+    let run = ok(kekeli(&box_data, &["sync", "run"]).output().expect("run"));
+    assert_eq!(box_keys(&box_data), hub_keys(&hub_data), "{run}");
+    assert_eq!(last_run(&box_data).0, 20, "{run}");
+    drop(running);
+}
+
+#[test]
 fn a_link_that_goes_silent_is_given_up_after_the_stall_not_the_request_timeout() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
@@ -1719,6 +1807,34 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
         "{body}"
     );
     assert!(body.contains("value=\"a.mensah\""), "the login is kept");
+    // Someone guessing from another address runs out of tries for the account there, and
+    // only there: the officer still gets in from the office.
+    let attacker = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(Some(std::net::IpAddr::from([127, 0, 0, 2])))
+        .build()
+        .expect("client");
+    for i in 0..6 {
+        let r = attacker
+            .post(format!("{base}/console/connexion"))
+            .form(&[
+                ("login", "a.mensah"),
+                ("password", format!("essai-{i}").as_str()),
+            ])
+            .send()
+            .await
+            .expect("guess");
+        if i < 5 {
+            assert_eq!(r.status(), 401, "guess {i}");
+        } else {
+            assert_eq!(r.status(), 429, "guess {i}");
+            let body = plain(&r.text().await.expect("body"));
+            assert!(
+                body.contains("Trop d'essais pour ce compte depuis cette adresse"),
+                "{body}"
+            );
+        }
+    }
     let r = b
         .post(format!("{base}/console/connexion"))
         .form(&[("login", "A.Mensah "), ("password", password)])
@@ -1962,13 +2078,13 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
         assert!(journal.contains(a), "{a} in the journal");
     }
 
-    // Logging out ends the session; five wrong passwords lock the account for a while, even
-    // for the right one.
+    // Logging out ends the session; five wrong passwords from this address (one above) make
+    // the account wait here for a while, even for the right one.
     let (s, _, _) = post("/console/deconnexion", vec![("csrf", csrf.clone())]).await;
     assert_eq!(s, 303);
     let (s, _) = get("/console".into()).await;
     assert_eq!(s, 303);
-    for _ in 0..5 {
+    for _ in 0..4 {
         let r = b
             .post(format!("{base}/console/connexion"))
             .form(&[("login", "a.mensah"), ("password", "encore-faux")])
@@ -1984,7 +2100,10 @@ async fn the_ministry_console_shows_what_the_box_sent_and_guards_every_route() {
         .await
         .expect("login");
     assert_eq!(r.status(), 429);
-    assert!(plain(&r.text().await.expect("body")).contains("Trop d'essais"));
+    assert!(
+        plain(&r.text().await.expect("body"))
+            .contains("Trop d'essais pour ce compte depuis cette adresse")
+    );
 
     // Guessing across accounts from one address runs out too: at most LOGIN_BURST attempts
     // (some already spent above), then every login from there waits, whatever the account.
@@ -2053,11 +2172,27 @@ fn a_school_without_a_link_goes_up_and_down_on_a_usb_stick() {
         "{said}"
     );
     add_rooms(&data, &["Salle USB 3"]);
-    ok(
+    // A justification photographed meanwhile: its photo rides on the stick with the rows.
+    let photo = noise(300_000, 11);
+    let photo_hash = {
+        let store = kekeli::files::Store::new(data.join("store"));
+        let hash = store.put(&photo).expect("put");
+        Connection::open(data.join("kekeli.db"))
+            .expect("open")
+            .execute(
+                "UPDATE absences SET document = ?1, document_name = 'photo.jpg' \
+                 WHERE id = (SELECT id FROM absences ORDER BY id LIMIT 1)",
+                [&hash],
+            )
+            .expect("document");
+        hash
+    };
+    let said = ok(
         kekeli(&data, &["sync", "export", stick2.to_str().expect("p")])
             .output()
             .expect("export"),
     );
+    assert!(said.contains("et 1 fichier(s) (293 Ko)"), "{said}");
     let (b1, b2) = (bundles(&stick1), bundles(&stick2));
     assert_eq!((b1.len(), b2.len()), (1, 1));
 
@@ -2093,7 +2228,15 @@ fn a_school_without_a_link_goes_up_and_down_on_a_usb_stick() {
     let t = ok(hub(&hub_data, &["import", stick2.to_str().expect("p")])
         .output()
         .expect("import"));
-    assert!(t.contains("3 modification(s) appliquée(s)"), "{t}");
+    assert!(t.contains("4 modification(s) appliquée(s)"), "{t}");
+    assert!(
+        t.contains("1 fichier(s) reçu(s) (293 Ko), 0 déjà là"),
+        "{t}"
+    );
+    assert!(
+        hub_files(&hub_data).contains(&(photo_hash.clone(), photo.clone())),
+        "the photo on the hub, byte for byte"
+    );
     let t = ok(hub(&hub_data, &["import", stick1.to_str().expect("p")])
         .output()
         .expect("import"));
@@ -2101,9 +2244,10 @@ fn a_school_without_a_link_goes_up_and_down_on_a_usb_stick() {
         t.contains("0 modification(s) appliquée(s), 2 déjà reçue(s)"),
         "{t}"
     );
-    ok(hub(&hub_data, &["import", stick2.to_str().expect("p")])
+    let t = ok(hub(&hub_data, &["import", stick2.to_str().expect("p")])
         .output()
         .expect("import"));
+    assert!(t.contains("0 fichier(s) reçu(s) (0 Ko), 1 déjà là"), "{t}");
     assert_eq!(
         box_keys(&data),
         hub_keys(&hub_data),
@@ -2175,6 +2319,13 @@ fn a_school_without_a_link_goes_up_and_down_on_a_usb_stick() {
             .expect("export"),
     );
     assert!(said.contains("0 modification(s)"), "{said}");
+    // The hub's answer said it holds the photo: the box no longer carries it.
+    assert!(!said.contains("fichier(s)"), "{said}");
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM sync_files_carried"),
+        0,
+        "{said}"
+    );
     // The technician's history shows the stick's comings and goings.
     assert!(count(&db, "SELECT COUNT(*) FROM sync_runs WHERE origin = 'usb'") >= 5);
 }

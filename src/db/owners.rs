@@ -25,6 +25,8 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("sync_runs", "sync"),
     // The stored files the hub holds for this school.
     ("sync_files_sent", "sync"),
+    // The stored files carried on USB bundles, and when.
+    ("sync_files_carried", "sync"),
     // Daily usage indicators, and the running day's per-person counts behind them.
     ("usage_daily", "usage"),
     ("usage_today", "usage"),

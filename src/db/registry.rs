@@ -28,6 +28,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_refused",
     "sync_runs",
     "sync_files_sent",
+    "sync_files_carried",
     "usage_today",
 ];
 

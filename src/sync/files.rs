@@ -4,8 +4,11 @@
 //! next night and the technician's page says how much). Down: a replacement box, or a box put
 //! back from a copy, takes back the files its rows reference and its store lacks.
 //!
+//! Without a link, a USB bundle carries up to [`BUNDLE_FILE_BYTES`] of them, those never
+//! carried first, until the hub's answer says it holds them.
+//!
 //! It owns `sync_files_sent` (what the hub is known to hold, so a night asks only about the
-//! new files). It never decides who may read a file, and writes the content store only
+//! new files) and `sync_files_carried` (when each last left on a stick). It never decides who may read a file, and writes the content store only
 //! through `files::Store`, with bytes checked against the name the row gives.
 
 use std::collections::HashSet;
@@ -69,6 +72,109 @@ async fn mark_sent(db: &Db, files: Vec<(String, u64)>) -> Result<(), SyncError> 
             let at = now_ms() / 1000;
             for (h, n) in &files {
                 st.execute((h, *n as i64, at))?;
+            }
+            Ok::<_, DbError>(())
+        })
+    })
+    .await
+}
+
+/// The most stored-file bytes one USB bundle carries: the bundle is made in memory on a box
+/// that may have 1 GB, a stick takes several bundles, and another school's box relays
+/// bundles of up to 64 MiB (`usb`), which leaves 16 MiB for the rows.
+pub const BUNDLE_FILE_BYTES: u64 = 48 * 1024 * 1024;
+
+/// The files a USB bundle carries, read and checked against their names: those the hub is
+/// not known to hold, never carried first, then the longest ago, up to [`BUNDLE_FILE_BYTES`]
+/// (the first one always goes). Also (files, bytes on disk) that wait for another bundle.
+pub(crate) async fn for_bundle(
+    db: &Db,
+    config: &Config,
+) -> Result<(Vec<(String, Vec<u8>)>, (u64, u64)), SyncError> {
+    let st = store(config);
+    let s = st.clone();
+    let mut waiting: Vec<(Option<i64>, String, u64)> = blocking(db, move |db| {
+        db.read_blocking(|c| {
+            let mut q = c.prepare_cached("SELECT sha256, at FROM sync_files_carried")?;
+            let carried = q
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+            Ok::<_, DbError>(
+                unsent(c, &s)?
+                    .into_iter()
+                    .map(|(h, n)| (carried.get(&h).copied(), h, n))
+                    .collect(),
+            )
+        })
+    })
+    .await?;
+    waiting.sort();
+    let mut out = Vec::new();
+    let (mut taken, mut left) = (0u64, (0u64, 0u64));
+    for (_, h, on_disk) in waiting {
+        if !out.is_empty() && taken.saturating_add(on_disk) > BUNDLE_FILE_BYTES {
+            left.0 += 1;
+            left.1 += on_disk;
+            continue;
+        }
+        let (s, name) = (st.clone(), h.clone());
+        let bytes = tokio::task::spawn_blocking(move || s.get(&name))
+            .await
+            .map_err(|e| SyncError::Setup(e.to_string()))?;
+        match bytes {
+            Ok(b) if b.len() <= MAX_FILE && crate::files::hash_of(&b) == h => {
+                taken += on_disk;
+                out.push((h, b));
+            }
+            _ => tracing::warn!(file = %h, "stored file unreadable or altered, not carried"),
+        }
+    }
+    Ok((out, left))
+}
+
+/// These files left on a stick now.
+pub(crate) async fn carried(db: &Db, names: Vec<String>) -> Result<(), SyncError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    blocking(db, move |db| {
+        db.write_blocking(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO sync_files_carried (sha256, at) VALUES (?1, ?2) \
+                 ON CONFLICT (sha256) DO UPDATE SET at = excluded.at",
+            )?;
+            let at = now_ms() / 1000;
+            for h in &names {
+                st.execute((h, at))?;
+            }
+            Ok::<_, DbError>(())
+        })
+    })
+    .await
+}
+
+/// The hub's answer (a USB bundle) says it holds these files of the school: they are sent.
+pub(crate) async fn held_by_hub(
+    db: &Db,
+    config: &Config,
+    names: Vec<String>,
+) -> Result<(), SyncError> {
+    let st = store(config);
+    let names: Vec<(String, u64)> = names
+        .into_iter()
+        .filter(|h| kekeli_sync::api::is_file_name(h))
+        .map(|h| {
+            let n = st.stored_len(&h).unwrap_or(0);
+            (h, n)
+        })
+        .collect();
+    let gone: Vec<String> = names.iter().map(|(h, _)| h.clone()).collect();
+    mark_sent(db, names).await?;
+    blocking(db, move |db| {
+        db.write_blocking(|tx| {
+            let mut st = tx.prepare_cached("DELETE FROM sync_files_carried WHERE sha256 = ?1")?;
+            for h in &gone {
+                st.execute([h])?;
             }
             Ok::<_, DbError>(())
         })

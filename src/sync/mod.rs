@@ -488,8 +488,11 @@ pub struct Report {
     pub refusals: Vec<String>,
     pub bytes_up: u64,
     pub bytes_down: u64,
-    /// Changes left for the next run (the night's budget ran out).
+    /// Changes left for the next run: the night's budget ran out, or they were saved while
+    /// this run was under way (`arrived`, counted in this too).
     pub left_over: u64,
+    /// Changes saved while the run pushed: they go with the next one.
+    pub arrived: u64,
     /// This box's clock minus the hub's, at the hello.
     pub clock_offset_ms: i64,
     /// A new incarnation was taken (the hub held more of this box's log than the box).
@@ -697,6 +700,7 @@ async fn attempt(
         .into_iter()
         .filter(|(l, _)| l.site == me.log.site)
         .collect();
+    let bounds = mine.clone();
     'logs: for (log, upto) in mine {
         let mut after = hello.hub_has.get(&log);
         loop {
@@ -809,6 +813,16 @@ async fn attempt(
         .filter(|(l, _)| l.site == me.log.site)
         .map(|(l, seq)| seq.saturating_sub(hello.hub_has.get(l)))
         .sum();
+    report.arrived = vector
+        .0
+        .iter()
+        .filter(|(l, _)| l.site == me.log.site)
+        .map(|(l, seq)| {
+            let upto = bounds.iter().find(|(b, _)| b == l).map_or(0, |(_, u)| *u);
+            seq.saturating_sub(upto)
+        })
+        .sum::<u64>()
+        .min(report.left_over);
 
     // Pull: what the hub publishes, and this box's own past.
     let a = client

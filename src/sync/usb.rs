@@ -1,8 +1,9 @@
 //! USB bundles on the box's side (`kekeli sync export DIR`, `kekeli sync import DIR`): when
 //! the link is down for days, the technician carries the school's changes to the hub on a
 //! stick and brings the hub's answer back. A bundle holds what the network sync would have
-//! sent — everything above what the hub last acknowledged — so bundles may be imported in
-//! any order and any number of times. Bundles are encrypted to the hub with the school's
+//! sent — everything above what the hub last acknowledged, and up to 48 MiB of the stored
+//! files it is not known to hold (`files::for_bundle`) — so bundles may be imported in any
+//! order and any number of times. Bundles are encrypted to the hub with the school's
 //! bundle key (learnt at a network hello) and signed by this box.
 //!
 //! It writes synced tables only through `db::replica::apply` inside `Db::apply_blocking`,
@@ -32,6 +33,9 @@ pub struct Outcome {
 #[derive(Deserialize)]
 struct HubNote {
     hub_has: VersionVector,
+    /// The stored files it holds for the school (a hub of an earlier release says nothing).
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 fn key_of(config: &Config) -> Result<[u8; 32], SyncError> {
@@ -157,7 +161,14 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
         }
     }
     let note = serde_json::to_vec(&hello).map_err(|e| SyncError::Protocol(e.to_string()))?;
-    let content = Content { groups, note };
+    let (files, (left, left_bytes)) = super::files::for_bundle(db, config).await?;
+    let names: Vec<String> = files.iter().map(|(h, _)| h.clone()).collect();
+    let file_bytes: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    let content = Content {
+        groups,
+        note,
+        files: files.into_iter().map(|(_, b)| b).collect(),
+    };
     let sealed = bundle::seal(
         &bundle::Envelope {
             school: &e.school,
@@ -179,6 +190,8 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
         bundle::EXTENSION
     ));
     bundle::write_atomically(&path, &sealed)?;
+    let carried_files = names.len();
+    super::files::carried(db, names).await?;
     let size = sealed.len() as u64;
     let db2 = db.clone();
     tokio::task::spawn_blocking(move || record(&db2, "usb", (size, changes), (0, 0), None))
@@ -197,8 +210,24 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
     }
     Ok(Outcome {
         message: format!(
-            "{changes} modification(s), {} Ko : portez la clé au portail national (« kekeli-hub import »){}",
+            "{changes} modification(s){}, {} Ko : portez la clé au portail national (« kekeli-hub import »){}{}",
+            if carried_files > 0 {
+                format!(
+                    " et {carried_files} fichier(s) ({} Ko)",
+                    file_bytes.div_ceil(1024)
+                )
+            } else {
+                String::new()
+            },
             size.div_ceil(1024),
+            if left > 0 {
+                format!(
+                    " ; {left} fichier(s) ({} Mo) attendent : exportez un autre paquet, ou ils partiront par le réseau",
+                    left_bytes.div_ceil(1024 * 1024)
+                )
+            } else {
+                String::new()
+            },
             if carried > 0 {
                 format!(
                     " ; {carried} réponse(s) du portail pour d'autres établissements copiée(s) aussi : à leur porter"
@@ -275,8 +304,9 @@ async fn import_file(
         .await
         .map_err(|err| err.to_string())?
         .map_err(|err| err.to_string())?;
-    let note: HubNote = serde_json::from_slice(&content.note)
+    let mut note: HubNote = serde_json::from_slice(&content.note)
         .map_err(|err| format!("paquet mal formé (note du portail) : {err}"))?;
+    let hub_files = std::mem::take(&mut note.files);
     let mut opened = Vec::new();
     for (manifest, segments) in &content.groups {
         let m = Manifest::open(manifest, &hub_key).map_err(|err| err.to_string())?;
@@ -315,6 +345,9 @@ async fn import_file(
     .await
     .map_err(|err| err.to_string())?
     .map_err(|err| err.to_string())?;
+    super::files::held_by_hub(db, config, hub_files)
+        .await
+        .map_err(|err| err.to_string())?;
     Ok(format!(
         "{} modification(s) reçue(s) du portail, {} déjà présente(s)",
         applied.applied + applied.pending,

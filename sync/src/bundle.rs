@@ -1,13 +1,16 @@
 //! USB bundles (`KKB1`): what a box and the hub exchange without a link, as one file carried
 //! on a stick. A bundle holds groups of (manifest, its segments) — exactly what the network
-//! sync would have sent — plus a small JSON note (the hub tells the box what it holds). The
+//! sync would have sent — plus a small JSON note (the hub tells the box what it holds) and,
+//! from a box, the stored files the hub lacks (bulletins' PDFs, justifications' photos). The
 //! content is encrypted to its reader with the school's bundle key (ChaCha20-Poly1305; only
 //! the school's box and the hub know it, so a box that relays another school's bundle cannot
 //! read it), and the whole file is signed by its sender (Ed25519).
 //!
 //! Layout: `KKB1`, header length (u32 LE), header (JSON, ≤ 4 KiB), encrypted content
 //! (`payload_len` bytes), signature (64 bytes) over everything before it. A partial copy is
-//! told apart from a tampered file: the length is checked before the signature.
+//! told apart from a tampered file: the length is checked before the signature. A bundle that
+//! carries files says `v: 2` (a release that reads only `v: 1` asks to be updated instead of
+//! dropping them); one without files stays `v: 1`.
 //!
 //! Parsing is bounded before it allocates (file size, header, every length prefix); it never
 //! writes anything, and never trusts a length it has not checked against what remains.
@@ -50,7 +53,13 @@ pub struct Content {
     pub groups: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
     /// A JSON note (e.g. `{"hub_has": …}` from the hub).
     pub note: Vec<u8>,
+    /// Stored files' bytes (each named by its SHA-256, which the reader computes), at most
+    /// [`MAX_FILE_BYTES`] each.
+    pub files: Vec<Vec<u8>>,
 }
+
+/// The largest stored file a bundle carries (the network sync's bound).
+pub const MAX_FILE_BYTES: usize = crate::api::MAX_FILE;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
@@ -124,6 +133,12 @@ fn encode(c: &Content) -> Vec<u8> {
         }
     }
     put(&mut out, &c.note);
+    if !c.files.is_empty() {
+        out.extend_from_slice(&(c.files.len() as u32).to_le_bytes());
+        for f in &c.files {
+            put(&mut out, f);
+        }
+    }
     out
 }
 
@@ -171,6 +186,19 @@ fn decode(bytes: &[u8]) -> Result<Content, BundleError> {
     }
     c.note = r.bytes()?.to_vec();
     if !r.0.is_empty() {
+        let n = r.u32()? as usize;
+        if n == 0 || n > r.0.len() / 4 {
+            return Err(BundleError::Malformed("trop de fichiers".into()));
+        }
+        for _ in 0..n {
+            let f = r.bytes()?;
+            if f.len() > MAX_FILE_BYTES {
+                return Err(BundleError::Malformed("fichier trop gros".into()));
+            }
+            c.files.push(f.to_vec());
+        }
+    }
+    if !r.0.is_empty() {
         return Err(BundleError::Malformed("octets en trop".into()));
     }
     Ok(c)
@@ -199,7 +227,8 @@ pub fn seal(
     key: &[u8; 32],
     sender: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
-    seal_plain(e, encode(content), key, sender)
+    let v = if content.files.is_empty() { 1 } else { 2 };
+    seal_plain(e, v, encode(content), key, sender)
 }
 
 /// Seal arbitrary content bytes as a valid sender would: for the fuzz target, so that what
@@ -210,11 +239,12 @@ pub fn wrap_unchecked(
     key: &[u8; 32],
     sender: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
-    seal_plain(e, plain.to_vec(), key, sender)
+    seal_plain(e, 2, plain.to_vec(), key, sender)
 }
 
 fn seal_plain(
     e: &Envelope<'_>,
+    v: u32,
     mut payload: Vec<u8>,
     key: &[u8; 32],
     sender: &SigningKey,
@@ -226,7 +256,7 @@ fn seal_plain(
         n
     };
     let header = Header {
-        v: 1,
+        v,
         school: e.school.into(),
         from: e.from.into(),
         to: e.to.into(),
@@ -278,7 +308,7 @@ pub fn header(bytes: &[u8]) -> Result<Header, BundleError> {
     }
     let h: Header = serde_json::from_slice(&bytes[8..8 + hl])
         .map_err(|e| BundleError::Malformed(format!("en-tête : {e}")))?;
-    if h.v != 1 {
+    if h.v != 1 && h.v != 2 {
         return Err(BundleError::Malformed(format!(
             "version {} inconnue : mettez Kekeli à jour",
             h.v
@@ -349,6 +379,7 @@ mod tests {
                 (b"manifest-2".to_vec(), vec![]),
             ],
             note: br#"{"hub_has":{}}"#.to_vec(),
+            files: vec![],
         }
     }
 
@@ -406,5 +437,34 @@ mod tests {
         b.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&b).is_err());
         assert_eq!(decode(&encode(&Content::default())), Ok(Content::default()));
+        // A file count larger than what follows, or a file past the bound.
+        let mut b = encode(&Content::default());
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&b).is_err());
+        let mut b = encode(&Content::default());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&((MAX_FILE_BYTES + 1) as u32).to_le_bytes());
+        b.resize(b.len() + MAX_FILE_BYTES + 1, 0);
+        assert!(decode(&b).is_err());
+    }
+
+    #[test]
+    fn files_ride_in_a_version_2_bundle_and_a_bundle_without_stays_version_1() {
+        let sender = key();
+        let k = derive_key(b"secret", "LTLOME", "ab");
+        let env = Envelope {
+            school: "LTLOME",
+            from: "ab",
+            to: "hub",
+            changes: 3,
+            created_ms: 1,
+        };
+        let plain = seal(&env, &sample(), &k, &sender).expect("seal");
+        assert_eq!(header(&plain).expect("header").v, 1);
+        let mut with = sample();
+        with.files = vec![b"%PDF-1.4 bulletin".to_vec(), vec![0xff; 5000]];
+        let b = seal(&env, &with, &k, &sender).expect("seal");
+        assert_eq!(header(&b).expect("header").v, 2);
+        assert_eq!(open(&b, &sender.public(), &k).expect("open").1, with);
     }
 }

@@ -40,6 +40,11 @@ pub struct Hub {
     /// one every [`crate::console::LOGIN_REFILL`]. Guessing across many accounts from one
     /// machine is slowed, not only guessing one account.
     pub console_logins: Arc<kekeli_sync::ratelimit::Limiter<kekeli_sync::ratelimit::Source>>,
+    /// Wrong passwords per account and address: [`crate::console::FAILURE_BURST`], then one
+    /// every [`crate::console::FAILURE_REFILL`]. Someone guessing from elsewhere spends only
+    /// their own bucket: the officer, from their office, still gets in.
+    pub console_failures:
+        Arc<kekeli_sync::ratelimit::Limiter<(String, kekeli_sync::ratelimit::Source)>>,
 }
 
 impl Hub {
@@ -773,13 +778,31 @@ async fn file_upload(
             "fichier altéré : son contenu ne correspond pas à son empreinte",
         ));
     }
+    Ok(
+        if take_file(&hub, &school, sha256, body, "fichier_recu").await? {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+    )
+}
+
+/// Keep `school`'s file `sha256` (its bytes checked against the name by the caller), once:
+/// whether it was new. `how` names the contact in the school's history.
+pub(crate) async fn take_file(
+    hub: &Hub,
+    school: &School,
+    sha256: String,
+    body: Bytes,
+    how: &'static str,
+) -> ApiResult<bool> {
     let (code, h) = (school.code.clone(), sha256.clone());
     if hub
         .db
         .run(move |c| store::school_has_file(c, &code, &h))
         .await?
     {
-        return Ok(StatusCode::OK);
+        return Ok(false);
     }
     let size = body.len() as u64;
     hub.objects.put_file(&sha256, body).await?;
@@ -787,10 +810,10 @@ async fn file_upload(
     hub.db
         .run(move |c| -> Result<_, StoreError> {
             store::file_received(c, &code, &sha256, size, now)?;
-            store::file_contact(c, &code, "fichier_recu", size, 0, now)
+            store::file_contact(c, &code, how, size, 0, now)
         })
         .await?;
-    Ok(StatusCode::CREATED)
+    Ok(true)
 }
 
 /// `GET /sync/v1/files/SHA256`: a file the box's school sent (a replacement box, or a box put

@@ -12,10 +12,17 @@ use std::sync::{Arc, Mutex};
 pub enum DbError {
     #[error("base du portail : {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("base du portail (PostgreSQL) : {0}")]
+    #[error("base du portail (PostgreSQL) : {0}{cause}", cause = cause(.0))]
     Postgres(#[from] postgres::Error),
     #[error("base du portail : {0}")]
     Other(String),
+}
+
+/// What lies under a driver's error (a TLS handshake's refused certificate, a cut socket),
+/// which its own words leave out.
+fn cause(e: &postgres::Error) -> String {
+    use std::error::Error;
+    e.source().map(|s| format!(" ({s})")).unwrap_or_default()
 }
 
 /// A value in or out of a statement.
@@ -147,14 +154,20 @@ impl Db {
         Ok(db)
     }
 
-    /// The PostgreSQL database at `url` (`postgres://user:password@host/dbname`), over the
-    /// local network or a Unix socket, without TLS.
+    /// The PostgreSQL database at `url` (`postgres://user:password@host/dbname`), over a
+    /// Unix socket or the network; over TLS when the URL asks for it, as libpq reads it:
+    /// `sslmode=require` (or `verify-ca`, `verify-full`) and `sslrootcert=/path/ca.pem` for a
+    /// private CA (without it, the system's roots). The server's certificate and name are
+    /// always checked — a stricter `require` than libpq's, which checks nothing.
     pub fn postgres(url: &str) -> Result<Db, DbError> {
-        let url = url.to_string();
-        let client = off_runtime(move || postgres::Client::connect(&url, postgres::NoTls))?;
+        let (url, tls) = pg_tls(url)?;
+        let (u, t) = (url.clone(), tls.clone());
+        let client = off_runtime(move || pg_connect(&u, t.as_ref()))?;
         let db = Db::Postgres(Arc::new(Mutex::new(PgConn {
             client,
             statements: HashMap::new(),
+            url,
+            tls,
         })));
         db.migrate()?;
         Ok(db)
@@ -273,8 +286,20 @@ impl Db {
                 let mut conn = conn
                     .lock()
                     .map_err(|_| DbError::Other("connexion empoisonnée".into()))?;
-                let PgConn { client, statements } = &mut *conn;
+                let PgConn {
+                    client,
+                    statements,
+                    url,
+                    tls,
+                } = &mut *conn;
                 off_runtime(|| {
+                    // PostgreSQL restarted, or the link to it was cut: connect again, once,
+                    // rather than failing every request until the hub is restarted.
+                    if client.is_closed() {
+                        tracing::warn!("connection to PostgreSQL lost: connecting again");
+                        *client = pg_connect(url, tls.as_ref())?;
+                        statements.clear();
+                    }
                     let mut tx = client.transaction().map_err(DbError::from)?;
                     let value = f(&mut PgTx(&mut tx, statements))?;
                     tx.commit().map_err(DbError::from)?;
@@ -283,6 +308,76 @@ impl Db {
             }
         }
     }
+}
+
+/// The URL for the driver (libpq's `sslrootcert` taken out, `verify-ca`/`verify-full` said as
+/// `require`) and, when it asks for TLS, the connector that checks the server.
+fn pg_tls(
+    url: &str,
+) -> Result<(String, Option<tokio_postgres_rustls::MakeRustlsConnect>), DbError> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (mut keep, mut root, mut tls) = (Vec::new(), None, false);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("sslrootcert", path) => root = Some(path.to_string()),
+            ("sslmode", "require" | "verify-ca" | "verify-full") => {
+                tls = true;
+                keep.push("sslmode=require".to_string());
+            }
+            _ => keep.push(pair.to_string()),
+        }
+    }
+    let url = if keep.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", keep.join("&"))
+    };
+    if !tls {
+        if root.is_some() {
+            return Err(DbError::Other(
+                "sslrootcert sans sslmode=require (ou verify-full) : la connexion ne serait pas chiffrée"
+                    .into(),
+            ));
+        }
+        return Ok((url, None));
+    }
+    let path = root.unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+    let pem = std::fs::read(&path).map_err(|e| {
+        DbError::Other(format!(
+            "certificats d'autorité pour PostgreSQL illisibles ({path}) : {e}"
+        ))
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem).flatten() {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(DbError::Other(format!(
+            "aucun certificat d'autorité dans {path} (sslrootcert attend un fichier PEM)"
+        )));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| DbError::Other(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok((
+        url,
+        Some(tokio_postgres_rustls::MakeRustlsConnect::new(config)),
+    ))
+}
+
+fn pg_connect(
+    url: &str,
+    tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
+) -> Result<postgres::Client, DbError> {
+    Ok(match tls {
+        Some(t) => postgres::Client::connect(url, t.clone())?,
+        None => postgres::Client::connect(url, postgres::NoTls)?,
+    })
 }
 
 /// The `postgres` client drives its own small runtime: on a thread of the server's runtime it
@@ -302,6 +397,9 @@ fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
 pub struct PgConn {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
+    /// Where and how to connect again when the connection is lost.
+    url: String,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 struct PgTx<'a, 'b>(

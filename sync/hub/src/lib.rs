@@ -77,5 +77,9 @@ pub fn open(
             console::LOGIN_BURST,
             console::LOGIN_REFILL,
         )),
+        console_failures: Arc::new(kekeli_sync::ratelimit::Limiter::new(
+            console::FAILURE_BURST,
+            console::FAILURE_REFILL,
+        )),
     })
 }

@@ -549,6 +549,17 @@ pub fn school_has_file(c: &mut dyn Conn, school: &str, sha256: &str) -> Result<b
     .is_some())
 }
 
+/// The names (SHA-256) of the files the hub holds for `school`.
+pub fn school_file_names(c: &mut dyn Conn, school: &str) -> Result<Vec<String>, StoreError> {
+    Ok(c.rows(
+        "SELECT sha256 FROM school_files WHERE school = $1 ORDER BY sha256",
+        &[school.into()],
+    )?
+    .into_iter()
+    .map(|r| r[0].text().to_string())
+    .collect())
+}
+
 /// The files the hub holds for `school`: how many, and their bytes.
 pub fn school_files(c: &mut dyn Conn, school: &str) -> Result<(u64, u64), StoreError> {
     let r = c.row(

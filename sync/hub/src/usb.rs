@@ -2,7 +2,9 @@
 //! DIR`): a school without a link carries its changes to the hub on a stick, and takes the
 //! hub's answer back the same way. A bundle from a box goes through exactly the network
 //! path — hello, each segment checked and kept, each manifest applied in one transaction —
-//! so a bundle imported twice, or an older one after a newer, changes nothing. It decides
+//! so a bundle imported twice, or an older one after a newer, changes nothing; the stored
+//! files it carries are kept as `PUT /sync/v1/files` keeps them, each checked against the
+//! SHA-256 it is named by, and the hub's answer lists the files it holds. It decides
 //! nothing about ownership itself (`store::apply` does), and never imports a bundle whose
 //! signature, length or key does not check out.
 
@@ -102,30 +104,57 @@ pub async fn import_bytes(hub: &Hub, bytes: Vec<u8>) -> Result<(String, String),
         return Err("clé de l'établissement absente".into());
     };
     let key = hub.bundle_key(&school);
-    let content =
+    let mut content =
         match tokio::task::spawn_blocking(move || bundle::open(&bytes, &sign_key, &key)).await {
             Ok(Ok((_, c))) => c,
             Ok(Err(e)) => return Err(e.to_string()),
             Err(e) => return Err(e.to_string()),
         };
-    match receive(hub, &school, &sign_key, content).await {
-        Ok(a) => Ok((
-            school.code.clone(),
-            format!(
-                "{} : {} modification(s) appliquée(s), {} déjà reçue(s), {} refusée(s){}",
-                school.code,
-                a.applied,
-                a.duplicates,
-                a.refused,
-                if a.refusals.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", a.refusals.join(" ; "))
-                }
-            ),
-        )),
-        Err(e) => Err(e),
+    let files = std::mem::take(&mut content.files);
+    let a = receive(hub, &school, &sign_key, content).await?;
+    let (mut new, mut bytes) = (0u64, 0u64);
+    let carried = files.len();
+    for f in files {
+        let b = axum::body::Bytes::from(f);
+        let name = {
+            let b = b.clone();
+            tokio::task::spawn_blocking(move || crate::objects::sha256_hex(&b))
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let n = b.len() as u64;
+        if api::take_file(hub, &school, name, b, "fichier_recu")
+            .await
+            .map_err(|e| e.1.message)?
+        {
+            new += 1;
+            bytes += n;
+        }
     }
+    Ok((
+        school.code.clone(),
+        format!(
+            "{} : {} modification(s) appliquée(s), {} déjà reçue(s), {} refusée(s){}{}",
+            school.code,
+            a.applied,
+            a.duplicates,
+            a.refused,
+            if a.refusals.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", a.refusals.join(" ; "))
+            },
+            if carried > 0 {
+                format!(
+                    " ; {new} fichier(s) reçu(s) ({} Ko), {} déjà là",
+                    bytes.div_ceil(1024),
+                    carried as u64 - new
+                )
+            } else {
+                String::new()
+            }
+        ),
+    ))
 }
 
 /// A box's bundle, the network way: its hello, then each group's segments and manifest.
@@ -174,6 +203,10 @@ async fn receive(
 pub struct HubNote {
     pub hub_has: kekeli_sync::VersionVector,
     pub hub_time_ms: i64,
+    /// The stored files the hub holds for the school (their SHA-256): the box stops carrying
+    /// them.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// Write the hub's answer for `code`'s box into `dir`: everything it lacks as of what it last
@@ -205,10 +238,14 @@ pub async fn export_bytes(hub: &Hub, code: &str) -> Result<(String, Vec<u8>, u64
         ));
     }
     let (s, c2) = (school.clone(), code.to_string());
-    let (vector, hub_has) = hub
+    let (vector, hub_has, files) = hub
         .db
         .run(move |c| -> Result<_, StoreError> {
-            Ok((store::box_vector(c, &c2)?, store::hub_has(c, &s)?))
+            Ok((
+                store::box_vector(c, &c2)?,
+                store::hub_has(c, &s)?,
+                store::school_file_names(c, &c2)?,
+            ))
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -230,11 +267,13 @@ pub async fn export_bytes(hub: &Hub, code: &str) -> Result<(String, Vec<u8>, u64
     let note = serde_json::to_vec(&HubNote {
         hub_has,
         hub_time_ms: api::now_ms(),
+        files,
     })
     .map_err(|e| e.to_string())?;
     let content = Content {
         groups: vec![(manifest, segments)],
         note,
+        files: vec![],
     };
     let to = hex(school.site.as_deref().unwrap_or_default());
     let key = hub.bundle_key(&school);

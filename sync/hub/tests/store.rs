@@ -324,7 +324,7 @@ fn national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables(db: &Db) {
     );
 }
 
-fn ministry_accounts_lock_after_five_wrong_passwords_and_sessions_end(db: &Db) {
+fn ministry_accounts_lock_after_many_wrong_passwords_and_sessions_end(db: &Db) {
     use kekeli_hub::console::accounts;
     let hash = accounts::hash_password("Bonne-phrase-2026").expect("hash");
     db.tx(|c| accounts::add(c, "a.mensah", "Ama Mensah", &hash, 100))
@@ -774,9 +774,118 @@ fn stored_files_belong_to_the_school_that_sent_them(db: &Db) {
 on_both_stores!(
     stored_files_belong_to_the_school_that_sent_them,
     batched_rows_end_in_their_last_state,
-    ministry_accounts_lock_after_five_wrong_passwords_and_sessions_end,
+    ministry_accounts_lock_after_many_wrong_passwords_and_sessions_end,
     the_console_counts_a_schools_replica_and_its_exchanges,
     tokens_are_one_time_expiring_and_bound_to_their_school,
     a_school_sends_only_its_own_rows_and_applying_twice_changes_nothing,
     national_writes_go_to_the_hub_log_in_order_and_only_for_hub_tables,
 );
+
+/// PostgreSQL restarted, or the hub's connection to it killed: the hub connects again by
+/// itself (at most the transaction under way when it noticed fails) instead of failing every
+/// request until someone restarts it.
+#[test]
+fn the_hub_connects_again_when_postgresql_drops_its_connection() {
+    let Some(pg) = postgres() else { return };
+    let db = pg.db.as_ref().expect("db");
+    let pid: i64 = db
+        .tx(|c| -> Result<i64, kekeli_hub::db::DbError> {
+            Ok(c.row("SELECT CAST(pg_backend_pid() AS BIGINT)", &[])?
+                .map(|r| r[0].int())
+                .unwrap_or(0))
+        })
+        .expect("pid");
+    assert!(pid > 0);
+    let mut admin = postgres::Client::connect(&pg.admin, postgres::NoTls).expect("admin");
+    let killed: bool = admin
+        .query_one("SELECT pg_terminate_backend($1)", &[&(pid as i32)])
+        .expect("terminate")
+        .get(0);
+    assert!(killed);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let select = || {
+        db.tx(|c| -> Result<i64, kekeli_hub::db::DbError> {
+            Ok(c.row("SELECT CAST(pg_backend_pid() AS BIGINT)", &[])?
+                .map(|r| r[0].int())
+                .unwrap_or(0))
+        })
+    };
+    let first = select();
+    let again = match first {
+        Ok(p) => p,
+        Err(_) => select().expect("the next transaction connects again"),
+    };
+    assert!(
+        again > 0 && again != pid,
+        "a new connection: {again} (was {pid})"
+    );
+    // And the store works on it: the schema is there, statements are prepared anew.
+    assert!(db.tx(|c| kekeli_hub::store::schools(c)).is_ok());
+}
+
+/// `sslmode=verify-full&sslrootcert=CA` (libpq's words): the hub speaks TLS to PostgreSQL and
+/// checks its certificate; a certificate the given roots do not vouch for is refused, not
+/// trusted; without `sslmode` nothing changes.
+#[test]
+fn the_hub_reaches_postgresql_over_tls_and_checks_its_certificate() {
+    let Some(pg) = postgres() else { return };
+    let Ok(ca) = std::env::var("TEST_POSTGRES_CA") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "TEST_POSTGRES_CA is not set: .ci/run exports it (.ci/postgres.sh makes the CA)"
+        );
+        eprintln!("TEST_POSTGRES_CA unset: TLS to PostgreSQL not tested here");
+        return;
+    };
+    let url = match pg.admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{}", pg.name),
+        None => panic!("TEST_POSTGRES_URL"),
+    };
+    let over_tls = |db: &Db| -> bool {
+        db.tx(|c| -> Result<bool, kekeli_hub::db::DbError> {
+            Ok(c.row(
+                "SELECT CAST(ssl AS INTEGER) FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )?
+            .map(|r| r[0].int() == 1)
+            .unwrap_or(false))
+        })
+        .expect("pg_stat_ssl")
+    };
+    let db = Db::postgres(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"))
+        .expect("TLS with the test CA");
+    assert!(over_tls(&db), "the connection is encrypted");
+    assert!(db.tx(|c| store::schools(c)).is_ok());
+    assert!(
+        !over_tls(pg.db.as_ref().expect("db")),
+        "no sslmode: as before"
+    );
+    // Roots that do not vouch for the server: refused, and said.
+    let dir = tempfile::tempdir().expect("tmp");
+    let other = dir.path().join("autre-ca.pem");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&other, params.self_signed(&key).expect("ca").pem()).expect("write");
+    let err = Db::postgres(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .err()
+    .expect("an unknown certificate is refused");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // A root file that is not there, or asked for without TLS: a clear refusal.
+    let err = Db::postgres(&format!(
+        "{url}?sslmode=require&sslrootcert=/nulle/part.pem"
+    ))
+    .err()
+    .expect("missing roots");
+    assert!(err.to_string().contains("illisibles"), "{err}");
+    let err = Db::postgres(&format!("{url}?sslrootcert={ca}"))
+        .err()
+        .expect("roots without TLS");
+    assert!(err.to_string().contains("sslmode"), "{err}");
+}

@@ -27,7 +27,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|(m, s)| m.len() + s.iter().map(Vec::len).sum::<usize>())
             .sum::<usize>()
-            + c.note.len();
+            + c.note.len()
+            + c.files.iter().map(Vec::len).sum::<usize>();
         assert!(total <= data.len());
     }
 });

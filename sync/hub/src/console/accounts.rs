@@ -9,8 +9,11 @@ use sha2::{Digest, Sha256};
 use crate::db::{Conn, Val};
 use crate::store::StoreError;
 
-/// Wrong passwords in a row before an account waits [`LOCK_SECS`].
-pub const MAX_FAILURES: i64 = 5;
+/// Wrong passwords in a row, from every address together, before an account waits
+/// [`LOCK_SECS`]. High, so that one attacker cannot keep an officer out: from one address,
+/// the console's per-account-and-address limit (`console::FAILURE_BURST`) stops them first;
+/// only guessing from many machines at once reaches this one.
+pub const MAX_FAILURES: i64 = 100;
 pub const LOCK_SECS: i64 = 15 * 60;
 /// A session unused this long is over; none lasts longer than [`SESSION_MAX_SECS`].
 pub const SESSION_IDLE_SECS: i64 = 8 * 3600;

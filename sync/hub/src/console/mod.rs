@@ -347,6 +347,10 @@ struct LoginForm {
 pub const LOGIN_BURST: u32 = 20;
 /// …and how often one more comes back.
 pub const LOGIN_REFILL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Wrong passwords for one account from one address before that address waits…
+pub const FAILURE_BURST: u32 = 5;
+/// …and how often one more try comes back (five in 15 minutes).
+pub const FAILURE_REFILL: std::time::Duration = std::time::Duration::from_secs(180);
 
 async fn login(
     State(hub): State<Hub>,
@@ -381,6 +385,20 @@ async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         ));
     }
+    let tried = (login.clone(), source);
+    let wait = hub
+        .console_failures
+        .wait_time(&tried, std::time::Instant::now());
+    if !wait.is_zero() {
+        let mins = wait.as_secs().div_ceil(60).max(1);
+        return Ok(again(
+            &format!(
+                "Trop d'essais pour ce compte depuis cette adresse : réessayez dans {mins} minute{}.",
+                if mins > 1 { "s" } else { "" }
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
     let now = now();
     let l = login.clone();
     let cand = hub.db.run(move |c| accounts::candidate(c, &l)).await?;
@@ -401,6 +419,7 @@ async fn login(
         .unwrap_or(false);
     let l = login.clone();
     if !ok {
+        let _ = hub.console_failures.take(&tried, std::time::Instant::now());
         if cand.hash.is_some() {
             hub.db.run(move |c| accounts::failed(c, &l, now)).await?;
         }
