@@ -4,3 +4,4 @@
 pub mod mdns;
 pub mod server;
 pub mod tls;
+pub mod watch;

@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -16,11 +15,11 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
+use crate::net::watch::{LastSeen, Touch, Watched};
 use crate::web::Tls;
 
 /// A TLS handshake that takes longer than this is dropped (slow-loris, broken clients).
@@ -125,28 +124,24 @@ impl Drop for Slot {
 
 /// When a connection last moved a byte, and how many of its requests are being answered.
 struct Activity {
-    born: Instant,
-    last_ms: AtomicU64,
+    seen: LastSeen,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Arc<Activity> {
         Arc::new(Activity {
-            born: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            seen: LastSeen::default(),
             in_flight: AtomicUsize::new(0),
         })
     }
 
     fn touch(&self) {
-        self.last_ms
-            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.seen.touch()
     }
 
     fn silent_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last)
+        self.seen.silent_for()
     }
 }
 
@@ -167,62 +162,9 @@ impl Drop for InFlight {
     }
 }
 
-/// The connection's stream, noting each byte read or written.
-struct Watched<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+impl Touch for Activity {
+    fn touch(&self) {
+        self.seen.touch()
     }
 }
 
@@ -307,18 +249,12 @@ pub async fn run(
                                 return;
                             }
                         };
-                    let io = Watched {
-                        inner: stream,
-                        activity: activity.clone(),
-                    };
+                    let io = Watched::new(stream, activity.clone());
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                     drive(conn, &activity, &limits, &connections, stop).await;
                 }
                 None => {
-                    let io = Watched {
-                        inner: tcp,
-                        activity: activity.clone(),
-                    };
+                    let io = Watched::new(tcp, activity.clone());
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                     drive(conn, &activity, &limits, &connections, stop).await;
                 }

@@ -4,10 +4,7 @@
 //! bytes is deemed cut after [`STALL`] — and every answer in size. Enrollment alone connects
 //! before a CA is pinned; what it receives is then proved by the token (`super::enroll`).
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 
 use super::SyncError;
+use crate::net::watch::{LastSeen, Watched};
 
 /// Largest answer accepted from the hub (a segment is at most 512 KiB, a manifest 1 MiB).
 const MAX_ANSWER: usize = 2 * 1024 * 1024;
@@ -224,84 +222,6 @@ impl rustls::client::danger::ServerCertVerifier for ProvedLater {
     }
 }
 
-/// When a byte last crossed the connection, either way (ms since `epoch`).
-#[derive(Debug)]
-struct Activity {
-    epoch: std::time::Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self) {
-        self.last_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn quiet_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
-/// The TCP stream under the TLS, noting each byte that crosses it in [`Activity`].
-struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
-}
-
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        r
-    }
-}
-
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 /// How long a request may go without a byte crossing the link, either way, before the link is
 /// deemed cut, unless the configuration says otherwise (`[sync] stall_secs`): a cut that
 /// closes nothing (a GSM link that drops, a NAT that forgets) is seen after this, not after
@@ -314,7 +234,7 @@ pub struct Client {
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
     stall: Duration,
-    activity: Arc<Activity>,
+    activity: Arc<LastSeen>,
     sender: Option<SendRequest<Full<Bytes>>>,
     /// Bytes sent and received (bodies), for the run's record and the budget.
     pub sent: u64,
@@ -334,10 +254,7 @@ impl Client {
             tls: Arc::new(tls),
             stall: STALL.min(timeout),
             timeout,
-            activity: Arc::new(Activity {
-                epoch: std::time::Instant::now(),
-                last_ms: AtomicU64::new(0),
-            }),
+            activity: Arc::new(LastSeen::default()),
             sender: None,
             sent: 0,
             received: 0,
@@ -359,10 +276,7 @@ impl Client {
             .map_err(|_| link(&"délai dépassé"))?
             .map_err(|e| link(&e))?;
         let _ = tcp.set_nodelay(true);
-        let tcp = Watched {
-            inner: tcp,
-            activity: self.activity.clone(),
-        };
+        let tcp = Watched::new(tcp, self.activity.clone());
         let name = ServerName::try_from(self.target.host.clone()).map_err(|_| {
             SyncError::Setup(format!("nom du portail invalide : {}", self.target.host))
         })?;
@@ -482,7 +396,7 @@ impl Client {
         let silent = async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                if activity.quiet_for() >= stall {
+                if activity.silent_for() >= stall {
                     return;
                 }
             }
