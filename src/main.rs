@@ -990,7 +990,10 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                             r.files.up, r.files.down
                         );
                     }
-                    if r.files.left > 0 {
+                    if let Some(said) = &r.files.refused {
+                        println!("  Fichiers refusés par le portail : {said}");
+                    }
+                    if r.files.left > 0 && r.files.refused.is_none() {
                         println!(
                             "  {} fichier(s) attendent la prochaine synchronisation (budget de la nuit atteint ; les fiches passent d'abord).",
                             r.files.left

@@ -3040,3 +3040,84 @@ fn box_client(data: &Path, url: &str) -> kekeli::sync::client::Client {
         Duration::from_secs(20),
     )
 }
+
+/// The hub with the school's box pointed at it (`hub.json` rewritten), started as `c` says.
+fn repoint(box_data: &Path, c: Command) -> RunningHub {
+    let running = spawn_hub(c);
+    let hub_json = box_data.join("sync/hub.json");
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hub_json).expect("hub.json")).expect("json");
+    e["url"] = running.url.clone().into();
+    std::fs::write(&hub_json, serde_json::to_vec(&e).expect("json")).expect("write");
+    running
+}
+
+#[test]
+fn a_school_over_its_file_quota_keeps_its_files_and_still_syncs_its_records() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub_data, data) = (tmp.path().join("hub"), tmp.path().join("box"));
+    let running = enrolled_demo_box(&hub_data, &data);
+    drop(running);
+    {
+        let store = kekeli::files::Store::new(data.join("store"));
+        let c = Connection::open(data.join("kekeli.db")).expect("open");
+        let ids: Vec<Vec<u8>> = c
+            .prepare("SELECT id FROM absences ORDER BY id LIMIT 2")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("ids");
+        for (i, id) in ids.iter().enumerate() {
+            let hash = store.put(&noise(600_000, 31 + i as u64)).expect("put");
+            c.execute(
+                "UPDATE absences SET document = ?1, document_name = 'photo.jpg' WHERE id = ?2",
+                (&hash, id),
+            )
+            .expect("document");
+        }
+    }
+    // A hub that keeps 1 MB of files per school: one photo fits, the other does not.
+    let mut c = hub(&hub_data, &["serve", "--listen", "127.0.0.1:0"]);
+    c.env("KEKELI_HUB_FILE_QUOTA_MB", "1");
+    let running = repoint(&data, c);
+    let run = ok(kekeli(&data, &["sync", "run"]).output().expect("run"));
+    assert!(run.contains("Synchronisation faite"), "{run}");
+    assert!(
+        run.contains(
+            "Fichiers refusés par le portail : le portail garde au plus 1 Mo de fichiers pour TEST"
+        ),
+        "{run}"
+    );
+    assert!(!run.contains("budget de la nuit"), "{run}");
+    assert_eq!(box_keys(&data), hub_keys(&hub_data), "every record went");
+    let held: usize = hub_files(&hub_data).iter().map(|(_, b)| b.len()).sum();
+    assert!(held <= 1024 * 1024, "{held} bytes kept for TEST");
+    let said: String = Connection::open(hub_data.join("hub.db"))
+        .expect("hub db")
+        .query_row(
+            "SELECT last_error FROM schools WHERE code = 'TEST'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("last error");
+    assert!(
+        said.contains("file_quota_mb"),
+        "the console says why: {said}"
+    );
+    drop(running);
+    // The ministry raises the limit: what waited goes, nothing was lost.
+    let mut c = hub(&hub_data, &["serve", "--listen", "127.0.0.1:0"]);
+    c.env("KEKELI_HUB_FILE_QUOTA_MB", "50");
+    let running = repoint(&data, c);
+    let run = ok(kekeli(&data, &["sync", "run"]).output().expect("run"));
+    assert!(!run.contains("refusés"), "{run}");
+    let mut want = box_files(&data);
+    want.sort();
+    assert_eq!(
+        hub_files(&hub_data),
+        want,
+        "every file on the hub, byte for byte"
+    );
+    drop(running);
+}

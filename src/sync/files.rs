@@ -32,6 +32,9 @@ pub struct Moved {
     pub left_bytes: u64,
     /// Files the rows reference that neither this box nor the hub holds.
     pub missing: u64,
+    /// The hub's words when it keeps no more of this school's files (its quota): the rest
+    /// wait, and the run goes on to the pull.
+    pub refused: Option<String>,
 }
 
 fn store(config: &Config) -> Store {
@@ -205,7 +208,7 @@ pub(crate) async fn push(
     }
     progress.start(4, unsent.iter().map(|(_, n)| n).sum());
     for chunk in unsent.chunks(MAX_FILES_ASKED) {
-        if progress.spent() >= budget {
+        if progress.spent() >= budget || moved.refused.is_some() {
             moved.left += chunk.len() as u64;
             moved.left_bytes += chunk.iter().map(|(_, n)| n).sum::<u64>();
             continue;
@@ -243,7 +246,7 @@ pub(crate) async fn push(
         }
         mark_sent(db, held).await?;
         for (h, on_disk) in chunk.iter().filter(|(h, _)| wanted.contains(h)) {
-            if !fits(progress.spent(), *on_disk, budget) {
+            if moved.refused.is_some() || !fits(progress.spent(), *on_disk, budget) {
                 moved.left += 1;
                 moved.left_bytes += on_disk;
                 continue;
@@ -269,6 +272,16 @@ pub(crate) async fn push(
             let a = client
                 .request_file("PUT", &format!("{PREFIX}/files/{h}"), bytes, len, now_ms())
                 .await?;
+            if a.status == 507 {
+                let said = serde_json::from_slice::<kekeli_sync::api::Problem>(&a.body)
+                    .map(|p| p.message)
+                    .unwrap_or_default();
+                tracing::warn!(said = %said, "the hub keeps no more of this school's files");
+                moved.refused = Some(said);
+                moved.left += 1;
+                moved.left_bytes += on_disk;
+                continue;
+            }
             check(&a)?;
             progress.crossed(len, true);
             Tally::count(&progress.tally.files_up, 1);

@@ -45,9 +45,17 @@ pub struct Hub {
     /// their own bucket: the officer, from their office, still gets in.
     pub console_failures:
         Arc<kekeli_sync::ratelimit::Limiter<(String, kekeli_sync::ratelimit::Source)>>,
+    /// The most megabytes of stored files kept for one school (`--file-quota-mb`, default
+    /// [`crate::DEFAULT_FILE_QUOTA_MB`]): a box that sends without end fills no national disk.
+    pub file_quota_mb: u64,
 }
 
 impl Hub {
+    /// The most stored-file bytes the hub keeps for one school (`file_quota_mb`).
+    pub fn file_quota_bytes(&self) -> u64 {
+        self.file_quota_mb.saturating_mul(1024 * 1024)
+    }
+
     /// The bundle key of `school`'s box (its site, hex).
     pub fn bundle_key(&self, school: &School) -> [u8; 32] {
         kekeli_sync::bundle::derive_key(
@@ -797,14 +805,40 @@ pub(crate) async fn take_file(
     how: &'static str,
 ) -> ApiResult<bool> {
     let (code, h) = (school.code.clone(), sha256.clone());
-    if hub
+    let (held, used) = hub
         .db
-        .run(move |c| store::school_has_file(c, &code, &h))
-        .await?
-    {
+        .run(move |c| -> Result<_, StoreError> {
+            Ok((
+                store::school_has_file(c, &code, &h)?,
+                store::school_files(c, &code)?.1,
+            ))
+        })
+        .await?;
+    if held {
         return Ok(false);
     }
     let size = body.len() as u64;
+    let quota = hub.file_quota_bytes();
+    if used.saturating_add(size) > quota {
+        let mb = |b: u64| b.div_ceil(1024 * 1024);
+        let message = format!(
+            "le portail garde au plus {} Mo de fichiers pour {} et en a déjà {} Mo : les fichiers \
+             suivants attendent (le ministère peut relever la limite, file_quota_mb)",
+            hub.file_quota_mb,
+            school.code,
+            mb(used)
+        );
+        let (code, m, now) = (school.code.clone(), message.clone(), now());
+        hub.db
+            .run(move |c| store::contact(c, &code, how, 0, 0, 0, 0, Some(&m), now))
+            .await?;
+        tracing::warn!(school = %school.code, used, quota, "file quota reached");
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota",
+            message,
+        ));
+    }
     hub.objects.put_file(&sha256, body).await?;
     let (code, now) = (school.code.clone(), now());
     hub.db

@@ -35,6 +35,10 @@ impl HubPaths {
     }
 }
 
+/// Stored files kept for one school unless `--file-quota-mb` says otherwise: 20 GB, a large
+/// lycée's bulletins and justification photos for many years.
+pub const DEFAULT_FILE_QUOTA_MB: u64 = 20_000;
+
 /// Open (creating at first start) the hub in `data` with its names for HTTPS, its store on
 /// `database` (a `postgres://` URL) or, when that is empty, on SQLite in `data`, and its
 /// segments in the object store `segments` names (empty: the folder `data/objets`;
@@ -81,5 +85,6 @@ pub fn open(
             console::FAILURE_BURST,
             console::FAILURE_REFILL,
         )),
+        file_quota_mb: DEFAULT_FILE_QUOTA_MB,
     })
 }

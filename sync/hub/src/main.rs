@@ -32,6 +32,10 @@ struct Cli {
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     #[arg(long, global = true, env = "KEKELI_HUB_SEGMENTS")]
     segments: Option<String>,
+    /// Mégaoctets de fichiers gardés au plus pour un établissement (défaut 20000) ; au-delà,
+    /// ses fichiers suivants attendent.
+    #[arg(long, global = true, env = "KEKELI_HUB_FILE_QUOTA_MB")]
+    file_quota_mb: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +47,7 @@ struct FileConfig {
     data: Option<PathBuf>,
     database: Option<String>,
     segments: Option<String>,
+    file_quota_mb: Option<u64>,
     listen: Option<String>,
     names: Option<Vec<String>>,
 }
@@ -189,13 +194,22 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .or(file.segments.clone())
         .unwrap_or_default();
+    let file_quota_mb = cli
+        .file_quota_mb
+        .or(file.file_quota_mb)
+        .unwrap_or(kekeli_hub::DEFAULT_FILE_QUOTA_MB);
     let cli = Resolved {
         data,
         database,
         segments,
         command: cli.command,
     };
-    let open = |names: &[String]| kekeli_hub::open(&cli.data, &cli.database, &cli.segments, names);
+    let open = |names: &[String]| {
+        kekeli_hub::open(&cli.data, &cli.database, &cli.segments, names).map(|mut hub| {
+            hub.file_quota_mb = file_quota_mb;
+            hub
+        })
+    };
     match cli.command {
         Command::Serve { listen, names } => {
             let listen = listen

@@ -112,7 +112,7 @@ pub async fn import_bytes(hub: &Hub, bytes: Vec<u8>) -> Result<(String, String),
         };
     let files = std::mem::take(&mut content.files);
     let a = receive(hub, &school, &sign_key, content).await?;
-    let (mut new, mut bytes) = (0u64, 0u64);
+    let (mut new, mut bytes, mut quota) = (0u64, 0u64, None);
     let carried = files.len();
     for f in files {
         let b = axum::body::Bytes::from(f);
@@ -123,12 +123,17 @@ pub async fn import_bytes(hub: &Hub, bytes: Vec<u8>) -> Result<(String, String),
                 .map_err(|e| e.to_string())?
         };
         let n = b.len() as u64;
-        if api::take_file(hub, &school, name, b, "fichier_recu")
-            .await
-            .map_err(|e| e.1.message)?
-        {
-            new += 1;
-            bytes += n;
+        match api::take_file(hub, &school, name, b, "fichier_recu").await {
+            Ok(true) => {
+                new += 1;
+                bytes += n;
+            }
+            Ok(false) => {}
+            Err(e) if e.1.code == "quota" => {
+                quota = Some(e.1.message);
+                break;
+            }
+            Err(e) => return Err(e.1.message),
         }
     }
     Ok((
@@ -144,14 +149,17 @@ pub async fn import_bytes(hub: &Hub, bytes: Vec<u8>) -> Result<(String, String),
             } else {
                 format!(" ({})", a.refusals.join(" ; "))
             },
-            if carried > 0 {
-                format!(
+            match (carried > 0, quota) {
+                (_, Some(q)) => format!(
+                    " ; {new} fichier(s) reçu(s) ({} Ko), les autres refusés : {q}",
+                    bytes.div_ceil(1024)
+                ),
+                (true, None) => format!(
                     " ; {new} fichier(s) reçu(s) ({} Ko), {} déjà là",
                     bytes.div_ceil(1024),
                     carried as u64 - new
-                )
-            } else {
-                String::new()
+                ),
+                (false, None) => String::new(),
             }
         ),
     ))
