@@ -568,14 +568,13 @@ async fn requests_in_flight_finish_during_shutdown() {
                 .as_u16()
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Stop once the first login has gone through the single hash slot: by then every other
+    // request has long been sent on its open connection (a fixed sleep was a guess that a
+    // loaded machine could lose), and the rest are still waiting for Argon2.
     let addr = server.addr;
     let db = server.db.clone();
-    server.stop().await;
-    // When `serve` returns, every accepted request has run to its end (the handler writes
-    // its audit row before answering).
-    let done: i64 = db
-        .read_blocking(|c| {
+    let logged = |db: &kekeli::db::Db| -> i64 {
+        db.read_blocking(|c| {
             c.query_row(
                 "SELECT COUNT(*) FROM audit_log WHERE action = 'login.ok'",
                 [],
@@ -583,7 +582,17 @@ async fn requests_in_flight_finish_during_shutdown() {
             )
             .map_err(kekeli::db::DbError::from)
         })
-        .expect("count");
+        .expect("count")
+    };
+    let started = std::time::Instant::now();
+    while logged(&db) == 0 {
+        assert!(started.elapsed().as_secs() < 60, "no login went through");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.stop().await;
+    // When `serve` returns, every accepted request has run to its end (the handler writes
+    // its audit row before answering).
+    let done = logged(&db);
     assert_eq!(
         done, N as i64,
         "every login completed before shutdown returned"
