@@ -232,6 +232,18 @@ mod tests {
         }
     }
 
+    /// The first column of `sql`'s rows, as text.
+    fn texts(db: &Db, sql: &str) -> Vec<String> {
+        db.read_blocking(|c| {
+            let mut st = c.prepare(sql)?;
+            Ok::<_, DbError>(
+                st.query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        })
+        .expect(sql)
+    }
+
     #[test]
     fn a_day_closes_into_counts_with_each_person_once_and_no_person_left() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -292,42 +304,20 @@ mod tests {
                 ("vie_scolaire".into(), "enseignant".into(), 1, 1),
             ]
         );
-        let scopes: Vec<String> = db
-            .read_blocking(|c| {
-                let mut st = c.prepare("SELECT DISTINCT scope FROM usage_daily")?;
-                Ok::<_, DbError>(
-                    st.query_map([], |r| r.get(0))?
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            })
-            .expect("scopes");
+        let scopes = texts(&db, "SELECT DISTINCT scope FROM usage_daily");
         assert_eq!(
             scopes,
             vec!["school:TEST".to_string()],
             "the school's scope, as the hub checks"
         );
         // The closed day's people are gone; today's running count stays.
-        let left: Vec<String> = db
-            .read_blocking(|c| {
-                let mut st = c.prepare("SELECT day FROM usage_today")?;
-                Ok::<_, DbError>(
-                    st.query_map([], |r| r.get(0))?
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            })
-            .expect("left");
+        let left = texts(&db, "SELECT day FROM usage_today");
         assert_eq!(left, vec!["2026-12-02".to_string()]);
         // The counts are in the change log, to go to the hub; who was counted is not.
-        let logged: Vec<String> = db
-            .read_blocking(|c| {
-                let mut st =
-                    c.prepare("SELECT DISTINCT tbl FROM sync_log WHERE tbl LIKE 'usage%'")?;
-                Ok::<_, DbError>(
-                    st.query_map([], |r| r.get(0))?
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            })
-            .expect("log");
+        let logged = texts(
+            &db,
+            "SELECT DISTINCT tbl FROM sync_log WHERE tbl LIKE 'usage%'",
+        );
         assert_eq!(logged, vec!["usage_daily".to_string()]);
         let (services, roles) = db
             .read_blocking(|c| summary(c, "2026-11-25"))

@@ -383,17 +383,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_bundle_opens_only_whole_untouched_with_its_key_and_sender() {
-        let sender = key();
-        let k = derive_key(b"secret", "LTLOME", "ab");
-        let env = Envelope {
+    /// A box's bundle for the hub, in clear.
+    fn to_hub() -> Envelope<'static> {
+        Envelope {
             school: "LTLOME",
             from: "ab",
             to: "hub",
             changes: 3,
             created_ms: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn a_bundle_opens_only_whole_untouched_with_its_key_and_sender() {
+        let sender = key();
+        let k = derive_key(b"secret", "LTLOME", "ab");
+        let env = to_hub();
         let b = seal(&env, &sample(), &k, &sender).expect("seal");
         let (h, c) = open(&b, &sender.public(), &k).expect("open");
         assert_eq!(
@@ -452,13 +457,7 @@ mod tests {
     fn files_ride_in_a_version_2_bundle_and_a_bundle_without_stays_version_1() {
         let sender = key();
         let k = derive_key(b"secret", "LTLOME", "ab");
-        let env = Envelope {
-            school: "LTLOME",
-            from: "ab",
-            to: "hub",
-            changes: 3,
-            created_ms: 1,
-        };
+        let env = to_hub();
         let plain = seal(&env, &sample(), &k, &sender).expect("seal");
         assert_eq!(header(&plain).expect("header").v, 1);
         let mut with = sample();
