@@ -848,6 +848,123 @@ fn a_dead_box_is_replaced_and_the_new_one_pulls_the_whole_school_back() {
 }
 
 #[test]
+fn a_replacement_enrolled_where_there_is_a_link_takes_its_school_and_files_back_on_sticks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let old = tmp.path().join("old");
+    let running = enrolled_demo_box(&hub_data, &old);
+    issue_demo_bulletins(&old);
+    ok(kekeli(&old, &["sync", "run"]).output().expect("run"));
+    let school = school_dump(&old);
+    let files = box_files(&old);
+    assert!(files.len() >= 2, "the demo school issued bulletins");
+
+    // The replacement is enrolled at the regional office, then carried to a school with no
+    // link: from then on everything goes by stick.
+    let replacement = token_of(&ok(hub(
+        &hub_data,
+        &["school", "token", "TEST", "--replace"],
+    )
+    .output()
+    .expect("token")));
+    let new = tmp.path().join("new");
+    std::fs::copy(old.with_extension("toml"), new.with_extension("toml")).expect("cfg");
+    ok(kekeli(&new, &["init"]).output().expect("init"));
+    ok(
+        kekeli(&new, &["sync", "enroll", &running.url, &replacement])
+            .output()
+            .expect("enroll"),
+    );
+    drop(running);
+
+    let stick = |n: u32| tmp.path().join(format!("cle{n}"));
+    // 1. The hub's answer: the whole school's rows; the box then knows which files it lacks.
+    let said = ok(hub(
+        &hub_data,
+        &["export", "--school", "TEST", stick(1).to_str().expect("p")],
+    )
+    .output()
+    .expect("export"));
+    assert!(!said.contains("fichier"), "no file asked for yet: {said}");
+    let t = ok(
+        kekeli(&new, &["sync", "import", stick(1).to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(
+        t.contains(&format!("{} fichier(s) manquent encore", files.len())),
+        "{t}"
+    );
+    let pulled = school_dump(&new);
+    for ((table, rows), (_, back)) in school.iter().zip(&pulled) {
+        assert_eq!(rows, back, "{table}");
+    }
+    assert!(box_files_present(&new).is_empty());
+
+    // 2. The box's bundle says what it lacks; 3. the hub's next answer carries those files.
+    ok(
+        kekeli(&new, &["sync", "export", stick(2).to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    ok(hub(&hub_data, &["import", stick(2).to_str().expect("p")])
+        .output()
+        .expect("import"));
+    let said = ok(hub(
+        &hub_data,
+        &["export", "--school", "TEST", stick(3).to_str().expect("p")],
+    )
+    .output()
+    .expect("export"));
+    assert!(
+        said.contains(&format!("{} fichier(s)", files.len())),
+        "{said}"
+    );
+    let t = ok(
+        kekeli(&new, &["sync", "import", stick(3).to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(
+        t.contains(&format!("{} fichier(s) repris", files.len())) && !t.contains("manquent"),
+        "{t}"
+    );
+    assert_eq!(box_files(&new), files, "every file back, byte for byte");
+    // The same stick again changes nothing; the hub's next answer carries no file again.
+    let t = ok(
+        kekeli(&new, &["sync", "import", stick(3).to_str().expect("p")])
+            .output()
+            .expect("import"),
+    );
+    assert!(!t.contains("repris") && !t.contains("manquent"), "{t}");
+    let said = ok(hub(
+        &hub_data,
+        &["export", "--school", "TEST", stick(4).to_str().expect("p")],
+    )
+    .output()
+    .expect("export"));
+    assert!(!said.contains("fichier("), "{said}");
+    // And nothing goes back up: the hub holds every file the box took from it.
+    let up = ok(
+        kekeli(&new, &["sync", "export", stick(5).to_str().expect("p")])
+            .output()
+            .expect("export"),
+    );
+    assert!(!up.contains("fichier("), "{up}");
+}
+
+/// The files the box's rows reference that its store holds.
+fn box_files_present(data: &Path) -> Vec<String> {
+    let c = Connection::open(data.join("kekeli.db")).expect("open");
+    let store = kekeli::files::Store::new(data.join("store"));
+    kekeli::files::referenced(&c)
+        .expect("referenced")
+        .into_iter()
+        .filter(|h| store.has(h))
+        .collect()
+}
+
+#[test]
 fn a_replacement_box_that_already_holds_a_school_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub_data = tmp.path().join("hub");
@@ -3104,6 +3221,19 @@ fn a_school_over_its_file_quota_keeps_its_files_and_still_syncs_its_records() {
     assert!(
         said.contains("file_quota_mb"),
         "the console says why: {said}"
+    );
+    // The technician's page says it too (from the run's record).
+    let recorded: Option<String> = Connection::open(data.join("kekeli.db"))
+        .expect("box db")
+        .query_row(
+            "SELECT files_refused FROM sync_runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("run");
+    assert!(
+        recorded.is_some_and(|s| s.contains("au plus 1 Mo")),
+        "the run's record keeps the hub's words"
     );
     drop(running);
     // The ministry raises the limit: what waited goes, nothing was lost.

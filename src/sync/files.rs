@@ -55,6 +55,24 @@ pub fn unsent(conn: &Connection, store: &Store) -> Result<Vec<(String, u64)>, Db
         .collect())
 }
 
+/// Files the school's rows reference that this box's store lacks, in hash order.
+pub fn lacking(conn: &Connection, store: &Store) -> Result<Vec<String>, DbError> {
+    Ok(crate::files::referenced(conn)?
+        .into_iter()
+        .filter(|h| !store.has(h))
+        .collect())
+}
+
+/// What a hello tells the hub this box lacks (at most what one request may name), so that
+/// the hub's next USB bundle carries it.
+pub(crate) async fn lacking_for_hello(db: &Db, config: &Config) -> Result<Vec<String>, SyncError> {
+    let s = store(config);
+    let mut l = blocking(db, move |db| db.read_blocking(|c| lacking(c, &s))).await?;
+    l.retain(|h| kekeli_sync::api::is_file_name(h));
+    l.truncate(MAX_FILES_ASKED);
+    Ok(l)
+}
+
 /// How many files wait to go up, and their bytes (the technician's page).
 pub fn pending(conn: &Connection, store: &Store) -> Result<(u64, u64), DbError> {
     let u = unsent(conn, store)?;
@@ -82,10 +100,8 @@ async fn mark_sent(db: &Db, files: Vec<(String, u64)>) -> Result<(), SyncError> 
     .await
 }
 
-/// The most stored-file bytes one USB bundle carries: the bundle is made in memory on a box
-/// that may have 1 GB, a stick takes several bundles, and another school's box relays
-/// bundles of up to 64 MiB (`usb`), which leaves 16 MiB for the rows.
-pub const BUNDLE_FILE_BYTES: u64 = 48 * 1024 * 1024;
+/// The most stored-file bytes one USB bundle carries (either way).
+pub const BUNDLE_FILE_BYTES: u64 = kekeli_sync::bundle::CARRIED_FILE_BYTES;
 
 /// The files a USB bundle carries, read and checked against their names: those the hub is
 /// not known to hold, never carried first, then the longest ago, up to [`BUNDLE_FILE_BYTES`]
@@ -154,6 +170,53 @@ pub(crate) async fn carried(db: &Db, names: Vec<String>) -> Result<(), SyncError
         })
     })
     .await
+}
+
+/// What a hub's bundle brought of the files.
+#[derive(Debug, Default)]
+pub(crate) struct FromBundle {
+    pub taken: u64,
+    pub bytes: u64,
+    /// Files the rows reference that this box still lacks.
+    pub lacking: u64,
+}
+
+/// Keep the files a hub's bundle carries that the rows reference and the store lacks, each
+/// checked against its SHA-256 (anything else is left out).
+pub(crate) async fn from_bundle(
+    db: &Db,
+    config: &Config,
+    files: Vec<Vec<u8>>,
+) -> Result<FromBundle, SyncError> {
+    let st = store(config);
+    let s = st.clone();
+    let wanted: HashSet<String> = blocking(db, move |db| db.read_blocking(|c| lacking(c, &s)))
+        .await?
+        .into_iter()
+        .collect();
+    let s = st.clone();
+    let took = tokio::task::spawn_blocking(move || {
+        let mut took = Vec::new();
+        for b in files {
+            let h = crate::files::hash_of(&b);
+            if !wanted.contains(&h) || s.has(&h) {
+                continue;
+            }
+            s.put(&b).map_err(|e| SyncError::Setup(e.to_string()))?;
+            took.push((h, b.len() as u64));
+        }
+        Ok::<_, SyncError>(took)
+    })
+    .await
+    .map_err(|e| SyncError::Setup(e.to_string()))??;
+    let left = blocking(db, move |db| db.read_blocking(|c| lacking(c, &st))).await?;
+    let out = FromBundle {
+        taken: took.len() as u64,
+        bytes: took.iter().map(|(_, n)| n).sum(),
+        lacking: left.len() as u64,
+    };
+    mark_sent(db, took).await?;
+    Ok(out)
 }
 
 /// The hub's answer (a USB bundle) says it holds these files of the school: they are sent.
@@ -302,17 +365,7 @@ pub(crate) async fn pull(
 ) -> Result<Moved, SyncError> {
     let st = store(config);
     let s = st.clone();
-    let lacking: Vec<String> = blocking(db, move |db| {
-        db.read_blocking(|c| {
-            Ok::<_, DbError>(
-                crate::files::referenced(c)?
-                    .into_iter()
-                    .filter(|h| !s.has(h))
-                    .collect(),
-            )
-        })
-    })
-    .await?;
+    let lacking = blocking(db, move |db| db.read_blocking(|c| lacking(c, &s))).await?;
     let mut moved = Moved::default();
     if lacking.is_empty() {
         return Ok(moved);

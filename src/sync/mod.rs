@@ -288,6 +288,10 @@ pub async fn enroll(
         })
     })
     .await?;
+    if let Err(err) = first_hello(db, config, &e).await {
+        // The first run says hello again; only sticks wait for it.
+        tracing::warn!(error = %err, "first hello after enrolling failed");
+    }
     Ok(e)
 }
 
@@ -563,7 +567,8 @@ pub async fn run_with(
             tx.execute(
                 "UPDATE sync_runs SET finished = ?1, bytes_up = ?2, bytes_down = ?3, changes_up = ?4, \
                  changes_down = ?5, left_over = ?6, clock_offset_ms = ?7, error = ?8, files_up = ?10, \
-                 files_down = ?11, files_left = ?12, files_left_bytes = ?13 WHERE id = ?9",
+                 files_down = ?11, files_left = ?12, files_left_bytes = ?13, files_refused = ?14 \
+                 WHERE id = ?9",
                 (
                     now_ms() / 1000,
                     report.bytes_up as i64,
@@ -578,6 +583,7 @@ pub async fn run_with(
                     report.files.down as i64,
                     report.files.left as i64,
                     report.files.left_bytes as i64,
+                    report.files.refused.clone(),
                 ),
             )
             .map_err(DbError::from)?;
@@ -620,13 +626,8 @@ async fn once(
     result
 }
 
-async fn attempt(
-    db: &Db,
-    config: &Config,
-    e: &Enrollment,
-    progress: &Progress,
-    slot: &mut Option<Client>,
-) -> Result<Report, SyncError> {
+/// A client for the enrolled hub: its CA pinned, this box's certificate shown (mutual TLS).
+fn client_for(config: &Config, e: &Enrollment) -> Result<Client, SyncError> {
     let d = dir(config);
     let tls = client::pinned(
         &std::fs::read_to_string(d.join("ca.pem"))?,
@@ -634,23 +635,41 @@ async fn attempt(
         &std::fs::read(d.join("key.der"))?,
         hub_time(config),
     )?;
-    let key_der = std::fs::read(d.join("key.der"))?;
+    Ok(Client::new(
+        Target::parse(&e.url)?,
+        tls,
+        Duration::from_secs(config.sync.timeout_secs.max(5)),
+    )
+    .with_stall(Duration::from_secs(config.sync.stall_secs)))
+}
+
+/// Right after enrolling, one hello over mutual TLS: the box learns the key of its USB
+/// bundles (the hub gives it on an authenticated link only), so that a box enrolled where
+/// there is a link and carried to a school without one can use sticks from the first day.
+async fn first_hello(db: &Db, config: &Config, e: &Enrollment) -> Result<(), SyncError> {
+    let mut client = client_for(config, e)?;
+    let hello = say_hello(db, config, &mut client).await?;
+    keep_bundle_key(config, &hello.bundle_key)?;
+    keep_hub_time(config, hello.hub_time_ms)
+}
+
+async fn attempt(
+    db: &Db,
+    config: &Config,
+    e: &Enrollment,
+    progress: &Progress,
+    slot: &mut Option<Client>,
+) -> Result<Report, SyncError> {
+    let key_der = std::fs::read(dir(config).join("key.der"))?;
     let key = SigningKey::from_pkcs8(&key_der).map_err(|e| SyncError::Setup(e.to_string()))?;
     let hub_key = e.hub_key()?;
-    let client = slot.insert(
-        Client::new(
-            Target::parse(&e.url)?,
-            tls,
-            Duration::from_secs(config.sync.timeout_secs.max(5)),
-        )
-        .with_stall(Duration::from_secs(config.sync.stall_secs)),
-    );
+    let client = slot.insert(client_for(config, e)?);
     let p = kekeli_sync::api::PREFIX;
     let budget = budget_bytes(config.sync.budget_mb);
     let mut report = Report::default();
 
     // Hello: what each side holds, and the hub's time.
-    let mut hello = say_hello(db, client).await?;
+    let mut hello = say_hello(db, config, client).await?;
     keep_bundle_key(config, &hello.bundle_key)?;
     keep_hub_time(config, hello.hub_time_ms)?;
     report.clock_offset_ms = now_ms() - hello.hub_time_ms;
@@ -678,7 +697,7 @@ async fn attempt(
         })
         .await?;
         report.reincarnated = true;
-        hello = say_hello(db, client).await?;
+        hello = say_hello(db, config, client).await?;
     }
 
     // Push: this box's logs, from what the hub holds, in manifests of at most BATCH changes.
@@ -841,7 +860,7 @@ async fn attempt(
             "le portail a envoyé le manifeste d'un autre site".into(),
         ));
     }
-    let inbox = d.join("recu");
+    let inbox = dir(config).join("recu");
     std::fs::create_dir_all(&inbox)?;
     let mut opened = Vec::new();
     progress.start(2, m.segments.iter().map(|r| r.bytes).sum());
@@ -990,7 +1009,8 @@ fn keep_bundle_key(config: &Config, hex_key: &str) -> Result<(), SyncError> {
 }
 
 /// What this box says of itself at a hello (network, or the note of a USB bundle).
-pub(crate) async fn hello_now(db: &Db) -> Result<Hello, SyncError> {
+pub(crate) async fn hello_now(db: &Db, config: &Config) -> Result<Hello, SyncError> {
+    let lacking = files::lacking_for_hello(db, config).await?;
     let (vector, schema, pending, last_error) = blocking(db, |db| {
         db.read_blocking(|c| {
             let last_error: Option<String> = c
@@ -1020,11 +1040,16 @@ pub(crate) async fn hello_now(db: &Db) -> Result<Hello, SyncError> {
         schema,
         pending_changes: pending,
         last_error: last_error.map(|e| e.chars().take(300).collect()),
+        lacking: Some(lacking),
     })
 }
 
-async fn say_hello(db: &Db, client: &mut Client) -> Result<HelloResponse, SyncError> {
-    let hello = hello_now(db).await?;
+async fn say_hello(
+    db: &Db,
+    config: &Config,
+    client: &mut Client,
+) -> Result<HelloResponse, SyncError> {
+    let hello = hello_now(db, config).await?;
     client
         .json(
             &format!("{}/hello", kekeli_sync::api::PREFIX),
@@ -1051,12 +1076,15 @@ pub struct RunRecord {
     pub files_down: i64,
     pub files_left: i64,
     pub files_left_bytes: i64,
+    /// The hub's words when it kept no more of the school's files (its quota).
+    pub files_refused: Option<String>,
 }
 
 pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT started, finished, origin, bytes_up, bytes_down, changes_up, changes_down, left_over, \
-         clock_offset_ms, error, files_up, files_down, files_left, files_left_bytes FROM sync_runs \
+         clock_offset_ms, error, files_up, files_down, files_left, files_left_bytes, files_refused \
+         FROM sync_runs \
          ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
@@ -1076,6 +1104,7 @@ pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, D
                 files_down: r.get(11)?,
                 files_left: r.get(12)?,
                 files_left_bytes: r.get(13)?,
+                files_refused: r.get(14)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -3,7 +3,8 @@
 //! stick and brings the hub's answer back. A bundle holds what the network sync would have
 //! sent — everything above what the hub last acknowledged, and up to 48 MiB of the stored
 //! files it is not known to hold (`files::for_bundle`) — so bundles may be imported in any
-//! order and any number of times. Bundles are encrypted to the hub with the school's
+//! order and any number of times. The hub's bundle carries the stored files this box said
+//! (in its last hello or bundle) it lacks, up to the same bound. Bundles are encrypted to the hub with the school's
 //! bundle key (learnt at a network hello) and signed by this box.
 //!
 //! It writes synced tables only through `db::replica::apply` inside `Db::apply_blocking`,
@@ -93,7 +94,7 @@ pub async fn export(db: &Db, config: &Config, dir_out: &Path) -> Result<Outcome,
     let key = key_of(config)?;
     let key_der = std::fs::read(dir(config).join("key.der"))?;
     let signing = SigningKey::from_pkcs8(&key_der).map_err(|e| SyncError::Setup(e.to_string()))?;
-    let hello = super::hello_now(db).await?;
+    let hello = super::hello_now(db, config).await?;
     let (me, acked) = blocking(db, |db| {
         db.read_blocking(|c| Ok::<_, DbError>((replica::site(c)?, replica::acked(c)?)))
     })
@@ -348,11 +349,28 @@ async fn import_file(
     super::files::held_by_hub(db, config, hub_files)
         .await
         .map_err(|err| err.to_string())?;
-    Ok(format!(
+    let f = super::files::from_bundle(db, config, content.files)
+        .await
+        .map_err(|err| err.to_string())?;
+    let mut said = format!(
         "{} modification(s) reçue(s) du portail, {} déjà présente(s)",
         applied.applied + applied.pending,
         applied.duplicates
-    ))
+    );
+    if f.taken > 0 {
+        said.push_str(&format!(
+            " ; {} fichier(s) repris ({} Ko)",
+            f.taken,
+            f.bytes.div_ceil(1024)
+        ));
+    }
+    if f.lacking > 0 {
+        said.push_str(&format!(
+            " ; {} fichier(s) manquent encore : exportez un paquet pour le portail (« kekeli sync export »), sa réponse les apportera",
+            f.lacking
+        ));
+    }
+    Ok(said)
 }
 
 /// The drop folder: `sync.drop_folder`, or `DATA/usb` when unset.

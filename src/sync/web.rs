@@ -153,6 +153,35 @@ fn row(r: &RunRecord, offset: i32) -> RunRow {
     }
 }
 
+/// What the last finished run left for the next, and why: the night's budget, or the hub's
+/// file quota (in the hub's words).
+fn left_note(r: &super::RunRecord, budget_mb: f64) -> Option<Msg> {
+    if r.left_over <= 0 && r.files_left <= 0 {
+        return None;
+    }
+    let size = human_bytes(r.files_left_bytes.max(0) as u64);
+    if let Some(said) = &r.files_refused {
+        return Some(
+            Msg::new("sync.budget.quota")
+                .arg("said", said.clone())
+                .arg("files", r.files_left)
+                .arg("size", size),
+        );
+    }
+    let key = if r.files_left > 0 {
+        "sync.budget.left_files"
+    } else {
+        "sync.budget.left"
+    };
+    Some(
+        Msg::new(key)
+            .arg("n", r.left_over)
+            .arg("files", r.files_left)
+            .arg("size", size)
+            .arg("mb", format!("{budget_mb}").replace('.', ",")),
+    )
+}
+
 /// The clock's warning, if the box's clock is off the hub's by more than five minutes.
 fn clock_warning(offset_ms: i64) -> Option<Msg> {
     if offset_ms.abs() <= CLOCK_WARNING_MS {
@@ -282,23 +311,7 @@ async fn build(
     });
     let contact = runs.iter().find(|r| r.clock_offset_ms.is_some());
     let finished = runs.iter().find(|r| r.finished.is_some());
-    let budget = finished
-        .filter(|r| r.left_over > 0 || r.files_left > 0)
-        .map(|r| {
-            let key = if r.files_left > 0 {
-                "sync.budget.left_files"
-            } else {
-                "sync.budget.left"
-            };
-            Msg::new(key)
-                .arg("n", r.left_over)
-                .arg("files", r.files_left)
-                .arg("size", human_bytes(r.files_left_bytes.max(0) as u64))
-                .arg(
-                    "mb",
-                    format!("{}", state.config.sync.budget_mb).replace('.', ","),
-                )
-        });
+    let budget = finished.and_then(|r| left_note(r, state.config.sync.budget_mb));
     render(&SyncPage {
         notice,
         error,
@@ -655,6 +668,43 @@ mod tests {
         assert_eq!(ahead.key(), "sync.clock.ahead");
         let behind = clock_warning(-(56 * 365 * 86_400_000)).expect("1970");
         assert_eq!(behind.key(), "sync.clock.behind");
+    }
+
+    #[test]
+    fn what_a_run_left_is_told_with_its_reason_the_budget_or_the_hubs_quota() {
+        let mut r = crate::sync::RunRecord {
+            started: 0,
+            finished: Some(10),
+            origin: "commande".into(),
+            bytes_up: 0,
+            bytes_down: 0,
+            changes_up: 5,
+            changes_down: 0,
+            left_over: 0,
+            clock_offset_ms: Some(0),
+            error: None,
+            files_up: 1,
+            files_down: 0,
+            files_left: 0,
+            files_left_bytes: 0,
+            files_refused: None,
+        };
+        assert!(left_note(&r, 2.5).is_none(), "nothing left, nothing said");
+        let fr = |m: Msg| m.render(Default::default());
+        r.files_left = 3;
+        r.files_left_bytes = 1_800_000;
+        let said = fr(left_note(&r, 2.5).expect("budget"));
+        assert!(said.contains("budget de la nuit (2,5 Mo)"), "{said}");
+        r.files_refused = Some("le portail garde au plus 1 Mo de fichiers pour TEST".into());
+        let said = fr(left_note(&r, 2.5).expect("quota"));
+        assert!(
+            said.contains("ne garde plus de fichiers")
+                && said.contains("« le portail garde au plus 1 Mo de fichiers pour TEST »")
+                && said.contains("3 fichier(s)")
+                && said.contains("relever le quota")
+                && !said.contains("budget"),
+            "{said}"
+        );
     }
 
     #[test]

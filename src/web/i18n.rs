@@ -303,7 +303,7 @@ mod tests {
         ("main.rs", 71, "the command line (French only for now)"),
         (
             "sync/usb.rs",
-            16,
+            17,
             "the verdicts on USB bundles, on the command line (French only, like the sync's errors)",
         ),
         (

@@ -79,6 +79,11 @@ pub struct Hello {
     /// How the box's previous run failed, if it did (the console's history shows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The stored files the box's rows reference and its store lacks (at most
+    /// [`MAX_FILES_ASKED`]), so that the hub's next USB bundle carries them; `None` when the
+    /// box says nothing about them (an earlier release), which leaves the hub's list as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacking: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

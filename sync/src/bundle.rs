@@ -61,6 +61,11 @@ pub struct Content {
 /// The largest stored file a bundle carries (the network sync's bound).
 pub const MAX_FILE_BYTES: usize = crate::api::MAX_FILE;
 
+/// The most stored-file bytes one bundle carries, either way: the bundle is made in memory on
+/// a box that may have 1 GB, a stick takes several bundles, and another school's box relays
+/// bundles of up to 64 MiB, which leaves 16 MiB for the rows.
+pub const CARRIED_FILE_BYTES: u64 = 48 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
     #[error("ce fichier n'est pas un paquet Kekeli")]

@@ -188,6 +188,7 @@ fn main() {
             schema: 15,
             pending_changes: per,
             last_error: None,
+            lacking: None,
         };
         let school = db
             .tx(|c| store::school(c, &code))

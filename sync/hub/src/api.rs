@@ -711,6 +711,7 @@ async fn ack(
                 schema: 0,
                 pending_changes: school.pending_changes.unwrap_or(0).max(0) as u64,
                 last_error: None,
+                lacking: None,
             };
             store::hello(c, &school, &h, None, now * 1000)?;
             store::contact(c, &school.code, "reception", 0, 0, 0, 0, None, now)
@@ -897,8 +898,8 @@ async fn relay(
         .await
         .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_bundle", m))?;
     tracing::info!(school = %school, carrier = %carrier.code, "paquet relayé");
-    let answer = match crate::usb::export_bytes(&hub, &school).await {
-        Ok((_, bytes, _)) if bytes.len() <= kekeli_sync::api::MAX_RELAY_ANSWER => bytes,
+    let answer = match crate::usb::export_bytes(&hub, &school, 0).await {
+        Ok(x) if x.sealed.len() <= kekeli_sync::api::MAX_RELAY_ANSWER => x.sealed,
         _ => Vec::new(),
     };
     let mut out = Vec::with_capacity(4 + message.len() + answer.len());

@@ -267,12 +267,21 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let code = school.trim().to_uppercase();
-            let (path, changes) = rt
+            let (path, x) = rt
                 .block_on(kekeli_hub::usb::export_school(&hub, &code, &dir))
                 .map_err(anyhow::Error::msg)?;
+            let files = match (x.files, x.files_left) {
+                (0, 0) => String::new(),
+                (n, 0) => format!(", {n} fichier(s) ({} Ko)", x.file_bytes.div_ceil(1024)),
+                (n, left) => format!(
+                    ", {n} fichier(s) ({} Ko) ; {left} autre(s) dans le paquet suivant",
+                    x.file_bytes.div_ceil(1024)
+                ),
+            };
             println!(
-                "Paquet écrit : {} ({changes} modification(s)). Sur le serveur de l'établissement : kekeli sync import DOSSIER-DE-LA-CLÉ",
-                path.display()
+                "Paquet écrit : {} ({} modification(s){files}). Sur le serveur de l'établissement : kekeli sync import DOSSIER-DE-LA-CLÉ",
+                path.display(),
+                x.changes
             );
             Ok(())
         }

@@ -326,6 +326,16 @@ pub fn enroll(
         ],
     )?;
     register_log(c, &site, incarnation, &s.code, &key)?;
+    if replaces {
+        // The new box holds nothing yet: what the old one held says nothing about it (a USB
+        // bundle for it starts from nothing, and carries the files it will lack).
+        for table in ["box_has", "box_lacks"] {
+            c.exec(
+                &format!("DELETE FROM {table} WHERE school = $1"),
+                &[s.code.as_str().into()],
+            )?;
+        }
+    }
     c.exec(
         "UPDATE tokens SET used_at = $1 WHERE id = $2",
         &[now.into(), req.token_id.as_str().into()],
@@ -443,6 +453,22 @@ pub fn hello(
             register_log(c, &site, log.incarnation, &school.code, &PublicKey(key))?;
         }
     }
+    if let Some(lacking) = &hello.lacking {
+        c.exec(
+            "DELETE FROM box_lacks WHERE school = $1",
+            &[school.code.as_str().into()],
+        )?;
+        for h in lacking
+            .iter()
+            .filter(|h| kekeli_sync::api::is_file_name(h))
+            .take(kekeli_sync::api::MAX_FILES_ASKED)
+        {
+            c.exec(
+                "INSERT INTO box_lacks (school, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[school.code.as_str().into(), h.as_str().into()],
+            )?;
+        }
+    }
     c.exec(
         "UPDATE schools SET last_contact = $1, release = $2, pending_changes = $3, \
          clock_offset_ms = $4 WHERE code = $5",
@@ -558,6 +584,34 @@ pub fn school_file_names(c: &mut dyn Conn, school: &str) -> Result<Vec<String>, 
     .into_iter()
     .map(|r| r[0].text().to_string())
     .collect())
+}
+
+/// The files `school`'s box last said it lacks that the hub holds, `(sha256, bytes)`, in hash
+/// order.
+pub fn files_box_lacks(c: &mut dyn Conn, school: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    Ok(c.rows(
+        "SELECT f.sha256, f.bytes FROM box_lacks l JOIN school_files f \
+         ON f.school = l.school AND f.sha256 = l.sha256 WHERE l.school = $1 ORDER BY f.sha256",
+        &[school.into()],
+    )?
+    .into_iter()
+    .map(|r| (r[0].text().to_string(), r[1].int().max(0) as u64))
+    .collect())
+}
+
+/// These files left for `school`'s box on a stick: the next bundle carries the others.
+pub fn files_carried_to_box(
+    c: &mut dyn Conn,
+    school: &str,
+    names: &[String],
+) -> Result<(), StoreError> {
+    for h in names {
+        c.exec(
+            "DELETE FROM box_lacks WHERE school = $1 AND sha256 = $2",
+            &[school.into(), h.as_str().into()],
+        )?;
+    }
+    Ok(())
 }
 
 /// The files the hub holds for `school`: how many, and their bytes.

@@ -217,22 +217,102 @@ pub struct HubNote {
     pub files: Vec<String>,
 }
 
-/// Write the hub's answer for `code`'s box into `dir`: everything it lacks as of what it last
-/// said it holds. Returns the file and the number of changes in it.
-pub async fn export_school(hub: &Hub, code: &str, dir: &Path) -> Result<(PathBuf, u64), String> {
-    let (name, sealed, changes) = export_bytes(hub, code).await?;
-    let path = dir.join(name);
-    bundle::write_atomically(&path, &sealed).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (c2, n, now) = (code.to_string(), sealed.len() as u64, api::now());
-    hub.db
-        .run(move |c| store::contact(c, &c2, "usb", 0, n, 0, changes, None, now))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((path, changes))
+/// The hub's answer for a box, sealed.
+pub struct Export {
+    /// Its file name on the stick.
+    pub name: String,
+    pub sealed: Vec<u8>,
+    pub changes: u64,
+    /// The stored files it carries (those the box said it lacks), and their bytes.
+    pub files: u64,
+    pub file_bytes: u64,
+    /// Those that wait for another bundle.
+    pub files_left: u64,
+    /// The names of those it carries.
+    pub carried: Vec<String>,
 }
 
-/// The hub's answer for `code`'s box, sealed: its file name, its bytes, its changes.
-pub async fn export_bytes(hub: &Hub, code: &str) -> Result<(String, Vec<u8>, u64), String> {
+/// Write the hub's answer for `code`'s box into `dir`: everything it lacks as of what it last
+/// said it holds, and up to [`bundle::CARRIED_FILE_BYTES`] of the stored files it lacks.
+/// Returns the file and what it holds.
+pub async fn export_school(hub: &Hub, code: &str, dir: &Path) -> Result<(PathBuf, Export), String> {
+    let x = export_bytes(hub, code, bundle::CARRIED_FILE_BYTES).await?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(&x.name);
+    bundle::write_atomically(&path, &x.sealed).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (c2, n, changes, now) = (
+        code.to_string(),
+        x.sealed.len() as u64,
+        x.changes,
+        api::now(),
+    );
+    let carried = x.carried.clone();
+    hub.db
+        .run(move |c| -> Result<(), StoreError> {
+            // The next bundle carries the files this one could not (the box's next hello
+            // names again whatever it still lacks, should this stick be lost).
+            store::files_carried_to_box(c, &c2, &carried)?;
+            store::contact(c, &c2, "usb", 0, n, 0, changes, None, now)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((path, x))
+}
+
+/// The stored files `school`'s box said it lacks, read and checked against their names, up
+/// to `budget` bytes (the first always goes, if `budget` is not zero): their names and
+/// bytes, and how many wait.
+async fn files_for_box(
+    hub: &Hub,
+    school: &str,
+    budget: u64,
+) -> Result<(Vec<(String, Vec<u8>)>, u64), String> {
+    if budget == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let code = school.to_string();
+    let lacks = hub
+        .db
+        .run(move |c| store::files_box_lacks(c, &code))
+        .await
+        .map_err(|e: StoreError| e.to_string())?;
+    let (mut out, mut taken, mut left) = (Vec::new(), 0u64, 0u64);
+    for (name, n) in lacks {
+        if !out.is_empty() && taken.saturating_add(n) > budget {
+            left += 1;
+            continue;
+        }
+        let Some(b) = hub
+            .objects
+            .get_file(&name)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            tracing::warn!(file = %name, "stored file absent from the object store, not carried");
+            continue;
+        };
+        let b = tokio::task::spawn_blocking(move || {
+            (crate::objects::sha256_hex(&b) == name && b.len() <= bundle::MAX_FILE_BYTES)
+                .then_some((name, b))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match b {
+            Some(f) => {
+                taken += f.1.len() as u64;
+                out.push(f);
+            }
+            None => {
+                tracing::warn!(school = %school, "stored file altered or too large, not carried")
+            }
+        }
+    }
+    Ok((out, left))
+}
+
+/// The hub's answer for `code`'s box, sealed, with up to `file_budget` bytes of the files it
+/// said it lacks (none through a relay, whose answer must stay small).
+pub async fn export_bytes(hub: &Hub, code: &str, file_budget: u64) -> Result<Export, String> {
     let c2 = code.to_string();
     let school = hub
         .db
@@ -278,10 +358,13 @@ pub async fn export_bytes(hub: &Hub, code: &str) -> Result<(String, Vec<u8>, u64
         files,
     })
     .map_err(|e| e.to_string())?;
+    let (files, files_left) = files_for_box(hub, code, file_budget).await?;
+    let file_bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
+    let carried: Vec<String> = files.iter().map(|(h, _)| h.clone()).collect();
     let content = Content {
         groups: vec![(manifest, segments)],
         note,
-        files: vec![],
+        files: files.into_iter().map(|(_, b)| b).collect(),
     };
     let to = hex(school.site.as_deref().unwrap_or_default());
     let key = hub.bundle_key(&school);
@@ -304,7 +387,15 @@ pub async fn export_bytes(hub: &Hub, code: &str) -> Result<(String, Vec<u8>, u64
         stamp(api::now()),
         bundle::EXTENSION
     );
-    Ok((name, sealed, changes))
+    Ok(Export {
+        name,
+        sealed,
+        changes,
+        files: content.files.len() as u64,
+        file_bytes,
+        files_left,
+        carried,
+    })
 }
 
 /// `AAAAMMJJ-HHMMSS` (UTC), for file names.
