@@ -1014,7 +1014,11 @@ fn sync(config: &Config, command: SyncCommand) -> anyhow::Result<std::process::E
                     for line in &r.relayed {
                         println!("  {line}");
                     }
-                    if r.reincarnated {
+                    if r.clone_seen {
+                        println!(
+                            "  Attention : un autre serveur écrit sous l'identité de celui-ci (un disque copié ?). Rien n'est perdu : les saisies d'ici continuent sous une nouvelle incarnation. Arrêtez l'autre, ou faites-le inscrire comme serveur neuf."
+                        );
+                    } else if r.reincarnated {
                         println!(
                             "  La box avait été remise d'une copie : son journal continue sous une nouvelle incarnation."
                         );

@@ -1496,6 +1496,15 @@ fn a_link_cut_mid_push_resends_at_most_the_segment_under_way() {
         run.contains(&format!("{logged} changement(s) envoyé(s)")),
         "{run}"
     );
+    // What a cut attempt left on the hub is this box's own: no other box is suspected.
+    assert_eq!(
+        count(
+            &box_data.join("kekeli.db"),
+            "SELECT COUNT(*) FROM sync_runs WHERE clone_seen = 1"
+        ),
+        0,
+        "{run}"
+    );
     drop(running);
 }
 
@@ -2600,6 +2609,96 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, to.join(e.file_name())).expect("copy");
         }
     }
+}
+
+fn rooms_of(data: &Path) -> BTreeSet<String> {
+    let c = Connection::open(data.join("kekeli.db")).expect("open");
+    let mut st = c.prepare("SELECT name FROM rooms").expect("prepare");
+    st.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn two_boxes_started_from_one_copied_disk_lose_nothing_and_both_are_told() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub_data = tmp.path().join("hub");
+    let a = tmp.path().join("a");
+    let running = enrolled_demo_box(&hub_data, &a);
+    ok(kekeli(&a, &["sync", "run"]).output().expect("run"));
+    let clone_of = |from: &Path, to: &Path| {
+        copy_dir(from, to);
+        std::fs::copy(from.with_extension("toml"), to.with_extension("toml")).expect("cfg");
+    };
+
+    // 1. The copy writes less than the original before its first sync.
+    let b = tmp.path().join("b");
+    clone_of(&a, &b);
+    add_rooms(&a, &["A1", "A2", "A3"]);
+    let t = ok(kekeli(&a, &["sync", "run"]).output().expect("run"));
+    assert!(!t.contains("autre serveur"), "{t}");
+    add_rooms(&b, &["B1", "B2"]);
+    let t = ok(kekeli(&b, &["sync", "run"]).output().expect("run"));
+    assert!(t.contains("un autre serveur écrit sous l'identité"), "{t}");
+    // 2. Another copy writes more than the original before its first sync.
+    let c = tmp.path().join("c");
+    clone_of(&a, &c);
+    add_rooms(&c, &["C1", "C2", "C3", "C4"]);
+    add_rooms(&a, &["A4"]);
+    ok(kekeli(&a, &["sync", "run"]).output().expect("run"));
+    let t = ok(kekeli(&c, &["sync", "run"]).output().expect("run"));
+    assert!(t.contains("un autre serveur écrit sous l'identité"), "{t}");
+
+    // Every box's rooms on the hub and, after one more run each, on every box.
+    for d in [&a, &b, &c, &a] {
+        let t = ok(kekeli(d, &["sync", "run"]).output().expect("run"));
+        assert!(
+            !t.contains("autre serveur"),
+            "seen once, not every night: {t}"
+        );
+    }
+    let want: BTreeSet<String> = ["A1", "A2", "A3", "A4", "B1", "B2", "C1", "C2", "C3", "C4"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for d in [&a, &b, &c] {
+        let rooms = rooms_of(d);
+        assert!(want.is_subset(&rooms), "{}: {:?}", d.display(), rooms);
+        assert_eq!(box_keys(d), hub_keys(&hub_data), "{}", d.display());
+    }
+    // The copies' technicians and the ministry are told.
+    for d in [&b, &c] {
+        assert_eq!(
+            count(
+                &d.join("kekeli.db"),
+                "SELECT COUNT(*) FROM sync_runs WHERE clone_seen = 1"
+            ),
+            1
+        );
+    }
+    assert_eq!(
+        count(
+            &a.join("kekeli.db"),
+            "SELECT COUNT(*) FROM sync_runs WHERE clone_seen = 1"
+        ),
+        0,
+        "the original never took another's changes for its own"
+    );
+    assert_eq!(
+        count(
+            &hub_data.join("hub.db"),
+            "SELECT COUNT(*) FROM contacts WHERE kind = 'identite' AND error LIKE 'deux serveurs%'"
+        ),
+        2
+    );
+    assert!(
+        count(
+            &hub_data.join("hub.db"),
+            "SELECT COUNT(*) FROM schools WHERE code = 'TEST' AND clone_seen_at IS NOT NULL"
+        ) == 1
+    );
+    drop(running);
 }
 
 /// What both sides hold after an exchange: the school's rows, and the box's national

@@ -191,6 +191,38 @@ pub fn begin_incarnation(tx: &Transaction<'_>, incarnation: u32) -> Result<(), D
     Ok(())
 }
 
+/// Start incarnation `incarnation` after finding that the hub holds, above `shared`, changes
+/// of the current log that this box did not make (another box, started from a copy of this
+/// one's disk, writes under its identity). This box's own changes above `shared` move to the
+/// new log, renumbered from 1 with their clocks and rows kept, and the old log is held only
+/// up to `shared`, so that the other box's changes come back with the pull: nothing of either
+/// is lost. Returns how many changes moved.
+pub fn diverge(tx: &Transaction<'_>, incarnation: u32, shared: u64) -> Result<u64, DbError> {
+    let me = site(tx)?;
+    if incarnation <= me.log.incarnation || shared > me.seq {
+        return Err(DbError::Schema(format!(
+            "incarnation {incarnation} ≤ incarnation actuelle {} ou n°{shared} au-delà du journal",
+            me.log.incarnation
+        )));
+    }
+    let moved = tx.execute(
+        "INSERT INTO sync_log (origin, incarnation, seq, hlc, tbl, row_key, op, row_data, changed) \
+         SELECT origin, ?1, seq - ?2, hlc, tbl, row_key, op, row_data, changed FROM sync_log \
+         WHERE origin = ?3 AND incarnation = ?4 AND seq > ?2",
+        (incarnation, shared as i64, &me.id, me.log.incarnation),
+    )?;
+    tx.execute(
+        "DELETE FROM sync_log WHERE origin = ?1 AND incarnation = ?2 AND seq > ?3",
+        (&me.id, me.log.incarnation, shared as i64),
+    )?;
+    hold(tx, &me.id, me.log.incarnation, shared)?;
+    tx.execute(
+        "UPDATE sync_state SET incarnation = ?1, seq = ?2 WHERE singleton = 1",
+        (incarnation, moved as i64),
+    )?;
+    Ok(moved as u64)
+}
+
 /// Take this box's identity in the sync: the site (and incarnation) the hub assigned — a
 /// replacement box takes the dead one's site under a new incarnation and pulls its log back.
 /// Changes the box already logged move to that log, keeping their numbers.
@@ -310,8 +342,11 @@ pub fn apply(
     let me = site(tx)?;
     let from = match source {
         Source::Hub => From::Hub,
+        // This site's other logs: its own past (a restore, a replacement), or a later one
+        // that another box started from a copy of this one's disk began (`diverge`); never
+        // the log this box writes now.
         Source::OwnPast => {
-            if log.site != me.log.site || log.incarnation >= me.log.incarnation {
+            if log.site != me.log.site || log.incarnation == me.log.incarnation {
                 return Err(DbError::Schema(format!(
                     "le journal {}/{} n'est pas un passé de cette installation",
                     log.site, log.incarnation

@@ -501,6 +501,9 @@ pub struct Report {
     pub clock_offset_ms: i64,
     /// A new incarnation was taken (the hub held more of this box's log than the box).
     pub reincarnated: bool,
+    /// The hub holds changes of this box's log that it did not make: another box writes under
+    /// its identity (a copied disk). This box's own changes moved to a new incarnation.
+    pub clone_seen: bool,
     /// Other schools' bundles relayed to the hub, with the hub's words for each.
     pub relayed: Vec<String>,
     /// The stored files that went up and came down, and what the budget left.
@@ -567,8 +570,8 @@ pub async fn run_with(
             tx.execute(
                 "UPDATE sync_runs SET finished = ?1, bytes_up = ?2, bytes_down = ?3, changes_up = ?4, \
                  changes_down = ?5, left_over = ?6, clock_offset_ms = ?7, error = ?8, files_up = ?10, \
-                 files_down = ?11, files_left = ?12, files_left_bytes = ?13, files_refused = ?14 \
-                 WHERE id = ?9",
+                 files_down = ?11, files_left = ?12, files_left_bytes = ?13, files_refused = ?14, \
+                 clone_seen = ?15 WHERE id = ?9",
                 (
                     now_ms() / 1000,
                     report.bytes_up as i64,
@@ -584,6 +587,7 @@ pub async fn run_with(
                     report.files.left as i64,
                     report.files.left_bytes as i64,
                     report.files.refused.clone(),
+                    report.clone_seen,
                 ),
             )
             .map_err(DbError::from)?;
@@ -624,6 +628,45 @@ async fn once(
         Tally::count(&progress.tally.received, c.received);
     }
     result
+}
+
+/// Whether the change the hub holds at `seq` of this box's log `log` is the one this box
+/// holds (`POST /sync/v1/tip`). A hub of an earlier release, or a change either side no
+/// longer holds, answers yes: nothing is decided on a guess.
+async fn same_history(
+    db: &Db,
+    client: &mut Client,
+    log: &kekeli_sync::LogId,
+    seq: u64,
+) -> Result<bool, SyncError> {
+    let l = log.clone();
+    let mine = blocking(db, move |db| {
+        db.read_blocking(|c| replica::local_changes(c, &l, seq - 1, 1))
+    })
+    .await?;
+    let Some(mine) = mine.first().filter(|c| c.seq == seq) else {
+        return Ok(true);
+    };
+    let ask = kekeli_sync::api::TipAsk {
+        log: log.clone(),
+        seq,
+        mine: kekeli_sync::api::Tip::of(mine),
+    };
+    let body = serde_json::to_vec(&ask).map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let a = client
+        .request(
+            "POST",
+            &format!("{}/tip", kekeli_sync::api::PREFIX),
+            "application/json",
+            body,
+            now_ms(),
+        )
+        .await?;
+    if a.status == 404 {
+        return Ok(true);
+    }
+    let answer: kekeli_sync::api::TipAnswer = client::ok_json(a)?;
+    Ok(!answer.held || answer.same)
 }
 
 /// A client for the enrolled hub: its CA pinned, this box's certificate shown (mutual TLS).
@@ -673,8 +716,39 @@ async fn attempt(
     keep_bundle_key(config, &hello.bundle_key)?;
     keep_hub_time(config, hello.hub_time_ms)?;
     report.clock_offset_ms = now_ms() - hello.hub_time_ms;
-    let me = blocking(db, |db| db.read_blocking(replica::site)).await?;
-    if hello.hub_has.get(&me.log) > me.seq {
+    let (me, acked) = blocking(db, |db| {
+        db.read_blocking(|c| Ok::<_, DbError>((replica::site(c)?, replica::acked(c)?)))
+    })
+    .await?;
+    // Above what the hub acknowledged to this box, the hub may hold changes of its log that
+    // this box sent (an acknowledgement cut, a restored copy) or that another box wrote under
+    // the same identity (a copied disk). The last change both hold tells which.
+    let shared = acked.get(&me.log);
+    let probe = hello.hub_has.get(&me.log).min(me.seq);
+    if probe > shared && !same_history(db, client, &me.log, probe).await? {
+        let top = hello
+            .hub_has
+            .0
+            .keys()
+            .filter(|l| l.site == me.log.site)
+            .map(|l| l.incarnation)
+            .max()
+            .unwrap_or(me.log.incarnation);
+        let next = top.max(me.log.incarnation) + 1;
+        tracing::warn!(
+            from = me.log.incarnation,
+            to = next,
+            shared,
+            "un autre serveur écrit sous l'identité de celui-ci : nouvelle incarnation"
+        );
+        blocking(db, move |db| {
+            db.write_blocking(|tx| replica::diverge(tx, next, shared))
+        })
+        .await?;
+        report.reincarnated = true;
+        report.clone_seen = true;
+        hello = say_hello(db, config, client).await?;
+    } else if hello.hub_has.get(&me.log) > me.seq {
         // The hub holds more of this log than this box: it was put back from a copy. A new
         // incarnation, above every one the hub knows of this site; the old one's tail comes
         // back with the pull.
@@ -1078,13 +1152,15 @@ pub struct RunRecord {
     pub files_left_bytes: i64,
     /// The hub's words when it kept no more of the school's files (its quota).
     pub files_refused: Option<String>,
+    /// The run found another box writing under this one's identity.
+    pub clone_seen: bool,
 }
 
 pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT started, finished, origin, bytes_up, bytes_down, changes_up, changes_down, left_over, \
-         clock_offset_ms, error, files_up, files_down, files_left, files_left_bytes, files_refused \
-         FROM sync_runs \
+         clock_offset_ms, error, files_up, files_down, files_left, files_left_bytes, files_refused, \
+         clone_seen FROM sync_runs \
          ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
@@ -1105,6 +1181,7 @@ pub fn runs(conn: &rusqlite::Connection, limit: i64) -> Result<Vec<RunRecord>, D
                 files_left: r.get(12)?,
                 files_left_bytes: r.get(13)?,
                 files_refused: r.get(14)?,
+                clone_seen: r.get(15)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -250,6 +250,8 @@ struct SyncPage {
     files_to_send: Option<Msg>,
     budget: Option<Msg>,
     clock: Option<Msg>,
+    /// Another box writes under this one's identity (seen by a run of the history).
+    clone: Option<Msg>,
     /// What the last run's error says to do.
     last_error: String,
     pending: Option<Msg>,
@@ -340,6 +342,10 @@ async fn build(
         clock: contact
             .and_then(|r| r.clock_offset_ms)
             .and_then(clock_warning),
+        clone: runs
+            .iter()
+            .find(|r| r.clone_seen)
+            .map(|r| Msg::new("sync.clone").arg("when", when(r.started, offset))),
         last_error: finished.and_then(|r| r.error.clone()).unwrap_or_default(),
         pending: (pending > 0).then(|| Msg::new("sync.pending").arg("n", pending)),
         refused: (refused > 0).then(|| Msg::new("sync.refused.intro").arg("n", refused)),
@@ -688,6 +694,7 @@ mod tests {
             files_left: 0,
             files_left_bytes: 0,
             files_refused: None,
+            clone_seen: false,
         };
         assert!(left_note(&r, 2.5).is_none(), "nothing left, nothing said");
         let fr = |m: Msg| m.render(Default::default());

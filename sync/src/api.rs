@@ -139,6 +139,44 @@ pub struct Files {
     pub hashes: Vec<String>,
 }
 
+/// What identifies one change of a log, to compare two histories of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    pub hlc: crate::Hlc,
+    pub table: String,
+    pub key: String,
+    pub op: crate::change::Op,
+}
+
+impl Tip {
+    pub fn of(c: &crate::Change) -> Tip {
+        Tip {
+            hlc: c.hlc,
+            table: c.table.clone(),
+            key: c.key.clone(),
+            op: c.op,
+        }
+    }
+}
+
+/// `POST /sync/v1/tip`: before pushing above what the hub acknowledged, a box asks whether
+/// the change the hub holds at `seq` of its own log is the one it holds itself. Two boxes
+/// started from one disk (a copied card) number different changes alike: pushed as they are,
+/// one's would be taken for the other's and lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipAsk {
+    pub log: crate::LogId,
+    pub seq: u64,
+    pub mine: Tip,
+}
+
+/// The answer: whether the hub holds that same change (`held`: whether it holds `seq` at all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipAnswer {
+    pub held: bool,
+    pub same: bool,
+}
+
 /// Whether `h` is a file's name on the sync: 64 lowercase hex digits (its SHA-256).
 pub fn is_file_name(h: &str) -> bool {
     h.len() == 64

@@ -163,6 +163,7 @@ pub fn router(hub: Hub) -> axum::Router {
             post(manifest).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
         )
         .route(&format!("{p}/files/wanted"), post(files_wanted))
+        .route(&format!("{p}/tip"), post(tip))
         .route(
             &format!("{p}/files/{{sha256}}"),
             put(file_upload)
@@ -718,6 +719,81 @@ async fn ack(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sync/v1/tip`: whether the change the hub holds at `seq` of the box's own log is the
+/// one the box holds. When it is not, two boxes write under one identity (a copied disk): the
+/// console is told, and the box that asked keeps its changes under a new incarnation.
+async fn tip(
+    State(hub): State<Hub>,
+    axum::Extension(peer): axum::Extension<PeerCert>,
+    Json(ask): Json<kekeli_sync::api::TipAsk>,
+) -> ApiResult<Json<kekeli_sync::api::TipAnswer>> {
+    let school = school_of(&hub, &peer).await?;
+    if ask.log.site != hex(school.site.as_deref().unwrap_or_default()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_yours",
+            "ce journal n'est pas celui de ce serveur",
+        ));
+    }
+    let (l, seq) = (ask.log.clone(), ask.seq);
+    let (names, key) = hub
+        .db
+        .run(move |c| -> Result<_, StoreError> {
+            Ok((store::segments_holding(c, &l, seq)?, store::log_key(c, &l)?))
+        })
+        .await?;
+    let (Some(name), Some((key, _))) = (names.into_iter().next(), key) else {
+        return Ok(Json(kekeli_sync::api::TipAnswer {
+            held: false,
+            same: false,
+        }));
+    };
+    let Some(bytes) = hub.objects.get(&name).await? else {
+        return Ok(Json(kekeli_sync::api::TipAnswer {
+            held: false,
+            same: false,
+        }));
+    };
+    let theirs = tokio::task::spawn_blocking(move || {
+        Segment::open(&name, &bytes, &key).map(|o| {
+            o.changes
+                .iter()
+                .find(|c| c.seq == seq)
+                .map(kekeli_sync::api::Tip::of)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_segment",
+            e.to_string(),
+        )
+    })?;
+    let Some(theirs) = theirs else {
+        return Ok(Json(kekeli_sync::api::TipAnswer {
+            held: false,
+            same: false,
+        }));
+    };
+    let same = theirs == ask.mine;
+    if !same {
+        let said = format!(
+            "deux serveurs écrivent sous l'identité de {} (journal {}, n°{} différent) : un disque \
+             copié tourne-t-il ailleurs ? Celui qui l'a vu garde ses changements sous une nouvelle \
+             incarnation ; arrêtez l'autre, ou inscrivez-le comme serveur neuf",
+            school.code, ask.log.incarnation, seq
+        );
+        tracing::warn!(school = %school.code, incarnation = ask.log.incarnation, seq, "two boxes write under one identity");
+        let (code, now) = (school.code.clone(), now());
+        hub.db
+            .run(move |c| store::clone_seen(c, &code, &said, now))
+            .await?;
+    }
+    Ok(Json(kekeli_sync::api::TipAnswer { held: true, same }))
 }
 
 /// `POST /sync/v1/files/wanted`: of the stored files the box names, those the hub lacks for

@@ -54,6 +54,8 @@ pub struct School {
     pub release: Option<String>,
     pub clock_offset_ms: Option<i64>,
     pub pending_changes: Option<i64>,
+    /// When a box of the school last found another writing under its identity.
+    pub clone_seen_at: Option<i64>,
 }
 
 impl School {
@@ -63,7 +65,7 @@ impl School {
 }
 
 const SCHOOL_COLUMNS: &str = "code, name, status, site, incarnation, sign_key, enrolled_at, \
-     last_contact, last_error, release, clock_offset_ms, pending_changes";
+     last_contact, last_error, release, clock_offset_ms, pending_changes, clone_seen_at";
 
 fn school_of(r: &[Val]) -> School {
     School {
@@ -85,6 +87,7 @@ fn school_of(r: &[Val]) -> School {
         release: r[9].opt_text(),
         clock_offset_ms: r[10].opt_int(),
         pending_changes: r[11].opt_int(),
+        clone_seen_at: r[12].opt_int(),
     }
 }
 
@@ -597,6 +600,35 @@ pub fn files_box_lacks(c: &mut dyn Conn, school: &str) -> Result<Vec<(String, u6
     .into_iter()
     .map(|r| (r[0].text().to_string(), r[1].int().max(0) as u64))
     .collect())
+}
+
+/// The applied segments of `log` that hold change `seq`, the earliest received first.
+pub fn segments_holding(
+    c: &mut dyn Conn,
+    log: &LogId,
+    seq: u64,
+) -> Result<Vec<String>, StoreError> {
+    let Some(site) = unhex(&log.site) else {
+        return Ok(Vec::new());
+    };
+    Ok(c.rows(
+        "SELECT name FROM segments WHERE site = $1 AND incarnation = $2 AND first_seq <= $3 \
+         AND last_seq >= $3 AND applied = 1 ORDER BY received_at, name",
+        &[site.into(), log.incarnation.into(), seq.into()],
+    )?
+    .into_iter()
+    .map(|r| r[0].text().to_string())
+    .collect())
+}
+
+/// A box of `school` found another writing under its identity: noted for the console, and
+/// in the school's history.
+pub fn clone_seen(c: &mut dyn Conn, school: &str, said: &str, now: i64) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE schools SET clone_seen_at = $1 WHERE code = $2",
+        &[now.into(), school.into()],
+    )?;
+    contact(c, school, "identite", 0, 0, 0, 0, Some(said), now)
 }
 
 /// These files left for `school`'s box on a stick: the next bundle carries the others.

@@ -241,6 +241,29 @@ pub fn when(t: i64) -> String {
         .unwrap_or_default()
 }
 
+/// How long the console keeps saying that two boxes wrote under one school's identity.
+const CLONE_SHOWN_SECS: i64 = 30 * 86_400;
+
+/// The school's last error, after a word on two boxes under one identity when one saw it in
+/// the last 30 days.
+fn school_error(s: &crate::store::School, now: i64) -> String {
+    let last = s.last_error.clone().unwrap_or_default();
+    match s.clone_seen_at {
+        Some(t) if now - t < CLONE_SHOWN_SECS => {
+            let clone = format!(
+                "Deux serveurs écrivent sous l'identité de l'établissement (vu le {}) : un disque copié tourne ailleurs ?",
+                when(t)
+            );
+            if last.is_empty() || last.starts_with("deux serveurs") {
+                clone
+            } else {
+                format!("{clone} — {last}")
+            }
+        }
+        _ => last,
+    }
+}
+
 /// "il y a 3 h" and the like.
 pub fn ago(t: Option<i64>, now: i64) -> String {
     let Some(t) = t else {
@@ -574,7 +597,7 @@ async fn schools_page(
             } else {
                 "—".into()
             },
-            error: s.last_error.clone().unwrap_or_default(),
+            error: school_error(s, now),
             night: if l.bytes > 0 {
                 format!("{} ({} modif.)", size(l.bytes), count(l.changes))
             } else {
@@ -850,7 +873,7 @@ async fn school_page(
         release: s.release.clone().unwrap_or_default(),
         clock: clock_label(s.clock_offset_ms),
         to_send: s.pending_changes.map(count).unwrap_or_else(|| "—".into()),
-        error: s.last_error.clone().unwrap_or_default(),
+        error: school_error(&s, now),
         done: match done.fait.as_str() {
             "revoque" => {
                 "Le serveur de l'établissement est révoqué : il ne peut plus se synchroniser. \
