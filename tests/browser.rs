@@ -647,15 +647,66 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
         "Malade : fièvre, consultation au CHU Sylvanus Olympio.",
     )
     .await;
-    let photo = server.dir.path().join("certificat.png");
-    std::fs::write(
-        &photo,
-        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0",
-    )
-    .expect("png");
+    // A phone camera's photo of the certificate: 8 MB or so, well over the 5 MB limit (made by
+    // this Chromium, as a camera would: a 12-megapixel JPEG of a grainy page).
+    let made = d
+        .js(
+            "var c = document.createElement('canvas'); c.width = 4000; c.height = 3000; \
+             var x = c.getContext('2d'), im = x.createImageData(4000, 3000), p = im.data, s = 7; \
+             for (var i = 0; i < p.length; i += 4) { s = (s * 1103515245 + 12345) & 0x7fffffff; \
+               var v = 140 + ((i >> 2) % 4000 >> 4) % 50 + (s >> 23) % 70; \
+               p[i] = v; p[i + 1] = v - 10; p[i + 2] = v - 30; p[i + 3] = 255; } \
+             x.putImageData(im, 0, 0); return c.toDataURL('image/jpeg', 0.95);",
+        )
+        .await;
+    let jpeg = made
+        .as_str()
+        .and_then(|u| u.strip_prefix("data:image/jpeg;base64,"))
+        .and_then(decode64)
+        .expect("a JPEG from the browser");
+    assert!(
+        (5_500_000..13_000_000).contains(&jpeg.len()),
+        "a camera-sized photo: {} bytes",
+        jpeg.len()
+    );
+    let photo = server.dir.path().join("IMG_20261104_0812.jpg");
+    std::fs::write(&photo, &jpeg).expect("jpeg");
     d.type_in("#document", &photo.display().to_string()).await;
+    // Made smaller in the page before it goes; the person is told.
+    let shrunk = d.wait_text("Photo réduite pour l'envoi").await;
+    assert!(shrunk.contains(" Mo → "), "{shrunk}");
     d.click("main form button[type=submit]").await;
     let sent = d.wait_text("Justificatif envoyé").await;
+    let stored: Vec<u8> = {
+        let c = child_id;
+        let hash: String = server
+            .db
+            .read_blocking(move |db| {
+                db.query_row(
+                    "SELECT document FROM absences WHERE pupil_id = ?1 AND document IS NOT NULL",
+                    [&c[..]],
+                    |r| r.get(0),
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("document");
+        kekeli::files::Store::new(server.config.data_dir.join("store"))
+            .get(&hash)
+            .expect("stored")
+    };
+    assert!(
+        stored.starts_with(&[0xff, 0xd8])
+            && stored.len() < 5 * 1024 * 1024
+            && stored.len() < jpeg.len() / 2,
+        "a JPEG under the limit: {} bytes from {}",
+        stored.len(),
+        jpeg.len()
+    );
+    eprintln!(
+        "photo: {} bytes chosen, {} bytes sent",
+        jpeg.len(),
+        stored.len()
+    );
     assert!(sent.contains("Justificatif en attente"), "{sent}");
     d.screenshot("justification-sent-phone").await;
     d.log_out().await;
@@ -683,7 +734,7 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     let cpe_b = server.logged_in(Role::VieScolaire).await;
     let r = cpe_b.get(&doc_href).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert!(
         r.headers()["content-disposition"]
             .to_str()

@@ -72,8 +72,11 @@ async fn a_session_written_seen_by_the_family_then_visa_and_no_deletion() {
             None,
         )
         .await;
-    assert_eq!(r.status(), 303);
-    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    // Each refusal brings the page back with what was typed.
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.expect("page");
+    assert!(page.contains(">Les fractions</textarea>"), "{page}");
+    assert!(page.contains(">Ex. 4</textarea>"), "{page}");
     let r = t
         .post_multipart(
             &path,
@@ -81,7 +84,22 @@ async fn a_session_written_seen_by_the_family_then_visa_and_no_deletion() {
             Some(("piece", "virus.exe", b"MZ\x90\x00 not a document".to_vec())),
         )
         .await;
-    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    assert_eq!(r.status(), 422);
+    // A 9 MB scan: its size and the limit in Mo, the text kept.
+    let r = t
+        .post_multipart(
+            &path,
+            &[("contenu", "Les fractions, suite")],
+            Some(("piece", "scan.pdf", vec![b'%'; 9_500_000])),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.expect("page");
+    assert!(
+        page.contains("Le fichier choisi fait 9,1 Mo ; la limite est 5 Mo"),
+        "{page}"
+    );
+    assert!(page.contains(">Les fractions, suite</textarea>"), "{page}");
     assert_eq!(entries(), before, "nothing saved");
 
     // The real entry, with homework and a worksheet.

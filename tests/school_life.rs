@@ -778,12 +778,35 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
             )),
         )
         .await;
+    // The form comes back with the error and what was typed.
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("ni une photo"), "{page}");
     assert!(
-        common::flash(&parent, &r, "erreur")
-            .await
-            .contains("ni une photo"),
-        "{}",
-        location(&r)
+        page.contains(">Malade</textarea>"),
+        "the reason is kept: {page}"
+    );
+    assert_eq!(status(&server), "non_justifiee");
+    // A phone camera's 8 MB photo sent whole (a browser without the script): the form comes
+    // back with the reason, the photo's size and the limit, in Mo; nothing is stored.
+    let mut photo = vec![0xff, 0xd8, 0xff, 0xe0];
+    photo.resize(8_600_000, 0x5a);
+    let r = parent
+        .post_multipart(
+            &path,
+            &[("reason", "Paludisme, trois jours de repos")],
+            Some(("document", "IMG_20261104.jpg", photo)),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.expect("page");
+    assert!(
+        page.contains("Le fichier choisi fait 8,2 Mo ; la limite est 5 Mo"),
+        "{page}"
+    );
+    assert!(
+        page.contains(">Paludisme, trois jours de repos</textarea>"),
+        "{page}"
     );
     assert_eq!(status(&server), "non_justifiee");
     // Nothing stored but the demo's issued bulletins.
@@ -804,11 +827,8 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
     assert_eq!(stored, bulletins, "the refused document was not stored");
     // No reason: refused with what to write.
     let r = parent.post_multipart(&path, &[("reason", " ")], None).await;
-    assert!(
-        common::flash(&parent, &r, "erreur").await.contains("motif"),
-        "{}",
-        location(&r)
-    );
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("page").contains("motif"));
     assert_eq!(status(&server), "non_justifiee");
     // A good one goes through once; a second is refused, the first stays.
     let r = parent
@@ -818,11 +838,8 @@ async fn bad_justifications_and_bad_moves_are_refused_and_change_nothing() {
     let r = parent
         .post_multipart(&path, &[("reason", "Autre motif")], None)
         .await;
-    assert!(
-        common::flash(&parent, &r, "erreur").await.contains("déjà"),
-        "{}",
-        location(&r)
-    );
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("page").contains("déjà"));
     let reason: String = one(
         &server,
         &format!(

@@ -32,3 +32,40 @@ document.addEventListener("keydown", function (e) {
   if (i + 1 < inputs.length) { inputs[i + 1].focus(); inputs[i + 1].select(); }
   else { t.form.querySelector("button[type=submit]").focus(); }
 });
+// Phone photos: a camera's 5–12 MB picture is redrawn at most 1600 px on its long side, as a
+// JPEG, before it is sent (without this script the form still works; the server says the limit).
+document.addEventListener("change", function (e) {
+  var input = e.target, d = input.dataset;
+  if (!d || !d.shrink || !input.files || input.files.length !== 1) return;
+  var f = input.files[0], form = input.form, was = input.parentNode.querySelector(".shrunk");
+  if (was) was.remove();
+  if (!/^image\/(jpeg|png)$/.test(f.type) || !window.createImageBitmap || !window.DataTransfer) return;
+  if (f.size <= Math.min(+d.shrink, 1500000)) return;
+  function mo(n) { return (n / 1048576).toFixed(1).replace(".", ",") + " Mo"; }
+  function done() {
+    delete form.dataset.busy;
+    if (form.dataset.waiting) { delete form.dataset.waiting; if (form.requestSubmit) form.requestSubmit(); else form.submit(); }
+  }
+  form.dataset.busy = "1";
+  createImageBitmap(f).then(function (img) {
+    var k = Math.min(1, 1600 / Math.max(img.width, img.height)), c = document.createElement("canvas");
+    c.width = Math.round(img.width * k); c.height = Math.round(img.height * k);
+    c.getContext("2d").drawImage(img, 0, 0, c.width, c.height);
+    c.toBlob(function (b) {
+      if (b && b.size < f.size) {
+        var t = new DataTransfer();
+        t.items.add(new File([b], f.name.replace(/\.[^.]*$/, "") + ".jpg", { type: "image/jpeg" }));
+        input.files = t.files;
+        var p = document.createElement("p");
+        p.className = "hint shrunk"; p.setAttribute("aria-live", "polite");
+        p.textContent = (d.shrunk || "{from} → {to}").replace("{from}", mo(f.size)).replace("{to}", mo(b.size));
+        input.insertAdjacentElement("afterend", p);
+      }
+      done();
+    }, "image/jpeg", 0.82);
+  }).catch(done);
+});
+// A form whose photo is still being made smaller is sent once it is ready.
+document.addEventListener("submit", function (e) {
+  if (e.target.dataset && e.target.dataset.busy) { e.preventDefault(); e.target.dataset.waiting = "1"; }
+}, true);

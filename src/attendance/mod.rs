@@ -36,7 +36,7 @@ pub fn routes() -> Routes {
         .post_with_limit(
             "/absences/{id}/justifier",
             justify_submit,
-            MAX_DOCUMENT + 64 * 1024,
+            crate::web::upload::PHONE_FORM_CEILING,
         )
         .post("/absences/{id}/decision", decide)
         .get("/absences/{id}/document", document)
@@ -584,6 +584,9 @@ struct JustifyPage {
     error: String,
     open: bool,
     max_mb: usize,
+    max_bytes: usize,
+    /// What was typed, when the form comes back refused.
+    reason: String,
 }
 
 async fn justify_page(
@@ -606,6 +609,8 @@ async fn justify_page(
         a,
         error: state.flash.text(page.tr, &page.csrf, &q.erreur),
         max_mb: MAX_DOCUMENT / (1024 * 1024),
+        max_bytes: MAX_DOCUMENT,
+        reason: String::new(),
         page,
     })
 }
@@ -614,6 +619,7 @@ async fn justify_page(
 async fn justify_submit(
     State(state): State<AppState>,
     user: CurrentUser,
+    page: Page,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     csrf: Option<axum::Extension<crate::web::CsrfToken>>,
@@ -623,32 +629,45 @@ async fn justify_submit(
     let principal = user.principal();
     let today = iso(state.clock.now().date);
     // Rights before reading a possibly large body.
-    {
+    let row = {
         let (principal, today) = (principal.clone(), today.clone());
         state
             .db
-            .read(move |c| absence_for_justification(c, &absence, &principal, &today).map(|_| ()))
-            .await?;
-    }
-    let back = format!("/absences/{id}/justifier");
-    let owner = csrf.as_ref().map(|c| c.0.0.clone()).unwrap_or_default();
-    let fail = |msg: Msg| -> Result<Response, AppError> {
-        Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response())
+            .read(move |c| absence_for_justification(c, &absence, &principal, &today))
+            .await?
     };
-    let upload = crate::web::upload::read(multipart, csrf, "document", &["reason"]).await?;
+    let upload =
+        crate::web::upload::read_capped(multipart, csrf, "document", &["reason"], MAX_DOCUMENT)
+            .await?;
     let reason: String = upload.field("reason").trim().chars().take(1000).collect();
+    // A refusal brings the form back as it was sent (the file must be chosen again: no
+    // browser lets a page fill a file field), with what to do.
+    let fail = |msg: Msg| -> Result<Response, AppError> {
+        let a = absence_line(page.tr, &row, true);
+        let body = render(&JustifyPage {
+            open: a.can_justify,
+            a,
+            error: msg.render(page.tr),
+            max_mb: MAX_DOCUMENT / (1024 * 1024),
+            max_bytes: MAX_DOCUMENT,
+            reason: reason.clone(),
+            page: page.clone(),
+        })?;
+        Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+    };
+    if let Some(size) = upload.too_large {
+        return fail(
+            Msg::new("attendance.msg.document_too_large_was")
+                .arg("size", crate::web::upload::mo(size))
+                .arg("mb", MAX_DOCUMENT / (1024 * 1024)),
+        );
+    }
     let file = upload.file;
     if reason.chars().count() < 3 {
         return fail(Msg::new("attendance.msg.reason_missing"));
     }
     let doc = match &file {
         Some((name, bytes)) => {
-            if bytes.len() > MAX_DOCUMENT {
-                return fail(
-                    Msg::new("attendance.msg.document_too_large")
-                        .arg("mb", MAX_DOCUMENT / (1024 * 1024)),
-                );
-            }
             let Some(kind) = crate::files::Kind::sniff(bytes) else {
                 return fail(Msg::new("attendance.msg.document_kind"));
             };
@@ -669,6 +688,7 @@ async fn justify_submit(
     };
     let me = user.person_id;
     let ip = ip.to_string();
+    let said = reason.clone();
     let (pupil, done) = state
         .db
         .write(move |tx| {
@@ -677,7 +697,7 @@ async fn justify_submit(
                 tx,
                 &absence,
                 &me,
-                &reason,
+                &said,
                 doc.as_ref().map(|(h, n)| (h.as_str(), n.as_str())),
                 &ip,
             )?;

@@ -34,7 +34,7 @@ pub fn routes() -> Routes {
         .post_with_limit(
             "/cahier-de-textes/seance/{occ}",
             session_save,
-            MAX_ATTACHMENT + 64 * 1024,
+            crate::web::upload::PHONE_FORM_CEILING,
         )
         .post("/cahier-de-textes/entree/{id}/supprimer", delete_entry)
         .post("/cahier-de-textes/entree/{id}/visa", visa_entry)
@@ -307,6 +307,7 @@ struct SessionPage {
     error: String,
     notice: String,
     max_mb: usize,
+    max_bytes: usize,
 }
 
 async fn session_page(
@@ -316,7 +317,30 @@ async fn session_page(
     Path(occ): Path<String>,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
-    let key = OccKey::decode(&occ).ok_or(AppError::NotFound)?;
+    let error = state.flash.text(page.tr, &page.csrf, &q.erreur);
+    session_view(&state, &user, page, &occ, None, error, !q.ok.is_empty()).await
+}
+
+/// What a teacher typed in a session's form, brought back with a refusal.
+struct Typed {
+    content: String,
+    homework: String,
+    due_on: String,
+    minutes: String,
+}
+
+/// The session's page; with `typed`, the form holds what was sent (a refusal) instead of the
+/// saved entry.
+async fn session_view(
+    state: &AppState,
+    user: &CurrentUser,
+    page: Page,
+    occ: &str,
+    typed: Option<Typed>,
+    error: String,
+    saved: bool,
+) -> Result<Response, AppError> {
+    let key = OccKey::decode(occ).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let (o, access, entry, history, next_date) = state
         .db
@@ -372,14 +396,15 @@ async fn session_page(
             )
         })
         .collect();
-    let (content, homework, due_on, minutes) = match &entry {
-        Some(e) => (
+    let (content, homework, due_on, minutes) = match (typed, &entry) {
+        (Some(t), _) => (t.content, t.homework, t.due_on, t.minutes),
+        (None, Some(e)) => (
             e.content.clone(),
             e.homework.clone(),
             e.due_on.clone().unwrap_or_default(),
             e.minutes.map(|m| m.to_string()).unwrap_or_default(),
         ),
-        None => (
+        (None, None) => (
             String::new(),
             String::new(),
             next_date.unwrap_or_default(),
@@ -403,13 +428,14 @@ async fn session_page(
         due_on,
         minutes,
         history,
-        error: state.flash.text(page.tr, &page.csrf, &q.erreur),
-        notice: if q.ok.is_empty() {
-            String::new()
-        } else {
+        error,
+        notice: if saved {
             page.tr.t("journal.saved").into()
+        } else {
+            String::new()
         },
         max_mb: MAX_ATTACHMENT / (1024 * 1024),
+        max_bytes: MAX_ATTACHMENT,
         page,
     })
 }
@@ -461,6 +487,7 @@ fn check_draft(
 async fn session_save(
     State(state): State<AppState>,
     user: CurrentUser,
+    page: Page,
     Path(occ): Path<String>,
     csrf: Option<axum::Extension<CsrfToken>>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -481,30 +508,53 @@ async fn session_save(
             })
             .await?
     };
-    let owner = csrf.as_ref().map(|c| c.0.0.clone()).unwrap_or_default();
-    let upload = crate::web::upload::read(
+    let upload = crate::web::upload::read_capped(
         multipart,
         csrf,
         "piece",
         &["contenu", "travail", "pour_le", "duree"],
+        MAX_ATTACHMENT,
     )
     .await?;
     let back = format!("/cahier-de-textes/seance/{occ}");
-    let fail = |msg: Msg| Ok(Redirect::to(&state.flash.err(&owner, &back, msg)).into_response());
+    // A refusal brings the page back with what was typed (the file is chosen again).
+    let typed = || Typed {
+        content: upload.field("contenu").to_string(),
+        homework: upload.field("travail").to_string(),
+        due_on: upload.field("pour_le").to_string(),
+        minutes: upload.field("duree").to_string(),
+    };
+    macro_rules! fail {
+        ($msg:expr) => {{
+            let error = $msg.render(page.tr);
+            let r = session_view(
+                &state,
+                &user,
+                page.clone(),
+                &occ,
+                Some(typed()),
+                error,
+                false,
+            )
+            .await?;
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, r).into_response());
+        }};
+    }
+    if let Some(size) = upload.too_large {
+        fail!(
+            Msg::new("journal.msg.attachment_too_large_was")
+                .arg("size", crate::web::upload::mo(size))
+                .arg("mb", MAX_ATTACHMENT / (1024 * 1024))
+        );
+    }
     let draft = match check_draft(&upload, o.date) {
         Ok(d) => d,
-        Err(msg) => return fail(msg),
+        Err(msg) => fail!(msg),
     };
-    let file = match upload.file {
+    let file = match upload.file.clone() {
         Some((name, bytes)) => {
-            if bytes.len() > MAX_ATTACHMENT {
-                return fail(
-                    Msg::new("journal.msg.attachment_too_large")
-                        .arg("mb", MAX_ATTACHMENT / (1024 * 1024)),
-                );
-            }
             let Some(kind) = crate::files::Kind::sniff_document(&bytes, &name) else {
-                return fail(Msg::new("journal.msg.attachment_kind"));
+                fail!(Msg::new("journal.msg.attachment_kind"));
             };
             let store = crate::files::Store::new(state.config.data_dir.join("store"));
             let size = bytes.len() as i64;

@@ -8,11 +8,18 @@ use axum::extract::multipart::MultipartRejection;
 
 use super::{AppError, CsrfToken, constant_time_eq};
 
+/// The route body limit of forms a phone fills with a camera photo (`read_capped`): a 12 MB
+/// photo sent whole, so that the form comes back with what was typed and the file's limit
+/// rather than a bare refusal. Past it, the request is refused as too large.
+pub const PHONE_FORM_CEILING: usize = 16 * 1024 * 1024 + 64 * 1024;
+
 /// The text fields asked for and the one file (name, bytes), if any was chosen.
 #[derive(Debug, Default)]
 pub struct Upload {
     pub fields: HashMap<String, String>,
     pub file: Option<(String, Vec<u8>)>,
+    /// The file was larger than the cap: its size (it was read through and dropped).
+    pub too_large: Option<u64>,
 }
 
 impl Upload {
@@ -30,6 +37,19 @@ pub async fn read(
     file_field: &str,
     text_fields: &[&str],
 ) -> Result<Upload, AppError> {
+    read_capped(multipart, csrf, file_field, text_fields, usize::MAX).await
+}
+
+/// [`read`], keeping the file only up to `max_file` bytes: a larger one is read through and
+/// dropped (`too_large` says its size), and the text fields are kept, so that the form comes
+/// back with what was typed.
+pub async fn read_capped(
+    multipart: Result<Multipart, MultipartRejection>,
+    csrf: Option<axum::Extension<CsrfToken>>,
+    file_field: &str,
+    text_fields: &[&str],
+    max_file: usize,
+) -> Result<Upload, AppError> {
     let mut multipart = multipart.map_err(|_| AppError::Csrf)?;
     let unreadable = || AppError::bad("error.form_unreadable");
     let mut out = Upload::default();
@@ -43,9 +63,20 @@ pub async fn read(
         let name = field.name().unwrap_or("").to_string();
         if name == file_field {
             let filename = field.file_name().unwrap_or("").to_string();
-            let bytes = field.bytes().await.map_err(|_| AppError::TooLarge)?;
-            if !bytes.is_empty() {
-                out.file = Some((filename, bytes.to_vec()));
+            let mut field = field;
+            let (mut bytes, mut seen) = (Vec::new(), 0u64);
+            while let Some(chunk) = field.chunk().await.map_err(|_| AppError::TooLarge)? {
+                seen += chunk.len() as u64;
+                if seen <= max_file as u64 {
+                    bytes.extend_from_slice(&chunk);
+                } else if !bytes.is_empty() {
+                    bytes = Vec::new();
+                }
+            }
+            if seen > max_file as u64 {
+                out.too_large = Some(seen);
+            } else if !bytes.is_empty() {
+                out.file = Some((filename, bytes));
             }
         } else if name == "csrf" || text_fields.contains(&name.as_str()) {
             let text = field.text().await.map_err(|_| unreadable())?;
@@ -57,4 +88,25 @@ pub async fn read(
         return Err(AppError::Csrf);
     }
     Ok(out)
+}
+
+/// A size as a phone's owner reads a limit: "8,2 Mo" (one decimal under 10 Mo).
+pub fn mo(bytes: u64) -> String {
+    let v = bytes as f64 / (1024.0 * 1024.0);
+    if v >= 10.0 {
+        format!("{v:.0} Mo")
+    } else {
+        format!("{v:.1} Mo").replace('.', ",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_megabytes_with_a_comma() {
+        assert_eq!(super::mo(8_600_000), "8,2 Mo");
+        assert_eq!(super::mo(5 * 1024 * 1024), "5,0 Mo");
+        assert_eq!(super::mo(12 * 1024 * 1024), "12 Mo");
+        assert_eq!(super::mo(300_000), "0,3 Mo");
+    }
 }
