@@ -416,6 +416,11 @@ pub fn may_list_roll_calls(who: &Principal) -> bool {
     who.has(Role::Enseignant) || allows(who, Capability::ManageAttendance)
 }
 
+/// Does `who`'s home page open on a teacher's day (their own lessons, roll calls, grids)?
+pub fn has_teaching_day(who: &Principal) -> bool {
+    who.has(Role::Enseignant)
+}
+
 /// May `who` open the marks home page? The direction; a teacher; whoever has a council to run
 /// or children to follow there (the page shows only those).
 pub fn may_open_marks(who: &Principal, has_councils: bool, has_children: bool) -> bool {

@@ -505,6 +505,88 @@ impl Driver {
 /// lateness for the lesson under way; the parent sees the absence and justifies it with a photo;
 /// vie scolaire accepts; the hours add up.
 #[tokio::test]
+async fn a_teacher_goes_from_the_home_page_to_a_saved_roll_call_in_three_taps_on_a_phone() {
+    use kekeli::policy::Role;
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 360, 800).await else {
+        return;
+    };
+    let base = server.base();
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let today = kekeli::school::calendar::iso(
+        kekeli::school::calendar::now(server.config.utc_offset_minutes).date,
+    );
+    // A lesson from 00:35 to 23:59: under way whatever the hour the test runs.
+    let (lesson, pupil) = server
+        .db
+        .write_blocking(|tx| {
+            let t: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&teacher.login],
+                |r| r.get(0),
+            )?;
+            let (class, subject): ([u8; 16], [u8; 16]) = tx.query_row(
+                "SELECT class_id, subject_id FROM timetable_slots WHERE teacher_id = ?1 AND class_id IS NOT NULL LIMIT 1",
+                [&t],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let pupil: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' LIMIT 1",
+                [&class],
+                |r| r.get(0),
+            )?;
+            let lesson = kekeli::timetable::store::create_change(
+                tx,
+                "school:TEST",
+                &kekeli::timetable::store::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: today.clone(),
+                    starts: Some(35),
+                    ends: Some(1439),
+                    teacher_id: Some(t),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &t,
+            )?;
+            Ok::<_, kekeli::db::DbError>((lesson, pupil))
+        })
+        .expect("lesson");
+    d.log_in(&base, &teacher.login, &teacher.password).await;
+    let home = d.wait_text("Aujourd'hui").await;
+    assert!(home.contains("Faire l'appel"), "{home}");
+    let overflow = d
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the home page overflows 360 px: {overflow}"
+    );
+    d.screenshot("teacher-home-phone").await;
+    // 1. Faire l'appel; 2. one pupil absent; 3. save.
+    d.click(".today .focus a.button").await;
+    d.wait_text("Enregistrer l'appel").await;
+    let path = d.js("return location.pathname").await;
+    assert_eq!(
+        path.as_str(),
+        Some(format!("/appel/x{}", hex(&lesson)).as_str())
+    );
+    d.click(&format!(
+        "input[name='p_{}'][value=absent] + label",
+        hex(&pupil)
+    ))
+    .await;
+    d.click("form.rollcall button[type=submit]").await;
+    let saved = d.wait_text("Appel enregistré").await;
+    assert!(saved.contains("1 absent(s)"), "{saved}");
+    // Back home, the lesson says its roll call is taken.
+    d.goto(&format!("{base}/")).await;
+    let home = d.wait_text("Aujourd'hui").await;
+    assert!(home.contains("Appel fait — le revoir"), "{home}");
+}
+
+#[tokio::test]
 async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     use kekeli::policy::Role;
     let server = TestServer::start().await;

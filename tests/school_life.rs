@@ -1053,3 +1053,126 @@ async fn a_roll_call_sent_after_the_session_ended_comes_back_after_login() {
     assert_eq!(absences(&server), before + 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_teachers_home_page_opens_on_the_day_with_the_roll_call_one_tap_away() {
+    let server = TestServer::start().await;
+    let login = server.login_of(Role::Enseignant).login.clone();
+    let now = calendar::now(server.config.utc_offset_minutes);
+    let today = calendar::iso(now.date);
+    // Two extra lessons today for the teacher: one over at 00:30 without its roll call, one
+    // from 00:35 to 23:59 — under way whatever the hour, and the first not over. And a grid
+    // not yet published.
+    let (past, current, pupil) = server
+        .db
+        .write_blocking(|tx| {
+            let t: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&login],
+                |r| r.get(0),
+            )?;
+            let (class, subject): ([u8; 16], [u8; 16]) = tx.query_row(
+                "SELECT class_id, subject_id FROM timetable_slots WHERE teacher_id = ?1 AND class_id IS NOT NULL LIMIT 1",
+                [&t],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let pupil: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM class_members WHERE class_id = ?1 AND role = 'eleve' LIMIT 1",
+                [&class],
+                |r| r.get(0),
+            )?;
+            let lesson = |starts: i64, ends: i64| {
+                tt::create_change(
+                    tx,
+                    "school:TEST",
+                    &tt::NewChange {
+                        kind: "supplementaire".into(),
+                        on_date: today.clone(),
+                        starts: Some(starts),
+                        ends: Some(ends),
+                        teacher_id: Some(t),
+                        class_id: Some(class),
+                        subject_id: Some(subject),
+                        ..Default::default()
+                    },
+                    &t,
+                )
+            };
+            let past = lesson(0, 30)?;
+            let current = lesson(35, 1439)?;
+            let period: [u8; 16] = tx.query_row(
+                "SELECT p.id FROM periods p JOIN levels l ON l.cycle = p.cycle JOIN classes c ON c.level = l.code AND c.id = ?2 \
+                 WHERE p.closed_at IS NULL AND p.ends_on >= ?1 AND NOT EXISTS (SELECT 1 FROM \
+                 class_period_closures k WHERE k.period_id = p.id AND k.class_id = c.id) \
+                 ORDER BY p.starts_on LIMIT 1",
+                (&today, &class[..]),
+                |r| r.get(0),
+            )?;
+            let id = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, \
+                 on_date, scale, created_at, updated_at) VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?5, 'devoir', \
+                 'Devoir des fractions', ?6, 20, 0, 0)",
+                (&id[..], &period[..], &class[..], &subject[..], &t[..], &today),
+            )?;
+            Ok::<_, kekeli::db::DbError>((
+                OccKey::Change(past).encode(),
+                OccKey::Change(current).encode(),
+                pupil,
+            ))
+        })
+        .expect("lessons");
+    let t = server.logged_in(Role::Enseignant).await;
+    let home = t.text("/").await;
+    let day = &home[home.find("class=\"today\"").expect("the day section")..];
+    let day = &day[..day.find("</section>").expect("end")];
+    // The lesson under way first, its roll call one tap away.
+    let focus = &day[day.find("class=\"focus").expect("focus")..];
+    assert!(
+        focus.contains(&format!("href=\"/appel/{current}\">Faire l&#39;appel</a>")),
+        "{focus}"
+    );
+    // The lesson that ended without its roll call is flagged, and counted.
+    assert!(day.contains("cours terminé(s)"), "{day}");
+    let lessons = &day[day.find("<ul class=\"lessons\">").expect("lessons")..];
+    let line = |occ: &str| -> String {
+        let day = lessons;
+        let i = day.find(&format!("href=\"/appel/{occ}\"")).expect("line");
+        let start = day[..i].rfind("<li").expect("li");
+        let end = i + day[i..].find("</li>").expect("/li");
+        day[start..end].to_string()
+    };
+    assert!(
+        line(&past).contains("late") && line(&past).contains("Appel non fait"),
+        "{}",
+        line(&past)
+    );
+    assert!(line(&past).contains("Cahier de textes à remplir"));
+    assert!(
+        line(&current).contains("Appel à faire"),
+        "{}",
+        line(&current)
+    );
+    assert!(day.contains("Devoir des fractions"), "{day}");
+    assert!(
+        home.find("class=\"today\"") < home.find("class=\"tiles\""),
+        "the day comes before the services"
+    );
+    // The roll call taken from there: the home page says so.
+    let r = t
+        .post(
+            &format!("/appel/{current}"),
+            &[(&format!("p_{}", hex(&pupil)), "absent")],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", location(&r));
+    let home = t.text("/").await;
+    let focus = &home[home.find("class=\"focus").expect("focus")..];
+    assert!(focus.contains("Appel fait — le revoir"), "{focus}");
+    // Pupils, parents and the direction see no teacher's day.
+    for role in [Role::Eleve, Role::Parent, Role::Direction] {
+        let b = server.logged_in(role).await;
+        assert!(!b.text("/").await.contains("class=\"today\""), "{role:?}");
+    }
+    server.stop().await;
+}

@@ -89,10 +89,7 @@ async fn sessions_page(
                     .collect();
                 tt::occurrences(c, &Filter::Audience { classes, groups }, now.date, now.date)?
             } else {
-                tt::occurrences(c, &Filter::Teacher(me), now.date, now.date)?
-                    .into_iter()
-                    .filter(|o| o.teacher_id == Some(me))
-                    .collect()
+                return lessons_of_teacher(c, &me, now.date);
             };
             let mut out = Vec::new();
             for o in occ.into_iter().filter(Occurrence::happens) {
@@ -120,6 +117,25 @@ async fn sessions_page(
         sessions,
         page,
     })
+}
+
+/// A teacher's lessons of `date` that take place, in time order, each with whether its roll
+/// call is taken (the roll-call list and the teacher's home page).
+pub fn lessons_of_teacher(
+    c: &rusqlite::Connection,
+    teacher: &Id,
+    date: time::Date,
+) -> Result<Vec<(Occurrence, bool)>, DbError> {
+    let mut out = Vec::new();
+    for o in tt::occurrences(c, &Filter::Teacher(*teacher), date, date)?
+        .into_iter()
+        .filter(|o| o.teacher_id == Some(*teacher) && o.happens())
+    {
+        let taken = store::existing(c, o.key())?.is_some();
+        out.push((o, taken));
+    }
+    out.sort_by_key(|(o, _)| o.starts);
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]

@@ -492,6 +492,27 @@ pub fn assessments_of_teacher(
     Ok(out)
 }
 
+/// A teacher's assessments not yet published, in periods still open for their class, the
+/// oldest first (at most `limit`): what the teacher's home page lists.
+pub fn unpublished_of_teacher(
+    conn: &Connection,
+    teacher: &Id,
+    limit: usize,
+) -> Result<Vec<Assessment>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{ASSESSMENT_SELECT} WHERE a.teacher_id = ?1 AND a.published_at IS NULL \
+         ORDER BY a.on_date, a.created_at"
+    ))?;
+    let all = st
+        .query_map(params![&teacher[..]], assessment_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(all
+        .into_iter()
+        .filter(|a| !a.period_closed)
+        .take(limit)
+        .collect())
+}
+
 /// A class's assessments of a period (its own and its groups').
 pub fn assessments_of_class(
     conn: &Connection,

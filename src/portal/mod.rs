@@ -12,6 +12,8 @@ use crate::policy::{self, Capability, Role};
 use crate::state::{AppState, Routes};
 use crate::web::{AppError, Page, render};
 
+mod today;
+
 pub fn routes() -> Routes {
     Routes::new().get("/", home)
 }
@@ -95,6 +97,8 @@ struct Home {
     notice: String,
     /// National announcements for this person's audiences, from the hub.
     national: Vec<crate::national::Announcement>,
+    /// A teacher's day, above the services.
+    day: Option<today::Day>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +130,17 @@ async fn home(
             crate::national::announcements(c, &audiences, &today).map_err(AppError::from)
         })
         .await?;
+    let day = if policy::has_teaching_day(&principal) {
+        let now = state.clock.now();
+        Some(
+            state
+                .db
+                .read(move |c| today::of_teacher(c, &me, now, tr).map_err(AppError::from))
+                .await?,
+        )
+    } else {
+        None
+    };
     let (children, taught) = if wants_children || wants_classes {
         state
             .db
@@ -401,5 +416,6 @@ async fn home(
         tiles,
         notice,
         national,
+        day,
     })
 }
