@@ -421,6 +421,19 @@ pub fn has_teaching_day(who: &Principal) -> bool {
     who.has(Role::Enseignant)
 }
 
+/// Does `who`'s home page open on a family's day (their own, or each child's: lessons and
+/// their changes, homework, latest marks, absences to justify)? Pupils and parents; each part
+/// is then shown only where the `may_*` rule for that child allows it.
+pub fn has_family_day(who: &Principal) -> bool {
+    who.any(&[Role::Eleve, Role::Parent])
+}
+
+/// Does `who`'s home page open on the vie scolaire desk's day (the day's absences and
+/// lateness, finished lessons without their roll call, justifications waiting)?
+pub fn has_attendance_desk(who: &Principal) -> bool {
+    allows(who, Capability::ManageAttendance)
+}
+
 /// May `who` open the marks home page? The direction; a teacher; whoever has a council to run
 /// or children to follow there (the page shows only those).
 pub fn may_open_marks(who: &Principal, has_councils: bool, has_children: bool) -> bool {

@@ -1,5 +1,6 @@
 //! Text folding shared by every feature: names and column titles compared, and logins made,
-//! without case or accents, whatever the keyboard that typed them. Never decides anything else.
+//! without case or accents, whatever the keyboard that typed them; long texts shortened for a
+//! list. Never decides anything else.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -32,6 +33,19 @@ pub fn fold_alnum(s: &str) -> String {
         };
         out.push_str(spelled);
     }
+    out
+}
+
+/// `s` on one line (runs of white space made one space), cut at `max` characters (not bytes:
+/// never inside a letter) with an ellipsis when it was longer: a teaser on a list.
+pub fn shorten(s: &str, max: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.truncate(out.trim_end().len());
+    out.push('…');
     out
 }
 
@@ -90,6 +104,18 @@ mod tests {
         assert_eq!(fold_alnum("Œuvre d'Ævar"), "oeuvredaevar");
         assert_eq!(fold_alnum("Date de naissance"), "datedenaissance");
         assert_eq!(fold_alnum("N° matricule"), "nmatricule");
+    }
+
+    #[test]
+    fn a_long_text_is_cut_between_letters_on_one_line() {
+        assert_eq!(
+            shorten("Exercices 3 et 4\n  page 12", 40),
+            "Exercices 3 et 4 page 12"
+        );
+        assert_eq!(shorten("Éééééé", 6), "Éééééé");
+        assert_eq!(shorten("Éééééé", 4), "Ééé…");
+        assert_eq!(shorten("Lire le texte et répondre", 9), "Lire le…");
+        assert_eq!(shorten("", 5), "");
     }
 
     #[test]

@@ -706,8 +706,25 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     );
     d.log_out().await;
 
-    // 2. The parent sees the absence (1 h, not justified) and justifies it with a photo.
+    // 2. The parent's home page opens on the child's day, the absence to justify at the top;
+    // the absences page says it is 1 h, not justified; the parent justifies it with a photo.
     d.log_in(&base, &parent.login, &parent.password).await;
+    let home = d.wait_text("Absences et retards à justifier").await;
+    let card = d
+        .js("return document.querySelector('.today.family .to-justify').innerText")
+        .await;
+    assert!(
+        card.as_str().unwrap_or("").contains("Absence (1 h)"),
+        "{card} / {home}"
+    );
+    let overflow = d
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the parent's home page overflows 360 px: {overflow}"
+    );
+    d.screenshot("parent-home-phone").await;
     d.click(&format!(
         "a.tile[href='/absences/eleve/{}']",
         hex(&child_id)
@@ -795,6 +812,25 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
 
     // 3. Vie scolaire reads the reason, opens the document and accepts.
     d.log_in(&base, &cpe.login, &cpe.password).await;
+    let home = d.wait_text("à examiner").await;
+    let pending = d
+        .js("return document.querySelector('.desk .counts a.due strong').innerText")
+        .await;
+    assert!(
+        pending
+            .as_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 1),
+        "{pending} / {home}"
+    );
+    let overflow = d
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the desk's home page overflows 360 px: {overflow}"
+    );
+    d.screenshot("vie-scolaire-home-phone").await;
     d.click("a.tile[href='/absences']").await;
     let desk = d.wait_text("CHU Sylvanus Olympio").await;
     assert!(desk.contains(&child_name), "{desk}");

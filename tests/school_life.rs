@@ -1133,7 +1133,7 @@ async fn a_teachers_home_page_opens_on_the_day_with_the_roll_call_one_tap_away()
         "{focus}"
     );
     // The lesson that ended without its roll call is flagged, and counted.
-    assert!(day.contains("cours terminé(s)"), "{day}");
+    assert!(day.contains("cours terminé"), "{day}");
     let lessons = &day[day.find("<ul class=\"lessons\">").expect("lessons")..];
     let line = |occ: &str| -> String {
         let day = lessons;
@@ -1172,7 +1172,220 @@ async fn a_teachers_home_page_opens_on_the_day_with_the_roll_call_one_tap_away()
     // Pupils, parents and the direction see no teacher's day.
     for role in [Role::Eleve, Role::Parent, Role::Direction] {
         let b = server.logged_in(role).await;
-        assert!(!b.text("/").await.contains("class=\"today\""), "{role:?}");
+        let home = b.text("/").await;
+        assert!(
+            !home.contains("class=\"today\"") && !home.contains("class=\"focus"),
+            "{role:?}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_familys_home_page_opens_on_the_childs_day_and_shows_only_what_the_parent_may_see() {
+    let server = TestServer::start().await;
+    let pupil_login = server.login_of(Role::Eleve).login.clone();
+    let now = calendar::now(server.config.utc_offset_minutes);
+    let today = calendar::iso(now.date);
+    let tomorrow = calendar::iso(now.date + time::Duration::days(1));
+    // The featured pupil (the featured parent's child) gets, today: an extra lesson from 00:35
+    // to 23:59 with a note, homework due tomorrow, an absence never justified, a published
+    // mark and one not yet published.
+    let (pupil, absence, pupil_name, forgotten) = server
+        .db
+        .write_blocking(|tx| {
+            let (pupil, name): ([u8; 16], String) = tx.query_row(
+                "SELECT p.id, p.first_names || ' ' || p.surname FROM accounts a JOIN people p ON p.id = a.person_id WHERE a.login = ?1",
+                [&pupil_login],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let class: [u8; 16] = tx.query_row(
+                "SELECT class_id FROM class_members WHERE person_id = ?1 AND role = 'eleve' LIMIT 1",
+                [&pupil],
+                |r| r.get(0),
+            )?;
+            let (teacher, subject): ([u8; 16], [u8; 16]) = tx.query_row(
+                "SELECT teacher_id, subject_id FROM timetable_slots WHERE class_id = ?1 AND teacher_id IS NOT NULL LIMIT 1",
+                [&class],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let extra = tt::create_change(
+                tx,
+                "school:TEST",
+                &tt::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: today.clone(),
+                    starts: Some(35),
+                    ends: Some(1439),
+                    teacher_id: Some(teacher),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    note: "Rattrapage du chapitre 4".into(),
+                    ..Default::default()
+                },
+                &teacher,
+            )?;
+            // And one this morning from 00:00 to 00:30 whose roll call nobody took.
+            let forgotten = tt::create_change(
+                tx,
+                "school:TEST",
+                &tt::NewChange {
+                    kind: "supplementaire".into(),
+                    on_date: today.clone(),
+                    starts: Some(0),
+                    ends: Some(30),
+                    teacher_id: Some(teacher),
+                    class_id: Some(class),
+                    subject_id: Some(subject),
+                    ..Default::default()
+                },
+                &teacher,
+            )?;
+            tx.execute(
+                "INSERT INTO lesson_entries (id, scope, occ, on_date, starts, ends, class_id, subject_id, teacher_id, \
+                 content, homework, due_on, homework_minutes, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, ?3, 35, 1439, ?4, ?5, ?6, 'Chapitre 4', \
+                 'Exercices 12 et 13 page 48', ?7, 45, 0, 0)",
+                (
+                    &kekeli::db::new_id()[..],
+                    OccKey::Change(extra).encode(),
+                    &today,
+                    &class[..],
+                    &subject[..],
+                    &teacher[..],
+                    &tomorrow,
+                ),
+            )?;
+            let absence = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, 'absence', ?3, 480, 120, 0, 0)",
+                (&absence[..], &pupil[..], &today),
+            )?;
+            let period: [u8; 16] = tx.query_row(
+                "SELECT p.id FROM periods p JOIN levels l ON l.cycle = p.cycle JOIN classes c ON c.level = l.code AND c.id = ?2 \
+                 WHERE p.starts_on <= ?1 AND p.ends_on >= ?1 LIMIT 1",
+                (&today, &class[..]),
+                |r| r.get(0),
+            )?;
+            for (title, published, value) in [
+                ("Interrogation des fractions", Some(kekeli::db::now()), 14.5),
+                ("Devoir encore secret", None, 3.0),
+            ] {
+                let a = kekeli::db::new_id();
+                tx.execute(
+                    "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, \
+                     on_date, scale, published_at, created_at, updated_at) VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?5, \
+                     'interrogation', ?6, ?7, 20, ?8, 0, 0)",
+                    (&a[..], &period[..], &class[..], &subject[..], &teacher[..], title, &today, published),
+                )?;
+                tx.execute(
+                    "INSERT INTO marks (id, scope, assessment_id, pupil_id, value, status, updated_at) \
+                     VALUES (?1, 'school:TEST', ?2, ?3, ?4, 'note', 0)",
+                    (&kekeli::db::new_id()[..], &a[..], &pupil[..], value),
+                )?;
+            }
+            Ok::<_, kekeli::db::DbError>((pupil, absence, name, OccKey::Change(forgotten).encode()))
+        })
+        .expect("the day");
+    let section = |home: &str| -> String {
+        let Some(i) = home.find("class=\"today family\"") else {
+            return String::new();
+        };
+        let s = &home[i..];
+        s[..s.find("</section>").expect("end")].to_string()
+    };
+    let justify = format!("href=\"/absences/{}/justifier\"", hex(&absence));
+    // The parent: the child's name, the day with what changed, the homework for tomorrow with
+    // its estimated time, the published mark (not the other), and the absence to justify.
+    let parent = server.logged_in(Role::Parent).await;
+    let home = parent.text("/").await;
+    let day = section(&home);
+    assert!(day.contains(&pupil_name), "{day}");
+    assert!(
+        day.contains("Séance supplémentaire — Rattrapage du chapitre 4"),
+        "{day}"
+    );
+    assert!(
+        day.contains("2 changements dans l&#39;emploi du temps"),
+        "{day}"
+    );
+    assert!(day.contains("Exercices 12 et 13 page 48"), "{day}");
+    assert!(day.contains("pour demain · durée estimée 45 min"), "{day}");
+    assert!(day.contains("Interrogation des fractions"), "{day}");
+    assert!(day.contains("14,5 / 20"), "{day}");
+    assert!(
+        !home.contains("Devoir encore secret"),
+        "an unpublished mark stays hidden"
+    );
+    assert!(day.contains(&justify), "{day}");
+    assert!(
+        home.find("class=\"today family\"") < home.find("class=\"tiles\""),
+        "the day comes before the services"
+    );
+    // One tap from there to the justification form.
+    let r = parent
+        .get(&format!("/absences/{}/justifier", hex(&absence)))
+        .await;
+    assert_eq!(r.status(), 200);
+    // The pupil sees the same day; a minor does not justify their own absence, so no button.
+    let pupil_b = server.logged_in(Role::Eleve).await;
+    let day = section(&pupil_b.text("/").await);
+    assert!(day.contains("Rattrapage du chapitre 4"), "{day}");
+    assert!(day.contains("Exercices 12 et 13 page 48"), "{day}");
+    assert!(day.contains("Interrogation des fractions"), "{day}");
+    assert!(day.contains("Absences et retards à justifier"), "{day}");
+    assert!(!day.contains(&justify), "{day}");
+    // Staff get no family day; vie scolaire gets its desk's: the day's absences, the lesson
+    // that ended without its roll call (one tap from taking it), the lesson under way.
+    for role in [Role::Enseignant, Role::Direction, Role::VieScolaire] {
+        let b = server.logged_in(role).await;
+        let home = b.text("/").await;
+        assert!(section(&home).is_empty(), "{role:?}");
+        let desk = home.find("class=\"today desk\"");
+        assert_eq!(desk.is_some(), role == Role::VieScolaire, "{role:?}");
+        if let Some(i) = desk {
+            let desk = &home[i..];
+            let desk = &desk[..desk.find("</section>").expect("end")];
+            assert!(
+                desk.contains("absence aujourd&#39;hui")
+                    || desk.contains("absences aujourd&#39;hui"),
+                "{desk}"
+            );
+            let missing = &desk[desk.find("Cours terminés sans appel").expect("missing")..];
+            assert!(
+                missing.contains(&format!(
+                    "href=\"/appel/{forgotten}\">Faire l&#39;appel</a>"
+                )),
+                "{missing}"
+            );
+            assert!(desk.contains("cours en cours sans appel"), "{desk}");
+            let r = b.get(&format!("/appel/{forgotten}")).await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    // Once the child is an adult who has not consented, the parent's home shows none of it.
+    server
+        .db
+        .write_blocking(move |tx| {
+            tx.execute(
+                "UPDATE people SET birth_date = '2000-01-01', consent = 0 WHERE id = ?1",
+                [&pupil[..]],
+            )?;
+            Ok::<_, kekeli::db::DbError>(())
+        })
+        .expect("adult");
+    let home = parent.text("/").await;
+    for hidden in [
+        "Interrogation des fractions",
+        "Exercices 12 et 13",
+        "Rattrapage du chapitre 4",
+        justify.as_str(),
+    ] {
+        assert!(
+            !home.contains(hidden),
+            "{hidden} shown to the parent of an adult"
+        );
     }
     server.stop().await;
 }

@@ -78,25 +78,11 @@ async fn sessions_page(
     let list = state
         .db
         .read(move |c| {
-            let occ: Vec<Occurrence> = if all {
-                let classes: Vec<Id> = crate::school::classes(c)?
-                    .into_iter()
-                    .map(|n| n.id)
-                    .collect();
-                let groups: Vec<Id> = crate::school::groups(c)?
-                    .into_iter()
-                    .map(|n| n.id)
-                    .collect();
-                tt::occurrences(c, &Filter::Audience { classes, groups }, now.date, now.date)?
+            if all {
+                lessons_of_school(c, now.date)
             } else {
-                return lessons_of_teacher(c, &me, now.date);
-            };
-            let mut out = Vec::new();
-            for o in occ.into_iter().filter(Occurrence::happens) {
-                let taken = store::existing(c, o.key())?.is_some();
-                out.push((o, taken));
+                lessons_of_teacher(c, &me, now.date)
             }
-            Ok::<_, DbError>(out)
         })
         .await?;
     let mut sessions: Vec<SessionLine> = list
@@ -117,6 +103,32 @@ async fn sessions_page(
         sessions,
         page,
     })
+}
+
+/// Every session of the school on `date` that takes place, in time order, each with whether
+/// its roll call is taken (vie scolaire's roll-call list and home page).
+pub fn lessons_of_school(
+    c: &rusqlite::Connection,
+    date: time::Date,
+) -> Result<Vec<(Occurrence, bool)>, DbError> {
+    let classes: Vec<Id> = crate::school::classes(c)?
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    let groups: Vec<Id> = crate::school::groups(c)?
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    let mut out = Vec::new();
+    for o in tt::occurrences(c, &Filter::Audience { classes, groups }, date, date)?
+        .into_iter()
+        .filter(Occurrence::happens)
+    {
+        let taken = store::existing(c, o.key())?.is_some();
+        out.push((o, taken));
+    }
+    out.sort_by_key(|(o, _)| o.starts);
+    Ok(out)
 }
 
 /// A teacher's lessons of `date` that take place, in time order, each with whether its roll
@@ -376,20 +388,43 @@ async fn roll_call_save(
 }
 
 #[derive(Debug, Clone)]
-struct AbsenceLine {
-    id: String,
-    pupil_id: String,
-    pupil: String,
-    class: String,
-    when: String,
-    what: String,
-    subject: String,
-    status: &'static str,
-    status_label: String,
-    reason: String,
-    has_document: bool,
-    decision_note: String,
-    can_justify: bool,
+pub struct AbsenceLine {
+    pub id: String,
+    pub pupil_id: String,
+    pub pupil: String,
+    pub class: String,
+    pub when: String,
+    pub what: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub status_label: String,
+    pub reason: String,
+    pub has_document: bool,
+    pub decision_note: String,
+    pub can_justify: bool,
+}
+
+/// A pupil's absences and lateness of this school year still without an accepted reason
+/// (never sent, or refused), newest first, as the home page lists them; `can_justify` on each
+/// says whether `who` may send the justification. The caller has checked `who` may see them.
+pub fn to_justify(
+    c: &rusqlite::Connection,
+    who: &policy::Principal,
+    facts: policy::PersonFacts,
+    pupil: &Id,
+    today: &str,
+    tr: crate::web::i18n::Tr,
+) -> Result<Vec<AbsenceLine>, DbError> {
+    let since = crate::school::current_year(c, today)?
+        .map(|y| y.starts_on)
+        .unwrap_or_default();
+    let adult = !pupil_is_minor(c, pupil, today)?;
+    let can = policy::may_justify_absence_of(who, facts, adult);
+    Ok(store::of_pupil(c, pupil, &since)?
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "non_justifiee" | "refusee"))
+        .map(|r| absence_line(tr, r, can))
+        .collect())
 }
 
 fn absence_line(tr: crate::web::i18n::Tr, r: &store::Row, can_justify: bool) -> AbsenceLine {

@@ -939,6 +939,25 @@ pub struct PupilMark {
     pub value: Option<Value>,
 }
 
+const PUPIL_MARK_FROM: &str = "SELECT a.id, a.subject_id, s.name, a.kind, a.title, a.on_date, a.scale, \
+    m.status, m.value FROM marks m JOIN assessments a ON a.id = m.assessment_id \
+    JOIN subject_list s ON s.id = a.subject_id";
+
+/// One row of the pupil-mark queries (their columns in this order).
+fn pupil_mark(r: &rusqlite::Row<'_>) -> rusqlite::Result<PupilMark> {
+    let status: String = r.get(7)?;
+    Ok(PupilMark {
+        assessment: r.get(0)?,
+        subject_id: r.get(1)?,
+        subject: r.get(2)?,
+        kind: r.get(3)?,
+        title: r.get(4)?,
+        on_date: r.get(5)?,
+        scale: r.get(6)?,
+        value: Value::from_row(&status, r.get(8)?),
+    })
+}
+
 /// A pupil's marks of a period; only published ones when `published_only`, and only the
 /// subjects of `teacher` when given.
 pub fn marks_of_pupil(
@@ -948,13 +967,11 @@ pub fn marks_of_pupil(
     published_only: bool,
     teacher: Option<&Id>,
 ) -> Result<Vec<PupilMark>, DbError> {
-    let mut st = conn.prepare_cached(
-        "SELECT a.id, a.subject_id, s.name, a.kind, a.title, a.on_date, a.scale, m.status, m.value \
-         FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subject_list s ON s.id = a.subject_id \
-         WHERE m.pupil_id = ?1 AND a.period_id = ?2 AND (?3 = 0 OR a.published_at IS NOT NULL) \
+    let mut st = conn.prepare_cached(&format!(
+        "{PUPIL_MARK_FROM} WHERE m.pupil_id = ?1 AND a.period_id = ?2 AND (?3 = 0 OR a.published_at IS NOT NULL) \
            AND (?4 IS NULL OR a.teacher_id = ?4) \
-         ORDER BY s.rank, s.name, a.on_date",
-    )?;
+         ORDER BY s.rank, s.name, a.on_date"
+    ))?;
     let rows = st
         .query_map(
             params![
@@ -963,19 +980,28 @@ pub fn marks_of_pupil(
                 published_only as i64,
                 teacher.map(|t| &t[..])
             ],
-            |r| {
-                let status: String = r.get(7)?;
-                Ok(PupilMark {
-                    assessment: r.get(0)?,
-                    subject_id: r.get(1)?,
-                    subject: r.get(2)?,
-                    kind: r.get(3)?,
-                    title: r.get(4)?,
-                    on_date: r.get(5)?,
-                    scale: r.get(6)?,
-                    value: Value::from_row(&status, r.get(8)?),
-                })
-            },
+            pupil_mark,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// A pupil's latest published marks since `since` (YYYY-MM-DD), the most recently published
+/// first, at most `limit`: what a family's home page shows. Never an unpublished mark.
+pub fn latest_published_of_pupil(
+    conn: &Connection,
+    pupil: &Id,
+    since: &str,
+    limit: usize,
+) -> Result<Vec<PupilMark>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{PUPIL_MARK_FROM} WHERE m.pupil_id = ?1 AND a.published_at IS NOT NULL AND a.on_date >= ?2 \
+         ORDER BY a.published_at DESC, a.on_date DESC, s.rank LIMIT ?3"
+    ))?;
+    let rows = st
+        .query_map(
+            params![&pupil[..], since, i64::try_from(limit).unwrap_or(i64::MAX)],
+            pupil_mark,
         )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)

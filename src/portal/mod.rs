@@ -99,6 +99,10 @@ struct Home {
     national: Vec<crate::national::Announcement>,
     /// A teacher's day, above the services.
     day: Option<today::Day>,
+    /// A pupil's day, or each child's for a parent, above the services.
+    family: Vec<today::PupilDay>,
+    /// The vie scolaire desk's day, above the services.
+    desk: Option<today::Desk>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,17 +134,6 @@ async fn home(
             crate::national::announcements(c, &audiences, &today).map_err(AppError::from)
         })
         .await?;
-    let day = if policy::has_teaching_day(&principal) {
-        let now = state.clock.now();
-        Some(
-            state
-                .db
-                .read(move |c| today::of_teacher(c, &me, now, tr).map_err(AppError::from))
-                .await?,
-        )
-    } else {
-        None
-    };
     let (children, taught) = if wants_children || wants_classes {
         state
             .db
@@ -161,6 +154,38 @@ async fn home(
             .await?
     } else {
         (Vec::new(), Vec::new())
+    };
+    let day = if policy::has_teaching_day(&principal) {
+        let now = state.clock.now();
+        Some(
+            state
+                .db
+                .read(move |c| today::of_teacher(c, &me, now, tr).map_err(AppError::from))
+                .await?,
+        )
+    } else {
+        None
+    };
+    let family = if policy::has_family_day(&principal) {
+        let now = state.clock.now();
+        let (who, kids) = (principal.clone(), children.clone());
+        state
+            .db
+            .read(move |c| today::of_family(c, &who, &kids, now, tr).map_err(AppError::from))
+            .await?
+    } else {
+        Vec::new()
+    };
+    let desk = if policy::has_attendance_desk(&principal) {
+        let now = state.clock.now();
+        Some(
+            state
+                .db
+                .read(move |c| today::of_desk(c, now).map_err(AppError::from))
+                .await?,
+        )
+    } else {
+        None
     };
     let mut tiles = vec![Tile {
         href: format!("/personnes/{}", hex(&user.person_id)),
@@ -417,5 +442,7 @@ async fn home(
         notice,
         national,
         day,
+        family,
+        desk,
     })
 }

@@ -1,13 +1,17 @@
-//! A teacher's day at the top of the home page: the lesson under way (or the next one) with
-//! *Faire l'appel* one tap away, today's lessons with their roll call and lesson-log state,
-//! and the grids still to publish. It reads through the owning folders' functions
-//! (`attendance`, `journal`, `grades`) and never writes; who sees it is decided in `policy`.
+//! The day at the top of the home page. A teacher's: the lesson under way (or the next one)
+//! with *Faire l'appel* one tap away, today's lessons with their roll call and lesson-log
+//! state, and the grids still to publish. A pupil's, or each child's for a parent: the day's
+//! lessons with what changed, homework, the latest published marks, absences to justify.
+//! It reads through the owning folders' functions (`timetable`, `attendance`, `journal`,
+//! `grades`) and never writes; who sees what is decided in `policy`, child by child.
 
 use rusqlite::Connection;
 
 use crate::db::DbError;
-use crate::id::Id;
-use crate::school::calendar::{Now, hm};
+use crate::id::{Id, hex, id_from_hex};
+use crate::policy::{self, Principal, Role};
+use crate::school::calendar::{Now, hm, iso};
+use crate::timetable::store::Filter;
 use crate::web::i18n::Tr;
 
 /// One of today's lessons, as the home page lists it.
@@ -101,4 +105,315 @@ pub fn of_teacher(c: &Connection, me: &Id, now: Now, tr: Tr) -> Result<Day, DbEr
         })
         .collect();
     Ok(day)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A family's day: the pupil's own, or each child's for a parent
+
+/// One lesson of a pupil's day, with what changed.
+#[derive(Debug, Clone)]
+pub struct PupilLesson {
+    pub time: String,
+    pub subject: String,
+    pub detail: String,
+    /// Cancelled, moved, replaced… (empty when nothing changed).
+    pub change: String,
+    /// `cancelled`, `changed` or empty (a CSS class), then `en-cours` / `passe` / `a-venir`.
+    pub css: String,
+}
+
+/// A homework to do.
+#[derive(Debug, Clone)]
+pub struct Homework {
+    pub due: String,
+    pub subject: String,
+    pub text: String,
+    pub minutes: String,
+}
+
+/// A published mark.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub subject: String,
+    pub what: String,
+    pub value: String,
+}
+
+/// What a pupil's day holds, as their own or their parent's home page shows it. Each part is
+/// `None` when the asker may not see it for this pupil.
+#[derive(Debug, Clone)]
+pub struct PupilDay {
+    pub id: String,
+    /// Empty on the pupil's own page; the child's name on a parent's.
+    pub name: String,
+    /// "Aujourd'hui", "Demain" or the weekday and date of the next lessons.
+    pub day: String,
+    pub lessons: Option<Vec<PupilLesson>>,
+    pub changes: usize,
+    pub homework: Option<Vec<Homework>>,
+    pub homework_more: usize,
+    pub marks: Option<Vec<Mark>>,
+    pub absences: Option<Vec<crate::attendance::AbsenceLine>>,
+    pub absences_more: usize,
+}
+
+/// Homework, marks and absences listed at most per pupil.
+const HOMEWORK_SHOWN: usize = 4;
+const MARKS_SHOWN: usize = 4;
+const ABSENCES_SHOWN: usize = 3;
+/// How far ahead the next lessons are looked for once today's are over (a long weekend).
+const LOOK_AHEAD_DAYS: i64 = 7;
+
+/// The days of the pupils `who` follows: themself when a pupil, each child when a parent.
+pub fn of_family(
+    c: &Connection,
+    who: &Principal,
+    children: &[crate::people::PersonRef],
+    now: Now,
+    tr: Tr,
+) -> Result<Vec<PupilDay>, DbError> {
+    let today = iso(now.date);
+    let mut pupils: Vec<(Id, String)> = Vec::new();
+    if who.has(Role::Eleve) {
+        pupils.push((who.person_id, String::new()));
+    }
+    if who.has(Role::Parent) {
+        pupils.extend(
+            children
+                .iter()
+                .filter_map(|ch| Some((id_from_hex(&ch.id)?, ch.name.clone()))),
+        );
+    }
+    let since = crate::school::current_year(c, &today)?
+        .map(|y| y.starts_on)
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(pupils.len());
+    for (pupil, name) in pupils {
+        let facts = crate::people::person_facts(c, &who.person_id, &pupil, &today)?;
+        let mut d = PupilDay {
+            id: hex(&pupil),
+            name,
+            day: tr.t("portal.today.title").into(),
+            lessons: None,
+            changes: 0,
+            homework: None,
+            homework_more: 0,
+            marks: None,
+            absences: None,
+            absences_more: 0,
+        };
+        if policy::may_view_timetable_of(who, facts) {
+            let (day, lessons) = next_lessons(c, &pupil, now, tr)?;
+            d.day = day;
+            d.changes = lessons.iter().filter(|l| !l.change.is_empty()).count();
+            d.lessons = Some(lessons);
+        }
+        if policy::may_read_pupil_log(who, facts) {
+            let all = crate::journal::store::homework_of_pupil(c, &pupil, &today)?;
+            d.homework_more = all.len().saturating_sub(HOMEWORK_SHOWN);
+            d.homework = Some(
+                all.iter()
+                    .take(HOMEWORK_SHOWN)
+                    .map(|e| homework(e, now.date, tr))
+                    .collect(),
+            );
+        }
+        if policy::marks_view_of(who, facts).is_some() {
+            d.marks = Some(
+                crate::grades::store::latest_published_of_pupil(c, &pupil, &since, MARKS_SHOWN)?
+                    .iter()
+                    .map(|m| mark(m, tr))
+                    .collect(),
+            );
+        }
+        if policy::may_view_attendance_of(who, facts) {
+            let mut all = crate::attendance::to_justify(c, who, facts, &pupil, &today, tr)?;
+            d.absences_more = all.len().saturating_sub(ABSENCES_SHOWN);
+            all.truncate(ABSENCES_SHOWN);
+            d.absences = Some(all);
+        }
+        // A child the parent may no longer follow (an adult who has not consented) gets no
+        // section at all, not an empty one with their name.
+        if d.lessons.is_some() || d.homework.is_some() || d.marks.is_some() || d.absences.is_some()
+        {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Today's lessons while one is still to come or under way; once the day is over, those of
+/// the next day that has any (within a week), so that the evening's page shows tomorrow.
+fn next_lessons(
+    c: &Connection,
+    pupil: &Id,
+    now: Now,
+    tr: Tr,
+) -> Result<(String, Vec<PupilLesson>), DbError> {
+    let last = now.date + time::Duration::days(LOOK_AHEAD_DAYS);
+    let all = crate::timetable::store::occurrences(c, &Filter::Pupil(*pupil), now.date, last)?;
+    let today_left = all
+        .iter()
+        .any(|o| o.date == now.date && o.ends > now.minute && o.happens());
+    let day = if today_left {
+        Some(now.date)
+    } else {
+        all.iter()
+            .find(|o| o.date > now.date && o.happens())
+            .map(|o| o.date)
+    };
+    let Some(day) = day else {
+        return Ok((tr.t("portal.today.title").into(), Vec::new()));
+    };
+    let label = if day == now.date {
+        tr.t("portal.today.title").to_string()
+    } else if day == now.date + time::Duration::days(1) {
+        tr.t("portal.today.tomorrow").to_string()
+    } else {
+        format!(
+            "{} {}",
+            tr.t(&format!("day.{}", day.weekday().number_from_monday())),
+            crate::school::calendar::french(day)
+        )
+    };
+    let lessons = all
+        .iter()
+        .filter(|o| o.date == day)
+        .map(|o| {
+            let (change, css) = crate::timetable::state_label(tr, o);
+            let when = if day != now.date || o.starts > now.minute {
+                "a-venir"
+            } else if now.minute < o.ends {
+                "en-cours"
+            } else {
+                "passe"
+            };
+            PupilLesson {
+                time: format!("{}–{}", hm(o.starts), hm(o.ends)),
+                subject: o.subject.clone(),
+                detail: [o.teacher.as_str(), o.room.as_str()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                change,
+                css: format!("{css} {when}").trim().to_string(),
+            }
+        })
+        .collect();
+    Ok((label, lessons))
+}
+
+fn homework(e: &crate::journal::store::Entry, today: time::Date, tr: Tr) -> Homework {
+    let due = e
+        .due_on
+        .as_deref()
+        .and_then(crate::school::calendar::parse_date);
+    Homework {
+        due: match due {
+            Some(d) if d == today => tr.t("portal.today.due_today").to_string(),
+            Some(d) if d == today + time::Duration::days(1) => {
+                tr.t("portal.today.due_tomorrow").to_string()
+            }
+            Some(d) => tr.t("portal.today.due_on").replace(
+                "{date}",
+                &format!(
+                    "{} {}",
+                    tr.t(&format!("day.{}", d.weekday().number_from_monday()))
+                        .to_lowercase(),
+                    crate::school::calendar::french(d)
+                ),
+            ),
+            None => String::new(),
+        },
+        subject: e.subject.clone(),
+        text: crate::text::shorten(&e.homework, 140),
+        minutes: e
+            .minutes
+            .map(|m| tr.t("portal.today.minutes").replace("{n}", &m.to_string()))
+            .unwrap_or_default(),
+    }
+}
+
+fn mark(m: &crate::grades::store::PupilMark, tr: Tr) -> Mark {
+    use crate::grades::store::{KINDS, Value, fmt_number, label};
+    let kind = tr.t(label(KINDS, &m.kind));
+    Mark {
+        subject: m.subject.clone(),
+        what: if m.title.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind} — {}", m.title)
+        },
+        value: match m.value {
+            Some(Value::Note(v)) => format!("{} / {}", fmt_number(v), fmt_number(m.scale)),
+            Some(Value::Absent) => tr.t("portal.today.mark_absent").into(),
+            Some(Value::Excused) => tr.t("portal.today.mark_excused").into(),
+            Some(Value::NotAssessed) | None => tr.t("portal.today.mark_none").into(),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The vie scolaire desk's day
+
+/// A finished lesson whose roll call is still missing.
+#[derive(Debug, Clone)]
+pub struct Missing {
+    pub href: String,
+    pub time: String,
+    pub what: String,
+    pub teacher: String,
+}
+
+/// What waits for vie scolaire today.
+#[derive(Debug, Clone, Default)]
+pub struct Desk {
+    pub date: String,
+    pub absences: usize,
+    pub absent_hours: String,
+    pub late: usize,
+    /// Finished lessons without their roll call, the oldest first.
+    pub missing: Vec<Missing>,
+    pub missing_more: usize,
+    /// Lessons under way whose roll call is not taken yet.
+    pub under_way: usize,
+    /// Justifications sent by families, waiting for a decision.
+    pub pending: usize,
+}
+
+/// Missing roll calls listed at most.
+const MISSING_SHOWN: usize = 8;
+
+pub fn of_desk(c: &Connection, now: Now) -> Result<Desk, DbError> {
+    let day = crate::attendance::store::of_day(c, &iso(now.date))?;
+    let absent: Vec<_> = day.iter().filter(|r| r.kind == "absence").collect();
+    let mut desk = Desk {
+        date: crate::school::calendar::french(now.date),
+        absences: absent.len(),
+        absent_hours: crate::school::calendar::hours(absent.iter().map(|r| r.minutes).sum()),
+        late: day.len() - absent.len(),
+        pending: crate::attendance::store::pending(c)?.len(),
+        ..Default::default()
+    };
+    let mut missing = Vec::new();
+    for (o, taken) in crate::attendance::lessons_of_school(c, now.date)? {
+        if taken || o.starts > now.minute {
+            continue;
+        }
+        if now.minute < o.ends {
+            desk.under_way += 1;
+            continue;
+        }
+        missing.push(Missing {
+            href: format!("/appel/{}", o.key().encode()),
+            time: format!("{}–{}", hm(o.starts), hm(o.ends)),
+            what: format!("{} — {}", o.audience, o.subject),
+            teacher: o.teacher.clone(),
+        });
+    }
+    desk.missing_more = missing.len().saturating_sub(MISSING_SHOWN);
+    missing.truncate(MISSING_SHOWN);
+    desk.missing = missing;
+    Ok(desk)
 }

@@ -147,17 +147,9 @@ fn days(
         .collect()
 }
 
-fn item(tr: crate::web::i18n::Tr, o: &Occurrence, view: Viewpoint, href: String) -> Item {
-    let mut parts = Vec::new();
-    if view != Viewpoint::Audience && !o.audience.is_empty() {
-        parts.push(o.audience.clone());
-    }
-    if view != Viewpoint::Teacher && !o.teacher.is_empty() {
-        parts.push(o.teacher.clone());
-    }
-    if view != Viewpoint::Room && !o.room.is_empty() {
-        parts.push(o.room.clone());
-    }
+/// What changed for an occurrence, as a person reads it (cancelled, moved, replaced, extra,
+/// with the change's note), and the CSS class that shows it (`cancelled`, `changed`, or none).
+pub fn state_label(tr: crate::web::i18n::Tr, o: &Occurrence) -> (String, &'static str) {
     let (state, css) = match &o.state {
         OccState::Normal => (String::new(), ""),
         OccState::Cancelled => (tr.t("timetable.cancelled").to_string(), "cancelled"),
@@ -186,6 +178,21 @@ fn item(tr: crate::web::i18n::Tr, o: &Occurrence, view: Viewpoint, href: String)
     } else {
         format!("{state} — {}", o.note)
     };
+    (state, css)
+}
+
+fn item(tr: crate::web::i18n::Tr, o: &Occurrence, view: Viewpoint, href: String) -> Item {
+    let mut parts = Vec::new();
+    if view != Viewpoint::Audience && !o.audience.is_empty() {
+        parts.push(o.audience.clone());
+    }
+    if view != Viewpoint::Teacher && !o.teacher.is_empty() {
+        parts.push(o.teacher.clone());
+    }
+    if view != Viewpoint::Room && !o.room.is_empty() {
+        parts.push(o.room.clone());
+    }
+    let (state, css) = state_label(tr, o);
     Item {
         time: format!("{}–{}", hm(o.starts), hm(o.ends)),
         subject: o.subject.clone(),

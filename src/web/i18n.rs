@@ -92,6 +92,19 @@ impl Tr {
             .unwrap_or("")
     }
 
+    /// The catalog's `{key}.one` or `{key}.other` by this language's rule for `n` (French:
+    /// 0 and 1 take the singular, « 1 compte », « 0 absence »; English: only 1), with `{n}`
+    /// replaced by the number.
+    pub fn n(&self, key: &str, n: impl std::borrow::Borrow<usize>) -> String {
+        let n = *n.borrow();
+        let one = match self.lang {
+            Lang::Fr => n <= 1,
+            Lang::En => n == 1,
+        };
+        self.t(&format!("{key}.{}", if one { "one" } else { "other" }))
+            .replace("{n}", &n.to_string())
+    }
+
     pub fn code(&self) -> &'static str {
         self.lang.code()
     }
@@ -281,6 +294,18 @@ mod tests {
                         let key = &rest[..end];
                         if !key.is_empty() && !f.contains_key(key) {
                             missing.push(format!("{}: {key}", path.display()));
+                        }
+                    }
+                }
+                // Counted texts: both forms.
+                for (i, _) in text.match_indices(".n(\"") {
+                    let rest = &text[i + 4..];
+                    if let Some(end) = rest.find('"') {
+                        for form in ["one", "other"] {
+                            let key = format!("{}.{form}", &rest[..end]);
+                            if !f.contains_key(&key) {
+                                missing.push(format!("{}: {key}", path.display()));
+                            }
                         }
                     }
                 }
@@ -525,6 +550,25 @@ mod tests {
         let fr = late.render(Tr::new(Lang::Fr));
         assert!(fr.contains("{name} Ama"), "{fr}");
         assert!(!fr.contains("{name} Ama Ama"));
+    }
+
+    #[test]
+    fn counted_texts_take_the_plural_by_the_languages_rule() {
+        let (fr, en) = (Tr::new(Lang::Fr), Tr::new(Lang::En));
+        assert_eq!(
+            fr.n("portal.today.changes", 0),
+            "0 changement dans l'emploi du temps"
+        );
+        assert_eq!(
+            fr.n("portal.today.changes", 1),
+            "1 changement dans l'emploi du temps"
+        );
+        assert_eq!(
+            fr.n("portal.today.changes", 3),
+            "3 changements dans l'emploi du temps"
+        );
+        assert_eq!(en.n("portal.today.changes", 1), "1 timetable change");
+        assert_eq!(en.n("portal.today.changes", 0), "0 timetable changes");
     }
 
     #[test]
