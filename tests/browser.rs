@@ -602,7 +602,7 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     // so the test does not depend on the day or the hour it runs.
     let now = kekeli::school::calendar::now(server.config.utc_offset_minutes);
     let starts = (now.minute - 5).clamp(0, 1440 - 60);
-    let (lesson_id, child_id, other_id, child_name) = server
+    let (lesson_id, child_id, other_id, child_name, child_class) = server
         .db
         .write_blocking(|tx| {
             let t: [u8; 16] = tx.query_row(
@@ -645,7 +645,7 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
                 },
                 &t,
             )?;
-            Ok::<_, kekeli::db::DbError>((lesson, child, other, name))
+            Ok::<_, kekeli::db::DbError>((lesson, child, other, name, class))
         })
         .expect("lesson now");
 
@@ -831,7 +831,58 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
         "the desk's home page overflows 360 px: {overflow}"
     );
     d.screenshot("vie-scolaire-home-phone").await;
+    // The desk's justifications tab: three accepted one after the other, each time the page
+    // comes back at the next card, in view — no scrolling back from the top.
     d.click("a.tile[href='/absences']").await;
+    d.wait_text("Absences répétées").await;
+    d.click(".tabs a[href*='vue=justificatifs']").await;
+    d.wait_text("Accepter les justificatifs cochés").await;
+    for round in 0..3 {
+        let ids = d
+            .js("return Array.from(document.querySelectorAll('.card.justification')).slice(0, 2).map(c => c.id)")
+            .await;
+        let ids: Vec<String> = ids
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(ids.len(), 2, "round {round}: {ids:?}");
+        d.js(&format!(
+            "document.querySelector('#{} button[value=accepter]').click()",
+            ids[0]
+        ))
+        .await;
+        d.wait_text("Justificatif accepté").await;
+        let at = d
+            .js(&format!(
+                "var r = document.getElementById('{}').getBoundingClientRect(); \
+                 return [location.hash, r.top >= 0 && r.top < window.innerHeight, !document.getElementById('{}')]",
+                ids[1], ids[0]
+            ))
+            .await;
+        assert_eq!(
+            at,
+            serde_json::json!([format!("#{}", ids[1]), true, true]),
+            "round {round}"
+        );
+    }
+    let overflow = d
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the desk overflows 360 px: {overflow}"
+    );
+    d.screenshot("vie-scolaire-desk-phone").await;
+    // The child's class: the parent's justification among its cards.
+    d.goto(&format!(
+        "{base}/absences?vue=justificatifs&classe={}",
+        hex(&child_class)
+    ))
+    .await;
     let desk = d.wait_text("CHU Sylvanus Olympio").await;
     assert!(desk.contains(&child_name), "{desk}");
     let card = "Array.from(document.querySelectorAll('div.card')).find(c => c.innerText.includes('CHU Sylvanus Olympio'))";

@@ -992,6 +992,13 @@ fn matrix() -> Vec<Entry> {
             &[("decision", "accepter")],
         ),
         e(
+            "POST",
+            "/absences/decisions",
+            None,
+            Some(decide),
+            &[("ids", "{justification}")],
+        ),
+        e(
             "GET",
             "/absences/{id}/document",
             Justification,
@@ -1576,6 +1583,14 @@ async fn status_of(b: &Browser, e: &Entry, path: &str, own: bool, o: &Objects) -
                 .replace("{domain}", &o.domain)
                 .replace("{framework}", &o.framework)
                 .replace("{file}", &o.file)
+                .replace(
+                    "{justification}",
+                    if own {
+                        &o.own_justification
+                    } else {
+                        &o.other_justification
+                    },
+                )
                 .replace("{password}", &o.password)
                 .replace("{n}", &n);
             (*k, v)

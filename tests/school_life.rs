@@ -661,6 +661,12 @@ async fn daily_pages_stay_under_the_weight_budget() {
         (Role::Enseignant, "/emploi-du-temps"),
         (Role::Enseignant, "/appel"),
         (Role::VieScolaire, "/absences"),
+        (Role::VieScolaire, "/absences?vue=justificatifs"),
+        (Role::VieScolaire, "/absences?vue=repetees"),
+        (Role::VieScolaire, "/"),
+        (Role::Parent, "/"),
+        (Role::Enseignant, "/"),
+        (Role::Technicien, "/"),
         (Role::Direction, "/emploi-du-temps"),
         (Role::Enseignant, "/cahier-de-textes"),
         (Role::Direction, "/cahier-de-textes"),
@@ -1387,5 +1393,175 @@ async fn a_familys_home_page_opens_on_the_childs_day_and_shows_only_what_the_par
             "{hidden} shown to the parent of an adult"
         );
     }
+    server.stop().await;
+}
+
+/// The vie scolaire's desk: tabs with their counts, a class filter that holds across tabs and
+/// decisions, the next card after a decision, a photo on its card, several accepted at once
+/// (one decided meanwhile by someone else counted apart), nothing ticked refused in French.
+#[tokio::test]
+async fn the_vie_scolaire_desk_filters_by_class_comes_back_to_the_next_card_and_accepts_several() {
+    let server = TestServer::start().await;
+    let (class, other_class, ids, elsewhere) = server
+        .db
+        .write_blocking(|tx| {
+            let mut classes = tx.prepare(
+                "SELECT class_id FROM class_members WHERE role = 'eleve' GROUP BY class_id ORDER BY class_id LIMIT 2",
+            )?;
+            let classes: Vec<[u8; 16]> = classes
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let pupil_of = |class: &[u8; 16], n: i64| -> rusqlite::Result<[u8; 16]> {
+                tx.query_row(
+                    "SELECT person_id FROM class_members WHERE role = 'eleve' AND class_id = ?1 ORDER BY person_id LIMIT 1 OFFSET ?2",
+                    (&class[..], n),
+                    |r| r.get(0),
+                )
+            };
+            let add = |pupil: [u8; 16], day: &str, doc: Option<&str>| -> rusqlite::Result<[u8; 16]> {
+                let id = kekeli::db::new_id();
+                tx.execute(
+                    "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, status, reason, document, document_name, justified_at, created_at, updated_at) \
+                     VALUES (?1, 'school:TEST', ?2, 'absence', ?3, 420, 55, 'en_attente', 'Malade', ?4, ?5, 1, 0, 0)",
+                    (&id[..], &pupil[..], common::in_year(day), doc.map(|_| "abc"), doc),
+                )?;
+                Ok(id)
+            };
+            // Only these wait in the first class (the demo's own pending ones are decided).
+            tx.execute(
+                "UPDATE absences SET status = 'acceptee' WHERE status = 'en_attente' AND pupil_id IN \
+                 (SELECT person_id FROM class_members WHERE class_id = ?1)",
+                [&classes[0][..]],
+            )?;
+            let ids = [
+                add(pupil_of(&classes[0], 0)?, "11-02", Some("certificat.jpg"))?,
+                add(pupil_of(&classes[0], 1)?, "11-03", None)?,
+                add(pupil_of(&classes[0], 2)?, "11-04", Some("mot.pdf"))?,
+                add(pupil_of(&classes[0], 3)?, "11-05", None)?,
+            ];
+            let elsewhere = add(pupil_of(&classes[1], 0)?, "11-02", None)?;
+            Ok::<_, kekeli::db::DbError>((hex(&classes[0]), hex(&classes[1]), ids.iter().map(|i| hex(i)).collect::<Vec<_>>(), hex(&elsewhere)))
+        })
+        .expect("justifications");
+    let _ = other_class;
+    let cpe = server.logged_in(Role::VieScolaire).await;
+    let desk = cpe
+        .text(&format!("/absences?vue=justificatifs&classe={class}"))
+        .await;
+    assert!(
+        desk.contains("aria-current=\"page\">Justificatifs <span class=\"count\">4</span>"),
+        "{desk}"
+    );
+    for id in &ids {
+        assert!(desk.contains(&format!("id=\"j-{id}\"")), "{id}");
+    }
+    assert!(
+        !desk.contains(&format!("id=\"j-{elsewhere}\"")),
+        "another class"
+    );
+    assert!(
+        desk.contains(&format!(
+            "<img class=\"preview\" src=\"/absences/{}/document\"",
+            ids[0]
+        )),
+        "the photo shows on its card"
+    );
+    assert!(
+        !desk.contains(&format!("src=\"/absences/{}/document\"", ids[2])),
+        "a PDF is a link"
+    );
+    assert!(desk.contains(&format!("<option value=\"{class}\" selected>")));
+    // Accepting the first card comes back to the second, the class kept.
+    let r = cpe
+        .post(
+            &format!("/absences/{}/decision", ids[0]),
+            &[
+                ("decision", "accepter"),
+                ("next", &ids[1]),
+                ("classe", &class),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    assert!(
+        to.starts_with(&format!("/absences?vue=justificatifs&classe={class}&ok=")),
+        "{to}"
+    );
+    assert!(to.ends_with(&format!("#j-{}", ids[1])), "{to}");
+    assert_eq!(common::message(&cpe, &r).await, "Justificatif accepté.");
+    // Someone else refuses the third meanwhile; the desk accepts the last three together.
+    let other = server.logged_in(Role::VieScolaire).await;
+    let r = other
+        .post(
+            &format!("/absences/{}/decision", ids[2]),
+            &[("decision", "refuser")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = cpe
+        .post(
+            "/absences/decisions",
+            &[
+                ("classe", class.as_str()),
+                ("ids", &ids[1]),
+                ("ids", &ids[2]),
+                ("ids", &ids[3]),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        common::message(&cpe, &r).await,
+        "Justificatifs acceptés : 2. Déjà décidés par quelqu'un d'autre : 1."
+    );
+    let statuses = server
+        .db
+        .read_blocking(move |c| {
+            let mut out = Vec::new();
+            for id in &ids {
+                out.push(c.query_row(
+                    "SELECT status FROM absences WHERE id = ?1",
+                    [&kekeli::id::id_from_hex(id).expect("id")[..]],
+                    |r| r.get::<_, String>(0),
+                )?);
+            }
+            Ok::<_, kekeli::db::DbError>(out)
+        })
+        .expect("statuses");
+    assert_eq!(statuses, ["acceptee", "acceptee", "refusee", "acceptee"]);
+    // Nothing ticked: told what to do, nothing changes.
+    let r = cpe
+        .post("/absences/decisions", &[("classe", class.as_str())])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        common::message(&cpe, &r)
+            .await
+            .contains("Aucun justificatif coché"),
+        "nothing ticked"
+    );
+    // The class's tab is empty now; the other class still waits.
+    let desk = cpe
+        .text(&format!("/absences?vue=justificatifs&classe={class}"))
+        .await;
+    assert!(
+        desk.contains("Justificatifs <span class=\"count\">0</span>"),
+        "{desk}"
+    );
+    let all = cpe.text("/absences?vue=justificatifs").await;
+    assert!(all.contains(&format!("id=\"j-{elsewhere}\"")));
+    // The day's tab and the repeated tab answer with their own parts.
+    let day = cpe.text("/absences").await;
+    assert!(
+        day.contains("aria-current=\"page\">Aujourd&#39;hui"),
+        "{day}"
+    );
+    assert!(!day.contains("class=\"card justification\""));
+    let repeated = cpe.text("/absences?vue=repetees").await;
+    assert!(
+        repeated.contains("4 h d&#39;absence non justifiée"),
+        "{repeated}"
+    );
     server.stop().await;
 }

@@ -1000,3 +1000,158 @@ async fn signed_in_requests_are_counted_per_service_and_person_and_written_at_sh
         .expect("daily");
     assert_eq!(closed, 0, "today is not over: nothing closed yet");
 }
+
+/// The `<nav class="…">` block of a page, or "" when it has none.
+fn nav_block<'a>(html: &'a str, class: &str) -> &'a str {
+    let Some(i) = html.find(&format!("<nav class=\"{class}\"")) else {
+        return "";
+    };
+    let rest = &html[i..];
+    &rest[..rest.find("</nav>").unwrap_or(rest.len())]
+}
+
+/// Each link of an HTML fragment: its address, and whether it is marked as the page shown.
+fn links(block: &str) -> Vec<(String, bool)> {
+    block
+        .split("<a href=\"")
+        .skip(1)
+        .filter_map(|s| {
+            let end = s.find('"')?;
+            let tag = &s[..s.find('>').unwrap_or(s.len())];
+            Some((s[..end].to_string(), tag.contains("aria-current=\"page\"")))
+        })
+        .collect()
+}
+
+/// Every role's bar holds its home and the places it opens most, each one a page this person
+/// is let in (the bar never shows a refusal), the page shown marked; a parent of two children
+/// switches between them on a child's page; an error page offers the way back.
+#[tokio::test]
+async fn every_role_has_a_bar_of_places_it_may_open_and_the_page_shown_is_marked() {
+    let server = TestServer::start().await;
+    let roles = [
+        Role::Eleve,
+        Role::Parent,
+        Role::Enseignant,
+        Role::VieScolaire,
+        Role::Direction,
+        Role::Secretariat,
+        Role::Technicien,
+    ];
+    for role in roles {
+        let b = server.logged_in(role).await;
+        let home = b.text("/").await;
+        assert!(home.contains("class=\"with-bar\""), "{role:?}");
+        let bar = links(nav_block(&home, "bar"));
+        assert!((3..=5).contains(&bar.len()), "{role:?}: {bar:?}");
+        assert_eq!(bar[0], ("/".to_string(), true), "{role:?}");
+        for (href, current) in &bar[1..] {
+            assert!(!current, "{role:?}: only home is current on /");
+            let r = b.get(href).await;
+            let r = if r.status() == 303 {
+                b.get(&location(&r)).await
+            } else {
+                r
+            };
+            assert_eq!(r.status(), 200, "{role:?} {href}");
+            let page = r.text().await.expect("body");
+            let marked: Vec<_> = links(nav_block(&page, "bar"))
+                .into_iter()
+                .filter(|(_, c)| *c)
+                .map(|(h, _)| h)
+                .collect();
+            assert_eq!(marked, vec![href.clone()], "{role:?} on {href}");
+        }
+        let labels = nav_block(&home, "bar").to_string();
+        let expect: &[&str] = match role {
+            Role::Eleve | Role::Parent => &["EDT", "Devoirs", "Notes", "Absences"],
+            Role::Enseignant => &["Appel", "EDT", "Cahier", "Notes"],
+            Role::VieScolaire => &["Appel", "Absences", "Discipline", "EDT"],
+            Role::Technicien => &["Système", "Comptes", "Sauvegardes", "Synchro"],
+            _ => &[],
+        };
+        for label in expect {
+            assert!(
+                labels.contains(&format!("<span>{label}</span>")),
+                "{role:?}: {label}"
+            );
+        }
+    }
+    // Nobody logged in: no bar.
+    let anon = server.browser().text("/connexion").await;
+    assert!(nav_block(&anon, "bar").is_empty());
+
+    // A parent of two: on a child's marks, one link per child to the same page.
+    let parent = server.logged_in(Role::Parent).await;
+    let parent_login = server.login_of(Role::Parent).login.clone();
+    let (first, second) = server
+        .db
+        .write_blocking(move |tx| {
+            let me: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&parent_login],
+                |r| r.get(0),
+            )?;
+            let first: [u8; 16] = tx.query_row(
+                "SELECT child_id FROM guardianships WHERE parent_id = ?1",
+                [&me[..]],
+                |r| r.get(0),
+            )?;
+            let second: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM class_members WHERE role = 'eleve' AND person_id <> ?1 LIMIT 1",
+                [&first[..]],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO guardianships (id, scope, parent_id, child_id) VALUES (?1, 'school:TEST', ?2, ?3)",
+                (&kekeli::db::new_id()[..], &me[..], &second[..]),
+            )?;
+            Ok::<_, kekeli::db::DbError>((hex(&first), hex(&second)))
+        })
+        .expect("a second child");
+    let page = parent.text(&format!("/notes/eleve/{first}")).await;
+    let kids = links(nav_block(&page, "children"));
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(
+        kids.contains(&(format!("/notes/eleve/{first}"), true)),
+        "{kids:?}"
+    );
+    assert!(
+        kids.contains(&(format!("/notes/eleve/{second}"), false)),
+        "{kids:?}"
+    );
+    let r = parent.get(&format!("/notes/eleve/{second}")).await;
+    assert_eq!(r.status(), 200);
+    // The home page is no child's page: no switch there.
+    assert!(nav_block(&parent.text("/").await, "children").is_empty());
+
+    // An error page keeps the header and offers the page the person came from — of this
+    // site only.
+    let teacher = server.logged_in(Role::Enseignant).await;
+    let missing = format!("/personnes/{}", "ab".repeat(16));
+    let from_here = teacher
+        .client
+        .get(teacher.url(&missing))
+        .header("Referer", teacher.url("/notes"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(from_here.status(), 404);
+    let html = from_here.text().await.expect("body");
+    assert!(html.contains("class=\"brand\" href=\"/\""), "{html}");
+    assert!(
+        html.contains("href=\"/notes\">Retour à la page précédente</a>"),
+        "{html}"
+    );
+    let from_elsewhere = teacher
+        .client
+        .get(teacher.url(&missing))
+        .header("Referer", "https://ailleurs.example/notes")
+        .send()
+        .await
+        .expect("GET");
+    let html = from_elsewhere.text().await.expect("body");
+    assert!(!html.contains("Retour à la page précédente"), "{html}");
+    assert!(html.contains("Retour à l&#39;accueil"), "{html}");
+    server.stop().await;
+}

@@ -2,6 +2,7 @@
 //! the vie scolaire's day, families' view and justifications. Counts are in hours (DOMAIN.md).
 //! Rights come from `policy`; the SQL lives in `store`.
 
+mod desk;
 pub mod store;
 
 use std::collections::HashMap;
@@ -10,9 +11,8 @@ use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use time::Duration;
 
-use crate::auth::{Can, CurrentUser, ManageAttendance};
+use crate::auth::CurrentUser;
 use crate::db::DbError;
 use crate::id::{Id, hex, id_from_hex};
 use crate::policy::{self, Capability};
@@ -30,7 +30,7 @@ pub fn routes() -> Routes {
         .get("/appel", sessions_page)
         .get("/appel/{occ}", roll_call_page)
         .post("/appel/{occ}", roll_call_save)
-        .get("/absences", school_page)
+        .get("/absences", desk::page)
         .get("/absences/eleve/{id}", pupil_page)
         .get("/absences/{id}/justifier", justify_page)
         .post_with_limit(
@@ -38,7 +38,8 @@ pub fn routes() -> Routes {
             justify_submit,
             crate::web::upload::PHONE_FORM_CEILING,
         )
-        .post("/absences/{id}/decision", decide)
+        .post("/absences/{id}/decision", desk::decide)
+        .post("/absences/decisions", desk::accept_many)
         .get("/absences/{id}/document", document)
 }
 
@@ -427,7 +428,11 @@ pub fn to_justify(
         .collect())
 }
 
-fn absence_line(tr: crate::web::i18n::Tr, r: &store::Row, can_justify: bool) -> AbsenceLine {
+pub(crate) fn absence_line(
+    tr: crate::web::i18n::Tr,
+    r: &store::Row,
+    can_justify: bool,
+) -> AbsenceLine {
     let date = calendar::parse_date(&r.on_date)
         .map(calendar::french)
         .unwrap_or_default();
@@ -456,93 +461,6 @@ fn absence_line(tr: crate::web::i18n::Tr, r: &store::Row, can_justify: bool) -> 
         decision_note: r.decision_note.clone(),
         can_justify: can_justify && matches!(status, "non_justifiee" | "refusee"),
     }
-}
-
-#[derive(Debug, Clone)]
-struct Repeated {
-    pupil_id: String,
-    name: String,
-    class: String,
-    hours: String,
-    count: i64,
-}
-
-#[derive(Template)]
-#[template(path = "attendance/school.html")]
-struct SchoolPage {
-    page: Page,
-    date_label: String,
-    prev: String,
-    next: String,
-    day: Vec<AbsenceLine>,
-    day_hours: String,
-    pending: Vec<AbsenceLine>,
-    repeated: Vec<Repeated>,
-    can_decide: bool,
-    notice: String,
-}
-
-#[derive(Deserialize, Default)]
-struct DayQuery {
-    #[serde(default)]
-    date: String,
-    #[serde(default)]
-    ok: String,
-}
-
-/// The vie scolaire's page: the day's absences, pending justifications, repeated absentees.
-async fn school_page(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    page: Page,
-    Query(q): Query<DayQuery>,
-) -> Result<Response, AppError> {
-    let principal = user.principal();
-    if !policy::allows(&principal, Capability::ViewSchoolAttendance) {
-        return Err(AppError::Forbidden);
-    }
-    let today = state.clock.now().date;
-    let date = calendar::parse_date(&q.date).unwrap_or(today);
-    let since = iso(date - Duration::days(30));
-    let d = iso(date);
-    let (day, pending, repeated) = state
-        .db
-        .read(move |c| {
-            Ok::<_, DbError>((
-                store::of_day(c, &d)?,
-                store::pending(c)?,
-                store::repeated(c, &since, 4 * 60)?,
-            ))
-        })
-        .await?;
-    let tr = page.tr;
-    let day_hours =
-        hours(Totals::of(&day).absence_unjustified + Totals::of(&day).absence_justified);
-    render(&SchoolPage {
-        date_label: calendar::french(date),
-        prev: format!("/absences?date={}", iso(date - Duration::days(1))),
-        next: format!("/absences?date={}", iso(date + Duration::days(1))),
-        day: day.iter().map(|r| absence_line(tr, r, false)).collect(),
-        day_hours,
-        pending: pending.iter().map(|r| absence_line(tr, r, false)).collect(),
-        repeated: repeated
-            .into_iter()
-            .map(|(id, name, class, minutes, count)| Repeated {
-                pupil_id: hex(&id),
-                name,
-                class,
-                hours: hours(minutes),
-                count,
-            })
-            .collect(),
-        can_decide: policy::allows(&principal, Capability::ManageAttendance),
-        notice: match q.ok.as_str() {
-            "acceptee" => tr.t("absences.accepted").to_string(),
-            "refusee" => tr.t("absences.refused").to_string(),
-            _ => String::new(),
-        },
-        page,
-    })
 }
 
 #[derive(Template)]
@@ -759,48 +677,6 @@ async fn justify_submit(
         return fail(Msg::new("attendance.msg.already_justified"));
     }
     Ok(Redirect::to(&format!("/absences/eleve/{}?ok=justifiee", hex(&pupil))).into_response())
-}
-
-#[derive(Deserialize)]
-struct Decision {
-    decision: String,
-    #[serde(default)]
-    note: String,
-}
-
-async fn decide(
-    State(state): State<AppState>,
-    Can(user, _): Can<ManageAttendance>,
-    ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
-    CsrfForm(f): CsrfForm<Decision>,
-) -> Result<Response, AppError> {
-    let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
-    let accept = match f.decision.as_str() {
-        "accepter" => true,
-        "refuser" => false,
-        _ => {
-            return Err(AppError::bad("attendance.msg.choose_decision"));
-        }
-    };
-    let note: String = f.note.trim().chars().take(300).collect();
-    let me = user.person_id;
-    let ip = ip.to_string();
-    let done = state
-        .db
-        .write(move |tx| {
-            store::one(tx, &absence)?.ok_or(AppError::NotFound)?;
-            Ok::<_, AppError>(store::decide(tx, &absence, &me, accept, &note, &ip)?)
-        })
-        .await?;
-    if !done {
-        return Err(AppError::conflict("attendance.msg.already_decided"));
-    }
-    Ok(Redirect::to(&format!(
-        "/absences?ok={}",
-        if accept { "acceptee" } else { "refusee" }
-    ))
-    .into_response())
 }
 
 /// The justification document, for vie scolaire, direction and whoever may justify.

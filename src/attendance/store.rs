@@ -407,12 +407,14 @@ pub struct Row {
     pub reason: String,
     pub has_document: bool,
     pub decision_note: String,
+    /// The document's name as the family's phone gave it ("" without one).
+    pub document_name: String,
 }
 
 const ROW_SQL: &str = "SELECT a.id, a.pupil_id, p.sort_name, \
     coalesce((SELECT group_concat(c.name, ', ') FROM enrolments m JOIN class_list c ON c.id = m.class_id \
               WHERE m.pupil_id = a.pupil_id), ''), \
-    a.kind, a.on_date, a.starts, a.minutes, coalesce(s.name, ''), a.status, a.reason, a.document IS NOT NULL, a.decision_note \
+    a.kind, a.on_date, a.starts, a.minutes, coalesce(s.name, ''), a.status, a.reason, a.document IS NOT NULL, a.decision_note, coalesce(a.document_name, '') \
     FROM absences a JOIN person_names p ON p.id = a.pupil_id LEFT JOIN roll_calls r ON r.id = a.roll_call_id \
     LEFT JOIN subject_list s ON s.id = r.subject_id";
 
@@ -431,6 +433,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         reason: r.get(10)?,
         has_document: r.get(11)?,
         decision_note: r.get(12)?,
+        document_name: r.get(13)?,
     })
 }
 
@@ -479,19 +482,34 @@ pub fn minutes_missed(
     Ok(out)
 }
 
-pub fn of_day(conn: &Connection, date: &str) -> Result<Vec<Row>, DbError> {
+/// Only the pupils of class `?N` when it is not NULL.
+const IN_CLASS: &str = "(?{n} IS NULL OR EXISTS (SELECT 1 FROM enrolments m WHERE m.pupil_id = a.pupil_id AND m.class_id = ?{n}))";
+
+fn in_class(n: u8) -> String {
+    IN_CLASS.replace("{n}", &n.to_string())
+}
+
+/// The day's absences and lateness, of one class when `class` is given.
+pub fn of_day(conn: &Connection, date: &str, class: Option<&Id>) -> Result<Vec<Row>, DbError> {
     rows(
         conn,
-        "WHERE a.on_date = ?1 ORDER BY a.starts, p.surname",
-        [date],
+        &format!(
+            "WHERE a.on_date = ?1 AND {} ORDER BY a.starts, p.surname",
+            in_class(2)
+        ),
+        params![date, class.map(|c| &c[..])],
     )
 }
 
-pub fn pending(conn: &Connection) -> Result<Vec<Row>, DbError> {
+/// Justifications waiting for a decision, the longest waiting first; of one class when given.
+pub fn pending(conn: &Connection, class: Option<&Id>) -> Result<Vec<Row>, DbError> {
     rows(
         conn,
-        "WHERE a.status = 'en_attente' ORDER BY a.justified_at",
-        [],
+        &format!(
+            "WHERE a.status = 'en_attente' AND {} ORDER BY a.justified_at, a.id",
+            in_class(1)
+        ),
+        params![class.map(|c| &c[..])],
     )
 }
 
@@ -546,6 +564,7 @@ pub fn repeated(
     conn: &Connection,
     since: &str,
     min_minutes: i64,
+    class: Option<&Id>,
 ) -> Result<Vec<Absentee>, DbError> {
     let rows = conn
         .prepare_cached(
@@ -553,10 +572,11 @@ pub fn repeated(
                coalesce((SELECT group_concat(c.name, ', ') FROM enrolments m JOIN class_list c ON c.id = m.class_id \
                          WHERE m.pupil_id = a.pupil_id), ''), \
                SUM(a.minutes), COUNT(*) FROM absences a JOIN person_names p ON p.id = a.pupil_id \
-             WHERE a.kind = 'absence' AND a.status <> 'acceptee' AND a.on_date >= ?1 \
+             WHERE a.kind = 'absence' AND a.status <> 'acceptee' AND a.on_date >= ?1 AND (?3 IS NULL OR EXISTS \
+               (SELECT 1 FROM enrolments m WHERE m.pupil_id = a.pupil_id AND m.class_id = ?3)) \
              GROUP BY a.pupil_id HAVING SUM(a.minutes) >= ?2 ORDER BY SUM(a.minutes) DESC LIMIT 30",
         )?
-        .query_map(params![since, min_minutes], |r| {
+        .query_map(params![since, min_minutes, class.map(|c| &c[..])], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -10,74 +10,12 @@ use crate::auth::CurrentUser;
 use crate::id::hex;
 use crate::policy::{self, Capability, Role};
 use crate::state::{AppState, Routes};
-use crate::web::{AppError, Page, render};
+use crate::web::{AppError, Page, icons, render};
 
 mod today;
 
 pub fn routes() -> Routes {
     Routes::new().get("/", home)
-}
-
-/// Tile icons as inline SVG (no emoji: old laptops and phones often lack the fonts).
-pub mod icons {
-    macro_rules! icon {
-        ($name:ident, $body:literal) => {
-            pub const $name: &str = concat!(
-                r#"<svg viewBox="0 0 24 24" width="28" height="28" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">"#,
-                $body,
-                "</svg>"
-            );
-        };
-    }
-    icon!(
-        PERSON,
-        r#"<circle cx="12" cy="8" r="4"/><path d="M4 21c0-4 4-6 8-6s8 2 8 6"/>"#
-    );
-    icon!(
-        CHILD,
-        r#"<circle cx="12" cy="7" r="3"/><path d="M7 21v-5l-2-3h14l-2 3v5"/>"#
-    );
-    icon!(
-        CLASS,
-        r#"<path d="M3 10l9-6 9 6"/><path d="M5 10v10h14V10"/><path d="M10 20v-5h4v5"/>"#
-    );
-    icon!(
-        KEY,
-        r#"<circle cx="8" cy="14" r="4"/><path d="M11 11l9-9"/><path d="M17 5l2 2"/>"#
-    );
-    icon!(
-        SYSTEM,
-        r#"<rect x="3" y="4" width="18" height="12" rx="1"/><path d="M8 20h8"/><path d="M12 16v4"/>"#
-    );
-    icon!(
-        CALENDAR,
-        r#"<rect x="3" y="5" width="18" height="16" rx="1"/><path d="M3 10h18"/><path d="M8 3v4"/><path d="M16 3v4"/>"#
-    );
-    icon!(
-        CHECK,
-        r#"<path d="M9 11l3 3 8-8"/><path d="M20 12v7a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h9"/>"#
-    );
-    icon!(
-        BOOK,
-        r#"<path d="M4 5a2 2 0 0 1 2-2h13v16H6a2 2 0 0 0-2 2z"/><path d="M4 19V5"/><path d="M8 7h7"/>"#
-    );
-    icon!(FLAG, r#"<path d="M5 21V4"/><path d="M5 4h11l-2 4 2 4H5"/>"#);
-    icon!(
-        UPLOAD,
-        r#"<path d="M12 16V4"/><path d="M7 9l5-5 5 5"/><path d="M4 16v4h16v-4"/>"#
-    );
-    icon!(
-        CLOCK,
-        r#"<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 3"/>"#
-    );
-    icon!(
-        BUILDING,
-        r#"<path d="M4 21V5l8-3 8 3v16"/><path d="M9 21v-4h6v4"/><path d="M8 8h2M14 8h2M8 12h2M14 12h2"/>"#
-    );
-    icon!(
-        LOCK,
-        r#"<rect x="5" y="11" width="14" height="10" rx="1"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>"#
-    );
 }
 
 #[derive(Debug, Clone)]
@@ -211,7 +149,7 @@ async fn home(
             href: "/emploi-du-temps".into(),
             title: tr.t("tile.timetable").into(),
             detail: tr.t("tile.timetable.detail").into(),
-            icon: icons::CALENDAR,
+            icon: icons::GRID,
         });
     }
     if principal.has(Role::Eleve) {
@@ -219,7 +157,7 @@ async fn home(
             href: format!("/cahier-de-textes/eleve/{}", hex(&user.person_id)),
             title: tr.t("tile.homework").into(),
             detail: tr.t("tile.homework.detail").into(),
-            icon: icons::BOOK,
+            icon: icons::PENCIL,
         });
     }
     if principal.has(Role::Parent) {
@@ -228,7 +166,7 @@ async fn home(
                 href: format!("/cahier-de-textes/eleve/{}", child.id),
                 title: tr.t("tile.child_homework").replace("{name}", &child.name),
                 detail: tr.t("tile.homework.detail").into(),
-                icon: icons::BOOK,
+                icon: icons::PENCIL,
             });
         }
     }
@@ -276,14 +214,14 @@ async fn home(
             href: "/notes".into(),
             title: tr.t("tile.grades").into(),
             detail: tr.t("tile.grades.detail").into(),
-            icon: icons::BOOK,
+            icon: icons::CHART,
         });
     } else if principal.has(Role::Eleve) {
         tiles.push(Tile {
             href: format!("/notes/eleve/{}", hex(&user.person_id)),
             title: tr.t("tile.grades").into(),
             detail: tr.t("tile.grades.family").into(),
-            icon: icons::BOOK,
+            icon: icons::CHART,
         });
     }
     if principal.has(Role::Parent) {
@@ -292,7 +230,7 @@ async fn home(
                 href: format!("/notes/eleve/{}", child.id),
                 title: tr.t("tile.child_grades").replace("{name}", &child.name),
                 detail: tr.t("tile.grades.family").into(),
-                icon: icons::BOOK,
+                icon: icons::CHART,
             });
         }
     }
@@ -301,7 +239,7 @@ async fn home(
             href: "/competences".into(),
             title: tr.t("tile.competences").into(),
             detail: tr.t("tile.competences.detail").into(),
-            icon: icons::CHECK,
+            icon: icons::STAR,
         });
     }
     if principal.has(Role::Enseignant) || policy::allows(&principal, Capability::VisaLessonLog) {
@@ -317,7 +255,7 @@ async fn home(
             href: "/appel".into(),
             title: tr.t("tile.rollcall").into(),
             detail: tr.t("tile.rollcall.detail").into(),
-            icon: icons::CHECK,
+            icon: icons::LIST,
         });
     }
     if policy::allows(&principal, Capability::ViewSchoolAttendance) {
@@ -377,7 +315,7 @@ async fn home(
             href: "/admin/comptes".into(),
             title: tr.t("tile.accounts").into(),
             detail: tr.t("tile.accounts.detail").into(),
-            icon: icons::KEY,
+            icon: icons::PEOPLE,
         });
     }
     if policy::allows(&principal, Capability::ManageAccounts)
@@ -403,7 +341,7 @@ async fn home(
             href: "/admin/sauvegardes".into(),
             title: tr.t("tile.backups").into(),
             detail: tr.t("tile.backups.detail").into(),
-            icon: icons::SYSTEM,
+            icon: icons::DISK,
         });
     }
     if policy::allows(&principal, Capability::RunSync) {
@@ -411,7 +349,7 @@ async fn home(
             href: "/admin/synchronisation".into(),
             title: tr.t("tile.sync").into(),
             detail: tr.t("tile.sync.detail").into(),
-            icon: icons::SYSTEM,
+            icon: icons::SYNC,
         });
     }
     if policy::allows(&principal, Capability::PrintRecoverySheet) {
@@ -419,7 +357,7 @@ async fn home(
             href: "/sauvegardes/fiche".into(),
             title: tr.t("tile.recovery").into(),
             detail: tr.t("tile.recovery.detail").into(),
-            icon: icons::LOCK,
+            icon: icons::PRINTER,
         });
     }
     tiles.push(Tile {

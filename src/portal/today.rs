@@ -386,14 +386,14 @@ pub struct Desk {
 const MISSING_SHOWN: usize = 8;
 
 pub fn of_desk(c: &Connection, now: Now) -> Result<Desk, DbError> {
-    let day = crate::attendance::store::of_day(c, &iso(now.date))?;
+    let day = crate::attendance::store::of_day(c, &iso(now.date), None)?;
     let absent: Vec<_> = day.iter().filter(|r| r.kind == "absence").collect();
     let mut desk = Desk {
         date: crate::school::calendar::french(now.date),
         absences: absent.len(),
         absent_hours: crate::school::calendar::hours(absent.iter().map(|r| r.minutes).sum()),
         late: day.len() - absent.len(),
-        pending: crate::attendance::store::pending(c)?.len(),
+        pending: crate::attendance::store::pending(c, None)?.len(),
         ..Default::default()
     };
     let mut missing = Vec::new();

@@ -111,6 +111,8 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     hint: &'a str,
+    /// The page the person came from (same site), offered as *Retour*.
+    back: Option<&'a str>,
 }
 
 impl AppError {
@@ -151,7 +153,17 @@ pub struct ErrorPageInfo {
 
 /// The French (or English) page for an error status; also used to dress bare 4xx/5xx responses.
 pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&Msg>) -> Response {
-    let mut resp = render_error_page(tr, status, detail);
+    error_page_back(tr, status, detail, None)
+}
+
+/// [`error_page`] with a way back to `back`, the page (on this site) the person came from.
+pub fn error_page_back(
+    tr: Tr,
+    status: StatusCode,
+    detail: Option<&Msg>,
+    back: Option<&str>,
+) -> Response {
+    let mut resp = render_error_page(tr, status, detail, back);
     resp.extensions_mut().insert(ErrorPageInfo {
         status,
         detail: detail.cloned(),
@@ -160,7 +172,12 @@ pub fn error_page(tr: Tr, status: StatusCode, detail: Option<&Msg>) -> Response 
     resp
 }
 
-fn render_error_page(tr: Tr, status: StatusCode, detail: Option<&Msg>) -> Response {
+fn render_error_page(
+    tr: Tr,
+    status: StatusCode,
+    detail: Option<&Msg>,
+    back: Option<&str>,
+) -> Response {
     let (title, message, hint) = match status.as_u16() {
         404 => ("error.404.title", "error.404.message", "error.hint.home"),
         403 => ("error.403.title", "error.403.message", "error.hint.home"),
@@ -189,6 +206,7 @@ fn render_error_page(tr: Tr, status: StatusCode, detail: Option<&Msg>) -> Respon
         title: tr.t(title),
         message: detail.as_deref().unwrap_or_else(|| tr.t(message)),
         hint: tr.t(hint),
+        back,
     };
     // 419 is our internal marker for a CSRF failure, answered as 403.
     let code = if status.as_u16() == 419 {

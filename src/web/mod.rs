@@ -5,7 +5,9 @@ pub mod assets;
 pub mod error;
 pub mod flash;
 pub mod i18n;
+pub mod icons;
 pub mod metrics;
+pub mod nav;
 pub mod unsent;
 pub mod upload;
 
@@ -223,6 +225,10 @@ pub struct Page {
     /// A form the person sent after their session ended, offered back once they are logged in
     /// again (`?reprise=<id>`, see [`unsent`]).
     pub resume: Option<unsent::Kept>,
+    /// The navigation bar ([`nav::bar`]); empty for a visitor not logged in.
+    pub nav: Vec<nav::NavItem>,
+    /// On a child's page, a parent's other children ([`nav::children_switch`]).
+    pub children: Vec<nav::NavItem>,
 }
 
 impl FromRequestParts<AppState> for Page {
@@ -260,14 +266,36 @@ impl FromRequestParts<AppState> for Page {
                 .and_then(|(_, id)| state.unsent.get(&id, &u.account_id)),
             _ => None,
         };
+        let path = parts.uri.path().to_string();
+        let (nav, children) = match &user {
+            // A person who must first choose a password goes nowhere else yet.
+            Some(u) if !u.must_change_password => {
+                let kids = if u.has(crate::policy::Role::Parent) {
+                    let me = u.person_id;
+                    state
+                        .db
+                        .read(move |c| crate::people::children_of(c, &me))
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                (
+                    nav::bar(u, &kids, &path, tr),
+                    nav::children_switch(&kids, &path),
+                )
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
         Ok(Page {
             tr,
             csrf,
             school: state.config.school_name.clone(),
             user_name,
             user_roles,
-            path: parts.uri.path().to_string(),
+            path,
             resume,
+            nav,
+            children,
         })
     }
 }
@@ -321,13 +349,14 @@ pub struct Tls(pub bool);
 /// Error pages come out in the visitor's language (cookie, then `Accept-Language`).
 pub async fn dress_errors(req: Request, next: Next) -> Response {
     let lang = request_lang(req.headers());
+    let back = came_from(&req);
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
     let (status, detail) = match resp.extensions().get::<error::ErrorPageInfo>() {
-        Some(info) if info.lang == lang => return resp,
+        Some(info) if info.lang == lang && back.is_none() => return resp,
         Some(info) => (info.status, info.detail.clone()),
         None => {
             let ct = resp
@@ -341,7 +370,8 @@ pub async fn dress_errors(req: Request, next: Next) -> Response {
             (status, None)
         }
     };
-    let mut dressed = error::error_page(Tr::new(lang), status, detail.as_ref());
+    let mut dressed =
+        error::error_page_back(Tr::new(lang), status, detail.as_ref(), back.as_deref());
     for key in [header::RETRY_AFTER, header::ALLOW] {
         if let Some(v) = resp.headers().get(&key) {
             dressed.headers_mut().insert(key, v.clone());
@@ -351,6 +381,36 @@ pub async fn dress_errors(req: Request, next: Next) -> Response {
         dressed.headers_mut().append(header::SET_COOKIE, v.clone());
     }
     dressed
+}
+
+/// The page of this site the request came from (its `Referer`, which browsers send only
+/// within the site here: `Referrer-Policy: same-origin`), as a path to offer as *Retour* —
+/// `None` when it is another site, too long, or the very page a GET asked for again.
+fn came_from(req: &Request) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    if referer.len() > 2048 {
+        return None;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    let rest = referer
+        .strip_prefix("https://")
+        .or_else(|| referer.strip_prefix("http://"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if !authority.eq_ignore_ascii_case(host) || path.starts_with("//") {
+        return None;
+    }
+    let asked = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+    if req.method() == Method::GET && path == asked {
+        return None;
+    }
+    Some(path.to_string())
 }
 
 /// The language a visitor without a session asked for: the language cookie, else the browser's.

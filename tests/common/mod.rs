@@ -321,6 +321,7 @@ pub fn hex(b: &[u8]) -> String {
 /// The value of `name` in the query string of `loc` (a redirect's location), decoded.
 pub fn query_param(loc: &str, name: &str) -> String {
     let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let q = q.split_once('#').map(|(q, _)| q).unwrap_or(q);
     serde_urlencoded::from_str::<Vec<(String, String)>>(q)
         .unwrap_or_default()
         .into_iter()
@@ -421,12 +422,14 @@ pub async fn flash(b: &Browser, r: &reqwest::Response, name: &str) -> String {
         "no {name} in the redirect {loc}"
     );
     let html = b.text(&loc).await;
-    let class = if name == "erreur" {
-        "<p class=\"error\" role=\"alert\">"
+    // The paragraph's class may carry more than its kind (`notice held`).
+    let (class, role) = if name == "erreur" {
+        ("<p class=\"error", "role=\"alert\">")
     } else {
-        "<p class=\"notice\" role=\"status\">"
+        ("<p class=\"notice", "role=\"status\">")
     };
     html.split_once(class)
+        .and_then(|(_, rest)| rest.split_once(role))
         .and_then(|(_, rest)| rest.split_once("</p>"))
         .map(|(text, _)| unescape(text))
         .unwrap_or_default()
