@@ -1137,8 +1137,15 @@ async fn marks_by_keyboard_then_council_then_bulletins_then_the_parent_downloads
     d.log_in(&base, &direction.login, &direction.password).await;
     d.goto(&format!("{base}/conseil/{}", hex(&class))).await;
     d.wait_text("Clôturer").await;
-    d.click_and_confirm("form[action$='/cloturer'] button")
-        .await;
+    // The close button first shows what is missing in the class, then asks to confirm.
+    d.click("form[action$='/cloturer'] button").await;
+    let checklist = d.wait_text("Avant de clôturer").await;
+    assert!(
+        checklist.contains("prête sur 1") || checklist.contains("prêtes sur 1"),
+        "{checklist}"
+    );
+    d.screenshot("closing-checklist").await;
+    d.click("form.confirm button").await;
     let closed = d.wait_text("clôturé pour cette classe").await;
     assert!(closed.contains("clôturé pour cette classe"), "{closed}");
     d.goto(&format!(

@@ -330,8 +330,34 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
     );
 
     // The direction closes the period: the teacher can no longer change, the direction can.
+    // First the checklist: what is missing, class by class; nothing is closed yet.
     let r = d
         .post(&format!("/notes/periode/{}/cloturer", hex(&period)), &[])
+        .await;
+    assert_eq!(r.status(), 200);
+    let checklist = r.text().await.expect("checklist");
+    assert!(checklist.contains("Avant de clôturer"), "{checklist}");
+    assert!(checklist.contains("name=\"confirme\" value=\"oui\""));
+    let still_open: bool = {
+        let p = period.clone();
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(
+                    "SELECT closed_at IS NULL FROM periods WHERE id = ?1",
+                    [&p[..]],
+                    |r| r.get(0),
+                )
+                .map_err(kekeli::db::DbError::from)
+            })
+            .expect("period")
+    };
+    assert!(still_open, "the checklist closes nothing");
+    let r = d
+        .post(
+            &format!("/notes/periode/{}/cloturer", hex(&period)),
+            &[("confirme", "oui")],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let r = t.post(&grid_url, &[(&f0, "10")]).await;
@@ -679,6 +705,14 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
     );
     // The direction closes the semester for this class only, after its council.
     let r = d.post(&format!("{save}/cloturer"), &[]).await;
+    assert_eq!(r.status(), 200, "the class's checklist first");
+    let checklist = r.text().await.expect("checklist");
+    assert!(
+        checklist.contains("Clôturer quand même") || checklist.contains("Confirmer la clôture")
+    );
+    let r = d
+        .post(&format!("{save}/cloturer"), &[("confirme", "oui")])
+        .await;
     assert!(location(&r).contains("ok="), "{}", location(&r));
     let still_open: i64 = {
         let (p, k) = (period.clone(), class.clone());
@@ -1247,5 +1281,140 @@ async fn the_direction_sets_the_averaging_rules_for_the_year() {
             .await
             .contains("Réglages confirmés par")
     );
+    server.stop().await;
+}
+
+/// Closing a period first shows, class by class, what it leaves unfinished — counted from the
+/// data: a subject without its composition, a pupil without marks (and their appreciations),
+/// an unpublished grid — and closes nothing until confirmed.
+#[tokio::test]
+async fn closing_a_period_shows_what_is_missing_class_by_class_first() {
+    use kekeli::grades::store::{self, ClassCheck};
+    let server = TestServer::start().await;
+    let (period, _) = current_period(&server);
+    let period: [u8; 16] = period.try_into().expect("id");
+    let class: [u8; 16] = q(
+        &server,
+        "SELECT c.id FROM class_list c WHERE c.cycle = 'lycee' AND EXISTS (SELECT 1 FROM teaching_list t WHERE t.class_id = c.id) \
+         AND EXISTS (SELECT 1 FROM enrolments e WHERE e.class_id = c.id) AND length(?1) > 0 ORDER BY c.name LIMIT 1",
+        b"x",
+    )
+    .try_into()
+    .expect("class");
+    let check = |server: &TestServer| -> ClassCheck {
+        server
+            .db
+            .read_blocking(move |c| {
+                let p = store::period(c, &period)?.expect("period");
+                Ok::<_, DbError>(store::closing_checklist(c, &p, Some(&class))?.remove(0))
+            })
+            .expect("checklist")
+    };
+    let before = check(&server);
+    assert_eq!(before.class_id, class);
+    // One subject loses its compositions; one grid is added unpublished; one pupil arrives
+    // with no mark and no appreciation.
+    let (subject, taught) = server
+        .db
+        .write_blocking(move |tx| {
+            let (subject, teacher): ([u8; 16], [u8; 16]) = tx.query_row(
+                "SELECT subject_id, teacher_id FROM teaching_list WHERE class_id = ?1 ORDER BY subject_id LIMIT 1",
+                [&class[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let taught: i64 = tx.query_row(
+                "SELECT COUNT(DISTINCT subject_id) FROM teaching_list WHERE class_id = ?1 \
+                 OR group_id IN (SELECT id FROM group_list WHERE class_id = ?1)",
+                [&class[..]],
+                |r| r.get(0),
+            )?;
+            let gone = "SELECT id FROM assessments WHERE period_id = ?1 AND class_id = ?2 AND subject_id = ?3 AND kind = 'composition'";
+            tx.execute(&format!("DELETE FROM marks WHERE assessment_id IN ({gone})"), (&period[..], &class[..], &subject[..]))?;
+            tx.execute(&format!("DELETE FROM assessments WHERE id IN ({gone})"), (&period[..], &class[..], &subject[..]))?;
+            tx.execute(
+                "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, on_date, scale, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?5, 'devoir', 'Devoir oublié', ?6, 20, 0, 0)",
+                (&kekeli::db::new_id()[..], &period[..], &class[..], &subject[..], &teacher[..], common::today()),
+            )?;
+            let (pupil, _, _) = kekeli::auth::store::create_person(
+                tx,
+                "school:TEST",
+                &kekeli::auth::store::NewPerson {
+                    surname: "NOUVEAU".into(),
+                    first_names: "Arrivé".into(),
+                    roles: vec![Role::Eleve],
+                    ..Default::default()
+                },
+            )?;
+            tx.execute(
+                "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, 'school:TEST', ?2, ?3, 'eleve')",
+                (&kekeli::db::new_id()[..], &class[..], &pupil[..]),
+            )?;
+            let name: String = tx.query_row("SELECT name FROM subjects WHERE id = ?1", [&subject[..]], |r| r.get(0))?;
+            Ok::<_, DbError>((name, taught))
+        })
+        .expect("unfinished work");
+    let after = check(&server);
+    assert!(after.without_composition.contains(&subject), "{after:?}");
+    assert_eq!(after.pupils, before.pupils + 1);
+    assert_eq!(after.pupils_without_marks, before.pupils_without_marks + 1);
+    assert_eq!(after.unpublished, before.unpublished + 1);
+    assert_eq!(
+        after.appreciations_missing,
+        before.appreciations_missing + taught
+    );
+    assert!(!after.is_complete());
+    // The page says it in words for that class; nothing is closed until the direction confirms.
+    let d = server.logged_in(Role::Direction).await;
+    let r = d
+        .post(&format!("/notes/periode/{}/cloturer", hex(&period)), &[])
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("checklist");
+    let name = text(&server, "SELECT name FROM classes WHERE id = ?1", &class);
+    let section = &html[html
+        .find(&format!("<h2>{name} "))
+        .expect("the class's part")..];
+    let section = &section[..section.find("</section>").expect("end")];
+    assert!(
+        section.contains("Sans composition :") && section.contains(&subject),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!("{} élève", after.pupils_without_marks)),
+        "{section}"
+    );
+    assert!(section.contains("pas encore publiée"), "{section}");
+    let open: i64 = server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT closed_at IS NULL FROM periods WHERE id = ?1",
+                [&period[..]],
+                |r| r.get(0),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("period");
+    assert_eq!(open, 1, "nothing closed yet");
+    let r = d
+        .post(
+            &format!("/notes/periode/{}/cloturer", hex(&period)),
+            &[("confirme", "oui")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let published: i64 = server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM assessments WHERE period_id = ?1 AND published_at IS NULL",
+                [&period[..]],
+                |r| r.get(0),
+            )
+            .map_err(DbError::from)
+        })
+        .expect("published");
+    assert_eq!(published, 0, "closing published the forgotten grid");
     server.stop().await;
 }

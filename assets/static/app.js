@@ -1,7 +1,7 @@
 // Kekeli — optional enhancements only; every page works without this script.
 document.addEventListener("submit", function (e) {
   var b = e.submitter || e.target.querySelector("button[type=submit]");
-  if (b && b.classList.contains("danger") && !window.confirm(b.textContent + " ?")) e.preventDefault();
+  if (b && b.classList.contains("danger") && !b.classList.contains("confirmed") && !window.confirm(b.textContent + " ?")) e.preventDefault();
 });
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll(".js-print").forEach(function (b) {

@@ -568,14 +568,36 @@ async fn close_class(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path((class, period)): Path<(String, String)>,
+    page: Page,
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
-    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+    CsrfForm(fields): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let school_day = state.clock.today_iso();
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let me = user.person_id;
     let who = user.principal();
+    if !super::confirmed(&fields) {
+        let day = school_day.clone();
+        let (p, checks) = state
+            .db
+            .read(move |c| {
+                let p = council_access(c, &who, &class_id, Some(period_id), &day)?;
+                let checks = store::closing_checklist(c, &p, Some(&class_id))?;
+                Ok::<_, AppError>((p, checks))
+            })
+            .await?;
+        let complete = checks.iter().filter(|c| c.is_complete()).count();
+        return render(&super::ClosingPage {
+            scope_label: checks.first().map(|c| c.class.clone()).unwrap_or_default(),
+            period: p.name,
+            checks,
+            complete,
+            action: format!("/conseil/{class}/{period}/cloturer"),
+            back: format!("/conseil/{class}?periode={period}"),
+            page,
+        });
+    }
     let (name, done) = state
         .db
         .write(move |tx| {

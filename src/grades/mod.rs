@@ -255,14 +255,54 @@ async fn index(
     })
 }
 
+/// A checklist before an irreversible-looking step: what closing `period` leaves unfinished,
+/// class by class, and the form that confirms it.
+#[derive(Template)]
+#[template(path = "grades/closing.html")]
+pub(crate) struct ClosingPage {
+    pub page: Page,
+    pub period: String,
+    pub scope_label: String,
+    pub checks: Vec<store::ClassCheck>,
+    pub complete: usize,
+    pub action: String,
+    pub back: String,
+}
+
+/// Did the form say « yes, close it » (the checklist page's button)?
+pub(crate) fn confirmed(fields: &[(String, String)]) -> bool {
+    fields.iter().any(|(k, v)| k == "confirme" && v == "oui")
+}
+
 async fn close_period(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path(id): Path<String>,
+    page: Page,
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
-    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+    CsrfForm(fields): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let period = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    if !confirmed(&fields) {
+        let (p, checks) = state
+            .db
+            .read(move |c| {
+                let p = store::period(c, &period)?.ok_or(AppError::NotFound)?;
+                let checks = store::closing_checklist(c, &p, None)?;
+                Ok::<_, AppError>((p, checks))
+            })
+            .await?;
+        let complete = checks.iter().filter(|c| c.is_complete()).count();
+        return render(&ClosingPage {
+            scope_label: page.tr.t("grades.check.all_classes").to_string(),
+            period: p.name,
+            checks,
+            complete,
+            action: format!("/notes/periode/{id}/cloturer"),
+            back: "/notes".into(),
+            page,
+        });
+    }
     let me = user.person_id;
     let done = state
         .db

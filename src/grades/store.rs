@@ -1417,3 +1417,91 @@ mod tests {
         assert_eq!(fmt_number(13.25), "13,25");
     }
 }
+
+/// What closing a period leaves unfinished in one class — shown before the direction confirms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassCheck {
+    pub class_id: Id,
+    pub class: String,
+    pub pupils: i64,
+    /// Subjects taught to the class with no composition in the period.
+    pub without_composition: Vec<String>,
+    /// Pupils without a single mark in the period.
+    pub pupils_without_marks: i64,
+    /// Grids of the period still unpublished (closing publishes them).
+    pub unpublished: i64,
+    /// Pupil × taught subject pairs without the teacher's appreciation.
+    pub appreciations_missing: i64,
+}
+
+impl ClassCheck {
+    pub fn is_complete(&self) -> bool {
+        self.without_composition.is_empty()
+            && self.pupils_without_marks == 0
+            && self.unpublished == 0
+            && self.appreciations_missing == 0
+    }
+}
+
+/// The assessments of `?1` (period) for class `?2`, its groups included.
+const CLASS_ASSESSMENTS: &str = "a.period_id = ?1 AND (a.class_id = ?2 OR a.group_id IN (SELECT id FROM group_list WHERE class_id = ?2))";
+
+/// Before closing `period`: for each class of its cycle (or only `class`), what is not done.
+pub fn closing_checklist(
+    conn: &Connection,
+    period: &Period,
+    class: Option<&Id>,
+) -> Result<Vec<ClassCheck>, DbError> {
+    let classes: Vec<(Id, String)> = conn
+        .prepare_cached(
+            "SELECT id, name FROM class_list WHERE cycle = ?1 AND (?2 IS NULL OR id = ?2) \
+             ORDER BY level_rank, name",
+        )?
+        .query_map(params![period.cycle, class.map(|c| &c[..])], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(classes.len());
+    for (class_id, name) in classes {
+        let p = params![&period.id[..], &class_id[..], &period.school_year_id[..]];
+        let taught = "SELECT DISTINCT t.subject_id FROM teaching_list t WHERE t.school_year_id = ?3 \
+                      AND (t.class_id = ?2 OR t.group_id IN (SELECT id FROM group_list WHERE class_id = ?2))";
+        let without_composition: Vec<String> = conn
+            .prepare_cached(&format!(
+                "SELECT s.name FROM subject_list s WHERE s.id IN ({taught}) AND NOT EXISTS \
+                 (SELECT 1 FROM assessments a WHERE {CLASS_ASSESSMENTS} AND a.subject_id = s.id \
+                  AND a.kind = 'composition') ORDER BY s.rank, s.name"
+            ))?
+            .query_map(p, |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let (pupils, pupils_without_marks): (i64, i64) = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), coalesce(SUM(NOT EXISTS (SELECT 1 FROM marks m JOIN assessments a ON a.id = m.assessment_id \
+                   WHERE m.pupil_id = e.pupil_id AND m.status = 'note' AND {CLASS_ASSESSMENTS})), 0) \
+                 FROM enrolments e WHERE e.class_id = ?2 AND ?3 IS NOT NULL"
+            ))?
+            .query_row(p, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let unpublished: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM assessments a WHERE {CLASS_ASSESSMENTS} AND a.published_at IS NULL AND ?3 IS NOT NULL"
+            ))?
+            .query_row(p, |r| r.get(0))?;
+        let appreciations_missing: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM enrolments e JOIN ({taught}) t \
+                 WHERE e.class_id = ?2 AND NOT EXISTS (SELECT 1 FROM subject_appreciations x \
+                   WHERE x.period_id = ?1 AND x.pupil_id = e.pupil_id AND x.subject_id = t.subject_id)"
+            ))?
+            .query_row(p, |r| r.get(0))?;
+        out.push(ClassCheck {
+            class_id,
+            class: name,
+            pupils,
+            without_composition,
+            pupils_without_marks,
+            unpublished,
+            appreciations_missing,
+        });
+    }
+    Ok(out)
+}

@@ -22,7 +22,7 @@ icon!(
 );
 icon!(
     CLASS,
-    r#"<path d="M3 10l9-6 9 6"/><path d="M5 10v10h14V10"/><path d="M10 20v-5h4v5"/>"#
+    r#"<rect x="3" y="4" width="18" height="12" rx="1"/><path d="M7 20l2-4M17 20l-2-4M7 8h6M7 11h9"/>"#
 );
 icon!(
     KEY,
