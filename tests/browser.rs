@@ -942,13 +942,6 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
 }
 
 impl Driver {
-    /// Click a button that asks "…?" (the `danger` buttons) and say yes.
-    async fn click_and_confirm(&self, css: &str) {
-        self.click(css).await;
-        let url = format!("{}/session/{}/alert/accept", self.base, self.session);
-        let _ = self.http.post(url).json(&json!({})).send().await;
-    }
-
     /// Press keys in the focused element (WebDriver key codes: "\u{E007}" Enter, "\u{E004}" Tab).
     async fn keys(&self, text: &str) {
         let active = self
@@ -1155,7 +1148,9 @@ async fn marks_by_keyboard_then_council_then_bulletins_then_the_parent_downloads
     ))
     .await;
     d.wait_text("Réémettre").await;
-    d.click_and_confirm("form[action$='/emettre'] button").await;
+    d.click("form[action$='/emettre'] button").await;
+    d.wait_text("Avant d'émettre").await;
+    d.click("form.confirm button").await;
     let issued = d.wait_text("nouvelle(s) version(s)").await;
     assert!(issued.contains("nouvelle(s) version(s)"), "{issued}");
     d.log_out().await;

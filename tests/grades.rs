@@ -828,6 +828,10 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
     // version only for the pupils whose printed numbers changed: D's council remarks change D's
     // bulletin only.
     let r = d.post(&issue, &[]).await;
+    assert_eq!(r.status(), 200, "the class's checklist first");
+    let checklist = r.text().await.expect("checklist");
+    assert!(checklist.contains("Avant d&#39;émettre"), "{checklist}");
+    let r = d.post(&issue, &[("confirme", "oui")]).await;
     assert!(
         common::message(&d, &r).await.contains("0 bulletin"),
         "{}",
@@ -841,7 +845,9 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         )
         .await;
     assert!(location(&r).contains("ok="), "{}", location(&r));
-    let r = d.post(&issue, &[("reemettre", "1")]).await;
+    let r = d
+        .post(&issue, &[("reemettre", "1"), ("confirme", "oui")])
+        .await;
     assert!(
         common::message(&d, &r).await.contains("1 nouvelle"),
         "only D: {}",
@@ -877,7 +883,9 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(t.get(&url).await.bytes().await.expect("pdf").to_vec(), pdf);
-    let r = d.post(&issue, &[("reemettre", "1")]).await;
+    let r = d
+        .post(&issue, &[("reemettre", "1"), ("confirme", "oui")])
+        .await;
     assert!(
         common::message(&d, &r).await.contains("4 nouvelle"),
         "{}",

@@ -307,3 +307,107 @@ async fn the_demo_school_has_a_lesson_log_with_homework_and_visas() {
     );
     server.stop().await;
 }
+
+/// The class visa lists what it will stamp (for one teacher when the direction chose one) and
+/// stamps only once confirmed, with the direction's comment shown beside each visa.
+#[tokio::test]
+async fn the_class_visa_lists_what_it_stamps_for_the_teacher_chosen_then_asks_to_confirm() {
+    let server = TestServer::start().await;
+    let (class, teacher, teacher_name, from, to, mine, others) = server
+        .db
+        .read_blocking(|c| {
+            let (class, from, to): (Vec<u8>, String, String) = c.query_row(
+                "SELECT class_id, min(on_date), max(on_date) FROM lesson_entries WHERE class_id IS NOT NULL AND visa_at IS NULL \
+                 GROUP BY class_id HAVING COUNT(DISTINCT teacher_id) >= 2 ORDER BY class_id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let (teacher, name): (Vec<u8>, String) = c.query_row(
+                "SELECT e.teacher_id, p.surname FROM lesson_entries e JOIN people p ON p.id = e.teacher_id \
+                 WHERE e.class_id = ?1 AND e.visa_at IS NULL ORDER BY e.teacher_id LIMIT 1",
+                [&class],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let count = |same: bool| -> rusqlite::Result<i64> {
+                c.query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM lesson_entries WHERE class_id = ?1 AND visa_at IS NULL AND teacher_id {} ?2",
+                        if same { "=" } else { "<>" }
+                    ),
+                    (&class, &teacher),
+                    |r| r.get(0),
+                )
+            };
+            Ok::<_, DbError>((common::hex(&class), common::hex(&teacher), name, from, to, count(true)?, count(false)?))
+        })
+        .expect("a class with two teachers' entries");
+    assert!(mine > 0 && others > 0);
+    let d = server.logged_in(Role::Direction).await;
+    let page = d
+        .text(&format!(
+            "/cahier-de-textes/classe/{class}?du={from}&au={to}&enseignant={teacher}"
+        ))
+        .await;
+    assert!(
+        page.contains(&format!("<option value=\"{teacher}\" selected>")),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"enseignant\" value=\"")
+            && page.contains(&format!("value=\"{teacher}\""))
+    );
+    let visa = format!("/cahier-de-textes/classe/{class}/visa");
+    let fields = [
+        ("du", from.as_str()),
+        ("au", to.as_str()),
+        ("enseignant", teacher.as_str()),
+    ];
+    // First the list: this teacher's entries only; nothing is stamped yet.
+    let r = d.post(&visa, &fields).await;
+    assert_eq!(r.status(), 200);
+    let list = r.text().await.expect("list");
+    let wanted = if mine == 1 {
+        "1 séance à viser".to_string()
+    } else {
+        format!("{mine} séances à viser")
+    };
+    assert!(list.contains(&wanted), "{list}");
+    assert!(list.contains(&teacher_name), "{list}");
+    assert_eq!(
+        list.matches("<li><strong>").count() as i64,
+        mine,
+        "one line per entry to stamp"
+    );
+    let stamped = |server: &TestServer| {
+        count(
+            server,
+            &format!(
+                "SELECT COUNT(*) FROM lesson_entries WHERE visa_at IS NOT NULL AND visa_comment = 'Vu, à compléter' \
+                 AND hex(class_id) = upper('{class}')"
+            ),
+        )
+    };
+    assert_eq!(stamped(&server), 0);
+    // Confirmed with a comment: exactly those entries, the others still waiting.
+    let mut confirm = fields.to_vec();
+    confirm.push(("confirme", "oui"));
+    confirm.push(("commentaire", "  Vu, à compléter  "));
+    let r = d.post(&visa, &confirm).await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        location(&r).contains(&format!("ok={mine}")),
+        "{}",
+        location(&r)
+    );
+    assert_eq!(stamped(&server), mine);
+    let left = count(
+        &server,
+        &format!(
+            "SELECT COUNT(*) FROM lesson_entries WHERE visa_at IS NULL AND hex(class_id) = upper('{class}')"
+        ),
+    );
+    assert_eq!(left, others, "the other teachers' entries wait");
+    let page = d.text(&location(&r)).await;
+    assert!(page.contains("« Vu, à compléter »"), "{page}");
+    server.stop().await;
+}

@@ -760,12 +760,49 @@ async fn issue(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
     Path((class, period)): Path<(String, String)>,
+    page: Page,
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(form): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let class_id = id_from_hex(&class).ok_or(AppError::NotFound)?;
     let period_id = id_from_hex(&period).ok_or(AppError::NotFound)?;
     let reissue = form.iter().any(|(k, v)| k == "reemettre" && v == "1");
+    // Once the period is closed for the class, what the bulletins will lack is shown first
+    // (an open period goes straight to its refusal below).
+    if !crate::grades::confirmed(&form) {
+        let checked = state
+            .db
+            .read(move |c| {
+                let Some(p) = gs::period(c, &period_id)? else {
+                    return Ok::<_, AppError>(None);
+                };
+                if !gs::is_closed(c, &p, &class_id)? {
+                    return Ok(None);
+                }
+                let checks = gs::closing_checklist(c, &p, Some(&class_id))?;
+                Ok(Some((p.name, checks)))
+            })
+            .await?;
+        if let Some((name, checks)) = checked {
+            let label = checks.first().map(|c| c.class.clone()).unwrap_or_default();
+            let mut p = crate::grades::ClosingPage::closing(
+                page,
+                name,
+                label,
+                checks,
+                format!("/bulletins/classe/{class}/{period}/emettre"),
+                format!("/bulletins/classe/{class}?periode={period}"),
+            );
+            p.title = "bulletins.check.title";
+            p.intro = "bulletins.check.intro";
+            p.confirm = "bulletins.check.issue";
+            p.confirm_anyway = "bulletins.check.issue_anyway";
+            if reissue {
+                p.keep.push(("reemettre".into(), "1".into()));
+            }
+            return render(&p);
+        }
+    }
     let me = user.person_id;
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {

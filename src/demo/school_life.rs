@@ -644,7 +644,7 @@ fn lesson_entry(
             )
             .ok();
         if let Some(d) = direction {
-            crate::journal::store::visa(conn, &[entry], &d)?;
+            crate::journal::store::visa(conn, &[entry], &d, "")?;
         }
     }
     Ok(())

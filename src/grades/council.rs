@@ -587,16 +587,15 @@ async fn close_class(
                 Ok::<_, AppError>((p, checks))
             })
             .await?;
-        let complete = checks.iter().filter(|c| c.is_complete()).count();
-        return render(&super::ClosingPage {
-            scope_label: checks.first().map(|c| c.class.clone()).unwrap_or_default(),
-            period: p.name,
-            checks,
-            complete,
-            action: format!("/conseil/{class}/{period}/cloturer"),
-            back: format!("/conseil/{class}?periode={period}"),
+        let label = checks.first().map(|c| c.class.clone()).unwrap_or_default();
+        return render(&super::ClosingPage::closing(
             page,
-        });
+            p.name,
+            label,
+            checks,
+            format!("/conseil/{class}/{period}/cloturer"),
+            format!("/conseil/{class}?periode={period}"),
+        ));
     }
     let (name, done) = state
         .db

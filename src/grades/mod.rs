@@ -261,12 +261,48 @@ async fn index(
 #[template(path = "grades/closing.html")]
 pub(crate) struct ClosingPage {
     pub page: Page,
+    /// Catalog keys: the title (« Clôturer le », « Émettre les bulletins du »), the buttons
+    /// when every class is ready and when some are not.
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub confirm: &'static str,
+    pub confirm_anyway: &'static str,
+    /// Fields the confirming form sends again (a re-issue's `reemettre`).
+    pub keep: Vec<(String, String)>,
     pub period: String,
     pub scope_label: String,
     pub checks: Vec<store::ClassCheck>,
     pub complete: usize,
     pub action: String,
     pub back: String,
+}
+
+impl ClosingPage {
+    /// The page for closing a period (`/notes/periode/…`, `/conseil/…/cloturer`).
+    pub fn closing(
+        page: Page,
+        period: String,
+        scope_label: String,
+        checks: Vec<store::ClassCheck>,
+        action: String,
+        back: String,
+    ) -> ClosingPage {
+        let complete = checks.iter().filter(|c| c.is_complete()).count();
+        ClosingPage {
+            page,
+            title: "grades.check.title",
+            intro: "grades.check.intro",
+            confirm: "grades.check.close",
+            confirm_anyway: "grades.check.close_anyway",
+            keep: Vec::new(),
+            period,
+            scope_label,
+            checks,
+            complete,
+            action,
+            back,
+        }
+    }
 }
 
 /// Did the form say « yes, close it » (the checklist page's button)?
@@ -292,16 +328,15 @@ async fn close_period(
                 Ok::<_, AppError>((p, checks))
             })
             .await?;
-        let complete = checks.iter().filter(|c| c.is_complete()).count();
-        return render(&ClosingPage {
-            scope_label: page.tr.t("grades.check.all_classes").to_string(),
-            period: p.name,
-            checks,
-            complete,
-            action: format!("/notes/periode/{id}/cloturer"),
-            back: "/notes".into(),
+        let all = page.tr.t("grades.check.all_classes").to_string();
+        return render(&ClosingPage::closing(
             page,
-        });
+            p.name,
+            all,
+            checks,
+            format!("/notes/periode/{id}/cloturer"),
+            "/notes".into(),
+        ));
     }
     let me = user.person_id;
     let done = state

@@ -58,6 +58,7 @@ pub struct EntryView {
     pub homework: String,
     pub due: String,
     pub visa: String,
+    pub visa_comment: String,
     pub attachments: Vec<(String, String, String)>,
 }
 
@@ -111,6 +112,7 @@ fn view(page: &Page, e: &Entry) -> EntryView {
                 format!("{} {who}, {d}", page.tr.t("journal.visa_by"))
             })
             .unwrap_or_default(),
+        visa_comment: e.visa_comment.clone(),
         attachments: e
             .attachments
             .iter()
@@ -137,6 +139,9 @@ struct Notice {
     du: String,
     #[serde(default)]
     au: String,
+    /// A class's log shown for one teacher only (hex id).
+    #[serde(default)]
+    enseignant: String,
 }
 
 /// A session of the teacher's week with the state of its entry.
@@ -644,15 +649,16 @@ async fn visa_entry(
     State(state): State<AppState>,
     Can(user, ..): Can<VisaLessonLog>,
     Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(form): CsrfForm<VisaForm>,
 ) -> Result<Response, AppError> {
     let id = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let me = user.person_id;
+    let comment = visa_comment(&form.commentaire);
     let occ = state
         .db
         .write(move |tx| {
             let e = store::get(tx, &id)?.ok_or(AppError::NotFound)?;
-            store::visa(tx, &[id], &me)?;
+            store::visa(tx, &[id], &me, &comment)?;
             Ok::<_, AppError>(e.occ)
         })
         .await?;
@@ -663,6 +669,9 @@ async fn visa_entry(
 #[template(path = "journal/class.html")]
 struct ClassPage {
     page: Page,
+    /// The teacher the log is shown for (hex, "" for all) and the class's writers to choose.
+    teacher: String,
+    teachers: Vec<(String, String, bool)>,
     class_id: String,
     class_name: String,
     from: String,
@@ -695,8 +704,46 @@ async fn class_page(
     let principal = user.principal();
     let today = state.clock.now().date;
     let (from, to) = range(&q, today);
-    let (f, t) = (from.clone(), to.clone());
-    let (name, entries) = state
+    let teacher = id_from_hex(&q.enseignant);
+    let (name, entries) = class_entries(&state, &principal, class, &from, &to).await?;
+    let teachers = teachers_of(&entries, teacher.as_ref());
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| teacher.is_none_or(|t| e.teacher_id == t))
+        .collect();
+    let pending = entries.iter().filter(|e| e.visa.is_none()).count();
+    render(&ClassPage {
+        class_id: id,
+        class_name: name,
+        entries: entries.iter().map(|e| view(&page, e)).collect(),
+        pending,
+        can_visa: policy::allows(&principal, Capability::VisaLessonLog),
+        // `ok` is the count of entries stamped: a number, never words from the URL.
+        notice: match q.ok.parse::<u32>() {
+            Ok(n) => page
+                .tr
+                .t("journal.visa_done")
+                .replace("{n}", &n.to_string()),
+            Err(_) => String::new(),
+        },
+        teacher: teacher.map(|t| hex(&t)).unwrap_or_default(),
+        teachers,
+        from,
+        to,
+        page,
+    })
+}
+
+/// A class's entries from `from` to `to` (ISO days), if `who` may read its log.
+async fn class_entries(
+    state: &AppState,
+    who: &Principal,
+    class: Id,
+    from: &str,
+    to: &str,
+) -> Result<(String, Vec<Entry>), AppError> {
+    let (f, t, principal) = (from.to_string(), to.to_string(), who.clone());
+    state
         .db
         .read(move |c| {
             let name = crate::people::class_name(c, &class)?.ok_or(AppError::NotFound)?;
@@ -706,26 +753,20 @@ async fn class_page(
             }
             Ok((name, store::of_class(c, &class, &f, &t)?))
         })
-        .await?;
-    let pending = entries.iter().filter(|e| e.visa.is_none()).count();
-    render(&ClassPage {
-        class_id: id,
-        class_name: name,
-        entries: entries.iter().map(|e| view(&page, e)).collect(),
-        pending,
-        can_visa: policy::allows(&user.principal(), Capability::VisaLessonLog),
-        // `ok` is the count of entries stamped: a number, never words from the URL.
-        notice: match q.ok.parse::<u32>() {
-            Ok(n) => page
-                .tr
-                .t("journal.visa_done")
-                .replace("{n}", &n.to_string()),
-            Err(_) => String::new(),
-        },
-        from,
-        to,
-        page,
-    })
+        .await
+}
+
+/// The teachers who wrote `entries`, by name, the chosen one marked.
+fn teachers_of(entries: &[Entry], chosen: Option<&Id>) -> Vec<(String, String, bool)> {
+    let mut out: Vec<(String, String, bool)> = Vec::new();
+    for e in entries {
+        let id = hex(&e.teacher_id);
+        if !out.iter().any(|(i, _, _)| *i == id) {
+            out.push((id, e.teacher.clone(), chosen == Some(&e.teacher_id)));
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
 }
 
 #[derive(Deserialize)]
@@ -734,19 +775,70 @@ struct VisaForm {
     du: String,
     #[serde(default)]
     au: String,
+    #[serde(default)]
+    enseignant: String,
+    #[serde(default)]
+    commentaire: String,
+    #[serde(default)]
+    confirme: String,
 }
 
-/// The direction's visa on every entry of a class shown on the page (the dates of the page).
+/// What the visa will stamp, listed before the direction confirms (with its comment).
+#[derive(Template)]
+#[template(path = "journal/visa.html")]
+struct VisaPage {
+    page: Page,
+    class_id: String,
+    class_name: String,
+    teacher: String,
+    teacher_name: String,
+    from: String,
+    to: String,
+    entries: Vec<EntryView>,
+    comment: String,
+}
+
+/// A visa's comment: trimmed, at most 600 characters (as the column allows).
+fn visa_comment(s: &str) -> String {
+    s.trim().chars().take(600).collect()
+}
+
 async fn visa_class(
     State(state): State<AppState>,
     Can(user, ..): Can<VisaLessonLog>,
     Path(id): Path<String>,
+    page: Page,
     CsrfForm(form): CsrfForm<VisaForm>,
 ) -> Result<Response, AppError> {
     let class = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let (Some(from), Some(to)) = (parse_date(&form.du), parse_date(&form.au)) else {
         return Err(AppError::bad("journal.msg.visa_dates"));
     };
+    let teacher = id_from_hex(&form.enseignant);
+    let comment = visa_comment(&form.commentaire);
+    if form.confirme != "oui" {
+        let (name, entries) =
+            class_entries(&state, &user.principal(), class, &iso(from), &iso(to)).await?;
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| e.visa.is_none() && teacher.is_none_or(|t| e.teacher_id == t))
+            .collect();
+        return render(&VisaPage {
+            class_id: id,
+            class_name: name,
+            teacher: teacher.map(|t| hex(&t)).unwrap_or_default(),
+            teacher_name: entries
+                .first()
+                .filter(|_| teacher.is_some())
+                .map(|e| e.teacher.clone())
+                .unwrap_or_default(),
+            from: iso(from),
+            to: iso(to),
+            entries: entries.iter().map(|e| view(&page, e)).collect(),
+            comment,
+            page,
+        });
+    }
     let me = user.person_id;
     let n = state
         .db
@@ -754,17 +846,21 @@ async fn visa_class(
             crate::people::class_name(tx, &class)?.ok_or(AppError::NotFound)?;
             let ids: Vec<Id> = store::of_class(tx, &class, &iso(from), &iso(to))?
                 .into_iter()
+                .filter(|e| teacher.is_none_or(|t| e.teacher_id == t))
                 .map(|e| e.id)
                 .collect();
-            Ok::<_, AppError>(store::visa(tx, &ids, &me)?)
+            Ok::<_, AppError>(store::visa(tx, &ids, &me, &comment)?)
         })
         .await?;
-    Ok(Redirect::to(&format!(
+    let mut back = format!(
         "/cahier-de-textes/classe/{id}?du={}&au={}&ok={n}",
         iso(from),
         iso(to)
-    ))
-    .into_response())
+    );
+    if let Some(t) = teacher {
+        back.push_str(&format!("&enseignant={}", hex(&t)));
+    }
+    Ok(Redirect::to(&back).into_response())
 }
 
 #[derive(Template)]

@@ -26,6 +26,8 @@ pub struct Entry {
     pub minutes: Option<i64>,
     /// Who put the visa, and when (unix seconds).
     pub visa: Option<(String, i64)>,
+    /// What the direction wrote with its visa ("" for none).
+    pub visa_comment: String,
     pub updated_at: i64,
     pub attachments: Vec<Attachment>,
 }
@@ -63,7 +65,7 @@ pub struct Draft {
 const COLUMNS: &str = "e.id, e.occ, e.on_date, e.starts, e.ends, e.class_id, e.group_id, \
     coalesce(c.name, g.name, ''), coalesce(s.name, ''), e.teacher_id, \
     coalesce(t.name, ''), e.content, e.homework, e.due_on, \
-    e.homework_minutes, coalesce(v.name, ''), e.visa_at, e.updated_at";
+    e.homework_minutes, coalesce(v.name, ''), e.visa_at, e.updated_at, e.visa_comment";
 const JOINS: &str = "FROM lesson_entries e LEFT JOIN class_list c ON c.id = e.class_id \
     LEFT JOIN group_list g ON g.id = e.group_id LEFT JOIN subject_list s ON s.id = e.subject_id \
     LEFT JOIN person_names t ON t.id = e.teacher_id LEFT JOIN person_names v ON v.id = e.visa_by";
@@ -88,6 +90,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         minutes: r.get(14)?,
         visa: visa_at.map(|at| (r.get::<_, String>(15).unwrap_or_default(), at)),
         updated_at: r.get(17)?,
+        visa_comment: r.get(18)?,
         attachments: Vec::new(),
     })
 }
@@ -351,14 +354,15 @@ pub fn delete(conn: &Connection, id: &Id) -> Result<bool, DbError> {
     }
 }
 
-/// Put the visa on entries (those that have none yet); returns how many got one.
-pub fn visa(conn: &Connection, ids: &[Id], by: &Id) -> Result<usize, DbError> {
+/// Put the visa on entries (those that have none yet), with the direction's `comment` ("" for
+/// none); returns how many got one.
+pub fn visa(conn: &Connection, ids: &[Id], by: &Id, comment: &str) -> Result<usize, DbError> {
     let mut n = 0;
     let mut stmt = conn.prepare_cached(
-        "UPDATE lesson_entries SET visa_by = ?2, visa_at = ?3 WHERE id = ?1 AND visa_at IS NULL",
+        "UPDATE lesson_entries SET visa_by = ?2, visa_at = ?3, visa_comment = ?4 WHERE id = ?1 AND visa_at IS NULL",
     )?;
     for id in ids {
-        n += stmt.execute(params![&id[..], &by[..], db::now()])?;
+        n += stmt.execute(params![&id[..], &by[..], db::now(), comment])?;
     }
     Ok(n)
 }
