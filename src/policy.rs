@@ -434,6 +434,21 @@ pub fn has_attendance_desk(who: &Principal) -> bool {
     allows(who, Capability::ManageAttendance)
 }
 
+/// Does `who`'s home page list what waits for them — periods to close, visas, bookings to
+/// approve (direction); backups, disk, the national link (technician)?
+pub fn has_things_to_see_to(who: &Principal) -> bool {
+    [
+        Capability::DirectAssessment,
+        Capability::VisaLessonLog,
+        Capability::ApproveBookings,
+        Capability::RunBackups,
+        Capability::ViewSystem,
+        Capability::RunSync,
+    ]
+    .into_iter()
+    .any(|c| allows(who, c))
+}
+
 /// May `who` open the marks home page? The direction; a teacher; whoever has a council to run
 /// or children to follow there (the page shows only those).
 pub fn may_open_marks(who: &Principal, has_councils: bool, has_children: bool) -> bool {

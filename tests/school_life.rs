@@ -1565,3 +1565,80 @@ async fn the_vie_scolaire_desk_filters_by_class_comes_back_to_the_next_card_and_
     );
     server.stop().await;
 }
+
+/// The direction's and the technician's home pages open on what waits for them, counted from
+/// the data and one tap from where it is done; nobody else gets that list.
+#[tokio::test]
+async fn the_direction_and_the_technician_see_what_waits_for_them_on_their_home_page() {
+    let server = TestServer::start().await;
+    let today = common::today();
+    let (period, unvisaed) = server
+        .db
+        .write_blocking(move |tx| {
+            // The current lycée period ended yesterday and nobody closed it.
+            let (id, name): ([u8; 16], String) = tx.query_row(
+                "SELECT id, name FROM periods WHERE cycle = 'lycee' AND starts_on <= ?1 ORDER BY starts_on DESC LIMIT 1",
+                [&today],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            tx.execute(
+                "UPDATE periods SET ends_on = date(?2, '-1 day'), closed_at = NULL WHERE id = ?1",
+                (&id[..], &today),
+            )?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM lesson_entries WHERE visa_at IS NULL AND on_date < ?1",
+                [&today],
+                |r| r.get(0),
+            )?;
+            Ok::<_, kekeli::db::DbError>((name, n))
+        })
+        .expect("a period to close");
+    let part = |home: &str| -> String {
+        home.find("class=\"today attention\"")
+            .map(|i| {
+                let rest = &home[i..];
+                rest[..rest.find("</section>").unwrap_or(rest.len())].to_string()
+            })
+            .unwrap_or_default()
+    };
+    let d = server.logged_in(Role::Direction).await;
+    let mine = part(&d.text("/").await);
+    assert!(mine.contains("Ce qui vous attend"), "{mine}");
+    assert!(
+        mine.contains(&format!("href=\"/notes\">{period} terminé le ")),
+        "{mine}"
+    );
+    assert!(unvisaed > 0, "the demo leaves entries without a visa");
+    let visa = if unvisaed == 1 {
+        "1 séance du cahier de textes attend votre visa.".to_string()
+    } else {
+        format!("{unvisaed} séances du cahier de textes attendent votre visa.")
+    };
+    assert!(
+        mine.contains(&format!("href=\"/cahier-de-textes\">{visa}")),
+        "{mine}"
+    );
+    // One tap: the closing checklist is behind the link's page button.
+    assert_eq!(d.get("/notes").await.status(), 200);
+    let tech = server.logged_in(Role::Technicien).await;
+    let mine = part(&tech.text("/").await);
+    assert!(
+        mine.contains("href=\"/admin/sauvegardes\">Aucune sauvegarde réussie"),
+        "{mine}"
+    );
+    assert!(
+        !mine.contains("synchronisation"),
+        "not enrolled: no sync line"
+    );
+    assert!(!mine.contains("séances du cahier"), "{mine}");
+    for role in [
+        Role::Enseignant,
+        Role::Parent,
+        Role::Eleve,
+        Role::VieScolaire,
+    ] {
+        let b = server.logged_in(role).await;
+        assert!(part(&b.text("/").await).is_empty(), "{role:?}");
+    }
+    server.stop().await;
+}

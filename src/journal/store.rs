@@ -366,3 +366,12 @@ pub fn visa(conn: &Connection, ids: &[Id], by: &Id, comment: &str) -> Result<usi
     }
     Ok(n)
 }
+
+/// Entries of days before `before` (ISO) still without the direction's visa, all classes.
+pub fn count_without_visa(conn: &Connection, before: &str) -> Result<i64, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM lesson_entries WHERE visa_at IS NULL AND on_date < ?1",
+        )?
+        .query_row([before], |r| r.get(0))?)
+}

@@ -41,6 +41,8 @@ struct Home {
     family: Vec<today::PupilDay>,
     /// The vie scolaire desk's day, above the services.
     desk: Option<today::Desk>,
+    /// What waits for the direction or the technician (`None`: not their home).
+    attention: Option<Vec<today::Attention>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +122,29 @@ async fn home(
             state
                 .db
                 .read(move |c| today::of_desk(c, now).map_err(AppError::from))
+                .await?,
+        )
+    } else {
+        None
+    };
+    let attention = if policy::has_things_to_see_to(&principal) {
+        let now = state.clock.now();
+        let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
+            Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
+            Err(_) => (0, 0),
+        };
+        let facts = today::BoxFacts {
+            disk_free: free,
+            disk_total: total,
+            enrolled: matches!(crate::sync::Enrollment::load(&state.config), Ok(Some(_))),
+            now_secs: crate::db::now(),
+            utc_offset_minutes: state.config.utc_offset_minutes,
+        };
+        let who = principal.clone();
+        Some(
+            state
+                .db
+                .read(move |c| today::of_staff(c, &who, now, facts, tr).map_err(AppError::from))
                 .await?,
         )
     } else {
@@ -382,5 +407,6 @@ async fn home(
         day,
         family,
         desk,
+        attention,
     })
 }

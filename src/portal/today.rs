@@ -417,3 +417,137 @@ pub fn of_desk(c: &Connection, now: Now) -> Result<Desk, DbError> {
     desk.missing = missing;
     Ok(desk)
 }
+
+/// One thing waiting for a member of staff, one tap from where it is done.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub text: String,
+    pub href: String,
+    /// Work for the school (a period to close) or a risk (no backup, a full disk).
+    pub urgent: bool,
+}
+
+/// What the box knows outside its database, for the technician's list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoxFacts {
+    pub disk_free: u64,
+    pub disk_total: u64,
+    /// The box is enrolled with the national hub.
+    pub enrolled: bool,
+    /// Unix seconds now.
+    pub now_secs: i64,
+    pub utc_offset_minutes: i32,
+}
+
+/// A national link not heard from for longer than this is the technician's business.
+const SYNC_LATE_SECS: i64 = 3 * 86_400;
+
+/// What waits for `who`: each part only where policy gives them that work.
+pub fn of_staff(
+    c: &Connection,
+    who: &Principal,
+    now: Now,
+    facts: BoxFacts,
+    tr: Tr,
+) -> Result<Vec<Attention>, DbError> {
+    use crate::policy::Capability;
+    let today = iso(now.date);
+    let mut out = Vec::new();
+    if policy::allows(who, Capability::DirectAssessment)
+        && let Some(year) = crate::school::current_year(c, &today)?
+    {
+        for p in crate::grades::store::year_periods(c, &year.id)? {
+            if p.closed_at.is_none() && p.ends_on < today {
+                let ended = crate::school::calendar::parse_date(&p.ends_on)
+                    .map(crate::school::calendar::french)
+                    .unwrap_or_default();
+                out.push(Attention {
+                    text: tr
+                        .t("portal.attention.period")
+                        .replace("{period}", &p.name)
+                        .replace("{date}", &ended),
+                    href: "/notes".into(),
+                    urgent: true,
+                });
+            }
+        }
+    }
+    if policy::allows(who, Capability::VisaLessonLog) {
+        let n = crate::journal::store::count_without_visa(c, &today)?;
+        if n > 0 {
+            out.push(Attention {
+                text: tr.n("portal.attention.visa", n as usize),
+                href: "/cahier-de-textes".into(),
+                urgent: false,
+            });
+        }
+    }
+    if policy::allows(who, Capability::ApproveBookings) {
+        let n = crate::booking::store::pending(c, &today)?.len();
+        if n > 0 {
+            out.push(Attention {
+                text: tr.n("portal.attention.bookings", n),
+                href: "/reservations".into(),
+                urgent: false,
+            });
+        }
+    }
+    if policy::allows(who, Capability::ViewSchoolAttendance) && !policy::has_attendance_desk(who) {
+        let n = crate::attendance::store::pending(c, None)?.len();
+        if n > 0 {
+            out.push(Attention {
+                text: tr.n("portal.attention.justifications", n),
+                href: "/absences?vue=justificatifs".into(),
+                urgent: false,
+            });
+        }
+    }
+    if policy::allows(who, Capability::RunBackups) {
+        let health = crate::backup::web::health(c, facts.now_secs)?;
+        if health.overdue {
+            let text = match health.last_good.and_then(|r| r.finished) {
+                Some(t) => tr.t("portal.attention.backup_late").replace(
+                    "{when}",
+                    &crate::backup::web::when(t, facts.utc_offset_minutes),
+                ),
+                None => tr.t("portal.attention.backup_never").to_string(),
+            };
+            out.push(Attention {
+                text,
+                href: "/admin/sauvegardes".into(),
+                urgent: true,
+            });
+        }
+    }
+    if policy::allows(who, Capability::ViewSystem)
+        && facts.disk_total > 0
+        && facts.disk_free.saturating_mul(10) < facts.disk_total
+    {
+        out.push(Attention {
+            text: tr
+                .t("portal.attention.disk")
+                .replace("{free}", &crate::admin::human_bytes(facts.disk_free))
+                .replace("{total}", &crate::admin::human_bytes(facts.disk_total)),
+            href: "/admin".into(),
+            urgent: true,
+        });
+    }
+    if policy::allows(who, Capability::RunSync) && facts.enrolled {
+        let last = crate::sync::last_success(c)?;
+        if last.is_none_or(|t| facts.now_secs - t > SYNC_LATE_SECS) {
+            let text = match last {
+                Some(t) => tr.t("portal.attention.sync_late").replace(
+                    "{when}",
+                    &crate::backup::web::when(t, facts.utc_offset_minutes),
+                ),
+                None => tr.t("portal.attention.sync_never").to_string(),
+            };
+            out.push(Attention {
+                text,
+                href: "/admin/synchronisation".into(),
+                urgent: true,
+            });
+        }
+    }
+    Ok(out)
+}
