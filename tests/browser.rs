@@ -1338,3 +1338,115 @@ async fn no_page_a_person_reaches_overflows_a_360_px_phone() {
     d.quit().await;
     server.stop().await;
 }
+
+/// A teacher types marks on a phone: the mark column is on the screen (the matricule gives way
+/// under 480 px), a wrong mark is marked as soon as the cursor leaves it, and abs / exc / nn
+/// are buttons above the decimal keypad.
+#[tokio::test]
+async fn a_teacher_types_marks_on_a_phone() {
+    use kekeli::policy::Role;
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 360, 800).await else {
+        return;
+    };
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let grid = server
+        .db
+        .write_blocking(|tx| {
+            let me: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&teacher.login],
+                |r| r.get(0),
+            )?;
+            let (class, subject): ([u8; 16], [u8; 16]) = tx.query_row(
+                "SELECT class_id, subject_id FROM teachings WHERE teacher_id = ?1 AND class_id IS NOT NULL LIMIT 1",
+                [&me[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let today = common::today();
+            let (period, starts): ([u8; 16], String) = tx.query_row(
+                "SELECT id, starts_on FROM periods WHERE cycle = 'lycee' AND starts_on <= ?1 ORDER BY starts_on DESC LIMIT 1",
+                [&today],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            tx.execute("UPDATE periods SET closed_at = NULL WHERE id = ?1", [&period[..]])?;
+            tx.execute("DELETE FROM class_period_closures WHERE period_id = ?1", [&period[..]])?;
+            let id = kekeli::db::new_id();
+            tx.execute(
+                "INSERT INTO assessments (id, scope, period_id, class_id, subject_id, teacher_id, kind, title, on_date, scale, created_at, updated_at) \
+                 VALUES (?1, 'school:TEST', ?2, ?3, ?4, ?5, 'interrogation', 'Interrogation sur téléphone', ?6, 20, 0, 0)",
+                (&id[..], &period[..], &class[..], &subject[..], &me[..], starts),
+            )?;
+            Ok::<_, kekeli::db::DbError>(format!("/notes/evaluation/{}", hex(&id)))
+        })
+        .expect("a grid to fill");
+    let base = server.base();
+    d.log_in(&base, &teacher.login, &teacher.password).await;
+    d.goto(&format!("{base}{grid}")).await;
+    d.wait_text("Interrogation sur téléphone").await;
+    let layout = d
+        .js("var i = document.getElementById('n1').getBoundingClientRect(), w = document.documentElement.clientWidth; \
+             return [i.right <= w, getComputedStyle(document.querySelector('th.mat')).display, \
+                     document.querySelector('.codes').hidden, document.getElementById('n1').getAttribute('inputmode'), \
+                     document.documentElement.scrollWidth - w];")
+        .await;
+    assert_eq!(
+        layout,
+        json!([true, "none", false, "decimal", 0]),
+        "{layout}"
+    );
+    d.click("#n1").await;
+    d.keys("25").await;
+    d.click("#n2").await;
+    let first = d
+        .js("return [document.getElementById('n1').getAttribute('aria-invalid'), document.getElementById('n1').closest('tr').className]")
+        .await;
+    assert_eq!(
+        first,
+        json!(["true", "invalid"]),
+        "25 on 20 is marked at once"
+    );
+    d.click(".codes button[data-code=abs]").await;
+    let after = d
+        .js("return [document.getElementById('n2').value, document.activeElement.id]")
+        .await;
+    assert_eq!(
+        after,
+        json!(["abs", "n3"]),
+        "the code fills the cell and moves on"
+    );
+    d.click("#n1").await;
+    d.js("var i = document.getElementById('n1'); i.value = '';")
+        .await;
+    d.keys("12,5").await;
+    d.click("#n3").await;
+    let fixed = d
+        .js("return document.getElementById('n1').hasAttribute('aria-invalid')")
+        .await;
+    assert_eq!(fixed, json!(false), "a corrected mark loses its mark");
+    d.screenshot("marks-grid-phone").await;
+    d.click(".grid-actions button[type=submit]").await;
+    d.wait_text("enregistr").await;
+    let saved = server
+        .db
+        .read_blocking(|c| {
+            let mut st = c.prepare(
+                "SELECT m.status, m.value FROM marks m JOIN assessments a ON a.id = m.assessment_id \
+                 WHERE a.title = 'Interrogation sur téléphone' ORDER BY m.status",
+            )?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<f64>>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, kekeli::db::DbError>(rows)
+        })
+        .expect("marks");
+    assert_eq!(
+        saved,
+        vec![
+            ("absent".to_string(), None),
+            ("note".to_string(), Some(12.5))
+        ]
+    );
+    d.quit().await;
+    server.stop().await;
+}

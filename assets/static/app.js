@@ -69,3 +69,42 @@ document.addEventListener("change", function (e) {
 document.addEventListener("submit", function (e) {
   if (e.target.dataset && e.target.dataset.busy) { e.preventDefault(); e.target.dataset.waiting = "1"; }
 }, true);
+// Mark grid: a cell is checked when the cursor leaves it (the server checks again); on a
+// phone the keypad is the decimal one and the codes abs, exc, nn are buttons above it.
+document.addEventListener("DOMContentLoaded", function () {
+  var table = document.querySelector("table.grid[data-scale]");
+  var form = table && table.closest("form");
+  if (!form) return;
+  var scale = parseFloat(table.dataset.scale.replace(",", ".")), bad = table.dataset.bad || "";
+  var inputs = Array.prototype.slice.call(form.querySelectorAll("input[name^=n_]")), last = null;
+  function ok(v) {
+    v = v.trim().toLowerCase();
+    if (v === "" || v === "abs" || v === "exc" || v === "nn") return true;
+    if (!/^\d+([.,]\d{1,2})?$/.test(v)) return false;
+    var n = parseFloat(v.replace(",", "."));
+    return n >= 0 && n <= scale;
+  }
+  function check(input) {
+    var good = ok(input.value), row = input.closest("tr");
+    if (good) { input.removeAttribute("aria-invalid"); input.removeAttribute("title"); }
+    else { input.setAttribute("aria-invalid", "true"); input.title = bad; }
+    if (row) row.classList.toggle("invalid", !good);
+  }
+  inputs.forEach(function (i) {
+    i.addEventListener("focus", function () { last = i; });
+    i.addEventListener("blur", function () { check(i); });
+  });
+  var codes = form.querySelector(".codes");
+  if (!codes || !window.matchMedia || !window.matchMedia("(pointer: coarse)").matches) return;
+  inputs.forEach(function (i) { i.setAttribute("inputmode", "decimal"); });
+  codes.hidden = false;
+  codes.addEventListener("mousedown", function (e) { e.preventDefault(); });
+  codes.addEventListener("click", function (e) {
+    var code = e.target.dataset && e.target.dataset.code;
+    if (!code || !last) return;
+    last.value = code;
+    check(last);
+    var next = inputs[inputs.indexOf(last) + 1];
+    if (next) { next.focus(); next.select(); }
+  });
+});
