@@ -217,7 +217,7 @@ async fn an_incident_a_detention_an_exclusion_seen_by_the_family_and_cancelled()
     let parent = server.logged_in(Role::Parent).await;
     let record = parent.text(&format!("/discipline/eleve/{pupil_hex}")).await;
     assert!(
-        record.contains("Exclusion temporaire de 3 jour(s)"),
+        record.contains("Exclusion temporaire de 3 jours"),
         "{record}"
     );
     assert!(record.contains("Retenue"));

@@ -519,7 +519,7 @@ async fn a_whole_class_roll_call_is_one_request_and_all_or_nothing() {
     let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = teacher.post(&path, &refs).await;
     let ok = common::flash(&teacher, &r, "ok").await;
-    assert_eq!(ok, "Appel enregistré : 3 absent(s), 2 retard(s).");
+    assert_eq!(ok, "Appel enregistré : 3 absents, 2 retards.");
     let ids: Vec<String> = pupils.iter().map(|p| format!("x'{}'", hex(p))).collect();
     let within = format!("pupil_id IN ({})", ids.join(","));
     assert_eq!(

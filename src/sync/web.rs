@@ -707,7 +707,7 @@ mod tests {
         assert!(
             said.contains("ne garde plus de fichiers")
                 && said.contains("« le portail garde au plus 1 Mo de fichiers pour TEST »")
-                && said.contains("3 fichier(s)")
+                && said.contains("3 fichiers (1,7 Mio) attendent")
                 && said.contains("relever le quota")
                 && !said.contains("budget"),
             "{said}"

@@ -12,6 +12,15 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Does `n` take the singular? French: 0 and 1 (« 0 absence », « 1 compte »); English:
+    /// only 1.
+    pub fn singular(self, n: i64) -> bool {
+        match self {
+            Lang::Fr => n.abs() <= 1,
+            Lang::En => n.abs() == 1,
+        }
+    }
+
     pub const ALL: [Lang; 2] = [Lang::Fr, Lang::En];
 
     pub fn code(self) -> &'static str {
@@ -97,10 +106,7 @@ impl Tr {
     /// replaced by the number.
     pub fn n(&self, key: &str, n: impl std::borrow::Borrow<usize>) -> String {
         let n = *n.borrow();
-        let one = match self.lang {
-            Lang::Fr => n <= 1,
-            Lang::En => n == 1,
-        };
+        let one = self.lang.singular(n as i64);
         self.t(&format!("{key}.{}", if one { "one" } else { "other" }))
             .replace("{n}", &n.to_string())
     }
@@ -170,6 +176,25 @@ impl Msg {
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
             let after = &rest[open + 1..];
+            // `{name|one|other}`: the word for the number `name`, by the language's rule.
+            let counted = after.find('}').and_then(|close| {
+                let mut parts = after[..close].split('|');
+                let (name, one, other) = (parts.next()?, parts.next()?, parts.next()?);
+                let n = self
+                    .args
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| match v {
+                        Arg::Text(s) => s.parse::<i64>().ok(),
+                        _ => None,
+                    })?;
+                Some((close, if tr.lang.singular(n) { one } else { other }))
+            });
+            if let Some((close, word)) = counted {
+                out.push_str(word);
+                rest = &after[close + 1..];
+                continue;
+            }
             let value = after.find('}').and_then(|close| {
                 let name = &after[..close];
                 self.args
@@ -569,6 +594,23 @@ mod tests {
         );
         assert_eq!(en.n("portal.today.changes", 1), "1 timetable change");
         assert_eq!(en.n("portal.today.changes", 0), "0 timetable changes");
+        // In messages: `{name|one|other}` follows the number `name`.
+        let saved = |a: i64, l: i64| {
+            Msg::new("attendance.saved")
+                .arg("absent", a)
+                .arg("late", l)
+                .render(fr)
+        };
+        assert_eq!(saved(1, 0), "Appel enregistré : 1 absent, 0 retard.");
+        assert_eq!(saved(3, 2), "Appel enregistré : 3 absents, 2 retards.");
+        let issued = Msg::new("bulletins.msg.issued")
+            .arg("issued", 1)
+            .arg("new", 2)
+            .arg("unchanged", 0);
+        assert_eq!(
+            issued.render(en),
+            "1 bulletin issued, 2 new versions, 0 unchanged."
+        );
     }
 
     #[test]
