@@ -473,6 +473,18 @@ async fn the_technician_creates_an_account_and_prints_slips_from_the_admin_pages
         .unwrap_or(0);
     assert!(slips >= 29, "{slips} slips on the class sheet");
     d.screenshot("admin-class-sheet").await;
+    // Printed on A4: eight slips a page, none cut across two pages.
+    let pdf = d
+        .cmd(
+            reqwest::Method::POST,
+            "/print",
+            json!({"page": {"width": 21.0, "height": 29.7}, "background": false}),
+        )
+        .await;
+    let pdf = pdf.as_str().and_then(decode64).expect("a PDF");
+    let pages = pdf_pages(&pdf);
+    let wanted = (slips as usize).div_ceil(8);
+    assert_eq!(pages, wanted, "{slips} slips on {pages} A4 pages");
 
     // The new account works with its code.
     let b = server.browser();
@@ -1452,4 +1464,12 @@ async fn a_teacher_types_marks_on_a_phone() {
     );
     d.quit().await;
     server.stop().await;
+}
+
+/// The pages of a PDF: its `/Type /Page` objects (not the `/Pages` tree).
+fn pdf_pages(pdf: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(pdf).replace("/Type /", "/Type/");
+    text.match_indices("/Type/Page")
+        .filter(|(i, m)| text[i + m.len()..].chars().next() != Some('s'))
+        .count()
 }

@@ -490,6 +490,24 @@ async fn the_technician_creates_an_account_and_prints_a_class_sheet() {
     assert_eq!(slips_for("").await, pupils + parents);
     assert_eq!(slips_for("parent").await, parents);
     assert_eq!(slips_for("eleve").await, pupils);
+    // Every parent's slip says whose parent it is.
+    let sheet = tech
+        .post(
+            "/admin/fiches",
+            &[("classe", &class_id), ("role", "parent"), ("which", "all")],
+        )
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        sheet
+            .matches("<p class=\"parent-of\">Parent de <strong>")
+            .count() as i64,
+        parents,
+        "{sheet}"
+    );
+    assert!(sheet.contains("class=\"js-print\""), "an Imprimer button");
     // System page shows health figures.
     let sys = tech.text("/admin").await;
     for label in [

@@ -270,6 +270,8 @@ struct CodePage {
 pub struct Slip {
     pub name: String,
     pub class_name: String,
+    /// For a parent's slip: whose parent (« Ama TCHALLA »), "" otherwise.
+    pub parent_of: String,
     pub login: String,
     pub code: String,
     pub url: String,
@@ -300,6 +302,7 @@ fn slip(state: &AppState, row: &AccountRow, code: String) -> Slip {
     Slip {
         name: row.display_name(),
         class_name: row.class_name.clone().unwrap_or_default(),
+        parent_of: row.children.clone().unwrap_or_default(),
         login: row.login.clone(),
         code,
         qr_svg: qr_svg(&url),
@@ -384,7 +387,8 @@ async fn create_account(
                 Some(&ip.to_string()),
             )?;
             let (account, code) = (issued.account, issued.code);
-            let row = store::get_account(tx, &account)?.ok_or(AppError::NotFound)?;
+            let mut row = store::get_account(tx, &account)?.ok_or(AppError::NotFound)?;
+            with_classes(tx, std::slice::from_mut(&mut row))?;
             Ok::<_, AppError>((row, code))
         })
         .await?;
@@ -430,8 +434,15 @@ async fn load_account(state: &AppState, id: &str) -> Result<AccountRow, AppError
 fn with_classes(c: &rusqlite::Connection, rows: &mut [AccountRow]) -> Result<(), AppError> {
     let ids: Vec<Id> = rows.iter().map(|r| r.person_id).collect();
     let labels = crate::people::class_labels(c, &ids)?;
+    let parents: Vec<Id> = rows
+        .iter()
+        .filter(|r| r.roles.contains(&Role::Parent))
+        .map(|r| r.person_id)
+        .collect();
+    let children = crate::people::children_names(c, &parents)?;
     for r in rows {
         r.class_name = labels.get(&r.person_id).cloned();
+        r.children = children.get(&r.person_id).cloned();
     }
     Ok(())
 }

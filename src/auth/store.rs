@@ -373,6 +373,8 @@ pub struct AccountRow {
     pub roles: Vec<Role>,
     /// Filled by the caller from the school structure (`people::class_labels`), not here.
     pub class_name: Option<String>,
+    /// A parent's children by name, filled by the caller (`people::children_names`).
+    pub children: Option<String>,
     pub activated: bool,
     pub code_pending: bool,
     pub disabled: bool,
@@ -453,6 +455,7 @@ pub fn list_accounts(
                         .filter_map(Role::parse)
                         .collect(),
                     class_name: None,
+                    children: None,
                 })
             },
         )?

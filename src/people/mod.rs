@@ -257,6 +257,22 @@ pub fn class_labels(
     Ok(out)
 }
 
+/// Each parent's children among `persons`, by name (« Ama TCHALLA, Kodjo TCHALLA »).
+pub fn children_names(
+    conn: &Connection,
+    persons: &[Id],
+) -> Result<std::collections::HashMap<Id, String>, DbError> {
+    let mut out = std::collections::HashMap::new();
+    for p in persons {
+        let kids = children_of(conn, p)?;
+        if !kids.is_empty() {
+            let names: Vec<String> = kids.into_iter().map(|k| k.name).collect();
+            out.insert(*p, names.join(", "));
+        }
+    }
+    Ok(out)
+}
+
 /// A person in lists.
 #[derive(Debug, Clone)]
 pub struct PersonRef {
