@@ -1,6 +1,6 @@
 //! Text folding shared by every feature: names and column titles compared, and logins made,
 //! without case or accents, whatever the keyboard that typed them; long texts shortened for a
-//! list. Never decides anything else.
+//! list; French elision before a name (« d'Ama », « de Kodjo »). Never decides anything else.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -33,6 +33,35 @@ pub fn fold_alnum(s: &str) -> String {
         };
         out.push_str(spelled);
     }
+    out
+}
+
+/// Append `name` to French text `out`, eliding a closing « de » before a vowel: « Notes de »
+/// then « Ama » makes « Notes d'Ama », then « Kodjo » « Notes de Kodjo ». `y` and `h` are
+/// left alone (« de Yawo »; « de Hélène » is not decided by spelling).
+pub fn push_after_de(out: &mut String, name: &str) {
+    let vowel = name.nfd().next().is_some_and(|c| {
+        matches!(c.to_ascii_lowercase(), 'a' | 'e' | 'i' | 'o' | 'u')
+            || matches!(c, 'Ɛ' | 'ɛ' | 'Ɔ' | 'ɔ')
+    });
+    let ends_de = out.ends_with(" de ") || out == "de " || out == "De ";
+    if vowel && ends_de {
+        out.truncate(out.len() - 3);
+        out.push_str(if out.is_empty() { "D'" } else { "d'" });
+    }
+    out.push_str(name);
+}
+
+/// `template` with `{name}` replaced by `name`, « de » elided before a vowel (French text).
+pub fn with_name(template: &str, name: &str) -> String {
+    let mut out = String::with_capacity(template.len() + name.len());
+    let mut rest = template;
+    while let Some(i) = rest.find("{name}") {
+        out.push_str(&rest[..i]);
+        push_after_de(&mut out, name);
+        rest = &rest[i + "{name}".len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -151,5 +180,21 @@ mod tests {
             let f = fold_alnum(&s);
             proptest::prop_assert!(f.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         }
+    }
+
+    #[test]
+    fn de_is_elided_before_a_vowel_only() {
+        assert_eq!(
+            with_name("Notes de {name}", "Ama TCHALLA"),
+            "Notes d'Ama TCHALLA"
+        );
+        assert_eq!(with_name("Notes de {name}", "Élodie"), "Notes d'Élodie");
+        assert_eq!(with_name("Notes de {name}", "Kodjo"), "Notes de Kodjo");
+        assert_eq!(with_name("Notes de {name}", "Yawo"), "Notes de Yawo");
+        assert_eq!(with_name("{name}'s marks", "Ama"), "Ama's marks");
+        assert_eq!(
+            with_name("Retard de {name} : 5 min", "Ɔkɔ"),
+            "Retard d'Ɔkɔ : 5 min"
+        );
     }
 }

@@ -189,7 +189,7 @@ async fn home(
         for child in &children {
             tiles.push(Tile {
                 href: format!("/cahier-de-textes/eleve/{}", child.id),
-                title: tr.t("tile.child_homework").replace("{name}", &child.name),
+                title: crate::text::with_name(tr.t("tile.child_homework"), &child.name),
                 detail: tr.t("tile.homework.detail").into(),
                 icon: icons::PENCIL,
             });
@@ -228,7 +228,7 @@ async fn home(
         for child in &children {
             tiles.push(Tile {
                 href: format!("/discipline/eleve/{}", child.id),
-                title: tr.t("tile.child_discipline").replace("{name}", &child.name),
+                title: crate::text::with_name(tr.t("tile.child_discipline"), &child.name),
                 detail: tr.t("tile.discipline.family").into(),
                 icon: icons::FLAG,
             });
@@ -253,7 +253,7 @@ async fn home(
         for child in &children {
             tiles.push(Tile {
                 href: format!("/notes/eleve/{}", child.id),
-                title: tr.t("tile.child_grades").replace("{name}", &child.name),
+                title: crate::text::with_name(tr.t("tile.child_grades"), &child.name),
                 detail: tr.t("tile.grades.family").into(),
                 icon: icons::CHART,
             });
@@ -302,7 +302,7 @@ async fn home(
         for child in &children {
             tiles.push(Tile {
                 href: format!("/absences/eleve/{}", child.id),
-                title: tr.t("tile.child_absences").replace("{name}", &child.name),
+                title: crate::text::with_name(tr.t("tile.child_absences"), &child.name),
                 detail: tr.t("tile.absences.detail").into(),
                 icon: icons::CLOCK,
             });

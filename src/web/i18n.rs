@@ -204,7 +204,11 @@ impl Msg {
             });
             match value {
                 Some((close, Arg::Text(s))) => {
-                    out.push_str(s);
+                    if tr.lang == Lang::Fr {
+                        crate::text::push_after_de(&mut out, s);
+                    } else {
+                        out.push_str(s);
+                    }
                     rest = &after[close + 1..];
                 }
                 Some((close, Arg::Msg(m))) => {
