@@ -485,6 +485,38 @@ async fn the_technician_creates_an_account_and_prints_slips_from_the_admin_pages
     let pages = pdf_pages(&pdf);
     let wanted = (slips as usize).div_ceil(8);
     assert_eq!(pages, wanted, "{slips} slips on {pages} A4 pages");
+    // A class's week prints on one A4 landscape page.
+    let class: Vec<u8> = server
+        .db
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT class_id FROM timetable_slots WHERE class_id IS NOT NULL GROUP BY class_id ORDER BY COUNT(*) DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("a class with a timetable");
+    d.goto(&format!("{base}/emploi-du-temps/classe/{}", hex(&class)))
+        .await;
+    d.wait_text("Semaine").await;
+    let pdf = d
+        .cmd(
+            reqwest::Method::POST,
+            "/print",
+            json!({"orientation": "landscape", "page": {"width": 21.0, "height": 29.7}, "margin": {"top": 0.8, "bottom": 0.8, "left": 0.8, "right": 0.8}}),
+        )
+        .await;
+    let pdf = pdf.as_str().and_then(decode64).expect("a PDF");
+    let _ = std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots"));
+    let _ = std::fs::write(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/screenshots/week-print.pdf"
+        ),
+        &pdf,
+    );
+    assert_eq!(pdf_pages(&pdf), 1, "the week on one landscape page");
 
     // The new account works with its code.
     let b = server.browser();
