@@ -721,6 +721,16 @@ async fn roll_call_then_justification_then_acceptance_on_a_phone() {
     .await;
     d.type_in(&format!("input[name='m_{}']", hex(&other_id)), "10")
         .await;
+    let button = d
+        .js("return document.querySelector('form.rollcall button[type=submit]').textContent")
+        .await;
+    assert!(
+        button
+            .as_str()
+            .unwrap_or("")
+            .ends_with("(1 absent, 1 retard)"),
+        "the running count in words: {button}"
+    );
     let overflow = d
         .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         .await;

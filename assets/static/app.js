@@ -16,7 +16,12 @@ document.addEventListener("DOMContentLoaded", function () {
   function count() {
     var a = form.querySelectorAll("input[value=absent]:checked").length;
     var r = form.querySelectorAll("input[value=retard]:checked").length;
-    button.textContent = label + " " + (button.dataset.count || "").replace("{a}", a).replace("{r}", r);
+    // `{a|one|other}` takes the word for the number, as the server's messages do (French:
+    // 0 and 1 singular).
+    var text = (button.dataset.count || "").replace(/\{(a|r)\|([^|}]*)\|([^}]*)\}/g, function (_, k, one, other) {
+      return (k === "a" ? a : r) <= 1 ? one : other;
+    });
+    button.textContent = label + " " + text.replace("{a}", a).replace("{r}", r);
   }
   form.addEventListener("change", count);
   count();
