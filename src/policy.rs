@@ -434,6 +434,12 @@ pub fn has_attendance_desk(who: &Principal) -> bool {
     allows(who, Capability::ManageAttendance)
 }
 
+/// May `who` tick homework as done for `pupil`? The pupil alone: it is their own reminder,
+/// not a record for the family or the teacher.
+pub fn may_tick_homework(who: &Principal, pupil: &[u8; 16]) -> bool {
+    who.has(Role::Eleve) && who.person_id == *pupil
+}
+
 /// Does `who`'s home page list what waits for them — periods to close, visas, bookings to
 /// approve (direction); backups, disk, the national link (technician)?
 pub fn has_things_to_see_to(who: &Principal) -> bool {

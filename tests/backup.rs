@@ -798,9 +798,9 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
              INSERT INTO sync_log_v14 SELECT seq, origin, incarnation, hlc, tbl, row_key, op,
                  row_data FROM sync_log;
              DROP TABLE sync_log; ALTER TABLE sync_log_v14 RENAME TO sync_log;
-             ALTER TABLE lesson_entries DROP COLUMN visa_comment;",
+             ALTER TABLE lesson_entries DROP COLUMN visa_comment; DROP TABLE homework_done;",
         )
-        .expect("undo V15 to V20");
+        .expect("undo V15 to V21");
         c.execute(
             "DELETE FROM refinery_schema_history WHERE version >= 15",
             [],

@@ -411,3 +411,57 @@ async fn the_class_visa_lists_what_it_stamps_for_the_teacher_chosen_then_asks_to
     assert!(page.contains("« Vu, à compléter »"), "{page}");
     server.stop().await;
 }
+
+/// A pupil ticks homework as done on their page, and takes it back; the tick is theirs alone:
+/// a parent sees no button, another pupil's tick does not show.
+#[tokio::test]
+async fn a_pupil_ticks_homework_as_done_and_takes_it_back() {
+    let server = TestServer::start().await;
+    let pupil = server.logged_in(Role::Eleve).await;
+    let me = common::hex(&person_of(&server, Role::Eleve));
+    let page = pupil.text(&format!("/cahier-de-textes/eleve/{me}")).await;
+    let first = page
+        .split("class=\"card entry homework-due\" id=\"d-")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("homework due on the pupil's page")
+        .to_string();
+    assert!(page.contains("J&#39;ai fait ce travail"), "{page}");
+    let tick = format!("/cahier-de-textes/devoir/{first}/fait");
+    let r = pupil.post(&tick, &[("fait", "1")]).await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        location(&r).ends_with(&format!("#d-{first}")),
+        "{}",
+        location(&r)
+    );
+    let page = pupil.text(&format!("/cahier-de-textes/eleve/{me}")).await;
+    assert!(
+        page.contains(&format!("homework-due done\" id=\"d-{first}\"")),
+        "ticked"
+    );
+    assert!(page.contains("Pas encore fait"));
+    // The parent reads the same homework without the pupil's buttons.
+    let parent = server.logged_in(Role::Parent).await;
+    let child = common::hex(&q(
+        &server,
+        "SELECT g.child_id FROM guardianships g JOIN accounts a ON a.person_id = g.parent_id WHERE a.login = CAST(?1 AS TEXT)",
+        server.login_of(Role::Parent).login.as_bytes(),
+    ));
+    let seen = parent
+        .text(&format!("/cahier-de-textes/eleve/{child}"))
+        .await;
+    assert!(!seen.contains("/fait\""), "no tick for the parent");
+    assert_eq!(parent.post(&tick, &[("fait", "1")]).await.status(), 403);
+    // Taken back.
+    let r = pupil.post(&tick, &[("fait", "0")]).await;
+    assert_eq!(r.status(), 303);
+    let page = pupil.text(&format!("/cahier-de-textes/eleve/{me}")).await;
+    assert!(!page.contains(&format!("homework-due done\" id=\"d-{first}\"")));
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM homework_done"),
+        0,
+        "nothing left once taken back"
+    );
+    server.stop().await;
+}

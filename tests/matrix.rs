@@ -164,6 +164,10 @@ fn journal_index(r: Role, _: bool) -> bool {
 fn journal_session(r: Role, own: bool) -> bool {
     r == Role::Direction || (r == Role::Enseignant && own)
 }
+/// A pupil ticks homework of their own classes' log, nobody else.
+fn homework_tick(r: Role, own: bool) -> bool {
+    r == Role::Eleve && own
+}
 fn journal_author(r: Role, own: bool) -> bool {
     r == Role::Enseignant && own
 }
@@ -517,6 +521,13 @@ fn matrix() -> Vec<Entry> {
             Attachment,
             Some(journal_author),
             &[],
+        ),
+        e(
+            "POST",
+            "/cahier-de-textes/devoir/{id}/fait",
+            Obj::LogEntry,
+            Some(homework_tick),
+            &[("fait", "1")],
         ),
         e(
             "POST",

@@ -73,6 +73,7 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("outbox", "attendance"),
     // The cahier de textes.
     ("lesson_entries", "journal"),
+    ("homework_done", "journal"),
     ("lesson_entry_versions", "journal"),
     ("lesson_attachments", "journal"),
     // Discipline.

@@ -30,6 +30,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_files_sent",
     "sync_files_carried",
     "usage_today",
+    "homework_done",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";

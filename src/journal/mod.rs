@@ -40,6 +40,7 @@ pub fn routes() -> Routes {
         .post("/cahier-de-textes/entree/{id}/visa", visa_entry)
         .get("/cahier-de-textes/classe/{id}", class_page)
         .post("/cahier-de-textes/classe/{id}/visa", visa_class)
+        .post("/cahier-de-textes/devoir/{id}/fait", tick_homework)
         .get("/cahier-de-textes/eleve/{id}", pupil_page)
         .get("/cahier-de-textes/piece/{id}", attachment)
         .post("/cahier-de-textes/piece/{id}/retirer", remove_attachment)
@@ -60,6 +61,8 @@ pub struct EntryView {
     pub visa: String,
     pub visa_comment: String,
     pub attachments: Vec<(String, String, String)>,
+    /// The pupil ticked this homework as done (their own page only).
+    pub done: bool,
 }
 
 fn day_label(page: &Page, date: &str) -> String {
@@ -113,6 +116,7 @@ fn view(page: &Page, e: &Entry) -> EntryView {
             })
             .unwrap_or_default(),
         visa_comment: e.visa_comment.clone(),
+        done: false,
         attachments: e
             .attachments
             .iter()
@@ -867,6 +871,8 @@ async fn visa_class(
 #[template(path = "journal/pupil.html")]
 struct PupilPage {
     page: Page,
+    /// The page is the pupil's own: each homework can be ticked as done.
+    can_tick: bool,
     pupil: String,
     children: Vec<(String, String, bool)>,
     homework: Vec<EntryView>,
@@ -898,6 +904,15 @@ async fn pupil_page(
                 Vec::new()
             };
             let homework = store::homework_of_pupil(c, &pupil, &iso(today))?;
+            let ids: Vec<Id> = homework.iter().map(|e| e.id).collect();
+            let done = store::homework_done_of(c, &pupil, &ids)?;
+            let homework: Vec<(Entry, bool)> = homework
+                .into_iter()
+                .map(|e| {
+                    let d = done.contains(&e.id);
+                    (e, d)
+                })
+                .collect();
             let entries =
                 store::of_pupil(c, &pupil, &iso(today - Duration::days(21)), &iso(today))?;
             Ok::<_, AppError>((name, children, homework, entries))
@@ -912,10 +927,49 @@ async fn pupil_page(
                 (ch.id, ch.name, current)
             })
             .collect(),
-        homework: homework.iter().map(|e| view(&page, e)).collect(),
+        homework: homework
+            .iter()
+            .map(|(e, done)| EntryView {
+                done: *done,
+                ..view(&page, e)
+            })
+            .collect(),
         entries: entries.iter().map(|e| view(&page, e)).collect(),
+        can_tick: policy::may_tick_homework(&user.principal(), &pupil),
         page,
     })
+}
+
+#[derive(Deserialize)]
+struct Tick {
+    #[serde(default)]
+    fait: String,
+}
+
+/// A pupil ticks a piece of homework as done, or takes the tick back.
+async fn tick_homework(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<Tick>,
+) -> Result<Response, AppError> {
+    let entry = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let me = user.person_id;
+    if !policy::may_tick_homework(&user.principal(), &me) {
+        return Err(AppError::Forbidden);
+    }
+    let done = form.fait == "1";
+    state
+        .db
+        .write(move |tx| {
+            if !store::in_pupil_log(tx, &me, &entry)? {
+                return Err(AppError::NotFound);
+            }
+            store::set_homework_done(tx, &me, &entry, done)?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/cahier-de-textes/eleve/{}#d-{id}", hex(&me))).into_response())
 }
 
 /// May `who` read this entry (and so its attachments)? The facts are gathered here; the rule

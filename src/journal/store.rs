@@ -344,6 +344,7 @@ pub fn delete(conn: &Connection, id: &Id) -> Result<bool, DbError> {
                 "DELETE FROM lesson_attachments WHERE entry_id = ?1",
                 [&id[..]],
             )?;
+            conn.execute("DELETE FROM homework_done WHERE entry_id = ?1", [&id[..]])?;
             conn.execute(
                 "DELETE FROM lesson_entry_versions WHERE entry_id = ?1",
                 [&id[..]],
@@ -374,4 +375,51 @@ pub fn count_without_visa(conn: &Connection, before: &str) -> Result<i64, DbErro
             "SELECT COUNT(*) FROM lesson_entries WHERE visa_at IS NULL AND on_date < ?1",
         )?
         .query_row([before], |r| r.get(0))?)
+}
+
+/// Is `entry` in `pupil`'s lesson log (their classes and groups)?
+pub fn in_pupil_log(conn: &Connection, pupil: &Id, entry: &Id) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM lesson_entries e JOIN audience_pupils a \
+               ON a.audience_id = coalesce(e.class_id, e.group_id) WHERE e.id = ?2 AND a.pupil_id = ?1)",
+        )?
+        .query_row(params![&pupil[..], &entry[..]], |r| r.get(0))?)
+}
+
+/// The pupil's own tick on a piece of homework: set (`done`) or taken back.
+pub fn set_homework_done(
+    conn: &Connection,
+    pupil: &Id,
+    entry: &Id,
+    done: bool,
+) -> Result<(), DbError> {
+    if done {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO homework_done (pupil_id, entry_id, done_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![&pupil[..], &entry[..], db::now()])?;
+    } else {
+        conn.prepare_cached("DELETE FROM homework_done WHERE pupil_id = ?1 AND entry_id = ?2")?
+            .execute(params![&pupil[..], &entry[..]])?;
+    }
+    Ok(())
+}
+
+/// Which of `entries` the pupil ticked as done.
+pub fn homework_done_of(
+    conn: &Connection,
+    pupil: &Id,
+    entries: &[Id],
+) -> Result<std::collections::HashSet<Id>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM homework_done WHERE pupil_id = ?1 AND entry_id = ?2)",
+    )?;
+    let mut out = std::collections::HashSet::new();
+    for e in entries {
+        if st.query_row(params![&pupil[..], &e[..]], |r| r.get::<_, bool>(0))? {
+            out.insert(*e);
+        }
+    }
+    Ok(out)
 }
