@@ -745,7 +745,7 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert!(progress.contains("Terminé."), "{progress}");
-    assert!(progress.contains("· 4 bulletin(s) émis"), "{progress}");
+    assert!(progress.contains("· 4 bulletins émis"), "{progress}");
     assert!(
         progress.contains("pas encore clôturé"),
         "open classes are listed"

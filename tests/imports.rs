@@ -579,7 +579,7 @@ async fn the_secretariat_previews_then_applies_and_prints_the_new_slips() {
         .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("html");
-    assert!(html.contains("2 création(s)"), "{html}");
+    assert!(html.contains("2 créations"), "{html}");
     assert!(html.contains("est encore enregistré"), "{html}");
     assert_eq!(people(&server), before, "the preview saved nothing");
     let hash = html

@@ -504,8 +504,10 @@ async fn login_submit(
                 StatusCode::TOO_MANY_REQUESTS,
                 form.login,
                 next,
-                tr.t("login.throttled_account")
-                    .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
+                tr.n(
+                    "login.throttled_account",
+                    (wait.as_secs().div_ceil(60).max(1)) as usize,
+                ),
                 reprise.clone(),
             ));
         }
@@ -810,8 +812,10 @@ async fn password_submit(
             Err(wait) => {
                 let mut r = again(
                     page,
-                    tr.t("login.throttled_account")
-                        .replace("{m}", &wait.as_secs().div_ceil(60).max(1).to_string()),
+                    tr.n(
+                        "login.throttled_account",
+                        (wait.as_secs().div_ceil(60).max(1)) as usize,
+                    ),
                 )?;
                 *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
                 return Ok(r);

@@ -234,10 +234,7 @@ async fn resource_page(
         // `ok` is a fixed word or the number of bookings made, never words from the URL.
         notice: match (q.ok.as_str(), q.ok.parse::<u32>()) {
             ("attente", _) => page.tr.t("booking.pending_notice").into(),
-            (_, Ok(n)) => page
-                .tr
-                .t("booking.booked_notice")
-                .replace("{n}", &n.to_string()),
+            (_, Ok(n)) => page.tr.n("booking.booked_notice", n as usize),
             _ => String::new(),
         },
         page,

@@ -724,10 +724,7 @@ async fn class_page(
         can_visa: policy::allows(&principal, Capability::VisaLessonLog),
         // `ok` is the count of entries stamped: a number, never words from the URL.
         notice: match q.ok.parse::<u32>() {
-            Ok(n) => page
-                .tr
-                .t("journal.visa_done")
-                .replace("{n}", &n.to_string()),
+            Ok(n) => page.tr.n("journal.visa_done", n as usize),
             Err(_) => String::new(),
         },
         teacher: teacher.map(|t| hex(&t)).unwrap_or_default(),
