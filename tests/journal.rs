@@ -441,6 +441,11 @@ async fn a_pupil_ticks_homework_as_done_and_takes_it_back() {
         "ticked"
     );
     assert!(page.contains("Pas encore fait"));
+    let home = pupil.text("/").await;
+    assert!(
+        home.contains("<li class=\"done\">"),
+        "the tick on the pupil's home page"
+    );
     // The parent reads the same homework without the pupil's buttons.
     let parent = server.logged_in(Role::Parent).await;
     let child = common::hex(&q(
@@ -452,6 +457,10 @@ async fn a_pupil_ticks_homework_as_done_and_takes_it_back() {
         .text(&format!("/cahier-de-textes/eleve/{child}"))
         .await;
     assert!(!seen.contains("/fait\""), "no tick for the parent");
+    assert!(
+        !parent.text("/").await.contains("<li class=\"done\">"),
+        "the pupil's ticks are theirs"
+    );
     assert_eq!(parent.post(&tick, &[("fait", "1")]).await.status(), 403);
     // Taken back.
     let r = pupil.post(&tick, &[("fait", "0")]).await;

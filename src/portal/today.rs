@@ -129,6 +129,8 @@ pub struct Homework {
     pub subject: String,
     pub text: String,
     pub minutes: String,
+    /// The pupil ticked it as done — shown on the pupil's own page only.
+    pub done: bool,
 }
 
 /// A published mark.
@@ -211,10 +213,19 @@ pub fn of_family(
         if policy::may_read_pupil_log(who, facts) {
             let all = crate::journal::store::homework_of_pupil(c, &pupil, &today)?;
             d.homework_more = all.len().saturating_sub(HOMEWORK_SHOWN);
+            let ticked = if policy::may_tick_homework(who, &pupil) {
+                let ids: Vec<Id> = all.iter().take(HOMEWORK_SHOWN).map(|e| e.id).collect();
+                crate::journal::store::homework_done_of(c, &pupil, &ids)?
+            } else {
+                Default::default()
+            };
             d.homework = Some(
                 all.iter()
                     .take(HOMEWORK_SHOWN)
-                    .map(|e| homework(e, now.date, tr))
+                    .map(|e| Homework {
+                        done: ticked.contains(&e.id),
+                        ..homework(e, now.date, tr)
+                    })
                     .collect(),
             );
         }
@@ -327,6 +338,7 @@ fn homework(e: &crate::journal::store::Entry, today: time::Date, tr: Tr) -> Home
             None => String::new(),
         },
         subject: e.subject.clone(),
+        done: false,
         text: crate::text::shorten(&e.homework, 140),
         minutes: e
             .minutes
