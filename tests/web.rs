@@ -508,6 +508,55 @@ async fn the_technician_creates_an_account_and_prints_a_class_sheet() {
         "{sheet}"
     );
     assert!(sheet.contains("class=\"js-print\""), "an Imprimer button");
+    // A parent of two children of one class: one child a line, each with the class.
+    let (parent, first, second, class_name) = server
+        .db
+        .write_blocking(|tx| {
+            let class = kekeli::id::unhex(&class_id).expect("hex");
+            let mut kids = tx.prepare(
+                "SELECT m.person_id, p.first_names || ' ' || p.surname FROM class_members m JOIN people p ON p.id = m.person_id \
+                 WHERE m.class_id = ?1 AND m.role = 'eleve' ORDER BY p.first_names LIMIT 2",
+            )?;
+            let kids: Vec<([u8; 16], String)> = kids
+                .query_map([&class], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let parent: [u8; 16] = tx.query_row(
+                "SELECT parent_id FROM guardianships WHERE child_id = ?1 LIMIT 1",
+                [&kids[0].0[..]],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO guardianships (id, scope, parent_id, child_id) VALUES (?1, 'school:TEST', ?2, ?3)",
+                (&kekeli::db::new_id()[..], &parent[..], &kids[1].0[..]),
+            )?;
+            let name: String = tx.query_row("SELECT name FROM classes WHERE id = ?1", [&class], |r| r.get(0))?;
+            Ok::<_, kekeli::db::DbError>((parent, kids[0].1.clone(), kids[1].1.clone(), name))
+        })
+        .expect("a parent of two");
+    let account: String = server
+        .db
+        .read_blocking(move |c| {
+            c.query_row(
+                "SELECT lower(hex(id)) FROM accounts WHERE person_id = ?1",
+                [&parent[..]],
+                |r| r.get(0),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("the parent's account");
+    let page = tech.text(&format!("/admin/comptes/{account}")).await;
+    assert!(
+        page.contains(&format!(
+            "{first} ({class_name})<br>{second} ({class_name})"
+        )) || page.contains(&format!(
+            "{second} ({class_name})<br>{first} ({class_name})"
+        )),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("{class_name}, {class_name}")),
+        "{page}"
+    );
     // System page shows health figures.
     let sys = tech.text("/admin").await;
     for label in [

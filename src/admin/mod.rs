@@ -270,8 +270,8 @@ struct CodePage {
 pub struct Slip {
     pub name: String,
     pub class_name: String,
-    /// For a parent's slip: whose parent (« Ama TCHALLA »), "" otherwise.
-    pub parent_of: String,
+    /// For a parent's slip: whose parent, one child a line (empty otherwise).
+    pub parent_of: Vec<String>,
     pub login: String,
     pub code: String,
     pub url: String,
@@ -302,7 +302,7 @@ fn slip(state: &AppState, row: &AccountRow, code: String) -> Slip {
     Slip {
         name: row.display_name(),
         class_name: row.class_name.clone().unwrap_or_default(),
-        parent_of: row.children.clone().unwrap_or_default(),
+        parent_of: row.children.clone(),
         login: row.login.clone(),
         code,
         qr_svg: qr_svg(&url),
@@ -442,7 +442,7 @@ fn with_classes(c: &rusqlite::Connection, rows: &mut [AccountRow]) -> Result<(),
     let children = crate::people::children_names(c, &parents)?;
     for r in rows {
         r.class_name = labels.get(&r.person_id).cloned();
-        r.children = children.get(&r.person_id).cloned();
+        r.children = children.get(&r.person_id).cloned().unwrap_or_default();
     }
     Ok(())
 }

@@ -373,8 +373,9 @@ pub struct AccountRow {
     pub roles: Vec<Role>,
     /// Filled by the caller from the school structure (`people::class_labels`), not here.
     pub class_name: Option<String>,
-    /// A parent's children by name, filled by the caller (`people::children_names`).
-    pub children: Option<String>,
+    /// A parent's children, one line each (« Ama TCHALLA (2nde A4) »), filled by the caller
+    /// (`people::children_names`).
+    pub children: Vec<String>,
     pub activated: bool,
     pub code_pending: bool,
     pub disabled: bool,
@@ -455,7 +456,7 @@ pub fn list_accounts(
                         .filter_map(Role::parse)
                         .collect(),
                     class_name: None,
-                    children: None,
+                    children: Vec::new(),
                 })
             },
         )?

@@ -257,18 +257,33 @@ pub fn class_labels(
     Ok(out)
 }
 
-/// Each parent's children among `persons`, by name (« Ama TCHALLA, Kodjo TCHALLA »).
+/// Each parent's children among `persons`, one line each with the child's class (« Ama
+/// TCHALLA (2nde A4) »): two children of one class are two lines, never « 2nde A4, 2nde A4 ».
 pub fn children_names(
     conn: &Connection,
     persons: &[Id],
-) -> Result<std::collections::HashMap<Id, String>, DbError> {
+) -> Result<std::collections::HashMap<Id, Vec<String>>, DbError> {
     let mut out = std::collections::HashMap::new();
     for p in persons {
         let kids = children_of(conn, p)?;
-        if !kids.is_empty() {
-            let names: Vec<String> = kids.into_iter().map(|k| k.name).collect();
-            out.insert(*p, names.join(", "));
+        if kids.is_empty() {
+            continue;
         }
+        let ids: Vec<Id> = kids
+            .iter()
+            .filter_map(|k| crate::id::id_from_hex(&k.id))
+            .collect();
+        let classes = class_labels(conn, &ids)?;
+        let lines = kids
+            .into_iter()
+            .map(
+                |k| match crate::id::id_from_hex(&k.id).and_then(|id| classes.get(&id).cloned()) {
+                    Some(class) => format!("{} ({class})", k.name),
+                    None => k.name,
+                },
+            )
+            .collect();
+        out.insert(*p, lines);
     }
     Ok(out)
 }
