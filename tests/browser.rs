@@ -1313,7 +1313,6 @@ fn shape(href: &str) -> String {
 /// of the demo is walked; the overflowing pages are named with the elements that stick out.
 #[tokio::test]
 async fn no_page_a_person_reaches_overflows_a_360_px_phone() {
-    use kekeli::policy::Role;
     let server = TestServer::start().await;
     let Some(d) = Driver::start(&server, 360, 800).await else {
         return;
@@ -1328,15 +1327,7 @@ async fn no_page_a_person_reaches_overflows_a_360_px_phone() {
     assert!(wide.as_i64().unwrap_or(0) > 0, "the measure: {wide}");
     let mut overflowing: Vec<String> = Vec::new();
     let mut visited_total = 0;
-    for role in [
-        Role::Eleve,
-        Role::Parent,
-        Role::Enseignant,
-        Role::VieScolaire,
-        Role::Direction,
-        Role::Secretariat,
-        Role::Technicien,
-    ] {
+    for role in common::DEMO_ROLES {
         let l = server.login_of(role).clone();
         d.log_in(&base, &l.login, &l.password).await;
         let mut seen = std::collections::HashSet::new();

@@ -1393,17 +1393,16 @@ async fn closing_a_period_shows_what_is_missing_class_by_class_first() {
         "{section}"
     );
     assert!(section.contains("pas encore publiée"), "{section}");
-    let open: i64 = server
-        .db
-        .read_blocking(move |c| {
-            c.query_row(
-                "SELECT closed_at IS NULL FROM periods WHERE id = ?1",
-                [&period[..]],
-                |r| r.get(0),
-            )
-            .map_err(DbError::from)
-        })
-        .expect("period");
+    let of_period = |sql: &'static str| -> i64 {
+        server
+            .db
+            .read_blocking(move |c| {
+                c.query_row(sql, [&period[..]], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .expect("period")
+    };
+    let open = of_period("SELECT closed_at IS NULL FROM periods WHERE id = ?1");
     assert_eq!(open, 1, "nothing closed yet");
     let r = d
         .post(
@@ -1412,17 +1411,8 @@ async fn closing_a_period_shows_what_is_missing_class_by_class_first() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let published: i64 = server
-        .db
-        .read_blocking(move |c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM assessments WHERE period_id = ?1 AND published_at IS NULL",
-                [&period[..]],
-                |r| r.get(0),
-            )
-            .map_err(DbError::from)
-        })
-        .expect("published");
+    let published =
+        of_period("SELECT COUNT(*) FROM assessments WHERE period_id = ?1 AND published_at IS NULL");
     assert_eq!(published, 0, "closing published the forgotten grid");
     server.stop().await;
 }

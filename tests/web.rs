@@ -1096,16 +1096,7 @@ fn links(block: &str) -> Vec<(String, bool)> {
 #[tokio::test]
 async fn every_role_has_a_bar_of_places_it_may_open_and_the_page_shown_is_marked() {
     let server = TestServer::start().await;
-    let roles = [
-        Role::Eleve,
-        Role::Parent,
-        Role::Enseignant,
-        Role::VieScolaire,
-        Role::Direction,
-        Role::Secretariat,
-        Role::Technicien,
-    ];
-    for role in roles {
+    for role in common::DEMO_ROLES {
         let b = server.logged_in(role).await;
         let home = b.text("/").await;
         assert!(home.contains("class=\"with-bar\""), "{role:?}");

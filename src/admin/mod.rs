@@ -110,10 +110,7 @@ async fn system_page(
     };
     let usage_services = label("usage.service", services);
     let usage_roles = label("role", roles);
-    let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
-        Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
-        Err(_) => (0, 0),
-    };
+    let (free, total) = crate::backup::disk_space(&state.config.data_dir).unwrap_or((0, 0));
     render(&SystemPage {
         page,
         version: env!("CARGO_PKG_VERSION"),

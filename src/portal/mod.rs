@@ -129,10 +129,7 @@ async fn home(
     };
     let attention = if policy::has_things_to_see_to(&principal) {
         let now = state.clock.now();
-        let (free, total) = match rustix::fs::statvfs(&state.config.data_dir) {
-            Ok(s) => (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize),
-            Err(_) => (0, 0),
-        };
+        let (free, total) = crate::backup::disk_space(&state.config.data_dir).unwrap_or((0, 0));
         let facts = today::BoxFacts {
             disk_free: free,
             disk_total: total,

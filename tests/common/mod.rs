@@ -294,6 +294,17 @@ fn log_if_asked() {
     });
 }
 
+/// Every role the demo school has a login for, families first.
+pub const DEMO_ROLES: [Role; 7] = [
+    Role::Eleve,
+    Role::Parent,
+    Role::Enseignant,
+    Role::VieScolaire,
+    Role::Direction,
+    Role::Secretariat,
+    Role::Technicien,
+];
+
 pub fn pin_clock() {
     static PIN: std::sync::Once = std::sync::Once::new();
     PIN.call_once(|| kekeli::school::calendar::set_clock(SCHOOL_DAY));
