@@ -404,6 +404,25 @@ pub fn marks_view_of(who: &Principal, facts: PersonFacts) -> Option<MarksView> {
     }
 }
 
+/// Which averages a pupil's marks page shows besides each subject's: the direction sees the
+/// general average and the class's per subject; the pupil and their family only what the
+/// school chose to show them before the bulletin (`families_see`); a teacher of the pupil
+/// neither (they see their own teaching, not the other subjects that make the average).
+pub fn averages_shown(
+    view: MarksView,
+    families_see: crate::grades::compute::FamiliesSee,
+) -> crate::grades::compute::FamiliesSee {
+    use crate::grades::compute::FamiliesSee;
+    match view {
+        MarksView::All => FamiliesSee {
+            general: true,
+            class: true,
+        },
+        MarksView::Published => families_see,
+        MarksView::OwnTeaching => FamiliesSee::default(),
+    }
+}
+
 /// May `who` see a class's results table and run its conseil de classe? Its professeur
 /// principal and the direction.
 pub fn may_run_council(who: &Principal, is_principal: bool) -> bool {

@@ -798,9 +798,11 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
              INSERT INTO sync_log_v14 SELECT seq, origin, incarnation, hlc, tbl, row_key, op,
                  row_data FROM sync_log;
              DROP TABLE sync_log; ALTER TABLE sync_log_v14 RENAME TO sync_log;
-             ALTER TABLE lesson_entries DROP COLUMN visa_comment; DROP TABLE homework_done;",
+             ALTER TABLE lesson_entries DROP COLUMN visa_comment; DROP TABLE homework_done; \
+             ALTER TABLE assessment_settings DROP COLUMN families_see_general; \
+             ALTER TABLE assessment_settings DROP COLUMN families_see_class;",
         )
-        .expect("undo V15 to V21");
+        .expect("undo V15 to V22");
         c.execute(
             "DELETE FROM refinery_schema_history WHERE version >= 15",
             [],

@@ -404,14 +404,26 @@ async fn a_grid_typed_published_seen_by_the_family_round_tripped_and_locked() {
 
 /// DOMAIN.md's rules end to end: a class built by hand, its council table shows the averages,
 /// ranks (with a tie) and statistics computed with a pencil.
-#[tokio::test]
-async fn the_council_table_shows_hand_computed_averages_and_ranks() {
-    let server = TestServer::start().await;
-    let teacher = person_of(&server, Role::Enseignant);
-    let (period, starts) = current_period(&server);
+/// A class of the test's own, "2nde ESSAI", with four pupils (A, B, C, D) and eight
+/// assessments of known marks in three subjects (maths ×4, français ×2, EPS ×1), none
+/// published; A can log in with `ESSAI_PASSWORD`. Hand-computed with every mark: A 14,71, B
+/// 14,71, C 9,00, D nothing.
+struct Essai {
+    class: Vec<u8>,
+    pupils: Vec<Vec<u8>>,
+    /// In plan order: maths interrogation, devoir, composition; français devoir, composition;
+    /// EPS interrogation, composition, devoir.
+    assessments: Vec<Vec<u8>>,
+    login_a: String,
+}
+
+const ESSAI_PASSWORD: &str = "essai-mot-de-passe-7";
+
+fn essai_class(server: &TestServer, teacher: &[u8], period: &[u8], starts: &str) -> Essai {
+    let phc = kekeli::auth::password::hash_blocking(ESSAI_PASSWORD).expect("hash");
+    let (teacher, period, starts) = (teacher.to_vec(), period.to_vec(), starts.to_string());
     let setup = {
-        let (teacher, period) = (teacher.clone(), period.clone());
-        move |tx: &rusqlite::Transaction<'_>| -> Result<(Vec<u8>, Vec<Vec<u8>>), DbError> {
+        move |tx: &rusqlite::Transaction<'_>| -> Result<Essai, DbError> {
             let scope = "school:TEST";
             let year: Vec<u8> = tx.query_row(
                 "SELECT school_year_id FROM periods WHERE id = ?1",
@@ -446,8 +458,9 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
                 subjects.push(s);
             }
             let mut pupils = Vec::new();
+            let mut login_a = String::new();
             for (surname, sex) in [("AAA", "F"), ("BBB", "M"), ("CCC", "M"), ("DDD", "F")] {
-                let (p, _, _) = kekeli::auth::store::create_person(
+                let (p, account, login) = kekeli::auth::store::create_person(
                     tx,
                     scope,
                     &kekeli::auth::store::NewPerson {
@@ -459,6 +472,10 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
                         ..Default::default()
                     },
                 )?;
+                if surname == "AAA" {
+                    kekeli::auth::store::set_password(tx, &account, &phc, None)?;
+                    login_a = login;
+                }
                 tx.execute(
                     "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'eleve')",
                     (&kekeli::db::new_id()[..], scope, &class[..], &p[..]),
@@ -490,6 +507,7 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
                 (2, "composition", [None, Some(15.0), None, None]),
                 (2, "devoir", [None, None, None, None]),
             ];
+            let mut assessments = Vec::new();
             for (subject, kind, marks) in plan {
                 let id = gs::create_assessment(
                     tx,
@@ -514,11 +532,29 @@ async fn the_council_table_shows_hand_computed_averages_and_ranks() {
                     .filter_map(|(p, m)| m.map(|v| (*p, Some(gs::Value::Note(v)))))
                     .collect();
                 gs::save_grid(tx, scope, &a, &lines, &wanted, Some(&teacher), None)?;
+                assessments.push(id.to_vec());
             }
-            Ok((class.to_vec(), pupils.iter().map(|p| p.to_vec()).collect()))
+            Ok(Essai {
+                class: class.to_vec(),
+                pupils: pupils.iter().map(|p| p.to_vec()).collect(),
+                assessments,
+                login_a,
+            })
         }
     };
-    let (class, _pupils) = server.db.write_blocking(setup).expect("setup");
+    server.db.write_blocking(setup).expect("setup")
+}
+
+#[tokio::test]
+async fn the_council_table_shows_hand_computed_averages_and_ranks() {
+    let server = TestServer::start().await;
+    let teacher = person_of(&server, Role::Enseignant);
+    let (period, starts) = current_period(&server);
+    let Essai {
+        class,
+        pupils: _pupils,
+        ..
+    } = essai_class(&server, &teacher, &period, &starts);
 
     let t = server.logged_in(Role::Enseignant).await;
     let page = t.text(&format!("/conseil/{}", hex(&class))).await;
@@ -1264,8 +1300,14 @@ async fn the_direction_sets_the_averaging_rules_for_the_year() {
             ("distinctions", "12 Tableau d'honneur"),
         ]
     };
+    // Five decimals: refused, the form back as typed with what to change.
     let r = d.post("/notes/parametres", &form("2", "5")).await;
-    assert!(location(&r).contains("erreur="), "{}", location(&r));
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("role=\"alert\"") && body.contains("value=\"5\"") && body.contains("1 ; 2"),
+        "{body}"
+    );
     let r = d.post("/notes/parametres", &form("2", "2")).await;
     assert!(location(&r).contains("ok="), "{}", location(&r));
     let s = server
@@ -1414,5 +1456,124 @@ async fn closing_a_period_shows_what_is_missing_class_by_class_first() {
     let published =
         of_period("SELECT COUNT(*) FROM assessments WHERE period_id = ?1 AND published_at IS NULL");
     assert_eq!(published, 0, "closing published the forgotten grid");
+    server.stop().await;
+}
+
+/// The general average and the class's per subject on a pupil's marks page: a family sees them
+/// only where the school chose to show them, computed from published marks only (an unpublished
+/// mark moves neither), provisional until the period closes for the class; the direction sees
+/// them from every mark; a teacher of the pupil neither.
+#[tokio::test]
+async fn a_pupil_sees_provisional_averages_from_published_marks_where_the_school_allows() {
+    let server = TestServer::start().await;
+    let teacher = person_of(&server, Role::Enseignant);
+    let (period, starts) = current_period(&server);
+    let essai = essai_class(&server, &teacher, &period, &starts);
+    let a = &essai.pupils[0];
+    let page_of_a = format!("/notes/eleve/{}", hex(a));
+    let pupil = server.browser();
+    assert_eq!(
+        pupil.login(&essai.login_a, ESSAI_PASSWORD).await.status(),
+        303
+    );
+    let d = server.logged_in(Role::Direction).await;
+    let t = server.logged_in(Role::Enseignant).await;
+    let general = |page: &str| -> Option<String> {
+        let rest = page.split("Moyenne générale").nth(1)?;
+        let value = rest.split(" : ").nth(1)?.split("</strong>").next()?;
+        Some(value.to_string())
+    };
+
+    // Nothing published yet: the pupil sees no average at all; the direction sees 14,71.
+    let seen = pupil.text(&page_of_a).await;
+    assert_eq!(general(&seen), None, "{seen}");
+    assert!(!seen.contains("moyenne de la classe"));
+    let direction = d.text(&page_of_a).await;
+    assert_eq!(general(&direction).as_deref(), Some("14,71"), "{direction}");
+    assert!(direction.contains("Moyenne générale provisoire"));
+
+    // Maths and français published, EPS not: maths 16 ×4, français 12 ×2 → 88/6 = 14,67.
+    // Class averages from published marks: maths (16 + 16 + 8)/3 = 13,33, français
+    // (12 + 12 + 11)/3 = 11,67; EPS appears nowhere.
+    server
+        .db
+        .write_blocking(|tx| {
+            for id in &essai.assessments[..5] {
+                let id: [u8; 16] = id.clone().try_into().expect("id");
+                let by: [u8; 16] = teacher.clone().try_into().expect("id");
+                gs::publish(tx, &id, &by)?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .expect("publish");
+    let seen = pupil.text(&page_of_a).await;
+    assert_eq!(general(&seen).as_deref(), Some("14,67"), "{seen}");
+    assert!(seen.contains("Moyenne générale provisoire"), "{seen}");
+    assert!(
+        seen.contains("moyenne de la classe : 13,33")
+            && seen.contains("moyenne de la classe : 11,67"),
+        "{seen}"
+    );
+    assert!(!seen.contains("EPS essai"), "unpublished subject shown");
+    assert_eq!(general(&d.text(&page_of_a).await).as_deref(), Some("14,71"));
+    // A teacher of the pupil sees their own assessments, not the averages they make.
+    let teacher_sees = t.text(&page_of_a).await;
+    assert!(teacher_sees.contains("Maths essai"), "{teacher_sees}");
+    assert_eq!(general(&teacher_sees), None);
+    assert!(!teacher_sees.contains("moyenne de la classe"));
+
+    // The direction hides them: the form typed wrong comes back as typed; then saved.
+    let form = |decimals: &'static str| {
+        vec![
+            ("poids_classe", "1"),
+            ("poids_composition", "1"),
+            ("composition_manquante", "moyenne"),
+            ("absent_zero", "1"),
+            ("decimales", decimals),
+            ("arrondi", "superieur"),
+            ("annuelle", ""),
+            (
+                "appreciations",
+                "18 Excellent\n16 Très bien\n14 Bien\n12 Assez bien\n10 Passable\n0 Insuffisant",
+            ),
+            ("distinctions", "12 Tableau d'honneur"),
+            ("familles_classe", "1"),
+        ]
+    };
+    let r = d.post("/notes/parametres", &form("5")).await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("value=\"5\"")
+            && body.contains("name=\"familles_classe\" value=\"1\" checked"),
+        "typed values kept: {body}"
+    );
+    assert!(!body.contains("name=\"familles_moyenne\" value=\"1\" checked"));
+    let r = d.post("/notes/parametres", &form("2")).await;
+    assert!(location(&r).contains("ok="), "{}", location(&r));
+    let seen = pupil.text(&page_of_a).await;
+    assert_eq!(general(&seen), None, "general average hidden: {seen}");
+    assert!(seen.contains("moyenne de la classe : 13,33"), "{seen}");
+    assert_eq!(general(&d.text(&page_of_a).await).as_deref(), Some("14,71"));
+
+    // Once the period is closed for the class, the average is no longer provisional.
+    server
+        .db
+        .write_blocking(|tx| {
+            let id = |v: &Vec<u8>| -> [u8; 16] { v.clone().try_into().expect("id") };
+            gs::close_for_class(
+                tx,
+                "school:TEST",
+                &id(&period),
+                &id(&essai.class),
+                &id(&teacher),
+            )
+        })
+        .expect("close");
+    let direction = d.text(&page_of_a).await;
+    assert!(
+        direction.contains("Moyenne générale :") && !direction.contains("provisoire"),
+        "{direction}"
+    );
     server.stop().await;
 }

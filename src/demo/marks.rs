@@ -27,6 +27,16 @@ pub fn populate(
     let Some(year) = crate::school::current_year(conn, &today)? else {
         return Ok(());
     };
+    // The demo's families see their provisional averages (a choice each school makes).
+    gs::set_families_see(
+        conn,
+        scope,
+        &year.id,
+        crate::grades::compute::FamiliesSee {
+            general: true,
+            class: true,
+        },
+    )?;
     let teachings: Vec<(Id, Id, Id)> = conn
         .prepare(
             "SELECT t.class_id, t.subject_id, t.teacher_id FROM teachings t \

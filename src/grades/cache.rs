@@ -29,6 +29,10 @@ pub const TABLES: &[&str] = &[
     "assessment_settings",
     "marks",
     "bulletins",
+    // The general average and the class's per subject.
+    "coefficients",
+    "pupil_groups",
+    "class_period_closures",
 ];
 
 /// How long at most an entry is served without being computed again (spread per entry, see

@@ -81,6 +81,18 @@ pub struct Settings {
     pub distinctions: Vec<Band>,
     /// Weight of each period in the annual average (index 0 = first period); missing = 1.
     pub annual_weights: Vec<f64>,
+    /// What pupils and their families see before the bulletin (from published marks only).
+    pub families_see: FamiliesSee,
+}
+
+/// The direction's choice of what pupils and their families see of the averages before the
+/// bulletin: display only, never an input of the computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FamiliesSee {
+    /// Their provisional general average.
+    pub general: bool,
+    /// The class's average per subject.
+    pub class: bool,
 }
 
 fn band(from: f64, label: &str) -> Band {
@@ -115,6 +127,7 @@ impl Default for Settings {
                 band(16.0, "Félicitations"),
             ],
             annual_weights: Vec::new(),
+            families_see: FamiliesSee::default(),
         }
     }
 }

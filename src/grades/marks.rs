@@ -731,6 +731,8 @@ pub struct SubjectMarks {
     subject: String,
     marks: Vec<(String, String, String)>,
     average: String,
+    /// The class's average in the subject, where this viewer may see it; else empty.
+    class_average: String,
 }
 
 /// What a pupil's marks page shows besides the page frame, for one viewer: computed from the
@@ -743,6 +745,9 @@ pub struct PupilView {
     period: String,
     subjects: Vec<SubjectMarks>,
     published_only: bool,
+    /// The general average where this viewer may see it, and whether it is still provisional
+    /// (the period is not closed for the class).
+    general: Option<(String, bool)>,
     /// Issued bulletins: (id, period, version, replaced).
     bulletins: Vec<(String, String, i64, bool)>,
 }
@@ -850,6 +855,7 @@ pub fn pupil_view(
                 subject: m.subject.clone(),
                 marks: Vec::new(),
                 average: String::new(),
+                class_average: String::new(),
             });
             inputs.push(Vec::new());
         }
@@ -890,8 +896,38 @@ pub fn pupil_view(
             settings.decimals,
         );
     }
+    // The general average and the class's per subject: from the same marks this viewer sees
+    // (published ones for a family), only where policy and the school's choice allow.
+    let mut general = None;
+    if let (Some(p), Some((class_id, _))) = (&period, &class) {
+        let shown = policy::averages_shown(view, settings.families_see);
+        if shown.general || shown.class {
+            let data = store::class_period_marks(c, class_id, p, view == MarksView::Published)?;
+            if let Some(data) = data {
+                let result = compute::class_period(&data.settings, &data.input);
+                let at = data.pupils.iter().position(|r| r.id == *pupil);
+                if shown.general
+                    && let Some(average) = at.and_then(|i| result.pupils[i].average)
+                {
+                    let provisional = !store::is_closed(c, p, class_id)?;
+                    general = Some((show(Some(average), settings.decimals), provisional));
+                }
+                if shown.class {
+                    for s in &mut subjects {
+                        let Some(i) = data.subjects.iter().position(|d| d.name == s.subject) else {
+                            continue;
+                        };
+                        if let Some(stats) = &result.subject_stats[i] {
+                            s.class_average = show(Some(stats.mean), settings.decimals);
+                        }
+                    }
+                }
+            }
+        }
+    }
     let current = period.as_ref().map(|p| p.id);
     Ok(PupilView {
+        general,
         pupil: name,
         class: class.map(|c| c.1).unwrap_or_default(),
         periods: periods

@@ -390,11 +390,13 @@ struct SettingsPage {
     composition_weight: String,
     missing_zero: bool,
     absent_zero: bool,
-    decimals: u32,
-    rounding: &'static str,
+    decimals: String,
+    rounding: String,
     annual: String,
     bands: String,
     distinctions: String,
+    families_general: bool,
+    families_class: bool,
     confirmed: String,
 }
 
@@ -438,6 +440,35 @@ fn parse_bands(text: &str, what: &'static str) -> Result<Vec<Band>, Msg> {
     Ok(out)
 }
 
+/// The year's name and who confirmed its settings, in words.
+fn settings_frame(
+    c: &rusqlite::Connection,
+    tr: crate::web::i18n::Tr,
+    today: &str,
+) -> Result<(String, Settings, String), AppError> {
+    let y = crate::school::current_year(c, today)?
+        .ok_or_else(|| AppError::bad("school.msg.no_year"))?;
+    let s = store::settings(c, &y.id)?;
+    let confirmed: Option<(String, i64)> = rusqlite::OptionalExtension::optional(c.query_row(
+        "SELECT p.sort_name, a.confirmed_at FROM assessment_settings a \
+         JOIN person_names p ON p.id = a.confirmed_by WHERE a.school_year_id = ?1",
+        [&y.id[..]],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    ))?;
+    let confirmed = confirmed
+        .map(|(name, at)| {
+            let t = time::OffsetDateTime::from_unix_timestamp(at)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            tr.msg(
+                &Msg::new("grades.msg.settings_confirmed")
+                    .arg("name", name)
+                    .arg("date", crate::school::calendar::french(t.date())),
+            )
+        })
+        .unwrap_or_else(|| tr.t("grades.msg.settings_default").to_string());
+    Ok((y.name, s, confirmed))
+}
+
 async fn settings_page(
     State(state): State<AppState>,
     Can(_user, _): Can<DirectAssessment>,
@@ -445,21 +476,10 @@ async fn settings_page(
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
     let today = state.clock.today_iso();
+    let tr = page.tr;
     let (year, s, confirmed) = state
         .db
-        .read(move |c| {
-            let y = crate::school::current_year(c, &today)?
-                .ok_or_else(|| AppError::bad("school.msg.no_year"))?;
-            let s = store::settings(c, &y.id)?;
-            let confirmed: Option<(String, i64)> =
-                rusqlite::OptionalExtension::optional(c.query_row(
-                    "SELECT p.sort_name, a.confirmed_at FROM assessment_settings a \
-                 JOIN person_names p ON p.id = a.confirmed_by WHERE a.school_year_id = ?1",
-                    [&y.id[..]],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                ))?;
-            Ok::<_, AppError>((y.name, s, confirmed))
-        })
+        .read(move |c| settings_frame(c, tr, &today))
         .await?;
     render(&SettingsPage {
         year,
@@ -469,12 +489,13 @@ async fn settings_page(
         composition_weight: store::fmt_number(s.composition_weight),
         missing_zero: s.missing_composition == MissingComposition::Zero,
         absent_zero: s.absent_counts_zero,
-        decimals: s.decimals,
+        decimals: s.decimals.to_string(),
         rounding: match s.rounding {
             Rounding::HalfUp => "superieur",
             Rounding::HalfEven => "pair",
             Rounding::Down => "tronque",
-        },
+        }
+        .to_string(),
         annual: s
             .annual_weights
             .iter()
@@ -483,17 +504,9 @@ async fn settings_page(
             .join(" ; "),
         bands: bands_text(&s.bands),
         distinctions: bands_text(&s.distinctions),
-        confirmed: confirmed
-            .map(|(name, at)| {
-                let t = time::OffsetDateTime::from_unix_timestamp(at)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                page.tr.msg(
-                    &Msg::new("grades.msg.settings_confirmed")
-                        .arg("name", name)
-                        .arg("date", crate::school::calendar::french(t.date())),
-                )
-            })
-            .unwrap_or_else(|| page.tr.t("grades.msg.settings_default").to_string()),
+        families_general: s.families_see.general,
+        families_class: s.families_see.class,
+        confirmed,
         page,
     })
 }
@@ -506,12 +519,20 @@ struct SettingsForm {
     composition_manquante: String,
     #[serde(default)]
     absent_zero: String,
-    decimales: u32,
+    #[serde(default)]
+    decimales: String,
+    #[serde(default)]
     arrondi: String,
     #[serde(default)]
     annuelle: String,
+    #[serde(default)]
     appreciations: String,
+    #[serde(default)]
     distinctions: String,
+    #[serde(default)]
+    familles_moyenne: String,
+    #[serde(default)]
+    familles_classe: String,
 }
 
 fn parse_settings(f: &SettingsForm) -> Result<Settings, Msg> {
@@ -531,9 +552,10 @@ fn parse_settings(f: &SettingsForm) -> Result<Settings, Msg> {
     if class_weight + composition_weight <= 0.0 {
         return Err(Msg::new("grades.msg.weights_zero"));
     }
-    if f.decimales > 3 {
-        return Err(Msg::new("grades.msg.decimals"));
-    }
+    let decimals = match f.decimales.trim().parse::<u32>() {
+        Ok(d) if d <= 3 => d,
+        _ => return Err(Msg::new("grades.msg.decimals")),
+    };
     let mut annual = Vec::new();
     for w in f
         .annuelle
@@ -556,7 +578,7 @@ fn parse_settings(f: &SettingsForm) -> Result<Settings, Msg> {
             MissingComposition::ClassAverage
         },
         absent_counts_zero: !f.absent_zero.is_empty(),
-        decimals: f.decimales,
+        decimals,
         rounding: match f.arrondi.as_str() {
             "pair" => Rounding::HalfEven,
             "tronque" => Rounding::Down,
@@ -565,21 +587,50 @@ fn parse_settings(f: &SettingsForm) -> Result<Settings, Msg> {
         bands,
         distinctions: parse_bands(&f.distinctions, "grades.field.distinctions")?,
         annual_weights: annual,
+        families_see: compute::FamiliesSee {
+            general: !f.familles_moyenne.is_empty(),
+            class: !f.familles_classe.is_empty(),
+        },
     })
 }
 
 async fn settings_save(
     State(state): State<AppState>,
     Can(user, _): Can<DirectAssessment>,
+    page: Page,
     crate::web::CsrfToken(owner): crate::web::CsrfToken,
     CsrfForm(f): CsrfForm<SettingsForm>,
 ) -> Result<Response, AppError> {
     let s = match parse_settings(&f) {
         Ok(s) => s,
         Err(e) => {
-            return Ok(
-                Redirect::to(&state.flash.err(&owner, "/notes/parametres", e)).into_response(),
-            );
+            // The form comes back as typed, with what to change.
+            let today = state.clock.today_iso();
+            let tr = page.tr;
+            let (year, _, confirmed) = state
+                .db
+                .read(move |c| settings_frame(c, tr, &today))
+                .await?;
+            let mut response = render(&SettingsPage {
+                year,
+                notice: String::new(),
+                error: page.tr.msg(&e),
+                class_weight: f.poids_classe,
+                composition_weight: f.poids_composition,
+                missing_zero: f.composition_manquante == "zero",
+                absent_zero: !f.absent_zero.is_empty(),
+                decimals: f.decimales,
+                rounding: f.arrondi,
+                annual: f.annuelle,
+                bands: f.appreciations,
+                distinctions: f.distinctions,
+                families_general: !f.familles_moyenne.is_empty(),
+                families_class: !f.familles_classe.is_empty(),
+                confirmed,
+                page,
+            })?;
+            *response.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(response);
         }
     };
     let me = user.person_id;

@@ -60,7 +60,7 @@ pub fn settings(conn: &Connection, year: &Id) -> Result<Settings, DbError> {
     let row = conn
         .prepare_cached(
             "SELECT class_weight, composition_weight, missing_composition, absent_counts_zero, decimals, \
-                    rounding, annual_weights, bands, distinctions \
+                    rounding, annual_weights, bands, distinctions, families_see_general, families_see_class \
              FROM assessment_settings WHERE school_year_id = ?1",
         )?
         .query_row([&year[..]], |r| {
@@ -74,10 +74,15 @@ pub fn settings(conn: &Connection, year: &Id) -> Result<Settings, DbError> {
                 r.get::<_, String>(6)?,
                 r.get::<_, String>(7)?,
                 r.get::<_, String>(8)?,
+                compute::FamiliesSee {
+                    general: r.get(9)?,
+                    class: r.get(10)?,
+                },
             ))
         })
         .optional()?;
-    let Some((wc, wk, missing, absent, decimals, rounding, annual, bands, distinctions)) = row
+    let Some((wc, wk, missing, absent, decimals, rounding, annual, bands, distinctions, families)) =
+        row
     else {
         return Ok(Settings::default());
     };
@@ -110,6 +115,7 @@ pub fn settings(conn: &Connection, year: &Id) -> Result<Settings, DbError> {
         } else {
             distinctions
         },
+        families_see: families,
     })
 }
 
@@ -125,14 +131,16 @@ pub fn save_settings(
     conn.execute(
         "INSERT INTO assessment_settings (id, scope, school_year_id, class_weight, composition_weight, \
              missing_composition, absent_counts_zero, decimals, rounding, annual_weights, bands, distinctions, \
-             confirmed_by, confirmed_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) \
+             confirmed_by, confirmed_at, updated_at, families_see_general, families_see_class) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16) \
          ON CONFLICT (school_year_id) DO UPDATE SET class_weight = excluded.class_weight, \
              composition_weight = excluded.composition_weight, missing_composition = excluded.missing_composition, \
              absent_counts_zero = excluded.absent_counts_zero, decimals = excluded.decimals, \
              rounding = excluded.rounding, annual_weights = excluded.annual_weights, bands = excluded.bands, \
              distinctions = excluded.distinctions, confirmed_by = excluded.confirmed_by, \
-             confirmed_at = excluded.confirmed_at, updated_at = excluded.updated_at",
+             confirmed_at = excluded.confirmed_at, updated_at = excluded.updated_at, \
+             families_see_general = excluded.families_see_general, \
+             families_see_class = excluded.families_see_class",
         params![
             &db::new_id()[..],
             scope,
@@ -155,6 +163,8 @@ pub fn save_settings(
             bands_to_json(&s.distinctions),
             &by[..],
             now,
+            s.families_see.general as i64,
+            s.families_see.class as i64,
         ],
     )?;
     audit::record(
@@ -165,17 +175,48 @@ pub fn save_settings(
             object_type: Some("school_year"),
             object_id: Some(year),
             new: Some(&format!(
-                "wc={} wk={} composition manquante={} décimales={}",
+                "wc={} wk={} composition manquante={} décimales={} familles : moyenne générale={} \
+                 moyennes de classe={}",
                 s.class_weight,
                 s.composition_weight,
                 match s.missing_composition {
                     MissingComposition::ClassAverage => "moyenne de classe",
                     MissingComposition::Zero => "zéro",
                 },
-                s.decimals
+                s.decimals,
+                if s.families_see.general { "oui" } else { "non" },
+                if s.families_see.class { "oui" } else { "non" },
             )),
             ..Default::default()
         },
+    )?;
+    Ok(())
+}
+
+/// Set only what pupils and families see of the averages, keeping every other setting (the
+/// defaults when none were entered, still to be confirmed): the demo school shows them.
+pub fn set_families_see(
+    conn: &Connection,
+    scope: &str,
+    year: &Id,
+    see: compute::FamiliesSee,
+) -> Result<(), DbError> {
+    let defaults = Settings::default();
+    conn.execute(
+        "INSERT INTO assessment_settings (id, scope, school_year_id, bands, distinctions, updated_at, \
+             families_see_general, families_see_class) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (school_year_id) DO UPDATE SET families_see_general = excluded.families_see_general, \
+             families_see_class = excluded.families_see_class, updated_at = excluded.updated_at",
+        params![
+            &db::new_id()[..],
+            scope,
+            &year[..],
+            bands_to_json(&defaults.bands),
+            bands_to_json(&defaults.distinctions),
+            db::now(),
+            see.general as i64,
+            see.class as i64,
+        ],
     )?;
     Ok(())
 }
@@ -1063,6 +1104,28 @@ pub fn class_period(
     class: &Id,
     period: &Period,
 ) -> Result<Option<ClassPeriodData>, DbError> {
+    gather(conn, class, period, false, true)
+}
+
+/// The marks only, without absences and sanctions — published ones when `published_only`:
+/// what a pupil's marks page computes the general average and the class's per subject from.
+/// With `published_only`, never reads an unpublished mark.
+pub fn class_period_marks(
+    conn: &Connection,
+    class: &Id,
+    period: &Period,
+    published_only: bool,
+) -> Result<Option<ClassPeriodData>, DbError> {
+    gather(conn, class, period, published_only, false)
+}
+
+fn gather(
+    conn: &Connection,
+    class: &Id,
+    period: &Period,
+    published_only: bool,
+    school_life: bool,
+) -> Result<Option<ClassPeriodData>, DbError> {
     let Some((class_name, level, serie)): Option<(String, String, String)> = conn
         .prepare_cached("SELECT name, level, coalesce(serie, '') FROM class_list WHERE id = ?1")?
         .query_row([&class[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -1157,10 +1220,10 @@ pub fn class_period(
     let mut st = conn.prepare_cached(
         "SELECT m.pupil_id, a.subject_id, s.name, a.kind, m.status, m.value, a.scale \
          FROM marks m JOIN assessments a ON a.id = m.assessment_id JOIN subject_list s ON s.id = a.subject_id \
-         WHERE a.period_id = ?2 AND m.pupil_id IN \
+         WHERE a.period_id = ?2 AND (?3 = 0 OR a.published_at IS NOT NULL) AND m.pupil_id IN \
                (SELECT pupil_id FROM enrolments WHERE class_id = ?1)",
     )?;
-    let mut rows = st.query(params![&class[..], &period.id[..]])?;
+    let mut rows = st.query(params![&class[..], &period.id[..], published_only as i64])?;
     while let Some(r) = rows.next()? {
         let pupil: Id = r.get(0)?;
         let subject: Id = r.get(1)?;
@@ -1204,6 +1267,10 @@ pub fn class_period(
             late_minutes: (0, 0),
             sanctions: Vec::new(),
         };
+        if !school_life {
+            pupils.push(row);
+            continue;
+        }
         let missed = crate::attendance::store::minutes_missed(
             conn,
             &id,
