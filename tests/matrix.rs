@@ -1016,6 +1016,13 @@ fn matrix() -> Vec<Entry> {
             Some(justification_document),
             &[],
         ),
+        e(
+            "GET",
+            "/absences/{id}/apercu",
+            Justification,
+            Some(justification_document),
+            &[],
+        ),
         e("GET", "/etablissement", None, Some(structure), &[]),
         e(
             "POST",

@@ -1402,6 +1402,22 @@ async fn a_familys_home_page_opens_on_the_childs_day_and_shows_only_what_the_par
 #[tokio::test]
 async fn the_vie_scolaire_desk_filters_by_class_comes_back_to_the_next_card_and_accepts_several() {
     let server = TestServer::start().await;
+    // What families send: a photo, a scanner app's PDF around its JPEG, a PDF of text.
+    let store = kekeli::files::Store::new(server.config.data_dir.join("store"));
+    let photo = tiny_jpeg(800, 600, 1);
+    let scan = tiny_jpeg(1240, 1754, 2);
+    let mut scanned =
+        b"%PDF-1.4\n1 0 obj\n<< /Type /XObject /Subtype /Image /Filter /DCTDecode >>\nstream\n"
+            .to_vec();
+    scanned.extend_from_slice(&scan);
+    scanned.extend_from_slice(b"\nendstream\nendobj\n%%EOF\n");
+    let texte =
+        b"%PDF-1.4\n1 0 obj\n<< /Length 9 >>\nstream\nBT (x) ET\nendstream\nendobj\n%%EOF\n";
+    let docs = [
+        store.put(&photo).expect("photo"),
+        store.put(texte).expect("text pdf"),
+        store.put(&scanned).expect("scanned pdf"),
+    ];
     let (class, other_class, ids, elsewhere) = server
         .db
         .write_blocking(|tx| {
@@ -1418,12 +1434,12 @@ async fn the_vie_scolaire_desk_filters_by_class_comes_back_to_the_next_card_and_
                     |r| r.get(0),
                 )
             };
-            let add = |pupil: [u8; 16], day: &str, doc: Option<&str>| -> rusqlite::Result<[u8; 16]> {
+            let add = |pupil: [u8; 16], day: &str, doc: Option<(&str, &str)>| -> rusqlite::Result<[u8; 16]> {
                 let id = kekeli::db::new_id();
                 tx.execute(
                     "INSERT INTO absences (id, scope, pupil_id, kind, on_date, starts, minutes, status, reason, document, document_name, justified_at, created_at, updated_at) \
                      VALUES (?1, 'school:TEST', ?2, 'absence', ?3, 420, 55, 'en_attente', 'Malade', ?4, ?5, 1, 0, 0)",
-                    (&id[..], &pupil[..], common::in_year(day), doc.map(|_| "abc"), doc),
+                    (&id[..], &pupil[..], common::in_year(day), doc.map(|d| d.0), doc.map(|d| d.1)),
                 )?;
                 Ok(id)
             };
@@ -1434,9 +1450,9 @@ async fn the_vie_scolaire_desk_filters_by_class_comes_back_to_the_next_card_and_
                 [&classes[0][..]],
             )?;
             let ids = [
-                add(pupil_of(&classes[0], 0)?, "11-02", Some("certificat.jpg"))?,
-                add(pupil_of(&classes[0], 1)?, "11-03", None)?,
-                add(pupil_of(&classes[0], 2)?, "11-04", Some("mot.pdf"))?,
+                add(pupil_of(&classes[0], 0)?, "11-02", Some((&docs[0], "certificat.jpg")))?,
+                add(pupil_of(&classes[0], 1)?, "11-03", Some((&docs[1], "releve.pdf")))?,
+                add(pupil_of(&classes[0], 2)?, "11-04", Some((&docs[2], "mot.pdf")))?,
                 add(pupil_of(&classes[0], 3)?, "11-05", None)?,
             ];
             let elsewhere = add(pupil_of(&classes[1], 0)?, "11-02", None)?;
@@ -1459,16 +1475,42 @@ async fn the_vie_scolaire_desk_filters_by_class_comes_back_to_the_next_card_and_
         !desk.contains(&format!("id=\"j-{elsewhere}\"")),
         "another class"
     );
-    assert!(
-        desk.contains(&format!(
-            "<img class=\"preview\" src=\"/absences/{}/document\"",
-            ids[0]
-        )),
-        "the photo shows on its card"
-    );
-    assert!(
-        !desk.contains(&format!("src=\"/absences/{}/document\"", ids[2])),
-        "a PDF is a link"
+    // Every document shows on its card as a picture, a tap from the whole document: the photo,
+    // the scan inside the PDF, or for a PDF of text a picture saying there is no preview.
+    for id in &ids[..3] {
+        assert!(
+            desk.contains(&format!(
+                "<a href=\"/absences/{id}/document\"><img class=\"preview\" src=\"/absences/{id}/apercu\""
+            )),
+            "{id}: {desk}"
+        );
+    }
+    let picture = |id: &str| {
+        let cpe = &cpe;
+        let url = format!("/absences/{id}/apercu");
+        async move {
+            let r = cpe.get(&url).await;
+            assert_eq!(r.status(), 200, "{url}");
+            let mime = r.headers()["content-type"]
+                .to_str()
+                .expect("type")
+                .to_string();
+            (mime, r.bytes().await.expect("bytes").to_vec())
+        }
+    };
+    assert_eq!(picture(&ids[0]).await, ("image/jpeg".to_string(), photo));
+    let (mime, svg) = picture(&ids[1]).await;
+    assert_eq!(mime, "image/svg+xml");
+    assert!(String::from_utf8_lossy(&svg).contains("pas d'aperçu"));
+    assert_eq!(picture(&ids[2]).await, ("image/jpeg".to_string(), scan));
+    // Not for a teacher (the document is the family's and vie scolaire's).
+    let teacher = server.logged_in(Role::Enseignant).await;
+    assert_eq!(
+        teacher
+            .get(&format!("/absences/{}/apercu", ids[2]))
+            .await
+            .status(),
+        403
     );
     assert!(desk.contains(&format!("<option value=\"{class}\" selected>")));
     // Accepting the first card comes back to the second, the class kept.
@@ -1641,4 +1683,16 @@ async fn the_direction_and_the_technician_see_what_waits_for_them_on_their_home_
         assert!(part(&b.text("/").await).is_empty(), "{role:?}");
     }
     server.stop().await;
+}
+
+/// The head of a baseline JPEG of `w` × `h` and its end marker (`seed` makes two differ).
+fn tiny_jpeg(w: u16, h: u16, seed: u8) -> Vec<u8> {
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    j.extend_from_slice(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+    j.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    j.extend_from_slice(&h.to_be_bytes());
+    j.extend_from_slice(&w.to_be_bytes());
+    j.extend_from_slice(&[0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+    j.extend_from_slice(&[seed, 0x34, 0xFF, 0xD9]);
+    j
 }

@@ -86,7 +86,8 @@ struct Card {
     line: AbsenceLine,
     /// The card after this one, where the page comes back once this one is decided.
     next: String,
-    /// The document is a photo, shown on the card (a PDF is a link).
+    /// The card shows the document's picture (`/absences/{id}/apercu`): the photo, or a PDF's
+    /// scan, or a picture saying a PDF has none.
     image: bool,
 }
 
@@ -132,15 +133,6 @@ pub(super) struct DeskQuery {
     ok: String,
     #[serde(default)]
     erreur: String,
-}
-
-/// Is a document's name one of a photo the browser shows (what the family sent was checked for
-/// its kind when it came; the download route sniffs it again)?
-fn is_photo(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [".jpg", ".jpeg", ".png", ".webp"]
-        .iter()
-        .any(|e| lower.ends_with(e))
 }
 
 pub(super) async fn page(
@@ -200,7 +192,7 @@ pub(super) async fn page(
             .map(|(i, r)| Card {
                 line: absence_line(tr, r, false),
                 next: pending.get(i + 1).map(|n| hex(&n.id)).unwrap_or_default(),
-                image: r.has_document && is_photo(&r.document_name),
+                image: r.has_document,
             })
             .collect()
     } else {

@@ -41,6 +41,7 @@ pub fn routes() -> Routes {
         .post("/absences/{id}/decision", desk::decide)
         .post("/absences/decisions", desk::accept_many)
         .get("/absences/{id}/document", document)
+        .get("/absences/{id}/apercu", preview)
 }
 
 #[derive(Debug, Clone)]
@@ -679,13 +680,14 @@ async fn justify_submit(
     Ok(Redirect::to(&format!("/absences/eleve/{}?ok=justifiee", hex(&pupil))).into_response())
 }
 
-/// The justification document, for vie scolaire, direction and whoever may justify.
-async fn document(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let absence = id_from_hex(&id).ok_or(AppError::NotFound)?;
+/// The justification document's stored bytes and name, for vie scolaire, direction and
+/// whoever may justify this absence.
+async fn document_bytes(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+) -> Result<(Vec<u8>, String), AppError> {
+    let absence = id_from_hex(id).ok_or(AppError::NotFound)?;
     let principal = user.principal();
     let today = iso(state.clock.now().date);
     let (hash, name) = state
@@ -702,6 +704,70 @@ async fn document(
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|_| AppError::NotFound)?;
+    Ok((bytes, name))
+}
+
+/// The justification document, for vie scolaire, direction and whoever may justify.
+async fn document(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let (bytes, name) = document_bytes(&state, &user, &id).await?;
     let kind = crate::files::Kind::sniff(&bytes).ok_or(AppError::NotFound)?;
     Ok(crate::files::download(bytes, kind.mime(), &name))
+}
+
+/// A picture of the justification for the desk's card: the photo itself, the scan inside a
+/// PDF (`files::pdf_photo`), or — for a PDF without one — a small picture saying so, so that
+/// the card never shows a broken image. Same access as the document.
+async fn preview(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    use axum::http::{HeaderValue, header};
+    let (bytes, _) = document_bytes(&state, &user, &id).await?;
+    let kind = crate::files::Kind::sniff(&bytes).ok_or(AppError::NotFound)?;
+    let (body, mime) = match kind {
+        crate::files::Kind::Pdf => {
+            let found = tokio::task::spawn_blocking(move || {
+                crate::files::pdf_photo(&bytes).map(<[u8]>::to_vec)
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+            match found {
+                Some(jpeg) => (jpeg, "image/jpeg"),
+                None => (
+                    no_preview_svg(page.tr.t("absences.no_preview")).into_bytes(),
+                    "image/svg+xml",
+                ),
+            }
+        }
+        crate::files::Kind::Jpeg | crate::files::Kind::Png => (bytes, kind.mime()),
+        _ => return Err(AppError::NotFound),
+    };
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=300"),
+    );
+    Ok(resp)
+}
+
+/// « Document PDF — pas d'aperçu ; ouvrez-le » as a small picture (text escaped, no script).
+fn no_preview_svg(text: &str) -> String {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"120\" viewBox=\"0 0 320 120\">\
+         <rect width=\"320\" height=\"120\" rx=\"8\" fill=\"#f1f3f5\" stroke=\"#868e96\"/>\
+         <text x=\"160\" y=\"52\" font-family=\"sans-serif\" font-size=\"22\" text-anchor=\"middle\" fill=\"#343a40\">PDF</text>\
+         <text x=\"160\" y=\"84\" font-family=\"sans-serif\" font-size=\"14\" text-anchor=\"middle\" fill=\"#495057\">{escaped}</text></svg>"
+    )
 }

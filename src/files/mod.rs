@@ -127,6 +127,54 @@ impl Kind {
     }
 }
 
+/// The photo inside a scanned PDF (a phone's scanner app or a copier makes a PDF around one
+/// JPEG per page): the largest JPEG stream of the file, for a preview on a page. A byte scan —
+/// no PDF parser, nothing decompressed, so a hostile file costs one pass over its bytes;
+/// `None` for a PDF without a plain JPEG (text, or a filter chain). Must never be used to
+/// decide anything about the document: it only shows it.
+pub fn pdf_photo(pdf: &[u8]) -> Option<&[u8]> {
+    use memchr::memmem;
+    let mut best: Option<(&[u8], u64)> = None;
+    let mut at = 0;
+    while let Some(i) = memmem::find(&pdf[at..], b"/DCTDecode") {
+        let filter = at + i;
+        at = filter + 10;
+        // The stream follows its dictionary; a dictionary is short.
+        let window = &pdf[at..pdf.len().min(at + 4096)];
+        let Some(s) = memmem::find(window, b"stream") else {
+            continue;
+        };
+        let mut start = at + s + 6;
+        if pdf.get(start) == Some(&b'\r') {
+            start += 1;
+        }
+        if pdf.get(start) == Some(&b'\n') {
+            start += 1;
+        }
+        let Some(len) = memmem::find(&pdf[start..], b"endstream") else {
+            break;
+        };
+        let data = &pdf[start..start + len];
+        at = start + len;
+        // The JPEG ends at its last end-of-image marker (the stream may add an end of line).
+        let Some(end) = memmem::rfind(data, &[0xFF, 0xD9]) else {
+            continue;
+        };
+        let jpeg = &data[..end + 2];
+        if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            continue;
+        }
+        let Ok(size) = imagesize::blob_size(jpeg) else {
+            continue;
+        };
+        let pixels = size.width as u64 * size.height as u64;
+        if best.is_none_or(|(_, p)| pixels > p) {
+            best = Some((jpeg, pixels));
+        }
+    }
+    best.map(|(j, _)| j)
+}
+
 /// A file name safe to store and show: letters, digits, `. - _` and spaces, 80 characters at
 /// most, with `fallback` when nothing is left.
 pub fn safe_name(name: &str, fallback: &str) -> String {
@@ -293,6 +341,66 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head of a baseline JPEG of `w` × `h` (what a size reader needs) and its end marker.
+    fn tiny_jpeg(w: u16, h: u16) -> Vec<u8> {
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        j.extend_from_slice(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        j.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+        j.extend_from_slice(&h.to_be_bytes());
+        j.extend_from_slice(&w.to_be_bytes());
+        j.extend_from_slice(&[0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+        j.extend_from_slice(&[0x12, 0x34, 0xFF, 0xD9]);
+        j
+    }
+
+    fn pdf_with(streams: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        for (i, (filter, data)) in streams.iter().enumerate() {
+            pdf.extend_from_slice(
+                format!(
+                    "{} 0 obj\n<< /Type /XObject /Subtype /Image /Filter {filter} /Length {} >>\r\nstream\r\n",
+                    i + 1,
+                    data.len()
+                )
+                .as_bytes(),
+            );
+            pdf.extend_from_slice(data);
+            pdf.extend_from_slice(b"\r\nendstream\nendobj\n");
+        }
+        pdf.extend_from_slice(b"trailer << >>\n%%EOF\n");
+        pdf
+    }
+
+    #[test]
+    fn a_scanned_pdf_gives_its_largest_jpeg_and_nothing_else_does() {
+        let (logo, scan) = (tiny_jpeg(40, 20), tiny_jpeg(1240, 1754));
+        let pdf = pdf_with(&[("/DCTDecode", logo.clone()), ("/DCTDecode", scan.clone())]);
+        assert_eq!(pdf_photo(&pdf), Some(&scan[..]), "the scan, not the logo");
+        let pdf = pdf_with(&[("/DCTDecode", scan.clone()), ("/DCTDecode", logo.clone())]);
+        assert_eq!(pdf_photo(&pdf), Some(&scan[..]), "whatever the order");
+        // A text PDF, a compressed JPEG (filter chain), a truncated file, garbage after the
+        // filter name: no picture.
+        assert_eq!(
+            pdf_photo(&pdf_with(&[("/FlateDecode", vec![0x78, 0x9c, 1, 2])])),
+            None
+        );
+        assert_eq!(
+            pdf_photo(&pdf_with(&[(
+                "[/FlateDecode /DCTDecode]",
+                vec![0x78, 0x9c, 1]
+            )])),
+            None
+        );
+        let whole = pdf_with(&[("/DCTDecode", scan.clone())]);
+        assert_eq!(pdf_photo(&whole[..whole.len() / 2]), None);
+        assert_eq!(
+            pdf_photo(b"%PDF-1.4 /DCTDecode stream\n\xFF\xD8\xFF\xFF\xD9 endstream"),
+            None
+        );
+        assert_eq!(pdf_photo(b"/DCTDecode"), None);
+        assert_eq!(pdf_photo(b""), None);
+    }
 
     #[test]
     fn office_documents_are_recognised_by_content() {
