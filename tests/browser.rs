@@ -1506,3 +1506,126 @@ fn pdf_pages(pdf: &[u8]) -> usize {
         .filter(|(i, m)| !text[i + m.len()..].starts_with('s'))
         .count()
 }
+
+/// The conseil de classe's table prints whole on A4 landscape: under print media at the
+/// page's width nothing sticks out of it, the remarks form is left out, and the printed PDF
+/// holds every pupil, the last column and the class statistics.
+#[tokio::test]
+async fn the_council_table_prints_whole_on_a4_landscape() {
+    use kekeli::policy::Role;
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 1280, 900).await else {
+        return;
+    };
+    let base = server.base();
+    let direction = server.login_of(Role::Direction).clone();
+    // The largest class: the longest table.
+    let (class, names): (Vec<u8>, Vec<String>) = server
+        .db
+        .read_blocking(|c| {
+            let class: Vec<u8> = c.query_row(
+                "SELECT class_id FROM class_members WHERE role = 'eleve' GROUP BY class_id \
+                 ORDER BY COUNT(*) DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut st = c.prepare(
+                "SELECT p.surname FROM class_members m JOIN people p ON p.id = m.person_id \
+                 WHERE m.class_id = ?1 AND m.role = 'eleve' AND p.left_on IS NULL",
+            )?;
+            let names = st
+                .query_map([&class], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok::<_, kekeli::db::DbError>((class, names))
+        })
+        .expect("class");
+    assert!(names.len() >= 30, "{} pupils", names.len());
+    d.log_in(&base, &direction.login, &direction.password).await;
+    d.goto(&format!("{base}/conseil/{}", hex(&class))).await;
+    d.wait_text("Remarques et décisions du conseil").await;
+
+    // A4 landscape less 8 mm margins: 281 mm = 1062 CSS px wide.
+    let cdp = |cmd: &'static str, params: Value| {
+        let d = &d;
+        async move {
+            d.cmd(
+                reqwest::Method::POST,
+                "/goog/cdp/execute",
+                json!({ "cmd": cmd, "params": params }),
+            )
+            .await
+        }
+    };
+    cdp("Emulation.setEmulatedMedia", json!({ "media": "print" })).await;
+    cdp(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 1062, "height": 750, "deviceScaleFactor": 1, "mobile": false }),
+    )
+    .await;
+    let measured = d
+        .js("const t = document.querySelector('table.results'); \
+             const form = document.querySelector(\"form[action^='/conseil/']\"); \
+             return { table: Math.ceil(t.getBoundingClientRect().right), \
+                      scroll: document.documentElement.scrollWidth, \
+                      width: document.documentElement.clientWidth, \
+                      rows: t.tBodies[0].rows.length, \
+                      form: getComputedStyle(form.closest('.noprint') || form).display };")
+        .await;
+    let width = measured["width"].as_i64().expect("width");
+    assert!(
+        width >= 1000 && width <= 1062,
+        "the emulated page is the paper's width: {measured}"
+    );
+    assert!(
+        measured["table"].as_i64().expect("table") <= width
+            && measured["scroll"].as_i64().expect("scroll") <= width,
+        "the table sticks out of the page: {measured}"
+    );
+    assert_eq!(measured["rows"].as_u64(), Some(names.len() as u64));
+    assert_eq!(measured["form"], "none", "the remarks form is not printed");
+    cdp("Emulation.setEmulatedMedia", json!({ "media": "" })).await;
+    cdp("Emulation.clearDeviceMetricsOverride", json!({})).await;
+
+    // Printed as the browser does, without shrinking to fit.
+    let pdf = d
+        .cmd(
+            reqwest::Method::POST,
+            "/print",
+            json!({"orientation": "landscape", "shrinkToFit": false,
+                   "page": {"width": 21.0, "height": 29.7},
+                   "margin": {"top": 0.8, "bottom": 0.8, "left": 0.8, "right": 0.8}}),
+        )
+        .await;
+    let pdf = pdf.as_str().and_then(decode64).expect("a PDF");
+    let _ = std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots"));
+    let _ = std::fs::write(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/screenshots/council-print.pdf"
+        ),
+        &pdf,
+    );
+    let pages = pdf_pages(&pdf);
+    assert!((1..=3).contains(&pages), "{pages} pages");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("conseil.pdf");
+    std::fs::write(&path, &pdf).expect("write");
+    let out = Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (apt-get install poppler-utils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in &names {
+        assert!(text.contains(name.as_str()), "{name} not printed:\n{text}");
+    }
+    for expected in ["Distinction", "Plus haute", "Plus basse"] {
+        assert!(text.contains(expected), "{expected} not printed:\n{text}");
+    }
+    assert!(
+        !text.contains("Remarques et décisions du conseil"),
+        "the form is printed:\n{text}"
+    );
+    d.quit().await;
+    server.stop().await;
+}
