@@ -469,6 +469,8 @@ pub fn has_things_to_see_to(who: &Principal) -> bool {
         Capability::RunBackups,
         Capability::ViewSystem,
         Capability::RunSync,
+        Capability::ManageAccounts,
+        Capability::ManageStructure,
     ]
     .into_iter()
     .any(|c| allows(who, c))

@@ -800,9 +800,10 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
              DROP TABLE sync_log; ALTER TABLE sync_log_v14 RENAME TO sync_log;
              ALTER TABLE lesson_entries DROP COLUMN visa_comment; DROP TABLE homework_done; \
              ALTER TABLE assessment_settings DROP COLUMN families_see_general; \
-             ALTER TABLE assessment_settings DROP COLUMN families_see_class;",
+             ALTER TABLE assessment_settings DROP COLUMN families_see_class; \
+             DROP TABLE import_runs;",
         )
-        .expect("undo V15 to V22");
+        .expect("undo V15 to V23");
         c.execute(
             "DELETE FROM refinery_schema_history WHERE version >= 15",
             [],

@@ -1573,7 +1573,7 @@ async fn the_council_table_prints_whole_on_a4_landscape() {
         .await;
     let width = measured["width"].as_i64().expect("width");
     assert!(
-        width >= 1000 && width <= 1062,
+        (1000..=1062).contains(&width),
         "the emulated page is the paper's width: {measured}"
     );
     assert!(

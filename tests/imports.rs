@@ -582,6 +582,21 @@ async fn the_secretariat_previews_then_applies_and_prints_the_new_slips() {
     assert!(html.contains("2 créations"), "{html}");
     assert!(html.contains("est encore enregistré"), "{html}");
     assert_eq!(people(&server), before, "the preview saved nothing");
+    // Checked and not confirmed: the home page says so, one tap from the imports.
+    let waiting = |home: String| -> String {
+        home.split("class=\"today attention\"")
+            .nth(1)
+            .and_then(|s| s.split("</section>").next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let home = waiting(b.text("/").await);
+    assert!(
+        home.contains(
+            "href=\"/imports\">Import « Élèves » : le fichier « rentree.csv » vérifié sans erreur le "
+        ) && home.contains("n&#39;a pas été confirmé"),
+        "{home}"
+    );
     let hash = html
         .split("name=\"fichier\" value=\"")
         .nth(1)
@@ -604,6 +619,11 @@ async fn the_secretariat_previews_then_applies_and_prints_the_new_slips() {
     );
     assert_eq!(people(&server), before + 2);
     assert_eq!(audit_count(&server, "import.apply"), 1);
+    let home = waiting(b.text("/").await);
+    assert!(
+        home.contains("Rien ne vous attend") && !home.contains("rentree.csv"),
+        "applied: nothing waits: {home}"
+    );
 
     // A broken file: the French errors, nothing saved.
     let r = b
@@ -623,6 +643,18 @@ async fn the_secretariat_previews_then_applies_and_prints_the_new_slips() {
         !html.contains("/imports/eleves/appliquer"),
         "no way to apply a file with errors"
     );
+    // A file left with errors waits on the home page of whoever imports pupils.
+    let home = waiting(b.text("/").await);
+    assert!(
+        home.contains("class=\"urgent\"")
+            && home.contains("Import « Élèves » : le fichier « faux.csv » du ")
+            && home.contains("a 1 erreur ; corrigez-le"),
+        "{home}"
+    );
+    let tech_home = waiting(server.logged_in(Role::Technicien).await.text("/").await);
+    assert!(tech_home.contains("faux.csv"), "{tech_home}");
+    let teacher_home = server.logged_in(Role::Enseignant).await.text("/").await;
+    assert!(!teacher_home.contains("faux.csv"));
 
     // The technician manages accounts but not the timetable.
     let t = server.logged_in(Role::Technicien).await;

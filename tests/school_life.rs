@@ -1673,6 +1673,24 @@ async fn the_direction_and_the_technician_see_what_waits_for_them_on_their_home_
         "not enrolled: no sync line"
     );
     assert!(!mine.contains("séances du cahier"), "{mine}");
+    assert!(!mine.contains("certificat"), "a fresh certificate: {mine}");
+    // The certificate still unrenewed ten days before it expires: renewing fails.
+    let leaf = server.config.tls_dir().join("leaf.json");
+    let mut info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&leaf).expect("leaf.json")).expect("json");
+    info["not_after"] = serde_json::json!(kekeli::db::now() + 10 * 86_400);
+    std::fs::write(&leaf, serde_json::to_vec(&info).expect("json")).expect("write");
+    let mine = part(&tech.text("/").await);
+    assert!(
+        mine.contains(
+            "class=\"urgent\"><a href=\"/admin\">Le certificat HTTPS de la boîte expire le "
+        ),
+        "{mine}"
+    );
+    assert!(
+        !part(&d.text("/").await).contains("certificat"),
+        "not the direction's"
+    );
     for role in [
         Role::Enseignant,
         Role::Parent,

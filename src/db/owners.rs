@@ -74,6 +74,7 @@ pub const OWNERS: &[(&str, &str)] = &[
     // The cahier de textes.
     ("lesson_entries", "journal"),
     ("homework_done", "journal"),
+    ("import_runs", "imports"),
     ("lesson_entry_versions", "journal"),
     ("lesson_attachments", "journal"),
     // Discipline.

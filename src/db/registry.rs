@@ -31,6 +31,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "sync_files_carried",
     "usage_today",
     "homework_done",
+    "import_runs",
 ];
 
 const TRIGGER_PREFIX: &str = "kekeli_cc_";

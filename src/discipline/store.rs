@@ -345,7 +345,7 @@ pub fn decide(
         "{}{} le {} : {}",
         label_fr(SANCTIONS, &s.kind),
         s.days
-            .map(|d| format!(" de {d} jour(s)"))
+            .map(|d| format!(" de {d} {}", if d > 1 { "jours" } else { "jour" }))
             .unwrap_or_default(),
         s.decided_on,
         s.reason

@@ -117,9 +117,14 @@ pub fn assessment_line(
         id: hex(&a.id),
         label: a.label_in(tr),
         date: crate::people::french_date(&a.on_date),
-        entered: match pupils {
-            Some(n) => format!("{}/{}", a.entered, n),
-            None => a.entered.to_string(),
+        entered: {
+            let n = usize::try_from(a.entered).unwrap_or(0);
+            let text = tr.n("grades.marks_entered", n);
+            match pupils {
+                // « 12/34 notes saisies »: the count agrees with what was entered.
+                Some(of) => text.replacen(&n.to_string(), &format!("{n}/{of}"), 1),
+                None => text,
+            }
         },
         published: a.published,
     }

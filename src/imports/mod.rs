@@ -211,7 +211,14 @@ fn in_transaction(
         opts.file_name,
         report.summary().render(Default::default()),
         if report.departures_applied {
-            format!(", {departures} départ(s)")
+            format!(
+                ", {departures} {}",
+                if departures > 1 {
+                    "départs"
+                } else {
+                    "départ"
+                }
+            )
         } else {
             String::new()
         }
@@ -246,8 +253,13 @@ pub fn import_blocking(
     bytes: &[u8],
     opts: &Options,
 ) -> Result<Report, ImportError> {
-    let sheet = sheet::read(bytes)?;
-    finish(db.write_blocking(|tx| in_transaction(tx, kind, &sheet, opts)))
+    let result = sheet::read(bytes)
+        .map_err(ImportError::from)
+        .and_then(|sheet| finish(db.write_blocking(|tx| in_transaction(tx, kind, &sheet, opts))));
+    if let Some(run) = Run::of(kind, opts, &result) {
+        db.write_blocking(|tx| record_run(tx, &run))?;
+    }
+    result
 }
 
 /// Read and import a file from a request handler.
@@ -257,11 +269,113 @@ pub async fn import(
     bytes: Vec<u8>,
     opts: Options,
 ) -> Result<Report, ImportError> {
-    let sheet = tokio::task::spawn_blocking(move || sheet::read(&bytes))
+    let read = tokio::task::spawn_blocking(move || sheet::read(&bytes))
         .await
-        .map_err(|e| ImportError::Db(DbError::Join(e)))??;
-    finish(
-        db.write(move |tx| in_transaction(tx, kind, &sheet, &opts))
-            .await,
-    )
+        .map_err(|e| ImportError::Db(DbError::Join(e)))?;
+    let result = match read {
+        Ok(sheet) => {
+            let o = opts.clone();
+            finish(
+                db.write(move |tx| in_transaction(tx, kind, &sheet, &o))
+                    .await,
+            )
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let Some(run) = Run::of(kind, &opts, &result) {
+        db.write(move |tx| record_run(tx, &run)).await?;
+    }
+    result
+}
+
+/// One import tried, as the home pages report it.
+struct Run {
+    kind: Kind,
+    file_name: String,
+    actor: Option<crate::id::Id>,
+    dry_run: bool,
+    applied: bool,
+    errors: usize,
+}
+
+impl Run {
+    /// What to record of an import's outcome; nothing for a database failure (the file was not
+    /// at fault).
+    fn of(kind: Kind, opts: &Options, result: &Result<Report, ImportError>) -> Option<Run> {
+        let (applied, errors) = match result {
+            Ok(r) => (r.applied, r.errors.len()),
+            Err(ImportError::Read(_)) => (false, 1),
+            Err(ImportError::Db(_)) => return None,
+        };
+        Some(Run {
+            kind,
+            file_name: opts.file_name.clone(),
+            actor: opts.actor,
+            dry_run: opts.dry_run,
+            applied,
+            errors,
+        })
+    }
+}
+
+/// Runs are kept this long.
+const RUNS_KEPT_SECS: i64 = 90 * 86_400;
+
+fn record_run(tx: &Transaction<'_>, run: &Run) -> Result<(), DbError> {
+    let now = db::now();
+    tx.execute(
+        "DELETE FROM import_runs WHERE at < ?1",
+        [now - RUNS_KEPT_SECS],
+    )?;
+    tx.execute(
+        "INSERT INTO import_runs (kind, file_name, at, actor, dry_run, applied, errors) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![
+            run.kind.cli(),
+            run.file_name,
+            now,
+            run.actor.as_ref().map(|a| &a[..]),
+            run.dry_run,
+            run.applied,
+            i64::try_from(run.errors).unwrap_or(i64::MAX),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The latest import of a kind, when it left work to do: a file with errors, or one checked
+/// without error and not applied since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    pub kind: Kind,
+    pub file_name: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// 0 for a file checked without error, waiting for its confirmation.
+    pub errors: i64,
+}
+
+/// Per kind, the latest import since `since` (unix seconds) when it was not applied.
+pub fn unfinished(conn: &Connection, since: i64) -> Result<Vec<Unfinished>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT kind, file_name, at, errors FROM import_runs r \
+         WHERE at >= ?1 AND applied = 0 AND id = (SELECT MAX(id) FROM import_runs x WHERE x.kind = r.kind) \
+         ORDER BY at DESC",
+    )?;
+    let rows = st
+        .query_map([since], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<Vec<(String, String, i64, i64)>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(kind, file_name, at, errors)| {
+            Some(Unfinished {
+                kind: Kind::parse(&kind)?,
+                file_name,
+                at,
+                errors,
+            })
+        })
+        .collect())
 }

@@ -313,11 +313,16 @@ impl Pki {
 
     /// Expiry (unix seconds) of the current leaf.
     pub fn leaf_not_after(&self) -> Option<i64> {
-        std::fs::read_to_string(self.dir.join("leaf.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str::<LeafInfo>(&s).ok())
-            .map(|l| l.not_after)
+        leaf_expiry(&self.dir)
     }
+}
+
+/// Expiry (unix seconds) of the leaf kept in the TLS folder `dir`, if there is one.
+pub fn leaf_expiry(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(dir.join("leaf.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<LeafInfo>(&s).ok())
+        .map(|l| l.not_after)
 }
 
 fn create_ca(dir: &Path, names: &Names) -> Result<(), TlsError> {

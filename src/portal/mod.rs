@@ -136,6 +136,12 @@ async fn home(
             enrolled: matches!(crate::sync::Enrollment::load(&state.config), Ok(Some(_))),
             now_secs: crate::db::now(),
             utc_offset_minutes: state.config.utc_offset_minutes,
+            certificate_expires: state
+                .config
+                .http
+                .tls
+                .then(|| crate::net::tls::leaf_expiry(&state.config.tls_dir()))
+                .flatten(),
         };
         let who = principal.clone();
         Some(

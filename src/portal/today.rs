@@ -449,7 +449,16 @@ pub struct BoxFacts {
     /// Unix seconds now.
     pub now_secs: i64,
     pub utc_offset_minutes: i32,
+    /// When the box's HTTPS certificate expires (unix seconds), when it serves HTTPS.
+    pub certificate_expires: Option<i64>,
 }
+
+/// The box renews its certificate 30 days before it expires; a week later still unrenewed,
+/// renewing fails and the technician must look.
+const CERTIFICATE_LATE_SECS: i64 = (crate::net::tls::RENEW_BEFORE_DAYS - 7) * 86_400;
+
+/// An import left with errors, or checked and not confirmed, is reported this long.
+const IMPORT_REPORTED_SECS: i64 = 30 * 86_400;
 
 /// A national link not heard from for longer than this is the technician's business.
 const SYNC_LATE_SECS: i64 = 3 * 86_400;
@@ -540,6 +549,51 @@ pub fn of_staff(
                 .t("portal.attention.disk")
                 .replace("{free}", &crate::admin::human_bytes(facts.disk_free))
                 .replace("{total}", &crate::admin::human_bytes(facts.disk_total)),
+            href: "/admin".into(),
+            urgent: true,
+        });
+    }
+    let imports: Vec<crate::imports::Kind> = crate::imports::Kind::ALL
+        .into_iter()
+        .filter(|k| policy::allows(who, k.capability()))
+        .collect();
+    if !imports.is_empty() {
+        for u in crate::imports::unfinished(c, facts.now_secs - IMPORT_REPORTED_SECS)? {
+            if !imports.contains(&u.kind) {
+                continue;
+            }
+            let when = crate::backup::web::when(u.at, facts.utc_offset_minutes);
+            let text = if u.errors > 0 {
+                tr.n(
+                    "portal.attention.import_errors",
+                    usize::try_from(u.errors).unwrap_or(usize::MAX),
+                )
+            } else {
+                tr.t("portal.attention.import_unconfirmed").to_string()
+            };
+            out.push(Attention {
+                text: text
+                    .replace("{kind}", tr.t(u.kind.title()))
+                    .replace("{file}", &u.file_name)
+                    .replace("{when}", &when),
+                href: "/imports".into(),
+                urgent: u.errors > 0,
+            });
+        }
+    }
+    if policy::allows(who, Capability::ViewSystem)
+        && let Some(expires) = facts.certificate_expires
+        && expires - facts.now_secs < CERTIFICATE_LATE_SECS
+    {
+        let date = time::OffsetDateTime::from_unix_timestamp(
+            expires + i64::from(facts.utc_offset_minutes) * 60,
+        )
+        .map(|t| crate::school::calendar::french(t.date()))
+        .unwrap_or_default();
+        out.push(Attention {
+            text: tr
+                .t("portal.attention.certificate")
+                .replace("{date}", &date),
             href: "/admin".into(),
             urgent: true,
         });
