@@ -424,7 +424,6 @@ mod tests {
             "column titles; a line's notes (room, subject created)",
         ),
         ("timetable/import.rs", 1, "a line's note (room created)"),
-        ("imports/mod.rs", 1, "the audit line of an import"),
         ("school/mod.rs", 6, "DOMAIN.md's séries (school data)"),
         ("discipline/store.rs", 2, "the audit trail's lines"),
         (
