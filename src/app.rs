@@ -27,6 +27,7 @@ fn all_routes() -> Routes {
         .merge(crate::grades::routes())
         .merge(crate::bulletins::routes())
         .merge(crate::competences::routes())
+        .merge(crate::messages::routes())
 }
 
 /// Every declared route (method, path), for tests.

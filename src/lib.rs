@@ -19,6 +19,7 @@ pub mod grades;
 pub mod id;
 pub mod imports;
 pub mod journal;
+pub mod messages;
 pub mod national;
 pub mod net;
 pub mod pdf;

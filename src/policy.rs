@@ -540,6 +540,234 @@ pub fn may_write_appreciation(who: &Principal, teaches_subject: bool) -> bool {
     who.has(Role::Enseignant) && teaches_subject
 }
 
+// ---------------------------------------------------------------------------------------------
+// Messages: who may write to whom
+
+/// Whom a message can be addressed to, as the school's rules name them: each role, and the
+/// professeur principal apart from the other teachers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Audience {
+    Eleve,
+    Parent,
+    Enseignant,
+    Principal,
+    VieScolaire,
+    Secretariat,
+    Direction,
+    Technicien,
+}
+
+impl Audience {
+    pub const ALL: [Audience; 8] = [
+        Audience::Eleve,
+        Audience::Parent,
+        Audience::Enseignant,
+        Audience::Principal,
+        Audience::VieScolaire,
+        Audience::Secretariat,
+        Audience::Direction,
+        Audience::Technicien,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Audience::Eleve => "eleve",
+            Audience::Parent => "parent",
+            Audience::Enseignant => "enseignant",
+            Audience::Principal => "principal",
+            Audience::VieScolaire => "vie_scolaire",
+            Audience::Secretariat => "secretariat",
+            Audience::Direction => "direction",
+            Audience::Technicien => "technicien",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Audience> {
+        Audience::ALL.into_iter().find(|a| a.code() == code)
+    }
+
+    /// The audience a role is (a guest is none).
+    pub fn of_role(role: Role) -> Option<Audience> {
+        Some(match role {
+            Role::Eleve => Audience::Eleve,
+            Role::Parent => Audience::Parent,
+            Role::Enseignant => Audience::Enseignant,
+            Role::VieScolaire => Audience::VieScolaire,
+            Role::Secretariat => Audience::Secretariat,
+            Role::Direction => Audience::Direction,
+            Role::Technicien => Audience::Technicien,
+            Role::Invite => return None,
+        })
+    }
+
+    /// Pupils and parents: quiet hours apply to them.
+    pub fn is_family(self) -> bool {
+        matches!(self, Audience::Eleve | Audience::Parent)
+    }
+}
+
+/// How far a sender of one audience may write to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Never.
+    Non,
+    /// Only those a class links to the sender: the pupil's or the child's teachers and
+    /// professeur principal, a teacher's pupils and their parents, a class's pupils together.
+    Classe,
+    /// Anyone of the school in that audience.
+    Ecole,
+}
+
+impl Reach {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reach::Non => "non",
+            Reach::Classe => "classe",
+            Reach::Ecole => "ecole",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Reach> {
+        [Reach::Non, Reach::Classe, Reach::Ecole]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+}
+
+/// Pairs the school cannot open, whatever its rules say: a parent never writes to another
+/// parent, a pupil never to another pupil's parent (only to their own), a parent never to
+/// another family's child (only to their own).
+pub fn fixed_reach(sender: Audience, recipient: Audience) -> Option<Reach> {
+    match (sender, recipient) {
+        (Audience::Parent, Audience::Parent) => Some(Reach::Non),
+        _ => None,
+    }
+}
+
+/// The school's rules: for each sending audience (a role) and each receiving audience, how far
+/// (school data, edited by the direction; `messages::store` keeps them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagingRules {
+    reach: std::collections::BTreeMap<(Audience, Audience), Reach>,
+}
+
+impl MessagingRules {
+    /// Close to what French ENTs ship: a class's pupils write to its teachers, its professeur
+    /// principal and vie scolaire; its parents to the same and to the direction and the
+    /// secrétariat; the staff to everyone of the school.
+    pub fn defaults() -> MessagingRules {
+        use Audience::*;
+        let mut reach = std::collections::BTreeMap::new();
+        for s in Audience::ALL {
+            for r in Audience::ALL {
+                let v = match (s, r) {
+                    (Principal, _) => continue,
+                    (Eleve, Enseignant | Principal) => Reach::Classe,
+                    (Eleve, VieScolaire) => Reach::Ecole,
+                    (Eleve, _) => Reach::Non,
+                    (Parent, Enseignant | Principal) => Reach::Classe,
+                    (Parent, VieScolaire | Direction | Secretariat) => Reach::Ecole,
+                    (Parent, _) => Reach::Non,
+                    _ => Reach::Ecole,
+                };
+                reach.insert((s, r), v);
+            }
+        }
+        MessagingRules { reach }
+    }
+
+    /// The rule for a pair (a fixed pair keeps its fixed reach; the professeur principal
+    /// writes as a teacher).
+    pub fn get(&self, sender: Audience, recipient: Audience) -> Reach {
+        if let Some(fixed) = fixed_reach(sender, recipient) {
+            return fixed;
+        }
+        let sender = if sender == Audience::Principal {
+            Audience::Enseignant
+        } else {
+            sender
+        };
+        self.reach
+            .get(&(sender, recipient))
+            .copied()
+            .unwrap_or(Reach::Non)
+    }
+
+    /// Change one pair (a fixed pair does not change).
+    pub fn set(&mut self, sender: Audience, recipient: Audience, reach: Reach) {
+        if sender != Audience::Principal && fixed_reach(sender, recipient).is_none() {
+            self.reach.insert((sender, recipient), reach);
+        }
+    }
+
+    /// Every pair a school may set, in display order.
+    pub fn pairs(&self) -> Vec<(Audience, Audience, Reach)> {
+        Audience::ALL
+            .into_iter()
+            .filter(|s| *s != Audience::Principal)
+            .flat_map(|s| Audience::ALL.into_iter().map(move |r| (s, r)))
+            .map(|(s, r)| (s, r, self.get(s, r)))
+            .collect()
+    }
+}
+
+/// What the rules need to know of one possible recipient, as seen from the sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipientFacts {
+    /// The audiences the recipient is in (their roles; `Principal` when they are the
+    /// professeur principal of a class).
+    pub audiences: Vec<Audience>,
+    /// A class links them to the sender (see [`Reach::Classe`]).
+    pub shares_class: bool,
+    /// The recipient is the sender's legal guardian.
+    pub guardian_of_sender: bool,
+    /// The recipient is the sender's child.
+    pub child_of_sender: bool,
+    /// The recipient wrote to the sender in the conversation being answered: a reply to them
+    /// is always allowed (a pupil answers the teacher who wrote to them).
+    pub wrote_here: bool,
+}
+
+/// May `who` write to this recipient? Decided from the school's rules, the fixed limits and
+/// what links them; never to oneself.
+pub fn may_write(who: &Principal, rules: &MessagingRules, to: &RecipientFacts) -> bool {
+    if to.wrote_here {
+        return true;
+    }
+    who.roles
+        .iter()
+        .filter_map(|r| Audience::of_role(*r))
+        .any(|s| {
+            to.audiences.iter().any(|&a| {
+                let reach = rules.get(s, a);
+                let linked = match (s, a) {
+                    // A pupil writes to their own parents only; a parent to their own children.
+                    (Audience::Eleve, Audience::Parent) => to.guardian_of_sender,
+                    (Audience::Parent, Audience::Eleve) => to.child_of_sender,
+                    _ => true,
+                };
+                linked
+                    && match reach {
+                        Reach::Non => false,
+                        Reach::Classe => {
+                            to.shares_class || to.guardian_of_sender || to.child_of_sender
+                        }
+                        Reach::Ecole => true,
+                    }
+            })
+        })
+}
+
+/// May `who` change the school's messaging rules? The direction.
+pub fn may_edit_messaging_rules(who: &Principal) -> bool {
+    who.has(Role::Direction)
+}
+
+/// May `who` use the messages at all? Everyone of the school but a guest.
+pub fn may_use_messages(who: &Principal) -> bool {
+    who.roles.iter().any(|r| Audience::of_role(*r).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

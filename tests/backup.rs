@@ -801,9 +801,11 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
              ALTER TABLE lesson_entries DROP COLUMN visa_comment; DROP TABLE homework_done; \
              ALTER TABLE assessment_settings DROP COLUMN families_see_general; \
              ALTER TABLE assessment_settings DROP COLUMN families_see_class; \
-             DROP TABLE import_runs;",
+             DROP TABLE import_runs; \
+             DROP TABLE messages; DROP TABLE conversation_members; DROP TABLE conversations; \
+             DROP TABLE messaging_settings; DROP TABLE messaging_rules;",
         )
-        .expect("undo V15 to V23");
+        .expect("undo V15 to V24");
         c.execute(
             "DELETE FROM refinery_schema_history WHERE version >= 15",
             [],

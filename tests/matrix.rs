@@ -50,6 +50,9 @@ enum Obj {
     /// An absence with a justification and its document, waiting for vie scolaire: own = of
     /// the demo parent's child, other = of an unrelated pupil.
     Justification,
+    /// A conversation: own = one the asker is in (someone wrote to them), other = between two
+    /// other people.
+    Conversation,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,6 +120,13 @@ fn pupil_timetable(r: Role, own: bool) -> bool {
 }
 fn has_timetable(r: Role, _: bool) -> bool {
     r != Role::Invite
+}
+/// Messages: everyone of the school but a guest; a conversation only for its members.
+fn messaging(r: Role, _: bool) -> bool {
+    r != Role::Invite
+}
+fn conversation(r: Role, own: bool) -> bool {
+    own && r != Role::Invite
 }
 fn structure(r: Role, _: bool) -> bool {
     matches!(r, Role::Secretariat | Role::Direction)
@@ -938,6 +948,44 @@ fn matrix() -> Vec<Entry> {
             Some(direction),
             &[],
         ),
+        e("GET", "/messages", None, Some(messaging), &[]),
+        e("GET", "/messages/nouveau", None, Some(messaging), &[]),
+        e(
+            "POST",
+            "/messages",
+            None,
+            Some(messaging),
+            &[("action", "chercher"), ("cherche", "a")],
+        ),
+        e("GET", "/messages/regles", None, Some(direction), &[]),
+        e(
+            "POST",
+            "/messages/regles",
+            None,
+            Some(direction),
+            &[("calme_de", "20:00"), ("calme_a", "07:00")],
+        ),
+        e(
+            "GET",
+            "/messages/{id}",
+            Conversation,
+            Some(conversation),
+            &[],
+        ),
+        e(
+            "POST",
+            "/messages/{id}/repondre",
+            Conversation,
+            Some(conversation),
+            &[("texte", "Bien reçu, merci.")],
+        ),
+        e(
+            "POST",
+            "/messages/{id}/corbeille",
+            Conversation,
+            Some(conversation),
+            &[],
+        ),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
             "GET",
@@ -1051,6 +1099,8 @@ fn q1(server: &TestServer, sql: &str, p: &dyn rusqlite::ToSql) -> Vec<u8> {
 }
 
 struct Objects {
+    own_conversation: String,
+    other_conversation: String,
     own_person: String,
     other_person: String,
     own_class: String,
@@ -1430,7 +1480,20 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
         .expect("reopen");
     let own_bulletin = bulletin_of(server, &own_person, &own_class, &period);
     let other_bulletin = bulletin_of(server, &other_person, &other_class, &period);
+    let asker = match who {
+        Who::As(r) => login_person(r),
+        Who::Anonymous => teacher.clone(),
+    };
+    let writer = if asker == cpe {
+        direction_person.clone()
+    } else {
+        cpe.clone()
+    };
+    let own_conversation = conversation_between(server, &writer, &asker);
+    let other_conversation = conversation_between(server, &far_teacher, &other_person);
     Objects {
+        own_conversation,
+        other_conversation,
         domain: hex(&q1(
             server,
             "SELECT id FROM competence_domains WHERE code = ?1",
@@ -1522,6 +1585,33 @@ fn justified_absence_of(server: &TestServer, pupil: &[u8]) -> String {
     hex(&id)
 }
 
+/// A conversation `writer` started with `reader`, with one message.
+fn conversation_between(server: &TestServer, writer: &[u8], reader: &[u8]) -> String {
+    let (w, r) = (writer.to_vec(), reader.to_vec());
+    let id = kekeli::db::new_id();
+    server
+        .db
+        .write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO conversations (id, scope, subject, started_by, started_at, last_at) VALUES (?1, 'school:TEST', 'Réunion', ?2, 1, 1)",
+                (&id[..], &w),
+            )?;
+            for p in [&w, &r] {
+                tx.execute(
+                    "INSERT INTO conversation_members (id, scope, conversation_id, person_id) VALUES (?1, 'school:TEST', ?2, ?3)",
+                    (&kekeli::db::new_id()[..], &id[..], p),
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO messages (id, scope, conversation_id, author_id, body, sent_at, deliver_at) VALUES (?1, 'school:TEST', ?2, ?3, 'Bonjour', 1, 1)",
+                (&kekeli::db::new_id()[..], &id[..], &w),
+            )
+            .map_err(kekeli::db::DbError::from)
+        })
+        .expect("conversation");
+    hex(&id)
+}
+
 /// The shipped sample pupils file, in the content store as a preview leaves it.
 fn sample_file(server: &TestServer) -> String {
     kekeli::files::Store::new(server.config.data_dir.join("store"))
@@ -1565,6 +1655,8 @@ fn concrete(path: &str, obj: Obj, own: bool, o: &Objects) -> String {
         (Obj::Domain, _) => &o.domain,
         (Obj::Justification, true) => &o.own_justification,
         (Obj::Justification, false) => &o.other_justification,
+        (Obj::Conversation, true) => &o.own_conversation,
+        (Obj::Conversation, false) => &o.other_conversation,
         (Obj::None, _) => "",
     };
     path.replace("{id}", id)

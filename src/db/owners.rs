@@ -75,6 +75,11 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("lesson_entries", "journal"),
     ("homework_done", "journal"),
     ("import_runs", "imports"),
+    ("messaging_rules", "messages"),
+    ("messaging_settings", "messages"),
+    ("conversations", "messages"),
+    ("conversation_members", "messages"),
+    ("messages", "messages"),
     ("lesson_entry_versions", "journal"),
     ("lesson_attachments", "journal"),
     // Discipline.

@@ -594,6 +594,35 @@ mod tests {
                 "INSERT INTO usage_daily (id, scope, day, service, role, visits, people) VALUES (?1, 'school:TEST', ?2, 'notes', 'eleve', 3, 1)",
                 &[&uniq],
             ),
+            "messaging_rules" => one(
+                "INSERT INTO messaging_rules (id, scope, sender, recipient, reach, updated_at) VALUES (?1, 'school:TEST', ?2, 'eleve', 'non', 0)",
+                &[&uniq],
+            ),
+            "messaging_settings" => one(
+                "INSERT INTO messaging_settings (id, scope, updated_at) VALUES (?1, 'school:TEST', 0)",
+                &[],
+            ),
+            "conversations" => {
+                let p = person(tx);
+                one(
+                    "INSERT INTO conversations (id, scope, subject, started_by, started_at, last_at) VALUES (?1, 'school:TEST', 'x', ?2, 0, 0)",
+                    &[&p],
+                )
+            }
+            "conversation_members" => {
+                let (c, p) = (make("conversations"), person(tx));
+                one(
+                    "INSERT INTO conversation_members (id, scope, conversation_id, person_id) VALUES (?1, 'school:TEST', ?2, ?3)",
+                    &[&c, &p],
+                )
+            }
+            "messages" => {
+                let (c, p) = (make("conversations"), person(tx));
+                one(
+                    "INSERT INTO messages (id, scope, conversation_id, author_id, body, sent_at, deliver_at) VALUES (?1, 'school:TEST', ?2, ?3, 'x', 0, 0)",
+                    &[&c, &p],
+                )
+            }
             other => panic!("add a row builder for the registered table {other}"),
         }
         id.to_vec()

@@ -169,6 +169,24 @@ async fn home(
             });
         }
     }
+    if policy::may_use_messages(&principal) {
+        let me = user.person_id;
+        let now = crate::db::now();
+        let unread = state
+            .db
+            .read(move |c| crate::messages::store::unread_count(c, &me, now))
+            .await?;
+        tiles.push(Tile {
+            href: "/messages".into(),
+            title: tr.t("tile.messages").into(),
+            detail: if unread > 0 {
+                tr.n("tile.messages.unread", usize::try_from(unread).unwrap_or(0))
+            } else {
+                tr.t("tile.messages.detail").into()
+            },
+            icon: icons::MAIL,
+        });
+    }
     // School life: what people open every day.
     if principal.any_of(&[Role::Eleve, Role::Parent, Role::Enseignant])
         || policy::allows(&principal, Capability::ViewTimetables)

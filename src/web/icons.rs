@@ -44,6 +44,10 @@ icon!(
     BOOK,
     r#"<path d="M4 5a2 2 0 0 1 2-2h13v16H6a2 2 0 0 0-2 2z"/><path d="M4 19V5"/><path d="M8 7h7"/>"#
 );
+icon!(
+    MAIL,
+    r#"<rect x="3" y="5" width="18" height="14" rx="1"/><path d="M3 7l9 6 9-6"/>"#
+);
 icon!(FLAG, r#"<path d="M5 21V4"/><path d="M5 4h11l-2 4 2 4H5"/>"#);
 icon!(
     UPLOAD,

@@ -246,6 +246,31 @@ pub const REGISTRY: &[SyncedTable] = &[
     },
     // What the national hub publishes to every school (V15).
     SyncedTable {
+        name: "messaging_rules",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "messaging_settings",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "conversations",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "conversation_members",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
+        name: "messages",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
         name: "national_announcements",
         owner: Owner::Hub,
         secret_columns: &[],

@@ -1,0 +1,661 @@
+//! SQL of the messages: the school's rules of who may write to whom and its quiet hours, the
+//! people a sender could reach (with what links them, for `policy::may_write` to decide),
+//! conversations, their members and messages. Decides no access itself: callers ask `policy`
+//! with the facts gathered here.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::db::{self, DbError, audit};
+use crate::id::Id;
+use crate::policy::{Audience, MessagingRules, Principal, Reach, RecipientFacts};
+
+/// The school's rules: the defaults, with every pair the direction set.
+pub fn rules(conn: &Connection) -> Result<MessagingRules, DbError> {
+    let mut rules = MessagingRules::defaults();
+    let mut st = conn.prepare_cached("SELECT sender, recipient, reach FROM messaging_rules")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (s, r, reach) = row?;
+        if let (Some(s), Some(r), Some(reach)) = (
+            Audience::parse(&s),
+            Audience::parse(&r),
+            Reach::parse(&reach),
+        ) {
+            rules.set(s, r, reach);
+        }
+    }
+    Ok(rules)
+}
+
+/// Store the rules the direction set; returns how many pairs changed (each audited).
+pub fn save_rules(
+    conn: &Connection,
+    scope: &str,
+    wanted: &MessagingRules,
+    by: &Id,
+) -> Result<usize, DbError> {
+    let before = rules(conn)?;
+    let now = db::now();
+    let mut changed = 0;
+    for (s, r, reach) in wanted.pairs() {
+        let old = before.get(s, r);
+        if old == reach {
+            continue;
+        }
+        conn.prepare_cached(
+            "INSERT INTO messaging_rules (id, scope, sender, recipient, reach, updated_by, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (sender, recipient) DO UPDATE SET reach = excluded.reach, \
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            &db::new_id()[..],
+            scope,
+            s.code(),
+            r.code(),
+            reach.code(),
+            &by[..],
+            now
+        ])?;
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(by),
+                action: "messages.rule",
+                object_type: Some("messaging_rule"),
+                old: Some(&format!("{} → {} : {}", s.code(), r.code(), old.code())),
+                new: Some(&format!("{} → {} : {}", s.code(), r.code(), reach.code())),
+                ..Default::default()
+            },
+        )?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// Quiet hours for families, minutes after midnight (school time): (from, to).
+pub fn quiet_hours(conn: &Connection) -> Result<(i64, i64), DbError> {
+    Ok(conn
+        .prepare_cached("SELECT quiet_from, quiet_to FROM messaging_settings WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((20 * 60, 7 * 60)))
+}
+
+pub fn save_quiet_hours(
+    conn: &Connection,
+    scope: &str,
+    from: i64,
+    to: i64,
+    by: &Id,
+) -> Result<bool, DbError> {
+    if quiet_hours(conn)? == (from, to) {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO messaging_settings (id, scope, quiet_from, quiet_to, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (singleton) DO UPDATE SET quiet_from = excluded.quiet_from, \
+             quiet_to = excluded.quiet_to, updated_at = excluded.updated_at",
+        params![&db::new_id()[..], scope, from, to, db::now()],
+    )?;
+    audit::record(
+        conn,
+        &audit::Entry {
+            actor: Some(by),
+            action: "messages.quiet_hours",
+            object_type: Some("messaging_settings"),
+            new: Some(&format!("{from}–{to}")),
+            ..Default::default()
+        },
+    )?;
+    Ok(true)
+}
+
+/// When a message written at `now` (unix seconds) reaches a family: at once, or at the end of
+/// the quiet hours when written during them. `offset` is the school's UTC offset in minutes.
+pub fn family_delivery(now: i64, offset_minutes: i32, quiet: (i64, i64)) -> i64 {
+    let (from, to) = quiet;
+    if from == to {
+        return now;
+    }
+    let local = now + i64::from(offset_minutes) * 60;
+    let minute = local.rem_euclid(86_400) / 60;
+    let quiet_now = if from < to {
+        (from..to).contains(&minute)
+    } else {
+        minute >= from || minute < to
+    };
+    if !quiet_now {
+        return now;
+    }
+    let midnight = local - local.rem_euclid(86_400);
+    let mut end = midnight + to * 60;
+    if end <= local {
+        end += 86_400;
+    }
+    end - i64::from(offset_minutes) * 60
+}
+
+/// Someone of the school a message could go to.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: Id,
+    pub name: String,
+    pub sort_name: String,
+    pub facts: RecipientFacts,
+    /// The classes that link them to the sender, by name ("2nde A4"), for the list.
+    pub classes: Vec<String>,
+}
+
+/// Every person of the school still there, with what links them to `who` — everyone but
+/// `who`. The caller keeps those `policy::may_write` allows.
+pub fn people_around(conn: &Connection, who: &Principal) -> Result<Vec<Person>, DbError> {
+    let me = who.person_id;
+    // The sender's classes: as a pupil, a teacher (directly or through a group), the
+    // professeur principal, a parent.
+    let mine: HashSet<Id> = conn
+        .prepare_cached(
+            "SELECT class_id FROM enrolments WHERE pupil_id = ?1 \
+             UNION SELECT class_id FROM class_staff WHERE person_id = ?1 \
+             UNION SELECT class_id FROM teaching_list WHERE teacher_id = ?1 AND class_id IS NOT NULL \
+             UNION SELECT g.class_id FROM teaching_list t JOIN group_list g ON g.id = t.group_id WHERE t.teacher_id = ?1 \
+             UNION SELECT e.class_id FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id WHERE g.parent_id = ?1",
+        )?
+        .query_map([&me[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let class_names: HashMap<Id, String> = conn
+        .prepare_cached("SELECT id, name FROM class_list")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    // Everyone's classes and how (for the professeur principal).
+    let mut classes_of: HashMap<Id, BTreeSet<Id>> = HashMap::new();
+    let mut principal_of: HashMap<Id, BTreeSet<Id>> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached(
+            "SELECT pupil_id, class_id, 0 FROM enrolments \
+             UNION ALL SELECT person_id, class_id, role = 'principal' FROM class_staff \
+             UNION ALL SELECT teacher_id, class_id, 0 FROM teaching_list WHERE class_id IS NOT NULL \
+             UNION ALL SELECT t.teacher_id, g.class_id, 0 FROM teaching_list t JOIN group_list g ON g.id = t.group_id \
+             UNION ALL SELECT g.parent_id, e.class_id, 0 FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (person, class, principal): (Id, Id, bool) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            classes_of.entry(person).or_default().insert(class);
+            if principal {
+                principal_of.entry(person).or_default().insert(class);
+            }
+        }
+    }
+    let guardians: HashSet<Id> = conn
+        .prepare_cached("SELECT parent_id FROM guardians WHERE child_id = ?1")?
+        .query_map([&me[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let children: HashSet<Id> = conn
+        .prepare_cached("SELECT child_id FROM guardians WHERE parent_id = ?1")?
+        .query_map([&me[..]], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut roles: HashMap<Id, Vec<Audience>> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached("SELECT person_id, role FROM role_holders")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let person: Id = r.get(0)?;
+            let role: String = r.get(1)?;
+            if let Some(a) = crate::policy::Role::parse(&role).and_then(Audience::of_role) {
+                roles.entry(person).or_default().push(a);
+            }
+        }
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT n.id, n.name, n.sort_name FROM person_names n \
+         WHERE n.left_on IS NULL AND n.id != ?1 \
+           AND NOT EXISTS (SELECT 1 FROM account_states a WHERE a.person_id = n.id AND a.disabled = 1)",
+    )?;
+    let mut out = Vec::new();
+    let mut rows = st.query([&me[..]])?;
+    while let Some(r) = rows.next()? {
+        let id: Id = r.get(0)?;
+        let Some(mut audiences) = roles.get(&id).cloned() else {
+            continue;
+        };
+        let theirs = classes_of.get(&id);
+        let shared: Vec<&Id> = theirs
+            .map(|t| t.iter().filter(|c| mine.contains(*c)).collect())
+            .unwrap_or_default();
+        if principal_of.get(&id).is_some_and(|p| !p.is_empty()) {
+            audiences.push(Audience::Principal);
+        }
+        let mut classes: Vec<String> = shared
+            .iter()
+            .filter_map(|c| class_names.get(*c).cloned())
+            .collect();
+        classes.sort();
+        out.push(Person {
+            id,
+            name: r.get(1)?,
+            sort_name: r.get(2)?,
+            facts: RecipientFacts {
+                audiences,
+                shares_class: !shared.is_empty(),
+                guardian_of_sender: guardians.contains(&id),
+                child_of_sender: children.contains(&id),
+                wrote_here: false,
+            },
+            classes,
+        });
+    }
+    out.sort_by(|a, b| a.sort_name.cmp(&b.sort_name));
+    Ok(out)
+}
+
+/// A group of recipients offered at once: the pupils, the parents or the teachers of a class,
+/// everyone of an audience.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    Pupils(Id),
+    Parents(Id),
+    Teachers(Id),
+    Audience(Audience),
+}
+
+impl Group {
+    /// As sent by the form: `eleves:<class>`, `parents:<class>`, `enseignants:<class>`,
+    /// `tous:<audience>`.
+    pub fn code(&self) -> String {
+        match self {
+            Group::Pupils(c) => format!("eleves:{}", crate::id::hex(c)),
+            Group::Parents(c) => format!("parents:{}", crate::id::hex(c)),
+            Group::Teachers(c) => format!("enseignants:{}", crate::id::hex(c)),
+            Group::Audience(a) => format!("tous:{}", a.code()),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Group> {
+        let (kind, rest) = s.split_once(':')?;
+        Some(match kind {
+            "eleves" => Group::Pupils(crate::id::id_from_hex(rest)?),
+            "parents" => Group::Parents(crate::id::id_from_hex(rest)?),
+            "enseignants" => Group::Teachers(crate::id::id_from_hex(rest)?),
+            "tous" => Group::Audience(Audience::parse(rest)?),
+            _ => return None,
+        })
+    }
+}
+
+/// The members of each class-based group: (class id, name, pupils, parents, teachers).
+pub type ClassGroups = Vec<(Id, String, Vec<Id>, Vec<Id>, Vec<Id>)>;
+
+/// A class's pupils, parents and teachers while gathered.
+type Members = (Vec<Id>, Vec<Id>, BTreeSet<Id>);
+
+pub fn class_groups(conn: &Connection) -> Result<ClassGroups, DbError> {
+    let mut by_class: HashMap<Id, Members> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached(
+            "SELECT class_id, pupil_id, 0 FROM enrolments \
+             UNION ALL SELECT e.class_id, g.parent_id, 1 FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id \
+             UNION ALL SELECT class_id, person_id, 2 FROM class_staff \
+             UNION ALL SELECT class_id, teacher_id, 2 FROM teaching_list WHERE class_id IS NOT NULL",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (class, person, kind): (Id, Id, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let e = by_class.entry(class).or_default();
+            match kind {
+                0 => e.0.push(person),
+                1 => e.1.push(person),
+                _ => {
+                    e.2.insert(person);
+                }
+            }
+        }
+    }
+    let mut out: ClassGroups = conn
+        .prepare_cached("SELECT id, name FROM class_list ORDER BY level_rank, name")?
+        .query_map([], |r| Ok((r.get::<_, Id>(0)?, r.get::<_, String>(1)?)))?
+        .filter_map(|row| {
+            let (id, name) = match row {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+            let (p, g, t) = by_class.remove(&id)?;
+            Some(Ok((id, name, p, g, t.into_iter().collect())))
+        })
+        .collect::<Result<_, _>>()?;
+    for (_, _, _, parents, _) in &mut out {
+        parents.sort();
+        parents.dedup();
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations
+
+/// A message to write: the new conversation's subject (or the one it answers), its text, and
+/// its recipients, each already allowed by policy.
+pub struct Outgoing<'a> {
+    pub subject: &'a str,
+    pub body: &'a str,
+    /// Recipients and whether each is a family (pupil or parent only).
+    pub to: &'a [(Id, bool)],
+}
+
+/// Start a conversation: the sender and the recipients become its members, the first message
+/// is written. One transaction; returns the conversation's id.
+pub fn start(
+    conn: &Connection,
+    scope: &str,
+    author: &Id,
+    author_family: bool,
+    m: &Outgoing<'_>,
+    now: i64,
+    family_at: i64,
+) -> Result<Id, DbError> {
+    let id = db::new_id();
+    conn.prepare_cached(
+        "INSERT INTO conversations (id, scope, subject, started_by, started_at, last_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![&id[..], scope, m.subject, &author[..], now])?;
+    let mut add = conn.prepare_cached(
+        "INSERT OR IGNORE INTO conversation_members (id, scope, conversation_id, person_id, family) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    add.execute(params![
+        &db::new_id()[..],
+        scope,
+        &id[..],
+        &author[..],
+        author_family
+    ])?;
+    for (person, family) in m.to {
+        add.execute(params![
+            &db::new_id()[..],
+            scope,
+            &id[..],
+            &person[..],
+            family
+        ])?;
+    }
+    write(conn, scope, &id, author, m.body, now, family_at)?;
+    Ok(id)
+}
+
+/// Add a message to a conversation (a reply to all its members).
+pub fn write(
+    conn: &Connection,
+    scope: &str,
+    conversation: &Id,
+    author: &Id,
+    body: &str,
+    now: i64,
+    family_at: i64,
+) -> Result<Id, DbError> {
+    let id = db::new_id();
+    conn.prepare_cached(
+        "INSERT INTO messages (id, scope, conversation_id, author_id, body, sent_at, deliver_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        &id[..],
+        scope,
+        &conversation[..],
+        &author[..],
+        body,
+        now,
+        family_at
+    ])?;
+    conn.prepare_cached("UPDATE conversations SET last_at = ?2 WHERE id = ?1 AND last_at < ?2")?
+        .execute(params![&conversation[..], now])?;
+    // Writing in it takes the conversation out of the author's corbeille, and out of the
+    // corbeille of everyone it reaches.
+    conn.prepare_cached(
+        "UPDATE conversation_members SET trashed = 0 WHERE conversation_id = ?1 AND trashed = 1",
+    )?
+    .execute(params![&conversation[..]])?;
+    Ok(id)
+}
+
+/// Which list of conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    /// Conversations with a message from someone else.
+    Received,
+    /// Conversations the person wrote in.
+    Sent,
+    /// Put in the corbeille.
+    Trash,
+}
+
+/// One line of a folder.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub id: Id,
+    pub subject: String,
+    /// The latest message this person can see: its author and time.
+    pub last_author: String,
+    pub last_at: i64,
+    pub unread: bool,
+    pub members: i64,
+}
+
+/// A message is visible to a member when they wrote it, when they are not a family, or once
+/// delivered (`?2` = now).
+const VISIBLE: &str = "(m.author_id = cm.person_id OR cm.family = 0 OR m.deliver_at <= ?2)";
+
+/// A person's conversations in a folder, the latest first; at most `limit`; those whose subject
+/// or a visible message contains `search` when given (without case or accents: « retablis »
+/// finds « Bon rétablissement »).
+pub fn folder(
+    conn: &Connection,
+    person: &Id,
+    folder: Folder,
+    now: i64,
+    search: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Line>, DbError> {
+    let needle = search
+        .map(crate::text::fold_alnum)
+        .filter(|n| !n.is_empty());
+    let matching = match &needle {
+        Some(n) => Some(matching(conn, person, now, n)?),
+        None => None,
+    };
+    let which = match folder {
+        Folder::Received => {
+            "cm.trashed = 0 AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+             AND m.author_id != cm.person_id AND VIS)"
+        }
+        Folder::Sent => {
+            "cm.trashed = 0 AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+             AND m.author_id = cm.person_id)"
+        }
+        Folder::Trash => "cm.trashed = 1",
+    }
+    .replace("VIS", VISIBLE);
+    let sql = format!(
+        "SELECT c.id, c.subject, \
+            (SELECT n.name FROM messages m JOIN person_names n ON n.id = m.author_id \
+             WHERE m.conversation_id = c.id AND {VISIBLE} ORDER BY m.sent_at DESC LIMIT 1), \
+            (SELECT MAX(CASE WHEN m.author_id != cm.person_id AND cm.family = 1 THEN m.deliver_at ELSE m.sent_at END) \
+             FROM messages m WHERE m.conversation_id = c.id AND {VISIBLE}) AS last, \
+            (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.author_id != cm.person_id \
+                    AND {VISIBLE}) > cm.seen, \
+            (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id) \
+         FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id \
+         WHERE cm.person_id = ?1 AND {which} \
+         ORDER BY last DESC LIMIT ?3"
+    );
+    let fetch = if matching.is_some() {
+        i64::MAX
+    } else {
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    };
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(params![&person[..], now, fetch])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: Id = r.get(0)?;
+        if matching.as_ref().is_some_and(|m| !m.contains(&id)) {
+            continue;
+        }
+        out.push(Line {
+            id,
+            subject: r.get(1)?,
+            last_author: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            last_at: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            unread: r.get(4)?,
+            members: r.get(5)?,
+        });
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The person's conversations whose subject or a message they can see contains `needle`
+/// (already folded).
+fn matching(
+    conn: &Connection,
+    person: &Id,
+    now: i64,
+    needle: &str,
+) -> Result<HashSet<Id>, DbError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT c.id, c.subject, m.body FROM conversation_members cm \
+         JOIN conversations c ON c.id = cm.conversation_id \
+         JOIN messages m ON m.conversation_id = c.id \
+         WHERE cm.person_id = ?1 AND {VISIBLE}"
+    ))?;
+    let mut rows = st.query(params![&person[..], now])?;
+    let mut out = HashSet::new();
+    while let Some(r) = rows.next()? {
+        let id: Id = r.get(0)?;
+        if out.contains(&id) {
+            continue;
+        }
+        let subject: String = r.get(1)?;
+        let body: String = r.get(2)?;
+        if crate::text::fold_alnum(&subject).contains(needle)
+            || crate::text::fold_alnum(&body).contains(needle)
+        {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
+/// How many conversations have a message this person has not read.
+pub fn unread_count(conn: &Connection, person: &Id, now: i64) -> Result<i64, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM conversation_members cm WHERE cm.person_id = ?1 AND cm.trashed = 0 \
+             AND (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = cm.conversation_id \
+                  AND m.author_id != cm.person_id AND {VISIBLE}) > cm.seen"
+        ))?
+        .query_row(params![&person[..], now], |r| r.get(0))?)
+}
+
+/// A conversation as one member sees it.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    pub id: Id,
+    pub subject: String,
+    pub started_by: Id,
+    /// Every member: (id, name, has written in it).
+    pub members: Vec<(Id, String, bool)>,
+    /// Visible messages, oldest first: (author id, author name, text, shown time).
+    pub messages: Vec<(Id, String, String, i64)>,
+    pub trashed: bool,
+}
+
+/// The conversation `id` if `person` is one of its members (else `None`: not theirs).
+pub fn thread(
+    conn: &Connection,
+    id: &Id,
+    person: &Id,
+    now: i64,
+) -> Result<Option<Thread>, DbError> {
+    let Some((subject, started_by, family, trashed)): Option<(String, Id, bool, bool)> = conn
+        .prepare_cached(
+            "SELECT c.subject, c.started_by, cm.family, cm.trashed FROM conversations c \
+             JOIN conversation_members cm ON cm.conversation_id = c.id \
+             WHERE c.id = ?1 AND cm.person_id = ?2",
+        )?
+        .query_row(params![&id[..], &person[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let members = conn
+        .prepare_cached(
+            "SELECT cm.person_id, n.name, EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = cm.conversation_id \
+                    AND m.author_id = cm.person_id) \
+             FROM conversation_members cm JOIN person_names n ON n.id = cm.person_id \
+             WHERE cm.conversation_id = ?1 ORDER BY n.sort_name",
+        )?
+        .query_map([&id[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let messages = conn
+        .prepare_cached(
+            "SELECT m.author_id, n.name, m.body, CASE WHEN m.author_id != ?2 AND ?3 THEN m.deliver_at ELSE m.sent_at END \
+             FROM messages m JOIN person_names n ON n.id = m.author_id \
+             WHERE m.conversation_id = ?1 AND (m.author_id = ?2 OR ?3 = 0 OR m.deliver_at <= ?4) \
+             ORDER BY m.sent_at",
+        )?
+        .query_map(params![&id[..], &person[..], family, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Thread {
+        id: *id,
+        subject,
+        started_by,
+        members,
+        messages,
+        trashed,
+    }))
+}
+
+/// Mark what `person` sees of the conversation now as read: every message of the others
+/// delivered to them by `now`.
+pub fn mark_read(conn: &Connection, id: &Id, person: &Id, now: i64) -> Result<(), DbError> {
+    conn.prepare_cached(&format!(
+        "UPDATE conversation_members AS cm SET seen = \
+             (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = cm.conversation_id \
+              AND m.author_id != cm.person_id AND {VISIBLE}) \
+         WHERE cm.conversation_id = ?3 AND cm.person_id = ?1"
+    ))?
+    .execute(params![&person[..], now, &id[..]])?;
+    Ok(())
+}
+
+/// Put the conversation in `person`'s corbeille or take it out. Nothing is deleted: the other
+/// members keep it, and so does the sender's record.
+pub fn set_trashed(
+    conn: &Connection,
+    id: &Id,
+    person: &Id,
+    trashed: bool,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE conversation_members SET trashed = ?3 \
+             WHERE conversation_id = ?1 AND person_id = ?2 AND trashed != ?3",
+        )?
+        .execute(params![&id[..], &person[..], trashed])?
+        > 0)
+}
