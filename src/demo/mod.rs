@@ -9,7 +9,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::auth::password;
 use crate::auth::store::{self, NewPerson};
@@ -505,6 +505,7 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
                 .ok()
             });
         marks::populate(tx, &scope, &mut rng, full_class)?;
+        messages(tx, &scope, &featured, full_class)?;
         Ok::<_, DbError>(featured)
     })?;
 
@@ -548,4 +549,119 @@ pub fn populate(db: &Db, dir: &Path, year: i32) -> Result<Vec<DemoLogin>, DemoEr
             .map_err(|e| DemoError::Io(path.display().to_string(), e))?;
     }
     Ok(logins)
+}
+
+/// The demo's messages: a parent wrote to their child's professeur principal, who answered; the
+/// featured teacher wrote to a class's pupils; the proviseur to the staff. Everything is read,
+/// so that the featured accounts start with an empty « non lus ».
+fn messages(
+    tx: &rusqlite::Connection,
+    scope: &str,
+    featured: &[(Role, Id, String)],
+    full_class: Option<Id>,
+) -> Result<(), DbError> {
+    use crate::messages::store::{self as ms, Outgoing};
+    let person = |role: Role| -> Result<Option<Id>, DbError> {
+        let Some((_, account, _)) = featured.iter().find(|(r, _, _)| *r == role) else {
+            return Ok(None);
+        };
+        Ok(tx
+            .query_row(
+                "SELECT person_id FROM account_states WHERE id = ?1",
+                [&account[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    };
+    let (Some(parent), Some(teacher), Some(direction), Some(class)) = (
+        person(Role::Parent)?,
+        person(Role::Enseignant)?,
+        person(Role::Direction)?,
+        full_class,
+    ) else {
+        return Ok(());
+    };
+    let principal: Option<Id> = tx
+        .query_row(
+            "SELECT person_id FROM class_staff WHERE class_id = ?1 AND role = 'principal'",
+            [&class[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let now = crate::db::now();
+    let mut members: Vec<(Id, Id)> = Vec::new();
+    if let Some(pp) = principal {
+        let id = ms::start(
+            tx,
+            scope,
+            &parent,
+            true,
+            &Outgoing {
+                subject: "Absence de jeudi",
+                body: "Bonjour Monsieur, notre enfant avait de la fièvre jeudi et n'a pas pu venir. \
+                       Le certificat suit par la vie scolaire. Merci.",
+                to: &[(pp, false)],
+            },
+            now - 86_400,
+            now - 86_400,
+        )?;
+        ms::write(
+            tx,
+            scope,
+            &id,
+            &pp,
+            "Bien reçu, merci de m'avoir prévenu. Bon rétablissement.",
+            now - 80_000,
+            now - 80_000,
+        )?;
+        members.extend([(id, parent), (id, pp)]);
+    }
+    let pupils: Vec<(Id, bool)> = tx
+        .prepare(
+            "SELECT e.pupil_id FROM enrolments e WHERE e.class_id = \
+             (SELECT class_id FROM class_staff WHERE person_id = ?1 LIMIT 1)",
+        )?
+        .query_map([&teacher[..]], |r| Ok((r.get::<_, Id>(0)?, true)))?
+        .collect::<Result<_, _>>()?;
+    if !pupils.is_empty() {
+        let id = ms::start(
+            tx,
+            scope,
+            &teacher,
+            false,
+            &Outgoing {
+                subject: "Sortie pédagogique de vendredi",
+                body: "Rendez-vous à 7 h 30 devant le portail, avec vos cahiers et de l'eau.",
+                to: &pupils,
+            },
+            now - 7_200,
+            now - 7_200,
+        )?;
+        members.extend(pupils.iter().map(|(p, _)| (id, *p)));
+    }
+    let staff: Vec<(Id, bool)> = tx
+        .prepare(
+            "SELECT DISTINCT person_id FROM role_holders WHERE role NOT IN ('eleve', 'parent', 'invite') \
+             AND person_id != ?1",
+        )?
+        .query_map([&direction[..]], |r| Ok((r.get::<_, Id>(0)?, false)))?
+        .collect::<Result<_, _>>()?;
+    let id = ms::start(
+        tx,
+        scope,
+        &direction,
+        false,
+        &Outgoing {
+            subject: "Conseil pédagogique de mercredi",
+            body: "Le conseil pédagogique se tiendra mercredi à 15 h en salle des professeurs.",
+            to: &staff,
+        },
+        now - 3_600,
+        now - 3_600,
+    )?;
+    members.extend(staff.iter().map(|(p, _)| (id, *p)));
+    for (conversation, person) in members {
+        ms::mark_read(tx, &conversation, &person, now)?;
+    }
+    Ok(())
 }
