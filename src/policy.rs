@@ -763,6 +763,11 @@ pub fn may_edit_messaging_rules(who: &Principal) -> bool {
     who.has(Role::Direction)
 }
 
+/// May `who` see the reported messages and deal with them? The direction.
+pub fn may_review_reports(who: &Principal) -> bool {
+    who.has(Role::Direction)
+}
+
 /// May `who` use the messages at all? Everyone of the school but a guest.
 pub fn may_use_messages(who: &Principal) -> bool {
     who.roles.iter().any(|r| Audience::of_role(*r).is_some())

@@ -802,7 +802,7 @@ async fn a_backup_of_the_previous_release_restores_and_migrates() {
              ALTER TABLE assessment_settings DROP COLUMN families_see_general; \
              ALTER TABLE assessment_settings DROP COLUMN families_see_class; \
              DROP TABLE import_runs; \
-             DROP TABLE messages; DROP TABLE conversation_members; DROP TABLE conversations; \
+             DROP TABLE message_reports; DROP TABLE messages; DROP TABLE conversation_members; DROP TABLE conversations; \
              DROP TABLE messaging_settings; DROP TABLE messaging_rules;",
         )
         .expect("undo V15 to V24");

@@ -986,6 +986,22 @@ fn matrix() -> Vec<Entry> {
             Some(conversation),
             &[],
         ),
+        e(
+            "POST",
+            "/messages/{id}/signaler",
+            Conversation,
+            Some(conversation),
+            &[("message", "{message}"), ("motif", "Insultant")],
+        ),
+        e("GET", "/messages/signalements", None, Some(direction), &[]),
+        // A report's id (a conversation's here: handling an unknown report changes nothing).
+        e(
+            "POST",
+            "/messages/signalements/{id}",
+            Conversation,
+            Some(direction),
+            &[],
+        ),
         e("GET", "/reservations", None, Some(bookers), &[]),
         e(
             "GET",
@@ -1101,6 +1117,8 @@ fn q1(server: &TestServer, sql: &str, p: &dyn rusqlite::ToSql) -> Vec<u8> {
 struct Objects {
     own_conversation: String,
     other_conversation: String,
+    own_message: String,
+    other_message: String,
     own_person: String,
     other_person: String,
     own_class: String,
@@ -1489,11 +1507,14 @@ fn objects_for(server: &TestServer, who: Who) -> Objects {
     } else {
         cpe.clone()
     };
-    let own_conversation = conversation_between(server, &writer, &asker);
-    let other_conversation = conversation_between(server, &far_teacher, &other_person);
+    let (own_conversation, own_message) = conversation_between(server, &writer, &asker);
+    let (other_conversation, other_message) =
+        conversation_between(server, &far_teacher, &other_person);
     Objects {
         own_conversation,
         other_conversation,
+        own_message,
+        other_message,
         domain: hex(&q1(
             server,
             "SELECT id FROM competence_domains WHERE code = ?1",
@@ -1585,10 +1606,11 @@ fn justified_absence_of(server: &TestServer, pupil: &[u8]) -> String {
     hex(&id)
 }
 
-/// A conversation `writer` started with `reader`, with one message.
-fn conversation_between(server: &TestServer, writer: &[u8], reader: &[u8]) -> String {
+/// A conversation `writer` started with `reader`, with one message: (conversation, message).
+fn conversation_between(server: &TestServer, writer: &[u8], reader: &[u8]) -> (String, String) {
     let (w, r) = (writer.to_vec(), reader.to_vec());
     let id = kekeli::db::new_id();
+    let message = kekeli::db::new_id();
     server
         .db
         .write_blocking(|tx| {
@@ -1604,12 +1626,12 @@ fn conversation_between(server: &TestServer, writer: &[u8], reader: &[u8]) -> St
             }
             tx.execute(
                 "INSERT INTO messages (id, scope, conversation_id, author_id, body, sent_at, deliver_at) VALUES (?1, 'school:TEST', ?2, ?3, 'Bonjour', 1, 1)",
-                (&kekeli::db::new_id()[..], &id[..], &w),
+                (&message[..], &id[..], &w),
             )
             .map_err(kekeli::db::DbError::from)
         })
         .expect("conversation");
-    hex(&id)
+    (hex(&id), hex(&message))
 }
 
 /// The shipped sample pupils file, in the content store as a preview leaves it.
@@ -1686,6 +1708,14 @@ async fn status_of(b: &Browser, e: &Entry, path: &str, own: bool, o: &Objects) -
                 .replace("{today}", &common::today())
                 .replace("{event_day}", &common::in_year("12-09"))
                 .replace("{audience}", if own { "tous" } else { "personnel" })
+                .replace(
+                    "{message}",
+                    if own {
+                        &o.own_message
+                    } else {
+                        &o.other_message
+                    },
+                )
                 .replace("{subject}", &o.subject)
                 .replace("{teacher_course}", &o.teacher_course)
                 .replace("{period}", &o.period)

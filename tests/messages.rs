@@ -421,6 +421,64 @@ async fn a_parent_writes_to_the_professeur_principal_who_answers() {
     assert!(parent.text("/").await.contains("1 message non lu"));
     let page = parent.text(&thread).await;
     assert!(page.contains("Bon rétablissement"), "{page}");
+    // The parent reports the answer; the direction sees it on its home page, reads it as it
+    // was written, and marks it handled.
+    let reply_id = page
+        .split("name=\"message\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a report form on the other's message")
+        .to_string();
+    let r = parent
+        .post(
+            &format!("{thread}/signaler"),
+            &[("message", &reply_id), ("motif", "Ton déplacé")],
+        )
+        .await;
+    assert_eq!(
+        common::message(&parent, &r).await,
+        "Message signalé à la direction."
+    );
+    let home = d.text("/").await;
+    assert!(
+        home.contains("href=\"/messages/signalements\">1 message signalé attend la direction."),
+        "{home}"
+    );
+    let reports = d.text("/messages/signalements").await;
+    assert!(
+        reports.contains("Bon rétablissement") && reports.contains("Ton déplacé"),
+        "{reports}"
+    );
+    let report_id = reports
+        .split("action=\"/messages/signalements/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("handle button")
+        .to_string();
+    let r = d
+        .post(&format!("/messages/signalements/{report_id}"), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(!d.text("/").await.contains("message signalé"));
+    assert!(
+        d.text("/messages/signalements")
+            .await
+            .contains("Traité par")
+    );
+    // One's own message cannot be reported; nor can someone outside the conversation.
+    let own_id = page
+        .split("id=\"m-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("first message")
+        .to_string();
+    assert_eq!(
+        parent
+            .post(&format!("{thread}/signaler"), &[("message", &own_id)])
+            .await
+            .status(),
+        404
+    );
     // An empty reply is refused where it was typed.
     let r = parent
         .post(

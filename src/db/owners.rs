@@ -80,6 +80,7 @@ pub const OWNERS: &[(&str, &str)] = &[
     ("conversations", "messages"),
     ("conversation_members", "messages"),
     ("messages", "messages"),
+    ("message_reports", "messages"),
     ("lesson_entry_versions", "journal"),
     ("lesson_attachments", "journal"),
     // Discipline.

@@ -623,6 +623,13 @@ mod tests {
                     &[&c, &p],
                 )
             }
+            "message_reports" => {
+                let (m, p) = (make("messages"), person(tx));
+                one(
+                    "INSERT INTO message_reports (id, scope, message_id, reported_by, reason, reported_at) VALUES (?1, 'school:TEST', ?2, ?3, 'x', 0)",
+                    &[&m, &p],
+                )
+            }
             other => panic!("add a row builder for the registered table {other}"),
         }
         id.to_vec()

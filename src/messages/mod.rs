@@ -32,6 +32,9 @@ pub fn routes() -> Routes {
         .get("/messages/{id}", thread_page)
         .post("/messages/{id}/repondre", reply)
         .post("/messages/{id}/corbeille", trash)
+        .post("/messages/{id}/signaler", report)
+        .get("/messages/signalements", reports_page)
+        .post("/messages/signalements/{id}", handle_report)
 }
 
 /// Bounds of what a person types.
@@ -553,6 +556,7 @@ struct ThreadQuery {
 }
 
 struct MessageView {
+    id: String,
     author: String,
     mine: bool,
     when: String,
@@ -610,8 +614,8 @@ fn reply_reach(
         .messages
         .iter()
         .rev()
-        .find(|(author, _, _, _)| *author != who.person_id)
-        .map(|(author, _, _, _)| *author);
+        .find(|m| m.author != who.person_id)
+        .map(|m| m.author);
     let one = last_other.filter(|a| {
         around.iter().any(|p| p.id == *a) && policy::may_write(who, &rules, &facts_of(a, true))
     });
@@ -639,7 +643,7 @@ async fn thread_page(
         })
         .await?;
     // Seen now: what it shows is read.
-    if thread.messages.iter().any(|m| m.0 != me) {
+    if thread.messages.iter().any(|m| m.author != me) {
         state
             .db
             .write(move |tx| store::mark_read(tx, &conversation, &me, now))
@@ -700,11 +704,12 @@ fn thread_view(
         messages: thread
             .messages
             .into_iter()
-            .map(|(author, name, body, at)| MessageView {
-                mine: author == who.person_id,
-                author: name,
-                when: crate::backup::web::when(at, offset),
-                body,
+            .map(|m| MessageView {
+                id: hex(&m.id),
+                mine: m.author == who.person_id,
+                author: m.author_name,
+                when: crate::backup::web::when(m.at, offset),
+                body: m.body,
             })
             .collect(),
         reply_all: all.then(|| names(&others)),
@@ -1018,6 +1023,127 @@ async fn rules_save(
         &owner,
         "/messages/regles",
         Msg::new("messages.msg.rules_saved").arg("n", changed),
+    ))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports
+
+async fn report(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    CsrfToken(owner): CsrfToken,
+    CsrfForm(fields): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let who = may_use(&user)?;
+    let conversation = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let message = id_from_hex(field(&fields, "message")).ok_or(AppError::NotFound)?;
+    let reason: String = field(&fields, "motif").trim().chars().take(600).collect();
+    let me = who.person_id;
+    let now = crate::db::now();
+    let done = state
+        .db
+        .write(move |tx| {
+            let scope = crate::db::registry::school_scope(tx)?;
+            store::report(tx, &scope, &conversation, &message, &me, &reason, now)
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        &format!("/messages/{id}"),
+        Msg::new(if done {
+            "messages.msg.reported"
+        } else {
+            "messages.msg.already_reported"
+        }),
+    ))
+    .into_response())
+}
+
+struct ReportView {
+    id: String,
+    subject: String,
+    author: String,
+    body: String,
+    sent: String,
+    reporter: String,
+    reason: String,
+    reported: String,
+    handled: String,
+}
+
+#[derive(Template)]
+#[template(path = "messages/reports.html")]
+struct ReportsPage {
+    page: Page,
+    reports: Vec<ReportView>,
+    notice: String,
+}
+
+async fn reports_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    page: Page,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    if !policy::may_review_reports(&user.principal()) {
+        return Err(AppError::Forbidden);
+    }
+    let reports = state.db.read(|c| store::reports(c, 200)).await?;
+    let offset = state.config.utc_offset_minutes;
+    let when = |t: i64| crate::backup::web::when(t, offset);
+    let tr = page.tr;
+    render(&ReportsPage {
+        reports: reports
+            .into_iter()
+            .map(|r| ReportView {
+                id: hex(&r.id),
+                subject: r.subject,
+                author: r.author,
+                body: r.body,
+                sent: when(r.sent_at),
+                reporter: r.reporter,
+                reason: r.reason,
+                reported: when(r.reported_at),
+                handled: r
+                    .handled
+                    .map(|(by, at)| {
+                        tr.t("messages.handled_by")
+                            .replace("{name}", &by)
+                            .replace("{when}", &when(at))
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        notice: state.flash.text(page.tr, &page.csrf, &q.ok),
+        page,
+    })
+}
+
+async fn handle_report(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    CsrfToken(owner): CsrfToken,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let who = user.principal();
+    if !policy::may_review_reports(&who) {
+        return Err(AppError::Forbidden);
+    }
+    let report = id_from_hex(&id).ok_or(AppError::NotFound)?;
+    let me = who.person_id;
+    state
+        .db
+        .write(move |tx| store::handle_report(tx, &report, &me, crate::db::now()))
+        .await?;
+    Ok(Redirect::to(&state.flash.ok(
+        &owner,
+        "/messages/signalements",
+        Msg::new("messages.msg.report_handled"),
     ))
     .into_response())
 }

@@ -567,6 +567,17 @@ pub fn unread_count(conn: &Connection, person: &Id, now: i64) -> Result<i64, DbE
         .query_row(params![&person[..], now], |r| r.get(0))?)
 }
 
+/// A message as a member sees it.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub id: Id,
+    pub author: Id,
+    pub author_name: String,
+    pub body: String,
+    /// When it reached this member.
+    pub at: i64,
+}
+
 /// A conversation as one member sees it.
 #[derive(Debug, Clone)]
 pub struct Thread {
@@ -575,8 +586,8 @@ pub struct Thread {
     pub started_by: Id,
     /// Every member: (id, name, has written in it).
     pub members: Vec<(Id, String, bool)>,
-    /// Visible messages, oldest first: (author id, author name, text, shown time).
-    pub messages: Vec<(Id, String, String, i64)>,
+    /// Visible messages, oldest first.
+    pub messages: Vec<Shown>,
     pub trashed: bool,
 }
 
@@ -611,13 +622,19 @@ pub fn thread(
         .collect::<Result<Vec<_>, _>>()?;
     let messages = conn
         .prepare_cached(
-            "SELECT m.author_id, n.name, m.body, CASE WHEN m.author_id != ?2 AND ?3 THEN m.deliver_at ELSE m.sent_at END \
+            "SELECT m.id, m.author_id, n.name, m.body, CASE WHEN m.author_id != ?2 AND ?3 THEN m.deliver_at ELSE m.sent_at END \
              FROM messages m JOIN person_names n ON n.id = m.author_id \
              WHERE m.conversation_id = ?1 AND (m.author_id = ?2 OR ?3 = 0 OR m.deliver_at <= ?4) \
              ORDER BY m.sent_at",
         )?
         .query_map(params![&id[..], &person[..], family, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(Shown {
+                id: r.get(0)?,
+                author: r.get(1)?,
+                author_name: r.get(2)?,
+                body: r.get(3)?,
+                at: r.get(4)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Thread {
@@ -658,4 +675,125 @@ pub fn set_trashed(
         )?
         .execute(params![&id[..], &person[..], trashed])?
         > 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports
+
+/// `person` reports `message` of conversation `conversation` to the direction. Only a member
+/// who sees the message may; a second report by the same person changes nothing. Returns
+/// whether it was recorded.
+#[allow(clippy::too_many_arguments)]
+pub fn report(
+    conn: &Connection,
+    scope: &str,
+    conversation: &Id,
+    message: &Id,
+    person: &Id,
+    reason: &str,
+    now: i64,
+) -> Result<Option<bool>, DbError> {
+    let visible: Option<Id> = conn
+        .prepare_cached(&format!(
+            "SELECT m.author_id FROM messages m JOIN conversation_members cm \
+             ON cm.conversation_id = m.conversation_id AND cm.person_id = ?1 \
+             WHERE m.id = ?3 AND m.conversation_id = ?4 AND {VISIBLE}"
+        ))?
+        .query_row(
+            params![&person[..], now, &message[..], &conversation[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match visible {
+        None => Ok(None),
+        Some(author) if author == *person => Ok(None),
+        Some(_) => Ok(Some(
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO message_reports (id, scope, message_id, reported_by, reason, reported_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                &db::new_id()[..],
+                scope,
+                &message[..],
+                &person[..],
+                reason,
+                now
+            ])?
+                > 0,
+        )),
+    }
+}
+
+/// A reported message as the direction sees it.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    pub id: Id,
+    pub subject: String,
+    pub author: String,
+    pub body: String,
+    pub sent_at: i64,
+    pub reporter: String,
+    pub reason: String,
+    pub reported_at: i64,
+    pub handled: Option<(String, i64)>,
+}
+
+/// Reports waiting first, then the latest handled ones; at most `limit`.
+pub fn reports(conn: &Connection, limit: usize) -> Result<Vec<Reported>, DbError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT r.id, c.subject, a.name, m.body, m.sent_at, w.name, r.reason, r.reported_at, h.name, r.handled_at \
+             FROM message_reports r JOIN messages m ON m.id = r.message_id \
+             JOIN conversations c ON c.id = m.conversation_id \
+             JOIN person_names a ON a.id = m.author_id JOIN person_names w ON w.id = r.reported_by \
+             LEFT JOIN person_names h ON h.id = r.handled_by \
+             ORDER BY r.handled_at IS NOT NULL, r.reported_at DESC LIMIT ?1",
+        )?
+        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            let handled: Option<String> = r.get(8)?;
+            let at: Option<i64> = r.get(9)?;
+            Ok(Reported {
+                id: r.get(0)?,
+                subject: r.get(1)?,
+                author: r.get(2)?,
+                body: r.get(3)?,
+                sent_at: r.get(4)?,
+                reporter: r.get(5)?,
+                reason: r.get(6)?,
+                reported_at: r.get(7)?,
+                handled: handled.zip(at),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Reports not yet handled.
+pub fn open_reports(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM message_reports WHERE handled_at IS NULL")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The direction dealt with a report (audited); false when it was already.
+pub fn handle_report(conn: &Connection, id: &Id, by: &Id, now: i64) -> Result<bool, DbError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE message_reports SET handled_by = ?2, handled_at = ?3 WHERE id = ?1 AND handled_at IS NULL",
+        )?
+        .execute(params![&id[..], &by[..], now])?;
+    if n > 0 {
+        audit::record(
+            conn,
+            &audit::Entry {
+                actor: Some(by),
+                action: "messages.report_handled",
+                object_type: Some("message_report"),
+                object_id: Some(id),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(n > 0)
 }

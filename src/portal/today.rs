@@ -503,6 +503,16 @@ pub fn of_staff(
             });
         }
     }
+    if policy::may_review_reports(who) {
+        let n = crate::messages::store::open_reports(c)?;
+        if n > 0 {
+            out.push(Attention {
+                text: tr.n("portal.attention.reports", usize::try_from(n).unwrap_or(0)),
+                href: "/messages/signalements".into(),
+                urgent: true,
+            });
+        }
+    }
     if policy::allows(who, Capability::ApproveBookings) {
         let n = crate::booking::store::pending(c, &today)?.len();
         if n > 0 {

@@ -271,6 +271,11 @@ pub const REGISTRY: &[SyncedTable] = &[
         secret_columns: &[],
     },
     SyncedTable {
+        name: "message_reports",
+        owner: Owner::School,
+        secret_columns: &[],
+    },
+    SyncedTable {
         name: "national_announcements",
         owner: Owner::Hub,
         secret_columns: &[],

@@ -61,3 +61,18 @@ CREATE TABLE messages (
     deliver_at       INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX messages_by_conversation ON messages (conversation_id, sent_at);
+
+-- A message someone reported to the direction, with their reason; `handled_*` once the
+-- direction dealt with it. Messages are never deleted, so the reported text stays as written.
+CREATE TABLE message_reports (
+    id           BLOB PRIMARY KEY,
+    scope        TEXT NOT NULL,
+    message_id   BLOB NOT NULL REFERENCES messages (id),
+    reported_by  BLOB NOT NULL REFERENCES people (id),
+    reason       TEXT NOT NULL CHECK (length(reason) <= 600),
+    reported_at  INTEGER NOT NULL,
+    handled_by   BLOB REFERENCES people (id),
+    handled_at   INTEGER,
+    UNIQUE (message_id, reported_by)
+) STRICT;
+CREATE INDEX message_reports_open ON message_reports (handled_at, reported_at);
