@@ -1629,3 +1629,99 @@ async fn the_council_table_prints_whole_on_a4_landscape() {
     d.quit().await;
     server.stop().await;
 }
+
+/// On a phone: a parent writes to their child's professeur principal from the messages page,
+/// the teacher finds it unread on the portal and answers, the parent reads the answer.
+#[tokio::test]
+async fn a_parent_writes_to_the_professeur_principal_who_answers_on_a_phone() {
+    use kekeli::policy::Role;
+    let server = TestServer::start().await;
+    let Some(d) = Driver::start(&server, 360, 800).await else {
+        return;
+    };
+    let base = server.base();
+    let teacher = server.login_of(Role::Enseignant).clone();
+    let parent = server.login_of(Role::Parent).clone();
+    // The demo teacher is the professeur principal of the parent's child's class.
+    let teacher_id: [u8; 16] = server
+        .db
+        .write_blocking(|tx| {
+            let t: [u8; 16] = tx.query_row(
+                "SELECT person_id FROM accounts WHERE login = ?1",
+                [&teacher.login],
+                |r| r.get(0),
+            )?;
+            let class: [u8; 16] = tx.query_row(
+                "SELECT m.class_id FROM guardianships g JOIN accounts a ON a.person_id = g.parent_id \
+                 JOIN class_members m ON m.person_id = g.child_id AND m.role = 'eleve' WHERE a.login = ?1 LIMIT 1",
+                [&parent.login],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "DELETE FROM class_members WHERE class_id = ?1 AND role = 'principal'",
+                [&class[..]],
+            )?;
+            tx.execute(
+                "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, 'school:TEST', ?2, ?3, 'principal')",
+                (&kekeli::db::new_id()[..], &class[..], &t[..]),
+            )?;
+            // No quiet hours: the answer reaches the parent whatever the hour of the test.
+            tx.execute(
+                "INSERT INTO messaging_settings (id, scope, quiet_from, quiet_to, updated_at) VALUES (?1, 'school:TEST', 0, 0, 0)",
+                [&kekeli::db::new_id()[..]],
+            )?;
+            Ok::<_, kekeli::db::DbError>(t)
+        })
+        .expect("principal");
+
+    d.log_in(&base, &parent.login, &parent.password).await;
+    d.click("a[href='/messages']").await;
+    d.wait_text("Nouveau message").await;
+    d.click("a[href='/messages/nouveau']").await;
+    d.wait_text("Destinataires").await;
+    d.click(&format!("input[value='p:{}']", hex(&teacher_id)))
+        .await;
+    d.type_in("#m-sujet", "Absence de jeudi").await;
+    d.type_in(
+        "#m-texte",
+        "Bonjour Monsieur, mon fils avait de la fièvre jeudi.",
+    )
+    .await;
+    d.screenshot("message-compose-phone").await;
+    d.click("button[value='envoyer']").await;
+    let sent = d.wait_text("Message envoyé").await;
+    assert!(sent.contains("mon fils avait de la fièvre"), "{sent}");
+    d.log_out().await;
+
+    d.log_in(&base, &teacher.login, &teacher.password).await;
+    let home = d.text().await;
+    assert!(home.contains("1 message non lu"), "{home}");
+    d.click("a[href='/messages']").await;
+    d.wait_text("Absence de jeudi").await;
+    d.click("li.unread a").await;
+    d.wait_text("mon fils avait de la fièvre").await;
+    d.type_in("#m-texte", "Bien noté, bon rétablissement à lui.")
+        .await;
+    d.click("button[value='tous']").await;
+    let answered = d.wait_text("Message envoyé").await;
+    assert!(answered.contains("bon rétablissement"), "{answered}");
+    d.log_out().await;
+
+    d.log_in(&base, &parent.login, &parent.password).await;
+    assert!(d.text().await.contains("1 message non lu"));
+    d.click("a[href='/messages']").await;
+    d.wait_text("Absence de jeudi").await;
+    d.click("li.unread a").await;
+    let read = d.wait_text("bon rétablissement").await;
+    assert!(read.contains("Bien noté"), "{read}");
+    let width = d
+        .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        .await;
+    assert!(
+        width[0].as_i64() <= width[1].as_i64(),
+        "the conversation overflows 360 px: {width}"
+    );
+    d.screenshot("message-thread-phone").await;
+    d.quit().await;
+    server.stop().await;
+}

@@ -575,6 +575,8 @@ struct ThreadPage {
     reply_all: Option<String>,
     /// The latest other author, when a reply to them alone is a new conversation.
     reply_one: Option<String>,
+    /// A conversation of two: the reply is simply « Répondre ».
+    two: bool,
     trashed: bool,
     notice: String,
     error: String,
@@ -712,6 +714,7 @@ fn thread_view(
                 body: m.body,
             })
             .collect(),
+        two: others.len() == 1,
         reply_all: all.then(|| names(&others)),
         // Replying to one person of a larger conversation starts a conversation with them.
         reply_one: one_name.filter(|_| others.len() > 1 || !all),
