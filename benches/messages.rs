@@ -4,7 +4,8 @@
 //!
 //! Same setup as `load`: the release server pinned to CPU 0, this generator to CPU 1. Run with
 //! `cargo bench --bench messages`. Knobs: `BENCH_SESSIONS` (500), `BENCH_MAILBOX_SECS` (20),
-//! `BENCH_SENDS` (200), `BENCH_READ_RATE` (1000 pages/s while sending). Prints figures;
+//! `BENCH_SENDS` (200), `BENCH_READ_RATE` (1000 pages/s while sending), `BENCH_EXTRA_PUPILS`
+//! (250 pupils and as many parents added to the demo's 800 people). Prints figures;
 //! asserts nothing about time.
 
 mod common;
@@ -32,6 +33,43 @@ fn main() {
     println!("server: release build pinned to CPU 0; load generator pinned to CPU 1");
 
     let (_tmp, data, prepared, phc) = demo_school();
+    // The demo lycée has about 800 people; a school of 1,300 gets 250 more pupils, each with a
+    // parent, spread over its classes.
+    let extra = env_num("BENCH_EXTRA_PUPILS", 250) as usize;
+    prepared
+        .db
+        .write_blocking(|tx| {
+            let scope = kekeli::db::registry::school_scope(tx)?;
+            let classes: Vec<[u8; 16]> = tx
+                .prepare("SELECT id FROM classes ORDER BY name")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for i in 0..extra {
+                let new = |surname: String, role| kekeli::auth::store::NewPerson {
+                    surname,
+                    first_names: "Mesure".into(),
+                    roles: vec![role],
+                    ..Default::default()
+                };
+                let (pupil, _, _) = kekeli::auth::store::create_person(
+                    tx,
+                    &scope,
+                    &new(format!("ELEVE{i:03}"), kekeli::policy::Role::Eleve),
+                )?;
+                tx.execute(
+                    "INSERT INTO class_members (id, scope, class_id, person_id, role) VALUES (?1, ?2, ?3, ?4, 'eleve')",
+                    rusqlite::params![&kekeli::db::new_id()[..], scope, &classes[i % classes.len()][..], &pupil[..]],
+                )?;
+                let (parent, _, _) = kekeli::auth::store::create_person(
+                    tx,
+                    &scope,
+                    &new(format!("PARENT{i:03}"), kekeli::policy::Role::Parent),
+                )?;
+                kekeli::auth::store::link_guardian(tx, &scope, &parent, &pupil)?;
+            }
+            Ok::<_, kekeli::db::DbError>(())
+        })
+        .expect("a larger school");
     // Every pupil and the proviseur get the known password; each pupil finds a message from
     // their teacher in the mailbox (the demo's), and the vie scolaire is who they write to.
     let (pupils, direction, cpe) = prepared

@@ -240,6 +240,7 @@ pub async fn serve(
         sessions: Default::default(),
         weeks: Default::default(),
         marks_pages: crate::grades::cache::marks_pages(),
+        messages_directory: Default::default(),
         bulletin_job: Default::default(),
         backups: Default::default(),
         sync: Default::default(),

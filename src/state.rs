@@ -43,6 +43,8 @@ pub struct Inner {
     pub weeks: crate::timetable::cache::WeekCache,
     /// Pupils' marks pages as computed for each viewer (see `grades::cache`).
     pub marks_pages: crate::grades::cache::MarksPages,
+    /// The school's directory for the messages (whom each person may write to).
+    pub messages_directory: crate::messages::DirectoryCache,
     /// The whole-school bulletin job, if one ran since start (see `bulletins`).
     pub bulletin_job: crate::bulletins::SchoolJob,
     /// The backup the server is running, if any (see `backup::watch`).

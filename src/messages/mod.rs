@@ -202,33 +202,29 @@ struct Reachable {
     groups: Vec<(Group, String, Vec<Id>)>,
 }
 
-fn reachable(
-    c: &rusqlite::Connection,
-    who: &Principal,
-    tr: Tr,
-) -> Result<Reachable, crate::db::DbError> {
-    let rules = store::rules(c)?;
-    let everyone = store::people_around(c, who)?;
+fn reachable(dir: &store::Directory, rules: &MessagingRules, who: &Principal, tr: Tr) -> Reachable {
+    let everyone = dir.around(who);
     let allowed: HashSet<Id> = everyone
         .iter()
-        .filter(|p| policy::may_write(who, &rules, &p.facts))
+        .filter(|p| policy::may_write(who, rules, &p.facts))
         .map(|p| p.id)
         .collect();
     let all_allowed =
         |members: &[Id]| !members.is_empty() && members.iter().all(|m| allowed.contains(m));
     let mut groups = Vec::new();
-    for (class, name, pupils, parents, teachers) in store::class_groups(c)? {
+    for (class, name, pupils, parents, teachers) in dir.class_groups() {
         for (group, key, members) in [
-            (Group::Pupils(class), "messages.group.pupils", pupils),
-            (Group::Parents(class), "messages.group.parents", parents),
-            (Group::Teachers(class), "messages.group.teachers", teachers),
+            (Group::Pupils(*class), "messages.group.pupils", pupils),
+            (Group::Parents(*class), "messages.group.parents", parents),
+            (Group::Teachers(*class), "messages.group.teachers", teachers),
         ] {
             let members: Vec<Id> = members
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|m| *m != who.person_id)
                 .collect();
             if all_allowed(&members) {
-                groups.push((group, tr.t(key).replace("{class}", &name), members));
+                groups.push((group, tr.t(key).replace("{class}", name), members));
             }
         }
     }
@@ -238,7 +234,7 @@ fn reachable(
             .filter(|p| p.facts.audiences.contains(&a))
             .map(|p| p.id)
             .collect();
-        if members.len() > 1 && all_allowed(&members) {
+        if all_allowed(&members) {
             groups.push((
                 Group::Audience(a),
                 tr.t(audiences_plural(a)).to_string(),
@@ -250,11 +246,48 @@ fn reachable(
         .into_iter()
         .filter(|p| allowed.contains(&p.id))
         .collect();
-    Ok(Reachable {
+    Reachable {
         people,
         allowed,
         groups,
-    })
+    }
+}
+
+/// The directory and the rules, for one request.
+async fn facts(
+    state: &AppState,
+) -> Result<(std::sync::Arc<store::Directory>, MessagingRules), AppError> {
+    let dir = state.messages_directory.get(&state.db).await?;
+    let rules = state.db.read(store::rules).await?;
+    Ok((dir, rules))
+}
+
+/// The school's directory kept between requests while its tables do not change: whom a person
+/// may write to is computed from it in memory.
+#[derive(Default)]
+pub struct DirectoryCache {
+    kept: std::sync::Mutex<Option<(u64, std::sync::Arc<store::Directory>)>>,
+}
+
+impl DirectoryCache {
+    pub async fn get(
+        &self,
+        db: &crate::db::Db,
+    ) -> Result<std::sync::Arc<store::Directory>, crate::db::DbError> {
+        // The generation is read before the build: a change meanwhile leaves the entry stale.
+        let generation = db.generation_of(store::DIRECTORY_TABLES);
+        if let Ok(kept) = self.kept.lock()
+            && let Some((g, dir)) = kept.as_ref()
+            && *g == generation
+        {
+            return Ok(dir.clone());
+        }
+        let dir = std::sync::Arc::new(db.read(store::directory).await?);
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = Some((generation, dir.clone()));
+        }
+        Ok(dir)
+    }
 }
 
 struct Choice {
@@ -379,8 +412,8 @@ async fn compose_page(
     Query(q): Query<ComposeQuery>,
 ) -> Result<Response, AppError> {
     let who = may_use(&user)?;
-    let tr = page.tr;
-    let r = state.db.read(move |c| reachable(c, &who, tr)).await?;
+    let (dir, rules) = facts(&state).await?;
+    let r = reachable(&dir, &rules, &who, page.tr);
     let chosen: HashSet<String> = std::iter::once(q.a).filter(|a| !a.is_empty()).collect();
     render(&compose_view(
         page,
@@ -468,9 +501,8 @@ async fn send(
     CsrfForm(fields): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let who = may_use(&user)?;
-    let tr = page.tr;
-    let w = who.clone();
-    let r = state.db.read(move |c| reachable(c, &w, tr)).await?;
+    let (dir, rules) = facts(&state).await?;
+    let r = reachable(&dir, &rules, &who, page.tr);
     let chosen: HashSet<String> = fields
         .iter()
         .filter(|(k, v)| k == "a" && !v.is_empty())
@@ -586,12 +618,12 @@ struct ThreadPage {
 /// The conversation with what a reply may reach: may `who` write to every other member (a
 /// reply to all), and to the latest other author alone?
 fn reply_reach(
-    c: &rusqlite::Connection,
+    dir: &store::Directory,
+    rules: &MessagingRules,
     who: &Principal,
     t: &store::Thread,
-) -> Result<(bool, Option<Id>), crate::db::DbError> {
-    let rules = store::rules(c)?;
-    let around = store::people_around(c, who)?;
+) -> (bool, Option<Id>) {
+    let around = dir.around(who);
     let facts_of = |id: &Id, wrote: bool| {
         let mut f = around
             .iter()
@@ -610,7 +642,7 @@ fn reply_reach(
     let all = !others.is_empty()
         && others.iter().all(|(id, _, wrote)| {
             (around.iter().any(|p| p.id == *id) || *wrote)
-                && policy::may_write(who, &rules, &facts_of(id, *wrote))
+                && policy::may_write(who, rules, &facts_of(id, *wrote))
         });
     let last_other = t
         .messages
@@ -619,9 +651,9 @@ fn reply_reach(
         .find(|m| m.author != who.person_id)
         .map(|m| m.author);
     let one = last_other.filter(|a| {
-        around.iter().any(|p| p.id == *a) && policy::may_write(who, &rules, &facts_of(a, true))
+        around.iter().any(|p| p.id == *a) && policy::may_write(who, rules, &facts_of(a, true))
     });
-    Ok((all, one))
+    (all, one)
 }
 
 async fn thread_page(
@@ -635,15 +667,13 @@ async fn thread_page(
     let conversation = id_from_hex(&id).ok_or(AppError::NotFound)?;
     let me = who.person_id;
     let now = crate::db::now();
-    let w = who.clone();
-    let (thread, reach) = state
+    let (dir, rules) = facts(&state).await?;
+    let thread = state
         .db
-        .read(move |c| {
-            let t = store::thread(c, &conversation, &me, now)?.ok_or(AppError::NotFound)?;
-            let reach = reply_reach(c, &w, &t)?;
-            Ok::<_, AppError>((t, reach))
-        })
-        .await?;
+        .read(move |c| store::thread(c, &conversation, &me, now))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let reach = reply_reach(&dir, &rules, &who, &thread);
     // Seen now: what it shows is read.
     if thread.messages.iter().any(|m| m.author != me) {
         state
@@ -740,15 +770,13 @@ async fn reply(
     let now = crate::db::now();
     let to_all = field(&fields, "a") != "un";
     let body = field(&fields, "texte").to_string();
-    let w = who.clone();
-    let (thread, reach) = state
+    let (dir, rules) = facts(&state).await?;
+    let thread = state
         .db
-        .read(move |c| {
-            let t = store::thread(c, &conversation, &me, now)?.ok_or(AppError::NotFound)?;
-            let reach = reply_reach(c, &w, &t)?;
-            Ok::<_, AppError>((t, reach))
-        })
-        .await?;
+        .read(move |c| store::thread(c, &conversation, &me, now))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let reach = reply_reach(&dir, &rules, &who, &thread);
     let subject = thread.subject.clone();
     let checked = typed(&subject, &body);
     let refused = match (&checked, to_all, reach) {
@@ -778,32 +806,18 @@ async fn reply(
     };
     let offset = state.config.utc_offset_minutes;
     let one = reach.1;
-    let (families, me_family) = {
-        let w = who.clone();
-        state
-            .db
-            .read(move |c| {
-                let around = store::people_around(c, &w)?;
-                let fam: HashSet<Id> = around
-                    .iter()
-                    .filter(|p| family_only(&p.facts.audiences))
-                    .map(|p| p.id)
-                    .collect();
-                Ok::<_, crate::db::DbError>(fam)
-            })
-            .await
-            .map(|f| {
-                (
-                    f,
-                    family_only(
-                        &who.roles
-                            .iter()
-                            .filter_map(|r| Audience::of_role(*r))
-                            .collect::<Vec<_>>(),
-                    ),
-                )
-            })?
-    };
+    let families: HashSet<Id> = dir
+        .around(&who)
+        .iter()
+        .filter(|p| family_only(&p.facts.audiences))
+        .map(|p| p.id)
+        .collect();
+    let me_family = family_only(
+        &who.roles
+            .iter()
+            .filter_map(|r| Audience::of_role(*r))
+            .collect::<Vec<_>>(),
+    );
     let target = state
         .db
         .write(move |tx| {

@@ -155,106 +155,212 @@ pub struct Person {
     pub classes: Vec<String>,
 }
 
-/// Every person of the school still there, with what links them to `who` — everyone but
-/// `who`. The caller keeps those `policy::may_write` allows.
-pub fn people_around(conn: &Connection, who: &Principal) -> Result<Vec<Person>, DbError> {
-    let me = who.person_id;
-    // The sender's classes: as a pupil, a teacher (directly or through a group), the
-    // professeur principal, a parent.
-    let mine: HashSet<Id> = conn
-        .prepare_cached(
-            "SELECT class_id FROM enrolments WHERE pupil_id = ?1 \
-             UNION SELECT class_id FROM class_staff WHERE person_id = ?1 \
-             UNION SELECT class_id FROM teaching_list WHERE teacher_id = ?1 AND class_id IS NOT NULL \
-             UNION SELECT g.class_id FROM teaching_list t JOIN group_list g ON g.id = t.group_id WHERE t.teacher_id = ?1 \
-             UNION SELECT e.class_id FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id WHERE g.parent_id = ?1",
-        )?
-        .query_map([&me[..]], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let class_names: HashMap<Id, String> = conn
-        .prepare_cached("SELECT id, name FROM class_list")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    // Everyone's classes and how (for the professeur principal).
-    let mut classes_of: HashMap<Id, BTreeSet<Id>> = HashMap::new();
-    let mut principal_of: HashMap<Id, BTreeSet<Id>> = HashMap::new();
+/// One person of the school as the directory knows them.
+#[derive(Debug, Clone)]
+struct Entry {
+    id: Id,
+    name: String,
+    sort_name: String,
+    audiences: Vec<Audience>,
+    /// Classes they are in: as a pupil, a teacher (directly or through a group), the
+    /// professeur principal, a parent of a pupil.
+    classes: BTreeSet<Id>,
+    /// Their legal guardians.
+    guardians: Vec<Id>,
+    /// Still at the school, with an account that may be used.
+    active: bool,
+}
+
+/// Everyone of the school with what links them (roles, classes, guardians) and the members of
+/// each class-based group: what whom-may-I-write-to is computed from. Built from the database
+/// in one pass and kept while its tables do not change (`DIRECTORY_TABLES`).
+#[derive(Debug, Default)]
+pub struct Directory {
+    people: Vec<Entry>,
+    index: HashMap<Id, usize>,
+    class_names: HashMap<Id, String>,
+    groups: ClassGroups,
+}
+
+/// The tables the directory is built from: a change to one builds it again.
+pub const DIRECTORY_TABLES: &[&str] = &[
+    "people",
+    "person_roles",
+    "accounts",
+    "class_members",
+    "group_members",
+    "teachings",
+    "guardianships",
+    "classes",
+    "pupil_groups",
+    "levels",
+];
+
+/// The members of each class-based group: (class id, name, pupils, parents, teachers).
+pub type ClassGroups = Vec<(Id, String, Vec<Id>, Vec<Id>, Vec<Id>)>;
+
+/// A class's pupils, parents and teachers while gathered.
+type Members = (Vec<Id>, Vec<Id>, BTreeSet<Id>);
+
+pub fn directory(conn: &Connection) -> Result<Directory, DbError> {
+    let mut people: Vec<Entry> = Vec::new();
+    let mut index: HashMap<Id, usize> = HashMap::new();
     {
         let mut st = conn.prepare_cached(
-            "SELECT pupil_id, class_id, 0 FROM enrolments \
-             UNION ALL SELECT person_id, class_id, role = 'principal' FROM class_staff \
-             UNION ALL SELECT teacher_id, class_id, 0 FROM teaching_list WHERE class_id IS NOT NULL \
-             UNION ALL SELECT t.teacher_id, g.class_id, 0 FROM teaching_list t JOIN group_list g ON g.id = t.group_id \
-             UNION ALL SELECT g.parent_id, e.class_id, 0 FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id",
+            "SELECT n.id, n.name, n.sort_name, n.left_on IS NULL \
+                    AND NOT EXISTS (SELECT 1 FROM account_states a WHERE a.person_id = n.id AND a.disabled = 1) \
+             FROM person_names n ORDER BY n.sort_name",
         )?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let (person, class, principal): (Id, Id, bool) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            classes_of.entry(person).or_default().insert(class);
-            if principal {
-                principal_of.entry(person).or_default().insert(class);
-            }
+            let id: Id = r.get(0)?;
+            index.insert(id, people.len());
+            people.push(Entry {
+                id,
+                name: r.get(1)?,
+                sort_name: r.get(2)?,
+                audiences: Vec::new(),
+                classes: BTreeSet::new(),
+                guardians: Vec::new(),
+                active: r.get(3)?,
+            });
         }
     }
-    let guardians: HashSet<Id> = conn
-        .prepare_cached("SELECT parent_id FROM guardians WHERE child_id = ?1")?
-        .query_map([&me[..]], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let children: HashSet<Id> = conn
-        .prepare_cached("SELECT child_id FROM guardians WHERE parent_id = ?1")?
-        .query_map([&me[..]], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut roles: HashMap<Id, Vec<Audience>> = HashMap::new();
     {
         let mut st = conn.prepare_cached("SELECT person_id, role FROM role_holders")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let person: Id = r.get(0)?;
             let role: String = r.get(1)?;
-            if let Some(a) = crate::policy::Role::parse(&role).and_then(Audience::of_role) {
-                roles.entry(person).or_default().push(a);
+            if let (Some(&i), Some(a)) = (
+                index.get(&person),
+                crate::policy::Role::parse(&role).and_then(Audience::of_role),
+            ) {
+                people[i].audiences.push(a);
             }
         }
     }
-    let mut st = conn.prepare_cached(
-        "SELECT n.id, n.name, n.sort_name FROM person_names n \
-         WHERE n.left_on IS NULL AND n.id != ?1 \
-           AND NOT EXISTS (SELECT 1 FROM account_states a WHERE a.person_id = n.id AND a.disabled = 1)",
-    )?;
-    let mut out = Vec::new();
-    let mut rows = st.query([&me[..]])?;
-    while let Some(r) = rows.next()? {
-        let id: Id = r.get(0)?;
-        let Some(mut audiences) = roles.get(&id).cloned() else {
-            continue;
-        };
-        let theirs = classes_of.get(&id);
-        let shared: Vec<&Id> = theirs
-            .map(|t| t.iter().filter(|c| mine.contains(*c)).collect())
-            .unwrap_or_default();
-        if principal_of.get(&id).is_some_and(|p| !p.is_empty()) {
-            audiences.push(Audience::Principal);
+    let mut by_class: HashMap<Id, Members> = HashMap::new();
+    {
+        // kind: 0 pupil, 1 parent, 2 teacher, 3 professeur principal.
+        let mut st = conn.prepare_cached(
+            "SELECT pupil_id, class_id, 0 FROM enrolments \
+             UNION ALL SELECT person_id, class_id, CASE role WHEN 'principal' THEN 3 ELSE 2 END FROM class_staff \
+             UNION ALL SELECT teacher_id, class_id, 2 FROM teaching_list WHERE class_id IS NOT NULL \
+             UNION ALL SELECT t.teacher_id, g.class_id, 2 FROM teaching_list t JOIN group_list g ON g.id = t.group_id \
+             UNION ALL SELECT g.parent_id, e.class_id, 1 FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (person, class, kind): (Id, Id, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let Some(&i) = index.get(&person) {
+                people[i].classes.insert(class);
+                if kind == 3 && !people[i].audiences.contains(&Audience::Principal) {
+                    people[i].audiences.push(Audience::Principal);
+                }
+            }
+            let e = by_class.entry(class).or_default();
+            match kind {
+                0 => e.0.push(person),
+                1 => e.1.push(person),
+                _ => {
+                    e.2.insert(person);
+                }
+            }
         }
-        let mut classes: Vec<String> = shared
-            .iter()
-            .filter_map(|c| class_names.get(*c).cloned())
-            .collect();
-        classes.sort();
-        out.push(Person {
-            id,
-            name: r.get(1)?,
-            sort_name: r.get(2)?,
-            facts: RecipientFacts {
-                audiences,
-                shares_class: !shared.is_empty(),
-                guardian_of_sender: guardians.contains(&id),
-                child_of_sender: children.contains(&id),
-                wrote_here: false,
-            },
-            classes,
-        });
     }
-    out.sort_by(|a, b| a.sort_name.cmp(&b.sort_name));
-    Ok(out)
+    {
+        let mut st = conn.prepare_cached("SELECT parent_id, child_id FROM guardians")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (parent, child): (Id, Id) = (r.get(0)?, r.get(1)?);
+            if let Some(&i) = index.get(&child) {
+                people[i].guardians.push(parent);
+            }
+        }
+    }
+    let mut class_names = HashMap::new();
+    let mut groups: ClassGroups = Vec::new();
+    {
+        let mut st =
+            conn.prepare_cached("SELECT id, name FROM class_list ORDER BY level_rank, name")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (id, name): (Id, String) = (r.get(0)?, r.get(1)?);
+            class_names.insert(id, name.clone());
+            if let Some((pupils, mut parents, teachers)) = by_class.remove(&id) {
+                parents.sort();
+                parents.dedup();
+                let active = |v: Vec<Id>| -> Vec<Id> {
+                    v.into_iter()
+                        .filter(|p| index.get(p).is_some_and(|&i| people[i].active))
+                        .collect()
+                };
+                groups.push((
+                    id,
+                    name,
+                    active(pupils),
+                    active(parents),
+                    active(teachers.into_iter().collect()),
+                ));
+            }
+        }
+    }
+    Ok(Directory {
+        people,
+        index,
+        class_names,
+        groups,
+    })
+}
+
+impl Directory {
+    /// Everyone still at the school but `who`, with what links them to `who`. The caller keeps
+    /// those `policy::may_write` allows.
+    pub fn around(&self, who: &Principal) -> Vec<Person> {
+        let me = who.person_id;
+        let empty = BTreeSet::new();
+        let (mine, my_guardians) = match self.index.get(&me) {
+            Some(&i) => (&self.people[i].classes, self.people[i].guardians.as_slice()),
+            None => (&empty, &[][..]),
+        };
+        self.people
+            .iter()
+            .filter(|e| e.active && e.id != me && !e.audiences.is_empty())
+            .map(|e| {
+                let shared: Vec<&Id> = e.classes.intersection(mine).collect();
+                let mut classes: Vec<String> = shared
+                    .iter()
+                    .filter_map(|c| self.class_names.get(*c).cloned())
+                    .collect();
+                classes.sort();
+                Person {
+                    id: e.id,
+                    name: e.name.clone(),
+                    sort_name: e.sort_name.clone(),
+                    facts: RecipientFacts {
+                        audiences: e.audiences.clone(),
+                        shares_class: !shared.is_empty(),
+                        guardian_of_sender: my_guardians.contains(&e.id),
+                        child_of_sender: e.guardians.contains(&me),
+                        wrote_here: false,
+                    },
+                    classes,
+                }
+            })
+            .collect()
+    }
+
+    /// The class-based groups and their (active) members.
+    pub fn class_groups(&self) -> &ClassGroups {
+        &self.groups
+    }
+}
+
+/// Every person of the school still there, with what links them to `who` (the directory
+/// built afresh: for callers without the cache).
+pub fn people_around(conn: &Connection, who: &Principal) -> Result<Vec<Person>, DbError> {
+    Ok(directory(conn)?.around(who))
 }
 
 /// A group of recipients offered at once: the pupils, the parents or the teachers of a class,
@@ -289,53 +395,6 @@ impl Group {
             _ => return None,
         })
     }
-}
-
-/// The members of each class-based group: (class id, name, pupils, parents, teachers).
-pub type ClassGroups = Vec<(Id, String, Vec<Id>, Vec<Id>, Vec<Id>)>;
-
-/// A class's pupils, parents and teachers while gathered.
-type Members = (Vec<Id>, Vec<Id>, BTreeSet<Id>);
-
-pub fn class_groups(conn: &Connection) -> Result<ClassGroups, DbError> {
-    let mut by_class: HashMap<Id, Members> = HashMap::new();
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT class_id, pupil_id, 0 FROM enrolments \
-             UNION ALL SELECT e.class_id, g.parent_id, 1 FROM guardians g JOIN enrolments e ON e.pupil_id = g.child_id \
-             UNION ALL SELECT class_id, person_id, 2 FROM class_staff \
-             UNION ALL SELECT class_id, teacher_id, 2 FROM teaching_list WHERE class_id IS NOT NULL",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (class, person, kind): (Id, Id, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let e = by_class.entry(class).or_default();
-            match kind {
-                0 => e.0.push(person),
-                1 => e.1.push(person),
-                _ => {
-                    e.2.insert(person);
-                }
-            }
-        }
-    }
-    let mut out: ClassGroups = conn
-        .prepare_cached("SELECT id, name FROM class_list ORDER BY level_rank, name")?
-        .query_map([], |r| Ok((r.get::<_, Id>(0)?, r.get::<_, String>(1)?)))?
-        .filter_map(|row| {
-            let (id, name) = match row {
-                Ok(v) => v,
-                Err(e) => return Some(Err(e)),
-            };
-            let (p, g, t) = by_class.remove(&id)?;
-            Some(Ok((id, name, p, g, t.into_iter().collect())))
-        })
-        .collect::<Result<_, _>>()?;
-    for (_, _, _, parents, _) in &mut out {
-        parents.sort();
-        parents.dedup();
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -796,4 +855,32 @@ pub fn handle_report(conn: &Connection, id: &Id, by: &Id, now: i64) -> Result<bo
         )?;
     }
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The directory reads only the tables its cache watches: a change anywhere it reads
+    /// builds it again.
+    #[test]
+    fn the_directory_is_built_only_from_the_tables_its_cache_watches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.db");
+        let db = crate::db::Db::open(&path, "T", 1).expect("open");
+        crate::demo::populate(&db, dir.path(), 2026).expect("demo");
+        let conn = crate::db::connect(&path).expect("fresh connection");
+        let (built, read) = crate::db::tables_read(&conn, |c| directory(c).expect("directory"));
+        assert!(built.people.len() > 100 && !built.groups.is_empty());
+        assert!(
+            read.contains("guardianships") && read.contains("class_members"),
+            "{read:?}"
+        );
+        for t in &read {
+            assert!(
+                DIRECTORY_TABLES.contains(&t.as_str()),
+                "{t} read but not watched (read: {read:?})"
+            );
+        }
+    }
 }
