@@ -402,6 +402,23 @@ async fn a_parent_writes_to_the_professeur_principal_who_answers() {
     );
     let page = teacher.text(&thread).await;
     assert!(page.contains("mon enfant était malade"), "{page}");
+    // Forwarding prefills a new message, to whom the teacher may write; not for outsiders.
+    let first = page
+        .split("id=\"m-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the message")
+        .to_string();
+    let conversation = thread.trim_start_matches("/messages/").to_string();
+    let forward = format!("/messages/nouveau?transfert={conversation}-{first}");
+    let compose = teacher.text(&forward).await;
+    assert!(
+        compose.contains("value=\"Tr : Absence de mardi\"")
+            && compose.contains("mon enfant était malade mardi.</textarea>"),
+        "{compose}"
+    );
+    let cpe = server.logged_in(Role::VieScolaire).await;
+    assert_eq!(cpe.get(&forward).await.status(), 404);
     assert!(
         !teacher.text("/messages").await.contains("class=\"unread\""),
         "read now"
@@ -488,7 +505,6 @@ async fn a_parent_writes_to_the_professeur_principal_who_answers() {
         .await;
     assert_eq!(r.status(), 422);
     // Someone else's conversation does not exist for them.
-    let cpe = server.logged_in(Role::VieScolaire).await;
     assert_eq!(cpe.get(&thread).await.status(), 404);
     assert_eq!(
         cpe.post(&format!("{thread}/repondre"), &[("texte", "x")])

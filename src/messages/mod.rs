@@ -403,6 +403,9 @@ struct ComposeQuery {
     /// A recipient chosen in advance (a person `p:<id>` or a group).
     #[serde(default)]
     a: String,
+    /// A message to forward (`<conversation>-<message>`): its subject and text prefilled.
+    #[serde(default)]
+    transfert: String,
 }
 
 async fn compose_page(
@@ -415,12 +418,52 @@ async fn compose_page(
     let (dir, rules) = facts(&state).await?;
     let r = reachable(&dir, &rules, &who, page.tr);
     let chosen: HashSet<String> = std::iter::once(q.a).filter(|a| !a.is_empty()).collect();
+    // Forwarding: only a message this person sees; it goes only to whom they may write.
+    let (subject, body) = match q.transfert.split_once('-') {
+        Some((c, m)) => {
+            let (c, m) = (
+                id_from_hex(c).ok_or(AppError::NotFound)?,
+                id_from_hex(m).ok_or(AppError::NotFound)?,
+            );
+            let me = who.person_id;
+            let now = crate::db::now();
+            let t = state
+                .db
+                .read(move |db| store::thread(db, &c, &me, now))
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let shown = t
+                .messages
+                .iter()
+                .find(|x| x.id == m)
+                .ok_or(AppError::NotFound)?;
+            let when = crate::backup::web::when(shown.at, state.config.utc_offset_minutes);
+            let subject: String = if t.subject.starts_with("Tr : ") {
+                t.subject.clone()
+            } else {
+                format!("Tr : {}", t.subject)
+            };
+            let head = page
+                .tr
+                .t("messages.forwarded")
+                .replace("{name}", &shown.author_name)
+                .replace("{when}", &when);
+            (
+                subject.chars().take(MAX_SUBJECT).collect(),
+                format!("\n\n{head}\n{}", shown.body)
+                    .chars()
+                    .take(MAX_BODY)
+                    .collect(),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     render(&compose_view(
         page,
         &r,
         &chosen,
-        String::new(),
-        String::new(),
+        subject,
+        body,
         String::new(),
         String::new(),
     ))
