@@ -438,18 +438,14 @@ async fn compose_page(
                 .find(|x| x.id == m)
                 .ok_or(AppError::NotFound)?;
             let when = crate::backup::web::when(shown.at, state.config.utc_offset_minutes);
-            let subject: String = if t.subject.starts_with("Tr : ") {
-                t.subject.clone()
-            } else {
-                format!("Tr : {}", t.subject)
-            };
+            let subject = prefixed("Tr : ", &t.subject);
             let head = page
                 .tr
                 .t("messages.forwarded")
                 .replace("{name}", &shown.author_name)
                 .replace("{when}", &when);
             (
-                subject.chars().take(MAX_SUBJECT).collect(),
+                subject,
                 format!("\n\n{head}\n{}", shown.body)
                     .chars()
                     .take(MAX_BODY)
@@ -871,7 +867,7 @@ async fn reply(
                 Ok::<_, AppError>(conversation)
             } else {
                 let author = one.ok_or(AppError::Forbidden)?;
-                let re = reply_subject(&subject);
+                let re = prefixed("Re : ", &subject);
                 let to = [(author, families.contains(&author))];
                 let m = store::Outgoing {
                     subject: &re,
@@ -892,12 +888,12 @@ async fn reply(
     .into_response())
 }
 
-/// « Re : sujet » once, within the subject's bound.
-fn reply_subject(subject: &str) -> String {
-    let s = if subject.starts_with("Re : ") {
+/// « Re : sujet » (or « Tr : ») once, within the subject's bound.
+fn prefixed(prefix: &str, subject: &str) -> String {
+    let s = if subject.starts_with(prefix) {
         subject.to_string()
     } else {
-        format!("Re : {subject}")
+        format!("{prefix}{subject}")
     };
     s.chars().take(MAX_SUBJECT).collect()
 }
