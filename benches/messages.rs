@@ -176,6 +176,23 @@ fn main() {
         cpu1 - cpu0,
     );
 
+    // The portal in the same run, for a figure of this machine's speed today.
+    let portal = vec!["/".to_string(); readers_c.len()];
+    let (count, errors, mut lat) = rt.block_on(async {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = readers(&readers_c, &base, &portal, stop.clone(), None);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        gather(tasks).await
+    });
+    lat.sort();
+    println!(
+        "portal (pupil), same sessions, for 10 s: {:.0} pages/s — p50 {:.1} ms, p99 {:.1} ms, errors {errors}",
+        count as f64 / 10.0,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+    );
+
     // 2. Sending while the pupils read at `read_rate`: 20 pupils write to the vie scolaire.
     let to = format!("p:{}", kekeli::id::hex(&cpe));
     let (send_lat, send_errors) = rt.block_on(async {

@@ -198,7 +198,6 @@ async fn folder_page(
 /// are allowed.
 struct Reachable {
     people: Vec<store::Person>,
-    allowed: HashSet<Id>,
     groups: Vec<(Group, String, Vec<Id>)>,
 }
 
@@ -246,11 +245,7 @@ fn reachable(dir: &store::Directory, rules: &MessagingRules, who: &Principal, tr
         .into_iter()
         .filter(|p| allowed.contains(&p.id))
         .collect();
-    Reachable {
-        people,
-        allowed,
-        groups,
-    }
+    Reachable { people, groups }
 }
 
 /// The directory and the rules, for one request.
@@ -474,25 +469,32 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 /// The recipients the form names, each allowed, deduplicated; a refusal in French when one is
-/// not (nothing is then sent).
-fn recipients(r: &Reachable, chosen: &HashSet<String>) -> Result<Vec<Id>, Msg> {
+/// not (nothing is then sent). The same rule as the compose page's offer: a person `who` may
+/// write to, a group all of whose members they may write to.
+fn recipients(
+    dir: &store::Directory,
+    rules: &MessagingRules,
+    who: &Principal,
+    chosen: &HashSet<String>,
+) -> Result<Vec<Id>, Msg> {
+    let allowed = |id: &Id| {
+        dir.facts(who, id)
+            .is_some_and(|f| policy::may_write(who, rules, &f))
+    };
     let mut out: Vec<Id> = Vec::new();
     let mut seen = HashSet::new();
     for code in chosen {
         let ids: Vec<Id> = if let Some(h) = code.strip_prefix("p:") {
             let id = id_from_hex(h).ok_or_else(|| Msg::new("messages.msg.unknown_recipient"))?;
-            if !r.allowed.contains(&id) {
-                return Err(Msg::new("messages.msg.not_allowed"));
-            }
             vec![id]
         } else {
             let g = Group::parse(code).ok_or_else(|| Msg::new("messages.msg.unknown_recipient"))?;
-            r.groups
-                .iter()
-                .find(|(x, _, _)| *x == g)
-                .map(|(_, _, m)| m.clone())
-                .ok_or_else(|| Msg::new("messages.msg.not_allowed"))?
+            dir.members(who, &g)
+                .ok_or_else(|| Msg::new("messages.msg.unknown_recipient"))?
         };
+        if ids.is_empty() || !ids.iter().all(allowed) {
+            return Err(Msg::new("messages.msg.not_allowed"));
+        }
         for id in ids {
             if seen.insert(id) {
                 out.push(id);
@@ -541,7 +543,6 @@ async fn send(
 ) -> Result<Response, AppError> {
     let who = may_use(&user)?;
     let (dir, rules) = facts(&state).await?;
-    let r = reachable(&dir, &rules, &who, page.tr);
     let chosen: HashSet<String> = fields
         .iter()
         .filter(|(k, v)| k == "a" && !v.is_empty())
@@ -551,7 +552,9 @@ async fn send(
     let subject = field(&fields, "sujet").to_string();
     let body = field(&fields, "texte").to_string();
     let search: String = field(&fields, "cherche").chars().take(100).collect();
+    // The form back as typed (a search, or a refusal with what to change).
     let back = |page: Page, error: String, status| -> Result<Response, AppError> {
+        let r = reachable(&dir, &rules, &who, page.tr);
         let mut resp = render(&compose_view(
             page,
             &r,
@@ -567,7 +570,8 @@ async fn send(
     if field(&fields, "action") == "chercher" {
         return back(page, String::new(), axum::http::StatusCode::OK);
     }
-    let checked = typed(&subject, &body).and_then(|t| Ok((t, recipients(&r, &chosen)?)));
+    let checked =
+        typed(&subject, &body).and_then(|t| Ok((t, recipients(&dir, &rules, &who, &chosen)?)));
     let ((subject_ok, body_ok), to) = match checked {
         Ok(v) => v,
         Err(e) => {
@@ -575,16 +579,7 @@ async fn send(
             return back(page, text, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
-    let families: HashSet<Id> = r
-        .people
-        .iter()
-        .filter(|p| family_only(&p.facts.audiences))
-        .map(|p| p.id)
-        .collect();
-    let to: Vec<(Id, bool)> = to
-        .into_iter()
-        .map(|id| (id, families.contains(&id)))
-        .collect();
+    let to: Vec<(Id, bool)> = to.into_iter().map(|id| (id, dir.is_family(&id))).collect();
     let me = who.person_id;
     let me_family = family_only(
         &who.roles
@@ -845,12 +840,6 @@ async fn reply(
     };
     let offset = state.config.utc_offset_minutes;
     let one = reach.1;
-    let families: HashSet<Id> = dir
-        .around(&who)
-        .iter()
-        .filter(|p| family_only(&p.facts.audiences))
-        .map(|p| p.id)
-        .collect();
     let me_family = family_only(
         &who.roles
             .iter()
@@ -868,7 +857,7 @@ async fn reply(
             } else {
                 let author = one.ok_or(AppError::Forbidden)?;
                 let re = prefixed("Re : ", &subject);
-                let to = [(author, families.contains(&author))];
+                let to = [(author, dir.is_family(&author))];
                 let m = store::Outgoing {
                     subject: &re,
                     body: &body,

@@ -315,36 +315,92 @@ pub fn directory(conn: &Connection) -> Result<Directory, DbError> {
 }
 
 impl Directory {
+    /// The sender's classes and guardians.
+    fn sender(&self, who: &Principal) -> (Option<&BTreeSet<Id>>, &[Id]) {
+        match self.index.get(&who.person_id) {
+            Some(&i) => (
+                Some(&self.people[i].classes),
+                self.people[i].guardians.as_slice(),
+            ),
+            None => (None, &[]),
+        }
+    }
+
+    fn facts_of(&self, who: &Principal, e: &Entry) -> RecipientFacts {
+        let (mine, my_guardians) = self.sender(who);
+        RecipientFacts {
+            audiences: e.audiences.clone(),
+            shares_class: mine.is_some_and(|m| !e.classes.is_disjoint(m)),
+            guardian_of_sender: my_guardians.contains(&e.id),
+            child_of_sender: e.guardians.contains(&who.person_id),
+            wrote_here: false,
+        }
+    }
+
+    /// Someone `who` could write to: still at the school, with a role, not `who`.
+    fn reachable_entry(&self, who: &Principal, id: &Id) -> Option<&Entry> {
+        let e = &self.people[*self.index.get(id)?];
+        (e.active && e.id != who.person_id && !e.audiences.is_empty()).then_some(e)
+    }
+
+    /// What links `id` to `who`, if `id` is someone `who` could write to at all.
+    pub fn facts(&self, who: &Principal, id: &Id) -> Option<RecipientFacts> {
+        self.reachable_entry(who, id).map(|e| self.facts_of(who, e))
+    }
+
+    /// Pupil or parent only, without a staff role: quiet hours apply to them.
+    pub fn is_family(&self, id: &Id) -> bool {
+        self.index.get(id).is_some_and(|&i| {
+            let a = &self.people[i].audiences;
+            !a.is_empty() && a.iter().all(|a| a.is_family())
+        })
+    }
+
+    /// The members of a group as `who` would reach them (`None`: no such class).
+    pub fn members(&self, who: &Principal, g: &Group) -> Option<Vec<Id>> {
+        let keep = |ids: &[Id]| -> Vec<Id> {
+            ids.iter()
+                .filter(|id| self.reachable_entry(who, id).is_some())
+                .copied()
+                .collect()
+        };
+        let class = |c: &Id| self.groups.iter().find(|(id, _, _, _, _)| id == c);
+        Some(match g {
+            Group::Pupils(c) => keep(&class(c)?.2),
+            Group::Parents(c) => keep(&class(c)?.3),
+            Group::Teachers(c) => keep(&class(c)?.4),
+            Group::Audience(a) => self
+                .people
+                .iter()
+                .filter(|e| e.audiences.contains(a))
+                .filter(|e| self.reachable_entry(who, &e.id).is_some())
+                .map(|e| e.id)
+                .collect(),
+        })
+    }
+
     /// Everyone still at the school but `who`, with what links them to `who`. The caller keeps
     /// those `policy::may_write` allows.
     pub fn around(&self, who: &Principal) -> Vec<Person> {
-        let me = who.person_id;
-        let empty = BTreeSet::new();
-        let (mine, my_guardians) = match self.index.get(&me) {
-            Some(&i) => (&self.people[i].classes, self.people[i].guardians.as_slice()),
-            None => (&empty, &[][..]),
-        };
+        let (mine, _) = self.sender(who);
         self.people
             .iter()
-            .filter(|e| e.active && e.id != me && !e.audiences.is_empty())
+            .filter(|e| self.reachable_entry(who, &e.id).is_some())
             .map(|e| {
-                let shared: Vec<&Id> = e.classes.intersection(mine).collect();
-                let mut classes: Vec<String> = shared
-                    .iter()
-                    .filter_map(|c| self.class_names.get(*c).cloned())
-                    .collect();
+                let mut classes: Vec<String> = mine
+                    .map(|m| {
+                        e.classes
+                            .intersection(m)
+                            .filter_map(|c| self.class_names.get(c).cloned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 classes.sort();
                 Person {
                     id: e.id,
                     name: e.name.clone(),
                     sort_name: e.sort_name.clone(),
-                    facts: RecipientFacts {
-                        audiences: e.audiences.clone(),
-                        shares_class: !shared.is_empty(),
-                        guardian_of_sender: my_guardians.contains(&e.id),
-                        child_of_sender: e.guardians.contains(&me),
-                        wrote_here: false,
-                    },
+                    facts: self.facts_of(who, e),
                     classes,
                 }
             })
