@@ -261,8 +261,17 @@ fn next_lessons(
     now: Now,
     tr: Tr,
 ) -> Result<(String, Vec<PupilLesson>), DbError> {
-    let last = now.date + time::Duration::days(LOOK_AHEAD_DAYS);
-    let all = crate::timetable::store::occurrences(c, &Filter::Pupil(*pupil), now.date, last)?;
+    // Today and tomorrow first (a school day's page needs no more); the rest of the week only
+    // when neither has a lesson left.
+    let near = now.date + time::Duration::days(1);
+    let mut all = crate::timetable::store::occurrences(c, &Filter::Pupil(*pupil), now.date, near)?;
+    let happens_after_now = |o: &crate::timetable::store::Occurrence| {
+        o.happens() && (o.date > now.date || o.ends > now.minute)
+    };
+    if !all.iter().any(happens_after_now) {
+        let last = now.date + time::Duration::days(LOOK_AHEAD_DAYS);
+        all = crate::timetable::store::occurrences(c, &Filter::Pupil(*pupil), now.date, last)?;
+    }
     let today_left = all
         .iter()
         .any(|o| o.date == now.date && o.ends > now.minute && o.happens());
