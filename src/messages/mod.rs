@@ -657,15 +657,12 @@ fn reply_reach(
     who: &Principal,
     t: &store::Thread,
 ) -> (bool, Option<Id>) {
-    let around = dir.around(who);
+    // By index in the directory: a conversation to the whole school has 1,300 members.
     let facts_of = |id: &Id, wrote: bool| {
-        let mut f = around
-            .iter()
-            .find(|p| p.id == *id)
-            .map(|p| p.facts.clone())
-            .unwrap_or_default();
-        f.wrote_here = wrote;
-        f
+        dir.facts(who, id).map(|mut f| {
+            f.wrote_here = wrote;
+            f
+        })
     };
     let others: Vec<&(Id, String, bool)> = t
         .members
@@ -674,19 +671,20 @@ fn reply_reach(
         .collect();
     // Someone who left the school (or lost their account) is not around: a reply skips them.
     let all = !others.is_empty()
-        && others.iter().all(|(id, _, wrote)| {
-            (around.iter().any(|p| p.id == *id) || *wrote)
-                && policy::may_write(who, rules, &facts_of(id, *wrote))
-        });
+        && others
+            .iter()
+            .all(|(id, _, wrote)| match facts_of(id, *wrote) {
+                Some(f) => policy::may_write(who, rules, &f),
+                None => *wrote,
+            });
     let last_other = t
         .messages
         .iter()
         .rev()
         .find(|m| m.author != who.person_id)
         .map(|m| m.author);
-    let one = last_other.filter(|a| {
-        around.iter().any(|p| p.id == *a) && policy::may_write(who, rules, &facts_of(a, true))
-    });
+    let one =
+        last_other.filter(|a| facts_of(a, true).is_some_and(|f| policy::may_write(who, rules, &f)));
     (all, one)
 }
 

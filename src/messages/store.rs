@@ -413,12 +413,6 @@ impl Directory {
     }
 }
 
-/// Every person of the school still there, with what links them to `who` (the directory
-/// built afresh: for callers without the cache).
-pub fn people_around(conn: &Connection, who: &Principal) -> Result<Vec<Person>, DbError> {
-    Ok(directory(conn)?.around(who))
-}
-
 /// A group of recipients offered at once: the pupils, the parents or the teachers of a class,
 /// everyone of an audience.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
